@@ -1,0 +1,30 @@
+//! The Search service: does a query contain "banana", ignoring case?
+//!
+//! A Rust port of the `grpc.aio` service of the original article, driven by
+//! one protobuf contract (`proto/search/v1/search.proto`) shared by the
+//! server, the client and the JSON view of the messages.
+//!
+//! Layout:
+//! - [`pb`]: the generated bindings (`gen/`, written by `buf generate`).
+//! - [`matcher`]: the domain, pure functions: the answer Python would give.
+//! - [`service`]: the generated service trait, implemented with thin handlers.
+//! - [`server`]: binding, routing (the legacy `/Search/search` path) and serving.
+//! - [`client`]: targets, connecting, one method per RPC.
+//! - [`cli`]: the `client` command line: flags, the call, exit codes; with
+//!   [`input`] (lines, texts, `-d` JSON) and [`output`] (text or JSON lines).
+//! - [`shutdown`], [`telemetry`]: signals and logging for the binaries.
+
+pub mod cli;
+pub mod client;
+pub mod input;
+pub mod matcher;
+pub mod output;
+pub mod pb;
+pub mod server;
+pub mod service;
+pub mod shutdown;
+pub mod telemetry;
+
+/// Where the server listens and the client connects unless told otherwise:
+/// the article's address.
+pub const DEFAULT_ADDR: &str = "localhost:8100";
