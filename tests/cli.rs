@@ -1,0 +1,319 @@
+//! The `client` and `server` binaries as a user runs them: stdout, stderr
+//! and exit codes. JSON output is parsed into the generated types.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+
+use common::TestServer;
+use search::pb::v1::{ClassifyResponse, CountResponse, ScanResponse, SearchResponse};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+const CLIENT: &str = env!("CARGO_BIN_EXE_client");
+const SERVER: &str = env!("CARGO_BIN_EXE_server");
+
+/// Runs the client with `args`, `stdin` as its input, no inherited target.
+async fn client(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(CLIENT)
+        .args(args)
+        .env_remove("SEARCH_TARGET")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the client");
+    let mut input = child.stdin.take().expect("piped stdin");
+    input.write_all(stdin).await.expect("write stdin");
+    drop(input);
+    child.wait_with_output().await.expect("client output")
+}
+
+fn stdout(output: &Output) -> &str {
+    std::str::from_utf8(&output.stdout).expect("stdout is UTF-8")
+}
+
+fn stderr(output: &Output) -> &str {
+    std::str::from_utf8(&output.stderr).expect("stderr is UTF-8")
+}
+
+/// Exit code, stdout, stderr: one value to compare.
+fn outcome(output: &Output) -> (Option<i32>, &str, &str) {
+    (output.status.code(), stdout(output), stderr(output))
+}
+
+fn json_lines<T: serde::de::DeserializeOwned>(output: &Output) -> Vec<T> {
+    stdout(output).lines().map(|line| serde_json::from_str(line).expect("each line is a JSON message")).collect()
+}
+
+#[tokio::test]
+async fn prints_the_articles_status_lines() {
+    let server = TestServer::start().await;
+    let target = server.addr.to_string();
+    let banana = client(&["-t", &target, "Banana"], b"").await;
+    assert_eq!(outcome(&banana), (Some(0), "status=1\n", ""));
+    let apple = client(&["-t", &target, "Apple"], b"").await;
+    assert_eq!(outcome(&apple), (Some(0), "status=0\n", ""));
+    let explicit = client(&["-t", &target, "search", "classify"], b"").await;
+    assert_eq!(outcome(&explicit), (Some(0), "status=0\n", ""), "a query may be named like a command");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn accepts_every_target_form_from_flag_and_environment() {
+    let v4 = TestServer::start().await;
+    let port = v4.addr.port();
+    for target in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("http://localhost:{port}")] {
+        let output = client(&["--target", &target, "Banana"], b"").await;
+        assert_eq!(outcome(&output), (Some(0), "status=1\n", ""), "{target}");
+        let from_env = Command::new(CLIENT).arg("Banana").env("SEARCH_TARGET", &target).output().await.expect("run");
+        assert_eq!(outcome(&from_env), (Some(0), "status=1\n", ""), "SEARCH_TARGET={target}");
+    }
+    v4.stop().await;
+
+    let v6 = TestServer::start_on("[::1]:0").await;
+    let target = format!("[::1]:{}", v6.addr.port());
+    let output = client(&["-t", &target, "Banana"], b"").await;
+    assert_eq!(outcome(&output), (Some(0), "status=1\n", ""), "{target}");
+    v6.stop().await;
+}
+
+#[tokio::test]
+async fn json_output_and_json_requests() {
+    let server = TestServer::start().await;
+    let target = server.addr.to_string();
+
+    let output = client(&["-t", &target, "--json", "Apple"], b"").await;
+    assert_eq!(stdout(&output), "{\"status\":0}\n", "defaults are printed, like grpcurl -emit-defaults");
+    assert_eq!(json_lines::<SearchResponse>(&output), [SearchResponse { status: 0 }]);
+
+    let inline = client(&["-t", &target, "-d", r#"{"query":"Banana"}"#], b"").await;
+    assert_eq!(outcome(&inline), (Some(0), "status=1\n", ""));
+
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    file.write_all(br#"{"query": "xxBANANAxx"}"#).expect("write request");
+    let path = format!("@{}", file.path().display());
+    let from_file = client(&["-t", &target, "--json", "-d", &path], b"").await;
+    assert_eq!(json_lines::<SearchResponse>(&from_file), [SearchResponse { status: 1 }]);
+
+    let from_stdin =
+        client(&["-t", &target, "-d", "@-", "count"], br#"{"queries":["banana","a"]} {"queries":["Banana"]}"#).await;
+    assert_eq!(outcome(&from_stdin), (Some(0), "queries=3 matches=2\n", ""));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn classify_prints_one_line_per_input_line_in_order() {
+    let server = TestServer::start().await;
+    let target = server.addr.to_string();
+    let input = b"Banana\napple\n\nbana\nna\r\nBANANA split\r\n";
+    let text = client(&["-t", &target, "classify"], input).await;
+    let expected = "status=1\nstatus=0\nstatus=0\nstatus=0\nstatus=0\nstatus=1\n";
+    assert_eq!(outcome(&text), (Some(0), expected, ""));
+
+    // Enough lines for several batches; JSON answers carry their indexes.
+    let many: String = (0..5000).map(|i| if i.is_multiple_of(3) { "a banana\n" } else { "an apple\n" }).collect();
+    let json = client(&["-t", &target, "--json", "classify", "-"], many.as_bytes()).await;
+    assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+    let responses: Vec<ClassifyResponse> = json_lines(&json);
+    let mut next = 0;
+    for response in &responses {
+        assert_eq!(response.first_index, next);
+        for (i, status) in response.statuses.iter().enumerate() {
+            assert_eq!(*status, i32::from((next as usize + i).is_multiple_of(3)), "query {}", next as usize + i);
+        }
+        next += response.statuses.len() as u64;
+    }
+    assert_eq!(next, 5000);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn count_and_scan_read_files() {
+    let server = TestServer::start().await;
+    let target = server.addr.to_string();
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    file.write_all("banana\nkiwi\nÉ BANANA\n".as_bytes()).expect("write input");
+    let path = file.path().to_str().expect("UTF-8 temp path");
+
+    let count = client(&["-t", &target, "count", path], b"").await;
+    assert_eq!(outcome(&count), (Some(0), "queries=3 matches=2\n", ""));
+    let count_json = client(&["-t", &target, "count", path, "--json"], b"").await;
+    assert_eq!(json_lines::<CountResponse>(&count_json), [CountResponse { queries: 3, matches: 2 }]);
+
+    let scan = client(&["-t", &target, "scan", path], b"").await;
+    assert_eq!(outcome(&scan), (Some(0), "line=1 column=1 offset=0\nline=3 column=4 offset=15\n", ""));
+    let scan_json = client(&["-t", &target, "--json", "scan"], b"no\nbanana").await;
+    let responses: Vec<ScanResponse> = json_lines(&scan_json);
+    let found: Vec<(u64, u64)> = responses.iter().flat_map(|r| &r.matches).map(|m| (m.line, m.offset)).collect();
+    assert_eq!(found, [(2, 3)]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_one_line_and_exit_3() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let target = format!("127.0.0.1:{port}");
+    let output = client(&["-t", &target, "Banana"], b"").await;
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(stdout(&output), "");
+    let message = stderr(&output);
+    assert!(message.starts_with(&format!("client: cannot connect to {target}: Connection refused")), "{message}");
+    assert_eq!(message.lines().count(), 1, "{message}");
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2_with_the_usage() {
+    for args in [
+        vec![],
+        vec!["Banana", "-d", "{}"],
+        vec!["Banana", "classify"],
+        vec!["--target", "localhost", "Banana"],
+        vec!["--no-such-flag"],
+        vec!["classify", "a.txt", "-d", "{}"],
+    ] {
+        let output = client(&args, b"").await;
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).starts_with("error: "), "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains("try '--help'"), "{args:?}: {}", stderr(&output));
+        assert_eq!(stdout(&output), "");
+    }
+    let bad_target = client(&["--target", "localhost", "Banana"], b"").await;
+    assert!(stderr(&bad_target).contains("the port is missing"), "{}", stderr(&bad_target));
+}
+
+#[tokio::test]
+async fn bad_input_exits_4_naming_what_is_wrong() {
+    // Input is checked before connecting: no server is needed to see these.
+    let target = "127.0.0.1:9";
+    let missing = client(&["-t", target, "classify", "/no/such/file"], b"").await;
+    assert_eq!(
+        outcome(&missing),
+        (Some(4), "", "client: cannot read /no/such/file: No such file or directory (os error 2)\n")
+    );
+
+    let json = client(&["-t", target, "-d", "{\"query\": Banana}"], b"").await;
+    let expected = "client: invalid JSON request in the -d argument: expected value at line 1 column 11\n";
+    assert_eq!(outcome(&json), (Some(4), "", expected));
+
+    let scan = client(&["-t", target, "scan"], b"ok \xff\xfe").await;
+    let expected = "client: standard input is not valid UTF-8 (first invalid byte at offset 3)\n";
+    assert_eq!(outcome(&scan), (Some(4), "", expected));
+}
+
+#[tokio::test]
+async fn a_bad_line_mid_stream_is_reported_not_dropped() {
+    let server = TestServer::start().await;
+    let output = client(&["-t", &server.addr.to_string(), "classify"], b"banana\n\xff\nbanana\n").await;
+    assert_eq!(output.status.code(), Some(4));
+    assert_eq!(stderr(&output), "client: standard input: line 2 is not valid UTF-8\n");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_call_exits_64_plus_its_status_code() {
+    let server = TestServer::start().await;
+    // Over the server's 4 MiB receive limit.
+    let text = "banana ".repeat(800_000);
+    let output = client(&["-t", &server.addr.to_string(), "scan"], text.as_bytes()).await;
+    assert_eq!(output.status.code(), Some(64 + tonic::Code::OutOfRange as i32), "{}", stderr(&output));
+    assert!(stderr(&output).starts_with("client: OUT_OF_RANGE: "), "{}", stderr(&output));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_closed_pipe_on_stdout_is_a_clean_exit() {
+    let server = TestServer::start().await;
+    let mut child = Command::new(CLIENT)
+        .args(["-t", &server.addr.to_string(), "classify"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let feeding = tokio::spawn(async move {
+        // Far more output than a pipe buffer holds; stops when the client goes.
+        for _ in 0..200 {
+            if stdin.write_all(&b"banana\n".repeat(1000)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    assert_eq!(lines.next_line().await.expect("read").as_deref(), Some("status=1"));
+    drop(lines); // like `| head -1`
+    let output = child.wait_with_output().await.expect("client exits");
+    assert_eq!((output.status.code(), stderr(&output)), (Some(0), ""));
+    feeding.await.expect("feeder");
+    server.stop().await;
+}
+
+/// The server binary: prints where it listens, serves, stops on signals.
+async fn start_server_binary(args: &[&str]) -> (tokio::process::Child, String) {
+    let mut child = Command::new(SERVER)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the server");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = lines.next_line().await.expect("read stdout").expect("the server prints its address");
+    (child, addr)
+}
+
+async fn signal(child: &tokio::process::Child, name: &str) {
+    let pid = child.id().expect("running").to_string();
+    let status = Command::new("kill").args(["-s", name, &pid]).status().await.expect("run kill");
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn the_server_prints_its_address_and_stops_on_sigterm_and_ctrl_c() {
+    for (signal_name, logged) in [("TERM", "received SIGTERM"), ("INT", "received Ctrl-C")] {
+        let (child, addr) = start_server_binary(&["--listen", "127.0.0.1:0"]).await;
+        let port: u16 = addr.strip_prefix("127.0.0.1:").expect("host as given").parse().expect("a port");
+        assert_ne!(port, 0, "port 0 is replaced by the bound port");
+        let output = client(&["-t", &addr, "Banana"], b"").await;
+        assert_eq!(outcome(&output), (Some(0), "status=1\n", ""));
+        signal(&child, signal_name).await;
+        let output = child.wait_with_output().await.expect("server exits");
+        assert_eq!(output.status.code(), Some(0), "SIG{signal_name}");
+        assert!(stderr(&output).contains(logged), "SIG{signal_name}: {}", stderr(&output));
+    }
+}
+
+#[tokio::test]
+async fn the_server_listens_where_the_environment_says() {
+    let mut child = Command::new(SERVER)
+        .env("SEARCH_LISTEN", "localhost:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the server");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = lines.next_line().await.expect("read").expect("address line");
+    assert!(addr.starts_with("localhost:"), "{addr}");
+    let output = client(&["-t", &addr, "Banana"], b"").await;
+    assert_eq!(outcome(&output), (Some(0), "status=1\n", ""));
+    signal(&child, "TERM").await;
+    assert_eq!(child.wait().await.expect("exit").code(), Some(0));
+}
+
+#[tokio::test]
+async fn the_server_reports_an_address_it_cannot_use() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    for (listen, cause) in [(addr.as_str(), "Address already in use"), ("nonsense", "is not HOST:PORT")] {
+        let output = Command::new(SERVER).args(["--listen", listen]).output().await.expect("run");
+        assert_eq!(output.status.code(), Some(1), "{listen}");
+        let message = stderr(&output);
+        assert!(message.starts_with(&format!("server: cannot listen on {listen}: ")), "{message}");
+        assert!(message.contains(cause), "{message}");
+    }
+}

@@ -1,0 +1,55 @@
+//! A Search server started in-process for a test: bound on `127.0.0.1:0`
+//! before it is spawned (no sleeps, no port races), stopped by a oneshot.
+
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::net::SocketAddr;
+
+use search::client::{Client, Target};
+use search::server::{self, Listeners};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running server; [`TestServer::stop`] shuts it down and re-raises a panic.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// A server on `addr` (`[::1]:0` for IPv6, say).
+    pub async fn start_on(addr: &str) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("bind a free loopback port");
+        let addr = listener.local_addr().expect("bound address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(Listeners::from_listener(listener), async {
+            let _ = stopped.await;
+        }));
+        Self { addr, stop, task }
+    }
+
+    /// The server as a client target, `127.0.0.1:PORT`.
+    pub fn target(&self) -> Target {
+        self.addr.to_string().parse().expect("a socket address is a valid target")
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.target()).await.expect("connect to the test server")
+    }
+
+    /// Stops the server and waits for it, failing the test if it failed.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(result) => result.expect("the server stops cleanly"),
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            Err(err) => panic!("server task: {err}"),
+        }
+    }
+}

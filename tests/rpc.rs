@@ -1,0 +1,180 @@
+//! The four RPC kinds end to end, through the library client against a real
+//! server on loopback, plus the article's legacy path.
+
+mod common;
+
+use common::TestServer;
+use search::client::Error;
+use search::pb::v1::{ClassifyRequest, CountRequest, ScanMatch, ScanRequest, SearchRequest};
+use search::server::LEGACY_SEARCH_PATH;
+use tokio_stream::StreamExt;
+use tonic::codegen::http::uri::PathAndQuery;
+
+fn queries(items: &[&str]) -> Vec<String> {
+    items.iter().map(|&q| q.to_owned()).collect()
+}
+
+#[tokio::test]
+async fn search_answers_like_the_article() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    for (query, status) in [("Banana", 1), ("Apple", 0), ("", 0), ("I like BANANAS", 1), ("ｂａｎａｎａ", 0)] {
+        let response = client.search(SearchRequest { query: query.to_owned() }).await.expect("search");
+        assert_eq!(response.status, status, "{query:?}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn classify_answers_every_query_in_order_with_indexes() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let batches = vec![
+        ClassifyRequest { queries: queries(&["banana", "apple"]) },
+        ClassifyRequest { queries: vec![] },
+        ClassifyRequest { queries: queries(&["BANANA split", "bana\nna", "x"]) },
+    ];
+    let responses: Vec<_> = client
+        .classify(tokio_stream::iter(batches))
+        .await
+        .expect("classify starts")
+        .collect::<Result<_, _>>()
+        .await
+        .expect("classify ends OK");
+    let answered: Vec<(u64, Vec<i32>)> = responses.into_iter().map(|r| (r.first_index, r.statuses)).collect();
+    assert_eq!(answered, [(0, vec![1, 0]), (2, vec![]), (2, vec![1, 0, 0])]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn classify_answers_while_the_client_still_sends() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    // The request stream stays open until the first answer came back: a
+    // server that waited for the end of input would deadlock this test.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut responses =
+        client.classify(tokio_stream::wrappers::ReceiverStream::new(rx)).await.expect("classify starts");
+    tx.send(ClassifyRequest { queries: queries(&["banana"]) }).await.expect("send first batch");
+    let first = responses.message().await.expect("first answer").expect("a first answer");
+    assert_eq!((first.first_index, first.statuses), (0, vec![1]));
+    tx.send(ClassifyRequest { queries: queries(&["nope"]) }).await.expect("send second batch");
+    drop(tx);
+    let second = responses.message().await.expect("second answer").expect("a second answer");
+    assert_eq!((second.first_index, second.statuses), (1, vec![0]));
+    assert!(responses.message().await.expect("clean end").is_none());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn count_summarises_the_stream() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let batches = vec![
+        CountRequest { queries: queries(&["banana", "apple", "Banana!"]) },
+        CountRequest { queries: vec![] },
+        CountRequest { queries: queries(&["xbananax"]) },
+    ];
+    let summary = client.count(tokio_stream::iter(batches)).await.expect("count");
+    assert_eq!((summary.queries, summary.matches), (4, 3));
+    let empty = client.count(tokio_stream::empty()).await.expect("count of nothing");
+    assert_eq!((empty.queries, empty.matches), (0, 0));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn scan_streams_every_occurrence_with_its_position() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let text = "banana\nno match\nxxBANANA and bAnAna\nbana\nna\n".to_owned();
+    let matches: Vec<ScanMatch> = client
+        .scan(ScanRequest { text })
+        .await
+        .expect("scan starts")
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .expect("scan ends OK")
+        .into_iter()
+        .flat_map(|r| r.matches)
+        .collect();
+    let positions: Vec<(u64, u64, u64)> = matches.iter().map(|m| (m.line, m.column, m.offset)).collect();
+    assert_eq!(positions, [(1, 1, 0), (3, 3, 18), (3, 14, 29)]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn scan_sends_early_matches_before_the_end_of_a_large_text() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    // One match near the start, one at the end of ~3 MiB: two responses,
+    // since the server sends what it found window by window.
+    let text = format!("banana\n{}banana", "x".repeat(3 << 20));
+    let responses: Vec<_> = client
+        .scan(ScanRequest { text })
+        .await
+        .expect("scan starts")
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .expect("scan ends OK");
+    let offsets: Vec<Vec<u64>> = responses.iter().map(|r| r.matches.iter().map(|m| m.offset).collect()).collect();
+    assert_eq!(offsets, [vec![0], vec![7 + (3 << 20)]]);
+    let none = client.scan(ScanRequest { text: "no match here".into() }).await.expect("scan starts");
+    assert_eq!(none.collect::<Vec<_>>().await.len(), 0, "no occurrences: no responses");
+    server.stop().await;
+}
+
+/// The article's messages, field for field: `SearchParam { string query = 1; }`
+/// and `SearchStatus { int32 status = 1; }`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SearchParam {
+    #[prost(string, tag = "1")]
+    query: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct SearchStatus {
+    #[prost(int32, tag = "1")]
+    status: i32,
+}
+
+#[tokio::test]
+async fn the_legacy_path_answers_the_articles_messages() {
+    let server = TestServer::start().await;
+    let channel = tonic::transport::Endpoint::from(server.target().uri().clone()).connect().await.expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    for (query, status) in [("Banana", 1), ("Apple", 0), ("bAnAnA", 1)] {
+        grpc.ready().await.expect("channel ready");
+        let response = grpc
+            .unary::<SearchParam, SearchStatus, _>(
+                tonic::Request::new(SearchParam { query: query.to_owned() }),
+                PathAndQuery::from_static(LEGACY_SEARCH_PATH),
+                tonic_prost::ProstCodec::default(),
+            )
+            .await
+            .expect("legacy call");
+        assert_eq!(response.into_inner().status, status, "{query:?}");
+    }
+    // Only that one legacy method exists: its neighbours are unknown.
+    grpc.ready().await.expect("channel ready");
+    let err = grpc
+        .unary::<SearchParam, SearchStatus, _>(
+            tonic::Request::new(SearchParam::default()),
+            PathAndQuery::from_static("/Search/other"),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .expect_err("no such method");
+    assert_eq!(err.code(), tonic::Code::Unimplemented);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_connect_error_naming_the_target() {
+    // Bind then drop: the port is (almost certainly) closed for the test.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let target = format!("127.0.0.1:{port}").parse().expect("valid target");
+    let err = search::client::Client::connect(&target).await.expect_err("nothing listens there");
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.starts_with(&format!("cannot connect to 127.0.0.1:{port}: Connection refused")), "{message}");
+}
