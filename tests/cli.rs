@@ -114,7 +114,7 @@ async fn classify_prints_one_line_per_input_line_in_order() {
     assert_eq!(outcome(&text), (Some(0), expected, ""));
 
     // Enough lines for several batches; JSON answers carry their indexes.
-    let many: String = (0..5000).map(|i| if i.is_multiple_of(3) { "a banana\n" } else { "an apple\n" }).collect();
+    let many: String = (0..5000u32).map(|i| if i.is_multiple_of(3) { "a banana\n" } else { "an apple\n" }).collect();
     let json = client(&["-t", &target, "--json", "classify", "-"], many.as_bytes()).await;
     assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
     let responses: Vec<ClassifyResponse> = json_lines(&json);
