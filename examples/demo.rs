@@ -5,6 +5,7 @@
 
 use clap::Parser;
 use search::cli::{self, Args};
+use search::config::ServerConfig;
 use search::server::{self, Listeners};
 
 /// The client command lines to run, as a user would type them.
@@ -24,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let addr = listeners.display_addr()?;
     println!("$ cargo run --bin server -- --listen localhost:0\n{addr}");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve(listeners, async {
+    let server = tokio::spawn(server::serve(listeners, ServerConfig::default(), async {
         let _ = stopped.await;
     }));
 

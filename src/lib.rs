@@ -8,14 +8,19 @@
 //! - [`pb`]: the generated bindings (`gen/`, written by `buf generate`).
 //! - [`matcher`]: the domain, pure functions: the answer Python would give.
 //! - [`service`]: the generated service trait, implemented with thin handlers.
-//! - [`server`]: binding, routing (the legacy `/Search/search` path) and serving.
+//! - [`server`]: binding, routing (the legacy `/Search/search` path, health,
+//!   reflection), serving and draining; [`calls`] is what happens around
+//!   every call; [`config`] the server's flags.
+//! - [`tls`]: PEM files for both ends.
 //! - [`client`]: targets, connecting, one method per RPC.
 //! - [`cli`]: the `client` command line: flags, the call, exit codes; with
 //!   [`input`] (lines, texts, `-d` JSON) and [`output`] (text or JSON lines).
 //! - [`shutdown`], [`telemetry`]: signals and logging for the binaries.
 
+pub mod calls;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod input;
 pub mod matcher;
 pub mod output;
@@ -24,6 +29,7 @@ pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
 /// Where the server listens and the client connects unless told otherwise:
 /// the article's address.

@@ -1,20 +1,30 @@
 //! Serving the Search service: binding the listen address, routing (the v1
-//! service plus the original `/Search/search` path) and running until a
-//! shutdown future resolves.
+//! service, the original `/Search/search` path, health and reflection), the
+//! transport limits, and running until a shutdown future resolves, then
+//! draining.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use http::uri::{PathAndQuery, Uri};
 use tokio::net::{TcpListener, TcpStream, lookup_host};
 use tokio_stream::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 use tower::util::MapRequestLayer;
 
+use crate::calls::{CallLayer, CallPolicy};
+use crate::config::ServerConfig;
+use crate::pb::v1::FILE_DESCRIPTOR_SET;
+use crate::pb::v1::search_service_server::SearchServiceServer;
 use crate::service::Search;
 
 /// The path of the article's unary method, which its unchanged Python client
@@ -98,21 +108,141 @@ fn bracket(ip: String) -> String {
     if ip.contains(':') { format!("[{ip}]") } else { ip }
 }
 
-/// Serves the Search service on `listeners` until `shutdown` resolves, then
-/// stops accepting and lets calls in flight finish.
+/// What can stop the server from serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The transport failed (TLS configuration, accepting connections).
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    /// The reflection service could not read the descriptor set.
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// A running server's shared state, for tests and for the binary's logs.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    policy: Arc<CallPolicy>,
+    health: HealthReporter,
+}
+
+impl Handle {
+    /// Calls in flight (admitted, response not finished).
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.policy.in_flight()
+    }
+
+    /// The health service's reporter, to change what it reports.
+    #[must_use]
+    pub fn health(&self) -> &HealthReporter {
+        &self.health
+    }
+}
+
+/// Serves on `listeners` until `shutdown` resolves, then drains: health
+/// turns NOT_SERVING, the listeners close, calls in flight run for up to
+/// `config.grace` and are then cut with UNAVAILABLE, and the function returns.
 ///
-/// Routes: `search.v1.SearchService` and, for the article's clients, the
-/// legacy `/Search/search` path to the same unary handler.
+/// Routes: `search.v1.SearchService` (and the legacy `/Search/search`),
+/// `grpc.health.v1.Health`, and server reflection v1 and v1alpha. Every call
+/// goes through [`CallLayer`]: deadlines, load shedding, framing checks, logs.
 ///
 /// # Errors
-/// When the transport fails (accepting connections, for instance).
-pub async fn serve(listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), tonic::transport::Error> {
-    Server::builder()
-        .layer(MapRequestLayer::new(route_legacy_path))
-        .add_service(Search.into_server())
-        .serve_with_incoming_shutdown(incoming(listeners.listeners), shutdown)
-        .await
+/// When the TLS configuration is refused or the transport fails.
+pub async fn serve(
+    listeners: Listeners,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let (started, handle) = start(listeners, config, shutdown).await?;
+    drop(handle);
+    started.await
 }
+
+/// [`serve`], returning at once with the running server's [`Handle`] and the
+/// future that serves (it must be awaited, or spawned, for anything to happen).
+///
+/// # Errors
+/// When the TLS configuration or the reflection service cannot be built.
+pub async fn start(
+    listeners: Listeners,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(impl Future<Output = Result<(), Error>>, Handle), Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<SearchServiceServer<Search>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let cut = CancellationToken::new();
+    let policy = Arc::new(CallPolicy::new(&config, cut.clone()));
+    let handle = Handle { policy: Arc::clone(&policy), health: health.clone() };
+    let mut builder = Server::builder()
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .http2_keepalive_interval(Some(config.keepalive_interval))
+        .http2_keepalive_timeout(Some(config.keepalive_timeout))
+        // Both or neither: tonic panics on an age without a grace (0.14.5+).
+        .max_connection_age(config.max_connection_age)
+        .max_connection_age_grace(config.max_connection_age_grace);
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(tls.config())?;
+    }
+    let search = Search.into_server().max_decoding_message_size(config.max_recv_bytes);
+    let router = builder
+        .layer(CallLayer::new(policy))
+        .layer(MapRequestLayer::new(route_legacy_path))
+        .add_service(search)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    let (drain_started, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    let grace = config.grace;
+    let drain = {
+        let health = health.clone();
+        async move {
+            shutdown.await;
+            tracing::info!(grace = %humantime::format_duration(grace), "draining: NOT_SERVING, no new connections");
+            health.set_service_status("", ServingStatus::NotServing).await;
+            health.set_not_serving::<SearchServiceServer<Search>>().await;
+            let _ = drain_started.send(());
+        }
+    };
+    let in_flight = handle.clone();
+    let serving = async move {
+        let serving = router.serve_with_incoming_shutdown(incoming(listeners.listeners), drain);
+        // The cut: calls still running after the grace end with UNAVAILABLE;
+        // connections still open a moment later are abandoned.
+        let watchdog = async move {
+            if drain_rx.await.is_err() {
+                return std::future::pending().await;
+            }
+            tokio::time::sleep(grace).await;
+            let calls = in_flight.in_flight();
+            if calls > 0 {
+                tracing::warn!(calls, "grace period over: cutting the calls still in flight");
+            }
+            cut.cancel();
+            tokio::time::sleep(CLOSE_MARGIN).await;
+        };
+        tokio::select! {
+            served = serving => served.map_err(Error::from),
+            () = watchdog => {
+                tracing::warn!("connections still open after the drain: closing them");
+                Ok(())
+            }
+        }
+    };
+    Ok((serving, handle))
+}
+
+/// How long connections get to close after the calls were cut.
+const CLOSE_MARGIN: Duration = Duration::from_secs(1);
 
 /// Accepted connections, from any of the listeners.
 type Incoming = Pin<Box<dyn Stream<Item = io::Result<TcpStream>> + Send>>;
@@ -147,7 +277,6 @@ mod tests {
     use tonic::server::NamedService;
 
     use super::*;
-    use crate::pb::v1::search_service_server::SearchServiceServer;
 
     #[test]
     fn search_path_names_the_generated_service() {

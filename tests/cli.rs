@@ -218,8 +218,10 @@ async fn a_failed_call_exits_64_plus_its_status_code() {
     // Over the server's 4 MiB receive limit.
     let text = "banana ".repeat(800_000);
     let output = client(&["-t", &server.addr.to_string(), "scan"], text.as_bytes()).await;
-    assert_eq!(output.status.code(), Some(64 + tonic::Code::OutOfRange as i32), "{}", stderr(&output));
-    assert!(stderr(&output).starts_with("client: OUT_OF_RANGE: "), "{}", stderr(&output));
+    assert_eq!(output.status.code(), Some(64 + tonic::Code::ResourceExhausted as i32), "{}", stderr(&output));
+    let expected = "client: RESOURCE_EXHAUSTED: the request message is 5600006 bytes, \
+                    over the server's limit of 4194304 bytes (--max-recv-bytes)\n";
+    assert_eq!(stderr(&output), expected);
     server.stop().await;
 }
 

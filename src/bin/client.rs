@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         Ok(invocation) => invocation,
         Err(err) => err.exit(),
     };
-    telemetry::init("warn");
+    telemetry::init("warn", telemetry::LogFormat::Text);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {

@@ -1,34 +1,33 @@
-//! `server`: serves the Search service until Ctrl-C or SIGTERM.
+//! `server`: serves the Search service until Ctrl-C or SIGTERM, then drains.
 //!
 //! Prints the bound address on stdout (like the article's `localhost:8100`),
 //! logs on stderr. Exit codes: 0 after a clean stop, 1 when it cannot listen
-//! or serving fails, 2 for bad flags.
+//! or serving fails, 2 for bad flags (unreadable TLS files included).
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use search::config::ServerArgs;
 use search::server::{self, Listeners};
 use search::{shutdown, telemetry};
 
-/// Serves the Search service (does a query contain "banana"?) over gRPC.
-#[derive(Debug, Parser)]
-#[command(name = "server", version, about)]
-struct Args {
-    /// The address to listen on, HOST:PORT. Every address HOST resolves to is
-    /// bound (localhost: IPv4 and IPv6 loopback); port 0 picks a free port.
-    #[arg(long, short = 'l', env = "SEARCH_LISTEN", default_value = search::DEFAULT_ADDR)]
-    listen: String,
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    telemetry::init("info");
-    let listeners = match Listeners::bind(&args.listen).await {
+    let args = ServerArgs::parse();
+    telemetry::init("info", args.log_format);
+    let listen = args.listen.clone();
+    let config = match args.into_config() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("server: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let listeners = match Listeners::bind(&listen).await {
         Ok(listeners) => listeners,
         Err(err) => {
-            eprintln!("server: cannot listen on {}: {err}", args.listen);
+            eprintln!("server: cannot listen on {listen}: {err}");
             return ExitCode::FAILURE;
         }
     };
@@ -38,14 +37,14 @@ async fn main() -> ExitCode {
             // start the server on port 0 and read where it went.
             println!("{addr}");
             let _ = std::io::stdout().flush();
-            tracing::info!(?sockets, "listening");
+            tracing::info!(?sockets, tls = config.tls.is_some(), "listening");
         }
         (Err(err), _) | (_, Err(err)) => {
             eprintln!("server: cannot read the bound address: {err}");
             return ExitCode::FAILURE;
         }
     }
-    if let Err(err) = server::serve(listeners, shutdown::signal()).await {
+    if let Err(err) = server::serve(listeners, config, shutdown::signal()).await {
         eprintln!("server: {err}");
         return ExitCode::FAILURE;
     }

@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 
 use search::client::{Client, Target};
-use search::server::{self, Listeners};
+use search::config::ServerConfig;
+use search::server::{self, Handle, Listeners};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -14,8 +15,9 @@ use tokio::task::JoinHandle;
 /// A running server; [`TestServer::stop`] shuts it down and re-raises a panic.
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub handle: Handle,
     stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), tonic::transport::Error>>,
+    task: JoinHandle<Result<(), server::Error>>,
 }
 
 impl TestServer {
@@ -25,13 +27,27 @@ impl TestServer {
 
     /// A server on `addr` (`[::1]:0` for IPv6, say).
     pub async fn start_on(addr: &str) -> Self {
+        Self::start_with(addr, ServerConfig::default()).await
+    }
+
+    /// A server on `addr` with `config`.
+    pub async fn start_with(addr: &str, config: ServerConfig) -> Self {
         let listener = TcpListener::bind(addr).await.expect("bind a free loopback port");
         let addr = listener.local_addr().expect("bound address");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(Listeners::from_listener(listener), async {
+        let (serving, handle) = server::start(Listeners::from_listener(listener), config, async {
             let _ = stopped.await;
-        }));
-        Self { addr, stop, task }
+        })
+        .await
+        .expect("the server starts");
+        let task = tokio::spawn(serving);
+        Self { addr, handle, stop, task }
+    }
+
+    /// Starts the drain (as a signal would) without waiting for the end.
+    pub fn begin_stop(self) -> JoinHandle<Result<(), server::Error>> {
+        let _ = self.stop.send(());
+        self.task
     }
 
     /// The server as a client target, `127.0.0.1:PORT`.

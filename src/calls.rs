@@ -1,0 +1,597 @@
+//! What the server does around every call, whatever the method: the
+//! deadline (a default, a cap, enforced on streamed responses too), load
+//! shedding, checks of the request's gRPC framing (size limit, truncation),
+//! the status codes of client mistakes, the cut at the end of a drain, and
+//! one log line per call.
+//!
+//! tonic's own `timeout` covers only the handler's future, not a streamed
+//! response, and its decoder reports client mistakes (a truncated body, a
+//! string that is not UTF-8) as INTERNAL; this layer closes both gaps.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use http::{HeaderMap, Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::time::{Instant, Sleep, sleep_until};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tonic::body::Body;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::{Code, Status};
+use tower::{Layer, Service};
+
+use crate::client::code_name;
+use crate::config::ServerConfig;
+
+/// The gRPC message prefix: a compressed flag and a 4-byte length.
+const PREFIX_LEN: usize = 5;
+
+/// The settings and shared state of the per-call layer.
+#[derive(Debug)]
+pub struct CallPolicy {
+    default_timeout: Duration,
+    max_timeout: Duration,
+    max_recv_bytes: usize,
+    max_concurrent_calls: usize,
+    in_flight: AtomicUsize,
+    /// Cancelled when a drain's grace is over: every call still running ends.
+    cut: CancellationToken,
+}
+
+impl CallPolicy {
+    /// The policy of `config`; cancelling `cut` ends every call in flight.
+    #[must_use]
+    pub fn new(config: &ServerConfig, cut: CancellationToken) -> Self {
+        Self {
+            default_timeout: config.default_timeout,
+            max_timeout: config.max_timeout,
+            max_recv_bytes: config.max_recv_bytes,
+            max_concurrent_calls: config.max_concurrent_calls,
+            in_flight: AtomicUsize::new(0),
+            cut,
+        }
+    }
+
+    /// Calls admitted and not yet finished (their responses included).
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The deadline of a call, from its `grpc-timeout` header: the default
+    /// when there is none, the cap when it asks for more.
+    fn timeout(&self, headers: &HeaderMap) -> Result<Duration, Status> {
+        let Some(value) = headers.get("grpc-timeout") else {
+            return Ok(self.default_timeout);
+        };
+        let asked = value.to_str().ok().and_then(parse_grpc_timeout).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "invalid grpc-timeout header {value:?}: expected 1 to 8 digits and a unit (H, M, S, m, u or n)"
+            ))
+        })?;
+        if asked.is_zero() {
+            return Err(Status::deadline_exceeded("the call's deadline (grpc-timeout 0) had passed when it arrived"));
+        }
+        Ok(asked.min(self.max_timeout))
+    }
+
+    /// Takes a place among the calls in flight, or refuses at once when all
+    /// are taken: load is shed, never queued.
+    fn admit(self: &Arc<Self>) -> Result<Admitted, Status> {
+        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let admitted = Admitted(Arc::clone(self));
+        if before >= self.max_concurrent_calls {
+            return Err(Status::resource_exhausted(format!(
+                "the server is at its limit of {} calls in flight (--max-concurrent-calls); try again later",
+                self.max_concurrent_calls
+            )));
+        }
+        Ok(admitted)
+    }
+}
+
+/// A place among the calls in flight, given back on drop.
+#[derive(Debug)]
+struct Admitted(Arc<CallPolicy>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Parses a `grpc-timeout` value: at most 8 digits and a unit.
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// The per-call layer, outermost around the routes.
+#[derive(Debug, Clone)]
+pub struct CallLayer {
+    policy: Arc<CallPolicy>,
+}
+
+impl CallLayer {
+    /// A layer applying `policy`.
+    #[must_use]
+    pub fn new(policy: Arc<CallPolicy>) -> Self {
+        Self { policy }
+    }
+}
+
+impl<S> Layer<S> for CallLayer {
+    type Service = Calls<S>;
+
+    fn layer(&self, inner: S) -> Calls<S> {
+        Calls { inner, policy: Arc::clone(&self.policy) }
+    }
+}
+
+/// The per-call service: see the module documentation.
+#[derive(Debug, Clone)]
+pub struct Calls<S> {
+    inner: S,
+    policy: Arc<CallPolicy>,
+}
+
+type CallFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+impl<S> Service<Request<Body>> for Calls<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = CallFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let mut end = CallEnd::new(&request);
+        let admitted = self.policy.admit();
+        let timeout = self.policy.timeout(request.headers());
+        let (admitted, timeout) = match (admitted, timeout) {
+            (Ok(admitted), Ok(timeout)) => (admitted, timeout),
+            (Err(status), _) | (_, Err(status)) => {
+                end.code = Some(status.code());
+                return Box::pin(std::future::ready(Ok(status.into_http())));
+            }
+        };
+        end.admitted = Some(admitted);
+        let deadline = end.started + timeout;
+        let compressed_ok = request.headers().contains_key("grpc-encoding");
+        let limit = self.policy.max_recv_bytes;
+        let request = request.map(|body| Body::new(RequestFrames::new(body, limit, compressed_ok)));
+        // The clone that was ready serves this call (tower's clone-swap idiom).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let cut = self.policy.cut.clone();
+        Box::pin(async move {
+            let response = tokio::select! {
+                response = inner.call(request) => response?,
+                () = sleep_until(deadline) => deadline_status(timeout).into_http(),
+                () = cut.cancelled() => cut_status().into_http(),
+            };
+            Ok(finish(response, end, deadline, timeout, cut))
+        })
+    }
+}
+
+fn deadline_status(timeout: Duration) -> Status {
+    Status::deadline_exceeded(format!("the call's deadline of {} passed", humantime::format_duration(timeout)))
+}
+
+fn cut_status() -> Status {
+    Status::unavailable("the server is shutting down and the call outlived the drain's grace period")
+}
+
+/// Maps what tonic reports as INTERNAL but is the client's mistake.
+fn client_mistake(status: &Status) -> Option<Status> {
+    const DECODE: &str = "failed to decode Protobuf message: ";
+    let detail = status.message().strip_prefix(DECODE)?;
+    (status.code() == Code::Internal)
+        .then(|| Status::invalid_argument(format!("the request is not a valid protobuf message: {detail}")))
+}
+
+/// Looks at a response from the routes: a status in its headers
+/// (trailers-only) is final; otherwise the body is wrapped to enforce the
+/// deadline and the cut, and to read the status from its trailers.
+fn finish(
+    response: Response<Body>,
+    mut end: CallEnd,
+    deadline: Instant,
+    timeout: Duration,
+    cut: CancellationToken,
+) -> Response<Body> {
+    if let Some(status) = Status::from_header_map(response.headers()) {
+        if let Some(mapped) = client_mistake(&status) {
+            end.code = Some(mapped.code());
+            return mapped.into_http();
+        }
+        end.code = Some(status.code());
+        return response;
+    }
+    response.map(|body| {
+        Body::new(CallBody {
+            inner: Some(body),
+            deadline: Box::pin(sleep_until(deadline)),
+            timeout,
+            cut: Box::pin(cut.cancelled_owned()),
+            end,
+        })
+    })
+}
+
+/// What is known of a call for its log line, written when the call ends.
+#[derive(Debug)]
+struct CallEnd {
+    method: String,
+    peer: Option<SocketAddr>,
+    started: Instant,
+    /// The final status, once known; none when the peer went away first.
+    code: Option<Code>,
+    admitted: Option<Admitted>,
+}
+
+impl CallEnd {
+    fn new(request: &Request<Body>) -> Self {
+        let extensions = request.extensions();
+        let peer = extensions
+            .get::<TcpConnectInfo>()
+            .and_then(TcpConnectInfo::remote_addr)
+            .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|tls| tls.get_ref().remote_addr()));
+        Self { method: request.uri().path().to_owned(), peer, started: Instant::now(), code: None, admitted: None }
+    }
+}
+
+impl Drop for CallEnd {
+    fn drop(&mut self) {
+        // A response dropped before its status was sent: the client cancelled
+        // or the connection went away.
+        let code = code_name(self.code.unwrap_or(Code::Cancelled));
+        let duration = self.started.elapsed();
+        match self.peer {
+            Some(peer) => tracing::info!(target: "search::call", method = %self.method, code, ?duration, %peer, "call"),
+            None => tracing::info!(target: "search::call", method = %self.method, code, ?duration, "call"),
+        }
+    }
+}
+
+/// A response body that ends with DEADLINE_EXCEEDED at the deadline, or
+/// UNAVAILABLE at the cut, dropping the handler's stream so its work stops;
+/// and that reads (and corrects) the status in the trailers.
+struct CallBody {
+    /// The handler's body; `None` once the call has ended.
+    inner: Option<Body>,
+    deadline: Pin<Box<Sleep>>,
+    timeout: Duration,
+    cut: Pin<Box<WaitForCancellationFutureOwned>>,
+    end: CallEnd,
+}
+
+impl CallBody {
+    /// Ends the call now with `status` in the trailers.
+    fn end_with(&mut self, status: &Status) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        self.inner = None;
+        self.end.code = Some(status.code());
+        let mut trailers = HeaderMap::new();
+        // Only fails on a message that cannot be a header; ours are ASCII.
+        let _ = status.add_header(&mut trailers);
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+    }
+}
+
+impl HttpBody for CallBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            return this.end_with(&deadline_status(this.timeout));
+        }
+        if this.cut.as_mut().poll(cx).is_ready() {
+            return this.end_with(&cut_status());
+        }
+        match ready!(Pin::new(inner).poll_frame(cx)) {
+            Some(Ok(frame)) if frame.is_trailers() => {
+                let status = frame.trailers_ref().and_then(Status::from_header_map);
+                if let Some(mapped) = status.as_ref().and_then(client_mistake) {
+                    return this.end_with(&mapped);
+                }
+                this.end.code = Some(status.map_or(Code::Ok, |s| s.code()));
+                this.inner = None;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Ok(frame)) => Poll::Ready(Some(Ok(frame))),
+            Some(Err(status)) => {
+                this.end.code = Some(status.code());
+                this.inner = None;
+                Poll::Ready(Some(Err(status)))
+            }
+            None => {
+                this.end.code.get_or_insert(Code::Ok);
+                this.inner = None;
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), HttpBody::size_hint)
+    }
+}
+
+/// A request body checked frame by frame for gRPC framing: a message larger
+/// than the limit fails with RESOURCE_EXHAUSTED as soon as its prefix
+/// arrives (before it is buffered), a body that ends inside a message fails
+/// with INVALID_ARGUMENT, and so does a compressed message without an
+/// encoding. tonic's decoder passes these statuses on unchanged.
+struct RequestFrames {
+    inner: Body,
+    limit: usize,
+    compressed_ok: bool,
+    prefix: [u8; PREFIX_LEN],
+    /// Bytes of the current prefix received.
+    prefix_len: usize,
+    /// Bytes of the current message still to come.
+    remaining: usize,
+    /// Size of the current message.
+    message_len: usize,
+    failed: bool,
+}
+
+impl RequestFrames {
+    fn new(inner: Body, limit: usize, compressed_ok: bool) -> Self {
+        Self {
+            inner,
+            limit,
+            compressed_ok,
+            prefix: [0; PREFIX_LEN],
+            prefix_len: 0,
+            remaining: 0,
+            message_len: 0,
+            failed: false,
+        }
+    }
+
+    /// Follows the framing through one chunk of the body.
+    fn track(&mut self, mut data: &[u8]) -> Result<(), Status> {
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let n = self.remaining.min(data.len());
+                self.remaining -= n;
+                data = &data[n..];
+                continue;
+            }
+            let n = (PREFIX_LEN - self.prefix_len).min(data.len());
+            self.prefix[self.prefix_len..self.prefix_len + n].copy_from_slice(&data[..n]);
+            self.prefix_len += n;
+            data = &data[n..];
+            if self.prefix_len < PREFIX_LEN {
+                break;
+            }
+            self.prefix_len = 0;
+            let [flag, len @ ..] = self.prefix;
+            let len = u32::from_be_bytes(len) as usize;
+            match flag {
+                0 => {}
+                1 if self.compressed_ok => {}
+                1 => {
+                    return Err(Status::invalid_argument("a compressed request message without a grpc-encoding header"));
+                }
+                other => {
+                    return Err(Status::invalid_argument(format!(
+                        "invalid gRPC message prefix: compressed flag {other}, expected 0 or 1"
+                    )));
+                }
+            }
+            if len > self.limit {
+                return Err(Status::resource_exhausted(format!(
+                    "the request message is {len} bytes, over the server's limit of {} bytes (--max-recv-bytes)",
+                    self.limit
+                )));
+            }
+            self.message_len = len;
+            self.remaining = len;
+        }
+        Ok(())
+    }
+
+    fn truncated(&self) -> Option<Status> {
+        if self.prefix_len > 0 {
+            return Some(Status::invalid_argument(format!(
+                "the request body ended inside a message prefix ({} of {PREFIX_LEN} bytes)",
+                self.prefix_len
+            )));
+        }
+        (self.remaining > 0).then(|| {
+            Status::invalid_argument(format!(
+                "the request body ended inside a message: {} of its {} bytes arrived",
+                self.message_len - self.remaining,
+                self.message_len
+            ))
+        })
+    }
+}
+
+impl HttpBody for RequestFrames {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = &mut *self;
+        if this.failed {
+            return Poll::Ready(None);
+        }
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        let checked = match &frame {
+            Some(Ok(frame)) => frame.data_ref().map_or(Ok(()), |data| this.track(data.chunk())),
+            Some(Err(_)) => Ok(()),
+            None => this.truncated().map_or(Ok(()), Err),
+        };
+        match checked {
+            Ok(()) => Poll::Ready(frame),
+            Err(status) => {
+                this.failed = true;
+                Poll::Ready(Some(Err(status)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failed || (self.inner.is_end_stream() && self.truncated().is_none())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(limit: usize) -> RequestFrames {
+        RequestFrames::new(Body::empty(), limit, false)
+    }
+
+    fn message(len: u32) -> Vec<u8> {
+        let mut bytes = vec![0];
+        bytes.extend_from_slice(&len.to_be_bytes());
+        bytes.resize(PREFIX_LEN + len as usize, b'x');
+        bytes
+    }
+
+    #[test]
+    fn grpc_timeouts_parse_per_the_spec() {
+        assert_eq!(parse_grpc_timeout("1S"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_grpc_timeout("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        assert_eq!(parse_grpc_timeout("0m"), Some(Duration::ZERO));
+        for bad in ["", "S", "1", "123456789S", "1s", "-1S", "1.5S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn deadlines_default_cap_and_refuse_zero() {
+        let config = ServerConfig {
+            default_timeout: Duration::from_secs(7),
+            max_timeout: Duration::from_secs(60),
+            ..ServerConfig::default()
+        };
+        let policy = CallPolicy::new(&config, CancellationToken::new());
+        let timeout = |value: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = value {
+                headers.insert("grpc-timeout", value.parse().expect("header value"));
+            }
+            policy.timeout(&headers)
+        };
+        assert_eq!(timeout(None).ok(), Some(Duration::from_secs(7)));
+        assert_eq!(timeout(Some("3S")).ok(), Some(Duration::from_secs(3)));
+        assert_eq!(timeout(Some("5M")).ok(), Some(Duration::from_secs(60)), "capped");
+        assert_eq!(timeout(Some("0n")).map_err(|s| s.code()), Err(Code::DeadlineExceeded));
+        assert_eq!(timeout(Some("soon")).map_err(|s| s.code()), Err(Code::InvalidArgument));
+    }
+
+    #[test]
+    fn admission_sheds_load_past_the_limit_and_gives_places_back() {
+        let config = ServerConfig { max_concurrent_calls: 2, ..ServerConfig::default() };
+        let policy = Arc::new(CallPolicy::new(&config, CancellationToken::new()));
+        let first = policy.admit().expect("first");
+        let second = policy.admit().expect("second");
+        let refused = policy.admit().expect_err("third is over the limit");
+        assert_eq!(refused.code(), Code::ResourceExhausted);
+        assert!(refused.message().contains("limit of 2 calls in flight (--max-concurrent-calls)"));
+        assert_eq!(policy.in_flight(), 2, "a refused call holds no place");
+        drop(first);
+        let third = policy.admit().expect("a place was given back");
+        drop((second, third));
+        assert_eq!(policy.in_flight(), 0);
+    }
+
+    #[test]
+    fn framing_is_followed_across_chunk_boundaries() {
+        let mut tracker = frames(100);
+        let mut stream = message(10);
+        stream.extend(message(0));
+        stream.extend(message(100));
+        // Every split of the stream into two chunks is followed exactly.
+        for split in 0..stream.len() {
+            let mut t = frames(100);
+            t.track(&stream[..split]).expect("within limits");
+            t.track(&stream[split..]).expect("within limits");
+            assert!(t.truncated().is_none(), "split at {split}");
+        }
+        tracker.track(&stream[..stream.len() - 1]).expect("within limits");
+        let truncated = tracker.truncated().expect("one byte missing");
+        assert_eq!(truncated.message(), "the request body ended inside a message: 99 of its 100 bytes arrived");
+        let mut prefix_only = frames(100);
+        prefix_only.track(&message(3)[..2]).expect("fine so far");
+        assert_eq!(prefix_only.truncated().map(|s| s.code()), Some(Code::InvalidArgument));
+    }
+
+    #[test]
+    fn an_oversized_message_is_refused_from_its_prefix() {
+        let mut tracker = frames(1000);
+        let status = tracker.track(&message(1001)[..PREFIX_LEN]).expect_err("over the limit");
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(
+            status.message(),
+            "the request message is 1001 bytes, over the server's limit of 1000 bytes (--max-recv-bytes)"
+        );
+        let mut flagged = frames(1000);
+        let status = flagged.track(&[1, 0, 0, 0, 0]).expect_err("compressed without encoding");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let status = frames(1000).track(&[7, 0, 0, 0, 0]).expect_err("bad flag");
+        assert_eq!(status.code(), Code::InvalidArgument);
+    }
+
+    #[test]
+    fn decode_errors_are_the_clients_mistake() {
+        let decode = Status::internal(
+            "failed to decode Protobuf message: SearchRequest.query: invalid string value: data is not UTF-8 encoded",
+        );
+        let mapped = client_mistake(&decode).expect("mapped");
+        assert_eq!(mapped.code(), Code::InvalidArgument);
+        assert_eq!(
+            mapped.message(),
+            "the request is not a valid protobuf message: SearchRequest.query: invalid string value: data is not UTF-8 encoded"
+        );
+        assert!(client_mistake(&Status::internal("something else")).is_none());
+        assert!(client_mistake(&Status::unavailable("failed to decode Protobuf message: x")).is_none());
+    }
+}

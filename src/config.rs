@@ -1,0 +1,315 @@
+//! The server's settings: flags with environment variables ([`ServerArgs`]),
+//! checked into the [`ServerConfig`] the library serves with.
+//!
+//! Every default is a constant here, shown by `server --help`, so the flags,
+//! [`ServerConfig::default`] and the README cannot drift apart.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::telemetry::LogFormat;
+use crate::tls::{self, ServerTls};
+
+/// Deadline of a call that arrives without one (no `grpc-timeout` header).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest deadline a client may ask for; longer ones are cut to this.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// The largest request message accepted, as grpc's default receive limit.
+pub const MAX_RECV_BYTES: ByteSize = ByteSize(4 << 20);
+/// Calls served at once, over all connections; more are refused at once.
+pub const MAX_CONCURRENT_CALLS: u32 = 10_000;
+/// HTTP/2 streams (calls) open at once on one connection.
+pub const MAX_CONCURRENT_STREAMS: u32 = 256;
+/// How often an idle connection is pinged (HTTP/2 keepalive).
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a keepalive ping may go unanswered before the connection is closed.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a connection may live, so that clients rebalance over servers.
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
+/// Extra time an aged connection gets before it is closed.
+pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(60);
+/// How long calls in flight may run after a shutdown signal.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// Serves the Search service (does a query contain "banana"?) over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "server", version)]
+pub struct ServerArgs {
+    /// The address to listen on, HOST:PORT. Every address HOST resolves to is
+    /// bound (localhost: IPv4 and IPv6 loopback); port 0 picks a free port.
+    #[arg(long, short = 'l', env = "SEARCH_LISTEN", default_value = crate::DEFAULT_ADDR)]
+    pub listen: String,
+
+    /// Deadline of a call that arrives without one (no grpc-timeout).
+    #[arg(long, env = "SEARCH_DEFAULT_TIMEOUT", value_name = "DURATION", default_value_t = DEFAULT_TIMEOUT.into())]
+    pub default_timeout: humantime::Duration,
+
+    /// The longest deadline a client may ask for; a longer one is cut to this.
+    #[arg(long, env = "SEARCH_MAX_TIMEOUT", value_name = "DURATION", default_value_t = MAX_TIMEOUT.into())]
+    pub max_timeout: humantime::Duration,
+
+    /// The largest request message accepted (bytes, or with KiB/MiB/GiB);
+    /// a larger one fails with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "SEARCH_MAX_RECV_BYTES", value_name = "SIZE", default_value_t = MAX_RECV_BYTES)]
+    pub max_recv_bytes: ByteSize,
+
+    /// Calls served at once over all connections; more are refused at once
+    /// with RESOURCE_EXHAUSTED (load shedding, no queue).
+    #[arg(long, env = "SEARCH_MAX_CONCURRENT_CALLS", value_name = "N", default_value_t = MAX_CONCURRENT_CALLS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_calls: u32,
+
+    /// HTTP/2 streams (calls) open at once on one connection.
+    #[arg(long, env = "SEARCH_MAX_CONCURRENT_STREAMS", value_name = "N", default_value_t = MAX_CONCURRENT_STREAMS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_streams: u32,
+
+    /// How often to ping a connection to check the client is still there.
+    #[arg(long, env = "SEARCH_KEEPALIVE_INTERVAL", value_name = "DURATION", default_value_t = KEEPALIVE_INTERVAL.into())]
+    pub keepalive_interval: humantime::Duration,
+
+    /// How long a ping may go unanswered before the connection is closed.
+    #[arg(long, env = "SEARCH_KEEPALIVE_TIMEOUT", value_name = "DURATION", default_value_t = KEEPALIVE_TIMEOUT.into())]
+    pub keepalive_timeout: humantime::Duration,
+
+    /// How long a connection may live before it is closed (clients reconnect,
+    /// and so spread over servers).
+    #[arg(long, env = "SEARCH_MAX_CONNECTION_AGE", value_name = "DURATION", default_value_t = MAX_CONNECTION_AGE.into())]
+    pub max_connection_age: humantime::Duration,
+
+    /// Extra time an aged connection gets for its calls before it is closed.
+    #[arg(long, env = "SEARCH_MAX_CONNECTION_AGE_GRACE", value_name = "DURATION",
+          default_value_t = MAX_CONNECTION_AGE_GRACE.into())]
+    pub max_connection_age_grace: humantime::Duration,
+
+    /// After Ctrl-C or SIGTERM, how long calls in flight may still run before
+    /// they are cut with UNAVAILABLE.
+    #[arg(long, env = "SEARCH_GRACE", value_name = "DURATION", default_value_t = GRACE.into())]
+    pub grace: humantime::Duration,
+
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "SEARCH_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "SEARCH_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates signed by this CA (PEM): mutual TLS.
+    #[arg(long, env = "SEARCH_CLIENT_CA", value_name = "FILE", requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
+
+    /// Log lines as text or as JSON objects (stderr; RUST_LOG filters).
+    #[arg(long, env = "SEARCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The checked settings the server runs with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Deadline of a call without one.
+    pub default_timeout: Duration,
+    /// Cap on the deadline a client asks for.
+    pub max_timeout: Duration,
+    /// Largest request message, in bytes.
+    pub max_recv_bytes: usize,
+    /// Calls at once over all connections.
+    pub max_concurrent_calls: usize,
+    /// Streams at once per connection.
+    pub max_concurrent_streams: u32,
+    /// HTTP/2 keepalive ping interval.
+    pub keepalive_interval: Duration,
+    /// HTTP/2 keepalive ping timeout.
+    pub keepalive_timeout: Duration,
+    /// Maximum connection age.
+    pub max_connection_age: Duration,
+    /// Grace after the maximum connection age.
+    pub max_connection_age_grace: Duration,
+    /// Drain time after a shutdown signal.
+    pub grace: Duration,
+    /// TLS, when serving it.
+    pub tls: Option<ServerTls>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            default_timeout: DEFAULT_TIMEOUT,
+            max_timeout: MAX_TIMEOUT,
+            max_recv_bytes: MAX_RECV_BYTES.0,
+            max_concurrent_calls: MAX_CONCURRENT_CALLS as usize,
+            max_concurrent_streams: MAX_CONCURRENT_STREAMS,
+            keepalive_interval: KEEPALIVE_INTERVAL,
+            keepalive_timeout: KEEPALIVE_TIMEOUT,
+            max_connection_age: MAX_CONNECTION_AGE,
+            max_connection_age_grace: MAX_CONNECTION_AGE_GRACE,
+            grace: GRACE,
+            tls: None,
+        }
+    }
+}
+
+/// Why the flags do not make a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A duration flag that must be positive is zero.
+    #[error("--{flag} must be more than 0")]
+    Zero {
+        /// The flag.
+        flag: &'static str,
+    },
+    /// The default deadline is longer than the cap on deadlines.
+    #[error("--default-timeout ({default}) is longer than --max-timeout ({max})")]
+    DefaultOverMax {
+        /// The default timeout.
+        default: humantime::Duration,
+        /// The cap.
+        max: humantime::Duration,
+    },
+    /// The TLS files cannot be used.
+    #[error(transparent)]
+    Tls(#[from] tls::Error),
+}
+
+impl ServerArgs {
+    /// Checks the flags and loads the TLS files.
+    ///
+    /// # Errors
+    /// A zero duration where one must be positive, a default deadline over
+    /// the cap, or TLS files that cannot be read.
+    pub fn into_config(self) -> Result<ServerConfig, ConfigError> {
+        for (flag, value) in [
+            ("default-timeout", self.default_timeout),
+            ("max-timeout", self.max_timeout),
+            ("keepalive-interval", self.keepalive_interval),
+            ("keepalive-timeout", self.keepalive_timeout),
+            ("max-connection-age", self.max_connection_age),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Zero { flag });
+            }
+        }
+        if *self.default_timeout > *self.max_timeout {
+            return Err(ConfigError::DefaultOverMax { default: self.default_timeout, max: self.max_timeout });
+        }
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(ServerTls::load(&cert, &key, self.client_ca.as_deref())?),
+            _ => None,
+        };
+        Ok(ServerConfig {
+            default_timeout: self.default_timeout.into(),
+            max_timeout: self.max_timeout.into(),
+            max_recv_bytes: self.max_recv_bytes.0,
+            max_concurrent_calls: self.max_concurrent_calls as usize,
+            max_concurrent_streams: self.max_concurrent_streams,
+            keepalive_interval: self.keepalive_interval.into(),
+            keepalive_timeout: self.keepalive_timeout.into(),
+            max_connection_age: self.max_connection_age.into(),
+            max_connection_age_grace: self.max_connection_age_grace.into(),
+            grace: self.grace.into(),
+            tls,
+        })
+    }
+}
+
+/// A size in bytes, written as a number with an optional binary unit:
+/// `4194304`, `4MiB`, `512KiB`, `1GiB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let (number, unit) = text.split_at(digits);
+        let scale: usize = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            other => return Err(format!("unknown unit {other:?} (use B, KiB, MiB or GiB)")),
+        };
+        let number: usize = number.parse().map_err(|_| format!("{text:?} is not a size such as 4MiB"))?;
+        match number.checked_mul(scale) {
+            Some(0) => Err("a size must be more than 0".to_owned()),
+            Some(bytes) => Ok(Self(bytes)),
+            None => Err(format!("{text} is too large")),
+        }
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self.0;
+        for (unit, scale) in [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+            if bytes >= scale && bytes % scale == 0 {
+                return write!(f, "{}{unit}", bytes / scale);
+            }
+        }
+        write!(f, "{bytes}")
+    }
+}
+
+impl ValueEnum for LogFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Self::Text, Self::Json]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<ServerConfig, String> {
+        let args = ServerArgs::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
+            .map_err(|err| err.kind().to_string())?;
+        args.into_config().map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn sizes_read_and_print_with_binary_units() {
+        assert_eq!("4MiB".parse::<ByteSize>(), Ok(ByteSize(4 << 20)));
+        assert_eq!("4194304".parse::<ByteSize>(), Ok(ByteSize(4 << 20)));
+        assert_eq!("512 KiB".parse::<ByteSize>(), Ok(ByteSize(512 << 10)));
+        assert_eq!(ByteSize(4 << 20).to_string(), "4MiB");
+        assert_eq!(ByteSize(1000).to_string(), "1000");
+        assert!("4MB".parse::<ByteSize>().unwrap_err().contains("unknown unit"));
+        assert!("0".parse::<ByteSize>().is_err());
+        assert!("99999999999GiB".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn the_flags_default_to_the_constants() {
+        let config = parse(&[]).expect("defaults are valid");
+        let defaults = ServerConfig::default();
+        assert_eq!(config.default_timeout, defaults.default_timeout);
+        assert_eq!(config.max_timeout, defaults.max_timeout);
+        assert_eq!(config.max_recv_bytes, 4 << 20);
+        assert_eq!(config.max_concurrent_calls, defaults.max_concurrent_calls);
+        assert_eq!(config.grace, defaults.grace);
+        assert_eq!(config.max_connection_age_grace, defaults.max_connection_age_grace);
+    }
+
+    #[test]
+    fn bad_combinations_are_refused_with_the_flag() {
+        assert_eq!(parse(&["--max-timeout", "0s"]).unwrap_err(), "--max-timeout must be more than 0");
+        assert_eq!(
+            parse(&["--default-timeout", "5m", "--max-timeout", "1m"]).unwrap_err(),
+            "--default-timeout (5m) is longer than --max-timeout (1m)"
+        );
+        assert!(parse(&["--tls-cert", "cert.pem"]).is_err(), "a certificate needs its key");
+        assert!(parse(&["--max-concurrent-calls", "0"]).is_err());
+    }
+}

@@ -1,0 +1,144 @@
+//! TLS material for both ends, read from PEM files: rustls through tonic's
+//! TLS support. The server serves a certificate and may require client
+//! certificates (mutual TLS); the client checks the server against a CA
+//! file or the system roots, and may present a certificate of its own.
+
+use std::path::{Path, PathBuf};
+
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+
+/// A TLS file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file cannot be read.
+    #[error("cannot read {flag} {}: {err}", path.display())]
+    Read {
+        /// The flag that named the file.
+        flag: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        err: std::io::Error,
+    },
+    /// The file holds no PEM block of the expected kind.
+    #[error("{flag} {} holds no PEM {kind}", path.display())]
+    NotPem {
+        /// The flag that named the file.
+        flag: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What was expected in it.
+        kind: &'static str,
+    },
+}
+
+fn read_pem(flag: &'static str, path: &Path, kind: &'static str) -> Result<Vec<u8>, Error> {
+    let pem = std::fs::read(path).map_err(|err| Error::Read { flag, path: path.to_owned(), err })?;
+    // "-----BEGIN CERTIFICATE-----", "-----BEGIN PRIVATE KEY-----", "-----BEGIN EC PRIVATE KEY-----", ...
+    let marker = if kind == "private key" { "PRIVATE KEY-----" } else { "CERTIFICATE-----" };
+    let text = String::from_utf8_lossy(&pem);
+    if !text.lines().any(|line| line.starts_with("-----BEGIN ") && line.ends_with(marker)) {
+        return Err(Error::NotPem { flag, path: path.to_owned(), kind });
+    }
+    Ok(pem)
+}
+
+/// The server's TLS settings: its identity and, for mutual TLS, the CA that
+/// client certificates must chain to.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+    client_ca: Option<Vec<u8>>,
+}
+
+impl ServerTls {
+    /// Reads `--tls-cert`, `--tls-key` and, when given, `--client-ca`.
+    ///
+    /// # Errors
+    /// When a file cannot be read or holds no PEM block of its kind.
+    pub fn load(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Self, Error> {
+        Ok(Self {
+            cert: read_pem("--tls-cert", cert, "certificate")?,
+            key: read_pem("--tls-key", key, "private key")?,
+            client_ca: client_ca.map(|ca| read_pem("--client-ca", ca, "certificate")).transpose()?,
+        })
+    }
+
+    /// From PEM held in memory (tests make theirs at run time).
+    #[must_use]
+    pub fn from_pem(cert: Vec<u8>, key: Vec<u8>, client_ca: Option<Vec<u8>>) -> Self {
+        Self { cert, key, client_ca }
+    }
+
+    /// tonic's server configuration; with a client CA, a client without a
+    /// valid certificate is refused during the handshake.
+    #[must_use]
+    pub fn config(&self) -> ServerTlsConfig {
+        let config = ServerTlsConfig::new().identity(Identity::from_pem(&self.cert, &self.key));
+        match &self.client_ca {
+            Some(ca) => config.client_ca_root(Certificate::from_pem(ca)),
+            None => config,
+        }
+    }
+}
+
+/// The client's TLS settings for `https://` targets.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    ca: Option<Vec<u8>>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl ClientTls {
+    /// Reads `--ca` (else the system roots are used) and, for mutual TLS,
+    /// `--cert` with `--key`.
+    ///
+    /// # Errors
+    /// When a file cannot be read or holds no PEM block of its kind.
+    pub fn load(ca: Option<&Path>, cert: Option<&Path>, key: Option<&Path>) -> Result<Self, Error> {
+        let identity = match (cert, key) {
+            (Some(cert), Some(key)) => {
+                Some((read_pem("--cert", cert, "certificate")?, read_pem("--key", key, "private key")?))
+            }
+            _ => None,
+        };
+        Ok(Self { ca: ca.map(|ca| read_pem("--ca", ca, "certificate")).transpose()?, identity })
+    }
+
+    /// From PEM held in memory.
+    #[must_use]
+    pub fn from_pem(ca: Option<Vec<u8>>, identity: Option<(Vec<u8>, Vec<u8>)>) -> Self {
+        Self { ca, identity }
+    }
+
+    /// tonic's client configuration for a server named `domain`.
+    #[must_use]
+    pub fn config(&self, domain: &str) -> ClientTlsConfig {
+        let mut config = ClientTlsConfig::new().domain_name(domain);
+        config = match &self.ca {
+            Some(ca) => config.ca_certificate(Certificate::from_pem(ca)),
+            None => config.with_native_roots(),
+        };
+        match &self.identity {
+            Some((cert, key)) => config.identity(Identity::from_pem(cert, key)),
+            None => config,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_without_pem_is_named() {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        std::io::Write::write_all(&mut file, b"not a certificate").expect("write");
+        let err = ServerTls::load(file.path(), file.path(), None).expect_err("no PEM");
+        assert_eq!(err.to_string(), format!("--tls-cert {} holds no PEM certificate", file.path().display()));
+        let err = ClientTls::load(Some(Path::new("/no/such/ca.pem")), None, None).expect_err("no file");
+        assert!(err.to_string().starts_with("cannot read --ca /no/such/ca.pem: "), "{err}");
+    }
+}
