@@ -219,7 +219,7 @@ async fn a_failed_call_exits_64_plus_its_status_code() {
     let text = "banana ".repeat(800_000);
     let output = client(&["-t", &server.addr.to_string(), "scan"], text.as_bytes()).await;
     assert_eq!(output.status.code(), Some(64 + tonic::Code::ResourceExhausted as i32), "{}", stderr(&output));
-    let expected = "client: RESOURCE_EXHAUSTED: the request message is 5600006 bytes, \
+    let expected = "client: RESOURCE_EXHAUSTED: the request message is 5600005 bytes, \
                     over the server's limit of 4194304 bytes (--max-recv-bytes)\n";
     assert_eq!(stderr(&output), expected);
     server.stop().await;
