@@ -408,7 +408,9 @@ impl RequestFrames {
                 0 => {}
                 1 if self.compressed_ok => {}
                 1 => {
-                    return Err(Status::invalid_argument("a compressed request message without a grpc-encoding header"));
+                    return Err(Status::invalid_argument(
+                        "a compressed request message without a grpc-encoding header",
+                    ));
                 }
                 other => {
                     return Err(Status::invalid_argument(format!(
