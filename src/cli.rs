@@ -10,10 +10,13 @@ use std::path::PathBuf;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::client::{self, Client, Target};
+use crate::client::{self, Client, ClientOptions, Target};
+use crate::connectivity::ConnectivityState;
 use crate::input::{self, Batches, Data, LineBatches, Source};
 use crate::output::{Format, Output};
 use crate::pb::v1::{ClassifyRequest, CountRequest, ScanRequest, SearchRequest};
+use crate::retry::Backoff;
+use crate::tls::ClientTls;
 
 /// Exit codes of the `client` binary (also listed in the README).
 pub mod exit {
@@ -41,9 +44,62 @@ pub mod exit {
     override_usage = "client [OPTIONS] QUERY\n       client [OPTIONS] <COMMAND> [ARGS]"
 )]
 pub struct Args {
-    /// The server: HOST:PORT, [IPv6]:PORT or http://HOST:PORT.
+    /// The server: HOST:PORT, [IPv6]:PORT, http://HOST:PORT, or
+    /// https://HOST:PORT for TLS.
     #[arg(long, short = 't', env = "SEARCH_TARGET", default_value = crate::DEFAULT_ADDR, global = true)]
     pub target: Target,
+
+    /// The call's deadline, retries included; sent to the server as
+    /// grpc-timeout.
+    #[arg(long, env = "SEARCH_TIMEOUT", value_name = "DURATION", global = true,
+          default_value_t = client::DEFAULT_TIMEOUT.into())]
+    pub timeout: humantime::Duration,
+
+    /// How long one attempt to connect may take.
+    #[arg(long, env = "SEARCH_CONNECT_TIMEOUT", value_name = "DURATION", global = true,
+          default_value_t = client::DEFAULT_CONNECT_TIMEOUT.into())]
+    pub connect_timeout: humantime::Duration,
+
+    /// Wait for the server to come up (within --timeout) instead of failing
+    /// at once when it cannot be reached.
+    #[arg(long, global = true)]
+    pub wait_for_ready: bool,
+
+    /// Attempts of a call the contract marks side-effect free (Search), the
+    /// first included; 1 turns retries off.
+    #[arg(long, env = "SEARCH_RETRY_MAX_ATTEMPTS", value_name = "N", global = true,
+          default_value_t = client::DEFAULT_MAX_ATTEMPTS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub retry_max_attempts: u32,
+
+    /// The longest wait before the first retry (full jitter: a random wait
+    /// up to this).
+    #[arg(long, value_name = "DURATION", global = true, default_value = "100ms")]
+    pub retry_initial_backoff: humantime::Duration,
+
+    /// The cap on the wait between retries.
+    #[arg(long, value_name = "DURATION", global = true, default_value = "5s")]
+    pub retry_max_backoff: humantime::Duration,
+
+    /// How much the wait grows after each retry.
+    #[arg(long, value_name = "FACTOR", global = true, default_value_t = 2.0)]
+    pub retry_multiplier: f64,
+
+    /// For https:// targets: the CA that signs the server's certificate (PEM);
+    /// the system roots when not given.
+    #[arg(long, env = "SEARCH_CA", value_name = "FILE", global = true)]
+    pub ca: Option<PathBuf>,
+
+    /// For mutual TLS: this client's certificate (PEM); needs --key.
+    #[arg(long, env = "SEARCH_CERT", value_name = "FILE", global = true, requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// The private key of --cert (PEM).
+    #[arg(long, env = "SEARCH_KEY", value_name = "FILE", global = true, requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// Show the channel's connectivity changes and the retries on stderr.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
 
     /// Print each response message as one JSON line (proto3 JSON mapping)
     /// instead of text.
@@ -93,11 +149,15 @@ pub enum Command {
     },
 }
 
-/// A checked command line: what to call, with what, and where.
+/// A checked command line: what to call, with what, where and how.
 #[derive(Debug)]
 pub struct Invocation {
     /// The server.
     pub target: Target,
+    /// Deadline, retries, TLS.
+    pub options: ClientOptions,
+    /// Show connectivity changes and retries on stderr.
+    pub verbose: bool,
     /// How to print responses.
     pub format: Format,
     /// The call and its input.
@@ -162,7 +222,27 @@ impl Args {
             Some(Command::Scan { file }) => Call::Scan(streaming(file)?),
         };
         let format = if self.json { Format::Json } else { Format::Text };
-        Ok(Invocation { target: self.target, format, call })
+        let usage = |kind, message: String| Args::command().error(kind, message);
+        if self.timeout.is_zero() {
+            return Err(usage(ErrorKind::ValueValidation, "--timeout must be more than 0".into()));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(usage(ErrorKind::ValueValidation, "--connect-timeout must be more than 0".into()));
+        }
+        let backoff =
+            Backoff::new(self.retry_initial_backoff.into(), self.retry_max_backoff.into(), self.retry_multiplier)
+                .map_err(|err| usage(ErrorKind::ValueValidation, format!("bad retry backoff: {err}")))?;
+        let tls = ClientTls::load(self.ca.as_deref(), self.cert.as_deref(), self.key.as_deref())
+            .map_err(|err| usage(ErrorKind::Io, err.to_string()))?;
+        let options = ClientOptions {
+            timeout: self.timeout.into(),
+            connect_timeout: self.connect_timeout.into(),
+            wait_for_ready: self.wait_for_ready,
+            backoff,
+            max_attempts: self.retry_max_attempts,
+            tls,
+        };
+        Ok(Invocation { target: self.target, options, verbose: self.verbose, format, call })
     }
 }
 
@@ -200,8 +280,8 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Client(client::Error::Connect { .. }) => exit::UNREACHABLE,
-            Self::Client(client::Error::Rpc(status)) => exit::STATUS_BASE + status.code() as u8,
-            Self::Client(client::Error::Protocol(_)) | Self::Output(_) => exit::FAILURE,
+            Self::Client(err) => err.code().map_or(exit::FAILURE, |code| exit::STATUS_BASE + code as u8),
+            Self::Output(_) => exit::FAILURE,
             Self::Input(_) => exit::INPUT,
         }
     }
@@ -250,11 +330,14 @@ async fn batches<M: serde::de::DeserializeOwned>(
 /// See [`Error`]; output already printed stays printed.
 pub async fn run(invocation: Invocation, out: impl Write) -> Result<(), Error> {
     let ready = prepare(invocation.call).await?;
-    let mut client = Client::connect(&invocation.target).await?;
+    let client = Client::new(&invocation.target, invocation.options)?;
+    if invocation.verbose {
+        tokio::spawn(show_connectivity(client.clone()));
+    }
     let mut out = Output::new(out, invocation.format);
     match ready {
         Ready::Search(request) => out.search(&client.search(request).await?)?,
-        Ready::Classify(batches) => classify(&mut client, batches, &mut out).await?,
+        Ready::Classify(batches) => classify(&client, batches, &mut out).await?,
         Ready::Count(batches) => {
             let (requests, feeder) = batches.feed(|queries| CountRequest { queries });
             let response = client.count(requests).await?;
@@ -266,7 +349,7 @@ pub async fn run(invocation: Invocation, out: impl Write) -> Result<(), Error> {
         }
         Ready::Scan(request) => {
             let mut responses = client.scan(request).await?;
-            while let Some(response) = responses.message().await.map_err(client::Error::from)? {
+            while let Some(response) = responses.message().await? {
                 out.scan(&response)?;
                 out.flush()?;
             }
@@ -278,11 +361,11 @@ pub async fn run(invocation: Invocation, out: impl Write) -> Result<(), Error> {
 
 /// Streams the batches and prints answers as they arrive, checking that
 /// every query is answered once and in order: nothing is silently dropped.
-async fn classify(client: &mut Client, batches: Batches, out: &mut Output<impl Write>) -> Result<(), Error> {
+async fn classify(client: &Client, batches: Batches, out: &mut Output<impl Write>) -> Result<(), Error> {
     let (requests, feeder) = batches.feed(|queries| ClassifyRequest { queries });
     let mut responses = client.classify(requests).await?;
     let mut answered = 0u64;
-    while let Some(response) = responses.message().await.map_err(client::Error::from)? {
+    while let Some(response) = responses.message().await? {
         if response.first_index != answered {
             return Err(protocol(format!(
                 "expected the answer to query {answered}, got one to query {}",
@@ -298,6 +381,19 @@ async fn classify(client: &mut Client, batches: Batches, out: &mut Output<impl W
         return Err(protocol(format!("sent {sent} queries but got {answered} answers")));
     }
     Ok(())
+}
+
+/// Prints each connectivity change on stderr, as `-v` asks.
+async fn show_connectivity(client: Client) {
+    let mut last = ConnectivityState::Idle;
+    loop {
+        let next = client.wait_for_state_change(last).await;
+        eprintln!("client: connectivity {last} -> {next}");
+        if next == ConnectivityState::Shutdown {
+            return;
+        }
+        last = next;
+    }
 }
 
 fn protocol(message: String) -> Error {

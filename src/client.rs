@@ -1,33 +1,62 @@
-//! Calling a Search server: parsing a target, connecting, one method per RPC.
+//! Calling a Search server: targets, the channel (TLS, connectivity state),
+//! a deadline on every call, retries of what the contract marks safe, and
+//! one method per RPC.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::Uri;
 use http::uri::Authority;
+use tokio::time::{Instant, Sleep, sleep_until, timeout_at};
 use tokio_stream::Stream;
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Status, Streaming};
+use tonic::{Code, Request, Status, Streaming};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
 
+use crate::connectivity::{ConnectFailed, Connectivity, ConnectivityState, TrackingConnector};
 use crate::pb::v1::search_service_client::SearchServiceClient;
 use crate::pb::v1::{
     ClassifyRequest, ClassifyResponse, CountRequest, CountResponse, ScanRequest, ScanResponse, SearchRequest,
     SearchResponse,
 };
+use crate::retry::{self, Backoff, RetryBudget};
+use crate::server::SEARCH_PATH;
+use crate::tls::ClientTls;
+
+/// The deadline of a call unless told otherwise, as the Google API clients use.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one dial may take.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts of a safe call, the first included (grpc's default retry policy).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
 /// What can go wrong when calling the service.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No connection could be made to the target.
+    /// No connection could be made to the target (refused, no such host,
+    /// timed out, TLS handshake failed): the call was never sent.
     #[error("cannot connect to {target}: {cause}")]
     Connect {
         /// The target as the user wrote it.
         target: String,
         /// The innermost cause, for a one-line message ("Connection refused").
         cause: String,
-        /// The whole error.
-        #[source]
-        source: tonic::transport::Error,
+    },
+    /// The call's deadline passed before it completed.
+    #[error("DEADLINE_EXCEEDED: no answer within the {}{}", DisplayDeadline(*.timeout), DisplayAttempts(*.attempts, .last.as_deref()))]
+    DeadlineExceeded {
+        /// The deadline the call had.
+        timeout: Duration,
+        /// Attempts made.
+        attempts: u32,
+        /// How the last failed attempt ended, when one did.
+        last: Option<String>,
     },
     /// The call ended with a status other than OK.
     #[error("{}", describe_status(.0))]
@@ -35,9 +64,44 @@ pub enum Error {
     /// The server broke the contract (answered out of order, or too little).
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The client was shut down.
+    #[error("the client was shut down")]
+    Shutdown,
 }
 
-/// A server address: `HOST:PORT`, `[IPv6]:PORT` or `http://HOST:PORT`.
+struct DisplayDeadline(Duration);
+
+impl fmt::Display for DisplayDeadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} deadline", humantime::format_duration(self.0))
+    }
+}
+
+struct DisplayAttempts<'a>(u32, Option<&'a str>);
+
+impl fmt::Display for DisplayAttempts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DisplayAttempts(attempts, Some(last)) => write!(f, " ({attempts} attempts; last: {last})"),
+            DisplayAttempts(_, None) => Ok(()),
+        }
+    }
+}
+
+impl Error {
+    /// The gRPC status code the call ended with, if it got that far.
+    #[must_use]
+    pub fn code(&self) -> Option<Code> {
+        match self {
+            Self::Rpc(status) => Some(status.code()),
+            Self::DeadlineExceeded { .. } => Some(Code::DeadlineExceeded),
+            Self::Connect { .. } | Self::Protocol(_) | Self::Shutdown => None,
+        }
+    }
+}
+
+/// A server address: `HOST:PORT`, `[IPv6]:PORT`, `http://HOST:PORT`, or
+/// `https://HOST:PORT` for TLS.
 ///
 /// The article's Python client rejects a scheme (grpc resolves
 /// `http://localhost:8100` as a DNS name and fails); this client takes both.
@@ -45,13 +109,13 @@ pub enum Error {
 pub struct Target {
     /// What the user wrote, for messages.
     original: String,
-    /// The `http://HOST:PORT/` URI tonic connects to.
+    /// The `http://` or `https://` URI tonic connects to.
     uri: Uri,
 }
 
 /// Why a target string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid target {target:?}: {reason} (expected HOST:PORT, [IPv6]:PORT or http://HOST:PORT)")]
+#[error("invalid target {target:?}: {reason} (expected HOST:PORT, [IPv6]:PORT, http://HOST:PORT or https://HOST:PORT)")]
 pub struct InvalidTarget {
     target: String,
     reason: &'static str,
@@ -62,11 +126,10 @@ impl FromStr for Target {
 
     fn from_str(target: &str) -> Result<Self, Self::Err> {
         let invalid = |reason| InvalidTarget { target: target.to_owned(), reason };
-        let rest = match target.split_once("://") {
-            None => target,
-            Some(("http", rest)) => rest,
-            Some(("https", _)) => return Err(invalid("TLS (https://) is not supported yet")),
-            Some(_) => return Err(invalid("the only scheme supported is http://")),
+        let (scheme, rest) = match target.split_once("://") {
+            None => ("http", target),
+            Some((scheme @ ("http" | "https"), rest)) => (scheme, rest),
+            Some(_) => return Err(invalid("the only schemes are http:// and https://")),
         };
         // `http://host:port/` is still an address; anything longer is a path.
         let rest = rest.strip_suffix('/').unwrap_or(rest);
@@ -91,7 +154,7 @@ impl FromStr for Target {
             return Err(invalid("the host is missing"));
         }
         let uri = Uri::builder()
-            .scheme("http")
+            .scheme(scheme)
             .authority(authority)
             .path_and_query("/")
             .build()
@@ -107,80 +170,411 @@ impl fmt::Display for Target {
 }
 
 impl Target {
-    /// The `http://HOST:PORT/` URI tonic connects to.
+    /// The `http://HOST:PORT/` or `https://HOST:PORT/` URI tonic connects to.
     #[must_use]
     pub fn uri(&self) -> &Uri {
         &self.uri
     }
+
+    /// Whether the target is `https://`.
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        self.uri.scheme_str() == Some("https")
+    }
+
+    /// The host, without IPv6 brackets: the name TLS checks the certificate for.
+    #[must_use]
+    pub fn host(&self) -> &str {
+        self.uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']')
+    }
 }
 
-/// A connected Search client: one method per RPC of `search.v1.SearchService`.
+/// How a client calls: deadline, connecting, retries, TLS.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Each call's overall deadline, retries included; sent as `grpc-timeout`.
+    pub timeout: Duration,
+    /// How long one dial may take.
+    pub connect_timeout: Duration,
+    /// Wait for the server to come up (within the deadline) instead of
+    /// failing at once when it cannot be reached, for every call.
+    pub wait_for_ready: bool,
+    /// The wait between attempts.
+    pub backoff: Backoff,
+    /// Attempts of a call the contract marks safe, the first included.
+    pub max_attempts: u32,
+    /// TLS for `https://` targets (the system roots unless a CA is given).
+    pub tls: ClientTls,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            wait_for_ready: false,
+            backoff: Backoff::DEFAULT,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            tls: ClientTls::default(),
+        }
+    }
+}
+
+/// A Search client: one method per RPC of `search.v1.SearchService`.
 ///
-/// Cloning is cheap and shares the connection (HTTP/2 multiplexes calls).
+/// The channel connects on the first call and reconnects after a lost
+/// connection. Cloning is cheap; clones share the connection, its
+/// connectivity state and the retry budget.
 #[derive(Debug, Clone)]
 pub struct Client {
     inner: SearchServiceClient<Channel>,
+    health: HealthClient<Channel>,
+    target: Target,
+    options: Arc<ClientOptions>,
+    connectivity: Connectivity,
+    budget: Arc<RetryBudget>,
+}
+
+/// How an attempt failed, from where its status came from.
+enum Failure {
+    /// The call was never sent: the dial or the TLS handshake failed.
+    NotConnected(String),
+    /// The server (or the transport, mid-call) ended the call.
+    Status,
+}
+
+impl Failure {
+    fn of(status: &Status) -> Self {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+        while let Some(err) = cause {
+            if let Some(dial) = err.downcast_ref::<ConnectFailed>() {
+                return Self::NotConnected(dial.to_string());
+            }
+            if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+                return Self::NotConnected(format!("TLS handshake failed: {tls}"));
+            }
+            // io::Error hides its payload from source(): look inside.
+            cause = match err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                None => err.source(),
+            };
+        }
+        Self::Status
+    }
 }
 
 impl Client {
-    /// Connects to `target` now, so that an unreachable server is reported
-    /// before any input is read.
+    /// A client for `target`. Nothing is dialed until the first call.
     ///
     /// # Errors
-    /// [`Error::Connect`] when the name does not resolve or the server does
-    /// not accept the connection.
+    /// [`Error::Connect`] when the TLS settings are refused (a bad CA or
+    /// client certificate).
+    pub fn new(target: &Target, options: ClientOptions) -> Result<Self, Error> {
+        let mut endpoint = Endpoint::from(target.uri().clone()).tcp_nodelay(true);
+        if target.is_tls() {
+            endpoint = endpoint.tls_config(options.tls.config(target.host())).map_err(|err| Error::Connect {
+                target: target.to_string(),
+                cause: format!("invalid TLS settings: {}", root_cause(&err)),
+            })?;
+        }
+        let connectivity = Connectivity::default();
+        let channel =
+            endpoint.connect_with_connector_lazy(TrackingConnector::new(connectivity.clone(), options.connect_timeout));
+        Ok(Self {
+            inner: SearchServiceClient::new(channel.clone()),
+            health: HealthClient::new(channel),
+            target: target.clone(),
+            options: Arc::new(options),
+            connectivity,
+            budget: Arc::new(RetryBudget::default()),
+        })
+    }
+
+    /// A client with the default options, connected now, so that an
+    /// unreachable server is reported before anything else happens.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when the server cannot be reached.
     pub async fn connect(target: &Target) -> Result<Self, Error> {
-        let channel = Endpoint::from(target.uri().clone())
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .map_err(|source| Error::Connect { target: target.to_string(), cause: root_cause(&source), source })?;
-        Ok(Self::from_channel(channel))
+        let client = Self::new(target, ClientOptions::default())?;
+        client.probe(Instant::now() + client.options.timeout).await?;
+        Ok(client)
     }
 
-    /// A client over a channel built elsewhere.
+    /// The channel's connectivity state; with `try_to_connect`, an IDLE
+    /// channel starts connecting (as grpc.aio's `get_state(True)`).
     #[must_use]
-    pub fn from_channel(channel: Channel) -> Self {
-        Self { inner: SearchServiceClient::new(channel) }
+    pub fn state(&self, try_to_connect: bool) -> ConnectivityState {
+        let state = self.connectivity.state();
+        if try_to_connect && state == ConnectivityState::Idle {
+            let client = self.clone();
+            tokio::spawn(async move {
+                let _ = client.probe(Instant::now() + client.options.connect_timeout).await;
+            });
+        }
+        state
     }
 
-    /// Unary `Search`: does the query contain "banana"?
+    /// Waits until the state is no longer `last` and returns the new one
+    /// (as grpc.aio's `wait_for_state_change`).
+    pub async fn wait_for_state_change(&self, last: ConnectivityState) -> ConnectivityState {
+        self.connectivity.wait_for_state_change(last).await
+    }
+
+    /// The connectivity handle, to watch the state from elsewhere.
+    #[must_use]
+    pub fn connectivity(&self) -> &Connectivity {
+        &self.connectivity
+    }
+
+    /// Shuts the client down: SHUTDOWN, and every later call fails.
+    pub fn shutdown(&self) {
+        self.connectivity.shutdown();
+    }
+
+    /// Makes sure a connection is up: one side-effect-free health check
+    /// (any answer, even UNIMPLEMENTED, proves the connection).
+    async fn probe(&self, deadline: Instant) -> Result<(), Error> {
+        let mut request = Request::new(HealthCheckRequest { service: String::new() });
+        request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+        match timeout_at(deadline, self.health.clone().check(request)).await {
+            Err(_) => Err(self.deadline_exceeded(1, None)),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(status)) => match Failure::of(&status) {
+                Failure::NotConnected(cause) => Err(Error::Connect { target: self.target.to_string(), cause }),
+                Failure::Status => Ok(()),
+            },
+        }
+    }
+
+    /// With `wait_for_ready`, waits (backing off) until the server can be
+    /// reached, or fails with DEADLINE_EXCEEDED at the deadline.
+    async fn ready(&self, deadline: Instant) -> Result<(), Error> {
+        if !self.options.wait_for_ready || self.connectivity.state() == ConnectivityState::Ready {
+            return Ok(());
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.probe(deadline).await {
+                Err(Error::Connect { cause, .. }) => {
+                    let delay = self.options.backoff.delay(attempt);
+                    if Instant::now() + delay >= deadline {
+                        return Err(self.deadline_exceeded(attempt, Some(format!("cannot connect: {cause}"))));
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn deadline_exceeded(&self, attempts: u32, last: Option<String>) -> Error {
+        Error::DeadlineExceeded { timeout: self.options.timeout, attempts, last }
+    }
+
+    fn failed(&self, status: Status) -> Error {
+        match Failure::of(&status) {
+            Failure::NotConnected(cause) => Error::Connect { target: self.target.to_string(), cause },
+            Failure::Status => Error::Rpc(status),
+        }
+    }
+
+    /// Runs a unary call under its deadline, retrying while it is safe:
+    /// the method is marked side-effect free in the contract, the attempt
+    /// ended UNAVAILABLE or could not be sent, attempts and the retry budget
+    /// remain, and the backoff ends before the deadline. With
+    /// `wait_for_ready`, a call that could not be sent waits for the server.
+    async fn unary<T, F, Fut>(&self, method: &str, mut attempt: F) -> Result<T, Error>
+    where
+        F: FnMut(SearchServiceClient<Channel>, Duration) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let deadline = Instant::now() + self.options.timeout;
+        let safe = retry::is_safe(method);
+        let mut attempts = 0;
+        loop {
+            if self.connectivity.state() == ConnectivityState::Shutdown {
+                return Err(Error::Shutdown);
+            }
+            attempts += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let status = match timeout_at(deadline, attempt(self.inner.clone(), remaining)).await {
+                Err(_) => return Err(self.deadline_exceeded(attempts, None)),
+                Ok(Ok(value)) => {
+                    self.budget.succeeded();
+                    return Ok(value);
+                }
+                Ok(Err(status)) => status,
+            };
+            let not_sent = matches!(Failure::of(&status), Failure::NotConnected(_));
+            let retry = if not_sent && self.options.wait_for_ready {
+                true
+            } else {
+                safe && (not_sent || status.code() == Code::Unavailable)
+                    && self.budget.failed()
+                    && attempts < self.options.max_attempts
+            };
+            if !retry {
+                return Err(self.failed(status));
+            }
+            let delay = self.options.backoff.delay(attempts);
+            if Instant::now() + delay >= deadline {
+                return Err(self.deadline_exceeded(attempts, Some(self.failed(status).to_string())));
+            }
+            tracing::debug!(method, attempts, ?delay, status = %describe_status(&status), "retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Starts a streaming call: waits for readiness if asked, sends the
+    /// deadline, and maps a call that could not be sent to [`Error::Connect`].
+    async fn streaming<T, Fut>(
+        &self,
+        call: impl FnOnce(SearchServiceClient<Channel>, Duration) -> Fut,
+    ) -> Result<(T, Instant), Error>
+    where
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        if self.connectivity.state() == ConnectivityState::Shutdown {
+            return Err(Error::Shutdown);
+        }
+        let deadline = Instant::now() + self.options.timeout;
+        self.ready(deadline).await?;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match timeout_at(deadline, call(self.inner.clone(), remaining)).await {
+            Err(_) => Err(self.deadline_exceeded(1, None)),
+            Ok(Ok(response)) => Ok((response.into_inner(), deadline)),
+            Ok(Err(status)) => Err(self.failed(status)),
+        }
+    }
+
+    /// Unary `Search`: does the query contain "banana"? Retried as the
+    /// contract marks it side-effect free.
     ///
     /// # Errors
-    /// [`Error::Rpc`] with the status the call ended with.
-    pub async fn search(&mut self, request: SearchRequest) -> Result<SearchResponse, Error> {
-        Ok(self.inner.search(request).await?.into_inner())
+    /// See [`Error`].
+    pub async fn search(&self, request: SearchRequest) -> Result<SearchResponse, Error> {
+        self.unary(SEARCH_PATH, |mut client, timeout| {
+            let mut request = Request::new(request.clone());
+            request.set_timeout(timeout);
+            async move { client.search(request).await.map(tonic::Response::into_inner) }
+        })
+        .await
     }
 
     /// Bidirectional `Classify`: one response per request, in order, read as
-    /// they arrive while `requests` is still being sent.
+    /// they arrive while `requests` is still being sent. Never retried.
     ///
     /// # Errors
-    /// [`Error::Rpc`] when the call fails before its responses start.
+    /// See [`Error`]; the responses end at the deadline with
+    /// [`Error::DeadlineExceeded`].
     pub async fn classify(
-        &mut self,
+        &self,
         requests: impl Stream<Item = ClassifyRequest> + Send + 'static,
-    ) -> Result<Streaming<ClassifyResponse>, Error> {
-        Ok(self.inner.classify(requests).await?.into_inner())
+    ) -> Result<Responses<ClassifyResponse>, Error> {
+        let timeout = self.options.timeout;
+        let (stream, deadline) = self
+            .streaming(|mut client, remaining| {
+                let mut request = Request::new(requests);
+                request.set_timeout(remaining);
+                async move { client.classify(request).await }
+            })
+            .await?;
+        Ok(Responses::new(stream, deadline, timeout, self.clone()))
     }
 
     /// Client-streaming `Count`: sends every request, then gets one summary.
+    /// Never retried.
     ///
     /// # Errors
-    /// [`Error::Rpc`] with the status the call ended with.
+    /// See [`Error`].
     pub async fn count(
-        &mut self,
+        &self,
         requests: impl Stream<Item = CountRequest> + Send + 'static,
     ) -> Result<CountResponse, Error> {
-        Ok(self.inner.count(requests).await?.into_inner())
+        let (response, _) = self
+            .streaming(|mut client, remaining| {
+                let mut request = Request::new(requests);
+                request.set_timeout(remaining);
+                async move { client.count(request).await }
+            })
+            .await?;
+        Ok(response)
     }
 
-    /// Server-streaming `Scan`: the occurrences in one text, streamed as found.
+    /// Server-streaming `Scan`: the occurrences in one text, streamed as
+    /// found. Never retried.
     ///
     /// # Errors
-    /// [`Error::Rpc`] when the call fails before its responses start.
-    pub async fn scan(&mut self, request: ScanRequest) -> Result<Streaming<ScanResponse>, Error> {
-        Ok(self.inner.scan(request).await?.into_inner())
+    /// See [`Error`]; the responses end at the deadline with
+    /// [`Error::DeadlineExceeded`].
+    pub async fn scan(&self, request: ScanRequest) -> Result<Responses<ScanResponse>, Error> {
+        let timeout = self.options.timeout;
+        let (stream, deadline) = self
+            .streaming(|mut client, remaining| {
+                let mut request = Request::new(request);
+                request.set_timeout(remaining);
+                async move { client.scan(request).await }
+            })
+            .await?;
+        Ok(Responses::new(stream, deadline, timeout, self.clone()))
+    }
+}
+
+/// The responses of a streaming call, ended by the call's deadline on this
+/// side too (the server ends it there as well, from `grpc-timeout`).
+pub struct Responses<T> {
+    inner: Streaming<T>,
+    deadline: Pin<Box<Sleep>>,
+    timeout: Duration,
+    client: Client,
+    done: bool,
+}
+
+impl<T> fmt::Debug for Responses<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Responses").field("timeout", &self.timeout).field("done", &self.done).finish_non_exhaustive()
+    }
+}
+
+impl<T> Responses<T> {
+    fn new(inner: Streaming<T>, deadline: Instant, timeout: Duration, client: Client) -> Self {
+        Self { inner, deadline: Box::pin(sleep_until(deadline)), timeout, client, done: false }
+    }
+
+    /// The next response, `None` at the end of the stream.
+    ///
+    /// # Errors
+    /// The status the call ended with, or [`Error::DeadlineExceeded`].
+    pub async fn message(&mut self) -> Result<Option<T>, Error> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await.transpose()
+    }
+}
+
+impl<T> Stream for Responses<T> {
+    type Item = Result<T, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            this.done = true;
+            return Poll::Ready(Some(Err(Error::DeadlineExceeded { timeout: this.timeout, attempts: 1, last: None })));
+        }
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(Err(status))) => {
+                this.done = true;
+                Poll::Ready(Some(Err(this.client.failed(status))))
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            other => other.map(|item| item.map(|result| result.map_err(Error::Rpc))),
+        }
     }
 }
 
@@ -241,6 +635,11 @@ mod tests {
         assert_eq!(uri_of("[::1]:8100").as_deref(), Ok("http://[::1]:8100/"));
         assert_eq!(uri_of("http://localhost:8100").as_deref(), Ok("http://localhost:8100/"));
         assert_eq!(uri_of("http://localhost:8100/").as_deref(), Ok("http://localhost:8100/"));
+        assert_eq!(uri_of("https://localhost:8100").as_deref(), Ok("https://localhost:8100/"));
+        let tls: Target = "https://[::1]:8100".parse().expect("valid");
+        assert!(tls.is_tls());
+        assert_eq!(tls.host(), "::1");
+        assert!(!"localhost:8100".parse::<Target>().expect("valid").is_tls());
     }
 
     #[test]
@@ -254,8 +653,7 @@ mod tests {
         assert_eq!(reason("local host:8100"), "not a host and port");
         assert_eq!(reason(":8100"), "the host is missing");
         assert_eq!(reason("http://localhost:8100/search"), "a target has no path");
-        assert_eq!(reason("https://localhost:8100"), "TLS (https://) is not supported yet");
-        assert_eq!(reason("dns:///localhost:8100"), "the only scheme supported is http://");
+        assert_eq!(reason("dns:///localhost:8100"), "the only schemes are http:// and https://");
         assert_eq!(reason("user@localhost:8100"), "a target has no user name");
         assert_eq!(reason(""), "the port is missing");
     }
@@ -265,8 +663,25 @@ mod tests {
         let err = "localhost".parse::<Target>().expect_err("no port");
         assert_eq!(
             err.to_string(),
-            "invalid target \"localhost\": the port is missing (expected HOST:PORT, [IPv6]:PORT or http://HOST:PORT)"
+            "invalid target \"localhost\": the port is missing \
+             (expected HOST:PORT, [IPv6]:PORT, http://HOST:PORT or https://HOST:PORT)"
         );
+    }
+
+    #[test]
+    fn deadline_errors_say_how_long_they_waited() {
+        let once = Error::DeadlineExceeded { timeout: Duration::from_millis(1500), attempts: 1, last: None };
+        assert_eq!(once.to_string(), "DEADLINE_EXCEEDED: no answer within the 1s 500ms deadline");
+        let retried = Error::DeadlineExceeded {
+            timeout: Duration::from_secs(2),
+            attempts: 3,
+            last: Some("UNAVAILABLE: down".into()),
+        };
+        assert_eq!(
+            retried.to_string(),
+            "DEADLINE_EXCEEDED: no answer within the 2s deadline (3 attempts; last: UNAVAILABLE: down)"
+        );
+        assert_eq!(retried.code(), Some(Code::DeadlineExceeded));
     }
 
     #[test]

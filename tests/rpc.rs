@@ -17,7 +17,7 @@ fn queries(items: &[&str]) -> Vec<String> {
 #[tokio::test]
 async fn search_answers_like_the_article() {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let client = server.client().await;
     for (query, status) in [("Banana", 1), ("Apple", 0), ("", 0), ("I like BANANAS", 1), ("ｂａｎａｎａ", 0)] {
         let response = client.search(SearchRequest { query: query.to_owned() }).await.expect("search");
         assert_eq!(response.status, status, "{query:?}");
@@ -28,7 +28,7 @@ async fn search_answers_like_the_article() {
 #[tokio::test]
 async fn classify_answers_every_query_in_order_with_indexes() {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let client = server.client().await;
     let batches = vec![
         ClassifyRequest { queries: queries(&["banana", "apple"]) },
         ClassifyRequest { queries: vec![] },
@@ -49,7 +49,7 @@ async fn classify_answers_every_query_in_order_with_indexes() {
 #[tokio::test]
 async fn classify_answers_while_the_client_still_sends() {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let client = server.client().await;
     // The request stream stays open until the first answer came back: a
     // server that waited for the end of input would deadlock this test.
     let (tx, rx) = tokio::sync::mpsc::channel(1);
@@ -69,7 +69,7 @@ async fn classify_answers_while_the_client_still_sends() {
 #[tokio::test]
 async fn count_summarises_the_stream() {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let client = server.client().await;
     let batches = vec![
         CountRequest { queries: queries(&["banana", "apple", "Banana!"]) },
         CountRequest { queries: vec![] },
@@ -85,7 +85,7 @@ async fn count_summarises_the_stream() {
 #[tokio::test]
 async fn scan_streams_every_occurrence_with_its_position() {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let client = server.client().await;
     let text = "banana\nno match\nxxBANANA and bAnAna\nbana\nna\n".to_owned();
     let matches: Vec<ScanMatch> = client
         .scan(ScanRequest { text })
@@ -105,7 +105,7 @@ async fn scan_streams_every_occurrence_with_its_position() {
 #[tokio::test]
 async fn scan_sends_early_matches_before_the_end_of_a_large_text() {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let client = server.client().await;
     // One match near the start, one at the end of ~3 MiB: two responses,
     // since the server sends what it found window by window.
     let text = format!("banana\n{}banana", "x".repeat(3 << 20));

@@ -198,7 +198,7 @@ async fn bad_input_gets_the_right_code_and_a_clear_message() {
     let (code, _) = raw_call(&server, "/search.v1.SearchService/Nope", &[], framed(&[])).await;
     assert_eq!(code, Code::Unimplemented);
 
-    let mut client = server.client().await;
+    let client = server.client().await;
     let huge = client.search(SearchRequest { query: "x".repeat(5 << 20) }).await.expect_err("too large");
     let search::client::Error::Rpc(status) = huge else { panic!("{huge:?}") };
     assert_eq!(status.code(), Code::ResourceExhausted);
@@ -212,7 +212,7 @@ async fn bad_input_gets_the_right_code_and_a_clear_message() {
 async fn load_is_shed_at_the_limit_not_queued() {
     let config = ServerConfig { max_concurrent_calls: 1, ..ServerConfig::default() };
     let server = TestServer::start_with("127.0.0.1:0", config).await;
-    let mut client = server.client().await;
+    let client = server.client().await;
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     let held = client.classify(tokio_stream::wrappers::ReceiverStream::new(rx)).await.expect("first call");
     let refused = client.search(SearchRequest { query: "Banana".into() }).await.expect_err("over the limit");
@@ -362,7 +362,7 @@ async fn an_aged_connection_is_closed_and_the_client_reconnects() {
         ..ServerConfig::default()
     };
     let server = TestServer::start_with("127.0.0.1:0", config).await;
-    let mut client = server.client().await;
+    let client = server.client().await;
     let (tx, rx) = tokio::sync::mpsc::channel::<ClassifyRequest>(1);
     let mut held = client.classify(tokio_stream::wrappers::ReceiverStream::new(rx)).await.expect("starts");
     let ended = tokio::time::timeout(Duration::from_secs(10), held.message()).await.expect("the connection is closed");
@@ -376,11 +376,11 @@ async fn an_aged_connection_is_closed_and_the_client_reconnects() {
 async fn the_drain_lets_calls_finish_and_cuts_what_outlives_the_grace() {
     let config = ServerConfig { grace: Duration::from_millis(500), ..ServerConfig::default() };
     let server = TestServer::start_with("127.0.0.1:0", config).await;
-    let mut client = server.client().await;
+    let client = server.client().await;
 
     // A Count in flight when the signal arrives, finished afterwards.
     let (count_tx, count_rx) = tokio::sync::mpsc::channel(4);
-    let mut counting = client.clone();
+    let counting = client.clone();
     let count =
         tokio::spawn(async move { counting.count(tokio_stream::wrappers::ReceiverStream::new(count_rx)).await });
     count_tx.send(CountRequest { queries: vec!["banana".into()] }).await.expect("send");
@@ -397,6 +397,7 @@ async fn the_drain_lets_calls_finish_and_cuts_what_outlives_the_grace() {
     assert_eq!((counted.queries, counted.matches), (3, 2));
 
     let cut = forever.message().await.expect_err("cut after the grace");
+    let search::client::Error::Rpc(cut) = cut else { panic!("{cut:?}") };
     assert_eq!(cut.code(), Code::Unavailable);
     assert!(cut.message().contains("drain's grace period"), "{cut:?}");
     stopping.await.expect("join").expect("the server returns cleanly");

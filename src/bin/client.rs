@@ -15,7 +15,10 @@ fn main() -> ExitCode {
         Ok(invocation) => invocation,
         Err(err) => err.exit(),
     };
-    telemetry::init("warn", telemetry::LogFormat::Text);
+    // -v shows the retries (debug events of this crate) besides the
+    // connectivity changes the run prints itself.
+    let filter = if invocation.verbose { "warn,search=debug" } else { "warn" };
+    telemetry::init(filter, telemetry::LogFormat::Text);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {

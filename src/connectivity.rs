@@ -1,0 +1,264 @@
+//! The client channel's connectivity state, as grpc defines it (IDLE,
+//! CONNECTING, READY, TRANSIENT_FAILURE, SHUTDOWN), read and waited on as
+//! grpc.aio's `get_state` and `wait_for_state_change` do.
+//!
+//! tonic has no such API, so the state is kept here from the connection's
+//! own events: the channel dials through [`TrackingConnector`], which sets
+//! CONNECTING when it dials, READY when the transport is up and
+//! TRANSIENT_FAILURE when dialing fails; the connection's socket sets IDLE
+//! when it closes; [`Connectivity::shutdown`] sets SHUTDOWN for good.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::Uri;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// A channel's connectivity state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectivityState {
+    /// No connection, and none being made: the next call dials.
+    Idle,
+    /// Dialing.
+    Connecting,
+    /// Connected: calls go out at once.
+    Ready,
+    /// The last dial failed; the next call (or retry) dials again.
+    TransientFailure,
+    /// Closed for good by the application.
+    Shutdown,
+}
+
+impl fmt::Display for ConnectivityState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Idle => "IDLE",
+            Self::Connecting => "CONNECTING",
+            Self::Ready => "READY",
+            Self::TransientFailure => "TRANSIENT_FAILURE",
+            Self::Shutdown => "SHUTDOWN",
+        })
+    }
+}
+
+/// A handle on a channel's state; clones share it.
+#[derive(Debug, Clone)]
+pub struct Connectivity {
+    state: Arc<watch::Sender<ConnectivityState>>,
+}
+
+impl Default for Connectivity {
+    fn default() -> Self {
+        Self { state: Arc::new(watch::Sender::new(ConnectivityState::Idle)) }
+    }
+}
+
+impl Connectivity {
+    /// The state now.
+    #[must_use]
+    pub fn state(&self) -> ConnectivityState {
+        *self.state.borrow()
+    }
+
+    /// Waits until the state is no longer `last`, and returns the new one.
+    /// Returns at once when the state already differs.
+    pub async fn wait_for_state_change(&self, last: ConnectivityState) -> ConnectivityState {
+        let mut states = self.state.subscribe();
+        match states.wait_for(|state| *state != last).await {
+            Ok(state) => *state,
+            // The sender lives in `self`: it cannot be dropped while we wait.
+            Err(_) => self.state(),
+        }
+    }
+
+    /// Moves to SHUTDOWN, which no later event leaves.
+    pub fn shutdown(&self) {
+        self.set(ConnectivityState::Shutdown);
+    }
+
+    pub(crate) fn set(&self, next: ConnectivityState) {
+        self.state.send_if_modified(|state| {
+            let changes = *state != next && *state != ConnectivityState::Shutdown;
+            if changes {
+                *state = next;
+            }
+            changes
+        });
+    }
+}
+
+/// Why dialing failed: the innermost cause, for a one-line message.
+#[derive(Debug, thiserror::Error)]
+#[error("{cause}")]
+pub struct ConnectFailed {
+    cause: String,
+}
+
+/// Dials TCP for tonic's channel, reporting each step to a [`Connectivity`].
+/// tonic adds TLS on top, for `https://` targets.
+#[derive(Debug, Clone)]
+pub struct TrackingConnector {
+    connectivity: Connectivity,
+    connect_timeout: Duration,
+}
+
+impl TrackingConnector {
+    /// A connector reporting to `connectivity`, giving up a dial after `connect_timeout`.
+    #[must_use]
+    pub fn new(connectivity: Connectivity, connect_timeout: Duration) -> Self {
+        Self { connectivity, connect_timeout }
+    }
+}
+
+type Dialing = Pin<Box<dyn Future<Output = Result<TokioIo<TrackedStream>, ConnectFailed>> + Send>>;
+
+impl tower::Service<Uri> for TrackingConnector {
+    type Response = TokioIo<TrackedStream>;
+    type Error = ConnectFailed;
+    type Future = Dialing;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connectivity = self.connectivity.clone();
+        let timeout = self.connect_timeout;
+        connectivity.set(ConnectivityState::Connecting);
+        Box::pin(async move {
+            let dialed = tokio::time::timeout(timeout, dial(&uri)).await.unwrap_or_else(|_| {
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no connection within the {} connect timeout", humantime::format_duration(timeout)),
+                ))
+            });
+            match dialed {
+                Ok(stream) => {
+                    connectivity.set(ConnectivityState::Ready);
+                    Ok(TokioIo::new(TrackedStream { stream, connectivity }))
+                }
+                Err(err) => {
+                    connectivity.set(ConnectivityState::TransientFailure);
+                    Err(ConnectFailed { cause: err.to_string() })
+                }
+            }
+        })
+    }
+}
+
+/// Connects to the first address of `uri`'s host that accepts.
+async fn dial(uri: &Uri) -> io::Result<TcpStream> {
+    let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(80);
+    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{host} resolves to no address"));
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => {
+                // gRPC messages are small and latency-bound.
+                stream.set_nodelay(true)?;
+                return Ok(stream);
+            }
+            Err(err) => last = err,
+        }
+    }
+    Err(last)
+}
+
+/// A connection's socket: when hyper drops it (the connection closed, for
+/// whatever reason), the channel is IDLE until the next dial.
+#[derive(Debug)]
+pub struct TrackedStream {
+    stream: TcpStream,
+    connectivity: Connectivity,
+}
+
+impl Drop for TrackedStream {
+    fn drop(&mut self) {
+        self.connectivity.set(ConnectivityState::Idle);
+    }
+}
+
+impl AsyncRead for TrackedStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TrackedStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn states_change_and_waiters_see_each_change() {
+        let connectivity = Connectivity::default();
+        assert_eq!(connectivity.state(), ConnectivityState::Idle);
+        let waiter = {
+            let connectivity = connectivity.clone();
+            tokio::spawn(async move { connectivity.wait_for_state_change(ConnectivityState::Idle).await })
+        };
+        connectivity.set(ConnectivityState::Connecting);
+        assert_eq!(waiter.await.expect("join"), ConnectivityState::Connecting);
+        // Already different: no wait.
+        assert_eq!(connectivity.wait_for_state_change(ConnectivityState::Idle).await, ConnectivityState::Connecting);
+    }
+
+    #[tokio::test]
+    async fn shutdown_is_final() {
+        let connectivity = Connectivity::default();
+        connectivity.shutdown();
+        connectivity.set(ConnectivityState::Ready);
+        assert_eq!(connectivity.state(), ConnectivityState::Shutdown);
+    }
+
+    #[tokio::test]
+    async fn dialing_reports_connecting_then_ready_or_transient_failure() {
+        use tower::ServiceExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let connectivity = Connectivity::default();
+        let connector = TrackingConnector::new(connectivity.clone(), Duration::from_secs(5));
+        let uri: Uri = format!("http://{addr}").parse().expect("uri");
+        let stream = connector.clone().oneshot(uri.clone()).await.expect("dials");
+        assert_eq!(connectivity.state(), ConnectivityState::Ready);
+        drop(stream);
+        assert_eq!(connectivity.state(), ConnectivityState::Idle, "a closed connection is IDLE");
+        drop(listener);
+        let err = connector.oneshot(uri).await.expect_err("nothing listens");
+        assert_eq!(connectivity.state(), ConnectivityState::TransientFailure);
+        assert!(err.to_string().contains("refused"), "{err}");
+    }
+}

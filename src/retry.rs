@@ -1,0 +1,238 @@
+//! When and how the client retries: which methods the contract marks safe
+//! (read from the descriptor set, not listed in Rust), exponential backoff
+//! with full jitter, and a retry budget that keeps a dead server from
+//! drawing a retry storm (grpc's `retryThrottling`).
+
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use prost::Message;
+use prost_types::FileDescriptorSet;
+use prost_types::method_options::IdempotencyLevel;
+
+use crate::pb::v1::FILE_DESCRIPTOR_SET;
+
+/// The paths (`/package.Service/Method`) of the methods the contract marks
+/// `NO_SIDE_EFFECTS` or `IDEMPOTENT`: the only ones retried.
+static SAFE_METHODS: LazyLock<HashSet<String>> = LazyLock::new(|| safe_methods(FILE_DESCRIPTOR_SET));
+
+fn safe_methods(encoded: &[u8]) -> HashSet<String> {
+    // The set is generated and committed; a unit test proves it decodes.
+    let Ok(set) = FileDescriptorSet::decode(encoded) else {
+        return HashSet::new();
+    };
+    let mut safe = HashSet::new();
+    for file in &set.file {
+        for service in &file.service {
+            for method in &service.method {
+                let level =
+                    method.options.as_ref().map_or(IdempotencyLevel::IdempotencyUnknown, |o| o.idempotency_level());
+                if matches!(level, IdempotencyLevel::NoSideEffects | IdempotencyLevel::Idempotent) {
+                    safe.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+                }
+            }
+        }
+    }
+    safe
+}
+
+/// Whether the contract marks the method at `path` safe to retry.
+#[must_use]
+pub fn is_safe(path: &str) -> bool {
+    SAFE_METHODS.contains(path)
+}
+
+/// Exponential backoff: attempt `n` (from 1) waits a random time between 0
+/// and `min(max, initial * multiplier^(n-1))` (full jitter), so that clients
+/// failing together do not retry together.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+    multiplier: f64,
+}
+
+/// Why a backoff cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackoffError {
+    /// The first backoff is zero.
+    #[error("the initial backoff must be more than 0")]
+    ZeroInitial,
+    /// The cap is below the first backoff.
+    #[error("the maximum backoff ({max:?}) is below the initial backoff ({initial:?})")]
+    MaxBelowInitial {
+        /// The initial backoff.
+        initial: Duration,
+        /// The maximum.
+        max: Duration,
+    },
+    /// The multiplier would shrink the backoff, or is not a number.
+    #[error("the backoff multiplier must be at least 1")]
+    Multiplier,
+}
+
+impl Backoff {
+    /// grpc's defaults: 0.1 s, doubling, at most 5 s.
+    pub const DEFAULT: Self =
+        Self { initial: Duration::from_millis(100), max: Duration::from_secs(5), multiplier: 2.0 };
+
+    /// A checked backoff.
+    ///
+    /// # Errors
+    /// A zero initial backoff, a maximum below it, or a multiplier under 1.
+    pub fn new(initial: Duration, max: Duration, multiplier: f64) -> Result<Self, BackoffError> {
+        if initial.is_zero() {
+            return Err(BackoffError::ZeroInitial);
+        }
+        if max < initial {
+            return Err(BackoffError::MaxBelowInitial { initial, max });
+        }
+        if !(multiplier >= 1.0 && multiplier.is_finite()) {
+            return Err(BackoffError::Multiplier);
+        }
+        Ok(Self { initial, max, multiplier })
+    }
+
+    /// The longest wait after failed attempt `attempt` (1 for the first).
+    #[must_use]
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let exponent = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
+        let scaled = self.initial.as_secs_f64() * self.multiplier.powi(exponent);
+        // min() in f64 first: a huge exponent is infinity, which Duration refuses.
+        Duration::from_secs_f64(scaled.min(self.max.as_secs_f64()))
+    }
+
+    /// The wait after failed attempt `attempt`: uniform in `[0, ceiling]`.
+    #[must_use]
+    pub fn delay(&self, attempt: u32) -> Duration {
+        self.ceiling(attempt).mul_f64(fastrand::f64())
+    }
+}
+
+/// A token bucket shared by the calls of one client: each failure that
+/// could be retried takes a token, each success gives back a fraction, and
+/// retries stop while the bucket is at most half full. Against a dead
+/// server a client thus falls back to one attempt per call.
+#[derive(Debug)]
+pub struct RetryBudget {
+    max_tokens: f64,
+    token_ratio: f64,
+    tokens: Mutex<f64>,
+}
+
+impl Default for RetryBudget {
+    /// grpc's example policy: 10 tokens, 0.1 back per success.
+    fn default() -> Self {
+        Self::new(10.0, 0.1)
+    }
+}
+
+impl RetryBudget {
+    /// A full bucket of `max_tokens`, refilled by `token_ratio` per success.
+    #[must_use]
+    pub fn new(max_tokens: f64, token_ratio: f64) -> Self {
+        Self { max_tokens, token_ratio, tokens: Mutex::new(max_tokens) }
+    }
+
+    /// Records a success.
+    pub fn succeeded(&self) {
+        let mut tokens = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *tokens = (*tokens + self.token_ratio).min(self.max_tokens);
+    }
+
+    /// Records a retryable failure; returns whether a retry may follow.
+    pub fn failed(&self) -> bool {
+        let mut tokens = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *tokens = (*tokens - 1.0).max(0.0);
+        *tokens > self.max_tokens / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_methods_marked_in_the_contract_are_safe() {
+        assert!(is_safe("/search.v1.SearchService/Search"));
+        for path in
+            ["/search.v1.SearchService/Classify", "/search.v1.SearchService/Count", "/search.v1.SearchService/Scan"]
+        {
+            assert!(!is_safe(path), "{path}");
+        }
+        assert!(!is_safe("/Search/search"), "the legacy path is not in the contract");
+        assert!(FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).is_ok());
+    }
+
+    #[test]
+    fn the_safe_set_follows_the_idempotency_option() {
+        use prost_types::{FileDescriptorProto, MethodDescriptorProto, MethodOptions, ServiceDescriptorProto};
+        let method = |name: &str, level: Option<IdempotencyLevel>| MethodDescriptorProto {
+            name: Some(name.into()),
+            options: level.map(|l| MethodOptions { idempotency_level: Some(l as i32), ..MethodOptions::default() }),
+            ..MethodDescriptorProto::default()
+        };
+        let set = FileDescriptorSet {
+            file: vec![FileDescriptorProto {
+                package: Some("p.v1".into()),
+                service: vec![ServiceDescriptorProto {
+                    name: Some("S".into()),
+                    method: vec![
+                        method("Read", Some(IdempotencyLevel::NoSideEffects)),
+                        method("Put", Some(IdempotencyLevel::Idempotent)),
+                        method("Post", Some(IdempotencyLevel::IdempotencyUnknown)),
+                        method("Plain", None),
+                    ],
+                    ..ServiceDescriptorProto::default()
+                }],
+                ..FileDescriptorProto::default()
+            }],
+        };
+        let safe = safe_methods(&set.encode_to_vec());
+        assert_eq!(safe, HashSet::from(["/p.v1.S/Read".to_owned(), "/p.v1.S/Put".to_owned()]));
+    }
+
+    #[test]
+    fn backoff_grows_to_its_cap_with_full_jitter() {
+        let backoff = Backoff::DEFAULT;
+        let ceilings: Vec<u128> = (1..=8).map(|n| backoff.ceiling(n).as_millis()).collect();
+        assert_eq!(ceilings, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        assert_eq!(backoff.ceiling(u32::MAX), Duration::from_secs(5));
+        let delays: Vec<Duration> = (0..1000).map(|_| backoff.delay(3)).collect();
+        assert!(delays.iter().all(|d| *d <= Duration::from_millis(400)));
+        // Full jitter spreads over the whole range, not around the ceiling.
+        assert!(delays.iter().any(|d| *d < Duration::from_millis(100)));
+        assert!(delays.iter().any(|d| *d > Duration::from_millis(300)));
+    }
+
+    #[test]
+    fn backoff_is_checked() {
+        assert_eq!(Backoff::new(Duration::ZERO, Duration::from_secs(1), 2.0), Err(BackoffError::ZeroInitial));
+        assert!(matches!(
+            Backoff::new(Duration::from_secs(2), Duration::from_secs(1), 2.0),
+            Err(BackoffError::MaxBelowInitial { .. })
+        ));
+        assert_eq!(Backoff::new(Duration::from_secs(1), Duration::from_secs(1), 0.5), Err(BackoffError::Multiplier));
+        assert_eq!(
+            Backoff::new(Duration::from_secs(1), Duration::from_secs(1), f64::NAN),
+            Err(BackoffError::Multiplier)
+        );
+    }
+
+    #[test]
+    fn the_budget_stops_retries_against_a_dead_server_and_recovers() {
+        let budget = RetryBudget::default();
+        let allowed: Vec<bool> = (0..7).map(|_| budget.failed()).collect();
+        assert_eq!(allowed, [true, true, true, true, false, false, false], "10 tokens, retries while more than 5");
+        // Successes give back 0.1 each: 20 of them lift it from 3 to 5, still not above half.
+        for _ in 0..20 {
+            budget.succeeded();
+        }
+        assert!(!budget.failed());
+        for _ in 0..40 {
+            budget.succeeded();
+        }
+        assert!(budget.failed(), "recovered after enough successes");
+    }
+}
