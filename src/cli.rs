@@ -241,6 +241,7 @@ impl Args {
             backoff,
             max_attempts: self.retry_max_attempts,
             tls,
+            ..ClientOptions::default()
         };
         Ok(Invocation { target: self.target, options, verbose: self.verbose, format, call })
     }

@@ -25,7 +25,7 @@ use crate::pb::v1::{
     ClassifyRequest, ClassifyResponse, CountRequest, CountResponse, ScanRequest, ScanResponse, SearchRequest,
     SearchResponse,
 };
-use crate::retry::{self, Backoff, RetryBudget};
+use crate::retry::{self, Backoff, RetryBudget, RetryThrottle};
 use crate::server::SEARCH_PATH;
 use crate::tls::ClientTls;
 
@@ -203,6 +203,8 @@ pub struct ClientOptions {
     pub backoff: Backoff,
     /// Attempts of a call the contract marks safe, the first included.
     pub max_attempts: u32,
+    /// The retry budget shared by the client's calls.
+    pub retry_budget: RetryThrottle,
     /// TLS for `https://` targets (the system roots unless a CA is given).
     pub tls: ClientTls,
 }
@@ -215,6 +217,7 @@ impl Default for ClientOptions {
             wait_for_ready: false,
             backoff: Backoff::DEFAULT,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            retry_budget: RetryThrottle::default(),
             tls: ClientTls::default(),
         }
     }
@@ -239,12 +242,18 @@ pub struct Client {
 enum Failure {
     /// The call was never sent: the dial or the TLS handshake failed.
     NotConnected(String),
+    /// tonic's own timer, set from our `grpc-timeout`, ended the call: the
+    /// deadline passed (tonic reports it as `CANCELLED: Timeout expired`).
+    Deadline,
     /// The server (or the transport, mid-call) ended the call.
     Status,
 }
 
 impl Failure {
     fn of(status: &Status) -> Self {
+        if status.code() == Code::Cancelled && status.message() == tonic::TimeoutExpired(()).to_string() {
+            return Self::Deadline;
+        }
         let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
         while let Some(err) = cause {
             if let Some(dial) = err.downcast_ref::<ConnectFailed>() {
@@ -284,9 +293,9 @@ impl Client {
             inner: SearchServiceClient::new(channel.clone()),
             health: HealthClient::new(channel),
             target: target.clone(),
+            budget: Arc::new(RetryBudget::new(options.retry_budget)),
             options: Arc::new(options),
             connectivity,
-            budget: Arc::new(RetryBudget::default()),
         })
     }
 
@@ -342,6 +351,7 @@ impl Client {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(status)) => match Failure::of(&status) {
                 Failure::NotConnected(cause) => Err(Error::Connect { target: self.target.to_string(), cause }),
+                Failure::Deadline => Err(self.deadline_exceeded(1, None)),
                 Failure::Status => Ok(()),
             },
         }
@@ -354,15 +364,21 @@ impl Client {
             return Ok(());
         }
         let mut attempt = 0;
+        let mut last = None;
         loop {
             attempt += 1;
             match self.probe(deadline).await {
                 Err(Error::Connect { cause, .. }) => {
+                    last = Some(format!("cannot connect: {cause}"));
                     let delay = self.options.backoff.delay(attempt);
                     if Instant::now() + delay >= deadline {
-                        return Err(self.deadline_exceeded(attempt, Some(format!("cannot connect: {cause}"))));
+                        return Err(self.deadline_exceeded(attempt, last));
                     }
                     tokio::time::sleep(delay).await;
+                }
+                // The deadline passed during a dial: say why we were waiting.
+                Err(Error::DeadlineExceeded { .. }) if last.is_some() => {
+                    return Err(self.deadline_exceeded(attempt, last));
                 }
                 other => return other,
             }
@@ -373,9 +389,12 @@ impl Client {
         Error::DeadlineExceeded { timeout: self.options.timeout, attempts, last }
     }
 
-    fn failed(&self, status: Status) -> Error {
+    /// The error of a call that ended with `status` after `attempts`
+    /// attempts, the earlier ones ending as `last` said.
+    fn failed(&self, status: Status, attempts: u32, last: Option<String>) -> Error {
         match Failure::of(&status) {
             Failure::NotConnected(cause) => Error::Connect { target: self.target.to_string(), cause },
+            Failure::Deadline => self.deadline_exceeded(attempts, last),
             Failure::Status => Error::Rpc(status),
         }
     }
@@ -393,6 +412,8 @@ impl Client {
         let deadline = Instant::now() + self.options.timeout;
         let safe = retry::is_safe(method);
         let mut attempts = 0;
+        // How the previous attempt ended, for the deadline's message.
+        let mut last = None;
         loop {
             if self.connectivity.state() == ConnectivityState::Shutdown {
                 return Err(Error::Shutdown);
@@ -400,14 +421,15 @@ impl Client {
             attempts += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
             let status = match timeout_at(deadline, attempt(self.inner.clone(), remaining)).await {
-                Err(_) => return Err(self.deadline_exceeded(attempts, None)),
+                Err(_) => return Err(self.deadline_exceeded(attempts, last)),
                 Ok(Ok(value)) => {
                     self.budget.succeeded();
                     return Ok(value);
                 }
                 Ok(Err(status)) => status,
             };
-            let not_sent = matches!(Failure::of(&status), Failure::NotConnected(_));
+            let failure = Failure::of(&status);
+            let not_sent = matches!(failure, Failure::NotConnected(_));
             let retry = if not_sent && self.options.wait_for_ready {
                 true
             } else {
@@ -416,13 +438,15 @@ impl Client {
                     && attempts < self.options.max_attempts
             };
             if !retry {
-                return Err(self.failed(status));
+                return Err(self.failed(status, attempts, last));
             }
+            let error = self.failed(status, attempts, last.take()).to_string();
             let delay = self.options.backoff.delay(attempts);
             if Instant::now() + delay >= deadline {
-                return Err(self.deadline_exceeded(attempts, Some(self.failed(status).to_string())));
+                return Err(self.deadline_exceeded(attempts, Some(error)));
             }
-            tracing::debug!(method, attempts, ?delay, status = %describe_status(&status), "retrying");
+            tracing::debug!(method, attempts, ?delay, error, "retrying");
+            last = Some(error);
             tokio::time::sleep(delay).await;
         }
     }
@@ -445,7 +469,7 @@ impl Client {
         match timeout_at(deadline, call(self.inner.clone(), remaining)).await {
             Err(_) => Err(self.deadline_exceeded(1, None)),
             Ok(Ok(response)) => Ok((response.into_inner(), deadline)),
-            Ok(Err(status)) => Err(self.failed(status)),
+            Ok(Err(status)) => Err(self.failed(status, 1, None)),
         }
     }
 
@@ -567,7 +591,7 @@ impl<T> Stream for Responses<T> {
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(Err(status))) => {
                 this.done = true;
-                Poll::Ready(Some(Err(this.client.failed(status))))
+                Poll::Ready(Some(Err(this.client.failed(status, 1, None))))
             }
             Poll::Ready(None) => {
                 this.done = true;

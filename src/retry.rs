@@ -110,6 +110,22 @@ impl Backoff {
     }
 }
 
+/// The size of a [`RetryBudget`], as grpc's `retryThrottling` service config.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryThrottle {
+    /// Tokens in a full bucket; retries stop at half of it.
+    pub max_tokens: f64,
+    /// Tokens a success gives back.
+    pub token_ratio: f64,
+}
+
+impl Default for RetryThrottle {
+    /// grpc's example policy: 10 tokens, 0.1 back per success.
+    fn default() -> Self {
+        Self { max_tokens: 10.0, token_ratio: 0.1 }
+    }
+}
+
 /// A token bucket shared by the calls of one client: each failure that
 /// could be retried takes a token, each success gives back a fraction, and
 /// retries stop while the bucket is at most half full. Against a dead
@@ -121,18 +137,15 @@ pub struct RetryBudget {
     tokens: Mutex<f64>,
 }
 
-impl Default for RetryBudget {
-    /// grpc's example policy: 10 tokens, 0.1 back per success.
-    fn default() -> Self {
-        Self::new(10.0, 0.1)
-    }
-}
-
 impl RetryBudget {
-    /// A full bucket of `max_tokens`, refilled by `token_ratio` per success.
+    /// A full bucket of the given size.
     #[must_use]
-    pub fn new(max_tokens: f64, token_ratio: f64) -> Self {
-        Self { max_tokens, token_ratio, tokens: Mutex::new(max_tokens) }
+    pub fn new(throttle: RetryThrottle) -> Self {
+        Self {
+            max_tokens: throttle.max_tokens,
+            token_ratio: throttle.token_ratio,
+            tokens: Mutex::new(throttle.max_tokens),
+        }
     }
 
     /// Records a success.
@@ -222,7 +235,7 @@ mod tests {
 
     #[test]
     fn the_budget_stops_retries_against_a_dead_server_and_recovers() {
-        let budget = RetryBudget::default();
+        let budget = RetryBudget::new(RetryThrottle::default());
         let allowed: Vec<bool> = (0..7).map(|_| budget.failed()).collect();
         assert_eq!(allowed, [true, true, true, true, false, false, false], "10 tokens, retries while more than 5");
         // Successes give back 0.1 each: 20 of them lift it from 3 to 5, still not above half.
