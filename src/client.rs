@@ -241,38 +241,60 @@ pub struct Client {
 /// How an attempt failed, from where its status came from.
 enum Failure {
     /// The call was never sent: the dial or the TLS handshake failed.
-    NotConnected(String),
+    NotSent(String),
+    /// The connection closed before the server ever answered on it (a TLS
+    /// alert, a plaintext client at a TLS server): it never worked.
+    Unanswered(String),
     /// tonic's own timer, set from our `grpc-timeout`, ended the call: the
     /// deadline passed (tonic reports it as `CANCELLED: Timeout expired`).
     Deadline,
-    /// The server (or the transport, mid-call) ended the call.
+    /// The server (or a lost connection, mid-call) ended the call.
     Status,
 }
 
-impl Failure {
-    fn of(status: &Status) -> Self {
-        if status.code() == Code::Cancelled && status.message() == tonic::TimeoutExpired(()).to_string() {
-            return Self::Deadline;
+/// The errors behind `err`, innermost last; an `io::Error`'s payload too,
+/// which its `source()` skips.
+fn causes<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |err| {
+        match err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
         }
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
-        while let Some(err) = cause {
-            if let Some(dial) = err.downcast_ref::<ConnectFailed>() {
-                return Self::NotConnected(dial.to_string());
-            }
-            if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-                return Self::NotConnected(format!("TLS handshake failed: {tls}"));
-            }
-            // io::Error hides its payload from source(): look inside.
-            cause = match err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
-                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-                None => err.source(),
-            };
-        }
-        Self::Status
-    }
+    })
 }
 
 impl Client {
+    /// Where the status of a failed attempt came from.
+    fn failure(&self, status: &Status) -> Failure {
+        if status.code() == Code::Cancelled && status.message() == tonic::TimeoutExpired(()).to_string() {
+            return Failure::Deadline;
+        }
+        let Some(source) = std::error::Error::source(status) else {
+            return Failure::Status;
+        };
+        for cause in causes(source) {
+            if let Some(dial) = cause.downcast_ref::<ConnectFailed>() {
+                return Failure::NotSent(dial.to_string());
+            }
+            if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+                return Failure::NotSent(format!("TLS handshake failed: {tls}"));
+            }
+        }
+        if self.connectivity.answered() {
+            return Failure::Status;
+        }
+        let root = causes(source).last().map(ToString::to_string).unwrap_or_default();
+        Failure::Unanswered(if root.contains("CertificateRequired") {
+            format!("the server refused the TLS session: {root} (it requires a client certificate)")
+        } else if self.target.is_tls() {
+            format!("the connection closed before the server answered: {root}")
+        } else {
+            format!("the connection closed before the server answered: {root} (is the server using TLS? try https://)")
+        })
+    }
+
     /// A client for `target`. Nothing is dialed until the first call.
     ///
     /// # Errors
@@ -348,11 +370,19 @@ impl Client {
         request.set_timeout(deadline.saturating_duration_since(Instant::now()));
         match timeout_at(deadline, self.health.clone().check(request)).await {
             Err(_) => Err(self.deadline_exceeded(1, None)),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(status)) => match Failure::of(&status) {
-                Failure::NotConnected(cause) => Err(Error::Connect { target: self.target.to_string(), cause }),
+            Ok(Ok(_)) => {
+                self.connectivity.mark_answered();
+                Ok(())
+            }
+            Ok(Err(status)) => match self.failure(&status) {
+                Failure::NotSent(cause) | Failure::Unanswered(cause) => {
+                    Err(Error::Connect { target: self.target.to_string(), cause })
+                }
                 Failure::Deadline => Err(self.deadline_exceeded(1, None)),
-                Failure::Status => Ok(()),
+                Failure::Status => {
+                    self.connectivity.mark_answered();
+                    Ok(())
+                }
             },
         }
     }
@@ -392,8 +422,10 @@ impl Client {
     /// The error of a call that ended with `status` after `attempts`
     /// attempts, the earlier ones ending as `last` said.
     fn failed(&self, status: Status, attempts: u32, last: Option<String>) -> Error {
-        match Failure::of(&status) {
-            Failure::NotConnected(cause) => Error::Connect { target: self.target.to_string(), cause },
+        match self.failure(&status) {
+            Failure::NotSent(cause) | Failure::Unanswered(cause) => {
+                Error::Connect { target: self.target.to_string(), cause }
+            }
             Failure::Deadline => self.deadline_exceeded(attempts, last),
             Failure::Status => Error::Rpc(status),
         }
@@ -423,19 +455,22 @@ impl Client {
             let status = match timeout_at(deadline, attempt(self.inner.clone(), remaining)).await {
                 Err(_) => return Err(self.deadline_exceeded(attempts, last)),
                 Ok(Ok(value)) => {
+                    self.connectivity.mark_answered();
                     self.budget.succeeded();
                     return Ok(value);
                 }
                 Ok(Err(status)) => status,
             };
-            let failure = Failure::of(&status);
-            let not_sent = matches!(failure, Failure::NotConnected(_));
+            let failure = self.failure(&status);
+            if matches!(failure, Failure::Status) && std::error::Error::source(&status).is_none() {
+                self.connectivity.mark_answered();
+            }
+            let not_sent = matches!(failure, Failure::NotSent(_));
+            let transient = not_sent || matches!(failure, Failure::Unanswered(_)) || status.code() == Code::Unavailable;
             let retry = if not_sent && self.options.wait_for_ready {
                 true
             } else {
-                safe && (not_sent || status.code() == Code::Unavailable)
-                    && self.budget.failed()
-                    && attempts < self.options.max_attempts
+                safe && transient && self.budget.failed() && attempts < self.options.max_attempts
             };
             if !retry {
                 return Err(self.failed(status, attempts, last));
@@ -468,7 +503,10 @@ impl Client {
         let remaining = deadline.saturating_duration_since(Instant::now());
         match timeout_at(deadline, call(self.inner.clone(), remaining)).await {
             Err(_) => Err(self.deadline_exceeded(1, None)),
-            Ok(Ok(response)) => Ok((response.into_inner(), deadline)),
+            Ok(Ok(response)) => {
+                self.connectivity.mark_answered();
+                Ok((response.into_inner(), deadline))
+            }
             Ok(Err(status)) => Err(self.failed(status, 1, None)),
         }
     }

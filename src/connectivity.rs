@@ -13,6 +13,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -53,11 +54,19 @@ impl fmt::Display for ConnectivityState {
 #[derive(Debug, Clone)]
 pub struct Connectivity {
     state: Arc<watch::Sender<ConnectivityState>>,
+    /// Whether the server has answered anything on the current connection:
+    /// a transport failure before that means the connection never worked
+    /// (a TLS alert, or a plaintext client at a TLS server), after it that
+    /// the connection was lost.
+    answered: Arc<AtomicBool>,
 }
 
 impl Default for Connectivity {
     fn default() -> Self {
-        Self { state: Arc::new(watch::Sender::new(ConnectivityState::Idle)) }
+        Self {
+            state: Arc::new(watch::Sender::new(ConnectivityState::Idle)),
+            answered: Arc::new(AtomicBool::new(false)),
+        }
     }
 }
 
@@ -82,6 +91,16 @@ impl Connectivity {
     /// Moves to SHUTDOWN, which no later event leaves.
     pub fn shutdown(&self) {
         self.set(ConnectivityState::Shutdown);
+    }
+
+    /// Whether the server has answered on the current connection.
+    pub(crate) fn answered(&self) -> bool {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    /// Records that the server answered a call.
+    pub(crate) fn mark_answered(&self) {
+        self.answered.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn set(&self, next: ConnectivityState) {
@@ -142,6 +161,7 @@ impl tower::Service<Uri> for TrackingConnector {
             });
             match dialed {
                 Ok(stream) => {
+                    connectivity.answered.store(false, Ordering::Relaxed);
                     connectivity.set(ConnectivityState::Ready);
                     Ok(TokioIo::new(TrackedStream { stream, connectivity }))
                 }

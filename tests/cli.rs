@@ -173,6 +173,11 @@ async fn usage_errors_exit_2_with_the_usage() {
         vec!["--target", "localhost", "Banana"],
         vec!["--no-such-flag"],
         vec!["classify", "a.txt", "-d", "{}"],
+        vec!["--timeout", "0s", "Banana"],
+        vec!["--retry-max-backoff", "1ms", "Banana"],
+        vec!["--retry-max-attempts", "0", "Banana"],
+        vec!["--ca", "/no/such/ca.pem", "-t", "https://localhost:1", "Banana"],
+        vec!["--cert", "client.pem", "Banana"],
     ] {
         let output = client(&args, b"").await;
         assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
@@ -318,4 +323,121 @@ async fn the_server_reports_an_address_it_cannot_use() {
         assert!(message.starts_with(&format!("server: cannot listen on {listen}: ")), "{message}");
         assert!(message.contains(cause), "{message}");
     }
+}
+
+/// Writes `pem` to a file in `dir` and returns its path.
+fn pem_file(dir: &tempfile::TempDir, name: &str, pem: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, pem).expect("write PEM");
+    path.to_str().expect("UTF-8 path").to_owned()
+}
+
+#[tokio::test]
+async fn tls_through_the_binaries() {
+    let pki = common::pki::pki();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cert = pem_file(&dir, "server.pem", &pki.server.0);
+    let key = pem_file(&dir, "server.key", &pki.server.1);
+    let ca = pem_file(&dir, "ca.pem", &pki.ca);
+    let other_ca = pem_file(&dir, "other.pem", &common::pki::ca("another CA").pem());
+    let (child, addr) =
+        start_server_binary(&["--listen", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key, "--grace", "1s"])
+            .await;
+    let port = addr.rsplit(':').next().expect("a port");
+    let https = format!("https://localhost:{port}");
+
+    let output = client(&["-t", &https, "--ca", &ca, "Banana"], b"").await;
+    assert_eq!(outcome(&output), (Some(0), "status=1\n", ""));
+
+    let wrong = client(&["-t", &https, "--ca", &other_ca, "Banana"], b"").await;
+    let expected =
+        format!("client: cannot connect to {https}: TLS handshake failed: invalid peer certificate: UnknownIssuer\n");
+    assert_eq!(outcome(&wrong), (Some(3), "", expected.as_str()));
+
+    let plaintext = client(&["-t", &format!("localhost:{port}"), "Banana"], b"").await;
+    assert_eq!(plaintext.status.code(), Some(3));
+    assert!(stderr(&plaintext).contains("try https://"), "{}", stderr(&plaintext));
+    assert_eq!(stderr(&plaintext).lines().count(), 1, "{}", stderr(&plaintext));
+
+    signal(&child, "TERM").await;
+    assert_eq!(child.wait_with_output().await.expect("exit").status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn verbose_shows_the_connectivity_changes() {
+    let server = TestServer::start().await;
+    let output = client(&["-v", "-t", &server.addr.to_string(), "Banana"], b"").await;
+    assert_eq!(stdout(&output), "status=1\n");
+    let log = stderr(&output);
+    assert!(log.contains("client: connectivity IDLE -> CONNECTING\n"), "{log}");
+    assert!(log.contains("client: connectivity CONNECTING -> READY\n"), "{log}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_passed_deadline_exits_68_saying_how_long_it_waited() {
+    let server = TestServer::start().await;
+    // classify from a stdin that stays open: only the deadline ends it.
+    let mut child = Command::new(CLIENT)
+        .args(["-t", &server.addr.to_string(), "--timeout", "300ms", "classify"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdin = child.stdin.take();
+    let output = child.wait_with_output().await.expect("exits at the deadline");
+    drop(stdin);
+    assert_eq!(output.status.code(), Some(64 + tonic::Code::DeadlineExceeded as i32), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.starts_with("client: DEADLINE_EXCEEDED: "), "{message}");
+    assert!(message.contains("300ms"), "{message}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn wait_for_ready_waits_for_the_server_to_come_up() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let addr = format!("127.0.0.1:{port}");
+    let waiting = Command::new(CLIENT)
+        .args(["-t", &addr, "--wait-for-ready", "--timeout", "20s", "Banana"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let server = TestServer::start_on(&addr).await;
+    let output = waiting.wait_with_output().await.expect("exits");
+    assert_eq!(outcome(&output), (Some(0), "status=1\n", ""));
+    server.stop().await;
+}
+
+/// The server's log lines on stderr, after a call and a SIGTERM.
+async fn server_log(format: &str) -> String {
+    let (child, addr) = start_server_binary(&["--listen", "127.0.0.1:0", "--log-format", format]).await;
+    let output = client(&["-t", &addr, "Banana"], b"").await;
+    assert_eq!(stdout(&output), "status=1\n");
+    signal(&child, "TERM").await;
+    let output = child.wait_with_output().await.expect("exit");
+    String::from_utf8(output.stderr).expect("UTF-8 log")
+}
+
+#[tokio::test]
+async fn the_server_logs_one_line_per_call() {
+    let text = server_log("text").await;
+    let calls: Vec<&str> = text.lines().filter(|line| line.contains("search::call")).collect();
+    assert_eq!(calls.len(), 1, "{text}");
+    for field in ["method=/search.v1.SearchService/Search", "code=\"OK\"", "duration=", "peer=127.0.0.1:"] {
+        assert!(calls[0].contains(field), "{field} in {}", calls[0]);
+    }
+
+    let json = server_log("json").await;
+    let lines: Vec<serde_json::Value> =
+        json.lines().map(|line| serde_json::from_str(line).expect("every log line is JSON")).collect();
+    let calls: Vec<&serde_json::Value> = lines.iter().filter(|line| line["target"] == "search::call").collect();
+    assert_eq!(calls.len(), 1, "{json}");
+    assert_eq!(calls[0]["method"], "/search.v1.SearchService/Search");
+    assert_eq!(calls[0]["code"], "OK");
+    assert!(calls[0]["peer"].as_str().is_some_and(|peer| peer.starts_with("127.0.0.1:")), "{}", calls[0]);
+    assert!(calls[0]["duration"].is_string(), "{}", calls[0]);
 }

@@ -27,7 +27,11 @@ fn main() -> ExitCode {
         }
     };
     let stdout = BufWriter::new(io::stdout().lock());
-    match runtime.block_on(cli::run(invocation, stdout)) {
+    let result = runtime.block_on(cli::run(invocation, stdout));
+    // A read of standard input may still be blocked in a worker thread (the
+    // call ended first): exit without waiting for it.
+    runtime.shutdown_background();
+    match result {
         Ok(()) => ExitCode::from(cli::exit::OK),
         Err(err) if err.is_broken_pipe() => ExitCode::from(cli::exit::OK),
         Err(err) => {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod pki;
+
 use std::net::SocketAddr;
 
 use search::client::{Client, Target};
