@@ -313,3 +313,30 @@ async fn connectivity_goes_through_the_grpc_states() {
         [ConnectivityState::Connecting, ConnectivityState::Ready, ConnectivityState::Idle, ConnectivityState::Shutdown]
     );
 }
+
+#[tokio::test]
+async fn a_dial_that_hangs_gives_up_at_the_connect_timeout() {
+    // A listener whose accept queue is full: the kernel drops further SYNs,
+    // so a dial neither succeeds nor fails until it times out.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.bind(&"127.0.0.1:0".parse::<SocketAddr>().expect("addr").into()).expect("bind");
+    socket.listen(0).expect("listen");
+    let addr = socket.local_addr().expect("addr").as_socket().expect("inet");
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        // Each connect that completes takes a place in the queue; stop once they hang.
+        match tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => fillers.push(stream),
+            _ => break,
+        }
+    }
+    let options = ClientOptions {
+        connect_timeout: Duration::from_millis(300),
+        max_attempts: 1,
+        ..quick(Duration::from_secs(20))
+    };
+    let client = Client::new(&target(addr), options).expect("client");
+    let err = client.search(banana()).await.expect_err("the dial hangs");
+    assert_eq!(err.to_string(), format!("cannot connect to {addr}: no connection within the 300ms connect timeout"));
+    drop((fillers, socket));
+}

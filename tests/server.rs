@@ -390,7 +390,16 @@ async fn the_drain_lets_calls_finish_and_cuts_what_outlives_the_grace() {
     eventually("both calls are in flight", || server.handle.in_flight() == 2).await;
 
     let handle = server.handle.clone();
+    let addr = server.addr;
     let stopping = server.begin_stop();
+    // No new connections once the drain starts.
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed during the drain");
     count_tx.send(CountRequest { queries: vec!["Banana".into(), "kiwi".into()] }).await.expect("send after the signal");
     drop(count_tx);
     let counted = count.await.expect("join").expect("the call in flight completes");
