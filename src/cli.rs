@@ -73,15 +73,15 @@ pub struct Args {
 
     /// The longest wait before the first retry (full jitter: a random wait
     /// up to this).
-    #[arg(long, value_name = "DURATION", global = true, default_value = "100ms")]
+    #[arg(long, value_name = "DURATION", global = true, default_value_t = Backoff::DEFAULT.initial().into())]
     pub retry_initial_backoff: humantime::Duration,
 
     /// The cap on the wait between retries.
-    #[arg(long, value_name = "DURATION", global = true, default_value = "5s")]
+    #[arg(long, value_name = "DURATION", global = true, default_value_t = Backoff::DEFAULT.max().into())]
     pub retry_max_backoff: humantime::Duration,
 
     /// How much the wait grows after each retry.
-    #[arg(long, value_name = "FACTOR", global = true, default_value_t = 2.0)]
+    #[arg(long, value_name = "FACTOR", global = true, default_value_t = Backoff::DEFAULT.multiplier())]
     pub retry_multiplier: f64,
 
     /// For https:// targets: the CA that signs the server's certificate (PEM);
