@@ -77,6 +77,24 @@ impl Backoff {
     pub const DEFAULT: Self =
         Self { initial: Duration::from_millis(100), max: Duration::from_secs(5), multiplier: 2.0 };
 
+    /// The longest wait before the first retry.
+    #[must_use]
+    pub fn initial(&self) -> Duration {
+        self.initial
+    }
+
+    /// The cap on the wait.
+    #[must_use]
+    pub fn max(&self) -> Duration {
+        self.max
+    }
+
+    /// The growth of the wait per retry.
+    #[must_use]
+    pub fn multiplier(&self) -> f64 {
+        self.multiplier
+    }
+
     /// A checked backoff.
     ///
     /// # Errors
