@@ -13,6 +13,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::client::{self, Client, ClientOptions, Target};
 use crate::connectivity::ConnectivityState;
 use crate::input::{self, Batches, Data, LineBatches, Source};
+use crate::load::{self, LoadCall, LoadConfig, Model};
 use crate::output::{Format, Output};
 use crate::pb::v1::{ClassifyRequest, CountRequest, ScanRequest, SearchRequest};
 use crate::retry::Backoff;
@@ -147,6 +148,52 @@ pub enum Command {
         /// The text to scan, in UTF-8.
         file: Option<PathBuf>,
     },
+    /// Load-test the server, like ghz: calls at a fixed concurrency (closed
+    /// model) or rate (open model, --rate), then throughput, latency
+    /// percentiles, a histogram and the count of each status code.
+    Bench(BenchArgs),
+}
+
+/// `client bench`: what to drive, how hard, for how long.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The RPC to drive: unary search, or classify (one batch per call on a
+    /// stream each worker keeps open).
+    #[arg(long, value_enum, default_value = "search")]
+    pub call: LoadCall,
+
+    /// Workers (closed model), or the most calls in flight (open model).
+    #[arg(long, short = 'c', default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+
+    /// Connections to spread the workers over.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connections: u32,
+
+    /// The most calls to make.
+    #[arg(long, short = 'n', default_value_t = 10_000)]
+    pub total: u64,
+
+    /// The longest the run may take.
+    #[arg(long, short = 'z', value_name = "DURATION", default_value = "1m")]
+    pub duration: humantime::Duration,
+
+    /// Send calls at this many per second whatever the answers (open model);
+    /// latency then counts from each call's intended send time.
+    #[arg(long, value_name = "CALLS_PER_SECOND")]
+    pub rate: Option<f64>,
+
+    /// A query to send; repeat for several, used in turn [default: Banana, Apple].
+    #[arg(long = "query", short = 'q', value_name = "QUERY")]
+    pub queries: Vec<String>,
+
+    /// Queries from a file, one per line.
+    #[arg(long, value_name = "FILE", conflicts_with = "queries")]
+    pub queries_file: Option<PathBuf>,
+
+    /// Queries per Classify message.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
 }
 
 /// A checked command line: what to call, with what, where and how.
@@ -175,6 +222,8 @@ pub enum Call {
     Count(Input),
     /// Server-streaming Scan.
     Scan(Input),
+    /// A load test.
+    Bench(BenchArgs),
 }
 
 /// The input of the unary call.
@@ -220,6 +269,22 @@ impl Args {
             Some(Command::Classify { file }) => Call::Classify(streaming(file)?),
             Some(Command::Count { file }) => Call::Count(streaming(file)?),
             Some(Command::Scan { file }) => Call::Scan(streaming(file)?),
+            Some(Command::Bench(bench)) => {
+                if data.is_some() {
+                    return Err(conflict("bench"));
+                }
+                match bench.rate {
+                    Some(rate) if !(rate > 0.0 && rate.is_finite()) => {
+                        return Err(Args::command().error(ErrorKind::ValueValidation, "--rate must be more than 0"));
+                    }
+                    Some(_) if bench.call == LoadCall::Classify => {
+                        let message = "--rate (the open model) drives unary search calls only";
+                        return Err(Args::command().error(ErrorKind::ArgumentConflict, message));
+                    }
+                    _ => {}
+                }
+                Call::Bench(bench)
+            }
         };
         let format = if self.json { Format::Json } else { Format::Text };
         let usage = |kind, message: String| Args::command().error(kind, message);
@@ -273,6 +338,9 @@ pub enum Error {
     /// The output could not be written.
     #[error("cannot write the output: {0}")]
     Output(#[from] io::Error),
+    /// A load test could not run.
+    #[error(transparent)]
+    Load(#[from] load::Error),
 }
 
 impl Error {
@@ -282,7 +350,11 @@ impl Error {
         match self {
             Self::Client(client::Error::Connect { .. }) => exit::UNREACHABLE,
             Self::Client(err) => err.code().map_or(exit::FAILURE, |code| exit::STATUS_BASE + code as u8),
-            Self::Output(_) => exit::FAILURE,
+            Self::Load(load::Error::Client(client::Error::Connect { .. })) => exit::UNREACHABLE,
+            Self::Load(load::Error::Client(err)) => {
+                err.code().map_or(exit::FAILURE, |code| exit::STATUS_BASE + code as u8)
+            }
+            Self::Output(_) | Self::Load(load::Error::Invalid(_)) => exit::FAILURE,
             Self::Input(_) => exit::INPUT,
         }
     }
@@ -298,6 +370,12 @@ impl Error {
 /// A call with its input read (or opened) and checked, before connecting, so
 /// that a local mistake never waits on the network.
 enum Ready {
+    Rpc(RpcReady),
+    Bench(BenchArgs, Vec<String>),
+}
+
+/// One call of the service, its input ready.
+enum RpcReady {
     Search(SearchRequest),
     Classify(Batches),
     Count(Batches),
@@ -306,12 +384,24 @@ enum Ready {
 
 async fn prepare(call: Call) -> Result<Ready, input::Error> {
     Ok(match call {
-        Call::Search(Query::Text(query)) => Ready::Search(SearchRequest { query }),
-        Call::Search(Query::Json(data)) => Ready::Search(data.message().await?),
-        Call::Classify(input) => Ready::Classify(batches::<ClassifyRequest>(input, |m| m.queries).await?),
-        Call::Count(input) => Ready::Count(batches::<CountRequest>(input, |m| m.queries).await?),
-        Call::Scan(Input::Plain(source)) => Ready::Scan(ScanRequest { text: input::read_text(&source).await? }),
-        Call::Scan(Input::Json(data)) => Ready::Scan(data.message().await?),
+        Call::Search(Query::Text(query)) => Ready::Rpc(RpcReady::Search(SearchRequest { query })),
+        Call::Search(Query::Json(data)) => Ready::Rpc(RpcReady::Search(data.message().await?)),
+        Call::Classify(input) => {
+            Ready::Rpc(RpcReady::Classify(batches::<ClassifyRequest>(input, |m| m.queries).await?))
+        }
+        Call::Count(input) => Ready::Rpc(RpcReady::Count(batches::<CountRequest>(input, |m| m.queries).await?)),
+        Call::Scan(Input::Plain(source)) => {
+            Ready::Rpc(RpcReady::Scan(ScanRequest { text: input::read_text(&source).await? }))
+        }
+        Call::Scan(Input::Json(data)) => Ready::Rpc(RpcReady::Scan(data.message().await?)),
+        Call::Bench(bench) => {
+            let queries = match &bench.queries_file {
+                Some(file) => input::read_text(&Source::File(file.clone())).await?.lines().map(str::to_owned).collect(),
+                None if bench.queries.is_empty() => vec!["Banana".to_owned(), "Apple".to_owned()],
+                None => bench.queries.clone(),
+            };
+            Ready::Bench(bench, queries)
+        }
     })
 }
 
@@ -330,16 +420,36 @@ async fn batches<M: serde::de::DeserializeOwned>(
 /// # Errors
 /// See [`Error`]; output already printed stays printed.
 pub async fn run(invocation: Invocation, out: impl Write) -> Result<(), Error> {
-    let ready = prepare(invocation.call).await?;
+    let mut out = Output::new(out, invocation.format);
+    let ready = match prepare(invocation.call).await? {
+        Ready::Rpc(ready) => ready,
+        Ready::Bench(bench, queries) => {
+            let config = LoadConfig {
+                target: invocation.target,
+                options: invocation.options,
+                call: bench.call,
+                connections: bench.connections as usize,
+                concurrency: bench.concurrency as usize,
+                total: bench.total,
+                duration: bench.duration.into(),
+                model: bench.rate.map_or(Model::Closed, |rate| Model::Open { rate }),
+                queries,
+                batch: bench.batch as usize,
+                progress: true,
+            };
+            out.report(&load::run(config).await?)?;
+            out.flush()?;
+            return Ok(());
+        }
+    };
     let client = Client::new(&invocation.target, invocation.options)?;
     if invocation.verbose {
         tokio::spawn(show_connectivity(client.clone()));
     }
-    let mut out = Output::new(out, invocation.format);
     match ready {
-        Ready::Search(request) => out.search(&client.search(request).await?)?,
-        Ready::Classify(batches) => classify(&client, batches, &mut out).await?,
-        Ready::Count(batches) => {
+        RpcReady::Search(request) => out.search(&client.search(request).await?)?,
+        RpcReady::Classify(batches) => classify(&client, batches, &mut out).await?,
+        RpcReady::Count(batches) => {
             let (requests, feeder) = batches.feed(|queries| CountRequest { queries });
             let response = client.count(requests).await?;
             let sent = feeder.finish().await?;
@@ -348,7 +458,7 @@ pub async fn run(invocation: Invocation, out: impl Write) -> Result<(), Error> {
             }
             out.count(&response)?;
         }
-        Ready::Scan(request) => {
+        RpcReady::Scan(request) => {
             let mut responses = client.scan(request).await?;
             while let Some(response) = responses.message().await? {
                 out.scan(&response)?;

@@ -327,7 +327,16 @@ impl Client {
     /// # Errors
     /// [`Error::Connect`] when the server cannot be reached.
     pub async fn connect(target: &Target) -> Result<Self, Error> {
-        let client = Self::new(target, ClientOptions::default())?;
+        Self::connect_with(target, ClientOptions::default()).await
+    }
+
+    /// [`Client::connect`] with `options`.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when the server cannot be reached.
+    pub async fn connect_with(target: &Target, options: ClientOptions) -> Result<Self, Error> {
+        let client = Self::new(target, options)?;
+        client.ready(Instant::now() + client.options.timeout).await?;
         client.probe(Instant::now() + client.options.timeout).await?;
         Ok(client)
     }

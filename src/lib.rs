@@ -15,6 +15,7 @@
 //! - [`client`]: targets, connecting, one method per RPC.
 //! - [`cli`]: the `client` command line: flags, the call, exit codes; with
 //!   [`input`] (lines, texts, `-d` JSON) and [`output`] (text or JSON lines).
+//! - [`load`]: the load generator behind `client bench`.
 //! - [`shutdown`], [`telemetry`]: signals and logging for the binaries.
 
 pub mod calls;
@@ -23,6 +24,7 @@ pub mod client;
 pub mod config;
 pub mod connectivity;
 pub mod input;
+pub mod load;
 pub mod matcher;
 pub mod output;
 pub mod pb;

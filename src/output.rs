@@ -6,6 +6,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use crate::load::Report;
 use crate::pb::v1::{ClassifyResponse, CountResponse, ScanResponse, SearchResponse};
 
 /// How responses are printed.
@@ -74,6 +75,17 @@ impl<W: Write> Output<W> {
                 .iter()
                 .try_for_each(|m| writeln!(self.out, "line={} column={} offset={}", m.line, m.column, m.offset)),
             Format::Json => self.json(response),
+        }
+    }
+
+    /// A load test's report: the text summary, or one JSON document.
+    ///
+    /// # Errors
+    /// When writing fails.
+    pub fn report(&mut self, report: &Report) -> io::Result<()> {
+        match self.format {
+            Format::Text => write!(self.out, "{report}"),
+            Format::Json => self.json(report),
         }
     }
 

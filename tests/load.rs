@@ -1,0 +1,182 @@
+//! The load tool's report: its counts add up, `--json` parses into the
+//! report type, failures are counted per status code, and every run is
+//! bounded in calls and in time.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::TestServer;
+use search::client::{ClientOptions, Target};
+use search::load::{self, LoadCall, LoadConfig, Model, Report};
+use search::pb::v1::search_service_server::{SearchService, SearchServiceServer};
+use search::pb::v1::{
+    ClassifyRequest, ClassifyResponse, CountRequest, CountResponse, ScanRequest, ScanResponse, SearchRequest,
+    SearchResponse,
+};
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status, Streaming};
+
+fn config(target: Target) -> LoadConfig {
+    LoadConfig {
+        target,
+        options: ClientOptions::default(),
+        call: LoadCall::Search,
+        connections: 2,
+        concurrency: 8,
+        total: 500,
+        duration: Duration::from_secs(60),
+        model: Model::Closed,
+        queries: vec!["Banana".into(), "Apple".into()],
+        batch: 10,
+        progress: false,
+    }
+}
+
+/// What holds for every report.
+fn check_consistent(report: &Report) {
+    assert_eq!(report.ok + report.errors, report.calls);
+    assert_eq!(report.status_codes.values().sum::<u64>(), report.calls);
+    assert_eq!(report.histogram.iter().map(|b| b.count).sum::<u64>(), report.calls);
+    assert!(report.histogram.len() <= 10, "{:?}", report.histogram);
+    let l = &report.latency_us;
+    assert!(l.min <= l.p50 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max, "{l:?}");
+}
+
+#[tokio::test]
+async fn a_closed_run_makes_exactly_the_calls_asked_for() {
+    let server = TestServer::start().await;
+    let report = load::run(config(server.target())).await.expect("runs");
+    check_consistent(&report);
+    assert_eq!((report.calls, report.ok, report.errors, report.queries), (500, 500, 0, 500));
+    assert_eq!(report.status_codes.get("OK"), Some(&500));
+    assert_eq!((report.connections, report.concurrency, report.model.as_str()), (2, 8, "closed"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_classify_run_counts_calls_and_queries() {
+    let server = TestServer::start().await;
+    let report =
+        load::run(LoadConfig { call: LoadCall::Classify, total: 200, ..config(server.target()) }).await.expect("runs");
+    check_consistent(&report);
+    assert_eq!((report.calls, report.ok, report.queries), (200, 200, 2000), "10 queries a batch");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_open_run_paces_calls_at_the_rate() {
+    let server = TestServer::start().await;
+    let report = load::run(LoadConfig { model: Model::Open { rate: 500.0 }, total: 100, ..config(server.target()) })
+        .await
+        .expect("runs");
+    check_consistent(&report);
+    assert_eq!((report.calls, report.ok), (100, 100));
+    // Call 99 is not due before 99/500 s: the run cannot end sooner.
+    assert!(report.elapsed_seconds >= 0.19, "{}", report.elapsed_seconds);
+    assert_eq!(report.rate, Some(500.0));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_run_stops_at_its_duration() {
+    let server = TestServer::start().await;
+    let report =
+        load::run(LoadConfig { total: u64::MAX, duration: Duration::from_millis(300), ..config(server.target()) })
+            .await
+            .expect("runs");
+    check_consistent(&report);
+    assert!(report.calls > 0 && report.calls < u64::MAX);
+    assert!(report.elapsed_seconds < 30.0, "bounded by --duration, not by the count");
+    server.stop().await;
+}
+
+/// Fails every fourth call with UNAVAILABLE and the one after with
+/// INVALID_ARGUMENT; answers the others.
+#[derive(Default, Clone)]
+struct Failing {
+    calls: Arc<AtomicU64>,
+}
+
+type Stream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl SearchService for Failing {
+    async fn search(&self, _: Request<SearchRequest>) -> Result<Response<SearchResponse>, Status> {
+        match self.calls.fetch_add(1, Ordering::SeqCst) % 4 {
+            0 => Err(Status::unavailable("down on purpose")),
+            1 => Err(Status::invalid_argument("refused on purpose")),
+            _ => Ok(Response::new(SearchResponse { status: 1 })),
+        }
+    }
+
+    type ClassifyStream = Stream<ClassifyResponse>;
+
+    async fn classify(&self, _: Request<Streaming<ClassifyRequest>>) -> Result<Response<Self::ClassifyStream>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+
+    async fn count(&self, _: Request<Streaming<CountRequest>>) -> Result<Response<CountResponse>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+
+    type ScanStream = Stream<ScanResponse>;
+
+    async fn scan(&self, _: Request<ScanRequest>) -> Result<Response<Self::ScanStream>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+}
+
+#[tokio::test]
+async fn failures_are_counted_per_status_code_and_never_retried() {
+    let failing = Failing::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(SearchServiceServer::new(failing.clone()))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let target: Target = addr.to_string().parse().expect("target");
+    let report = load::run(LoadConfig { total: 400, ..config(target) }).await.expect("runs");
+    check_consistent(&report);
+    assert_eq!((report.calls, report.ok, report.errors), (400, 200, 200));
+    let codes: Vec<(&str, u64)> = report.status_codes.iter().map(|(c, n)| (c.as_str(), *n)).collect();
+    assert_eq!(codes, [("INVALID_ARGUMENT", 100), ("OK", 200), ("UNAVAILABLE", 100)]);
+    assert_eq!(failing.calls.load(Ordering::SeqCst), 400, "no retries: one attempt per call");
+    server.abort();
+}
+
+#[tokio::test]
+async fn the_cli_prints_a_json_report_and_no_progress_bar_when_piped() {
+    let server = TestServer::start().await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_client"))
+        .args(["-t", &server.addr.to_string(), "--json", "bench", "-n", "300", "-c", "4", "-q", "banana"])
+        .output()
+        .await
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(0));
+    assert!(output.stderr.is_empty(), "nothing on stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let report: Report = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    check_consistent(&report);
+    assert_eq!((report.calls, report.ok), (300, 300));
+
+    let text = tokio::process::Command::new(env!("CARGO_BIN_EXE_client"))
+        .args(["-t", &server.addr.to_string(), "bench", "-n", "50", "--call", "classify", "--batch", "3"])
+        .output()
+        .await
+        .expect("runs");
+    let text = String::from_utf8(text.stdout).expect("UTF-8");
+    assert!(text.contains("calls       50 (50 OK, 0 errors), 150 queries"), "{text}");
+    assert!(text.contains("Status codes:\n  OK                   50\n"), "{text}");
+
+    let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_client"))
+        .args(["-t", &server.addr.to_string(), "bench", "--call", "classify", "--rate", "10"])
+        .output()
+        .await
+        .expect("runs");
+    assert_eq!(refused.status.code(), Some(2), "the open model drives unary calls only");
+    server.stop().await;
+}
