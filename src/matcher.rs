@@ -62,6 +62,9 @@ fn find_in(bytes: &[u8]) -> Occurrences<'_> {
 }
 
 /// The occurrences in a text, by one of two strategies with one answer.
+// The long variant holds its 16 KiB chunk buffer inline on purpose: boxing
+// it would allocate on every search.
+#[allow(clippy::large_enum_variant)]
 enum Occurrences<'a> {
     /// A short text.
     Short(ShortFind<'a>),
