@@ -194,6 +194,11 @@ pub struct BenchArgs {
     /// Queries per Classify message.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: u32,
+
+    /// Call the article's /Search/search path instead of the v1 Search, to
+    /// load-test the article's own Python server.
+    #[arg(long)]
+    pub legacy: bool,
 }
 
 /// A checked command line: what to call, with what, where and how.
@@ -435,6 +440,7 @@ pub async fn run(invocation: Invocation, out: impl Write) -> Result<(), Error> {
                 model: bench.rate.map_or(Model::Closed, |rate| Model::Open { rate }),
                 queries,
                 batch: bench.batch as usize,
+                legacy: bench.legacy,
                 progress: true,
             };
             out.report(&load::run(config).await?)?;

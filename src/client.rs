@@ -26,7 +26,7 @@ use crate::pb::v1::{
     SearchResponse,
 };
 use crate::retry::{self, Backoff, RetryBudget, RetryThrottle};
-use crate::server::SEARCH_PATH;
+use crate::server::{LEGACY_SEARCH_PATH, SEARCH_PATH};
 use crate::tls::ClientTls;
 
 /// The deadline of a call unless told otherwise, as the Google API clients use.
@@ -230,6 +230,7 @@ impl Default for ClientOptions {
 /// connectivity state and the retry budget.
 #[derive(Debug, Clone)]
 pub struct Client {
+    channel: Channel,
     inner: SearchServiceClient<Channel>,
     health: HealthClient<Channel>,
     target: Target,
@@ -312,6 +313,7 @@ impl Client {
         let channel =
             endpoint.connect_with_connector_lazy(TrackingConnector::new(connectivity.clone(), options.connect_timeout));
         Ok(Self {
+            channel: channel.clone(),
             inner: SearchServiceClient::new(channel.clone()),
             health: HealthClient::new(channel),
             target: target.clone(),
@@ -530,6 +532,26 @@ impl Client {
             let mut request = Request::new(request.clone());
             request.set_timeout(timeout);
             async move { client.search(request).await.map(tonic::Response::into_inner) }
+        })
+        .await
+    }
+
+    /// The article's unary `/Search/search` (wire-compatible with `Search`),
+    /// to call the article's own Python server. The path is not in the
+    /// contract, so the call is never retried.
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub async fn search_legacy(&self, request: SearchRequest) -> Result<SearchResponse, Error> {
+        self.unary(LEGACY_SEARCH_PATH, |_, timeout| {
+            let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+            let mut request = Request::new(request.clone());
+            request.set_timeout(timeout);
+            async move {
+                grpc.ready().await.map_err(|err| Status::from_error(err.into()))?;
+                let path = http::uri::PathAndQuery::from_static(LEGACY_SEARCH_PATH);
+                grpc.unary(request, path, tonic_prost::ProstCodec::default()).await.map(tonic::Response::into_inner)
+            }
         })
         .await
     }

@@ -70,6 +70,9 @@ pub struct LoadConfig {
     pub queries: Vec<String>,
     /// Queries per Classify message.
     pub batch: usize,
+    /// Call Search on the article's `/Search/search` path (to load-test the
+    /// article's own server), not on the v1 path.
+    pub legacy: bool,
     /// Show a progress bar (only ever on a terminal).
     pub progress: bool,
 }
@@ -242,6 +245,7 @@ async fn closed(config: &LoadConfig, clients: &[Client], started: Instant, progr
         let client = clients[worker % clients.len()].clone();
         let (tickets, progress) = (Arc::clone(&tickets), progress.clone());
         let (queries, call, batch, total) = (config.queries.clone(), config.call, config.batch, config.total);
+        let legacy = config.legacy;
         workers.push(tokio::spawn(async move {
             let mut recorder = Recorder::new();
             let take = || tickets.fetch_add(1, Ordering::Relaxed) < total && Instant::now() < end;
@@ -252,7 +256,7 @@ async fn closed(config: &LoadConfig, clients: &[Client], started: Instant, progr
                         let query = queries[next % queries.len()].clone();
                         next += 1;
                         let sent = Instant::now();
-                        let outcome = client.search(SearchRequest { query }).await.map(|_| 1);
+                        let outcome = search(&client, legacy, query).await;
                         recorder.record(sent.elapsed(), outcome.as_ref().copied());
                         progress.inc(1);
                     }
@@ -273,6 +277,13 @@ async fn closed(config: &LoadConfig, clients: &[Client], started: Instant, progr
         }
     }
     all
+}
+
+/// One Search call, on the v1 or the legacy path; `Ok(1)`: one query answered.
+async fn search(client: &Client, legacy: bool, query: String) -> Result<u64, client::Error> {
+    let request = SearchRequest { query };
+    let answered = if legacy { client.search_legacy(request).await } else { client.search(request).await };
+    answered.map(|_| 1)
 }
 
 /// One Classify stream per worker: send a batch, wait for its answer, repeat.
@@ -351,9 +362,9 @@ async fn open(
         let from = Instant::now().min(due);
         let client = clients[i as usize % clients.len()].clone();
         let query = config.queries[i as usize % config.queries.len()].clone();
-        let (recorder, progress) = (Arc::clone(&recorder), progress.clone());
+        let (recorder, progress, legacy) = (Arc::clone(&recorder), progress.clone(), config.legacy);
         calls.push(tokio::spawn(async move {
-            let outcome = client.search(SearchRequest { query }).await.map(|_| 1);
+            let outcome = search(&client, legacy, query).await;
             // From when the call was due, not from when it could be sent.
             recorder.lock().await.record(from.elapsed(), outcome.as_ref().copied());
             progress.inc(1);

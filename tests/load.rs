@@ -31,6 +31,7 @@ fn config(target: Target) -> LoadConfig {
         model: Model::Closed,
         queries: vec!["Banana".into(), "Apple".into()],
         batch: 10,
+        legacy: false,
         progress: false,
     }
 }
@@ -53,6 +54,15 @@ async fn a_closed_run_makes_exactly_the_calls_asked_for() {
     assert_eq!((report.calls, report.ok, report.errors, report.queries), (500, 500, 0, 500));
     assert_eq!(report.status_codes.get("OK"), Some(&500));
     assert_eq!((report.connections, report.concurrency, report.model.as_str()), (2, 8, "closed"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_legacy_path_can_be_driven_too() {
+    let server = TestServer::start().await;
+    let report = load::run(LoadConfig { legacy: true, total: 100, ..config(server.target()) }).await.expect("runs");
+    check_consistent(&report);
+    assert_eq!((report.calls, report.ok), (100, 100));
     server.stop().await;
 }
 

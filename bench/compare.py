@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""Benchmarks the Search server against its peers in one run and prints the tables.
+
+    python3 bench/compare.py            # about three minutes
+    python3 bench/compare.py --quick    # shorter points, for a smoke run
+
+Installs what it needs: the release build (server, client, examples), h2load
+from Debian's nghttp2-client, grpcio from PyPI (interop/requirements.txt) for
+the article's Python server and client.
+
+Servers, one after another, each pinned to CPU 0 with taskset, on
+127.0.0.1:8100 (the article's port):
+  rust     target/release/server, per-call log lines off (RUST_LOG=warn)
+  rust+log the same with its per-call info lines on, to price them
+  python   the article's grpc.aio server, unchanged (interop/article/server.py)
+  floor    examples/h2_floor.rs: hyper h2c answering a canned gRPC response
+           without decoding anything, the floor no gRPC server can beat
+Load generators on CPU 1: h2load sending a pre-encoded request frame, and
+our own `client bench` (which reads each answer's grpc-status, so its OK count
+proves real gRPC successes, not just HTTP 200s). Every call goes to the
+article's /Search/search path, the one all servers answer.
+
+Then: bulk classification of 1,000,000 lines through Classify; the whole-
+process time of `client Banana` against the article's `python client.py
+Banana`; the server's RSS idle and with 1,000 connections each holding a call.
+
+Absolute numbers on a shared 2-core machine mean little: read the ratios,
+measured in the same run.
+"""
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RELEASE = ROOT / "target" / "release"
+WORK = ROOT / "target" / "bench"
+ADDRESS = "127.0.0.1:8100"
+PATH = "/Search/search"
+POINTS = [(1, 1), (16, 1), (4, 32)]  # (connections, streams per connection)
+# The gRPC message: prefix (uncompressed, 8 bytes), then field 1 = "Banana".
+REQUEST = bytes([0, 0, 0, 0, 8, 0x0A, 0x06]) + b"Banana"
+
+
+def run(command, **kwargs):
+    return subprocess.run(command, check=True, text=True, **kwargs)
+
+
+def setup():
+    print("building the release binaries and examples...", file=sys.stderr)
+    run(["cargo", "build", "--release", "--quiet", "--bins", "--examples"], cwd=ROOT)
+    if shutil.which("h2load") is None:
+        print("installing h2load (nghttp2-client)...", file=sys.stderr)
+        run(["apt-get", "update", "-qq"], stdout=subprocess.DEVNULL)
+        run(["apt-get", "install", "-y", "-qq", "nghttp2-client"], stdout=subprocess.DEVNULL)
+    venv = WORK / "venv"
+    if not (venv / "bin" / "python").exists():
+        run([sys.executable, "-m", "venv", str(venv)])
+    run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", "-r",
+         str(ROOT / "interop" / "requirements.txt")])
+    stubs = WORK / "stubs"
+    stubs.mkdir(parents=True, exist_ok=True)
+    run([str(venv / "bin" / "python"), "-m", "grpc_tools.protoc", f"-I{ROOT / 'interop' / 'article'}",
+         f"--python_out={stubs}", f"--grpc_python_out={stubs}", "main.proto"])
+    (WORK / "request.bin").write_bytes(REQUEST)
+    # 1,000 connections need file descriptors on both ends.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 8192), hard), hard))
+    return venv / "bin" / "python", stubs
+
+
+class Server:
+    """A server pinned to CPU 0, started and stopped around a block."""
+
+    def __init__(self, name, command, env=None):
+        self.name, self.command, self.env = name, command, env or {}
+
+    def __enter__(self):
+        env = {**os.environ, "RUST_LOG": "warn", **self.env}
+        self.process = subprocess.Popen(["taskset", "-c", "0", *self.command], stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, env=env, text=True, cwd=ROOT)
+        self.process.stdout.readline()  # the address line: listening
+        return self
+
+    def rss_kib(self):
+        # taskset execs the server: same pid.
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
+
+    def __exit__(self, *_):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def our_load(connections, streams, seconds, total=10_000_000):
+    """`client bench` on CPU 1; returns (req/s, p50 us, p99 us, OK count, calls)."""
+    out = run(["taskset", "-c", "1", str(RELEASE / "client"), "-t", ADDRESS, "--json", "bench", "--legacy",
+               "--connections", str(connections), "-c", str(connections * streams), "-n", str(total),
+               "-z", f"{seconds}s"], capture_output=True).stdout
+    report = json.loads(out)
+    latency = report["latency_us"]
+    return report["throughput"], latency["p50"], latency["p99"], report["ok"], report["calls"]
+
+
+def h2load(connections, streams, seconds):
+    """h2load on CPU 1; returns (req/s, mean us, max us, 2xx count, requests)."""
+    out = run(["taskset", "-c", "1", "h2load", "-c", str(connections), "-m", str(streams), "-D", str(seconds),
+               "--warm-up-time=1", "-d", str(WORK / "request.bin"), "-H", "content-type: application/grpc",
+               "-H", "te: trailers", f"http://{ADDRESS}{PATH}"], capture_output=True).stdout
+    rate = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
+    done = int(re.search(r"requests: \d+ total, \d+ started, (\d+) done", out).group(1))
+    ok = int(re.search(r"status codes: (\d+) 2xx", out).group(1))
+    timing = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", out)
+    return rate, micros(timing.group(3)), micros(timing.group(2)), ok, done
+
+
+def micros(text):
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
+
+
+def throughput(python, stubs, seconds):
+    servers = {
+        "floor": ([str(RELEASE / "examples" / "h2_floor"), ADDRESS], {}),
+        "rust": ([str(RELEASE / "server"), "--listen", ADDRESS], {}),
+        "rust+log": ([str(RELEASE / "server"), "--listen", ADDRESS], {"RUST_LOG": "info"}),
+        "python": ([str(python), str(ROOT / "interop" / "article" / "server.py")], {"PYTHONPATH": str(stubs)}),
+    }
+    rows = []
+    for name, (command, env) in servers.items():
+        with Server(name, command, env):
+            # Pre-flight: real gRPC answers (grpc-status OK), not just HTTP 200s.
+            _, _, _, ok, calls = our_load(1, 1, 5, total=100)
+            assert ok == calls == 100, f"{name}: {ok} of {calls} calls were gRPC OK"
+            for connections, streams in POINTS:
+                for tool, measure in (("client bench", our_load), ("h2load", h2load)):
+                    rate, typical, high, ok, calls = measure(connections, streams, seconds)
+                    rows.append(dict(server=name, tool=tool, point=f"{connections} x {streams}", rate=rate,
+                                     typical=typical, high=high, ok=ok, calls=calls))
+                    print(f"  {name:9} {tool:12} {connections:>2} x {streams:<2} {rate:>10.0f} req/s",
+                          file=sys.stderr)
+    return rows
+
+
+def bulk(lines=1_000_000):
+    """Classify a generated file through the bidirectional stream."""
+    path = WORK / "lines.txt"
+    words = ["a banana split", "an apple a day", "BANANA", "kiwi and lime", "Bananas!", "nothing here at all"]
+    with path.open("w") as f:
+        for i in range(lines):
+            f.write(words[i % len(words)] + f" {i}\n")
+    expected = sum(1 for i in range(lines) if "banana" in words[i % len(words)].lower())
+    with Server("rust", [str(RELEASE / "server"), "--listen", ADDRESS]):
+        started = time.perf_counter()
+        out = run(["taskset", "-c", "1", str(RELEASE / "client"), "-t", ADDRESS, "--timeout", "10m", "classify",
+                   str(path)], capture_output=True).stdout
+        seconds = time.perf_counter() - started
+    answers = out.splitlines()
+    assert len(answers) == lines, f"{len(answers)} answers for {lines} lines"
+    assert answers.count("status=1") == expected, "wrong answers"
+    size = path.stat().st_size
+    return dict(lines=lines, seconds=seconds, lines_per_second=lines / seconds, mb_per_second=size / seconds / 1e6)
+
+
+def startup(python, stubs, rust_runs=30, python_runs=10):
+    """Whole-process time of one call, ours against the article's client."""
+    def mean_seconds(command, runs, env=None):
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            out = run(command, capture_output=True, env=env).stdout
+            times.append(time.perf_counter() - started)
+            assert out == "status=1\n", out
+        return statistics.mean(times)
+
+    # The article's client dials localhost:8100: serve there.
+    with Server("rust", [str(RELEASE / "server"), "--listen", "localhost:8100"]):
+        ours = mean_seconds([str(RELEASE / "client"), "Banana"], rust_runs)
+        article = mean_seconds([str(python), str(ROOT / "interop" / "article" / "client.py"), "Banana"], python_runs,
+                               dict(os.environ, PYTHONPATH=str(stubs)))
+    return dict(rust_ms=ours * 1000, python_ms=article * 1000, ratio=article / ours)
+
+
+def memory(connections=1000):
+    """Server RSS idle, and with `connections` connections each holding a call."""
+    with Server("rust", [str(RELEASE / "server"), "--listen", ADDRESS]) as server:
+        time.sleep(1)
+        idle = server.rss_kib()
+        holder = subprocess.Popen(["taskset", "-c", "1", str(RELEASE / "examples" / "hold_calls"), ADDRESS,
+                                   str(connections)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().startswith("holding"), "the calls are held"
+        time.sleep(1)
+        loaded = server.rss_kib()
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    return dict(idle_mib=idle / 1024, loaded_mib=loaded / 1024, connections=connections,
+                per_connection_kib=(loaded - idle) / connections)
+
+
+def print_tables(rows, bulk_figures, startup_figures, memory_figures):
+    print("## Unary throughput (server on CPU 0, load on CPU 1)\n")
+    print("| server | tool | conns x streams | req/s | latency p50 / mean (µs) | p99 / max (µs) | vs rust | OK / calls |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    ours = {(r["tool"], r["point"]): r["rate"] for r in rows if r["server"] == "rust"}
+    for r in rows:
+        ratio = r["rate"] / ours[(r["tool"], r["point"])]
+        print(f"| {r['server']} | {r['tool']} | {r['point']} | {r['rate']:.0f} | {r['typical']:.0f} | "
+              f"{r['high']:.0f} | {ratio:.2f} | {r['ok']} / {r['calls']} |")
+    print("\n(client bench: p50 and p99, and gRPC OK from the trailers; h2load: mean and max, and HTTP 2xx.)\n")
+    print("## Bulk, startup, memory\n")
+    print(f"- Bulk: {bulk_figures['lines']:,} lines through Classify in {bulk_figures['seconds']:.2f} s: "
+          f"{bulk_figures['lines_per_second']:,.0f} lines/s, {bulk_figures['mb_per_second']:.1f} MB/s.")
+    print(f"- Start-up: `client Banana` {startup_figures['rust_ms']:.1f} ms per process, the article's "
+          f"`python client.py Banana` {startup_figures['python_ms']:.1f} ms: {startup_figures['ratio']:.1f}x faster.")
+    print(f"- Memory: server RSS {memory_figures['idle_mib']:.1f} MiB idle, {memory_figures['loaded_mib']:.1f} MiB "
+          f"with {memory_figures['connections']:,} connections each holding a call "
+          f"({memory_figures['per_connection_kib']:.1f} KiB per connection).")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2-second points instead of 5")
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    python, stubs = setup()
+    rows = throughput(python, stubs, 2 if args.quick else 5)
+    figures = bulk(), startup(python, stubs), memory()
+    results = dict(throughput=rows, bulk=figures[0], startup=figures[1], memory=figures[2])
+    (WORK / "results.json").write_text(json.dumps(results, indent=2))
+    print_tables(rows, *figures)
+
+
+if __name__ == "__main__":
+    main()
