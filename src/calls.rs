@@ -190,7 +190,10 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let cut = self.policy.cut.clone();
         Box::pin(async move {
+            // Biased, handler first: an answer ready at once (most unary
+            // calls) never arms the timer or registers with the cut.
             let response = tokio::select! {
+                biased;
                 response = inner.call(request) => response?,
                 () = sleep_until(deadline) => deadline_status(timeout).into_http(),
                 () = cut.cancelled() => cut_status().into_http(),
@@ -234,21 +237,14 @@ fn finish(
         end.code = Some(status.code());
         return response;
     }
-    response.map(|body| {
-        Body::new(CallBody {
-            inner: Some(body),
-            deadline: Box::pin(sleep_until(deadline)),
-            timeout,
-            cut: Box::pin(cut.cancelled_owned()),
-            end,
-        })
-    })
+    response.map(|body| Body::new(CallBody { inner: Some(body), deadline, timeout, cut, waiting: None, end }))
 }
 
 /// What is known of a call for its log line, written when the call ends.
 #[derive(Debug)]
 struct CallEnd {
-    method: String,
+    /// The request's URI, for its path (a clone shares the bytes).
+    uri: http::Uri,
     peer: Option<SocketAddr>,
     started: Instant,
     /// The final status, once known; none when the peer went away first.
@@ -263,7 +259,7 @@ impl CallEnd {
             .get::<TcpConnectInfo>()
             .and_then(TcpConnectInfo::remote_addr)
             .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|tls| tls.get_ref().remote_addr()));
-        Self { method: request.uri().path().to_owned(), peer, started: Instant::now(), code: None, admitted: None }
+        Self { uri: request.uri().clone(), peer, started: Instant::now(), code: None, admitted: None }
     }
 }
 
@@ -273,12 +269,16 @@ impl Drop for CallEnd {
         // or the connection went away.
         let code = code_name(self.code.unwrap_or(Code::Cancelled));
         let duration = self.started.elapsed();
+        let method = self.uri.path();
         match self.peer {
-            Some(peer) => tracing::info!(target: "search::call", method = %self.method, code, ?duration, %peer, "call"),
-            None => tracing::info!(target: "search::call", method = %self.method, code, ?duration, "call"),
+            Some(peer) => tracing::info!(target: "search::call", %method, code, ?duration, %peer, "call"),
+            None => tracing::info!(target: "search::call", %method, code, ?duration, "call"),
         }
     }
 }
+
+/// What a waiting response body is woken by: its deadline, or the cut.
+type Waiting = (Pin<Box<Sleep>>, Pin<Box<WaitForCancellationFutureOwned>>);
 
 /// A response body that ends with DEADLINE_EXCEEDED at the deadline, or
 /// UNAVAILABLE at the cut, dropping the handler's stream so its work stops;
@@ -286,9 +286,13 @@ impl Drop for CallEnd {
 struct CallBody {
     /// The handler's body; `None` once the call has ended.
     inner: Option<Body>,
-    deadline: Pin<Box<Sleep>>,
+    deadline: Instant,
     timeout: Duration,
-    cut: Pin<Box<WaitForCancellationFutureOwned>>,
+    cut: CancellationToken,
+    /// The timer and the cut's waiter, armed the first time the body has
+    /// to wait: a response whose frames are all ready (a unary answer)
+    /// never arms them.
+    waiting: Option<Waiting>,
     end: CallEnd,
 }
 
@@ -296,6 +300,7 @@ impl CallBody {
     /// Ends the call now with `status` in the trailers.
     fn end_with(&mut self, status: &Status) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         self.inner = None;
+        self.waiting = None;
         self.end.code = Some(status.code());
         let mut trailers = HeaderMap::new();
         // Only fails on a message that cannot be a header; ours are ASCII.
@@ -313,13 +318,32 @@ impl HttpBody for CallBody {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        if this.deadline.as_mut().poll(cx).is_ready() {
-            return this.end_with(&deadline_status(this.timeout));
+        let frame = match Pin::new(inner).poll_frame(cx) {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                let (deadline, cut) = (this.deadline, &this.cut);
+                let (sleep, cancelled) = this
+                    .waiting
+                    .get_or_insert_with(|| (Box::pin(sleep_until(deadline)), Box::pin(cut.clone().cancelled_owned())));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return this.end_with(&deadline_status(this.timeout));
+                }
+                if cancelled.as_mut().poll(cx).is_ready() {
+                    return this.end_with(&cut_status());
+                }
+                return Poll::Pending;
+            }
+        };
+        // A stream that is never pending (a fast Scan) still ends on time.
+        if frame.as_ref().is_some_and(|f| f.as_ref().is_ok_and(Frame::is_data)) {
+            if Instant::now() >= this.deadline {
+                return this.end_with(&deadline_status(this.timeout));
+            }
+            if this.cut.is_cancelled() {
+                return this.end_with(&cut_status());
+            }
         }
-        if this.cut.as_mut().poll(cx).is_ready() {
-            return this.end_with(&cut_status());
-        }
-        match ready!(Pin::new(inner).poll_frame(cx)) {
+        match frame {
             Some(Ok(frame)) if frame.is_trailers() => {
                 let status = frame.trailers_ref().and_then(Status::from_header_map);
                 if let Some(mapped) = status.as_ref().and_then(client_mistake) {
