@@ -211,6 +211,13 @@ fn cut_status() -> Status {
     Status::unavailable("the server is shutting down and the call outlived the drain's grace period")
 }
 
+/// The `grpc-status` code in `headers`, read without decoding the message
+/// (what [`Status::from_header_map`] costs on every call).
+fn grpc_code(headers: &HeaderMap) -> Option<Code> {
+    let value = headers.get("grpc-status")?.to_str().ok()?;
+    value.parse::<i32>().ok().map(Code::from_i32)
+}
+
 /// Maps what tonic reports as INTERNAL but is the client's mistake.
 fn client_mistake(status: &Status) -> Option<Status> {
     const DECODE: &str = "failed to decode Protobuf message: ";
@@ -229,12 +236,16 @@ fn finish(
     timeout: Duration,
     cut: CancellationToken,
 ) -> Response<Body> {
-    if let Some(status) = Status::from_header_map(response.headers()) {
-        if let Some(mapped) = client_mistake(&status) {
+    if let Some(code) = grpc_code(response.headers()) {
+        // Only an INTERNAL status can be a client's mistake in disguise.
+        let mapped = (code == Code::Internal)
+            .then(|| Status::from_header_map(response.headers()).as_ref().and_then(client_mistake))
+            .flatten();
+        if let Some(mapped) = mapped {
             end.code = Some(mapped.code());
             return mapped.into_http();
         }
-        end.code = Some(status.code());
+        end.code = Some(code);
         return response;
     }
     response.map(|body| Body::new(CallBody { inner: Some(body), deadline, timeout, cut, waiting: None, end }))
@@ -345,11 +356,15 @@ impl HttpBody for CallBody {
         }
         match frame {
             Some(Ok(frame)) if frame.is_trailers() => {
-                let status = frame.trailers_ref().and_then(Status::from_header_map);
-                if let Some(mapped) = status.as_ref().and_then(client_mistake) {
-                    return this.end_with(&mapped);
+                let trailers = frame.trailers_ref();
+                let code = trailers.and_then(grpc_code).unwrap_or(Code::Ok);
+                if code == Code::Internal {
+                    let mapped = trailers.and_then(Status::from_header_map).as_ref().and_then(client_mistake);
+                    if let Some(mapped) = mapped {
+                        return this.end_with(&mapped);
+                    }
                 }
-                this.end.code = Some(status.map_or(Code::Ok, |s| s.code()));
+                this.end.code = Some(code);
                 this.inner = None;
                 Poll::Ready(Some(Ok(frame)))
             }
