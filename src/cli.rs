@@ -11,7 +11,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::client::{self, Client, ClientOptions, Target};
-use crate::connectivity::ConnectivityState;
+use crate::connectivity::Transition;
 use crate::input::{self, Batches, Data, LineBatches, Source};
 use crate::load::{self, LoadCall, LoadConfig, Model};
 use crate::output::{Format, Output};
@@ -450,7 +450,8 @@ pub async fn run(invocation: Invocation, out: impl Write) -> Result<(), Error> {
     };
     let client = Client::new(&invocation.target, invocation.options)?;
     if invocation.verbose {
-        tokio::spawn(show_connectivity(client.clone()));
+        // Subscribed before the first call: no transition is missed.
+        tokio::spawn(show_connectivity(client.connectivity().transitions()));
     }
     match ready {
         RpcReady::Search(request) => out.search(&client.search(request).await?)?,
@@ -501,15 +502,9 @@ async fn classify(client: &Client, batches: Batches, out: &mut Output<impl Write
 }
 
 /// Prints each connectivity change on stderr, as `-v` asks.
-async fn show_connectivity(client: Client) {
-    let mut last = ConnectivityState::Idle;
-    loop {
-        let next = client.wait_for_state_change(last).await;
-        eprintln!("client: connectivity {last} -> {next}");
-        if next == ConnectivityState::Shutdown {
-            return;
-        }
-        last = next;
+async fn show_connectivity(mut transitions: tokio::sync::mpsc::UnboundedReceiver<Transition>) {
+    while let Some((from, to)) = transitions.recv().await {
+        eprintln!("client: connectivity {from} -> {to}");
     }
 }
 

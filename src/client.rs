@@ -5,13 +5,10 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Uri;
-use http::uri::Authority;
 use tokio::time::{Instant, Sleep, sleep_until, timeout_at};
 use tokio_stream::Stream;
 use tonic::transport::{Channel, Endpoint};
@@ -20,6 +17,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::connectivity::{ConnectFailed, Connectivity, ConnectivityState, TrackingConnector};
+pub use crate::error::{Error, code_name, describe_status};
 use crate::pb::v1::search_service_client::SearchServiceClient;
 use crate::pb::v1::{
     ClassifyRequest, ClassifyResponse, CountRequest, CountResponse, ScanRequest, ScanResponse, SearchRequest,
@@ -27,6 +25,7 @@ use crate::pb::v1::{
 };
 use crate::retry::{self, Backoff, RetryBudget, RetryThrottle};
 use crate::server::{LEGACY_SEARCH_PATH, SEARCH_PATH};
+pub use crate::target::{InvalidTarget, Target};
 use crate::tls::ClientTls;
 
 /// The deadline of a call unless told otherwise, as the Google API clients use.
@@ -35,159 +34,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts of a safe call, the first included (grpc's default retry policy).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
-
-/// What can go wrong when calling the service.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// No connection could be made to the target (refused, no such host,
-    /// timed out, TLS handshake failed): the call was never sent.
-    #[error("cannot connect to {target}: {cause}")]
-    Connect {
-        /// The target as the user wrote it.
-        target: String,
-        /// The innermost cause, for a one-line message ("Connection refused").
-        cause: String,
-    },
-    /// The call's deadline passed before it completed.
-    #[error("DEADLINE_EXCEEDED: no answer within the {}{}", DisplayDeadline(*.timeout), DisplayAttempts(*.attempts, .last.as_deref()))]
-    DeadlineExceeded {
-        /// The deadline the call had.
-        timeout: Duration,
-        /// Attempts made.
-        attempts: u32,
-        /// How the last failed attempt ended, when one did.
-        last: Option<String>,
-    },
-    /// The call ended with a status other than OK.
-    #[error("{}", describe_status(.0))]
-    Rpc(#[from] Status),
-    /// The server broke the contract (answered out of order, or too little).
-    #[error("protocol error: {0}")]
-    Protocol(String),
-    /// The client was shut down.
-    #[error("the client was shut down")]
-    Shutdown,
-}
-
-struct DisplayDeadline(Duration);
-
-impl fmt::Display for DisplayDeadline {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} deadline", humantime::format_duration(self.0))
-    }
-}
-
-struct DisplayAttempts<'a>(u32, Option<&'a str>);
-
-impl fmt::Display for DisplayAttempts<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DisplayAttempts(attempts, Some(last)) => write!(f, " ({attempts} attempts; last: {last})"),
-            DisplayAttempts(_, None) => Ok(()),
-        }
-    }
-}
-
-impl Error {
-    /// The gRPC status code the call ended with, if it got that far.
-    #[must_use]
-    pub fn code(&self) -> Option<Code> {
-        match self {
-            Self::Rpc(status) => Some(status.code()),
-            Self::DeadlineExceeded { .. } => Some(Code::DeadlineExceeded),
-            Self::Connect { .. } | Self::Protocol(_) | Self::Shutdown => None,
-        }
-    }
-}
-
-/// A server address: `HOST:PORT`, `[IPv6]:PORT`, `http://HOST:PORT`, or
-/// `https://HOST:PORT` for TLS.
-///
-/// The article's Python client rejects a scheme (grpc resolves
-/// `http://localhost:8100` as a DNS name and fails); this client takes both.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// What the user wrote, for messages.
-    original: String,
-    /// The `http://` or `https://` URI tonic connects to.
-    uri: Uri,
-}
-
-/// Why a target string was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid target {target:?}: {reason} (expected HOST:PORT, [IPv6]:PORT, http://HOST:PORT or https://HOST:PORT)")]
-pub struct InvalidTarget {
-    target: String,
-    reason: &'static str,
-}
-
-impl FromStr for Target {
-    type Err = InvalidTarget;
-
-    fn from_str(target: &str) -> Result<Self, Self::Err> {
-        let invalid = |reason| InvalidTarget { target: target.to_owned(), reason };
-        let (scheme, rest) = match target.split_once("://") {
-            None => ("http", target),
-            Some((scheme @ ("http" | "https"), rest)) => (scheme, rest),
-            Some(_) => return Err(invalid("the only schemes are http:// and https://")),
-        };
-        // `http://host:port/` is still an address; anything longer is a path.
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains('/') {
-            return Err(invalid("a target has no path"));
-        }
-        if rest.contains('@') {
-            return Err(invalid("a target has no user name"));
-        }
-        // The port follows the last ':' that is not inside an IPv6 literal.
-        let port = match rest.rsplit_once(':') {
-            Some((_, port)) if !port.contains(']') => port,
-            _ => return Err(invalid("the port is missing")),
-        };
-        match port.parse::<u16>() {
-            Ok(0) => return Err(invalid("port 0 cannot be connected to")),
-            Ok(_) => {}
-            Err(_) => return Err(invalid("the port is not a number from 1 to 65535")),
-        }
-        let authority: Authority = rest.parse().map_err(|_| invalid("not a host and port"))?;
-        if authority.host().is_empty() {
-            return Err(invalid("the host is missing"));
-        }
-        let uri = Uri::builder()
-            .scheme(scheme)
-            .authority(authority)
-            .path_and_query("/")
-            .build()
-            .map_err(|_| invalid("not a host and port"))?;
-        Ok(Self { original: target.to_owned(), uri })
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.original)
-    }
-}
-
-impl Target {
-    /// The `http://HOST:PORT/` or `https://HOST:PORT/` URI tonic connects to.
-    #[must_use]
-    pub fn uri(&self) -> &Uri {
-        &self.uri
-    }
-
-    /// Whether the target is `https://`.
-    #[must_use]
-    pub fn is_tls(&self) -> bool {
-        self.uri.scheme_str() == Some("https")
-    }
-
-    /// The host, without IPv6 brackets: the name TLS checks the certificate for.
-    #[must_use]
-    pub fn host(&self) -> &str {
-        self.uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']')
-    }
-}
 
 /// How a client calls: deadline, connecting, retries, TLS.
 #[derive(Debug, Clone)]
@@ -679,107 +525,4 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
         cause = next;
     }
     cause.to_string()
-}
-
-/// A status on one line, as grpcurl names codes: `UNAVAILABLE: message`.
-#[must_use]
-pub fn describe_status(status: &Status) -> String {
-    let name = code_name(status.code());
-    if status.message().is_empty() { name.to_owned() } else { format!("{name}: {}", status.message()) }
-}
-
-/// The canonical name of a gRPC status code, as in the gRPC spec.
-#[must_use]
-pub fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code;
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn uri_of(target: &str) -> Result<String, InvalidTarget> {
-        target.parse::<Target>().map(|t| t.uri().to_string())
-    }
-
-    #[test]
-    fn accepts_the_documented_forms_alike() {
-        assert_eq!(uri_of("localhost:8100").as_deref(), Ok("http://localhost:8100/"));
-        assert_eq!(uri_of("127.0.0.1:8100").as_deref(), Ok("http://127.0.0.1:8100/"));
-        assert_eq!(uri_of("[::1]:8100").as_deref(), Ok("http://[::1]:8100/"));
-        assert_eq!(uri_of("http://localhost:8100").as_deref(), Ok("http://localhost:8100/"));
-        assert_eq!(uri_of("http://localhost:8100/").as_deref(), Ok("http://localhost:8100/"));
-        assert_eq!(uri_of("https://localhost:8100").as_deref(), Ok("https://localhost:8100/"));
-        let tls: Target = "https://[::1]:8100".parse().expect("valid");
-        assert!(tls.is_tls());
-        assert_eq!(tls.host(), "::1");
-        assert!(!"localhost:8100".parse::<Target>().expect("valid").is_tls());
-    }
-
-    #[test]
-    fn rejects_what_is_not_an_address_with_the_reason() {
-        let reason = |target: &str| target.parse::<Target>().expect_err(target).reason;
-        assert_eq!(reason("localhost"), "the port is missing");
-        assert_eq!(reason("localhost:0"), "port 0 cannot be connected to");
-        assert_eq!(reason("[::1]"), "the port is missing");
-        assert_eq!(reason("localhost:99999"), "the port is not a number from 1 to 65535");
-        assert_eq!(reason("localhost:http"), "the port is not a number from 1 to 65535");
-        assert_eq!(reason("local host:8100"), "not a host and port");
-        assert_eq!(reason(":8100"), "the host is missing");
-        assert_eq!(reason("http://localhost:8100/search"), "a target has no path");
-        assert_eq!(reason("dns:///localhost:8100"), "the only schemes are http:// and https://");
-        assert_eq!(reason("user@localhost:8100"), "a target has no user name");
-        assert_eq!(reason(""), "the port is missing");
-    }
-
-    #[test]
-    fn the_message_names_the_target_and_the_forms() {
-        let err = "localhost".parse::<Target>().expect_err("no port");
-        assert_eq!(
-            err.to_string(),
-            "invalid target \"localhost\": the port is missing \
-             (expected HOST:PORT, [IPv6]:PORT, http://HOST:PORT or https://HOST:PORT)"
-        );
-    }
-
-    #[test]
-    fn deadline_errors_say_how_long_they_waited() {
-        let once = Error::DeadlineExceeded { timeout: Duration::from_millis(1500), attempts: 1, last: None };
-        assert_eq!(once.to_string(), "DEADLINE_EXCEEDED: no answer within the 1s 500ms deadline");
-        let retried = Error::DeadlineExceeded {
-            timeout: Duration::from_secs(2),
-            attempts: 3,
-            last: Some("UNAVAILABLE: down".into()),
-        };
-        assert_eq!(
-            retried.to_string(),
-            "DEADLINE_EXCEEDED: no answer within the 2s deadline (3 attempts; last: UNAVAILABLE: down)"
-        );
-        assert_eq!(retried.code(), Some(Code::DeadlineExceeded));
-    }
-
-    #[test]
-    fn statuses_read_like_grpcurl() {
-        assert_eq!(describe_status(&Status::unavailable("gone")), "UNAVAILABLE: gone");
-        assert_eq!(describe_status(&Status::new(tonic::Code::DeadlineExceeded, "")), "DEADLINE_EXCEEDED");
-    }
 }

@@ -12,8 +12,8 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use http::Uri;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 /// A channel's connectivity state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,13 +59,19 @@ pub struct Connectivity {
     /// (a TLS alert, or a plaintext client at a TLS server), after it that
     /// the connection was lost.
     answered: Arc<AtomicBool>,
+    /// Listeners to every transition (a watch keeps only the latest state).
+    listeners: Arc<Mutex<Vec<mpsc::UnboundedSender<Transition>>>>,
 }
+
+/// One change of state: from, to.
+pub type Transition = (ConnectivityState, ConnectivityState);
 
 impl Default for Connectivity {
     fn default() -> Self {
         Self {
             state: Arc::new(watch::Sender::new(ConnectivityState::Idle)),
             answered: Arc::new(AtomicBool::new(false)),
+            listeners: Arc::default(),
         }
     }
 }
@@ -88,6 +94,16 @@ impl Connectivity {
         }
     }
 
+    /// Every transition from now on, none skipped (unlike
+    /// [`Connectivity::wait_for_state_change`], which, like grpc's, returns
+    /// the state at the time it looks).
+    #[must_use]
+    pub fn transitions(&self) -> mpsc::UnboundedReceiver<Transition> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.listeners.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(tx);
+        rx
+    }
+
     /// Moves to SHUTDOWN, which no later event leaves.
     pub fn shutdown(&self) {
         self.set(ConnectivityState::Shutdown);
@@ -104,13 +120,19 @@ impl Connectivity {
     }
 
     pub(crate) fn set(&self, next: ConnectivityState) {
+        let mut from = None;
         self.state.send_if_modified(|state| {
             let changes = *state != next && *state != ConnectivityState::Shutdown;
             if changes {
+                from = Some(*state);
                 *state = next;
             }
             changes
         });
+        if let Some(from) = from {
+            let mut listeners = self.listeners.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            listeners.retain(|listener| listener.send((from, next)).is_ok());
+        }
     }
 }
 
@@ -254,6 +276,22 @@ mod tests {
         assert_eq!(waiter.await.expect("join"), ConnectivityState::Connecting);
         // Already different: no wait.
         assert_eq!(connectivity.wait_for_state_change(ConnectivityState::Idle).await, ConnectivityState::Connecting);
+    }
+
+    #[tokio::test]
+    async fn transitions_are_all_seen_even_when_they_come_at_once() {
+        let connectivity = Connectivity::default();
+        let mut transitions = connectivity.transitions();
+        connectivity.set(ConnectivityState::Connecting);
+        connectivity.set(ConnectivityState::Ready);
+        connectivity.set(ConnectivityState::Ready);
+        connectivity.shutdown();
+        let mut seen = Vec::new();
+        while let Ok(transition) = transitions.try_recv() {
+            seen.push(transition);
+        }
+        use ConnectivityState::{Connecting, Idle, Ready, Shutdown};
+        assert_eq!(seen, [(Idle, Connecting), (Connecting, Ready), (Ready, Shutdown)]);
     }
 
     #[tokio::test]

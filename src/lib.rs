@@ -10,9 +10,12 @@
 //! - [`service`]: the generated service trait, implemented with thin handlers.
 //! - [`server`]: binding, routing (the legacy `/Search/search` path, health,
 //!   reflection), serving and draining; [`calls`] is what happens around
-//!   every call; [`config`] the server's flags.
+//!   every call (with `frames`, the request's gRPC framing); [`config`]
+//!   the server's flags.
 //! - [`tls`]: PEM files for both ends.
-//! - [`client`]: targets, connecting, one method per RPC.
+//! - [`client`]: deadlines, retries, one method per RPC; [`target`] where
+//!   it connects; [`connectivity`] its channel's state; [`retry`] backoff,
+//!   budget and which methods are safe.
 //! - [`cli`]: the `client` command line: flags, the call, exit codes; with
 //!   [`input`] (lines, texts, `-d` JSON) and [`output`] (text or JSON lines).
 //! - [`load`]: the load generator behind `client bench`.
@@ -23,6 +26,8 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod connectivity;
+pub mod error;
+mod frames;
 pub mod input;
 pub mod load;
 pub mod matcher;
@@ -32,6 +37,7 @@ pub mod retry;
 pub mod server;
 pub mod service;
 pub mod shutdown;
+pub mod target;
 pub mod telemetry;
 pub mod tls;
 

@@ -269,14 +269,15 @@ async fn connectivity_goes_through_the_grpc_states() {
     let client = Client::new(&server.target(), quick(Duration::from_secs(10))).expect("client");
     assert_eq!(client.state(false), ConnectivityState::Idle, "nothing dialed before the first call");
 
-    let seen = Arc::new(Mutex::new(Vec::new()));
+    // Every transition, in order; wait_for_state_change (below and in the
+    // watcher) reports the state when it looks, as grpc's does.
+    let mut transitions = client.connectivity().transitions();
     let watcher = tokio::spawn({
-        let (client, seen) = (client.clone(), Arc::clone(&seen));
+        let client = client.clone();
         async move {
             let mut last = ConnectivityState::Idle;
             while last != ConnectivityState::Shutdown {
                 last = client.wait_for_state_change(last).await;
-                seen.lock().await.push(last);
             }
         }
     });
@@ -307,11 +308,12 @@ async fn connectivity_goes_through_the_grpc_states() {
     client.shutdown();
     assert!(matches!(client.search(banana()).await, Err(Error::Shutdown)));
     watcher.await.expect("the watcher ends at SHUTDOWN");
-    let seen = seen.lock().await.clone();
-    assert_eq!(
-        seen,
-        [ConnectivityState::Connecting, ConnectivityState::Ready, ConnectivityState::Idle, ConnectivityState::Shutdown]
-    );
+    let mut seen = Vec::new();
+    while let Ok(transition) = transitions.try_recv() {
+        seen.push(transition);
+    }
+    use ConnectivityState::{Connecting, Idle, Ready, Shutdown};
+    assert_eq!(seen, [(Idle, Connecting), (Connecting, Ready), (Ready, Idle), (Idle, Shutdown)]);
 }
 
 #[tokio::test]

@@ -1,0 +1,130 @@
+//! What a call can end with on the client side, and gRPC status codes
+//! named as the spec and grpcurl name them.
+
+use std::fmt;
+use std::time::Duration;
+
+use tonic::{Code, Status};
+
+/// What can go wrong when calling the service.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No connection could be made to the target (refused, no such host,
+    /// timed out, TLS handshake failed): the call was never sent.
+    #[error("cannot connect to {target}: {cause}")]
+    Connect {
+        /// The target as the user wrote it.
+        target: String,
+        /// The innermost cause, for a one-line message ("Connection refused").
+        cause: String,
+    },
+    /// The call's deadline passed before it completed.
+    #[error("DEADLINE_EXCEEDED: no answer within the {}{}", DisplayDeadline(*.timeout), DisplayAttempts(*.attempts, .last.as_deref()))]
+    DeadlineExceeded {
+        /// The deadline the call had.
+        timeout: Duration,
+        /// Attempts made.
+        attempts: u32,
+        /// How the last failed attempt ended, when one did.
+        last: Option<String>,
+    },
+    /// The call ended with a status other than OK.
+    #[error("{}", describe_status(.0))]
+    Rpc(#[from] Status),
+    /// The server broke the contract (answered out of order, or too little).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The client was shut down.
+    #[error("the client was shut down")]
+    Shutdown,
+}
+
+struct DisplayDeadline(Duration);
+
+impl fmt::Display for DisplayDeadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} deadline", humantime::format_duration(self.0))
+    }
+}
+
+struct DisplayAttempts<'a>(u32, Option<&'a str>);
+
+impl fmt::Display for DisplayAttempts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DisplayAttempts(attempts, Some(last)) => write!(f, " ({attempts} attempts; last: {last})"),
+            DisplayAttempts(_, None) => Ok(()),
+        }
+    }
+}
+
+impl Error {
+    /// The gRPC status code the call ended with, if it got that far.
+    #[must_use]
+    pub fn code(&self) -> Option<Code> {
+        match self {
+            Self::Rpc(status) => Some(status.code()),
+            Self::DeadlineExceeded { .. } => Some(Code::DeadlineExceeded),
+            Self::Connect { .. } | Self::Protocol(_) | Self::Shutdown => None,
+        }
+    }
+}
+
+/// A status on one line, as grpcurl names codes: `UNAVAILABLE: message`.
+#[must_use]
+pub fn describe_status(status: &Status) -> String {
+    let name = code_name(status.code());
+    if status.message().is_empty() { name.to_owned() } else { format!("{name}: {}", status.message()) }
+}
+
+/// The canonical name of a gRPC status code, as in the gRPC spec.
+#[must_use]
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_errors_say_how_long_they_waited() {
+        let once = Error::DeadlineExceeded { timeout: Duration::from_millis(1500), attempts: 1, last: None };
+        assert_eq!(once.to_string(), "DEADLINE_EXCEEDED: no answer within the 1s 500ms deadline");
+        let retried = Error::DeadlineExceeded {
+            timeout: Duration::from_secs(2),
+            attempts: 3,
+            last: Some("UNAVAILABLE: down".into()),
+        };
+        assert_eq!(
+            retried.to_string(),
+            "DEADLINE_EXCEEDED: no answer within the 2s deadline (3 attempts; last: UNAVAILABLE: down)"
+        );
+        assert_eq!(retried.code(), Some(Code::DeadlineExceeded));
+    }
+
+    #[test]
+    fn statuses_read_like_grpcurl() {
+        assert_eq!(describe_status(&Status::unavailable("gone")), "UNAVAILABLE: gone");
+        assert_eq!(describe_status(&Status::new(tonic::Code::DeadlineExceeded, "")), "DEADLINE_EXCEEDED");
+    }
+}

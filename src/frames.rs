@@ -1,0 +1,197 @@
+//! The gRPC framing of a request body, checked as it arrives: the size
+//! limit, truncation, the compressed flag. tonic's decoder passes the
+//! statuses this raises on unchanged.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tonic::Status;
+use tonic::body::Body;
+
+/// The gRPC message prefix: a compressed flag and a 4-byte length.
+const PREFIX_LEN: usize = 5;
+
+/// A request body checked frame by frame for gRPC framing: a message larger
+/// than the limit fails with RESOURCE_EXHAUSTED as soon as its prefix
+/// arrives (before it is buffered), a body that ends inside a message fails
+/// with INVALID_ARGUMENT, and so does a compressed message without an
+/// encoding. tonic's decoder passes these statuses on unchanged.
+pub(crate) struct RequestFrames {
+    inner: Body,
+    limit: usize,
+    compressed_ok: bool,
+    prefix: [u8; PREFIX_LEN],
+    /// Bytes of the current prefix received.
+    prefix_len: usize,
+    /// Bytes of the current message still to come.
+    remaining: usize,
+    /// Size of the current message.
+    message_len: usize,
+    failed: bool,
+}
+
+impl RequestFrames {
+    pub(crate) fn new(inner: Body, limit: usize, compressed_ok: bool) -> Self {
+        Self {
+            inner,
+            limit,
+            compressed_ok,
+            prefix: [0; PREFIX_LEN],
+            prefix_len: 0,
+            remaining: 0,
+            message_len: 0,
+            failed: false,
+        }
+    }
+
+    /// Follows the framing through one chunk of the body.
+    fn track(&mut self, mut data: &[u8]) -> Result<(), Status> {
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let n = self.remaining.min(data.len());
+                self.remaining -= n;
+                data = &data[n..];
+                continue;
+            }
+            let n = (PREFIX_LEN - self.prefix_len).min(data.len());
+            self.prefix[self.prefix_len..self.prefix_len + n].copy_from_slice(&data[..n]);
+            self.prefix_len += n;
+            data = &data[n..];
+            if self.prefix_len < PREFIX_LEN {
+                break;
+            }
+            self.prefix_len = 0;
+            let [flag, len @ ..] = self.prefix;
+            let len = u32::from_be_bytes(len) as usize;
+            match flag {
+                0 => {}
+                1 if self.compressed_ok => {}
+                1 => {
+                    return Err(Status::invalid_argument(
+                        "a compressed request message without a grpc-encoding header",
+                    ));
+                }
+                other => {
+                    return Err(Status::invalid_argument(format!(
+                        "invalid gRPC message prefix: compressed flag {other}, expected 0 or 1"
+                    )));
+                }
+            }
+            if len > self.limit {
+                return Err(Status::resource_exhausted(format!(
+                    "the request message is {len} bytes, over the server's limit of {} bytes (--max-recv-bytes)",
+                    self.limit
+                )));
+            }
+            self.message_len = len;
+            self.remaining = len;
+        }
+        Ok(())
+    }
+
+    fn truncated(&self) -> Option<Status> {
+        if self.prefix_len > 0 {
+            return Some(Status::invalid_argument(format!(
+                "the request body ended inside a message prefix ({} of {PREFIX_LEN} bytes)",
+                self.prefix_len
+            )));
+        }
+        (self.remaining > 0).then(|| {
+            Status::invalid_argument(format!(
+                "the request body ended inside a message: {} of its {} bytes arrived",
+                self.message_len - self.remaining,
+                self.message_len
+            ))
+        })
+    }
+}
+
+impl HttpBody for RequestFrames {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = &mut *self;
+        if this.failed {
+            return Poll::Ready(None);
+        }
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        let checked = match &frame {
+            Some(Ok(frame)) => frame.data_ref().map_or(Ok(()), |data| this.track(data.chunk())),
+            Some(Err(_)) => Ok(()),
+            None => this.truncated().map_or(Ok(()), Err),
+        };
+        match checked {
+            Ok(()) => Poll::Ready(frame),
+            Err(status) => {
+                this.failed = true;
+                Poll::Ready(Some(Err(status)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failed || (self.inner.is_end_stream() && self.truncated().is_none())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+
+    fn frames(limit: usize) -> RequestFrames {
+        RequestFrames::new(Body::empty(), limit, false)
+    }
+
+    fn message(len: u32) -> Vec<u8> {
+        let mut bytes = vec![0];
+        bytes.extend_from_slice(&len.to_be_bytes());
+        bytes.resize(PREFIX_LEN + len as usize, b'x');
+        bytes
+    }
+
+    #[test]
+    fn framing_is_followed_across_chunk_boundaries() {
+        let mut tracker = frames(100);
+        let mut stream = message(10);
+        stream.extend(message(0));
+        stream.extend(message(100));
+        // Every split of the stream into two chunks is followed exactly.
+        for split in 0..stream.len() {
+            let mut t = frames(100);
+            t.track(&stream[..split]).expect("within limits");
+            t.track(&stream[split..]).expect("within limits");
+            assert!(t.truncated().is_none(), "split at {split}");
+        }
+        tracker.track(&stream[..stream.len() - 1]).expect("within limits");
+        let truncated = tracker.truncated().expect("one byte missing");
+        assert_eq!(truncated.message(), "the request body ended inside a message: 99 of its 100 bytes arrived");
+        let mut prefix_only = frames(100);
+        prefix_only.track(&message(3)[..2]).expect("fine so far");
+        assert_eq!(prefix_only.truncated().map(|s| s.code()), Some(Code::InvalidArgument));
+    }
+
+    #[test]
+    fn an_oversized_message_is_refused_from_its_prefix() {
+        let mut tracker = frames(1000);
+        let status = tracker.track(&message(1001)[..PREFIX_LEN]).expect_err("over the limit");
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(
+            status.message(),
+            "the request message is 1001 bytes, over the server's limit of 1000 bytes (--max-recv-bytes)"
+        );
+        let mut flagged = frames(1000);
+        let status = flagged.track(&[1, 0, 0, 0, 0]).expect_err("compressed without encoding");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let status = frames(1000).track(&[7, 0, 0, 0, 0]).expect_err("bad flag");
+        assert_eq!(status.code(), Code::InvalidArgument);
+    }
+}
