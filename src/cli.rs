@@ -353,12 +353,10 @@ impl Error {
     #[must_use]
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Client(client::Error::Connect { .. }) => exit::UNREACHABLE,
-            Self::Client(err) => err.code().map_or(exit::FAILURE, |code| exit::STATUS_BASE + code as u8),
-            Self::Load(load::Error::Client(client::Error::Connect { .. })) => exit::UNREACHABLE,
-            Self::Load(load::Error::Client(err)) => {
-                err.code().map_or(exit::FAILURE, |code| exit::STATUS_BASE + code as u8)
-            }
+            Self::Client(err) | Self::Load(load::Error::Client(err)) => match err {
+                client::Error::Connect { .. } => exit::UNREACHABLE,
+                err => err.code().map_or(exit::FAILURE, |code| exit::STATUS_BASE + code as u8),
+            },
             Self::Output(_) | Self::Load(load::Error::Invalid(_)) => exit::FAILURE,
             Self::Input(_) => exit::INPUT,
         }

@@ -184,8 +184,13 @@ impl Client {
     /// [`Error::Connect`] when the server cannot be reached.
     pub async fn connect_with(target: &Target, options: ClientOptions) -> Result<Self, Error> {
         let client = Self::new(target, options)?;
-        client.ready(Instant::now() + client.options.timeout).await?;
-        client.probe(Instant::now() + client.options.timeout).await?;
+        let deadline = Instant::now() + client.options.timeout;
+        // One check: waiting for the server when asked to, else at once.
+        if client.options.wait_for_ready {
+            client.ready(deadline).await?
+        } else {
+            client.probe(deadline).await?
+        }
         Ok(client)
     }
 
@@ -223,8 +228,7 @@ impl Client {
     /// Makes sure a connection is up: one side-effect-free health check
     /// (any answer, even UNIMPLEMENTED, proves the connection).
     async fn probe(&self, deadline: Instant) -> Result<(), Error> {
-        let mut request = Request::new(HealthCheckRequest { service: String::new() });
-        request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+        let request = with_timeout(HealthCheckRequest { service: String::new() }, deadline);
         match timeout_at(deadline, self.health.clone().check(request)).await {
             Err(_) => Err(self.deadline_exceeded(1, None)),
             Ok(Ok(_)) => {
@@ -293,9 +297,9 @@ impl Client {
     /// ended UNAVAILABLE or could not be sent, attempts and the retry budget
     /// remain, and the backoff ends before the deadline. With
     /// `wait_for_ready`, a call that could not be sent waits for the server.
-    async fn unary<T, F, Fut>(&self, method: &str, mut attempt: F) -> Result<T, Error>
+    async fn unary<M: Clone, T, F, Fut>(&self, method: &str, message: &M, mut attempt: F) -> Result<T, Error>
     where
-        F: FnMut(SearchServiceClient<Channel>, Duration) -> Fut,
+        F: FnMut(SearchServiceClient<Channel>, Request<M>) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         let deadline = Instant::now() + self.options.timeout;
@@ -308,8 +312,8 @@ impl Client {
                 return Err(Error::Shutdown);
             }
             attempts += 1;
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let status = match timeout_at(deadline, attempt(self.inner.clone(), remaining)).await {
+            let request = with_timeout(message.clone(), deadline);
+            let status = match timeout_at(deadline, attempt(self.inner.clone(), request)).await {
                 Err(_) => return Err(self.deadline_exceeded(attempts, last)),
                 Ok(Ok(value)) => {
                     self.connectivity.mark_answered();
@@ -345,9 +349,10 @@ impl Client {
 
     /// Starts a streaming call: waits for readiness if asked, sends the
     /// deadline, and maps a call that could not be sent to [`Error::Connect`].
-    async fn streaming<T, Fut>(
+    async fn streaming<M, T, Fut>(
         &self,
-        call: impl FnOnce(SearchServiceClient<Channel>, Duration) -> Fut,
+        message: M,
+        call: impl FnOnce(SearchServiceClient<Channel>, Request<M>) -> Fut,
     ) -> Result<(T, Instant), Error>
     where
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
@@ -357,8 +362,7 @@ impl Client {
         }
         let deadline = Instant::now() + self.options.timeout;
         self.ready(deadline).await?;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        match timeout_at(deadline, call(self.inner.clone(), remaining)).await {
+        match timeout_at(deadline, call(self.inner.clone(), with_timeout(message, deadline))).await {
             Err(_) => Err(self.deadline_exceeded(1, None)),
             Ok(Ok(response)) => {
                 self.connectivity.mark_answered();
@@ -374,10 +378,8 @@ impl Client {
     /// # Errors
     /// See [`Error`].
     pub async fn search(&self, request: SearchRequest) -> Result<SearchResponse, Error> {
-        self.unary(SEARCH_PATH, |mut client, timeout| {
-            let mut request = Request::new(request.clone());
-            request.set_timeout(timeout);
-            async move { client.search(request).await.map(tonic::Response::into_inner) }
+        self.unary(SEARCH_PATH, &request, |mut client, request| async move {
+            client.search(request).await.map(tonic::Response::into_inner)
         })
         .await
     }
@@ -389,10 +391,8 @@ impl Client {
     /// # Errors
     /// See [`Error`].
     pub async fn search_legacy(&self, request: SearchRequest) -> Result<SearchResponse, Error> {
-        self.unary(LEGACY_SEARCH_PATH, |_, timeout| {
+        self.unary(LEGACY_SEARCH_PATH, &request, |_, request| {
             let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-            let mut request = Request::new(request.clone());
-            request.set_timeout(timeout);
             async move {
                 grpc.ready().await.map_err(|err| Status::from_error(err.into()))?;
                 let path = http::uri::PathAndQuery::from_static(LEGACY_SEARCH_PATH);
@@ -412,15 +412,9 @@ impl Client {
         &self,
         requests: impl Stream<Item = ClassifyRequest> + Send + 'static,
     ) -> Result<Responses<ClassifyResponse>, Error> {
-        let timeout = self.options.timeout;
-        let (stream, deadline) = self
-            .streaming(|mut client, remaining| {
-                let mut request = Request::new(requests);
-                request.set_timeout(remaining);
-                async move { client.classify(request).await }
-            })
-            .await?;
-        Ok(Responses::new(stream, deadline, timeout, self.clone()))
+        let (stream, deadline) =
+            self.streaming(requests, |mut client, request| async move { client.classify(request).await }).await?;
+        Ok(Responses::new(stream, deadline, self.clone()))
     }
 
     /// Client-streaming `Count`: sends every request, then gets one summary.
@@ -432,13 +426,8 @@ impl Client {
         &self,
         requests: impl Stream<Item = CountRequest> + Send + 'static,
     ) -> Result<CountResponse, Error> {
-        let (response, _) = self
-            .streaming(|mut client, remaining| {
-                let mut request = Request::new(requests);
-                request.set_timeout(remaining);
-                async move { client.count(request).await }
-            })
-            .await?;
+        let (response, _) =
+            self.streaming(requests, |mut client, request| async move { client.count(request).await }).await?;
         Ok(response)
     }
 
@@ -449,16 +438,18 @@ impl Client {
     /// See [`Error`]; the responses end at the deadline with
     /// [`Error::DeadlineExceeded`].
     pub async fn scan(&self, request: ScanRequest) -> Result<Responses<ScanResponse>, Error> {
-        let timeout = self.options.timeout;
-        let (stream, deadline) = self
-            .streaming(|mut client, remaining| {
-                let mut request = Request::new(request);
-                request.set_timeout(remaining);
-                async move { client.scan(request).await }
-            })
-            .await?;
-        Ok(Responses::new(stream, deadline, timeout, self.clone()))
+        let (stream, deadline) =
+            self.streaming(request, |mut client, request| async move { client.scan(request).await }).await?;
+        Ok(Responses::new(stream, deadline, self.clone()))
     }
+}
+
+/// `message` as a request carrying what is left before `deadline` as its
+/// `grpc-timeout`.
+fn with_timeout<M>(message: M, deadline: Instant) -> Request<M> {
+    let mut request = Request::new(message);
+    request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+    request
 }
 
 /// The responses of a streaming call, ended by the call's deadline on this
@@ -466,20 +457,19 @@ impl Client {
 pub struct Responses<T> {
     inner: Streaming<T>,
     deadline: Pin<Box<Sleep>>,
-    timeout: Duration,
     client: Client,
     done: bool,
 }
 
 impl<T> fmt::Debug for Responses<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Responses").field("timeout", &self.timeout).field("done", &self.done).finish_non_exhaustive()
+        f.debug_struct("Responses").field("done", &self.done).finish_non_exhaustive()
     }
 }
 
 impl<T> Responses<T> {
-    fn new(inner: Streaming<T>, deadline: Instant, timeout: Duration, client: Client) -> Self {
-        Self { inner, deadline: Box::pin(sleep_until(deadline)), timeout, client, done: false }
+    fn new(inner: Streaming<T>, deadline: Instant, client: Client) -> Self {
+        Self { inner, deadline: Box::pin(sleep_until(deadline)), client, done: false }
     }
 
     /// The next response, `None` at the end of the stream.
@@ -501,7 +491,7 @@ impl<T> Stream for Responses<T> {
         }
         if this.deadline.as_mut().poll(cx).is_ready() {
             this.done = true;
-            return Poll::Ready(Some(Err(Error::DeadlineExceeded { timeout: this.timeout, attempts: 1, last: None })));
+            return Poll::Ready(Some(Err(this.client.deadline_exceeded(1, None))));
         }
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(Err(status))) => {

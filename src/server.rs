@@ -18,7 +18,6 @@ use tonic::body::Body;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
 use tower::util::MapRequestLayer;
 
 use crate::calls::{CallLayer, CallPolicy};
@@ -119,11 +118,10 @@ pub enum Error {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
-/// A running server's shared state, for tests and for the binary's logs.
+/// A running server's shared state: how many calls are in flight.
 #[derive(Debug, Clone)]
 pub struct Handle {
     policy: Arc<CallPolicy>,
-    health: HealthReporter,
 }
 
 impl Handle {
@@ -131,12 +129,6 @@ impl Handle {
     #[must_use]
     pub fn in_flight(&self) -> usize {
         self.policy.in_flight()
-    }
-
-    /// The health service's reporter, to change what it reports.
-    #[must_use]
-    pub fn health(&self) -> &HealthReporter {
-        &self.health
     }
 }
 
@@ -184,7 +176,7 @@ pub async fn start(
 
     let cut = CancellationToken::new();
     let policy = Arc::new(CallPolicy::new(&config, cut.clone()));
-    let handle = Handle { policy: Arc::clone(&policy), health: health.clone() };
+    let handle = Handle { policy: Arc::clone(&policy) };
     let mut builder = Server::builder()
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_keepalive_interval(Some(config.keepalive_interval))
@@ -206,15 +198,12 @@ pub async fn start(
 
     let (drain_started, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let grace = config.grace;
-    let drain = {
-        let health = health.clone();
-        async move {
-            shutdown.await;
-            tracing::info!(grace = %humantime::format_duration(grace), "draining: NOT_SERVING, no new connections");
-            health.set_service_status("", ServingStatus::NotServing).await;
-            health.set_not_serving::<SearchServiceServer<Search>>().await;
-            let _ = drain_started.send(());
-        }
+    let drain = async move {
+        shutdown.await;
+        tracing::info!(grace = %humantime::format_duration(grace), "draining: NOT_SERVING, no new connections");
+        health.set_service_status("", ServingStatus::NotServing).await;
+        health.set_not_serving::<SearchServiceServer<Search>>().await;
+        let _ = drain_started.send(());
     };
     let in_flight = handle.clone();
     let serving = async move {

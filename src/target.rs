@@ -92,8 +92,14 @@ impl Target {
     /// The host, without IPv6 brackets: the name TLS checks the certificate for.
     #[must_use]
     pub fn host(&self) -> &str {
-        self.uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']')
+        host_of(&self.uri)
     }
+}
+
+/// The host of `uri` without IPv6 brackets: what name resolution and TLS
+/// take (`::1`, not `[::1]`).
+pub(crate) fn host_of(uri: &Uri) -> &str {
+    uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']')
 }
 
 #[cfg(test)]
