@@ -5,8 +5,7 @@
 
 use clap::Parser;
 use search::cli::{self, Args};
-use search::config::ServerConfig;
-use search::server::{self, Listeners};
+use search::server::{self, Listeners, ServerConfig};
 
 /// The client command lines to run, as a user would type them.
 const CALLS: &[&[&str]] = &[

@@ -11,14 +11,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::TestServer;
-use search::client::{Client, ClientOptions, Error, Target};
-use search::connectivity::ConnectivityState;
+use search::client::{Backoff, RetryThrottle};
+use search::client::{Client, ClientOptions, ConnectivityState, Error, Target};
 use search::pb::v1::search_service_server::{SearchService, SearchServiceServer};
 use search::pb::v1::{
     ClassifyRequest, ClassifyResponse, CountRequest, CountResponse, ScanRequest, ScanResponse, SearchRequest,
     SearchResponse,
 };
-use search::retry::{Backoff, RetryThrottle};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, oneshot};
 use tonic::{Code, Request, Response, Status, Streaming};

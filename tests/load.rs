@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::TestServer;
+use search::cli::bench::{self as load, LoadCall, LoadConfig, Model, Report};
 use search::client::{ClientOptions, Target};
-use search::load::{self, LoadCall, LoadConfig, Model, Report};
 use search::pb::v1::search_service_server::{SearchService, SearchServiceServer};
 use search::pb::v1::{
     ClassifyRequest, ClassifyResponse, CountRequest, CountResponse, ScanRequest, ScanResponse, SearchRequest,

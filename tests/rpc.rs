@@ -6,7 +6,7 @@ mod common;
 use common::TestServer;
 use search::client::Error;
 use search::pb::v1::{ClassifyRequest, CountRequest, ScanMatch, ScanRequest, SearchRequest};
-use search::server::LEGACY_SEARCH_PATH;
+use search::rpc::LEGACY_SEARCH_PATH;
 use tokio_stream::StreamExt;
 use tonic::codegen::http::uri::PathAndQuery;
 

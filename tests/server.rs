@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::TestServer;
-use search::config::ServerConfig;
 use search::pb::v1::{ClassifyRequest, CountRequest, SearchRequest};
+use search::server::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 use tonic::Code;

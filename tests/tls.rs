@@ -8,8 +8,8 @@ use std::time::Duration;
 use common::TestServer;
 use common::pki::{Pki, ca, pki};
 use search::client::{Client, ClientOptions, Error, Target};
-use search::config::ServerConfig;
 use search::pb::v1::SearchRequest;
+use search::server::ServerConfig;
 use search::tls::{ClientTls, ServerTls};
 
 async fn tls_server(pki: &Pki, mutual: bool) -> TestServer {

@@ -8,9 +8,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use search::config::ServerArgs;
-use search::server::{self, Listeners};
-use search::{shutdown, telemetry};
+use search::server::{self, Listeners, ServerArgs};
+use search::telemetry;
 
 // Every call allocates (headers, buffers, boxed futures); mimalloc takes a
 // third of the allocator's instructions per call off glibc's malloc
@@ -50,7 +49,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if let Err(err) = server::serve(listeners, config, shutdown::signal()).await {
+    if let Err(err) = server::serve(listeners, config, server::signal()).await {
         eprintln!("server: {err}");
         return ExitCode::FAILURE;
     }

@@ -8,8 +8,7 @@ pub mod pki;
 use std::net::SocketAddr;
 
 use search::client::{Client, Target};
-use search::config::ServerConfig;
-use search::server::{self, Handle, Listeners};
+use search::server::{self, Handle, Listeners, ServerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

@@ -1,17 +1,27 @@
-//! Serving the Search service: binding the listen address, routing (the v1
-//! service, the original `/Search/search` path, health and reflection), the
-//! transport limits, and running until a shutdown future resolves, then
-//! draining.
+//! The server side: binding, routing (the v1 service, the article's
+//! `/Search/search` path, health and reflection), the transport limits, and
+//! serving until a shutdown future resolves, then draining.
+//!
+//! Files:
+//! - `mod.rs`: routing, serving and the drain ([`serve`], [`start`]).
+//! - `listen.rs`: the sockets, bound before serving ([`Listeners`]).
+//! - `handlers.rs`: the four RPC handlers over [`crate::matcher`] ([`Search`]).
+//! - `calls.rs`: the per-call layer around every route: the deadline on
+//!   streamed responses, the status codes of client mistakes, the call log.
+//! - `policy.rs`: what the layer decides per call: the deadline from
+//!   `grpc-timeout`, load shedding, the drain's cut.
+//! - `frames.rs`: the request's gRPC framing: size limit, truncation.
+//! - `config.rs`: the server's flags and their defaults ([`ServerArgs`]).
+//! - `shutdown.rs`: SIGINT and SIGTERM as the shutdown future.
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::Uri;
-use tokio::net::{TcpListener, TcpStream, lookup_host};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
@@ -20,92 +30,23 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tower::util::MapRequestLayer;
 
-use crate::calls::{CallLayer, CallPolicy};
-use crate::config::ServerConfig;
+mod calls;
+mod config;
+mod frames;
+mod handlers;
+mod listen;
+mod policy;
+mod shutdown;
+
+use self::calls::CallLayer;
+pub use self::config::{ByteSize, ConfigError, ServerArgs, ServerConfig};
+pub use self::handlers::Search;
+pub use self::listen::Listeners;
+use self::policy::CallPolicy;
+pub use self::shutdown::signal;
 use crate::pb::v1::FILE_DESCRIPTOR_SET;
 use crate::pb::v1::search_service_server::SearchServiceServer;
-use crate::service::Search;
-
-/// The path of the article's unary method, which its unchanged Python client
-/// calls (`channel.unary_unary("/Search/search", ...)`).
-pub const LEGACY_SEARCH_PATH: &str = "/Search/search";
-
-/// The v1 unary method, wire-compatible with the legacy one: the request's
-/// field 1 is the query string, the response's field 1 the status varint.
-pub const SEARCH_PATH: &str = "/search.v1.SearchService/Search";
-
-/// The sockets the server accepts on, bound before serving so that the
-/// caller knows the real port (when it asked for port 0) before any client
-/// connects.
-#[derive(Debug)]
-pub struct Listeners {
-    host: String,
-    listeners: Vec<TcpListener>,
-}
-
-impl Listeners {
-    /// Binds every address `addr` (`HOST:PORT`) resolves to, as grpc's
-    /// `add_insecure_port` does: `localhost` gets its IPv4 and IPv6 loopback
-    /// addresses, all on one port (the first one bound, when `PORT` is 0).
-    ///
-    /// # Errors
-    /// When `addr` is not `HOST:PORT`, does not resolve, or its first address
-    /// cannot be bound. A later address that cannot be bound (no IPv6, say)
-    /// is logged and skipped, as long as one socket is bound.
-    pub async fn bind(addr: &str) -> io::Result<Self> {
-        let (host, _) = addr.rsplit_once(':').ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{addr:?} is not HOST:PORT (e.g. {})", crate::DEFAULT_ADDR),
-            )
-        })?;
-        let mut resolved = lookup_host(addr).await?;
-        let first = resolved
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{addr} resolves to no address")))?;
-        let first = TcpListener::bind(first).await?;
-        let port = first.local_addr()?.port();
-        let mut listeners = vec![first];
-        for mut other in resolved {
-            other.set_port(port);
-            match TcpListener::bind(other).await {
-                Ok(listener) => listeners.push(listener),
-                Err(err) => tracing::warn!(addr = %other, error = %err, "skipping an address of the listen host"),
-            }
-        }
-        Ok(Self { host: host.to_owned(), listeners })
-    }
-
-    /// Wraps listeners bound elsewhere (a test's `127.0.0.1:0`, say).
-    #[must_use]
-    pub fn from_listener(listener: TcpListener) -> Self {
-        let host = listener.local_addr().map_or_else(|_| String::new(), |addr| bracket(addr.ip().to_string()));
-        Self { host, listeners: vec![listener] }
-    }
-
-    /// The bound socket addresses.
-    ///
-    /// # Errors
-    /// When the OS cannot report a socket's address.
-    pub fn local_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        self.listeners.iter().map(TcpListener::local_addr).collect()
-    }
-
-    /// The address as the user gave it, with the real port: what the server
-    /// prints on start, like the article's `localhost:8100`.
-    ///
-    /// # Errors
-    /// When the OS cannot report the bound port.
-    pub fn display_addr(&self) -> io::Result<String> {
-        let port = self.listeners[0].local_addr()?.port();
-        Ok(format!("{}:{port}", self.host))
-    }
-}
-
-/// Writes an IPv6 literal in brackets, as `HOST:PORT` needs it.
-fn bracket(ip: String) -> String {
-    if ip.contains(':') { format!("[{ip}]") } else { ip }
-}
+use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
 
 /// What can stop the server from serving.
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +79,8 @@ impl Handle {
 ///
 /// Routes: `search.v1.SearchService` (and the legacy `/Search/search`),
 /// `grpc.health.v1.Health`, and server reflection v1 and v1alpha. Every call
-/// goes through [`CallLayer`]: deadlines, load shedding, framing checks, logs.
+/// goes through the per-call layer (`calls.rs`): deadlines, load shedding,
+/// framing checks, logs.
 ///
 /// # Errors
 /// When the TLS configuration is refused or the transport fails.
@@ -263,15 +205,7 @@ fn route_legacy_path(mut request: http::Request<Body>) -> http::Request<Body> {
 
 #[cfg(test)]
 mod tests {
-    use tonic::server::NamedService;
-
     use super::*;
-
-    #[test]
-    fn search_path_names_the_generated_service() {
-        let name = <SearchServiceServer<Search> as NamedService>::NAME;
-        assert_eq!(SEARCH_PATH, format!("/{name}/Search"));
-    }
 
     #[test]
     fn only_the_legacy_path_is_rewritten() {

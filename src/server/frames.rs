@@ -18,7 +18,7 @@ const PREFIX_LEN: usize = 5;
 /// arrives (before it is buffered), a body that ends inside a message fails
 /// with INVALID_ARGUMENT, and so does a compressed message without an
 /// encoding. tonic's decoder passes these statuses on unchanged.
-pub(crate) struct RequestFrames {
+pub(super) struct RequestFrames {
     inner: Body,
     limit: usize,
     compressed_ok: bool,

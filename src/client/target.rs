@@ -98,7 +98,7 @@ impl Target {
 
 /// The host of `uri` without IPv6 brackets: what name resolution and TLS
 /// take (`::1`, not `[::1]`).
-pub(crate) fn host_of(uri: &Uri) -> &str {
+pub(super) fn host_of(uri: &Uri) -> &str {
     uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']')
 }
 

@@ -128,7 +128,7 @@ impl Backoff {
     }
 }
 
-/// The size of a [`RetryBudget`], as grpc's `retryThrottling` service config.
+/// The size of the retry budget, as grpc's `retryThrottling` service config.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryThrottle {
     /// Tokens in a full bucket; retries stop at half of it.

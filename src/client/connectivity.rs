@@ -198,7 +198,7 @@ impl tower::Service<Uri> for TrackingConnector {
 
 /// Connects to the first address of `uri`'s host that accepts.
 async fn dial(uri: &Uri) -> io::Result<TcpStream> {
-    let host = crate::target::host_of(uri);
+    let host = super::target::host_of(uri);
     let port = uri.port_u16().unwrap_or(80);
     let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{host} resolves to no address"));
     for addr in tokio::net::lookup_host((host, port)).await? {

@@ -1,10 +1,12 @@
-//! What a call can end with on the client side, and gRPC status codes
-//! named as the spec and grpcurl name them.
+//! What a call can end with on the client side, written as one line the
+//! way grpcurl writes a status.
 
 use std::fmt;
 use std::time::Duration;
 
 use tonic::{Code, Status};
+
+use crate::rpc::code_name;
 
 /// What can go wrong when calling the service.
 #[derive(Debug, thiserror::Error)]
@@ -75,31 +77,6 @@ impl Error {
 pub fn describe_status(status: &Status) -> String {
     let name = code_name(status.code());
     if status.message().is_empty() { name.to_owned() } else { format!("{name}: {}", status.message()) }
-}
-
-/// The canonical name of a gRPC status code, as in the gRPC spec.
-#[must_use]
-pub fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code;
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
 }
 
 #[cfg(test)]

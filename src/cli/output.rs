@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::load::Report;
+use super::bench::Report;
 use crate::pb::v1::{ClassifyResponse, CountResponse, ScanResponse, SearchResponse};
 
 /// How responses are printed.

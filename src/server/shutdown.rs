@@ -1,5 +1,5 @@
 //! The shutdown signal of the binaries: Ctrl-C (SIGINT) or SIGTERM, whichever
-//! comes first, as a future to hand to [`crate::server::serve`].
+//! comes first, as a future to hand to [`super::serve`].
 
 /// Resolves when the process receives SIGINT or SIGTERM (Ctrl-C elsewhere).
 ///

@@ -1,0 +1,169 @@
+//! The command-line side: the `client` command. `client Banana` is the
+//! article's call and prints `status=1`; the subcommands reach the other
+//! three RPC kinds, and `client bench` load-tests a server.
+//!
+//! Files:
+//! - `mod.rs`: running one invocation ([`run`]).
+//! - `args.rs`: the flags ([`Args`]) and their checked form ([`Invocation`]).
+//! - `input.rs`: queries from lines, texts and `-d` JSON, batched for streams.
+//! - `output.rs`: one text or JSON line per answer.
+//! - `exit.rs`: what a run can fail with, and its exit code.
+//! - `bench.rs`: the load generator behind `client bench`; `report.rs` what
+//!   it measured.
+
+use std::io::Write;
+
+mod args;
+pub mod bench;
+pub mod exit;
+pub mod input;
+pub mod output;
+mod report;
+
+pub use self::args::{Args, BenchArgs, Call, Command, Input, Invocation, Query};
+use self::bench::{LoadConfig, Model};
+pub use self::exit::Error;
+use self::input::{Batches, LineBatches, Source};
+use self::output::Output;
+use crate::client::{self, Client, Transition};
+use crate::pb::v1::{ClassifyRequest, CountRequest, ScanRequest, SearchRequest};
+
+/// A call with its input read (or opened) and checked, before connecting, so
+/// that a local mistake never waits on the network.
+enum Ready {
+    Rpc(RpcReady),
+    Bench(BenchArgs, Vec<String>),
+}
+
+/// One call of the service, its input ready.
+enum RpcReady {
+    Search(SearchRequest),
+    Classify(Batches),
+    Count(Batches),
+    Scan(ScanRequest),
+}
+
+async fn prepare(call: Call) -> Result<Ready, input::Error> {
+    Ok(match call {
+        Call::Search(Query::Text(query)) => Ready::Rpc(RpcReady::Search(SearchRequest { query })),
+        Call::Search(Query::Json(data)) => Ready::Rpc(RpcReady::Search(data.message().await?)),
+        Call::Classify(input) => {
+            Ready::Rpc(RpcReady::Classify(batches::<ClassifyRequest>(input, |m| m.queries).await?))
+        }
+        Call::Count(input) => Ready::Rpc(RpcReady::Count(batches::<CountRequest>(input, |m| m.queries).await?)),
+        Call::Scan(Input::Plain(source)) => {
+            Ready::Rpc(RpcReady::Scan(ScanRequest { text: input::read_text(&source).await? }))
+        }
+        Call::Scan(Input::Json(data)) => Ready::Rpc(RpcReady::Scan(data.message().await?)),
+        Call::Bench(bench) => {
+            let queries = match &bench.queries_file {
+                Some(file) => input::read_text(&Source::File(file.clone())).await?.lines().map(str::to_owned).collect(),
+                None if bench.queries.is_empty() => vec!["Banana".to_owned(), "Apple".to_owned()],
+                None => bench.queries.clone(),
+            };
+            Ready::Bench(bench, queries)
+        }
+    })
+}
+
+async fn batches<M: serde::de::DeserializeOwned>(
+    input: Input,
+    queries: fn(M) -> Vec<String>,
+) -> Result<Batches, input::Error> {
+    Ok(match input {
+        Input::Plain(source) => Batches::Lines(LineBatches::open(source).await?),
+        Input::Json(data) => Batches::Given(data.messages::<M>().await?.into_iter().map(queries).collect()),
+    })
+}
+
+/// Runs one invocation, printing responses to `out` as they arrive.
+///
+/// # Errors
+/// See [`Error`]; output already printed stays printed.
+pub async fn run(invocation: Invocation, out: impl Write) -> Result<(), Error> {
+    let mut out = Output::new(out, invocation.format);
+    let ready = match prepare(invocation.call).await? {
+        Ready::Rpc(ready) => ready,
+        Ready::Bench(bench, queries) => {
+            let config = LoadConfig {
+                target: invocation.target,
+                options: invocation.options,
+                call: bench.call,
+                connections: bench.connections as usize,
+                concurrency: bench.concurrency as usize,
+                total: bench.total,
+                duration: bench.duration.into(),
+                model: bench.rate.map_or(Model::Closed, |rate| Model::Open { rate }),
+                queries,
+                batch: bench.batch as usize,
+                legacy: bench.legacy,
+                progress: true,
+            };
+            out.report(&bench::run(config).await?)?;
+            out.flush()?;
+            return Ok(());
+        }
+    };
+    let client = Client::new(&invocation.target, invocation.options)?;
+    if invocation.verbose {
+        // Subscribed before the first call: no transition is missed.
+        tokio::spawn(show_connectivity(client.connectivity().transitions()));
+    }
+    match ready {
+        RpcReady::Search(request) => out.search(&client.search(request).await?)?,
+        RpcReady::Classify(batches) => classify(&client, batches, &mut out).await?,
+        RpcReady::Count(batches) => {
+            let (requests, feeder) = batches.feed(|queries| CountRequest { queries });
+            let response = client.count(requests).await?;
+            let sent = feeder.finish().await?;
+            if response.queries != sent {
+                return Err(protocol(format!("sent {sent} queries but the server counted {}", response.queries)));
+            }
+            out.count(&response)?;
+        }
+        RpcReady::Scan(request) => {
+            let mut responses = client.scan(request).await?;
+            while let Some(response) = responses.message().await? {
+                out.scan(&response)?;
+                out.flush()?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Streams the batches and prints answers as they arrive, checking that
+/// every query is answered once and in order: nothing is silently dropped.
+async fn classify(client: &Client, batches: Batches, out: &mut Output<impl Write>) -> Result<(), Error> {
+    let (requests, feeder) = batches.feed(|queries| ClassifyRequest { queries });
+    let mut responses = client.classify(requests).await?;
+    let mut answered = 0u64;
+    while let Some(response) = responses.message().await? {
+        if response.first_index != answered {
+            return Err(protocol(format!(
+                "expected the answer to query {answered}, got one to query {}",
+                response.first_index
+            )));
+        }
+        answered += response.statuses.len() as u64;
+        out.classify(&response)?;
+        out.flush()?;
+    }
+    let sent = feeder.finish().await?;
+    if answered != sent {
+        return Err(protocol(format!("sent {sent} queries but got {answered} answers")));
+    }
+    Ok(())
+}
+
+/// Prints each connectivity change on stderr, as `-v` asks.
+async fn show_connectivity(mut transitions: tokio::sync::mpsc::UnboundedReceiver<Transition>) {
+    while let Some((from, to)) = transitions.recv().await {
+        eprintln!("client: connectivity {from} -> {to}");
+    }
+}
+
+fn protocol(message: String) -> Error {
+    Error::Client(client::Error::Protocol(message))
+}

@@ -1,0 +1,181 @@
+//! One method per RPC of `search.v1.SearchService`, and the two ways a call
+//! runs: unary, under its deadline with retries of what is safe to retry;
+//! streaming, under its deadline, never retried.
+
+use std::future::Future;
+
+use tokio::time::{Instant, timeout_at};
+use tokio_stream::Stream;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+use super::failure::Failure;
+use super::responses::Responses;
+use super::{Client, ConnectivityState, Error, retry};
+use crate::pb::v1::search_service_client::SearchServiceClient;
+use crate::pb::v1::{
+    ClassifyRequest, ClassifyResponse, CountRequest, CountResponse, ScanRequest, ScanResponse, SearchRequest,
+    SearchResponse,
+};
+use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
+
+impl Client {
+    /// Runs a unary call under its deadline, retrying while it is safe:
+    /// the method is marked side-effect free in the contract, the attempt
+    /// ended UNAVAILABLE or could not be sent, attempts and the retry budget
+    /// remain, and the backoff ends before the deadline. With
+    /// `wait_for_ready`, a call that could not be sent waits for the server.
+    async fn unary<M: Clone, T, F, Fut>(&self, method: &str, message: &M, mut attempt: F) -> Result<T, Error>
+    where
+        F: FnMut(SearchServiceClient<Channel>, Request<M>) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let deadline = Instant::now() + self.options.timeout;
+        let safe = retry::is_safe(method);
+        let mut attempts = 0;
+        // How the previous attempt ended, for the deadline's message.
+        let mut last = None;
+        loop {
+            if self.connectivity.state() == ConnectivityState::Shutdown {
+                return Err(Error::Shutdown);
+            }
+            attempts += 1;
+            let request = with_timeout(message.clone(), deadline);
+            let status = match timeout_at(deadline, attempt(self.inner.clone(), request)).await {
+                Err(_) => return Err(self.deadline_exceeded(attempts, last)),
+                Ok(Ok(value)) => {
+                    self.connectivity.mark_answered();
+                    self.budget.succeeded();
+                    return Ok(value);
+                }
+                Ok(Err(status)) => status,
+            };
+            let failure = self.failure(&status);
+            if matches!(failure, Failure::Status) && std::error::Error::source(&status).is_none() {
+                self.connectivity.mark_answered();
+            }
+            let not_sent = matches!(failure, Failure::NotSent(_));
+            let transient = not_sent || matches!(failure, Failure::Unanswered(_)) || status.code() == Code::Unavailable;
+            let retry = if not_sent && self.options.wait_for_ready {
+                true
+            } else {
+                safe && transient && self.budget.failed() && attempts < self.options.max_attempts
+            };
+            if !retry {
+                return Err(self.failed(status, attempts, last));
+            }
+            let error = self.failed(status, attempts, last.take()).to_string();
+            let delay = self.options.backoff.delay(attempts);
+            if Instant::now() + delay >= deadline {
+                return Err(self.deadline_exceeded(attempts, Some(error)));
+            }
+            tracing::debug!(method, attempts, ?delay, error, "retrying");
+            last = Some(error);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Starts a streaming call: waits for readiness if asked, sends the
+    /// deadline, and maps a call that could not be sent to [`Error::Connect`].
+    async fn streaming<M, T, Fut>(
+        &self,
+        message: M,
+        call: impl FnOnce(SearchServiceClient<Channel>, Request<M>) -> Fut,
+    ) -> Result<(T, Instant), Error>
+    where
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        if self.connectivity.state() == ConnectivityState::Shutdown {
+            return Err(Error::Shutdown);
+        }
+        let deadline = Instant::now() + self.options.timeout;
+        self.ready(deadline).await?;
+        match timeout_at(deadline, call(self.inner.clone(), with_timeout(message, deadline))).await {
+            Err(_) => Err(self.deadline_exceeded(1, None)),
+            Ok(Ok(response)) => {
+                self.connectivity.mark_answered();
+                Ok((response.into_inner(), deadline))
+            }
+            Ok(Err(status)) => Err(self.failed(status, 1, None)),
+        }
+    }
+
+    /// Unary `Search`: does the query contain "banana"? Retried as the
+    /// contract marks it side-effect free.
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub async fn search(&self, request: SearchRequest) -> Result<SearchResponse, Error> {
+        self.unary(SEARCH_PATH, &request, |mut client, request| async move {
+            client.search(request).await.map(tonic::Response::into_inner)
+        })
+        .await
+    }
+
+    /// The article's unary `/Search/search` (wire-compatible with `Search`),
+    /// to call the article's own Python server. The path is not in the
+    /// contract, so the call is never retried.
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub async fn search_legacy(&self, request: SearchRequest) -> Result<SearchResponse, Error> {
+        self.unary(LEGACY_SEARCH_PATH, &request, |_, request| {
+            let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+            async move {
+                grpc.ready().await.map_err(|err| Status::from_error(err.into()))?;
+                let path = http::uri::PathAndQuery::from_static(LEGACY_SEARCH_PATH);
+                grpc.unary(request, path, tonic_prost::ProstCodec::default()).await.map(tonic::Response::into_inner)
+            }
+        })
+        .await
+    }
+
+    /// Bidirectional `Classify`: one response per request, in order, read as
+    /// they arrive while `requests` is still being sent. Never retried.
+    ///
+    /// # Errors
+    /// See [`Error`]; the responses end at the deadline with
+    /// [`Error::DeadlineExceeded`].
+    pub async fn classify(
+        &self,
+        requests: impl Stream<Item = ClassifyRequest> + Send + 'static,
+    ) -> Result<Responses<ClassifyResponse>, Error> {
+        let (stream, deadline) =
+            self.streaming(requests, |mut client, request| async move { client.classify(request).await }).await?;
+        Ok(Responses::new(stream, deadline, self.clone()))
+    }
+
+    /// Client-streaming `Count`: sends every request, then gets one summary.
+    /// Never retried.
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub async fn count(
+        &self,
+        requests: impl Stream<Item = CountRequest> + Send + 'static,
+    ) -> Result<CountResponse, Error> {
+        let (response, _) =
+            self.streaming(requests, |mut client, request| async move { client.count(request).await }).await?;
+        Ok(response)
+    }
+
+    /// Server-streaming `Scan`: the occurrences in one text, streamed as
+    /// found. Never retried.
+    ///
+    /// # Errors
+    /// See [`Error`]; the responses end at the deadline with
+    /// [`Error::DeadlineExceeded`].
+    pub async fn scan(&self, request: ScanRequest) -> Result<Responses<ScanResponse>, Error> {
+        let (stream, deadline) =
+            self.streaming(request, |mut client, request| async move { client.scan(request).await }).await?;
+        Ok(Responses::new(stream, deadline, self.clone()))
+    }
+}
+
+/// `message` as a request carrying what is left before `deadline` as its
+/// `grpc-timeout`.
+pub(super) fn with_timeout<M>(message: M, deadline: Instant) -> Request<M> {
+    let mut request = Request::new(message);
+    request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+    request
+}

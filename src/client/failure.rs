@@ -1,0 +1,92 @@
+//! How a failed attempt is read: whether the call was ever sent (a dial or
+//! TLS failure), whether the connection ever worked, whether the deadline
+//! ended it; and the one-line error each becomes.
+
+use tonic::{Code, Status};
+
+use super::connectivity::ConnectFailed;
+use super::{Client, Error};
+
+/// How an attempt failed, from where its status came from.
+pub(super) enum Failure {
+    /// The call was never sent: the dial or the TLS handshake failed.
+    NotSent(String),
+    /// The connection closed before the server ever answered on it (a TLS
+    /// alert, a plaintext client at a TLS server): it never worked.
+    Unanswered(String),
+    /// tonic's own timer, set from our `grpc-timeout`, ended the call: the
+    /// deadline passed (tonic reports it as `CANCELLED: Timeout expired`).
+    Deadline,
+    /// The server (or a lost connection, mid-call) ended the call.
+    Status,
+}
+
+/// The errors behind `err`, innermost last; an `io::Error`'s payload too,
+/// which its `source()` skips.
+fn causes<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |err| {
+        match err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        }
+    })
+}
+
+impl Client {
+    /// Where the status of a failed attempt came from.
+    pub(super) fn failure(&self, status: &Status) -> Failure {
+        if status.code() == Code::Cancelled && status.message() == tonic::TimeoutExpired(()).to_string() {
+            return Failure::Deadline;
+        }
+        let Some(source) = std::error::Error::source(status) else {
+            return Failure::Status;
+        };
+        for cause in causes(source) {
+            if let Some(dial) = cause.downcast_ref::<ConnectFailed>() {
+                return Failure::NotSent(dial.to_string());
+            }
+            if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+                return Failure::NotSent(format!("TLS handshake failed: {tls}"));
+            }
+        }
+        if self.connectivity.answered() {
+            return Failure::Status;
+        }
+        let root = causes(source).last().map(ToString::to_string).unwrap_or_default();
+        Failure::Unanswered(if root.contains("CertificateRequired") {
+            format!("the server refused the TLS session: {root} (it requires a client certificate)")
+        } else if self.target.is_tls() {
+            format!("the connection closed before the server answered: {root}")
+        } else {
+            format!("the connection closed before the server answered: {root} (is the server using TLS? try https://)")
+        })
+    }
+
+    pub(super) fn deadline_exceeded(&self, attempts: u32, last: Option<String>) -> Error {
+        Error::DeadlineExceeded { timeout: self.options.timeout, attempts, last }
+    }
+
+    /// The error of a call that ended with `status` after `attempts`
+    /// attempts, the earlier ones ending as `last` said.
+    pub(super) fn failed(&self, status: Status, attempts: u32, last: Option<String>) -> Error {
+        match self.failure(&status) {
+            Failure::NotSent(cause) | Failure::Unanswered(cause) => {
+                Error::Connect { target: self.target.to_string(), cause }
+            }
+            Failure::Deadline => self.deadline_exceeded(attempts, last),
+            Failure::Status => Error::Rpc(status),
+        }
+    }
+}
+
+/// The innermost error of a chain: for a refused connection, the OS error
+/// ("Connection refused (os error 111)") rather than "transport error".
+pub(super) fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}

@@ -1,0 +1,238 @@
+//! The client side: a library for calling a Search server, as grpc-go and
+//! grpc.aio do it: targets, a channel with connectivity states and TLS, a
+//! deadline on every call, retries of what the contract marks safe, and one
+//! method per RPC.
+//!
+//! Files:
+//! - `mod.rs`: [`Client`] and [`ClientOptions`]: building, connecting,
+//!   probing, the connectivity API.
+//! - `calls.rs`: one method per RPC; unary calls with retries, streaming
+//!   calls without.
+//! - `responses.rs`: a streaming call's [`Responses`], ended by its deadline.
+//! - `failure.rs`: what a failed attempt means (never sent, never answered,
+//!   deadline) and the one-line error it becomes.
+//! - `error.rs`: [`Error`], what a call can end with.
+//! - `target.rs`: [`Target`], where to connect, as the user writes it.
+//! - `connectivity.rs`: the five connectivity states, from the dialer's events.
+//! - `retry.rs`: safe methods from the descriptor, [`Backoff`], the retry budget.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::{Instant, timeout_at};
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+mod calls;
+mod connectivity;
+mod error;
+mod failure;
+mod responses;
+mod retry;
+mod target;
+
+use self::calls::with_timeout;
+use self::connectivity::TrackingConnector;
+pub use self::connectivity::{Connectivity, ConnectivityState, Transition};
+pub use self::error::{Error, describe_status};
+use self::failure::{Failure, root_cause};
+pub use self::responses::Responses;
+use self::retry::RetryBudget;
+pub use self::retry::{Backoff, BackoffError, RetryThrottle};
+pub use self::target::{InvalidTarget, Target};
+use crate::pb::v1::search_service_client::SearchServiceClient;
+use crate::tls::ClientTls;
+
+/// The deadline of a call unless told otherwise, as the Google API clients use.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one dial may take.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts of a safe call, the first included (grpc's default retry policy).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+/// How a client calls: deadline, connecting, retries, TLS.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Each call's overall deadline, retries included; sent as `grpc-timeout`.
+    pub timeout: Duration,
+    /// How long one dial may take.
+    pub connect_timeout: Duration,
+    /// Wait for the server to come up (within the deadline) instead of
+    /// failing at once when it cannot be reached, for every call.
+    pub wait_for_ready: bool,
+    /// The wait between attempts.
+    pub backoff: Backoff,
+    /// Attempts of a call the contract marks safe, the first included.
+    pub max_attempts: u32,
+    /// The retry budget shared by the client's calls.
+    pub retry_budget: RetryThrottle,
+    /// TLS for `https://` targets (the system roots unless a CA is given).
+    pub tls: ClientTls,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            wait_for_ready: false,
+            backoff: Backoff::DEFAULT,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            retry_budget: RetryThrottle::default(),
+            tls: ClientTls::default(),
+        }
+    }
+}
+
+/// A Search client: one method per RPC of `search.v1.SearchService`.
+///
+/// The channel connects on the first call and reconnects after a lost
+/// connection. Cloning is cheap; clones share the connection, its
+/// connectivity state and the retry budget.
+#[derive(Debug, Clone)]
+pub struct Client {
+    channel: Channel,
+    inner: SearchServiceClient<Channel>,
+    health: HealthClient<Channel>,
+    target: Target,
+    options: Arc<ClientOptions>,
+    connectivity: Connectivity,
+    budget: Arc<RetryBudget>,
+}
+
+impl Client {
+    /// A client for `target`. Nothing is dialed until the first call.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when the TLS settings are refused (a bad CA or
+    /// client certificate).
+    pub fn new(target: &Target, options: ClientOptions) -> Result<Self, Error> {
+        let mut endpoint = Endpoint::from(target.uri().clone()).tcp_nodelay(true);
+        if target.is_tls() {
+            endpoint = endpoint.tls_config(options.tls.config(target.host())).map_err(|err| Error::Connect {
+                target: target.to_string(),
+                cause: format!("invalid TLS settings: {}", root_cause(&err)),
+            })?;
+        }
+        let connectivity = Connectivity::default();
+        let channel =
+            endpoint.connect_with_connector_lazy(TrackingConnector::new(connectivity.clone(), options.connect_timeout));
+        Ok(Self {
+            channel: channel.clone(),
+            inner: SearchServiceClient::new(channel.clone()),
+            health: HealthClient::new(channel),
+            target: target.clone(),
+            budget: Arc::new(RetryBudget::new(options.retry_budget)),
+            options: Arc::new(options),
+            connectivity,
+        })
+    }
+
+    /// A client with the default options, connected now, so that an
+    /// unreachable server is reported before anything else happens.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when the server cannot be reached.
+    pub async fn connect(target: &Target) -> Result<Self, Error> {
+        Self::connect_with(target, ClientOptions::default()).await
+    }
+
+    /// [`Client::connect`] with `options`.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when the server cannot be reached.
+    pub async fn connect_with(target: &Target, options: ClientOptions) -> Result<Self, Error> {
+        let client = Self::new(target, options)?;
+        let deadline = Instant::now() + client.options.timeout;
+        // One check: waiting for the server when asked to, else at once.
+        if client.options.wait_for_ready {
+            client.ready(deadline).await?
+        } else {
+            client.probe(deadline).await?
+        }
+        Ok(client)
+    }
+
+    /// The channel's connectivity state; with `try_to_connect`, an IDLE
+    /// channel starts connecting (as grpc.aio's `get_state(True)`).
+    #[must_use]
+    pub fn state(&self, try_to_connect: bool) -> ConnectivityState {
+        let state = self.connectivity.state();
+        if try_to_connect && state == ConnectivityState::Idle {
+            let client = self.clone();
+            tokio::spawn(async move {
+                let _ = client.probe(Instant::now() + client.options.connect_timeout).await;
+            });
+        }
+        state
+    }
+
+    /// Waits until the state is no longer `last` and returns the new one
+    /// (as grpc.aio's `wait_for_state_change`).
+    pub async fn wait_for_state_change(&self, last: ConnectivityState) -> ConnectivityState {
+        self.connectivity.wait_for_state_change(last).await
+    }
+
+    /// The connectivity handle, to watch the state from elsewhere.
+    #[must_use]
+    pub fn connectivity(&self) -> &Connectivity {
+        &self.connectivity
+    }
+
+    /// Shuts the client down: SHUTDOWN, and every later call fails.
+    pub fn shutdown(&self) {
+        self.connectivity.shutdown();
+    }
+
+    /// Makes sure a connection is up: one side-effect-free health check
+    /// (any answer, even UNIMPLEMENTED, proves the connection).
+    async fn probe(&self, deadline: Instant) -> Result<(), Error> {
+        let request = with_timeout(HealthCheckRequest { service: String::new() }, deadline);
+        match timeout_at(deadline, self.health.clone().check(request)).await {
+            Err(_) => Err(self.deadline_exceeded(1, None)),
+            Ok(Ok(_)) => {
+                self.connectivity.mark_answered();
+                Ok(())
+            }
+            Ok(Err(status)) => match self.failure(&status) {
+                Failure::NotSent(cause) | Failure::Unanswered(cause) => {
+                    Err(Error::Connect { target: self.target.to_string(), cause })
+                }
+                Failure::Deadline => Err(self.deadline_exceeded(1, None)),
+                Failure::Status => {
+                    self.connectivity.mark_answered();
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    /// With `wait_for_ready`, waits (backing off) until the server can be
+    /// reached, or fails with DEADLINE_EXCEEDED at the deadline.
+    async fn ready(&self, deadline: Instant) -> Result<(), Error> {
+        if !self.options.wait_for_ready || self.connectivity.state() == ConnectivityState::Ready {
+            return Ok(());
+        }
+        let mut attempt = 0;
+        let mut last = None;
+        loop {
+            attempt += 1;
+            match self.probe(deadline).await {
+                Err(Error::Connect { cause, .. }) => {
+                    last = Some(format!("cannot connect: {cause}"));
+                    let delay = self.options.backoff.delay(attempt);
+                    if Instant::now() + delay >= deadline {
+                        return Err(self.deadline_exceeded(attempt, last));
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+                // The deadline passed during a dial: say why we were waiting.
+                Err(Error::DeadlineExceeded { .. }) if last.is_some() => {
+                    return Err(self.deadline_exceeded(attempt, last));
+                }
+                other => return other,
+            }
+        }
+    }
+}

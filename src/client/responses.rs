@@ -1,0 +1,67 @@
+//! The responses of a streaming call, as a `Stream` that ends at the call's
+//! deadline on this side too.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::time::{Instant, Sleep, sleep_until};
+use tokio_stream::Stream;
+use tonic::Streaming;
+
+use super::{Client, Error};
+
+/// The responses of a streaming call, ended by the call's deadline on this
+/// side too (the server ends it there as well, from `grpc-timeout`).
+pub struct Responses<T> {
+    inner: Streaming<T>,
+    deadline: Pin<Box<Sleep>>,
+    client: Client,
+    done: bool,
+}
+
+impl<T> fmt::Debug for Responses<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Responses").field("done", &self.done).finish_non_exhaustive()
+    }
+}
+
+impl<T> Responses<T> {
+    pub(super) fn new(inner: Streaming<T>, deadline: Instant, client: Client) -> Self {
+        Self { inner, deadline: Box::pin(sleep_until(deadline)), client, done: false }
+    }
+
+    /// The next response, `None` at the end of the stream.
+    ///
+    /// # Errors
+    /// The status the call ended with, or [`Error::DeadlineExceeded`].
+    pub async fn message(&mut self) -> Result<Option<T>, Error> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await.transpose()
+    }
+}
+
+impl<T> Stream for Responses<T> {
+    type Item = Result<T, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            this.done = true;
+            return Poll::Ready(Some(Err(this.client.deadline_exceeded(1, None))));
+        }
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(Err(status))) => {
+                this.done = true;
+                Poll::Ready(Some(Err(this.client.failed(status, 1, None))))
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            other => other.map(|item| item.map(|result| result.map_err(Error::Rpc))),
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The per-call decisions of the server: a call's deadline (from
+//! `grpc-timeout`, a default, a cap), admission under the limit of calls in
+//! flight (load shedding, no queue), and the cut that ends every call when a
+//! drain's grace is over.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::HeaderMap;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use super::config::ServerConfig;
+
+/// The settings and shared state of the per-call layer.
+#[derive(Debug)]
+pub struct CallPolicy {
+    default_timeout: Duration,
+    max_timeout: Duration,
+    pub(super) max_recv_bytes: usize,
+    max_concurrent_calls: usize,
+    in_flight: AtomicUsize,
+    /// Cancelled when a drain's grace is over: every call still running ends.
+    pub(super) cut: CancellationToken,
+}
+
+impl CallPolicy {
+    /// The policy of `config`; cancelling `cut` ends every call in flight.
+    #[must_use]
+    pub fn new(config: &ServerConfig, cut: CancellationToken) -> Self {
+        Self {
+            default_timeout: config.default_timeout,
+            max_timeout: config.max_timeout,
+            max_recv_bytes: config.max_recv_bytes,
+            max_concurrent_calls: config.max_concurrent_calls,
+            in_flight: AtomicUsize::new(0),
+            cut,
+        }
+    }
+
+    /// Calls admitted and not yet finished (their responses included).
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The deadline of a call, from its `grpc-timeout` header: the default
+    /// when there is none, the cap when it asks for more.
+    pub(super) fn timeout(&self, headers: &HeaderMap) -> Result<Duration, Status> {
+        let Some(value) = headers.get("grpc-timeout") else {
+            return Ok(self.default_timeout);
+        };
+        let asked = value.to_str().ok().and_then(parse_grpc_timeout).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "invalid grpc-timeout header {value:?}: expected 1 to 8 digits and a unit (H, M, S, m, u or n)"
+            ))
+        })?;
+        if asked.is_zero() {
+            return Err(Status::deadline_exceeded("the call's deadline (grpc-timeout 0) had passed when it arrived"));
+        }
+        Ok(asked.min(self.max_timeout))
+    }
+
+    /// Takes a place among the calls in flight, or refuses at once when all
+    /// are taken: load is shed, never queued.
+    pub(super) fn admit(self: &Arc<Self>) -> Result<Admitted, Status> {
+        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let admitted = Admitted(Arc::clone(self));
+        if before >= self.max_concurrent_calls {
+            return Err(Status::resource_exhausted(format!(
+                "the server is at its limit of {} calls in flight (--max-concurrent-calls); try again later",
+                self.max_concurrent_calls
+            )));
+        }
+        Ok(admitted)
+    }
+}
+
+/// A place among the calls in flight, given back on drop.
+#[derive(Debug)]
+pub(super) struct Admitted(Arc<CallPolicy>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Parses a `grpc-timeout` value: at most 8 digits and a unit.
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_per_the_spec() {
+        assert_eq!(parse_grpc_timeout("1S"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_grpc_timeout("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        assert_eq!(parse_grpc_timeout("0m"), Some(Duration::ZERO));
+        for bad in ["", "S", "1", "123456789S", "1s", "-1S", "1.5S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn deadlines_default_cap_and_refuse_zero() {
+        let config = ServerConfig {
+            default_timeout: Duration::from_secs(7),
+            max_timeout: Duration::from_secs(60),
+            ..ServerConfig::default()
+        };
+        let policy = CallPolicy::new(&config, CancellationToken::new());
+        let timeout = |value: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = value {
+                headers.insert("grpc-timeout", value.parse().expect("header value"));
+            }
+            policy.timeout(&headers)
+        };
+        assert_eq!(timeout(None).ok(), Some(Duration::from_secs(7)));
+        assert_eq!(timeout(Some("3S")).ok(), Some(Duration::from_secs(3)));
+        assert_eq!(timeout(Some("5M")).ok(), Some(Duration::from_secs(60)), "capped");
+        assert_eq!(timeout(Some("0n")).map_err(|s| s.code()), Err(Code::DeadlineExceeded));
+        assert_eq!(timeout(Some("soon")).map_err(|s| s.code()), Err(Code::InvalidArgument));
+    }
+
+    #[test]
+    fn admission_sheds_load_past_the_limit_and_gives_places_back() {
+        let config = ServerConfig { max_concurrent_calls: 2, ..ServerConfig::default() };
+        let policy = Arc::new(CallPolicy::new(&config, CancellationToken::new()));
+        let first = policy.admit().expect("first");
+        let second = policy.admit().expect("second");
+        let refused = policy.admit().expect_err("third is over the limit");
+        assert_eq!(refused.code(), Code::ResourceExhausted);
+        assert!(refused.message().contains("limit of 2 calls in flight (--max-concurrent-calls)"));
+        assert_eq!(policy.in_flight(), 2, "a refused call holds no place");
+        drop(first);
+        let third = policy.admit().expect("a place was given back");
+        drop((second, third));
+        assert_eq!(policy.in_flight(), 0);
+    }
+}
