@@ -98,6 +98,14 @@ pub enum Error {
         #[source]
         err: serde_json::Error,
     },
+    /// A `-d` request names a field its message does not have.
+    #[error("invalid JSON request in {what}: unknown field `{field}`")]
+    UnknownField {
+        /// What was being read.
+        what: String,
+        /// The field's path in the message.
+        field: String,
+    },
     /// A unary call was given no JSON message, or several.
     #[error("{what} holds {count} JSON requests; this call takes exactly one")]
     NotOneMessage {
@@ -138,10 +146,25 @@ impl Data {
             Self::Inline(json) => json.clone(),
             Self::From(source) => read_text(source).await?,
         };
-        serde_json::Deserializer::from_str(&text)
-            .into_iter::<T>()
-            .collect::<Result<_, _>>()
-            .map_err(|err| Error::Json { what: self.to_string(), err })
+        let json_error = |err| Error::Json { what: self.to_string(), err };
+        let mut parser = serde_json::Deserializer::from_str(&text);
+        let mut messages = Vec::new();
+        // `end` succeeds once only white space is left.
+        while parser.end().is_err() {
+            // The generated JSON impls skip unknown fields, as a server must;
+            // here a field the message lacks is a typo to report, not drop.
+            let mut unknown = None;
+            let message =
+                T::deserialize(serde_ignored::Deserializer::new(&mut parser, &mut |path: serde_ignored::Path<'_>| {
+                    unknown.get_or_insert_with(|| path.to_string());
+                }))
+                .map_err(json_error)?;
+            if let Some(field) = unknown {
+                return Err(Error::UnknownField { what: self.to_string(), field });
+            }
+            messages.push(message);
+        }
+        Ok(messages)
     }
 
     /// The one JSON message of a unary call.

@@ -3,44 +3,16 @@
 //! with full jitter, and a retry budget that keeps a dead server from
 //! drawing a retry storm (grpc's `retryThrottling`).
 
-use std::collections::HashSet;
-use std::sync::{LazyLock, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use prost::Message;
-use prost_types::FileDescriptorSet;
-use prost_types::method_options::IdempotencyLevel;
+use crate::rpc::{self, Idempotency};
 
-use crate::pb::v1::FILE_DESCRIPTOR_SET;
-
-/// The paths (`/package.Service/Method`) of the methods the contract marks
-/// `NO_SIDE_EFFECTS` or `IDEMPOTENT`: the only ones retried.
-static SAFE_METHODS: LazyLock<HashSet<String>> = LazyLock::new(|| safe_methods(FILE_DESCRIPTOR_SET));
-
-fn safe_methods(encoded: &[u8]) -> HashSet<String> {
-    // The set is generated and committed; a unit test proves it decodes.
-    let Ok(set) = FileDescriptorSet::decode(encoded) else {
-        return HashSet::new();
-    };
-    let mut safe = HashSet::new();
-    for file in &set.file {
-        for service in &file.service {
-            for method in &service.method {
-                let level =
-                    method.options.as_ref().map_or(IdempotencyLevel::IdempotencyUnknown, |o| o.idempotency_level());
-                if matches!(level, IdempotencyLevel::NoSideEffects | IdempotencyLevel::Idempotent) {
-                    safe.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
-                }
-            }
-        }
-    }
-    safe
-}
-
-/// Whether the contract marks the method at `path` safe to retry.
+/// Whether the contract marks the method at `path` safe to retry: its
+/// `idempotency_level` is `NO_SIDE_EFFECTS` or `IDEMPOTENT`.
 #[must_use]
 pub fn is_safe(path: &str) -> bool {
-    SAFE_METHODS.contains(path)
+    rpc::method(path).is_some_and(|m| matches!(m.idempotency, Idempotency::NoSideEffects | Idempotency::Idempotent))
 }
 
 /// Exponential backoff: attempt `n` (from 1) waits a random time between 0
@@ -193,35 +165,6 @@ mod tests {
             assert!(!is_safe(path), "{path}");
         }
         assert!(!is_safe("/Search/search"), "the legacy path is not in the contract");
-        assert!(FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).is_ok());
-    }
-
-    #[test]
-    fn the_safe_set_follows_the_idempotency_option() {
-        use prost_types::{FileDescriptorProto, MethodDescriptorProto, MethodOptions, ServiceDescriptorProto};
-        let method = |name: &str, level: Option<IdempotencyLevel>| MethodDescriptorProto {
-            name: Some(name.into()),
-            options: level.map(|l| MethodOptions { idempotency_level: Some(l as i32), ..MethodOptions::default() }),
-            ..MethodDescriptorProto::default()
-        };
-        let set = FileDescriptorSet {
-            file: vec![FileDescriptorProto {
-                package: Some("p.v1".into()),
-                service: vec![ServiceDescriptorProto {
-                    name: Some("S".into()),
-                    method: vec![
-                        method("Read", Some(IdempotencyLevel::NoSideEffects)),
-                        method("Put", Some(IdempotencyLevel::Idempotent)),
-                        method("Post", Some(IdempotencyLevel::IdempotencyUnknown)),
-                        method("Plain", None),
-                    ],
-                    ..ServiceDescriptorProto::default()
-                }],
-                ..FileDescriptorProto::default()
-            }],
-        };
-        let safe = safe_methods(&set.encode_to_vec());
-        assert_eq!(safe, HashSet::from(["/p.v1.S/Read".to_owned(), "/p.v1.S/Put".to_owned()]));
     }
 
     #[test]

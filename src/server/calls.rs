@@ -26,8 +26,10 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
+use super::connect::Refused;
 use super::frames::RequestFrames;
 use super::policy::{Admitted, CallPolicy};
+use super::protocol::Protocol;
 use crate::rpc::code_name;
 
 /// The per-call layer, outermost around the routes.
@@ -76,6 +78,12 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let mut end = CallEnd::new(&request);
+        // A call the protocol layer already refused (a bad header) is
+        // answered here, so that it is logged like any other.
+        if let Some(Refused(status)) = request.extensions().get::<Refused>() {
+            end.code = Some(status.code());
+            return Box::pin(std::future::ready(Ok(status.clone().into_http())));
+        }
         let admitted = self.policy.admit();
         let timeout = self.policy.timeout(request.headers());
         let (admitted, timeout) = match (admitted, timeout) {
@@ -162,6 +170,7 @@ struct CallEnd {
     /// The request's URI, for its path (a clone shares the bytes).
     uri: http::Uri,
     peer: Option<SocketAddr>,
+    protocol: Protocol,
     started: Instant,
     /// The final status, once known; none when the peer went away first.
     code: Option<Code>,
@@ -175,7 +184,9 @@ impl CallEnd {
             .get::<TcpConnectInfo>()
             .and_then(TcpConnectInfo::remote_addr)
             .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|tls| tls.get_ref().remote_addr()));
-        Self { uri: request.uri().clone(), peer, started: Instant::now(), code: None, admitted: None }
+        // Marked by the Connect layer, which sees every request first.
+        let protocol = extensions.get::<Protocol>().copied().unwrap_or(Protocol::Grpc);
+        Self { uri: request.uri().clone(), peer, protocol, started: Instant::now(), code: None, admitted: None }
     }
 }
 
@@ -186,9 +197,10 @@ impl Drop for CallEnd {
         let code = code_name(self.code.unwrap_or(Code::Cancelled));
         let duration = self.started.elapsed();
         let method = self.uri.path();
+        let protocol = self.protocol.name();
         match self.peer {
-            Some(peer) => tracing::info!(target: "search::call", %method, code, ?duration, %peer, "call"),
-            None => tracing::info!(target: "search::call", %method, code, ?duration, "call"),
+            Some(peer) => tracing::info!(target: "search::call", %method, protocol, code, ?duration, %peer, "call"),
+            None => tracing::info!(target: "search::call", %method, protocol, code, ?duration, "call"),
         }
     }
 }

@@ -103,6 +103,12 @@ pub struct ServerArgs {
     #[arg(long, env = "SEARCH_CLIENT_CA", value_name = "FILE", requires = "tls_cert")]
     pub client_ca: Option<PathBuf>,
 
+    /// Let web pages from this origin call the server (CORS), e.g.
+    /// https://app.example.com; repeat for several, or * for any. None by
+    /// default: browsers then refuse cross-origin calls.
+    #[arg(long = "cors-origin", env = "SEARCH_CORS_ORIGIN", value_name = "ORIGIN", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
     /// Log lines as text or as JSON objects (stderr; RUST_LOG filters).
     #[arg(long, env = "SEARCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -133,6 +139,8 @@ pub struct ServerConfig {
     pub grace: Duration,
     /// TLS, when serving it.
     pub tls: Option<ServerTls>,
+    /// Origins whose web pages may call the server (CORS).
+    pub cors: CorsOrigins,
 }
 
 impl Default for ServerConfig {
@@ -149,6 +157,7 @@ impl Default for ServerConfig {
             max_connection_age_grace: MAX_CONNECTION_AGE_GRACE,
             grace: GRACE,
             tls: None,
+            cors: CorsOrigins::None,
         }
     }
 }
@@ -173,6 +182,9 @@ pub enum ConfigError {
     /// The TLS files cannot be used.
     #[error(transparent)]
     Tls(#[from] tls::Error),
+    /// A `--cors-origin` that is not an origin.
+    #[error("--cors-origin {0:?} is not an origin such as https://app.example.com, or *")]
+    CorsOrigin(String),
 }
 
 impl ServerArgs {
@@ -212,7 +224,47 @@ impl ServerArgs {
             max_connection_age_grace: self.max_connection_age_grace.into(),
             grace: self.grace.into(),
             tls,
+            cors: CorsOrigins::parse(&self.cors_origins)?,
         })
+    }
+}
+
+/// The origins allowed to call the server from a browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// None: no CORS headers, so browsers refuse cross-origin calls.
+    None,
+    /// Any origin (`*`).
+    Any,
+    /// These origins (`scheme://host[:port]`).
+    List(Vec<http::HeaderValue>),
+}
+
+impl CorsOrigins {
+    /// The origins of the `--cors-origin` flags.
+    ///
+    /// # Errors
+    /// [`ConfigError::CorsOrigin`] for a value that is not `*` nor an origin.
+    pub fn parse(origins: &[String]) -> Result<Self, ConfigError> {
+        if origins.iter().any(|origin| origin == "*") {
+            return Ok(Self::Any);
+        }
+        if origins.is_empty() {
+            return Ok(Self::None);
+        }
+        let parse = |origin: &String| {
+            let uri: http::Uri = origin.parse().map_err(|_| ConfigError::CorsOrigin(origin.clone()))?;
+            // An origin is a scheme and a host, with no path or query.
+            let bare = uri.scheme().is_some()
+                && uri.host().is_some()
+                && matches!(uri.path(), "" | "/")
+                && uri.query().is_none();
+            if !bare || origin.ends_with('/') {
+                return Err(ConfigError::CorsOrigin(origin.clone()));
+            }
+            http::HeaderValue::from_str(origin).map_err(|_| ConfigError::CorsOrigin(origin.clone()))
+        };
+        origins.iter().map(parse).collect::<Result<_, _>>().map(Self::List)
     }
 }
 
@@ -311,5 +363,24 @@ mod tests {
         );
         assert!(parse(&["--tls-cert", "cert.pem"]).is_err(), "a certificate needs its key");
         assert!(parse(&["--max-concurrent-calls", "0"]).is_err());
+        assert_eq!(
+            parse(&["--cors-origin", "https://app.example.com/page"]).unwrap_err(),
+            "--cors-origin \"https://app.example.com/page\" is not an origin such as https://app.example.com, or *"
+        );
+        assert!(parse(&["--cors-origin", "app.example.com"]).is_err());
+    }
+
+    #[test]
+    fn cors_origins_read_as_a_list_or_any() {
+        let origins = |args: &[&str]| parse(args).expect("valid").cors;
+        assert_eq!(origins(&[]), CorsOrigins::None);
+        assert_eq!(origins(&["--cors-origin", "*"]), CorsOrigins::Any);
+        assert_eq!(
+            origins(&["--cors-origin", "https://a.example", "--cors-origin", "http://localhost:3000"]),
+            CorsOrigins::List(vec![
+                http::HeaderValue::from_static("https://a.example"),
+                http::HeaderValue::from_static("http://localhost:3000")
+            ])
+        );
     }
 }

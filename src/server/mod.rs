@@ -28,21 +28,28 @@ use tonic::body::Body;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
+use tonic_web::GrpcWebLayer;
 use tower::util::MapRequestLayer;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 mod calls;
 mod config;
+mod connect;
+mod envelope;
 mod frames;
 mod handlers;
 mod listen;
 mod policy;
+mod protocol;
 mod shutdown;
 
 use self::calls::CallLayer;
-pub use self::config::{ByteSize, ConfigError, ServerArgs, ServerConfig};
+pub use self::config::{ByteSize, ConfigError, CorsOrigins, ServerArgs, ServerConfig};
+use self::connect::ConnectLayer;
 pub use self::handlers::Search;
 pub use self::listen::Listeners;
 use self::policy::CallPolicy;
+pub use self::protocol::Protocol;
 pub use self::shutdown::signal;
 use crate::pb::v1::FILE_DESCRIPTOR_SET;
 use crate::pb::v1::search_service_server::SearchServiceServer;
@@ -120,6 +127,8 @@ pub async fn start(
     let policy = Arc::new(CallPolicy::new(&config, cut.clone()));
     let handle = Handle { policy: Arc::clone(&policy) };
     let mut builder = Server::builder()
+        // gRPC-Web and Connect also come over HTTP/1.1, on the same port.
+        .accept_http1(true)
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_keepalive_interval(Some(config.keepalive_interval))
         .http2_keepalive_timeout(Some(config.keepalive_timeout))
@@ -130,7 +139,13 @@ pub async fn start(
         builder = builder.tls_config(tls.config())?;
     }
     let search = Search.into_server().max_decoding_message_size(config.max_recv_bytes);
+    // Outermost first: CORS answers preflights; Connect must see a request
+    // before tonic-web, which refuses any other HTTP/1.1 request; then every
+    // call, whatever its protocol, is a gRPC call through the per-call layer.
     let router = builder
+        .layer(cors(&config.cors))
+        .layer(ConnectLayer::new(config.max_recv_bytes))
+        .layer(GrpcWebLayer::new())
         .layer(CallLayer::new(policy))
         .layer(MapRequestLayer::new(route_legacy_path))
         .add_service(search)
@@ -174,6 +189,35 @@ pub async fn start(
     };
     Ok((serving, handle))
 }
+
+/// The CORS layer for browsers on `origins`: the methods and headers gRPC-Web
+/// and Connect send, and the ones a page must be able to read.
+fn cors(origins: &CorsOrigins) -> CorsLayer {
+    let allow_origin = match origins {
+        CorsOrigins::None => AllowOrigin::list([]),
+        CorsOrigins::Any => AllowOrigin::any(),
+        CorsOrigins::List(list) => AllowOrigin::list(list.iter().cloned()),
+    };
+    let expose = [
+        "grpc-status",
+        "grpc-message",
+        "grpc-status-details-bin",
+        "grpc-encoding",
+        "grpc-accept-encoding",
+        "content-encoding",
+        "connect-content-encoding",
+        "connect-accept-encoding",
+    ];
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([http::Method::GET, http::Method::POST])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers(expose.map(http::HeaderName::from_static))
+        .max_age(CORS_MAX_AGE)
+}
+
+/// How long a browser may cache a preflight's answer.
+const CORS_MAX_AGE: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// How long connections get to close after the calls were cut.
 const CLOSE_MARGIN: Duration = Duration::from_secs(1);

@@ -30,6 +30,7 @@ impl<'de> serde::Deserialize<'de> for ClassifyRequest {
         #[allow(clippy::enum_variant_names)]
         enum GeneratedField {
             Queries,
+            __SkipField__,
         }
         impl<'de> serde::Deserialize<'de> for GeneratedField {
             fn deserialize<D>(deserializer: D) -> std::result::Result<GeneratedField, D::Error>
@@ -52,7 +53,7 @@ impl<'de> serde::Deserialize<'de> for ClassifyRequest {
                     {
                         match value {
                             "queries" => Ok(GeneratedField::Queries),
-                            _ => Err(serde::de::Error::unknown_field(value, FIELDS)),
+                            _ => Ok(GeneratedField::__SkipField__),
                         }
                     }
                 }
@@ -79,6 +80,9 @@ impl<'de> serde::Deserialize<'de> for ClassifyRequest {
                                 return Err(serde::de::Error::duplicate_field("queries"));
                             }
                             queries__ = Some(map_.next_value()?);
+                        }
+                        GeneratedField::__SkipField__ => {
+                            let _ = map_.next_value::<serde::de::IgnoredAny>()?;
                         }
                     }
                 }
@@ -132,6 +136,7 @@ impl<'de> serde::Deserialize<'de> for ClassifyResponse {
         enum GeneratedField {
             FirstIndex,
             Statuses,
+            __SkipField__,
         }
         impl<'de> serde::Deserialize<'de> for GeneratedField {
             fn deserialize<D>(deserializer: D) -> std::result::Result<GeneratedField, D::Error>
@@ -155,7 +160,7 @@ impl<'de> serde::Deserialize<'de> for ClassifyResponse {
                         match value {
                             "firstIndex" | "first_index" => Ok(GeneratedField::FirstIndex),
                             "statuses" => Ok(GeneratedField::Statuses),
-                            _ => Err(serde::de::Error::unknown_field(value, FIELDS)),
+                            _ => Ok(GeneratedField::__SkipField__),
                         }
                     }
                 }
@@ -194,6 +199,9 @@ impl<'de> serde::Deserialize<'de> for ClassifyResponse {
                                 Some(map_.next_value::<Vec<::pbjson::private::NumberDeserialize<_>>>()?
                                     .into_iter().map(|x| x.0).collect())
                             ;
+                        }
+                        GeneratedField::__SkipField__ => {
+                            let _ = map_.next_value::<serde::de::IgnoredAny>()?;
                         }
                     }
                 }
@@ -237,6 +245,7 @@ impl<'de> serde::Deserialize<'de> for CountRequest {
         #[allow(clippy::enum_variant_names)]
         enum GeneratedField {
             Queries,
+            __SkipField__,
         }
         impl<'de> serde::Deserialize<'de> for GeneratedField {
             fn deserialize<D>(deserializer: D) -> std::result::Result<GeneratedField, D::Error>
@@ -259,7 +268,7 @@ impl<'de> serde::Deserialize<'de> for CountRequest {
                     {
                         match value {
                             "queries" => Ok(GeneratedField::Queries),
-                            _ => Err(serde::de::Error::unknown_field(value, FIELDS)),
+                            _ => Ok(GeneratedField::__SkipField__),
                         }
                     }
                 }
@@ -286,6 +295,9 @@ impl<'de> serde::Deserialize<'de> for CountRequest {
                                 return Err(serde::de::Error::duplicate_field("queries"));
                             }
                             queries__ = Some(map_.next_value()?);
+                        }
+                        GeneratedField::__SkipField__ => {
+                            let _ = map_.next_value::<serde::de::IgnoredAny>()?;
                         }
                     }
                 }
@@ -340,6 +352,7 @@ impl<'de> serde::Deserialize<'de> for CountResponse {
         enum GeneratedField {
             Queries,
             Matches,
+            __SkipField__,
         }
         impl<'de> serde::Deserialize<'de> for GeneratedField {
             fn deserialize<D>(deserializer: D) -> std::result::Result<GeneratedField, D::Error>
@@ -363,7 +376,7 @@ impl<'de> serde::Deserialize<'de> for CountResponse {
                         match value {
                             "queries" => Ok(GeneratedField::Queries),
                             "matches" => Ok(GeneratedField::Matches),
-                            _ => Err(serde::de::Error::unknown_field(value, FIELDS)),
+                            _ => Ok(GeneratedField::__SkipField__),
                         }
                     }
                 }
@@ -401,6 +414,9 @@ impl<'de> serde::Deserialize<'de> for CountResponse {
                             matches__ = 
                                 Some(map_.next_value::<::pbjson::private::NumberDeserialize<_>>()?.0)
                             ;
+                        }
+                        GeneratedField::__SkipField__ => {
+                            let _ = map_.next_value::<serde::de::IgnoredAny>()?;
                         }
                     }
                 }
@@ -466,6 +482,7 @@ impl<'de> serde::Deserialize<'de> for ScanMatch {
             Line,
             Column,
             Offset,
+            __SkipField__,
         }
         impl<'de> serde::Deserialize<'de> for GeneratedField {
             fn deserialize<D>(deserializer: D) -> std::result::Result<GeneratedField, D::Error>
@@ -490,7 +507,7 @@ impl<'de> serde::Deserialize<'de> for ScanMatch {
                             "line" => Ok(GeneratedField::Line),
                             "column" => Ok(GeneratedField::Column),
                             "offset" => Ok(GeneratedField::Offset),
-                            _ => Err(serde::de::Error::unknown_field(value, FIELDS)),
+                            _ => Ok(GeneratedField::__SkipField__),
                         }
                     }
                 }
@@ -538,6 +555,9 @@ impl<'de> serde::Deserialize<'de> for ScanMatch {
                                 Some(map_.next_value::<::pbjson::private::NumberDeserialize<_>>()?.0)
                             ;
                         }
+                        GeneratedField::__SkipField__ => {
+                            let _ = map_.next_value::<serde::de::IgnoredAny>()?;
+                        }
                     }
                 }
                 Ok(ScanMatch {
@@ -581,6 +601,7 @@ impl<'de> serde::Deserialize<'de> for ScanRequest {
         #[allow(clippy::enum_variant_names)]
         enum GeneratedField {
             Text,
+            __SkipField__,
         }
         impl<'de> serde::Deserialize<'de> for GeneratedField {
             fn deserialize<D>(deserializer: D) -> std::result::Result<GeneratedField, D::Error>
@@ -603,7 +624,7 @@ impl<'de> serde::Deserialize<'de> for ScanRequest {
                     {
                         match value {
                             "text" => Ok(GeneratedField::Text),
-                            _ => Err(serde::de::Error::unknown_field(value, FIELDS)),
+                            _ => Ok(GeneratedField::__SkipField__),
                         }
                     }
                 }
@@ -630,6 +651,9 @@ impl<'de> serde::Deserialize<'de> for ScanRequest {
                                 return Err(serde::de::Error::duplicate_field("text"));
                             }
                             text__ = Some(map_.next_value()?);
+                        }
+                        GeneratedField::__SkipField__ => {
+                            let _ = map_.next_value::<serde::de::IgnoredAny>()?;
                         }
                     }
                 }
@@ -672,6 +696,7 @@ impl<'de> serde::Deserialize<'de> for ScanResponse {
         #[allow(clippy::enum_variant_names)]
         enum GeneratedField {
             Matches,
+            __SkipField__,
         }
         impl<'de> serde::Deserialize<'de> for GeneratedField {
             fn deserialize<D>(deserializer: D) -> std::result::Result<GeneratedField, D::Error>
@@ -694,7 +719,7 @@ impl<'de> serde::Deserialize<'de> for ScanResponse {
                     {
                         match value {
                             "matches" => Ok(GeneratedField::Matches),
-                            _ => Err(serde::de::Error::unknown_field(value, FIELDS)),
+                            _ => Ok(GeneratedField::__SkipField__),
                         }
                     }
                 }
@@ -721,6 +746,9 @@ impl<'de> serde::Deserialize<'de> for ScanResponse {
                                 return Err(serde::de::Error::duplicate_field("matches"));
                             }
                             matches__ = Some(map_.next_value()?);
+                        }
+                        GeneratedField::__SkipField__ => {
+                            let _ = map_.next_value::<serde::de::IgnoredAny>()?;
                         }
                     }
                 }
@@ -763,6 +791,7 @@ impl<'de> serde::Deserialize<'de> for SearchRequest {
         #[allow(clippy::enum_variant_names)]
         enum GeneratedField {
             Query,
+            __SkipField__,
         }
         impl<'de> serde::Deserialize<'de> for GeneratedField {
             fn deserialize<D>(deserializer: D) -> std::result::Result<GeneratedField, D::Error>
@@ -785,7 +814,7 @@ impl<'de> serde::Deserialize<'de> for SearchRequest {
                     {
                         match value {
                             "query" => Ok(GeneratedField::Query),
-                            _ => Err(serde::de::Error::unknown_field(value, FIELDS)),
+                            _ => Ok(GeneratedField::__SkipField__),
                         }
                     }
                 }
@@ -812,6 +841,9 @@ impl<'de> serde::Deserialize<'de> for SearchRequest {
                                 return Err(serde::de::Error::duplicate_field("query"));
                             }
                             query__ = Some(map_.next_value()?);
+                        }
+                        GeneratedField::__SkipField__ => {
+                            let _ = map_.next_value::<serde::de::IgnoredAny>()?;
                         }
                     }
                 }
@@ -854,6 +886,7 @@ impl<'de> serde::Deserialize<'de> for SearchResponse {
         #[allow(clippy::enum_variant_names)]
         enum GeneratedField {
             Status,
+            __SkipField__,
         }
         impl<'de> serde::Deserialize<'de> for GeneratedField {
             fn deserialize<D>(deserializer: D) -> std::result::Result<GeneratedField, D::Error>
@@ -876,7 +909,7 @@ impl<'de> serde::Deserialize<'de> for SearchResponse {
                     {
                         match value {
                             "status" => Ok(GeneratedField::Status),
-                            _ => Err(serde::de::Error::unknown_field(value, FIELDS)),
+                            _ => Ok(GeneratedField::__SkipField__),
                         }
                     }
                 }
@@ -905,6 +938,9 @@ impl<'de> serde::Deserialize<'de> for SearchResponse {
                             status__ = 
                                 Some(map_.next_value::<::pbjson::private::NumberDeserialize<_>>()?.0)
                             ;
+                        }
+                        GeneratedField::__SkipField__ => {
+                            let _ = map_.next_value::<serde::de::IgnoredAny>()?;
                         }
                     }
                 }

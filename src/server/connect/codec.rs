@@ -1,0 +1,118 @@
+//! The JSON view of the messages the Connect protocol may carry: for each
+//! message type, JSON to protobuf and back. The contract's messages use their
+//! generated pbjson impls (the same JSON the `client --json` prints); the
+//! health messages, which tonic-health ships without serde, are written here.
+
+use prost::Message;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+
+use crate::pb::v1::{
+    ClassifyRequest, ClassifyResponse, CountRequest, CountResponse, ScanRequest, ScanResponse, SearchRequest,
+    SearchResponse,
+};
+
+/// JSON to protobuf, or why the JSON is not that message.
+pub(super) type FromJson = fn(&[u8]) -> Result<Vec<u8>, String>;
+/// Protobuf to JSON, or why the bytes are not that message.
+pub(super) type ToJson = fn(&[u8]) -> Result<Vec<u8>, String>;
+
+/// The JSON transcoders of the message named `name` (`search.v1.SearchRequest`),
+/// if it has a JSON view here.
+pub(super) fn json(name: &str) -> Option<(FromJson, ToJson)> {
+    Some(match name {
+        "search.v1.SearchRequest" => (from_json::<SearchRequest>, to_json::<SearchRequest>),
+        "search.v1.SearchResponse" => (from_json::<SearchResponse>, to_json::<SearchResponse>),
+        "search.v1.ClassifyRequest" => (from_json::<ClassifyRequest>, to_json::<ClassifyRequest>),
+        "search.v1.ClassifyResponse" => (from_json::<ClassifyResponse>, to_json::<ClassifyResponse>),
+        "search.v1.CountRequest" => (from_json::<CountRequest>, to_json::<CountRequest>),
+        "search.v1.CountResponse" => (from_json::<CountResponse>, to_json::<CountResponse>),
+        "search.v1.ScanRequest" => (from_json::<ScanRequest>, to_json::<ScanRequest>),
+        "search.v1.ScanResponse" => (from_json::<ScanResponse>, to_json::<ScanResponse>),
+        "grpc.health.v1.HealthCheckRequest" => (health_request_from_json, health_request_to_json),
+        "grpc.health.v1.HealthCheckResponse" => (health_response_from_json, health_response_to_json),
+        _ => return None,
+    })
+}
+
+fn from_json<M: Message + DeserializeOwned>(json: &[u8]) -> Result<Vec<u8>, String> {
+    serde_json::from_slice::<M>(json).map(|message| message.encode_to_vec()).map_err(|err| err.to_string())
+}
+
+fn to_json<M: Message + Default + Serialize>(proto: &[u8]) -> Result<Vec<u8>, String> {
+    let message = M::decode(proto).map_err(|err| err.to_string())?;
+    serde_json::to_vec(&message).map_err(|err| err.to_string())
+}
+
+/// `{"service": "..."}`; unknown fields are ignored, as everywhere else.
+#[derive(serde::Deserialize, Serialize)]
+struct HealthRequestJson {
+    #[serde(default)]
+    service: String,
+}
+
+fn health_request_from_json(json: &[u8]) -> Result<Vec<u8>, String> {
+    let request: HealthRequestJson = serde_json::from_slice(json).map_err(|err| err.to_string())?;
+    Ok(HealthCheckRequest { service: request.service }.encode_to_vec())
+}
+
+fn health_request_to_json(proto: &[u8]) -> Result<Vec<u8>, String> {
+    let request = HealthCheckRequest::decode(proto).map_err(|err| err.to_string())?;
+    serde_json::to_vec(&HealthRequestJson { service: request.service }).map_err(|err| err.to_string())
+}
+
+/// `{"status": "SERVING"}`: an enum by its name, as the JSON mapping has it.
+#[derive(serde::Deserialize, Serialize)]
+struct HealthResponseJson {
+    #[serde(default)]
+    status: String,
+}
+
+fn health_response_from_json(json: &[u8]) -> Result<Vec<u8>, String> {
+    let response: HealthResponseJson = serde_json::from_slice(json).map_err(|err| err.to_string())?;
+    let status = ServingStatus::from_str_name(&response.status)
+        .ok_or_else(|| format!("unknown serving status {:?}", response.status))?;
+    Ok(HealthCheckResponse { status: status as i32 }.encode_to_vec())
+}
+
+fn health_response_to_json(proto: &[u8]) -> Result<Vec<u8>, String> {
+    let response = HealthCheckResponse::decode(proto).map_err(|err| err.to_string())?;
+    let status = ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown);
+    serde_json::to_vec(&HealthResponseJson { status: status.as_str_name().to_owned() }).map_err(|err| err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(name: &str, json_in: &str) -> String {
+        let (from, to) = json(name).expect(name);
+        let proto = from(json_in.as_bytes()).expect("valid JSON");
+        String::from_utf8(to(&proto).expect("valid proto")).expect("UTF-8")
+    }
+
+    #[test]
+    fn messages_go_through_protobuf_and_back() {
+        assert_eq!(round_trip("search.v1.SearchRequest", r#"{"query":"Banana"}"#), r#"{"query":"Banana"}"#);
+        assert_eq!(
+            round_trip("search.v1.CountResponse", r#"{"queries":"3","matches":2}"#),
+            r#"{"queries":"3","matches":"2"}"#
+        );
+        assert_eq!(
+            round_trip("grpc.health.v1.HealthCheckResponse", r#"{"status":"NOT_SERVING"}"#),
+            r#"{"status":"NOT_SERVING"}"#
+        );
+        assert_eq!(round_trip("grpc.health.v1.HealthCheckRequest", "{}"), r#"{"service":""}"#);
+        assert!(json("grpc.reflection.v1.ServerReflectionRequest").is_none());
+    }
+
+    #[test]
+    fn bad_json_says_where() {
+        let (from, _) = json("search.v1.SearchRequest").expect("known");
+        let err = from(b"{\"query\": 5}").expect_err("a number is not a string");
+        assert!(err.contains("line 1 column"), "{err}");
+        assert!(from(b"{\"query\": \"x\"").expect_err("cut short").contains("EOF"));
+    }
+}

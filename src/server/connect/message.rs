@@ -1,0 +1,79 @@
+//! One request message of a Connect call, made into the gRPC message the
+//! handlers read: inflated when compressed (never past the size limit),
+//! transcoded from JSON when the call is JSON, and put in an uncompressed
+//! gRPC envelope.
+
+use bytes::Bytes;
+use tonic::Status;
+
+use super::codec::FromJson;
+use crate::server::envelope;
+
+/// How a Connect request's messages are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Encoding {
+    /// Not compressed.
+    Identity,
+}
+
+impl Encoding {
+    /// The encoding named in `header` (`content-encoding` for unary calls,
+    /// `connect-content-encoding` for streams, `compression` for `GET`).
+    ///
+    /// # Errors
+    /// UNIMPLEMENTED naming the encodings the server takes.
+    pub(super) fn parse(name: Option<&str>, header: &str) -> Result<Self, Status> {
+        match name.map(str::trim) {
+            None | Some("" | "identity") => Ok(Self::Identity),
+            Some(other) => {
+                Err(Status::unimplemented(format!("unsupported {header} {other:?}: this server accepts identity")))
+            }
+        }
+    }
+}
+
+/// How the messages of one call are read.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Decoder {
+    /// The request's compression.
+    pub encoding: Encoding,
+    /// JSON to protobuf, for JSON calls.
+    pub from_json: Option<FromJson>,
+    /// The largest message, compressed or not, as `--max-recv-bytes` says.
+    pub limit: usize,
+    /// The request message type's name, for error messages.
+    pub type_name: &'static str,
+}
+
+impl Decoder {
+    /// `data` (compressed when `compressed`) as an uncompressed gRPC
+    /// envelope of protobuf.
+    ///
+    /// # Errors
+    /// INVALID_ARGUMENT for JSON that is not the message (saying where),
+    /// RESOURCE_EXHAUSTED for a message over the limit.
+    pub(super) fn envelope(&self, data: Bytes, compressed: bool) -> Result<Bytes, Status> {
+        if compressed && self.encoding == Encoding::Identity {
+            return Err(Status::invalid_argument("a compressed message in a request that names no compression"));
+        }
+        if data.len() > self.limit {
+            return Err(too_large(data.len(), self.limit));
+        }
+        match self.from_json {
+            None => Ok(envelope::encode(0, &data)),
+            Some(from_json) => {
+                let proto = from_json(&data).map_err(|err| {
+                    Status::invalid_argument(format!("the request is not valid JSON for {}: {err}", self.type_name))
+                })?;
+                Ok(envelope::encode(0, &proto))
+            }
+        }
+    }
+}
+
+/// RESOURCE_EXHAUSTED for a message of `len` bytes over `limit`.
+pub(super) fn too_large(len: usize, limit: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "the request message is {len} bytes, over the server's limit of {limit} bytes (--max-recv-bytes)"
+    ))
+}

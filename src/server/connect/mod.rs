@@ -1,0 +1,386 @@
+//! The Connect protocol (connectrpc.com/docs/protocol), served on the same
+//! port as gRPC and gRPC-Web, by the same handlers, through the same
+//! per-call layer: each Connect call is turned into the gRPC call it means
+//! and the gRPC answer back into Connect.
+//!
+//! No Rust Connect crate fits this stack (`connectrpc` brings its own message
+//! types instead of prost's, `connectrpc-axum` its own build.rs codegen,
+//! `axum-connect` older prost and pbjson), so the protocol is written here,
+//! once, over the generated service and the pbjson JSON view.
+//!
+//! Files:
+//! - `mod.rs`: the layer: which requests are Connect, and the checks made
+//!   before a call, in connect-go's order (HTTP version for bidi, HTTP
+//!   method, content type), each answered with its HTTP status.
+//! - `unary.rs`: unary calls, `POST` and `GET`.
+//! - `stream.rs`: streaming calls, in enveloped bodies.
+//! - `message.rs`: one request message: inflated, transcoded to protobuf.
+//! - `codec.rs`: JSON to protobuf and back, per message type.
+//! - `error.rs`: Connect's error JSON and its HTTP status mapping.
+
+mod codec;
+mod error;
+mod message;
+mod stream;
+mod unary;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::LazyLock;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{ALLOW, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
+use http_body_util::Full;
+use tonic::Status;
+use tonic::body::Body;
+use tower::{Layer, Service};
+
+use self::codec::{FromJson, ToJson};
+use self::message::{Decoder, Encoding};
+use super::protocol::Protocol;
+use crate::pb::v1::FILE_DESCRIPTOR_SET;
+use crate::rpc::{self, Idempotency, LEGACY_SEARCH_PATH, SEARCH_PATH};
+
+/// A status the Connect layer already decided on (a bad timeout or
+/// compression header), carried to the per-call layer so that the refused
+/// call is answered and logged like any other.
+#[derive(Debug, Clone)]
+pub struct Refused(pub Status);
+
+/// How a Connect call's messages are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    /// Binary protobuf, as gRPC.
+    Proto,
+    /// The proto3 JSON mapping.
+    Json,
+}
+
+/// A method the server serves, as Connect needs to know it.
+#[derive(Debug)]
+struct Route {
+    client_streaming: bool,
+    server_streaming: bool,
+    /// Marked `NO_SIDE_EFFECTS`: may be called with `GET`.
+    get: bool,
+    /// The JSON view of its request and response, when they have one.
+    json: Option<(FromJson, ToJson)>,
+    /// The request message's full name, for error messages.
+    input: String,
+}
+
+impl Route {
+    fn streaming(&self) -> bool {
+        self.client_streaming || self.server_streaming
+    }
+}
+
+/// Every method served, from the descriptor sets of the services: the
+/// contract, health, reflection; and the article's path as the alias it is.
+static ROUTES: LazyLock<HashMap<String, Route>> = LazyLock::new(|| {
+    let sets = [
+        FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ];
+    let mut routes = HashMap::new();
+    for method in sets.into_iter().flat_map(rpc::methods) {
+        let json = codec::json(&method.input).zip(codec::json(&method.output)).map(|((from, _), (_, to))| (from, to));
+        let route = Route {
+            client_streaming: method.client_streaming,
+            server_streaming: method.server_streaming,
+            get: method.idempotency == Idempotency::NoSideEffects,
+            json,
+            input: method.input,
+        };
+        routes.insert(method.path, route);
+    }
+    if let Some(search) = routes.get(SEARCH_PATH) {
+        // Not in the contract, so not marked side-effect free: no GET.
+        let legacy = Route { get: false, input: search.input.clone(), ..*search };
+        routes.insert(LEGACY_SEARCH_PATH.to_owned(), legacy);
+    }
+    routes
+});
+
+/// The Connect layer, outermost after CORS: it must see a request before
+/// tonic-web, which answers 400 to any HTTP/1.1 request that is not gRPC-Web.
+#[derive(Debug, Clone)]
+pub struct ConnectLayer {
+    max_recv_bytes: usize,
+}
+
+impl ConnectLayer {
+    /// A layer whose requests are at most `max_recv_bytes` bytes.
+    #[must_use]
+    pub fn new(max_recv_bytes: usize) -> Self {
+        Self { max_recv_bytes }
+    }
+}
+
+impl<S> Layer<S> for ConnectLayer {
+    type Service = Connect<S>;
+
+    fn layer(&self, inner: S) -> Connect<S> {
+        Connect { inner, max_recv_bytes: self.max_recv_bytes }
+    }
+}
+
+/// The Connect service: see the module documentation.
+#[derive(Debug, Clone)]
+pub struct Connect<S> {
+    inner: S,
+    max_recv_bytes: usize,
+}
+
+type ConnectFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+impl<S> Service<Request<Body>> for Connect<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ConnectFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let protocol = Protocol::of(&request);
+        request.extensions_mut().insert(protocol);
+        if protocol != Protocol::Connect {
+            return Box::pin(self.inner.call(request));
+        }
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let limit = self.max_recv_bytes;
+        Box::pin(async move { Ok(serve(inner, request, limit).await) })
+    }
+}
+
+/// Checks a Connect request in connect-go's order, then runs its call.
+async fn serve<S>(inner: S, request: Request<Body>, limit: usize) -> Response<Body>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send,
+{
+    let Some(route) = ROUTES.get(request.uri().path()) else {
+        let status = Status::unimplemented(format!("no method {} on this server", request.uri().path()));
+        return error_response(StatusCode::NOT_FOUND, &status);
+    };
+    if route.client_streaming && route.server_streaming && request.version() < Version::HTTP_2 {
+        let status = Status::unimplemented("bidirectional streaming needs HTTP/2");
+        return error_response(StatusCode::HTTP_VERSION_NOT_SUPPORTED, &status);
+    }
+    let allowed = if route.get { "GET, POST" } else { "POST" };
+    let method_ok = request.method() == Method::POST || (route.get && request.method() == Method::GET);
+    if !method_ok {
+        let status = Status::unimplemented(format!("{} is not allowed here; use {allowed}", request.method()));
+        let mut response = error_response(StatusCode::METHOD_NOT_ALLOWED, &status);
+        response.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));
+        return response;
+    }
+    let Some(codec) = codec_of(&request, route) else {
+        return unsupported_media_type(&request, route);
+    };
+    if route.streaming() {
+        stream::call(inner, request, route, codec, limit).await
+    } else {
+        unary::call(inner, request, route, codec, limit).await
+    }
+}
+
+/// The codec a request asks for, if the route can serve it.
+fn codec_of(request: &Request<Body>, route: &Route) -> Option<Codec> {
+    let codec = if request.method() == Method::GET {
+        match unary::query_param(request.uri(), "encoding")?.as_ref() {
+            "proto" => Codec::Proto,
+            "json" => Codec::Json,
+            _ => return None,
+        }
+    } else {
+        let content_type = request.headers().get(CONTENT_TYPE)?.to_str().ok()?;
+        // Parameters (`; charset=utf-8`) do not change the codec.
+        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        match (route.streaming(), essence.as_str()) {
+            (false, "application/proto") | (true, "application/connect+proto") => Codec::Proto,
+            (false, "application/json") | (true, "application/connect+json") => Codec::Json,
+            _ => return None,
+        }
+    };
+    (codec == Codec::Proto || route.json.is_some()).then_some(codec)
+}
+
+/// 415, with the content types the route takes in `Accept-Post`.
+fn unsupported_media_type(request: &Request<Body>, route: &Route) -> Response<Body> {
+    let accepted = match (route.streaming(), route.json.is_some()) {
+        (false, true) => "application/json, application/proto",
+        (false, false) => "application/proto",
+        (true, true) => "application/connect+json, application/connect+proto",
+        (true, false) => "application/connect+proto",
+    };
+    let given = request.headers().get(CONTENT_TYPE).map_or_else(|| "none".to_owned(), |v| format!("{v:?}"));
+    let status = Status::unimplemented(format!("unsupported content type {given}; this method takes {accepted}"));
+    let mut response = error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, &status);
+    response.headers_mut().insert(HeaderName::from_static("accept-post"), HeaderValue::from_static(accepted));
+    response
+}
+
+/// A Connect error response with `http` as its status.
+fn error_response(http: StatusCode, status: &Status) -> Response<Body> {
+    let mut response = Response::new(Body::new(Full::new(Bytes::from(error::json(status)))));
+    *response.status_mut() = http;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Makes `parts` the gRPC request's (see [`grpc_parts`]) and returns how its
+/// messages are read: compressed as `encoding` says (named in `header`; an
+/// encoding the server lacks refuses the call), in the route's JSON view
+/// for JSON calls, at most `limit` bytes each.
+fn to_grpc(
+    parts: &mut http::request::Parts,
+    route: &'static Route,
+    codec: Codec,
+    limit: usize,
+    encoding: Option<&str>,
+    header: &str,
+) -> Decoder {
+    let encoding = Encoding::parse(encoding, header);
+    let from_json = match codec {
+        Codec::Json => route.json.map(|(from, _)| from),
+        Codec::Proto => None,
+    };
+    let decoder = Decoder {
+        encoding: *encoding.as_ref().unwrap_or(&Encoding::Identity),
+        from_json,
+        limit,
+        type_name: &route.input,
+    };
+    let timeout = parts.headers.get("connect-timeout-ms").cloned();
+    grpc_parts(parts, timeout);
+    if let Err(status) = encoding {
+        parts.extensions.insert(Refused(status));
+    }
+    decoder
+}
+
+/// The gRPC request a Connect request means: `POST`, `application/grpc`,
+/// its deadline as `grpc-timeout`, Connect's own headers removed, the
+/// extensions (the peer, the protocol) kept. A header the call cannot run
+/// with becomes a [`Refused`] status for the per-call layer to answer.
+fn grpc_parts(parts: &mut http::request::Parts, timeout_header: Option<HeaderValue>) {
+    if let Some(version) = parts.headers.get("connect-protocol-version")
+        && version != "1"
+    {
+        let status = Status::invalid_argument(format!("connect-protocol-version must be 1, not {version:?}"));
+        parts.extensions.insert(Refused(status));
+    }
+    parts.method = Method::POST;
+    // Internally a gRPC call, which tonic-web passes on only as HTTP/2
+    // (it answers 400 to HTTP/1.1 requests that are not gRPC-Web).
+    parts.version = Version::HTTP_2;
+    if parts.uri.query().is_some() {
+        // GET's message is in the query, already read; routing needs the path.
+        if let Ok(uri) = http::Uri::try_from(parts.uri.path()) {
+            parts.uri = uri;
+        }
+    }
+    let headers = &mut parts.headers;
+    for name in ["content-length", "content-encoding", "accept-encoding", "connect-protocol-version"] {
+        headers.remove(name);
+    }
+    let connect_headers: Vec<HeaderName> =
+        headers.keys().filter(|name| name.as_str().starts_with("connect-")).cloned().collect();
+    for name in connect_headers {
+        headers.remove(name);
+    }
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    match timeout_header.map(|value| grpc_timeout(&value)) {
+        Some(Ok(timeout)) => {
+            headers.insert("grpc-timeout", timeout);
+        }
+        Some(Err(status)) => {
+            parts.extensions.insert(Refused(status));
+        }
+        None => {}
+    }
+}
+
+/// `connect-timeout-ms` (1 to 10 digits of milliseconds) as `grpc-timeout`
+/// (at most 8 digits and a unit).
+fn grpc_timeout(value: &HeaderValue) -> Result<HeaderValue, Status> {
+    let invalid = || {
+        Status::invalid_argument(format!(
+            "invalid connect-timeout-ms header {value:?}: expected 1 to 10 digits of milliseconds"
+        ))
+    };
+    let digits = value.to_str().map_err(|_| invalid())?;
+    if digits.is_empty() || digits.len() > 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let millis: u64 = digits.parse().map_err(|_| invalid())?;
+    let grpc = if millis <= 99_999_999 { format!("{millis}m") } else { format!("{}S", millis.div_ceil(1000)) };
+    HeaderValue::try_from(grpc).map_err(|_| invalid())
+}
+
+/// The custom metadata of a gRPC response, as Connect writes it: headers
+/// as they are, trailers with a `trailer-` prefix (unary) or in the
+/// end-of-stream message (streaming). gRPC's own headers stay behind.
+fn is_custom(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    !(name.starts_with("grpc-") || name == "content-type" || name == "te" || name == "content-length")
+}
+
+/// Copies the custom metadata of `from` into `to`, with `prefix`.
+fn copy_metadata(from: &HeaderMap, to: &mut HeaderMap, prefix: &str) {
+    for (name, value) in from {
+        if is_custom(name)
+            && let Ok(name) = HeaderName::try_from(format!("{prefix}{name}"))
+        {
+            to.append(name, value.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_served_method_has_a_route() {
+        let search = ROUTES.get(SEARCH_PATH).expect("Search");
+        assert!(search.get && !search.streaming() && search.json.is_some());
+        let legacy = ROUTES.get(LEGACY_SEARCH_PATH).expect("the legacy alias");
+        assert!(!legacy.get && legacy.json.is_some());
+        let classify = ROUTES.get("/search.v1.SearchService/Classify").expect("Classify");
+        assert!(classify.client_streaming && classify.server_streaming && !classify.get);
+        assert!(ROUTES.get("/grpc.health.v1.Health/Check").is_some_and(|r| r.json.is_some()));
+        let reflection = ROUTES.get("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo").expect("reflection");
+        assert!(reflection.json.is_none(), "reflection is served in binary only");
+    }
+
+    #[test]
+    fn connect_timeouts_become_grpc_timeouts() {
+        let convert = |value: &str| {
+            grpc_timeout(&HeaderValue::from_str(value).expect("header"))
+                .map(|v| v.to_str().map(str::to_owned).expect("ASCII"))
+        };
+        assert_eq!(convert("1500").ok().as_deref(), Some("1500m"));
+        assert_eq!(convert("0").ok().as_deref(), Some("0m"));
+        assert_eq!(convert("9999999999").ok().as_deref(), Some("10000000S"));
+        for bad in ["", "-1", "1.5", "12345678901", "soon"] {
+            let status = convert(bad).expect_err(bad);
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{bad:?}");
+            assert!(status.message().contains("connect-timeout-ms"));
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The 5-byte envelope that gRPC, gRPC-Web and the Connect protocol all put
+//! around each message of a stream: a flags byte and a big-endian length.
+//! The bytes are the same in all three, so one splitter serves every
+//! protocol that has to look inside a body.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+/// The length of the prefix: one flags byte, four length bytes.
+pub(super) const PREFIX_LEN: usize = 5;
+/// The flag of a compressed message.
+pub(super) const COMPRESSED: u8 = 0x01;
+/// Connect's flag of the end-of-stream message (JSON with the error and
+/// trailers), the last envelope of a streaming response.
+pub(super) const END_STREAM: u8 = 0x02;
+
+/// `message` in an envelope with `flags`.
+pub(super) fn encode(flags: u8, message: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(PREFIX_LEN + message.len());
+    out.put_u8(flags);
+    // Messages are bounded by the limits well below 4 GiB.
+    out.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
+    out.put_slice(message);
+    out.freeze()
+}
+
+/// One whole envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Envelope {
+    /// The flags byte.
+    pub flags: u8,
+    /// The message, as sent (compressed when `flags` says so).
+    pub data: Bytes,
+}
+
+/// An envelope longer than the splitter's limit: its announced length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct TooLarge(pub usize);
+
+/// Splits a body into whole envelopes however it arrives in chunks, and
+/// refuses one whose prefix announces more than `limit` bytes before any
+/// of it is buffered.
+#[derive(Debug)]
+pub(super) struct Splitter {
+    buffer: BytesMut,
+    limit: usize,
+}
+
+impl Splitter {
+    /// A splitter for messages of at most `limit` bytes.
+    pub(super) fn new(limit: usize) -> Self {
+        Self { buffer: BytesMut::new(), limit }
+    }
+
+    /// Adds the next chunk of the body.
+    pub(super) fn push(&mut self, mut chunk: impl Buf) {
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            self.buffer.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+
+    /// The next whole envelope, if one has arrived.
+    ///
+    /// # Errors
+    /// [`TooLarge`] when the next prefix announces more than the limit.
+    pub(super) fn next(&mut self) -> Result<Option<Envelope>, TooLarge> {
+        if self.buffer.len() < PREFIX_LEN {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([self.buffer[1], self.buffer[2], self.buffer[3], self.buffer[4]]) as usize;
+        if len > self.limit {
+            return Err(TooLarge(len));
+        }
+        if self.buffer.len() < PREFIX_LEN + len {
+            // Room for the rest at once, not in doublings.
+            self.buffer.reserve(PREFIX_LEN + len - self.buffer.len());
+            return Ok(None);
+        }
+        let flags = self.buffer[0];
+        self.buffer.advance(PREFIX_LEN);
+        Ok(Some(Envelope { flags, data: self.buffer.split_to(len).freeze() }))
+    }
+
+    /// Bytes of an envelope that has not arrived whole: at the end of the
+    /// body, anything but 0 means it was cut short.
+    pub(super) fn pending(&self) -> usize {
+        self.buffer.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_come_out_whole_however_the_body_is_cut() {
+        let body: Vec<u8> = [encode(0, b"first"), encode(COMPRESSED, b""), encode(END_STREAM, b"{}")].concat();
+        for cut in 0..=body.len() {
+            let mut splitter = Splitter::new(100);
+            let mut seen = Vec::new();
+            for chunk in [&body[..cut], &body[cut..]] {
+                splitter.push(chunk);
+                while let Some(envelope) = splitter.next().expect("within the limit") {
+                    seen.push((envelope.flags, envelope.data));
+                }
+            }
+            assert_eq!(
+                seen,
+                [
+                    (0, Bytes::from_static(b"first")),
+                    (COMPRESSED, Bytes::new()),
+                    (END_STREAM, Bytes::from_static(b"{}"))
+                ],
+                "cut at {cut}"
+            );
+            assert_eq!(splitter.pending(), 0);
+        }
+    }
+
+    #[test]
+    fn a_long_envelope_is_refused_from_its_prefix() {
+        let mut splitter = Splitter::new(10);
+        splitter.push(&encode(0, &[7; 11])[..PREFIX_LEN]);
+        assert_eq!(splitter.next(), Err(TooLarge(11)));
+        let mut short = Splitter::new(10);
+        short.push(&encode(0, b"abc")[..6]);
+        assert_eq!(short.next(), Ok(None));
+        assert_eq!(short.pending(), 6, "a cut envelope is left pending");
+    }
+}
