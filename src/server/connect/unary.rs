@@ -43,7 +43,6 @@ where
         parts.headers.get("content-encoding").and_then(|v| v.to_str().ok()).map(str::to_owned)
     };
     let header = if get { "compression" } else { "content-encoding" };
-    let decoder = to_grpc(&mut parts, route, codec, limit, encoding_name.as_deref(), header);
     let source = if get {
         match get_message(&parts.uri) {
             Ok(message) => Source::Whole(Some(message)),
@@ -55,6 +54,8 @@ where
     } else {
         Source::Body(body)
     };
+    // After the query is read: the gRPC request has the path alone.
+    let decoder = to_grpc(&mut parts, route, codec, limit, encoding_name.as_deref(), header);
     let body = UnaryBody { source, buffer: BytesMut::new(), decoder, done: false };
     let response = match inner.oneshot(Request::from_parts(parts, Body::new(body))).await {
         Ok(response) => response,
