@@ -437,7 +437,42 @@ async fn the_server_logs_one_line_per_call() {
     let calls: Vec<&serde_json::Value> = lines.iter().filter(|line| line["target"] == "search::call").collect();
     assert_eq!(calls.len(), 1, "{json}");
     assert_eq!(calls[0]["method"], "/search.v1.SearchService/Search");
+    assert_eq!(calls[0]["protocol"], "grpc");
     assert_eq!(calls[0]["code"], "OK");
     assert!(calls[0]["peer"].as_str().is_some_and(|peer| peer.starts_with("127.0.0.1:")), "{}", calls[0]);
     assert!(calls[0]["duration"].is_string(), "{}", calls[0]);
+}
+
+/// curl, as a user would run it, against the server binary.
+async fn curl(args: &[&str]) -> (String, String) {
+    let output = Command::new("curl").args(["--silent", "--show-error", "--http1.1"]).args(args).output().await;
+    let output = output.expect("curl is installed (Debian's curl)");
+    assert_eq!(output.status.code(), Some(0), "curl {args:?}: {}", stderr(&output));
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (text(&output.stdout), text(&output.stderr))
+}
+
+#[tokio::test]
+async fn curl_calls_the_server_with_connect_json_over_http1() {
+    let (child, addr) = start_server_binary(&["--listen", "127.0.0.1:0"]).await;
+    let url = format!("http://{addr}/search.v1.SearchService/Search");
+    let json = ["-H", "content-type: application/json"];
+    let (body, _) = curl(&[json[0], json[1], "-d", r#"{"query":"Banana"}"#, &url]).await;
+    assert_eq!(body, r#"{"status":1}"#);
+    let legacy = format!("http://{addr}/Search/search");
+    let (body, _) = curl(&[json[0], json[1], "-d", r#"{"query":"Apple"}"#, &legacy]).await;
+    assert_eq!(body, r#"{"status":0}"#, "the article's path answers the same way");
+    let get = format!("{url}?connect=v1&encoding=json&message=%7B%22query%22%3A%22xbananax%22%7D");
+    let (body, _) = curl(&[&get]).await;
+    assert_eq!(body, r#"{"status":1}"#);
+    let (body, _) = curl(&["-w", " %{http_code}", json[0], json[1], "-d", r#"{"query":"#, &url]).await;
+    assert!(body.starts_with(r#"{"code":"invalid_argument","message":"#) && body.ends_with(" 400"), "{body}");
+
+    signal(&child, "TERM").await;
+    let output = child.wait_with_output().await.expect("exit");
+    let log = stderr(&output);
+    let calls: Vec<&str> = log.lines().filter(|line| line.contains("search::call")).collect();
+    assert_eq!(calls.len(), 4, "one line per call: {log}");
+    assert!(calls.iter().all(|line| line.contains("protocol=\"connect\"")), "{log}");
+    assert!(calls[3].contains("code=\"INVALID_ARGUMENT\""), "{}", calls[3]);
 }

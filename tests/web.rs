@@ -1,0 +1,141 @@
+//! gRPC-Web on the gRPC port, binary and `-text`, over HTTP/1.1 and HTTP/2,
+//! and CORS for the browsers that send it: allowed origins only.
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use common::TestServer;
+use common::http::{Answer, envelope, envelopes, request, send};
+use http::Version;
+use http_body_util::Full;
+use prost::Message;
+use search::pb::v1::{ScanRequest, ScanResponse, SearchRequest, SearchResponse};
+use search::server::{CorsOrigins, ServerConfig};
+
+/// gRPC-Web's trailer frame flag.
+const TRAILERS: u8 = 0x80;
+
+async fn grpc_web(server: &TestServer, version: Version, path: &str, content_type: &str, body: Vec<u8>) -> Answer {
+    let request = request("POST", path)
+        .header("content-type", content_type)
+        // What grpc-web clients send: the answer in the request's format.
+        .header("accept", content_type)
+        .header("x-grpc-web", "1")
+        .body(Full::new(Bytes::from(body)))
+        .expect("valid request");
+    send(server.addr, version, request).await
+}
+
+/// The messages and the trailer block of a gRPC-Web body.
+fn split(body: &[u8]) -> (Vec<Vec<u8>>, String) {
+    let frames = envelopes(body);
+    let (last, messages) = frames.split_last().expect("a trailer frame");
+    assert_eq!(last.0, TRAILERS, "the last frame holds the trailers");
+    assert!(messages.iter().all(|(flags, _)| *flags == 0));
+    (messages.iter().map(|(_, m)| m.clone()).collect(), String::from_utf8_lossy(&last.1).to_lowercase())
+}
+
+#[tokio::test]
+async fn binary_grpc_web_over_both_http_versions() {
+    let server = TestServer::start().await;
+    for version in [Version::HTTP_11, Version::HTTP_2] {
+        let body = envelope(0, &SearchRequest { query: "Banana".into() }.encode_to_vec());
+        let answer =
+            grpc_web(&server, version, "/search.v1.SearchService/Search", "application/grpc-web+proto", body).await;
+        assert_eq!(answer.status, 200, "{version:?}");
+        assert!(answer.header("content-type").starts_with("application/grpc-web"), "{answer:?}");
+        let (messages, trailers) = split(&answer.body);
+        assert_eq!(SearchResponse::decode(&messages[0][..]).expect("a SearchResponse").status, 1);
+        assert!(trailers.contains("grpc-status:0"), "{trailers}");
+    }
+    // Server streaming over HTTP/1.1, on the article's path's neighbour.
+    let body = envelope(0, &ScanRequest { text: "banana\nBANANA".into() }.encode_to_vec());
+    let answer =
+        grpc_web(&server, Version::HTTP_11, "/search.v1.SearchService/Scan", "application/grpc-web", body).await;
+    let (messages, trailers) = split(&answer.body);
+    let offsets: Vec<u64> = messages
+        .iter()
+        .flat_map(|m| ScanResponse::decode(&m[..]).expect("a ScanResponse").matches)
+        .map(|m| m.offset)
+        .collect();
+    assert_eq!(offsets, [0, 7]);
+    assert!(trailers.contains("grpc-status:0"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn text_grpc_web_is_base64_both_ways() {
+    let server = TestServer::start().await;
+    let body = envelope(0, &SearchRequest { query: "no".into() }.encode_to_vec());
+    let text = STANDARD.encode(body).into_bytes();
+    let answer = grpc_web(&server, Version::HTTP_11, "/Search/search", "application/grpc-web-text", text).await;
+    assert_eq!(answer.status, 200);
+    assert!(answer.header("content-type").starts_with("application/grpc-web-text"), "{answer:?}");
+    // Each chunk is base64 of its own, padding included: decode quad by quad.
+    let decoded: Vec<u8> =
+        answer.body.chunks(4).flat_map(|quad| STANDARD.decode(quad).expect("base64 quads")).collect();
+    let (messages, trailers) = split(&decoded);
+    assert_eq!(SearchResponse::decode(&messages[0][..]).expect("a SearchResponse").status, 0);
+    assert!(trailers.contains("grpc-status:0"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn grpc_web_errors_travel_in_the_trailer_frame() {
+    let config = ServerConfig { max_recv_bytes: 16, ..ServerConfig::default() };
+    let server = TestServer::start_with("127.0.0.1:0", config).await;
+    let body = envelope(0, &SearchRequest { query: "x".repeat(64) }.encode_to_vec());
+    let answer =
+        grpc_web(&server, Version::HTTP_11, "/search.v1.SearchService/Search", "application/grpc-web+proto", body)
+            .await;
+    let status = answer.header("grpc-status").to_owned();
+    let in_frame = if status.is_empty() { split(&answer.body).1 } else { format!("grpc-status:{status}") };
+    assert!(in_frame.contains("grpc-status:8"), "RESOURCE_EXHAUSTED: {in_frame}");
+    server.stop().await;
+}
+
+async fn preflight(server: &TestServer, origin: &str) -> Answer {
+    let request = request("OPTIONS", "/search.v1.SearchService/Search")
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type,x-grpc-web,connect-protocol-version")
+        .body(Full::default())
+        .expect("valid request");
+    send(server.addr, Version::HTTP_11, request).await
+}
+
+#[tokio::test]
+async fn cors_lets_only_the_allowed_origins_in() {
+    let allowed = "https://app.example.com";
+    let config = ServerConfig {
+        cors: CorsOrigins::List(vec![http::HeaderValue::from_static(allowed)]),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start_with("127.0.0.1:0", config).await;
+    let answer = preflight(&server, allowed).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("access-control-allow-origin"), allowed);
+    assert!(answer.header("access-control-allow-methods").contains("POST"));
+    assert!(answer.header("access-control-allow-headers").contains("x-grpc-web"));
+    let other = preflight(&server, "https://evil.example.com").await;
+    assert_eq!(other.header("access-control-allow-origin"), "", "an origin not listed gets no grant");
+
+    // The call itself carries the grant and exposes the gRPC headers.
+    let request = request("POST", "/search.v1.SearchService/Search")
+        .header("origin", allowed)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(br#"{"query":"banana"}"#)))
+        .expect("valid request");
+    let answer = send(server.addr, Version::HTTP_11, request).await;
+    assert_eq!(answer.text(), r#"{"status":1}"#);
+    assert_eq!(answer.header("access-control-allow-origin"), allowed);
+    assert!(answer.header("access-control-expose-headers").contains("grpc-status"));
+    server.stop().await;
+
+    // By default no origin is allowed.
+    let server = TestServer::start().await;
+    assert_eq!(preflight(&server, allowed).await.header("access-control-allow-origin"), "");
+    server.stop().await;
+}
