@@ -38,6 +38,7 @@ mod connect;
 mod envelope;
 mod frames;
 mod handlers;
+mod linger;
 mod listen;
 mod policy;
 mod protocol;

@@ -41,6 +41,7 @@ use tower::{Layer, Service};
 
 use self::codec::{FromJson, ToJson};
 use self::message::{Decoder, Encoding};
+use super::linger::Lingering;
 use super::protocol::Protocol;
 use crate::pb::v1::FILE_DESCRIPTOR_SET;
 use crate::rpc::{self, Idempotency, LEGACY_SEARCH_PATH, SEARCH_PATH};
@@ -156,6 +157,9 @@ where
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let protocol = Protocol::of(&request);
         request.extensions_mut().insert(protocol);
+        if request.version() < Version::HTTP_2 {
+            request = request.map(|body| Body::new(Lingering::new(body)));
+        }
         if protocol != Protocol::Connect {
             return Box::pin(self.inner.call(request));
         }
