@@ -29,7 +29,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_web::GrpcWebLayer;
-use tower::util::MapRequestLayer;
+use tower::util::{MapRequestLayer, option_layer};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 mod calls;
@@ -144,7 +144,7 @@ pub async fn start(
     // before tonic-web, which refuses any other HTTP/1.1 request; then every
     // call, whatever its protocol, is a gRPC call through the per-call layer.
     let router = builder
-        .layer(cors(&config.cors))
+        .layer(option_layer(cors(&config.cors)))
         .layer(ConnectLayer::new(config.max_recv_bytes))
         .layer(GrpcWebLayer::new())
         .layer(CallLayer::new(policy))
@@ -192,10 +192,11 @@ pub async fn start(
 }
 
 /// The CORS layer for browsers on `origins`: the methods and headers gRPC-Web
-/// and Connect send, and the ones a page must be able to read.
-fn cors(origins: &CorsOrigins) -> CorsLayer {
+/// and Connect send, and the ones a page must be able to read. None without
+/// origins: no call pays for it, and no answer carries its `vary` headers.
+fn cors(origins: &CorsOrigins) -> Option<CorsLayer> {
     let allow_origin = match origins {
-        CorsOrigins::None => AllowOrigin::list([]),
+        CorsOrigins::None => return None,
         CorsOrigins::Any => AllowOrigin::any(),
         CorsOrigins::List(list) => AllowOrigin::list(list.iter().cloned()),
     };
@@ -209,12 +210,13 @@ fn cors(origins: &CorsOrigins) -> CorsLayer {
         "connect-content-encoding",
         "connect-accept-encoding",
     ];
-    CorsLayer::new()
+    let layer = CorsLayer::new()
         .allow_origin(allow_origin)
         .allow_methods([http::Method::GET, http::Method::POST])
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers(expose.map(http::HeaderName::from_static))
-        .max_age(CORS_MAX_AGE)
+        .max_age(CORS_MAX_AGE);
+    Some(layer)
 }
 
 /// How long a browser may cache a preflight's answer.

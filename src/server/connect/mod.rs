@@ -139,7 +139,28 @@ pub struct Connect<S> {
     max_recv_bytes: usize,
 }
 
-type ConnectFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+pin_project_lite::pin_project! {
+    /// The future of a request: gRPC and gRPC-Web pass through unboxed (the
+    /// hot path); a Connect call runs its translation.
+    #[project = ConnectFutureProj]
+    pub enum ConnectFuture<F> {
+        /// Another protocol's call, as the inner service runs it.
+        Inner { #[pin] future: F },
+        /// A Connect call.
+        Connect { #[pin] future: Pin<Box<dyn Future<Output = Response<Body>> + Send>> },
+    }
+}
+
+impl<F: Future<Output = Result<Response<Body>, Infallible>>> Future for ConnectFuture<F> {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            ConnectFutureProj::Inner { future } => future.poll(cx),
+            ConnectFutureProj::Connect { future } => future.poll(cx).map(Ok),
+        }
+    }
+}
 
 impl<S> Service<Request<Body>> for Connect<S>
 where
@@ -148,7 +169,7 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = ConnectFuture;
+    type Future = ConnectFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -161,12 +182,12 @@ where
             request = request.map(|body| Body::new(Lingering::new(body)));
         }
         if protocol != Protocol::Connect {
-            return Box::pin(self.inner.call(request));
+            return ConnectFuture::Inner { future: self.inner.call(request) };
         }
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let limit = self.max_recv_bytes;
-        Box::pin(async move { Ok(serve(inner, request, limit).await) })
+        ConnectFuture::Connect { future: Box::pin(serve(inner, request, limit)) }
     }
 }
 
