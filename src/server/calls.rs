@@ -26,10 +26,9 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
-use super::connect::Refused;
 use super::frames::RequestFrames;
 use super::policy::{Admitted, CallPolicy};
-use super::protocol::Protocol;
+use super::protocol::{CallMark, Protocol};
 use crate::rpc::code_name;
 
 /// The per-call layer, outermost around the routes.
@@ -77,12 +76,15 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let mut end = CallEnd::new(&request);
+        // Marked by the protocol layer, which sees every request first;
+        // unmarked is gRPC (the hot path stores nothing).
+        let mark = request.extensions().get::<CallMark>();
+        let mut end = CallEnd::new(&request, mark.map_or(Protocol::Grpc, |mark| mark.protocol));
         // A call the protocol layer already refused (a bad header) is
         // answered here, so that it is logged like any other.
-        if let Some(Refused(status)) = request.extensions().get::<Refused>() {
+        if let Some(status) = mark.and_then(|mark| mark.refused.clone()) {
             end.code = Some(status.code());
-            return Box::pin(std::future::ready(Ok(status.clone().into_http())));
+            return Box::pin(std::future::ready(Ok(status.into_http())));
         }
         let admitted = self.policy.admit();
         let timeout = self.policy.timeout(request.headers());
@@ -178,14 +180,12 @@ struct CallEnd {
 }
 
 impl CallEnd {
-    fn new(request: &Request<Body>) -> Self {
+    fn new(request: &Request<Body>, protocol: Protocol) -> Self {
         let extensions = request.extensions();
         let peer = extensions
             .get::<TcpConnectInfo>()
             .and_then(TcpConnectInfo::remote_addr)
             .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|tls| tls.get_ref().remote_addr()));
-        // Marked by the Connect layer, which sees every request first.
-        let protocol = extensions.get::<Protocol>().copied().unwrap_or(Protocol::Grpc);
         Self { uri: request.uri().clone(), peer, protocol, started: Instant::now(), code: None, admitted: None }
     }
 }

@@ -6,6 +6,10 @@
 //! - `mod.rs`: routing, serving and the drain ([`serve`], [`start`]).
 //! - `listen.rs`: the sockets, bound before serving ([`Listeners`]).
 //! - `handlers.rs`: the four RPC handlers over [`crate::matcher`] ([`Search`]).
+//! - `protocol.rs`: one port, three protocols: gRPC, gRPC-Web (tonic-web)
+//!   and the Connect protocol (`connect/`), each down its own path.
+//! - `linger.rs`: reading the rest of an HTTP/1.1 body the server refused.
+//! - `envelope.rs`: the 5-byte message envelope all three share.
 //! - `calls.rs`: the per-call layer around every route: the deadline on
 //!   streamed responses, the status codes of client mistakes, the call log.
 //! - `policy.rs`: what the layer decides per call: the deadline from
@@ -28,8 +32,7 @@ use tonic::body::Body;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
-use tonic_web::GrpcWebLayer;
-use tower::util::{MapRequestLayer, option_layer};
+use tower::util::MapRequestLayer;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 mod calls;
@@ -46,11 +49,11 @@ mod shutdown;
 
 use self::calls::CallLayer;
 pub use self::config::{ByteSize, ConfigError, CorsOrigins, ServerArgs, ServerConfig};
-use self::connect::ConnectLayer;
 pub use self::handlers::Search;
 pub use self::listen::Listeners;
 use self::policy::CallPolicy;
 pub use self::protocol::Protocol;
+use self::protocol::ProtocolLayer;
 pub use self::shutdown::signal;
 use crate::pb::v1::FILE_DESCRIPTOR_SET;
 use crate::pb::v1::search_service_server::SearchServiceServer;
@@ -140,13 +143,12 @@ pub async fn start(
         builder = builder.tls_config(tls.config())?;
     }
     let search = Search.into_server().max_decoding_message_size(config.max_recv_bytes);
-    // Outermost first: CORS answers preflights; Connect must see a request
-    // before tonic-web, which refuses any other HTTP/1.1 request; then every
-    // call, whatever its protocol, is a gRPC call through the per-call layer.
+    // Outermost first: each protocol takes its own path (gRPC-Web through
+    // tonic-web, Connect through its translation, both behind CORS), and
+    // every call, whatever its protocol, is a gRPC call through the
+    // per-call layer.
     let router = builder
-        .layer(option_layer(cors(&config.cors)))
-        .layer(ConnectLayer::new(config.max_recv_bytes))
-        .layer(GrpcWebLayer::new())
+        .layer(ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors)))
         .layer(CallLayer::new(policy))
         .layer(MapRequestLayer::new(route_legacy_path))
         .add_service(search)
@@ -193,7 +195,7 @@ pub async fn start(
 
 /// The CORS layer for browsers on `origins`: the methods and headers gRPC-Web
 /// and Connect send, and the ones a page must be able to read. None without
-/// origins: no call pays for it, and no answer carries its `vary` headers.
+/// origins: no answer then carries its `vary` headers.
 fn cors(origins: &CorsOrigins) -> Option<CorsLayer> {
     let allow_origin = match origins {
         CorsOrigins::None => return None,

@@ -1,10 +1,26 @@
-//! Which protocol a request speaks, told from its content type: gRPC,
-//! gRPC-Web, or the Connect protocol (everything else, which the Connect
-//! layer answers, with 415 when it is not Connect either). It is stored in
-//! the request's extensions, so the per-call log line can name it.
+//! One port, three protocols: each request is told apart by its content type
+//! and sent down its own path, once. gRPC goes straight to the per-call
+//! layer; gRPC-Web through tonic-web, which makes it gRPC; everything else
+//! to the Connect protocol (which answers 415 what is not Connect either).
+//! The two a browser speaks go through CORS when origins are allowed. The
+//! protocol is marked in the request's extensions for the call log.
 
-use http::Request;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use http::header::CONTENT_TYPE;
+use http::{Request, Response, Version};
+use tonic::Status;
+use tonic::body::Body;
+use tonic_web::{GrpcWebLayer, GrpcWebService};
+use tower::util::{Either, Oneshot};
+use tower::{Layer, Service, ServiceExt};
+use tower_http::cors::{Cors, CorsLayer};
+
+use super::connect::ConnectService;
+use super::linger::Lingering;
 
 /// The protocols served on the one port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +55,132 @@ impl Protocol {
             Self::Grpc => "grpc",
             Self::GrpcWeb => "grpc-web",
             Self::Connect => "connect",
+        }
+    }
+}
+
+/// What the protocol layer tells the per-call layer of a call that is not
+/// plain gRPC (a plain gRPC call carries nothing: the hot path stores
+/// nothing): its protocol, and the status it was refused with, if it was.
+#[derive(Debug, Clone)]
+pub(super) struct CallMark {
+    /// The protocol the call came in on.
+    pub protocol: Protocol,
+    /// A status the protocol layer already decided on (a bad header).
+    pub refused: Option<Status>,
+}
+
+/// A browser protocol's path: behind CORS when origins are allowed.
+type Browser<S> = Either<Cors<S>, S>;
+
+/// The dispatch layer, outermost. It must see every request before
+/// tonic-web does, as tonic-web answers 400 to any HTTP/1.1 request that is
+/// not gRPC-Web.
+#[derive(Debug, Clone)]
+pub(super) struct ProtocolLayer {
+    max_recv_bytes: usize,
+    cors: Option<CorsLayer>,
+}
+
+impl ProtocolLayer {
+    /// A layer whose Connect requests are at most `max_recv_bytes` a
+    /// message, and whose browser protocols answer CORS as `cors` says.
+    pub(super) fn new(max_recv_bytes: usize, cors: Option<CorsLayer>) -> Self {
+        Self { max_recv_bytes, cors }
+    }
+
+    fn browser<S>(&self, service: S) -> Browser<S> {
+        match &self.cors {
+            Some(cors) => Either::Left(cors.layer(service)),
+            None => Either::Right(service),
+        }
+    }
+}
+
+impl<S: Clone> Layer<S> for ProtocolLayer {
+    type Service = Protocols<S>;
+
+    fn layer(&self, inner: S) -> Protocols<S> {
+        let web = self.browser(GrpcWebLayer::new().layer(inner.clone()));
+        let connect = self.browser(ConnectService::new(inner.clone(), self.max_recv_bytes));
+        Protocols { grpc: inner, web, connect }
+    }
+}
+
+/// The dispatch: see the module documentation. Browsers speak gRPC-Web and
+/// Connect, never gRPC, so CORS is on those two paths only.
+#[derive(Debug, Clone)]
+pub(super) struct Protocols<S> {
+    grpc: S,
+    web: Browser<GrpcWebService<S>>,
+    connect: Browser<ConnectService<S>>,
+}
+
+type WebFuture<S> = Oneshot<Browser<GrpcWebService<S>>, Request<Body>>;
+type ConnectFuture<S> = Oneshot<Browser<ConnectService<S>>, Request<Body>>;
+
+pin_project_lite::pin_project! {
+    /// The future of one request, by protocol: gRPC's unboxed (the hot path).
+    #[project = ProtocolFutureProj]
+    pub(super) enum ProtocolFuture<G, W, C> {
+        /// gRPC, as the per-call layer runs it.
+        Grpc { #[pin] future: G },
+        /// gRPC-Web, through tonic-web.
+        GrpcWeb { #[pin] future: W },
+        /// A Connect call.
+        Connect { #[pin] future: C },
+    }
+}
+
+impl<G, W, C, E> Future for ProtocolFuture<G, W, C>
+where
+    G: Future<Output = Result<Response<Body>, E>>,
+    W: Future<Output = Result<Response<Body>, E>>,
+    C: Future<Output = Result<Response<Body>, E>>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            ProtocolFutureProj::Grpc { future } => future.poll(cx),
+            ProtocolFutureProj::GrpcWeb { future } => future.poll(cx),
+            ProtocolFutureProj::Connect { future } => future.poll(cx),
+        }
+    }
+}
+
+impl<S> Service<Request<Body>> for Protocols<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ProtocolFuture<S::Future, WebFuture<S>, ConnectFuture<S>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Every path ends in the same kind of service; each must be ready.
+        if self.grpc.poll_ready(cx)?.is_pending()
+            || Service::<Request<Body>>::poll_ready(&mut self.web, cx)?.is_pending()
+        {
+            return Poll::Pending;
+        }
+        self.connect.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let protocol = Protocol::of(&request);
+        if request.version() < Version::HTTP_2 {
+            request = request.map(|body| Body::new(Lingering::new(body)));
+        }
+        if protocol == Protocol::Grpc {
+            return ProtocolFuture::Grpc { future: self.grpc.call(request) };
+        }
+        request.extensions_mut().insert(CallMark { protocol, refused: None });
+        if protocol == Protocol::GrpcWeb {
+            ProtocolFuture::GrpcWeb { future: self.web.clone().oneshot(request) }
+        } else {
+            ProtocolFuture::Connect { future: self.connect.clone().oneshot(request) }
         }
     }
 }

@@ -9,9 +9,9 @@
 //! once, over the generated service and the pbjson JSON view.
 //!
 //! Files:
-//! - `mod.rs`: the layer: which requests are Connect, and the checks made
-//!   before a call, in connect-go's order (HTTP version for bidi, HTTP
-//!   method, content type), each answered with its HTTP status.
+//! - `mod.rs`: the routes, and the checks made before a call, in
+//!   connect-go's order (HTTP version for bidi, HTTP method, content type),
+//!   each answered with its HTTP status.
 //! - `unary.rs`: unary calls, `POST` and `GET`.
 //! - `stream.rs`: streaming calls, in enveloped bodies.
 //! - `message.rs`: one request message: inflated, transcoded to protobuf.
@@ -37,20 +37,63 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body_util::Full;
 use tonic::Status;
 use tonic::body::Body;
-use tower::{Layer, Service};
+use tower::Service;
 
 use self::codec::{FromJson, ToJson};
 use self::message::{Decoder, Encoding};
-use super::linger::Lingering;
-use super::protocol::Protocol;
+use super::protocol::{CallMark, Protocol};
 use crate::pb::v1::FILE_DESCRIPTOR_SET;
 use crate::rpc::{self, Idempotency, LEGACY_SEARCH_PATH, SEARCH_PATH};
 
-/// A status the Connect layer already decided on (a bad timeout or
-/// compression header), carried to the per-call layer so that the refused
-/// call is answered and logged like any other.
+/// Refuses the call of `extensions` with `status` (a bad timeout or
+/// compression header): the per-call layer answers it, and logs it like any
+/// other. The first refusal stands.
+fn refuse(extensions: &mut http::Extensions, status: Status) {
+    match extensions.get_mut::<CallMark>() {
+        Some(mark) => {
+            mark.refused.get_or_insert(status);
+        }
+        None => {
+            extensions.insert(CallMark { protocol: Protocol::Connect, refused: Some(status) });
+        }
+    }
+}
+
+/// The Connect protocol as a service over `inner`, the gRPC service below.
 #[derive(Debug, Clone)]
-pub struct Refused(pub Status);
+pub(super) struct ConnectService<S> {
+    inner: S,
+    /// The largest request message (`--max-recv-bytes`).
+    limit: usize,
+}
+
+impl<S> ConnectService<S> {
+    pub(super) fn new(inner: S, limit: usize) -> Self {
+        Self { inner, limit }
+    }
+}
+
+impl<S> Service<Request<Body>> for ConnectService<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        // The clone that was ready serves this call (tower's clone-swap idiom).
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let limit = self.limit;
+        Box::pin(async move { Ok(serve(inner, request, limit).await) })
+    }
+}
 
 /// How a Connect call's messages are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,89 +152,9 @@ static ROUTES: LazyLock<HashMap<String, Route>> = LazyLock::new(|| {
     routes
 });
 
-/// The Connect layer, outermost after CORS: it must see a request before
-/// tonic-web, which answers 400 to any HTTP/1.1 request that is not gRPC-Web.
-#[derive(Debug, Clone)]
-pub struct ConnectLayer {
-    max_recv_bytes: usize,
-}
-
-impl ConnectLayer {
-    /// A layer whose requests are at most `max_recv_bytes` bytes.
-    #[must_use]
-    pub fn new(max_recv_bytes: usize) -> Self {
-        Self { max_recv_bytes }
-    }
-}
-
-impl<S> Layer<S> for ConnectLayer {
-    type Service = Connect<S>;
-
-    fn layer(&self, inner: S) -> Connect<S> {
-        Connect { inner, max_recv_bytes: self.max_recv_bytes }
-    }
-}
-
-/// The Connect service: see the module documentation.
-#[derive(Debug, Clone)]
-pub struct Connect<S> {
-    inner: S,
-    max_recv_bytes: usize,
-}
-
-pin_project_lite::pin_project! {
-    /// The future of a request: gRPC and gRPC-Web pass through unboxed (the
-    /// hot path); a Connect call runs its translation.
-    #[project = ConnectFutureProj]
-    pub enum ConnectFuture<F> {
-        /// Another protocol's call, as the inner service runs it.
-        Inner { #[pin] future: F },
-        /// A Connect call.
-        Connect { #[pin] future: Pin<Box<dyn Future<Output = Response<Body>> + Send>> },
-    }
-}
-
-impl<F: Future<Output = Result<Response<Body>, Infallible>>> Future for ConnectFuture<F> {
-    type Output = Result<Response<Body>, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            ConnectFutureProj::Inner { future } => future.poll(cx),
-            ConnectFutureProj::Connect { future } => future.poll(cx).map(Ok),
-        }
-    }
-}
-
-impl<S> Service<Request<Body>> for Connect<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = ConnectFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let protocol = Protocol::of(&request);
-        request.extensions_mut().insert(protocol);
-        if request.version() < Version::HTTP_2 {
-            request = request.map(|body| Body::new(Lingering::new(body)));
-        }
-        if protocol != Protocol::Connect {
-            return ConnectFuture::Inner { future: self.inner.call(request) };
-        }
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let limit = self.max_recv_bytes;
-        ConnectFuture::Connect { future: Box::pin(serve(inner, request, limit)) }
-    }
-}
-
-/// Checks a Connect request in connect-go's order, then runs its call.
+/// Serves one Connect request with `inner`, the gRPC service below: checks
+/// it in connect-go's order, then runs its call. `limit` is the largest
+/// request message (`--max-recv-bytes`).
 async fn serve<S>(inner: S, request: Request<Body>, limit: usize) -> Response<Body>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send,
@@ -292,7 +255,7 @@ fn to_grpc(
     let timeout = parts.headers.get("connect-timeout-ms").cloned();
     grpc_parts(parts, timeout);
     if let Err(status) = encoding {
-        parts.extensions.insert(Refused(status));
+        refuse(&mut parts.extensions, status);
     }
     decoder
 }
@@ -300,13 +263,13 @@ fn to_grpc(
 /// The gRPC request a Connect request means: `POST`, `application/grpc`,
 /// its deadline as `grpc-timeout`, Connect's own headers removed, the
 /// extensions (the peer, the protocol) kept. A header the call cannot run
-/// with becomes a [`Refused`] status for the per-call layer to answer.
+/// with becomes a refusal for the per-call layer to answer.
 fn grpc_parts(parts: &mut http::request::Parts, timeout_header: Option<HeaderValue>) {
     if let Some(version) = parts.headers.get("connect-protocol-version")
         && version != "1"
     {
         let status = Status::invalid_argument(format!("connect-protocol-version must be 1, not {version:?}"));
-        parts.extensions.insert(Refused(status));
+        refuse(&mut parts.extensions, status);
     }
     parts.method = Method::POST;
     // Internally a gRPC call, which tonic-web passes on only as HTTP/2
@@ -334,7 +297,7 @@ fn grpc_parts(parts: &mut http::request::Parts, timeout_header: Option<HeaderVal
             headers.insert("grpc-timeout", timeout);
         }
         Some(Err(status)) => {
-            parts.extensions.insert(Refused(status));
+            refuse(&mut parts.extensions, status);
         }
         None => {}
     }

@@ -21,7 +21,7 @@ use tonic::body::Body;
 use tower::{Service, ServiceExt};
 
 use super::message::{Decoder, too_large};
-use super::{Codec, Refused, Route, copy_metadata, error, error_response, to_grpc};
+use super::{Codec, Route, copy_metadata, error, error_response, refuse, to_grpc};
 use crate::server::envelope::Splitter;
 
 /// Runs one unary Connect call through `inner`.
@@ -47,7 +47,7 @@ where
         match get_message(&parts.uri) {
             Ok(message) => Source::Whole(Some(message)),
             Err(status) => {
-                parts.extensions.insert(Refused(status));
+                refuse(&mut parts.extensions, status);
                 Source::Whole(None)
             }
         }
