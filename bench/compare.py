@@ -20,6 +20,11 @@ our own `client bench` (which reads each answer's grpc-status, so its OK count
 proves real gRPC successes, not just HTTP 200s). Every call goes to the
 article's /Search/search path, the one all servers answer.
 
+Protocols: our server as started by default (per-call log on) answering the
+same Search as gRPC over HTTP/2 and as Connect JSON over HTTP/2 and HTTP/1.1
+(h2load, and h2load --h1 with keep-alive), to price the Connect translation
+against gRPC in one run.
+
 Then: bulk classification of 1,000,000 lines through Classify; the whole-
 process time of `client Banana` against the article's `python client.py
 Banana`; the server's RSS idle and with 1,000 connections each holding a call.
@@ -155,6 +160,41 @@ def throughput(python, stubs, seconds):
     return rows
 
 
+# (label, h2load flags, content type, body): one Search each way.
+PROTOCOLS = [
+    ("grpc h2", [], "application/grpc", REQUEST),
+    ("connect json h2", [], "application/json", b'{"query":"Banana"}'),
+    ("connect json h1", ["--h1"], "application/json", b'{"query":"Banana"}'),
+]
+V1_PATH = "/search.v1.SearchService/Search"
+
+
+def protocols(seconds):
+    """Connect JSON against gRPC on one server started with its defaults."""
+    rows = []
+    with Server("rust (defaults)", [str(RELEASE / "server"), "--listen", ADDRESS], {"RUST_LOG": "info"}):
+        # Pre-flight: the JSON answer itself, not just an HTTP 200.
+        answer = run(["curl", "-sS", "--http1.1", "-H", "content-type: application/json", "-d", '{"query":"Banana"}',
+                      f"http://{ADDRESS}{V1_PATH}"], capture_output=True).stdout
+        assert answer == '{"status":1}', answer
+        for label, flags, content_type, body in PROTOCOLS:
+            (WORK / "protocol.bin").write_bytes(body)
+            for connections, streams in [(1, 1), (16, 1), (4, 32)]:
+                if "--h1" in flags and streams > 1:
+                    continue  # HTTP/1.1 has one call at a time per connection
+                headers = ["-H", f"content-type: {content_type}"] + (["-H", "te: trailers"] if "grpc" in label else [])
+                out = run(["taskset", "-c", "1", "h2load", *flags, "-c", str(connections), "-m", str(streams),
+                           "-D", str(seconds), "--warm-up-time=1", "-d", str(WORK / "protocol.bin"), *headers,
+                           f"http://{ADDRESS}{V1_PATH}"], capture_output=True).stdout
+                rate = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
+                done = int(re.search(r"requests: \d+ total, \d+ started, (\d+) done", out).group(1))
+                ok = int(re.search(r"status codes: (\d+) 2xx", out).group(1))
+                assert ok == done, f"{label}: {ok} of {done} answers were 2xx"
+                rows.append(dict(protocol=label, point=f"{connections} x {streams}", rate=rate, ok=ok, calls=done))
+                print(f"  {label:16} {connections:>2} x {streams:<2} {rate:>10.0f} req/s", file=sys.stderr)
+    return rows
+
+
 def bulk(lines=1_000_000):
     """Classify a generated file through the bidirectional stream."""
     path = WORK / "lines.txt"
@@ -210,6 +250,17 @@ def memory(connections=1000):
                 per_connection_kib=(loaded - idle) / connections)
 
 
+def print_protocols(rows):
+    print("## Protocols: one server at its defaults (per-call log on), Search each way\n")
+    print("| protocol | conns x streams | req/s | vs gRPC | 2xx / calls |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    grpc = {r["point"]: r["rate"] for r in rows if r["protocol"] == "grpc h2"}
+    for r in rows:
+        print(f"| {r['protocol']} | {r['point']} | {r['rate']:.0f} | {r['rate'] / grpc[r['point']]:.2f} | "
+              f"{r['ok']} / {r['calls']} |")
+    print()
+
+
 def print_tables(rows, bulk_figures, startup_figures, memory_figures):
     print("## Unary throughput (server on CPU 0, load on CPU 1)\n")
     print("| server | tool | conns x streams | req/s | latency p50 / mean (µs) | p99 / max (µs) | vs rust | OK / calls |")
@@ -237,10 +288,12 @@ def main():
     WORK.mkdir(parents=True, exist_ok=True)
     python, stubs = setup()
     rows = throughput(python, stubs, 2 if args.quick else 5)
+    protocol_rows = protocols(2 if args.quick else 5)
     figures = bulk(), startup(python, stubs), memory()
-    results = dict(throughput=rows, bulk=figures[0], startup=figures[1], memory=figures[2])
+    results = dict(throughput=rows, protocols=protocol_rows, bulk=figures[0], startup=figures[1], memory=figures[2])
     (WORK / "results.json").write_text(json.dumps(results, indent=2))
     print_tables(rows, *figures)
+    print_protocols(protocol_rows)
 
 
 if __name__ == "__main__":
