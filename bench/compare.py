@@ -6,13 +6,14 @@
 
 Installs what it needs: the release build (server, client, examples), h2load
 from Debian's nghttp2-client, grpcio from PyPI (interop/requirements.txt) for
-the article's Python server and client.
+the Python peer that mirrors the article's server and client.
 
 Servers, one after another, each pinned to CPU 0 with taskset, on
 127.0.0.1:8100 (the article's port):
   rust     target/release/server, per-call log lines off (RUST_LOG=warn)
   rust+log the same with its per-call info lines on, to price them
-  python   the article's grpc.aio server, unchanged (interop/article/server.py)
+  python   the Python peer that mirrors the article's grpc.aio server
+           (interop/peer/server.py)
   floor    examples/h2_floor.rs: hyper h2c answering a canned gRPC response
            without decoding anything, the floor no gRPC server can beat
 Load generators on CPU 1: h2load sending a pre-encoded request frame, and
@@ -26,7 +27,7 @@ same Search as gRPC over HTTP/2 and as Connect JSON over HTTP/2 and HTTP/1.1
 against gRPC in one run.
 
 Then: bulk classification of 1,000,000 lines through Classify; the whole-
-process time of `client Banana` against the article's `python client.py
+process time of `client Banana` against the peer's `python client.py
 Banana`; the server's RSS idle and with 1,000 connections each holding a call.
 
 Absolute numbers on a shared 2-core machine mean little: read the ratios,
@@ -74,8 +75,8 @@ def setup():
          str(ROOT / "interop" / "requirements.txt")])
     stubs = WORK / "stubs"
     stubs.mkdir(parents=True, exist_ok=True)
-    run([str(venv / "bin" / "python"), "-m", "grpc_tools.protoc", f"-I{ROOT / 'interop' / 'article'}",
-         f"--python_out={stubs}", f"--grpc_python_out={stubs}", "main.proto"])
+    run([str(venv / "bin" / "python"), "-m", "grpc_tools.protoc", f"-I{ROOT / 'interop' / 'peer'}",
+         f"--python_out={stubs}", f"--grpc_python_out={stubs}", "search.proto"])
     (WORK / "request.bin").write_bytes(REQUEST)
     # 1,000 connections need file descriptors on both ends.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -142,7 +143,7 @@ def throughput(python, stubs, seconds):
         "floor": ([str(RELEASE / "examples" / "h2_floor"), ADDRESS], {}),
         "rust": ([str(RELEASE / "server"), "--listen", ADDRESS], {}),
         "rust+log": ([str(RELEASE / "server"), "--listen", ADDRESS], {"RUST_LOG": "info"}),
-        "python": ([str(python), str(ROOT / "interop" / "article" / "server.py")], {"PYTHONPATH": str(stubs)}),
+        "python": ([str(python), str(ROOT / "interop" / "peer" / "server.py")], {"PYTHONPATH": str(stubs)}),
     }
     rows = []
     for name, (command, env) in servers.items():
@@ -216,7 +217,7 @@ def bulk(lines=1_000_000):
 
 
 def startup(python, stubs, rust_runs=30, python_runs=10):
-    """Whole-process time of one call, ours against the article's client."""
+    """Whole-process time of one call, ours against the Python peer's client."""
     def mean_seconds(command, runs, env=None):
         times = []
         for _ in range(runs):
@@ -226,12 +227,12 @@ def startup(python, stubs, rust_runs=30, python_runs=10):
             assert out == "status=1\n", out
         return statistics.mean(times)
 
-    # The article's client dials localhost:8100: serve there.
+    # The peer's client dials localhost:8100 by default: serve there.
     with Server("rust", [str(RELEASE / "server"), "--listen", "localhost:8100"]):
         ours = mean_seconds([str(RELEASE / "client"), "Banana"], rust_runs)
-        article = mean_seconds([str(python), str(ROOT / "interop" / "article" / "client.py"), "Banana"], python_runs,
+        peer = mean_seconds([str(python), str(ROOT / "interop" / "peer" / "client.py"), "Banana"], python_runs,
                                dict(os.environ, PYTHONPATH=str(stubs)))
-    return dict(rust_ms=ours * 1000, python_ms=article * 1000, ratio=article / ours)
+    return dict(rust_ms=ours * 1000, python_ms=peer * 1000, ratio=peer / ours)
 
 
 def memory(connections=1000):
@@ -274,7 +275,7 @@ def print_tables(rows, bulk_figures, startup_figures, memory_figures):
     print("## Bulk, startup, memory\n")
     print(f"- Bulk: {bulk_figures['lines']:,} lines through Classify in {bulk_figures['seconds']:.2f} s: "
           f"{bulk_figures['lines_per_second']:,.0f} lines/s, {bulk_figures['mb_per_second']:.1f} MB/s.")
-    print(f"- Start-up: `client Banana` {startup_figures['rust_ms']:.1f} ms per process, the article's "
+    print(f"- Start-up: `client Banana` {startup_figures['rust_ms']:.1f} ms per process, the Python peer's "
           f"`python client.py Banana` {startup_figures['python_ms']:.1f} ms: {startup_figures['ratio']:.1f}x faster.")
     print(f"- Memory: server RSS {memory_figures['idle_mib']:.1f} MiB idle, {memory_figures['loaded_mib']:.1f} MiB "
           f"with {memory_figures['connections']:,} connections each holding a call "

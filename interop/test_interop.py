@@ -1,7 +1,9 @@
-"""Interop with the article's own stack: grpcio from PyPI against the Rust server.
+"""Interop with the article's stack: grpcio from PyPI against the Rust server.
 
-- The article's unchanged `client.py` calls `/Search/search` on the Rust server
-  and prints the same `status=N` lines as against the article's `server.py`.
+- The Python peer that mirrors the article (`interop/peer/`: grpc.aio, the
+  article's path, messages, address and output) runs its `client.py` against
+  the Rust server and prints the same `status=N` lines as against its own
+  `server.py`.
 - A seeded corpus of tricky strings gets the same answers from both servers
   and from Python's own `"banana" in query.lower()`.
 - grpcio stubs generated from `proto/search/v1/search.proto` call all four v1 RPCs.
@@ -27,9 +29,9 @@ import pytest
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTICLE = ROOT / "interop" / "article"
+PEER = ROOT / "interop" / "peer"
 SERVER = Path(os.environ.get("SEARCH_SERVER", ROOT / "target" / "debug" / "server"))
-ADDRESS = "localhost:8100"  # fixed in the article's client.py and server.py
+ADDRESS = "localhost:8100"  # the article's address, the peer's default
 
 # Queries whose answers people would check by hand.
 QUERIES = [
@@ -47,7 +49,7 @@ QUERIES = [
 
 
 def expected(query: str) -> int:
-    """The article's server, line for line."""
+    """The article's rule: Python's own `in` on the lowered query."""
     return 1 if "banana" in query.lower() else 0
 
 
@@ -63,10 +65,10 @@ def corpus(size: int = 3000) -> list[str]:
 
 @pytest.fixture(scope="session")
 def stubs(tmp_path_factory) -> Path:
-    """main_pb2 (the article's messages) and search.v1 stubs, made by grpc_tools."""
+    """search_pb2 (the peer's messages) and search.v1 stubs, made by grpc_tools."""
     out = tmp_path_factory.mktemp("stubs")
     include = str(Path(protoc.__file__).parent / "_proto")
-    for proto_path, proto in [(ARTICLE, "main.proto"), (ROOT / "proto", "search/v1/search.proto")]:
+    for proto_path, proto in [(PEER, "search.proto"), (ROOT / "proto", "search/v1/search.proto")]:
         args = ["protoc", f"-I{proto_path}", f"-I{include}", f"--python_out={out}", f"--grpc_python_out={out}", proto]
         assert protoc.main(args) == 0, f"protoc failed on {proto}"
     sys.path.insert(0, str(out))
@@ -78,7 +80,7 @@ def running(command: list[str], stubs: Path, exit_code: int | None):
     """Runs a server while the block runs; it must print the address, as the article shows.
 
     On leaving, the server gets SIGTERM; `exit_code` is what it must exit with
-    (None: not checked; the article's server has no signal handling).
+    (None: not checked).
     """
     env = dict(os.environ, PYTHONPATH=str(stubs), PYTHONUNBUFFERED="1")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
@@ -98,14 +100,14 @@ def rust_server(stubs: Path):
 
 
 def python_server(stubs: Path):
-    return running([sys.executable, str(ARTICLE / "server.py")], stubs, exit_code=None)
+    return running([sys.executable, str(PEER / "server.py")], stubs, exit_code=0)
 
 
-def article_client(query: str, stubs: Path) -> str:
-    """Runs the unchanged `python client.py QUERY` and returns its stdout."""
+def peer_client(query: str, stubs: Path) -> str:
+    """Runs the peer's `python client.py QUERY` and returns its stdout."""
     env = dict(os.environ, PYTHONPATH=str(stubs))
     done = subprocess.run(
-        [sys.executable, str(ARTICLE / "client.py"), query], env=env, capture_output=True, text=True, timeout=30
+        [sys.executable, str(PEER / "client.py"), query], env=env, capture_output=True, text=True, timeout=30
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -113,23 +115,23 @@ def article_client(query: str, stubs: Path) -> str:
 
 def legacy_answers(queries: list[str]) -> list[int]:
     """Calls `/Search/search` for each query, the article's way (path and messages)."""
-    import main_pb2
+    import search_pb2
 
     with grpc.insecure_channel(ADDRESS) as channel:
         search = channel.unary_unary(
             "/Search/search",
-            request_serializer=main_pb2.SearchParam.SerializeToString,
-            response_deserializer=main_pb2.SearchStatus.FromString,
+            request_serializer=search_pb2.SearchParam.SerializeToString,
+            response_deserializer=search_pb2.SearchStatus.FromString,
         )
-        return [search(main_pb2.SearchParam(query=q), timeout=10).status for q in queries]
+        return [search(search_pb2.SearchParam(query=q), timeout=10).status for q in queries]
 
 
-def test_article_client_gets_the_same_lines_from_both_servers(stubs):
+def test_peer_client_gets_the_same_lines_from_both_servers(stubs):
     with python_server(stubs):
-        python_lines = [article_client(q, stubs) for q in QUERIES]
+        python_lines = [peer_client(q, stubs) for q in QUERIES]
     assert python_lines == [f"status={expected(q)}\n" for q in QUERIES]
     with rust_server(stubs):
-        rust_lines = [article_client(q, stubs) for q in QUERIES]
+        rust_lines = [peer_client(q, stubs) for q in QUERIES]
     assert rust_lines == python_lines
 
 
