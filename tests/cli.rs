@@ -62,6 +62,22 @@ async fn prints_the_articles_status_lines() {
 }
 
 #[tokio::test]
+async fn compress_sends_compressed_calls_of_every_kind() {
+    let server = TestServer::start().await;
+    let target = server.addr.to_string();
+    for encoding in ["gzip", "zstd"] {
+        let search = client(&["-t", &target, "--compress", encoding, "Banana"], b"").await;
+        assert_eq!(outcome(&search), (Some(0), "status=1\n", ""), "{encoding}");
+        let classify = client(&["-t", &target, "--compress", encoding, "classify"], b"banana\nno\n").await;
+        assert_eq!(outcome(&classify), (Some(0), "status=1\nstatus=0\n", ""), "{encoding}");
+    }
+    let unknown = client(&["-t", &target, "--compress", "brotli", "Banana"], b"").await;
+    assert_eq!(unknown.status.code(), Some(2), "an encoding the client lacks is a usage error");
+    assert!(stderr(&unknown).contains("possible values: gzip, zstd"), "{}", stderr(&unknown));
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn accepts_every_target_form_from_flag_and_environment() {
     let v4 = TestServer::start().await;
     let port = v4.addr.port();

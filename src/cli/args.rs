@@ -9,7 +9,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use super::bench::LoadCall;
 use super::input::{Data, Source};
 use super::output::Format;
-use crate::client::{self, Backoff, ClientOptions, Target};
+use crate::client::{self, Backoff, ClientOptions, Compression, Target};
 use crate::tls::ClientTls;
 
 /// Calls the Search service: `client Banana` prints `status=1`.
@@ -73,6 +73,11 @@ pub struct Args {
     /// The private key of --cert (PEM).
     #[arg(long, env = "SEARCH_KEY", value_name = "FILE", global = true, requires = "cert")]
     pub key: Option<PathBuf>,
+
+    /// Compress the requests: gzip or zstd (off by default). Answers are read
+    /// in whatever encoding the server picks.
+    #[arg(long, env = "SEARCH_COMPRESS", value_enum, value_name = "ENCODING", global = true)]
+    pub compress: Option<Compression>,
 
     /// Show the channel's connectivity changes and the retries on stderr.
     #[arg(long, short = 'v', global = true)]
@@ -287,6 +292,7 @@ impl Args {
             backoff,
             max_attempts: self.retry_max_attempts,
             tls,
+            compression: self.compress,
             ..ClientOptions::default()
         };
         Ok(Invocation { target: self.target, options, verbose: self.verbose, format, call })

@@ -121,6 +121,12 @@ impl Client {
     pub async fn search_legacy(&self, request: SearchRequest) -> Result<SearchResponse, Error> {
         self.unary(LEGACY_SEARCH_PATH, &request, |_, request| {
             let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+            for encoding in super::ACCEPTED {
+                grpc = grpc.accept_compressed(encoding);
+            }
+            if let Some(compression) = self.options.compression {
+                grpc = grpc.send_compressed(compression.encoding());
+            }
             async move {
                 grpc.ready().await.map_err(|err| Status::from_error(err.into()))?;
                 let path = http::uri::PathAndQuery::from_static(LEGACY_SEARCH_PATH);

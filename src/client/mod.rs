@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::{Instant, timeout_at};
+use tonic::codec::CompressionEncoding;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -69,7 +70,34 @@ pub struct ClientOptions {
     pub retry_budget: RetryThrottle,
     /// TLS for `https://` targets (the system roots unless a CA is given).
     pub tls: ClientTls,
+    /// Compress request messages with this encoding (answers in gzip, zstd
+    /// or deflate are read whatever it is).
+    pub compression: Option<Compression>,
 }
+
+/// How the client compresses what it sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compression {
+    /// gzip.
+    Gzip,
+    /// Zstandard.
+    Zstd,
+}
+
+impl Compression {
+    /// tonic's name for it.
+    #[must_use]
+    pub fn encoding(self) -> CompressionEncoding {
+        match self {
+            Self::Gzip => CompressionEncoding::Gzip,
+            Self::Zstd => CompressionEncoding::Zstd,
+        }
+    }
+}
+
+/// The encodings the client reads answers in.
+const ACCEPTED: [CompressionEncoding; 3] =
+    [CompressionEncoding::Gzip, CompressionEncoding::Zstd, CompressionEncoding::Deflate];
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -81,6 +109,7 @@ impl Default for ClientOptions {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             retry_budget: RetryThrottle::default(),
             tls: ClientTls::default(),
+            compression: None,
         }
     }
 }
@@ -120,7 +149,7 @@ impl Client {
             endpoint.connect_with_connector_lazy(TrackingConnector::new(connectivity.clone(), options.connect_timeout));
         Ok(Self {
             channel: channel.clone(),
-            inner: SearchServiceClient::new(channel.clone()),
+            inner: compressed(SearchServiceClient::new(channel.clone()), options.compression),
             health: HealthClient::new(channel),
             target: target.clone(),
             budget: Arc::new(RetryBudget::new(options.retry_budget)),
@@ -234,5 +263,14 @@ impl Client {
                 other => return other,
             }
         }
+    }
+}
+
+/// `client` sending with `compression` and reading every encoding it knows.
+fn compressed(client: SearchServiceClient<Channel>, compression: Option<Compression>) -> SearchServiceClient<Channel> {
+    let client = ACCEPTED.into_iter().fold(client, SearchServiceClient::accept_compressed);
+    match compression {
+        Some(compression) => client.send_compressed(compression.encoding()),
+        None => client,
     }
 }

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderMap, Request, Response};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::{Instant, Sleep, sleep_until};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -26,6 +26,8 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
+use super::compression::{self, Encoding};
+use super::envelope;
 use super::frames::RequestFrames;
 use super::policy::{Admitted, CallPolicy};
 use super::protocol::{CallMark, Protocol};
@@ -79,7 +81,8 @@ where
         // Marked by the protocol layer, which sees every request first;
         // unmarked is gRPC (the hot path stores nothing).
         let mark = request.extensions().get::<CallMark>();
-        let mut end = CallEnd::new(&request, mark.map_or(Protocol::Grpc, |mark| mark.protocol));
+        let limit = self.policy.max_recv_bytes;
+        let mut end = CallEnd::new(&request, mark.map_or(Protocol::Grpc, |mark| mark.protocol), limit);
         // A call the protocol layer already refused (a bad header) is
         // answered here, so that it is logged like any other.
         if let Some(status) = mark.and_then(|mark| mark.refused.clone()) {
@@ -97,8 +100,21 @@ where
         };
         end.admitted = Some(admitted);
         let deadline = end.started + timeout;
-        let compressed_ok = request.headers().contains_key("grpc-encoding");
-        let limit = self.policy.max_recv_bytes;
+        let encoding = request.headers().get("grpc-encoding");
+        if let Some(name) = encoding.map(|v| v.to_str().unwrap_or("(not text)"))
+            && name != "identity"
+            && Encoding::parse(name).is_none()
+        {
+            let status = compression::unsupported(name, "grpc-encoding");
+            end.code = Some(status.code());
+            let mut response = status.into_http();
+            response.headers_mut().insert("grpc-accept-encoding", HeaderValue::from_static(compression::ACCEPTED));
+            return Box::pin(std::future::ready(Ok(response)));
+        }
+        let compressed_ok = encoding.is_some();
+        // The answer's compression, when the client takes one the server has.
+        let compress =
+            request.headers().get("grpc-accept-encoding").and_then(|v| v.to_str().ok()).and_then(Encoding::choose);
         let request = request.map(|body| Body::new(RequestFrames::new(body, limit, compressed_ok)));
         // The clone that was ready serves this call (tower's clone-swap idiom).
         let clone = self.inner.clone();
@@ -113,7 +129,7 @@ where
                 () = sleep_until(deadline) => deadline_status(timeout).into_http(),
                 () = cut.cancelled() => cut_status().into_http(),
             };
-            Ok(finish(response, end, deadline, timeout, cut))
+            Ok(finish(response, end, Expiry { deadline, timeout, cut }, compress))
         })
     }
 }
@@ -133,28 +149,48 @@ fn grpc_code(headers: &HeaderMap) -> Option<Code> {
     value.parse::<i32>().ok().map(Code::from_i32)
 }
 
-/// Maps what tonic reports as INTERNAL but is the client's mistake.
-fn client_mistake(status: &Status) -> Option<Status> {
+/// Whether a status of `code` may be a client's mistake that tonic words
+/// its own way: only these two codes are looked at (the others cost nothing).
+fn maybe_mistake(code: Code) -> bool {
+    matches!(code, Code::Internal | Code::ResourceExhausted)
+}
+
+/// Maps what tonic reports as INTERNAL but is the client's mistake (a
+/// message that does not decode or inflate), and words its decompression
+/// limit as this server's other limits are worded.
+fn client_mistake(status: &Status, limit: usize) -> Option<Status> {
     const DECODE: &str = "failed to decode Protobuf message: ";
-    let detail = status.message().strip_prefix(DECODE)?;
-    (status.code() == Code::Internal)
-        .then(|| Status::invalid_argument(format!("the request is not a valid protobuf message: {detail}")))
+    const INFLATE: &str = "Error decompressing: ";
+    let message = status.message();
+    match status.code() {
+        Code::Internal => {
+            if let Some(detail) = message.strip_prefix(DECODE) {
+                return Some(Status::invalid_argument(format!(
+                    "the request is not a valid protobuf message: {detail}"
+                )));
+            }
+            let detail = message.strip_prefix(INFLATE)?;
+            let detail = detail.split(", while").next().unwrap_or(detail);
+            Some(Status::invalid_argument(format!("the request message does not decompress: {detail}")))
+        }
+        Code::ResourceExhausted if message.starts_with(INFLATE) => Some(compression::inflated_too_large(limit)),
+        _ => None,
+    }
 }
 
 /// Looks at a response from the routes: a status in its headers
 /// (trailers-only) is final; otherwise the body is wrapped to enforce the
 /// deadline and the cut, and to read the status from its trailers.
 fn finish(
-    response: Response<Body>,
+    mut response: Response<Body>,
     mut end: CallEnd,
-    deadline: Instant,
-    timeout: Duration,
-    cut: CancellationToken,
+    expiry: Expiry,
+    compress: Option<Encoding>,
 ) -> Response<Body> {
+    let limit = end.limit;
     if let Some(code) = grpc_code(response.headers()) {
-        // Only an INTERNAL status can be a client's mistake in disguise.
-        let mapped = (code == Code::Internal)
-            .then(|| Status::from_header_map(response.headers()).as_ref().and_then(client_mistake))
+        let mapped = maybe_mistake(code)
+            .then(|| Status::from_header_map(response.headers()).and_then(|s| client_mistake(&s, limit)))
             .flatten();
         if let Some(mapped) = mapped {
             end.code = Some(mapped.code());
@@ -163,7 +199,65 @@ fn finish(
         end.code = Some(code);
         return response;
     }
-    response.map(|body| Body::new(CallBody { inner: Some(body), deadline, timeout, cut, waiting: None, end }))
+    let compressor = compress.map(|encoding| {
+        let headers = response.headers_mut();
+        headers.insert("grpc-encoding", HeaderValue::from_static(encoding.name()));
+        // What it takes, for a client that speaks compression at all.
+        headers.insert("grpc-accept-encoding", HeaderValue::from_static(compression::ACCEPTED));
+        Compressor { encoding, rest_of_message: 0 }
+    });
+    response.map(|body| Body::new(CallBody { inner: Some(body), expiry, waiting: None, end, compressor }))
+}
+
+/// When a call must end: its deadline (and the timeout it came from, for the
+/// message), or the drain's cut.
+struct Expiry {
+    deadline: Instant,
+    timeout: Duration,
+    cut: CancellationToken,
+}
+
+/// Compresses an answer's messages of [`compression::MIN_COMPRESS_BYTES`]
+/// or more, frame by frame, as they pass; smaller ones go as they are.
+struct Compressor {
+    encoding: Encoding,
+    /// Bytes of a message begun in an earlier chunk, passed on as they are.
+    rest_of_message: usize,
+}
+
+impl Compressor {
+    /// One chunk of the answer, its large messages compressed. tonic writes
+    /// whole messages into a chunk, so a message is seen whole; one that is
+    /// not (never, from tonic) passes through uncompressed, still valid.
+    fn chunk(&mut self, chunk: Bytes) -> Bytes {
+        let mut out: Option<BytesMut> = None;
+        let mut at = self.rest_of_message.min(chunk.len());
+        self.rest_of_message -= at;
+        let mut copied = 0;
+        while chunk.len() - at >= envelope::PREFIX_LEN {
+            let len = u32::from_be_bytes([chunk[at + 1], chunk[at + 2], chunk[at + 3], chunk[at + 4]]) as usize;
+            let end = at + envelope::PREFIX_LEN + len;
+            if end > chunk.len() {
+                self.rest_of_message = end - chunk.len();
+                break;
+            }
+            if chunk[at] == 0 && len >= compression::MIN_COMPRESS_BYTES {
+                let out = out.get_or_insert_with(|| BytesMut::with_capacity(chunk.len()));
+                out.extend_from_slice(&chunk[copied..at]);
+                let compressed = self.encoding.compress(&chunk[at + envelope::PREFIX_LEN..end]);
+                out.extend_from_slice(&envelope::encode(envelope::COMPRESSED, &compressed));
+                copied = end;
+            }
+            at = end;
+        }
+        match out {
+            None => chunk,
+            Some(mut out) => {
+                out.extend_from_slice(&chunk[copied..]);
+                out.freeze()
+            }
+        }
+    }
 }
 
 /// What is known of a call for its log line, written when the call ends.
@@ -173,6 +267,8 @@ struct CallEnd {
     uri: http::Uri,
     peer: Option<SocketAddr>,
     protocol: Protocol,
+    /// The request size limit, for the messages of client mistakes.
+    limit: usize,
     started: Instant,
     /// The final status, once known; none when the peer went away first.
     code: Option<Code>,
@@ -180,13 +276,13 @@ struct CallEnd {
 }
 
 impl CallEnd {
-    fn new(request: &Request<Body>, protocol: Protocol) -> Self {
+    fn new(request: &Request<Body>, protocol: Protocol, limit: usize) -> Self {
         let extensions = request.extensions();
         let peer = extensions
             .get::<TcpConnectInfo>()
             .and_then(TcpConnectInfo::remote_addr)
             .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|tls| tls.get_ref().remote_addr()));
-        Self { uri: request.uri().clone(), peer, protocol, started: Instant::now(), code: None, admitted: None }
+        Self { uri: request.uri().clone(), peer, protocol, limit, started: Instant::now(), code: None, admitted: None }
     }
 }
 
@@ -214,14 +310,14 @@ type Waiting = (Pin<Box<Sleep>>, Pin<Box<WaitForCancellationFutureOwned>>);
 struct CallBody {
     /// The handler's body; `None` once the call has ended.
     inner: Option<Body>,
-    deadline: Instant,
-    timeout: Duration,
-    cut: CancellationToken,
+    expiry: Expiry,
     /// The timer and the cut's waiter, armed the first time the body has
     /// to wait: a response whose frames are all ready (a unary answer)
     /// never arms them.
     waiting: Option<Waiting>,
     end: CallEnd,
+    /// The answer's compression, when the client takes one.
+    compressor: Option<Compressor>,
 }
 
 impl CallBody {
@@ -249,12 +345,12 @@ impl HttpBody for CallBody {
         let frame = match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(frame) => frame,
             Poll::Pending => {
-                let (deadline, cut) = (this.deadline, &this.cut);
+                let (deadline, cut) = (this.expiry.deadline, &this.expiry.cut);
                 let (sleep, cancelled) = this
                     .waiting
                     .get_or_insert_with(|| (Box::pin(sleep_until(deadline)), Box::pin(cut.clone().cancelled_owned())));
                 if sleep.as_mut().poll(cx).is_ready() {
-                    return this.end_with(&deadline_status(this.timeout));
+                    return this.end_with(&deadline_status(this.expiry.timeout));
                 }
                 if cancelled.as_mut().poll(cx).is_ready() {
                     return this.end_with(&cut_status());
@@ -264,10 +360,10 @@ impl HttpBody for CallBody {
         };
         // A stream that is never pending (a fast Scan) still ends on time.
         if frame.as_ref().is_some_and(|f| f.as_ref().is_ok_and(Frame::is_data)) {
-            if Instant::now() >= this.deadline {
-                return this.end_with(&deadline_status(this.timeout));
+            if Instant::now() >= this.expiry.deadline {
+                return this.end_with(&deadline_status(this.expiry.timeout));
             }
-            if this.cut.is_cancelled() {
+            if this.expiry.cut.is_cancelled() {
                 return this.end_with(&cut_status());
             }
         }
@@ -275,8 +371,9 @@ impl HttpBody for CallBody {
             Some(Ok(frame)) if frame.is_trailers() => {
                 let trailers = frame.trailers_ref();
                 let code = trailers.and_then(grpc_code).unwrap_or(Code::Ok);
-                if code == Code::Internal {
-                    let mapped = trailers.and_then(Status::from_header_map).as_ref().and_then(client_mistake);
+                if maybe_mistake(code) {
+                    let limit = this.end.limit;
+                    let mapped = trailers.and_then(Status::from_header_map).and_then(|s| client_mistake(&s, limit));
                     if let Some(mapped) = mapped {
                         return this.end_with(&mapped);
                     }
@@ -285,7 +382,11 @@ impl HttpBody for CallBody {
                 this.inner = None;
                 Poll::Ready(Some(Ok(frame)))
             }
-            Some(Ok(frame)) => Poll::Ready(Some(Ok(frame))),
+            Some(Ok(frame)) => match (this.compressor.as_mut(), frame.into_data()) {
+                (Some(compressor), Ok(data)) => Poll::Ready(Some(Ok(Frame::data(compressor.chunk(data))))),
+                (None, Ok(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                (_, Err(frame)) => Poll::Ready(Some(Ok(frame))),
+            },
             Some(Err(status)) => {
                 this.end.code = Some(status.code());
                 this.inner = None;
@@ -317,13 +418,58 @@ mod tests {
         let decode = Status::internal(
             "failed to decode Protobuf message: SearchRequest.query: invalid string value: data is not UTF-8 encoded",
         );
-        let mapped = client_mistake(&decode).expect("mapped");
+        let mapped = client_mistake(&decode, 100).expect("mapped");
         assert_eq!(mapped.code(), Code::InvalidArgument);
         assert_eq!(
             mapped.message(),
             "the request is not a valid protobuf message: SearchRequest.query: invalid string value: data is not UTF-8 encoded"
         );
-        assert!(client_mistake(&Status::internal("something else")).is_none());
-        assert!(client_mistake(&Status::unavailable("failed to decode Protobuf message: x")).is_none());
+        assert!(client_mistake(&Status::internal("something else"), 100).is_none());
+        assert!(client_mistake(&Status::unavailable("failed to decode Protobuf message: x"), 100).is_none());
+    }
+
+    #[test]
+    fn decompression_errors_are_worded_as_the_limits_are() {
+        // tonic's words (0.14, codec/decode.rs), as they reach this layer.
+        let over = Status::resource_exhausted(
+            "Error decompressing: size limit, of 4194304 bytes, exceeded while decompressing message",
+        );
+        let mapped = client_mistake(&over, 4 << 20).expect("mapped");
+        assert_eq!(mapped.code(), Code::ResourceExhausted);
+        assert_eq!(
+            mapped.message(),
+            "the request message inflates to more than the server's limit of 4194304 bytes (--max-recv-bytes)"
+        );
+        let corrupt = Status::internal("Error decompressing: invalid gzip header, while sending request");
+        let mapped = client_mistake(&corrupt, 10).expect("mapped");
+        assert_eq!(mapped.code(), Code::InvalidArgument);
+        assert_eq!(mapped.message(), "the request message does not decompress: invalid gzip header");
+        assert!(client_mistake(&Status::resource_exhausted("too many calls"), 10).is_none());
+    }
+
+    #[test]
+    fn large_answers_are_compressed_small_ones_pass_as_they_are() {
+        let small = envelope::encode(0, b"tiny");
+        let large_message = "banana ".repeat(400);
+        let large = envelope::encode(0, large_message.as_bytes());
+        let chunk = Bytes::from([small.to_vec(), large.to_vec(), small.to_vec()].concat());
+        let mut compressor = Compressor { encoding: Encoding::Gzip, rest_of_message: 0 };
+        let out = compressor.chunk(chunk);
+        assert_eq!(&out[..small.len()], &small[..], "the small message is untouched");
+        let rest = &out[small.len()..];
+        assert_eq!(rest[0], envelope::COMPRESSED);
+        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        let inflated = Encoding::Gzip.inflate(&rest[5..5 + len], 1 << 20).expect("gzip");
+        assert_eq!(inflated, large_message.as_bytes());
+        assert_eq!(&rest[5 + len..], &small[..], "the message after it is untouched");
+
+        // A chunk of small messages is passed on as it is, without a copy.
+        let chunk = Bytes::from(small.to_vec());
+        assert_eq!(compressor.chunk(chunk.clone()).as_ptr(), chunk.as_ptr());
+        // A message cut across chunks passes through, and the next is found.
+        let cut = large.len() - 10;
+        let first = compressor.chunk(large.slice(..cut));
+        let second = compressor.chunk(Bytes::from([&large[cut..], &small[..]].concat()));
+        assert_eq!([first, second].concat(), [large.to_vec(), small.to_vec()].concat());
     }
 }

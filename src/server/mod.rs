@@ -36,6 +36,7 @@ use tower::util::MapRequestLayer;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 mod calls;
+mod compression;
 mod config;
 mod connect;
 mod envelope;
@@ -143,6 +144,16 @@ pub async fn start(
         builder = builder.tls_config(tls.config())?;
     }
     let search = Search.into_server().max_decoding_message_size(config.max_recv_bytes);
+    // Every service takes compressed requests, which tonic inflates into a
+    // buffer bounded by the size limit; answers are compressed by the call
+    // layer, per message, above a size worth it.
+    macro_rules! accept_compressed {
+        ($service:expr) => {
+            compression::ENCODINGS
+                .iter()
+                .fold($service, |service, encoding| service.accept_compressed(encoding.tonic()))
+        };
+    }
     // Outermost first: each protocol takes its own path (gRPC-Web through
     // tonic-web, Connect through its translation, both behind CORS), and
     // every call, whatever its protocol, is a gRPC call through the
@@ -151,10 +162,10 @@ pub async fn start(
         .layer(ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors)))
         .layer(CallLayer::new(policy))
         .layer(MapRequestLayer::new(route_legacy_path))
-        .add_service(search)
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha);
+        .add_service(accept_compressed!(search))
+        .add_service(accept_compressed!(health_service))
+        .add_service(accept_compressed!(reflection_v1))
+        .add_service(accept_compressed!(reflection_v1alpha));
 
     let (drain_started, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let grace = config.grace;

@@ -1,5 +1,6 @@
 //! One request message of a Connect call, made into the gRPC message the
-//! handlers read: inflated when compressed (never past the size limit),
+//! handlers read: inflated when compressed (never past the size limit, see
+//! `server/compression.rs`),
 //! transcoded from JSON when the call is JSON, and put in an uncompressed
 //! gRPC envelope.
 
@@ -7,36 +8,27 @@ use bytes::Bytes;
 use tonic::Status;
 
 use super::codec::FromJson;
+use crate::server::compression::{self, Encoding};
 use crate::server::envelope;
 
-/// How a Connect request's messages are compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Encoding {
-    /// Not compressed.
-    Identity,
-}
-
-impl Encoding {
-    /// The encoding named in `header` (`content-encoding` for unary calls,
-    /// `connect-content-encoding` for streams, `compression` for `GET`).
-    ///
-    /// # Errors
-    /// UNIMPLEMENTED naming the encodings the server takes.
-    pub(super) fn parse(name: Option<&str>, header: &str) -> Result<Self, Status> {
-        match name.map(str::trim) {
-            None | Some("" | "identity") => Ok(Self::Identity),
-            Some(other) => {
-                Err(Status::unimplemented(format!("unsupported {header} {other:?}: this server accepts identity")))
-            }
-        }
+/// The compression a request names in `header` (`content-encoding` for
+/// unary calls, `connect-content-encoding` for streams, `compression` for
+/// `GET`): none for a missing one or `identity`.
+///
+/// # Errors
+/// UNIMPLEMENTED naming the encodings the server takes.
+pub(super) fn request_encoding(name: Option<&str>, header: &str) -> Result<Option<Encoding>, Status> {
+    match name.map(str::trim) {
+        None | Some("" | "identity") => Ok(None),
+        Some(name) => Encoding::parse(name).map(Some).ok_or_else(|| compression::unsupported(name, header)),
     }
 }
 
 /// How the messages of one call are read.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Decoder {
-    /// The request's compression.
-    pub encoding: Encoding,
+    /// The request's compression, if any.
+    pub encoding: Option<Encoding>,
     /// JSON to protobuf, for JSON calls.
     pub from_json: Option<FromJson>,
     /// The largest message, compressed or not, as `--max-recv-bytes` says.
@@ -53,9 +45,13 @@ impl Decoder {
     /// INVALID_ARGUMENT for JSON that is not the message (saying where),
     /// RESOURCE_EXHAUSTED for a message over the limit.
     pub(super) fn envelope(&self, data: Bytes, compressed: bool) -> Result<Bytes, Status> {
-        if compressed && self.encoding == Encoding::Identity {
-            return Err(Status::invalid_argument("a compressed message in a request that names no compression"));
-        }
+        let data = match (compressed, self.encoding) {
+            (false, _) => data,
+            (true, Some(encoding)) => encoding.inflate(&data, self.limit)?,
+            (true, None) => {
+                return Err(Status::invalid_argument("a compressed message in a request that names no compression"));
+            }
+        };
         if data.len() > self.limit {
             return Err(too_large(data.len(), self.limit));
         }

@@ -40,7 +40,7 @@ use tonic::body::Body;
 use tower::Service;
 
 use self::codec::{FromJson, ToJson};
-use self::message::{Decoder, Encoding};
+use self::message::{Decoder, request_encoding};
 use super::protocol::{CallMark, Protocol};
 use crate::pb::v1::FILE_DESCRIPTOR_SET;
 use crate::rpc::{self, Idempotency, LEGACY_SEARCH_PATH, SEARCH_PATH};
@@ -241,17 +241,12 @@ fn to_grpc(
     encoding: Option<&str>,
     header: &str,
 ) -> Decoder {
-    let encoding = Encoding::parse(encoding, header);
+    let encoding = request_encoding(encoding, header);
     let from_json = match codec {
         Codec::Json => route.json.map(|(from, _)| from),
         Codec::Proto => None,
     };
-    let decoder = Decoder {
-        encoding: *encoding.as_ref().unwrap_or(&Encoding::Identity),
-        from_json,
-        limit,
-        type_name: &route.input,
-    };
+    let decoder = Decoder { encoding: *encoding.as_ref().unwrap_or(&None), from_json, limit, type_name: &route.input };
     let timeout = parts.headers.get("connect-timeout-ms").cloned();
     grpc_parts(parts, timeout);
     if let Err(status) = encoding {
@@ -282,7 +277,8 @@ fn grpc_parts(parts: &mut http::request::Parts, timeout_header: Option<HeaderVal
         }
     }
     let headers = &mut parts.headers;
-    for name in ["content-length", "content-encoding", "accept-encoding", "connect-protocol-version"] {
+    // gRPC's own compression headers too: the messages inside are plain.
+    for name in ["content-length", "content-encoding", "accept-encoding", "grpc-encoding", "grpc-accept-encoding"] {
         headers.remove(name);
     }
     let connect_headers: Vec<HeaderName> =

@@ -20,6 +20,7 @@ use tower::{Service, ServiceExt};
 use super::codec::ToJson;
 use super::message::{Decoder, too_large};
 use super::{Codec, Route, copy_metadata, error, is_custom, to_grpc};
+use crate::server::compression::{ACCEPTED, Encoding, MIN_COMPRESS_BYTES};
 use crate::server::envelope::{self, COMPRESSED, END_STREAM, Splitter, TooLarge};
 
 /// Runs one streaming Connect call through `inner`.
@@ -35,6 +36,8 @@ where
 {
     let (mut parts, body) = request.into_parts();
     let name = parts.headers.get("connect-content-encoding").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let compress =
+        parts.headers.get("connect-accept-encoding").and_then(|v| v.to_str().ok()).and_then(Encoding::choose);
     let decoder = to_grpc(&mut parts, route, codec, limit, name.as_deref(), "connect-content-encoding");
     let to_json = match codec {
         Codec::Json => route.json.map(|(_, to)| to),
@@ -52,11 +55,18 @@ where
     };
     let mut answer = Response::new(Body::empty());
     copy_metadata(&parts.headers, answer.headers_mut(), "");
-    answer.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let headers = answer.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert("connect-accept-encoding", HeaderValue::from_static(ACCEPTED));
+    if let Some(encoding) = compress {
+        headers.insert("connect-content-encoding", HeaderValue::from_static(encoding.name()));
+    }
     // Trailers-only: the status is in the headers and there is no message.
     let body = match Status::from_header_map(&parts.headers) {
         Some(status) => ResponseEnvelopes::ended(&status, &HeaderMap::new()),
-        None => ResponseEnvelopes { inner: Some(body), splitter: Splitter::new(usize::MAX), to_json, end: None },
+        None => {
+            ResponseEnvelopes { inner: Some(body), splitter: Splitter::new(usize::MAX), to_json, compress, end: None }
+        }
     };
     *answer.body_mut() = Body::new(body);
     answer
@@ -142,6 +152,8 @@ struct ResponseEnvelopes {
     inner: Option<Body>,
     splitter: Splitter,
     to_json: Option<ToJson>,
+    /// The answers' compression, for those large enough for it to pay.
+    compress: Option<Encoding>,
     /// The end-of-stream envelope, once the status is known.
     end: Option<Bytes>,
 }
@@ -149,7 +161,8 @@ struct ResponseEnvelopes {
 impl ResponseEnvelopes {
     /// A body holding nothing but the end of a call that ended with `status`.
     fn ended(status: &Status, trailers: &HeaderMap) -> Self {
-        Self { inner: None, splitter: Splitter::new(0), to_json: None, end: Some(end_stream(status, trailers)) }
+        let end = Some(end_stream(status, trailers));
+        Self { inner: None, splitter: Splitter::new(0), to_json: None, compress: None, end }
     }
 }
 
@@ -191,9 +204,9 @@ impl HttpBody for ResponseEnvelopes {
             };
             if let Ok(Some(message)) = this.splitter.next() {
                 let data = match this.to_json {
-                    None => envelope::encode(message.flags, &message.data),
+                    None => message.data,
                     Some(to_json) => match to_json(&message.data) {
-                        Ok(json) => envelope::encode(0, &json),
+                        Ok(json) => Bytes::from(json),
                         Err(err) => {
                             let status = Status::internal(format!("cannot write an answer as JSON: {err}"));
                             this.end = Some(end_stream(&status, &HeaderMap::new()));
@@ -201,7 +214,11 @@ impl HttpBody for ResponseEnvelopes {
                         }
                     },
                 };
-                return Poll::Ready(Some(Ok(Frame::data(data))));
+                let envelope = match this.compress.filter(|_| data.len() >= MIN_COMPRESS_BYTES) {
+                    Some(encoding) => envelope::encode(COMPRESSED, &encoding.compress(&data)),
+                    None => envelope::encode(0, &data),
+                };
+                return Poll::Ready(Some(Ok(Frame::data(envelope))));
             }
             match ready!(Pin::new(inner).poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {

@@ -12,7 +12,7 @@ use std::task::{Context, Poll, ready};
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_TYPE, HeaderValue};
+use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
@@ -22,6 +22,7 @@ use tower::{Service, ServiceExt};
 
 use super::message::{Decoder, too_large};
 use super::{Codec, Route, copy_metadata, error, error_response, refuse, to_grpc};
+use crate::server::compression::{ACCEPTED, Encoding, MIN_COMPRESS_BYTES};
 use crate::server::envelope::Splitter;
 
 /// Runs one unary Connect call through `inner`.
@@ -54,6 +55,7 @@ where
     } else {
         Source::Body(body)
     };
+    let compress = parts.headers.get("accept-encoding").and_then(|v| v.to_str().ok()).and_then(Encoding::choose);
     // After the query is read: the gRPC request has the path alone.
     let decoder = to_grpc(&mut parts, route, codec, limit, encoding_name.as_deref(), header);
     let body = UnaryBody { source, buffer: BytesMut::new(), decoder, done: false };
@@ -61,11 +63,12 @@ where
         Ok(response) => response,
         Err(never) => match never {},
     };
-    answer(response, route, codec).await
+    answer(response, route, codec, compress).await
 }
 
-/// The gRPC answer as a Connect unary response.
-async fn answer(response: Response<Body>, route: &Route, codec: Codec) -> Response<Body> {
+/// The gRPC answer as a Connect unary response, its body compressed with
+/// `compress` when it is large enough for that to pay.
+async fn answer(response: Response<Body>, route: &Route, codec: Codec, compress: Option<Encoding>) -> Response<Body> {
     let (parts, body) = response.into_parts();
     // A status in the headers: trailers-only, no message.
     if let Some(status) = Status::from_header_map(&parts.headers) {
@@ -100,10 +103,17 @@ async fn answer(response: Response<Body>, route: &Route, codec: Codec) -> Respon
         },
         _ => (message, "application/proto"),
     };
+    let compress = compress.filter(|_| body.len() >= MIN_COMPRESS_BYTES);
+    let body = compress.map_or(body.clone(), |encoding| encoding.compress(&body));
     let mut response = Response::new(Body::new(Full::new(body)));
     copy_metadata(&parts.headers, response.headers_mut(), "");
     copy_metadata(&trailers, response.headers_mut(), "trailer-");
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(ACCEPTED));
+    if let Some(encoding) = compress {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static(encoding.name()));
+    }
     response
 }
 
@@ -234,7 +244,9 @@ impl HttpBody for UnaryBody {
             },
         };
         this.done = true;
-        Poll::Ready(Some(this.decoder.envelope(message, false).map(Frame::data)))
+        // Content-Encoding compresses the whole body.
+        let compressed = this.decoder.encoding.is_some();
+        Poll::Ready(Some(this.decoder.envelope(message, compressed).map(Frame::data)))
     }
 
     fn is_end_stream(&self) -> bool {
