@@ -7,6 +7,8 @@
 - A seeded corpus of tricky strings gets the same answers from both servers
   and from Python's own `"banana" in query.lower()`.
 - grpcio stubs generated from `proto/search/v1/search.proto` call all four v1 RPCs.
+- All of it again with the channel's gzip and deflate compression, as grpcio
+  users turn it on (`grpc.insecure_channel(..., compression=...)`).
 
 Run by `.ci/run`, not by `cargo test` (which needs nothing but Rust):
 
@@ -113,11 +115,11 @@ def peer_client(query: str, stubs: Path) -> str:
     return done.stdout
 
 
-def legacy_answers(queries: list[str]) -> list[int]:
+def legacy_answers(queries: list[str], compression=None) -> list[int]:
     """Calls `/Search/search` for each query, the article's way (path and messages)."""
     import search_pb2
 
-    with grpc.insecure_channel(ADDRESS) as channel:
+    with grpc.insecure_channel(ADDRESS, compression=compression) as channel:
         search = channel.unary_unary(
             "/Search/search",
             request_serializer=search_pb2.SearchParam.SerializeToString,
@@ -135,19 +137,25 @@ def test_peer_client_gets_the_same_lines_from_both_servers(stubs):
     assert rust_lines == python_lines
 
 
-def test_python_server_and_rust_server_agree_on_a_corpus(stubs):
+COMPRESSIONS = [None, grpc.Compression.Gzip, grpc.Compression.Deflate]
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS, ids=["plain", "gzip", "deflate"])
+def test_python_server_and_rust_server_agree_on_a_corpus(stubs, compression):
+    """Every request compressed when the channel says so, as grpcio users set it."""
     queries = corpus()
     with python_server(stubs):
-        python = legacy_answers(queries)
+        python = legacy_answers(queries, compression)
     assert python == [expected(q) for q in queries]
     with rust_server(stubs):
-        assert legacy_answers(queries) == python
+        assert legacy_answers(queries, compression) == python
 
 
-def test_v1_rpcs_from_grpcio(stubs):
+@pytest.mark.parametrize("compression", COMPRESSIONS, ids=["plain", "gzip", "deflate"])
+def test_v1_rpcs_from_grpcio(stubs, compression):
     from search.v1 import search_pb2, search_pb2_grpc
 
-    with rust_server(stubs), grpc.insecure_channel(ADDRESS) as channel:
+    with rust_server(stubs), grpc.insecure_channel(ADDRESS, compression=compression) as channel:
         stub = search_pb2_grpc.SearchServiceStub(channel)
         for query in QUERIES:
             assert stub.Search(search_pb2.SearchRequest(query=query), timeout=10).status == expected(query)
@@ -165,6 +173,10 @@ def test_v1_rpcs_from_grpcio(stubs):
         text = "banana\nno\nxx BANANA\n"
         matches = [m for r in stub.Scan(search_pb2.ScanRequest(text=text), timeout=10) for m in r.matches]
         assert [(m.line, m.column, m.offset) for m in matches] == [(1, 1, 0), (3, 4, 13)]
+
+        # An answer large enough to be compressed back (grpcio takes gzip).
+        matches = [m for r in stub.Scan(search_pb2.ScanRequest(text="banana " * 2000), timeout=10) for m in r.matches]
+        assert [m.offset for m in matches] == [7 * i for i in range(2000)]
 
 
 def test_no_code_point_but_b_a_n_lowercases_to_b_a_n():
