@@ -9,35 +9,17 @@ Run by `.ci/run` (which installs buf), not by `cargo test`:
     bash tools/install.sh && cargo build --bins && python -m pytest interop/test_protocols.py
 
 `SEARCH_SERVER` names the server binary (default `target/debug/server`);
-`BUF` the buf binary (default: `buf` on PATH, else ~/.local/bin/buf).
+`BUF` the buf binary (default: `buf` on PATH, else ~/.local/bin/buf);
+see conftest.py.
 """
 
 import json
-import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
+from conftest import BUF, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVER = Path(os.environ.get("SEARCH_SERVER", ROOT / "target" / "debug" / "server"))
-BUF = os.environ.get("BUF") or shutil.which("buf") or str(Path.home() / ".local" / "bin" / "buf")
 SERVICE = "search.v1.SearchService"
-
-
-@pytest.fixture(scope="module")
-def base_url():
-    """The Rust server on a free port, as its first stdout line says."""
-    assert SERVER.exists(), f"build the server first (cargo build --bins): {SERVER}"
-    process = subprocess.Popen([str(SERVER), "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
-    try:
-        address = process.stdout.readline().strip()
-        assert address.startswith("127.0.0.1:"), address
-        yield f"http://{address}"
-    finally:
-        process.terminate()
-        assert process.wait(timeout=20) == 0
 
 
 def buf_curl(url: str, method: str, data: str, *flags: str) -> list[dict]:
