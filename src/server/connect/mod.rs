@@ -277,20 +277,16 @@ fn grpc_parts(parts: &mut http::request::Parts, timeout_header: Option<HeaderVal
         }
     }
     let headers = &mut parts.headers;
-    // gRPC's own compression headers too: the messages inside are plain.
-    for name in ["content-length", "content-encoding", "accept-encoding", "grpc-encoding", "grpc-accept-encoding"] {
-        headers.remove(name);
-    }
-    let connect_headers: Vec<HeaderName> =
-        headers.keys().filter(|name| name.as_str().starts_with("connect-")).cloned().collect();
-    for name in connect_headers {
+    // Connect's own headers, and gRPC's compression headers: the messages
+    // inside are plain. Names made once, not parsed per call.
+    for name in &*PROTOCOL_HEADERS {
         headers.remove(name);
     }
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
     match timeout_header.map(|value| grpc_timeout(&value)) {
         Some(Ok(timeout)) => {
-            headers.insert("grpc-timeout", timeout);
+            headers.insert(HeaderName::from_static("grpc-timeout"), timeout);
         }
         Some(Err(status)) => {
             refuse(&mut parts.extensions, status);
@@ -298,6 +294,21 @@ fn grpc_parts(parts: &mut http::request::Parts, timeout_header: Option<HeaderVal
         None => {}
     }
 }
+
+/// The headers that describe the Connect request itself, not its call.
+static PROTOCOL_HEADERS: LazyLock<[HeaderName; 9]> = LazyLock::new(|| {
+    [
+        http::header::CONTENT_LENGTH,
+        http::header::CONTENT_ENCODING,
+        http::header::ACCEPT_ENCODING,
+        HeaderName::from_static("grpc-encoding"),
+        HeaderName::from_static("grpc-accept-encoding"),
+        HeaderName::from_static("connect-protocol-version"),
+        HeaderName::from_static("connect-timeout-ms"),
+        HeaderName::from_static("connect-content-encoding"),
+        HeaderName::from_static("connect-accept-encoding"),
+    ]
+});
 
 /// `connect-timeout-ms` (1 to 10 digits of milliseconds) as `grpc-timeout`
 /// (at most 8 digits and a unit).

@@ -13,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use bytes::{Bytes, BytesMut};
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use tonic::Status;
@@ -58,7 +58,7 @@ where
     let compress = parts.headers.get("accept-encoding").and_then(|v| v.to_str().ok()).and_then(Encoding::choose);
     // After the query is read: the gRPC request has the path alone.
     let decoder = to_grpc(&mut parts, route, codec, limit, encoding_name.as_deref(), header);
-    let body = UnaryBody { source, buffer: BytesMut::new(), decoder, done: false };
+    let body = UnaryBody { source, first: Bytes::new(), buffer: BytesMut::new(), decoder, done: false };
     let response = match inner.oneshot(Request::from_parts(parts, Body::new(body))).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -74,18 +74,17 @@ async fn answer(response: Response<Body>, route: &Route, codec: Codec, compress:
     if let Some(status) = Status::from_header_map(&parts.headers) {
         return failed(&status, &parts.headers, None);
     }
-    let collected = match body.collect().await {
-        Ok(collected) => collected,
+    let (data, trailers) = match read_answer(body).await {
+        Ok(read) => read,
         Err(status) => return failed(&status, &parts.headers, None),
     };
-    let trailers = collected.trailers().cloned().unwrap_or_default();
     let status = Status::from_header_map(&trailers)
         .unwrap_or_else(|| Status::internal("the handler's answer ended without a status"));
     if status.code() != tonic::Code::Ok {
         return failed(&status, &parts.headers, Some(&trailers));
     }
     let mut splitter = Splitter::new(usize::MAX);
-    splitter.push(collected.to_bytes());
+    splitter.push(data);
     let message = match splitter.next() {
         Ok(Some(message)) if splitter.pending() == 0 => message.data,
         _ => return failed(&Status::internal("the handler's answer is not one message"), &parts.headers, None),
@@ -115,6 +114,22 @@ async fn answer(response: Response<Body>, route: &Route, codec: Codec, compress:
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static(encoding.name()));
     }
     response
+}
+
+/// The whole body of a gRPC answer and its trailers. A unary answer is one
+/// chunk: it is kept as it is, without a copy.
+async fn read_answer(mut body: Body) -> Result<(Bytes, HeaderMap), Status> {
+    let mut data = Bytes::new();
+    let mut more: Option<BytesMut> = None;
+    let mut trailers = HeaderMap::new();
+    while let Some(frame) = body.frame().await {
+        match frame?.into_data() {
+            Ok(chunk) if data.is_empty() && more.is_none() => data = chunk,
+            Ok(chunk) => more.get_or_insert_with(|| BytesMut::from(&data[..])).extend_from_slice(&chunk),
+            Err(frame) => trailers = frame.into_trailers().unwrap_or_default(),
+        }
+    }
+    Ok((more.map_or(data, BytesMut::freeze), trailers))
 }
 
 /// A Connect error response for `status`, with the call's metadata.
@@ -207,6 +222,9 @@ enum Source {
 /// (never past the limit), made into one gRPC envelope.
 struct UnaryBody {
     source: Source,
+    /// The body's first chunk, while it is the only one.
+    first: Bytes,
+    /// The body so far, once it came in more than one chunk.
     buffer: BytesMut,
     decoder: Decoder,
     done: bool,
@@ -226,19 +244,28 @@ impl HttpBody for UnaryBody {
             Source::Body(body) => loop {
                 match ready!(Pin::new(&mut *body).poll_frame(cx)) {
                     Some(Ok(frame)) => {
-                        if let Some(data) = frame.data_ref() {
-                            if this.buffer.len() + data.len() > this.decoder.limit {
-                                this.done = true;
-                                let len = this.buffer.len() + data.len();
-                                return Poll::Ready(Some(Err(too_large_body(len, this.decoder.limit))));
+                        let Ok(data) = frame.into_data() else { continue };
+                        let len = this.first.len() + this.buffer.len() + data.len();
+                        if len > this.decoder.limit {
+                            this.done = true;
+                            return Poll::Ready(Some(Err(too_large_body(len, this.decoder.limit))));
+                        }
+                        // The first chunk is kept as it is; a body in several is joined.
+                        if this.first.is_empty() && this.buffer.is_empty() {
+                            this.first = data;
+                        } else {
+                            if !this.first.is_empty() {
+                                let first = std::mem::take(&mut this.first);
+                                this.buffer.extend_from_slice(&first);
                             }
-                            this.buffer.extend_from_slice(data);
+                            this.buffer.extend_from_slice(&data);
                         }
                     }
                     Some(Err(status)) => {
                         this.done = true;
                         return Poll::Ready(Some(Err(status)));
                     }
+                    None if this.buffer.is_empty() => break std::mem::take(&mut this.first),
                     None => break this.buffer.split().freeze(),
                 }
             },
