@@ -104,6 +104,20 @@ enum Codec {
     Json,
 }
 
+/// The gRPC service below the Connect layer, as the calls use it.
+trait Grpc: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send {}
+
+impl<S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send> Grpc for S {}
+
+/// One checked Connect call: its method, its codec, and the size limit.
+#[derive(Debug, Clone, Copy)]
+struct Call {
+    route: &'static Route,
+    codec: Codec,
+    /// The largest request message (`--max-recv-bytes`).
+    limit: usize,
+}
+
 /// A method the server serves, as Connect needs to know it.
 #[derive(Debug)]
 struct Route {
@@ -155,10 +169,7 @@ static ROUTES: LazyLock<HashMap<String, Route>> = LazyLock::new(|| {
 /// Serves one Connect request with `inner`, the gRPC service below: checks
 /// it in connect-go's order, then runs its call. `limit` is the largest
 /// request message (`--max-recv-bytes`).
-async fn serve<S>(inner: S, request: Request<Body>, limit: usize) -> Response<Body>
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send,
-{
+async fn serve(inner: impl Grpc, request: Request<Body>, limit: usize) -> Response<Body> {
     let Some(route) = ROUTES.get(request.uri().path()) else {
         let status = Status::unimplemented(format!("no method {} on this server", request.uri().path()));
         return error_response(StatusCode::NOT_FOUND, &status);
@@ -178,11 +189,8 @@ where
     let Some(codec) = codec_of(&request, route) else {
         return unsupported_media_type(&request, route);
     };
-    if route.streaming() {
-        stream::call(inner, request, route, codec, limit).await
-    } else {
-        unary::call(inner, request, route, codec, limit).await
-    }
+    let call = Call { route, codec, limit };
+    if route.streaming() { stream::call(inner, request, call).await } else { unary::call(inner, request, call).await }
 }
 
 /// The codec a request asks for, if the route can serve it.
@@ -233,14 +241,8 @@ fn error_response(http: StatusCode, status: &Status) -> Response<Body> {
 /// messages are read: compressed as `encoding` says (named in `header`; an
 /// encoding the server lacks refuses the call), in the route's JSON view
 /// for JSON calls, at most `limit` bytes each.
-fn to_grpc(
-    parts: &mut http::request::Parts,
-    route: &'static Route,
-    codec: Codec,
-    limit: usize,
-    encoding: Option<&str>,
-    header: &str,
-) -> Decoder {
+fn to_grpc(parts: &mut http::request::Parts, call: Call, encoding: Option<&str>, header: &str) -> Decoder {
+    let Call { route, codec, limit } = call;
     let encoding = request_encoding(encoding, header);
     let from_json = match codec {
         Codec::Json => route.json.map(|(from, _)| from),

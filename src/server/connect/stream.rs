@@ -4,7 +4,6 @@
 //! trailers become Connect's end-of-stream message, whose `error` carries a
 //! failed call's status (the HTTP status stays 200).
 
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -15,30 +14,22 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use serde_json::{Map, Value};
 use tonic::Status;
 use tonic::body::Body;
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 
 use super::codec::ToJson;
 use super::message::{Decoder, too_large};
-use super::{Codec, Route, copy_metadata, error, is_custom, to_grpc};
+use super::{Call, Codec, Grpc, copy_metadata, error, is_custom, to_grpc};
 use crate::server::compression::{ACCEPTED, Encoding, MIN_COMPRESS_BYTES};
 use crate::server::envelope::{self, COMPRESSED, END_STREAM, Splitter, TooLarge};
 
 /// Runs one streaming Connect call through `inner`.
-pub(super) async fn call<S>(
-    inner: S,
-    request: Request<Body>,
-    route: &'static Route,
-    codec: Codec,
-    limit: usize,
-) -> Response<Body>
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send,
-{
+pub(super) async fn call(inner: impl Grpc, request: Request<Body>, call: Call) -> Response<Body> {
+    let Call { route, codec, limit } = call;
     let (mut parts, body) = request.into_parts();
     let name = parts.headers.get("connect-content-encoding").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let compress =
         parts.headers.get("connect-accept-encoding").and_then(|v| v.to_str().ok()).and_then(Encoding::choose);
-    let decoder = to_grpc(&mut parts, route, codec, limit, name.as_deref(), "connect-content-encoding");
+    let decoder = to_grpc(&mut parts, call, name.as_deref(), "connect-content-encoding");
     let to_json = match codec {
         Codec::Json => route.json.map(|(_, to)| to),
         Codec::Proto => None,

@@ -5,7 +5,6 @@
 //! error with the HTTP status its code maps to.
 
 use std::borrow::Cow;
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -18,24 +17,16 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use tonic::Status;
 use tonic::body::Body;
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 
 use super::message::{Decoder, too_large};
-use super::{Codec, Route, copy_metadata, error, error_response, refuse, to_grpc};
+use super::{Call, Codec, Grpc, Route, copy_metadata, error, error_response, refuse, to_grpc};
 use crate::server::compression::{ACCEPTED, Encoding, MIN_COMPRESS_BYTES};
 use crate::server::envelope::Splitter;
 
 /// Runs one unary Connect call through `inner`.
-pub(super) async fn call<S>(
-    inner: S,
-    request: Request<Body>,
-    route: &'static Route,
-    codec: Codec,
-    limit: usize,
-) -> Response<Body>
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send,
-{
+pub(super) async fn call(inner: impl Grpc, request: Request<Body>, call: Call) -> Response<Body> {
+    let Call { route, codec, .. } = call;
     let (mut parts, body) = request.into_parts();
     let get = parts.method == Method::GET;
     let encoding_name = if get {
@@ -57,7 +48,7 @@ where
     };
     let compress = parts.headers.get("accept-encoding").and_then(|v| v.to_str().ok()).and_then(Encoding::choose);
     // After the query is read: the gRPC request has the path alone.
-    let decoder = to_grpc(&mut parts, route, codec, limit, encoding_name.as_deref(), header);
+    let decoder = to_grpc(&mut parts, call, encoding_name.as_deref(), header);
     let body = UnaryBody { source, first: Bytes::new(), buffer: BytesMut::new(), decoder, done: false };
     let response = match inner.oneshot(Request::from_parts(parts, Body::new(body))).await {
         Ok(response) => response,
