@@ -413,4 +413,57 @@ mod tests {
         scanner.scan_window(16, &mut out);
         assert!(out.is_empty());
     }
+
+    /// Strings over the letters of the word in both cases, with separators
+    /// and Unicode that lowercases oddly: matches are common, and so are
+    /// near misses.
+    fn tricky_text() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::string::string_regex("[bBaAnN \\n\u{130}\u{212a}\u{131}ß\u{301}é🍌x]{0,64}").expect("a valid regex")
+    }
+
+    /// Where the word starts, by the simplest search there is: a window
+    /// at every byte, compared ignoring ASCII case.
+    fn model_offsets(text: &str) -> Vec<usize> {
+        text.as_bytes()
+            .windows(NEEDLE.len())
+            .enumerate()
+            .filter(|(_, w)| w.eq_ignore_ascii_case(NEEDLE))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_answer_is_pythons_for_any_text(text in proptest::prelude::any::<String>()) {
+            proptest::prop_assert_eq!(contains_banana(&text), python_answer(&text));
+        }
+
+        #[test]
+        fn the_answer_is_pythons_for_tricky_text(text in tricky_text()) {
+            proptest::prop_assert_eq!(contains_banana(&text), python_answer(&text));
+            proptest::prop_assert_eq!(find_iter(&text).collect::<Vec<_>>(), model_offsets(&text));
+        }
+
+        #[test]
+        fn scanning_in_windows_finds_what_one_search_finds(
+            text in tricky_text(),
+            window in 1usize..20,
+        ) {
+            let mut scanner = Scanner::new(text.as_str());
+            let mut found = Vec::new();
+            while !scanner.is_done() {
+                scanner.scan_window(window, &mut found);
+            }
+            let expected: Vec<Occurrence> = model_offsets(&text)
+                .into_iter()
+                .map(|at| {
+                    let before = &text.as_bytes()[..at];
+                    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                    let line = 1 + before.iter().filter(|&&b| b == b'\n').count() as u64;
+                    Occurrence { line, column: (at - line_start + 1) as u64, offset: at as u64 }
+                })
+                .collect();
+            proptest::prop_assert_eq!(found, expected);
+        }
+    }
 }

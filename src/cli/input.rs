@@ -340,6 +340,8 @@ impl LineBatches {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::Just;
+
     use super::*;
     use crate::pb::v1::{ClassifyRequest, SearchRequest};
 
@@ -409,5 +411,46 @@ mod tests {
 
         let err = Data::from_arg("{} {}").message::<SearchRequest>().await.expect_err("two messages");
         assert_eq!(err.to_string(), "the -d argument holds 2 JSON requests; this call takes exactly one");
+    }
+
+    /// The reference: lines cut at every `\n` (a final piece without one is
+    /// a line too, an empty one is not), one `\r` before the `\n` dropped;
+    /// or the number of the first line that is not UTF-8.
+    fn model_lines(bytes: &[u8]) -> Result<Vec<String>, u64> {
+        let mut lines = Vec::new();
+        let mut pieces: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+        let last = pieces.pop().unwrap_or_default();
+        let mut ended: Vec<&[u8]> = pieces.into_iter().map(|line| line.strip_suffix(b"\r").unwrap_or(line)).collect();
+        if !last.is_empty() {
+            ended.push(last);
+        }
+        for (number, line) in ended.into_iter().enumerate() {
+            lines.push(String::from_utf8(line.to_vec()).map_err(|_| number as u64 + 1)?);
+        }
+        Ok(lines)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn lines_read_as_the_model_cuts_them(bytes in proptest::collection::vec(
+            proptest::prop_oneof![Just(b'\n'), Just(b'\r'), Just(b'a'), Just(0xff), Just(0xc3), Just(0xa9)], 0..200,
+        )) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+            let reader = Box::new(std::io::Cursor::new(bytes.clone()));
+            let read = runtime.block_on(all_batches(LineBatches::new(Source::File("input.txt".into()), reader)));
+            match (read, model_lines(&bytes)) {
+                (Ok(batches), Ok(lines)) => proptest::prop_assert_eq!(batches.concat(), lines),
+                (Err(Error::LineNotUtf8 { line, .. }), Err(bad)) => proptest::prop_assert_eq!(line, bad),
+                (read, model) => proptest::prop_assert!(false, "read {read:?}, model {model:?}"),
+            }
+        }
+
+        #[test]
+        fn json_data_never_panics(text in "\\PC{0,40}") {
+            // `@...` names a file (and `@-` standard input): inline JSON only.
+            proptest::prop_assume!(!text.starts_with('@'));
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+            let _ = runtime.block_on(Data::from_arg(&text).messages::<ClassifyRequest>());
+        }
     }
 }

@@ -129,4 +129,37 @@ mod tests {
         assert_eq!(short.next(), Ok(None));
         assert_eq!(short.pending(), 6, "a cut envelope is left pending");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn envelopes_split_as_written_however_they_arrive(
+            messages in proptest::collection::vec((0u8..4, proptest::collection::vec(0u8..=255, 0..100)), 0..6),
+            cuts in proptest::collection::vec(0usize..700, 0..8),
+        ) {
+            let body: Vec<u8> = messages.iter().flat_map(|(flags, m)| encode(*flags, m).to_vec()).collect();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(body.len())).collect();
+            cuts.sort_unstable();
+            let mut splitter = Splitter::new(100);
+            let mut seen = Vec::new();
+            let mut from = 0;
+            for to in cuts.into_iter().chain([body.len()]) {
+                splitter.push(&body[from..to]);
+                from = to;
+                while let Some(envelope) = splitter.next().expect("within the limit") {
+                    seen.push((envelope.flags, envelope.data.to_vec()));
+                }
+            }
+            proptest::prop_assert_eq!(seen, messages);
+            proptest::prop_assert_eq!(splitter.pending(), 0);
+        }
+
+        #[test]
+        fn any_bytes_split_without_a_panic(chunks in proptest::collection::vec(proptest::collection::vec(0u8..=255, 0..30), 0..6)) {
+            let mut splitter = Splitter::new(50);
+            for chunk in &chunks {
+                splitter.push(&chunk[..]);
+                while let Ok(Some(_)) = splitter.next() {}
+            }
+        }
+    }
 }

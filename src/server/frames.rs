@@ -194,4 +194,60 @@ mod tests {
         let status = frames(1000).track(&[7, 0, 0, 0, 0]).expect_err("bad flag");
         assert_eq!(status.code(), Code::InvalidArgument);
     }
+
+    /// The reference: the messages of a body, cut by reading each prefix.
+    fn model_split(mut body: &[u8]) -> Option<Vec<usize>> {
+        let mut lengths = Vec::new();
+        while !body.is_empty() {
+            let prefix = body.get(..PREFIX_LEN)?;
+            let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+            body = body.get(PREFIX_LEN + len..)?;
+            lengths.push(len);
+        }
+        Some(lengths)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_followed_without_a_panic(chunks in proptest::collection::vec(proptest::collection::vec(0u8..=255, 0..40), 0..8)) {
+            let mut tracker = frames(64);
+            for chunk in &chunks {
+                if tracker.track(chunk).is_err() {
+                    break;
+                }
+            }
+            let _ = tracker.truncated();
+        }
+
+        #[test]
+        fn well_framed_bodies_pass_however_they_are_cut(
+            lengths in proptest::collection::vec(0usize..300, 0..6),
+            cuts in proptest::collection::vec(0usize..2000, 0..6),
+        ) {
+            let body: Vec<u8> = lengths.iter().flat_map(|&len| message(u32::try_from(len).expect("small"))).collect();
+            proptest::prop_assert_eq!(model_split(&body), Some(lengths.clone()));
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(body.len())).collect();
+            cuts.sort_unstable();
+            let mut tracker = frames(300);
+            let mut from = 0;
+            for to in cuts.into_iter().chain([body.len()]) {
+                proptest::prop_assert!(tracker.track(&body[from..to]).is_ok());
+                from = to;
+            }
+            proptest::prop_assert!(tracker.truncated().is_none());
+        }
+
+        #[test]
+        fn a_cut_body_is_reported_as_the_model_finds_it(
+            lengths in proptest::collection::vec(0usize..50, 1..4),
+            drop in 1usize..60,
+        ) {
+            let body: Vec<u8> = lengths.iter().flat_map(|&len| message(u32::try_from(len).expect("small"))).collect();
+            let cut = &body[..body.len().saturating_sub(drop)];
+            let mut tracker = frames(300);
+            proptest::prop_assert!(tracker.track(cut).is_ok());
+            // Cut on a message boundary it is whole; anywhere else, truncated.
+            proptest::prop_assert_eq!(tracker.truncated().is_none(), model_split(cut).is_some());
+        }
+    }
 }

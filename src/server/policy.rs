@@ -89,18 +89,20 @@ impl Drop for Admitted {
 
 /// Parses a `grpc-timeout` value: at most 8 digits and a unit.
 fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    // Bytes, not chars: the unit is one ASCII byte, and a multi-byte last
+    // char must be refused, not split (a property test found that split).
+    let (&unit, digits) = value.as_bytes().split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let n: u64 = digits.parse().ok()?;
+    let n = digits.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
     Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
         _ => return None,
     })
 }
@@ -159,5 +161,21 @@ mod tests {
         let third = policy.admit().expect("a place was given back");
         drop((second, third));
         assert_eq!(policy.in_flight(), 0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_grpc_timeout_header_parses_or_is_refused(value in "\\PC{0,12}") {
+            // Never a panic, whatever a peer sends.
+            let _ = parse_grpc_timeout(&value);
+        }
+
+        #[test]
+        fn grpc_timeouts_mean_what_the_spec_says(n in 0u64..100_000_000, unit in 0usize..6) {
+            let (letter, nanos_per) = [("H", 3_600_000_000_000u128), ("M", 60_000_000_000), ("S", 1_000_000_000),
+                                       ("m", 1_000_000), ("u", 1_000), ("n", 1)][unit];
+            let parsed = parse_grpc_timeout(&format!("{n}{letter}")).expect("valid");
+            proptest::prop_assert_eq!(parsed.as_nanos(), u128::from(n) * nanos_per);
+        }
     }
 }

@@ -281,3 +281,36 @@ fn too_large_body(len: usize, limit: usize) -> Status {
     let status = too_large(len, limit);
     Status::resource_exhausted(status.message().replacen("is ", "is at least ", 1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Percent-encodes every byte but unreserved ASCII, as a URL would.
+    fn encode(bytes: &[u8]) -> String {
+        bytes
+            .iter()
+            .map(|&b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn percent_decoding_undoes_encoding(bytes in proptest::collection::vec(0u8..=255, 0..64)) {
+            proptest::prop_assert_eq!(percent_decode(&encode(&bytes)).into_owned(), bytes);
+        }
+
+        #[test]
+        fn any_query_reads_without_a_panic(query in "[a-z0-9=&%+_-]{0,60}") {
+            let uri: Uri = format!("/search.v1.SearchService/Search?{query}").parse().expect("a path and query");
+            let _ = get_message(&uri);
+            let _ = query_param(&uri, "encoding");
+        }
+    }
+}
