@@ -5,15 +5,17 @@
 //! server, the client and the JSON view of the messages.
 //!
 //! Layout: three sides, none importing another, over a shared core.
-//! - [`server`]: binding, routing, the per-call layer, the handlers, the
-//!   flags, the drain.
+//! - [`server`]: binding, routing, gRPC, gRPC-Web and the Connect protocol
+//!   on one port, compression, the per-call layer, the handlers, the flags,
+//!   the drain.
 //! - [`client`]: the library that calls a server: targets, connectivity,
 //!   deadlines, retries, one method per RPC.
 //! - [`cli`]: the `client` command: flags, input, output, exit codes, and
 //!   the load tool behind `client bench`.
 //! - The shared core, owned by neither side: [`pb`] (the generated code,
-//!   `gen/`), [`matcher`] (the domain: pure functions), [`rpc`] (method
-//!   paths, status-code names), [`tls`] (PEM files for both ends),
+//!   `gen/`), [`matcher`] (the domain: pure functions), [`rpc`] (the
+//!   contract's methods from its descriptor, method paths, status-code
+//!   names), [`tls`] (PEM files for both ends),
 //!   [`telemetry`] (logging for the binaries).
 
 pub mod cli;

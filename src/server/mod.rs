@@ -1,6 +1,7 @@
 //! The server side: binding, routing (the v1 service, the article's
-//! `/Search/search` path, health and reflection), the transport limits, and
-//! serving until a shutdown future resolves, then draining.
+//! `/Search/search` path, health and reflection) for gRPC, gRPC-Web and the
+//! Connect protocol on one port, the transport limits, and serving until a
+//! shutdown future resolves, then draining.
 //!
 //! Files:
 //! - `mod.rs`: routing, serving and the drain ([`serve`], [`start`]).
@@ -11,7 +12,9 @@
 //! - `linger.rs`: reading the rest of an HTTP/1.1 body the server refused.
 //! - `envelope.rs`: the 5-byte message envelope all three share.
 //! - `calls.rs`: the per-call layer around every route: the deadline on
-//!   streamed responses, the status codes of client mistakes, the call log.
+//!   streamed responses, the status codes of client mistakes, answers
+//!   compressed, the call log.
+//! - `compression.rs`: gzip, deflate, zstd: bounded inflating, compressing.
 //! - `policy.rs`: what the layer decides per call: the deadline from
 //!   `grpc-timeout`, load shedding, the drain's cut.
 //! - `frames.rs`: the request's gRPC framing: size limit, truncation.
