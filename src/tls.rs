@@ -1,11 +1,17 @@
-//! TLS material for both ends, read from PEM files: rustls through tonic's
-//! TLS support. The server serves a certificate and may require client
-//! certificates (mutual TLS); the client checks the server against a CA
-//! file or the system roots, and may present a certificate of its own.
+//! TLS material for both ends, read from PEM files, for rustls. The server
+//! serves a certificate and may require client certificates (mutual TLS),
+//! offering HTTP/2 and HTTP/1.1 in ALPN; the client (through tonic's TLS
+//! support) checks the server against a CA file or the system roots, and may
+//! present a certificate of its own.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 /// A TLS file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +37,10 @@ pub enum Error {
         /// What was expected in it.
         kind: &'static str,
     },
+    /// The files read, but rustls cannot serve with them (a key that does
+    /// not match its certificate, a malformed certificate).
+    #[error("cannot use the TLS files: {0}")]
+    Unusable(String),
 }
 
 fn read_pem(flag: &'static str, path: &Path, kind: &'static str) -> Result<Vec<u8>, Error> {
@@ -72,15 +82,42 @@ impl ServerTls {
         Self { cert, key, client_ca }
     }
 
-    /// tonic's server configuration; with a client CA, a client without a
-    /// valid certificate is refused during the handshake.
-    #[must_use]
-    pub fn config(&self) -> ServerTlsConfig {
-        let config = ServerTlsConfig::new().identity(Identity::from_pem(&self.cert, &self.key));
-        match &self.client_ca {
-            Some(ca) => config.client_ca_root(Certificate::from_pem(ca)),
-            None => config,
-        }
+    /// The rustls server configuration: HTTP/2 and HTTP/1.1 in ALPN (gRPC
+    /// takes the first; gRPC-Web and Connect either); with a client CA, a
+    /// client without a valid certificate is refused in the handshake.
+    ///
+    /// # Errors
+    /// [`Error::Unusable`] when the PEM blocks are not a certificate chain
+    /// and its key, or the CA holds no usable certificate.
+    pub fn config(&self) -> Result<Arc<rustls::ServerConfig>, Error> {
+        let unusable = |what: &str, err: &dyn std::fmt::Display| Error::Unusable(format!("{what}: {err}"));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|err| unusable("TLS versions", &err))?;
+        let builder = match &self.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(ca) {
+                    roots
+                        .add(cert.map_err(|err| unusable("--client-ca", &err))?)
+                        .map_err(|err| unusable("--client-ca", &err))?;
+                }
+                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .map_err(|err| unusable("--client-ca", &err))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let chain = CertificateDer::pem_slice_iter(&self.cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| unusable("--tls-cert", &err))?;
+        let key = PrivateKeyDer::from_pem_slice(&self.key).map_err(|err| unusable("--tls-key", &err))?;
+        let mut config =
+            builder.with_single_cert(chain, key).map_err(|err| unusable("--tls-cert and --tls-key", &err))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
     }
 }
 

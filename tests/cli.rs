@@ -375,13 +375,15 @@ async fn tls_through_the_binaries() {
     assert!(stderr(&plaintext).contains("try https://"), "{}", stderr(&plaintext));
     assert_eq!(stderr(&plaintext).lines().count(), 1, "{}", stderr(&plaintext));
 
-    // Connect JSON over TLS: HTTP/2, which ALPN settles on.
+    // Connect JSON over TLS, with either HTTP version in ALPN.
     let url = format!("{https}/search.v1.SearchService/Search");
     let tls = ["--cacert", ca.as_str(), "-H", "content-type: application/json"];
-    let mut curl = Command::new("curl");
-    curl.args(["-sS", "--http2"]).args(tls).args(["-d", r#"{"query":"Banana"}"#, &url]);
-    let output = curl.output().await.expect("curl is installed (Debian's curl)");
-    assert_eq!(String::from_utf8_lossy(&output.stdout), r#"{"status":1}"#, "{}", stderr(&output));
+    for version in ["--http2", "--http1.1"] {
+        let mut curl = Command::new("curl");
+        curl.args(["-sS", version]).args(tls).args(["-d", r#"{"query":"Banana"}"#, &url]);
+        let output = curl.output().await.expect("curl is installed (Debian's curl)");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), r#"{"status":1}"#, "{version}: {}", stderr(&output));
+    }
 
     signal(&child, "TERM").await;
     assert_eq!(child.wait_with_output().await.expect("exit").status.code(), Some(0));

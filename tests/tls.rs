@@ -13,12 +13,16 @@ use search::server::ServerConfig;
 use search::tls::{ClientTls, ServerTls};
 
 async fn tls_server(pki: &Pki, mutual: bool) -> TestServer {
+    tls_server_with(pki, mutual, ServerConfig::default()).await
+}
+
+async fn tls_server_with(pki: &Pki, mutual: bool, config: ServerConfig) -> TestServer {
     let (cert, key) = pki.server.clone();
     let client_ca = mutual.then(|| pki.ca.clone().into_bytes());
     let config = ServerConfig {
         tls: Some(ServerTls::from_pem(cert.into_bytes(), key.into_bytes(), client_ca)),
         grace: Duration::from_millis(200),
-        ..ServerConfig::default()
+        ..config
     };
     TestServer::start_with("127.0.0.1:0", config).await
 }
@@ -97,3 +101,25 @@ async fn mutual_tls_needs_a_client_certificate() {
     assert_eq!(search(&identified).await.expect("mutual TLS"), 1);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_silent_client_neither_blocks_others_nor_stays() {
+    use tokio::io::AsyncReadExt;
+
+    let pki = pki();
+    let config = ServerConfig { handshake_timeout: Duration::from_millis(300), ..ServerConfig::default() };
+    let server = tls_server_with(&pki, false, config).await;
+    // Connects and says nothing: no ClientHello.
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+    // Meanwhile a real client is served: the handshake waits in a task of
+    // its own, not in the accept loop.
+    let talker = client(&format!("https://localhost:{}", server.addr.port()), trusting(&pki.ca));
+    let answered = tokio::time::timeout(Duration::from_secs(20), search(&talker)).await;
+    assert_eq!(answered.expect("served while another connection is silent").expect("TLS call"), 1);
+    // The silent one is closed at the handshake timeout.
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(Duration::from_secs(20), silent.read(&mut byte)).await;
+    assert!(matches!(closed.expect("closed, not left open"), Ok(0) | Err(_)), "the server closes it");
+    server.stop().await;
+}
+

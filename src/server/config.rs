@@ -32,6 +32,8 @@ pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
 /// Extra time an aged connection gets before it is closed.
 pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(60);
+/// How long a new connection may take to finish its TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long calls in flight may run after a shutdown signal.
 pub const GRACE: Duration = Duration::from_secs(10);
 
@@ -91,6 +93,12 @@ pub struct ServerArgs {
     #[arg(long, env = "SEARCH_GRACE", value_name = "DURATION", default_value_t = GRACE.into())]
     pub grace: humantime::Duration,
 
+    /// How long a new connection may take to finish its TLS handshake before
+    /// it is closed (a client that connects and says nothing holds no
+    /// resources longer than this).
+    #[arg(long, env = "SEARCH_HANDSHAKE_TIMEOUT", value_name = "DURATION", default_value_t = HANDSHAKE_TIMEOUT.into())]
+    pub handshake_timeout: humantime::Duration,
+
     /// Serve TLS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "SEARCH_TLS_CERT", value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -137,6 +145,8 @@ pub struct ServerConfig {
     pub max_connection_age_grace: Duration,
     /// Drain time after a shutdown signal.
     pub grace: Duration,
+    /// The longest a TLS handshake may take.
+    pub handshake_timeout: Duration,
     /// TLS, when serving it.
     pub tls: Option<ServerTls>,
     /// Origins whose web pages may call the server (CORS).
@@ -156,6 +166,7 @@ impl Default for ServerConfig {
             max_connection_age: MAX_CONNECTION_AGE,
             max_connection_age_grace: MAX_CONNECTION_AGE_GRACE,
             grace: GRACE,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
             tls: None,
             cors: CorsOrigins::None,
         }
@@ -200,6 +211,7 @@ impl ServerArgs {
             ("keepalive-interval", self.keepalive_interval),
             ("keepalive-timeout", self.keepalive_timeout),
             ("max-connection-age", self.max_connection_age),
+            ("handshake-timeout", self.handshake_timeout),
         ] {
             if value.is_zero() {
                 return Err(ConfigError::Zero { flag });
@@ -223,6 +235,7 @@ impl ServerArgs {
             max_connection_age: self.max_connection_age.into(),
             max_connection_age_grace: self.max_connection_age_grace.into(),
             grace: self.grace.into(),
+            handshake_timeout: self.handshake_timeout.into(),
             tls,
             cors: CorsOrigins::parse(&self.cors_origins)?,
         })

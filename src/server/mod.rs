@@ -6,6 +6,8 @@
 //! Files:
 //! - `mod.rs`: routing, serving and the drain ([`serve`], [`start`]).
 //! - `listen.rs`: the sockets, bound before serving ([`Listeners`]).
+//! - `accept.rs`: accepting on them; TLS handshakes, each in a task of its
+//!   own under the handshake timeout.
 //! - `handlers.rs`: the four RPC handlers over [`crate::matcher`] ([`Search`]).
 //! - `protocol.rs`: one port, three protocols: gRPC, gRPC-Web (tonic-web)
 //!   and the Connect protocol (`connect/`), each down its own path.
@@ -22,22 +24,19 @@
 //! - `shutdown.rs`: SIGINT and SIGTERM as the shutdown future.
 
 use std::future::Future;
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::Uri;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_stream::{Stream, StreamExt};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tower::util::MapRequestLayer;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+mod accept;
 mod calls;
 mod compression;
 mod config;
@@ -62,6 +61,7 @@ pub use self::shutdown::signal;
 use crate::pb::v1::FILE_DESCRIPTOR_SET;
 use crate::pb::v1::search_service_server::SearchServiceServer;
 use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
+use crate::tls::ServerTls;
 
 /// What can stop the server from serving.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +69,9 @@ pub enum Error {
     /// The transport failed (TLS configuration, accepting connections).
     #[error(transparent)]
     Transport(#[from] tonic::transport::Error),
+    /// The TLS files cannot be served with.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::Error),
     /// The reflection service could not read the descriptor set.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -134,7 +137,7 @@ pub async fn start(
     let cut = CancellationToken::new();
     let policy = Arc::new(CallPolicy::new(&config, cut.clone()));
     let handle = Handle { policy: Arc::clone(&policy) };
-    let mut builder = Server::builder()
+    let builder = Server::builder()
         // gRPC-Web and Connect also come over HTTP/1.1, on the same port.
         .accept_http1(true)
         .max_concurrent_streams(config.max_concurrent_streams)
@@ -143,9 +146,9 @@ pub async fn start(
         // Both or neither: tonic panics on an age without a grace (0.14.5+).
         .max_connection_age(config.max_connection_age)
         .max_connection_age_grace(config.max_connection_age_grace);
-    if let Some(tls) = &config.tls {
-        builder = builder.tls_config(tls.config())?;
-    }
+    // TLS is ours, not tonic's: both HTTP versions in ALPN, and handshakes
+    // off the accept loop (see accept.rs).
+    let tls = config.tls.as_ref().map(ServerTls::config).transpose()?.map(TlsAcceptor::from);
     let search = Search.into_server().max_decoding_message_size(config.max_recv_bytes);
     // Every service takes compressed requests, which tonic inflates into a
     // buffer bounded by the size limit; answers are compressed by the call
@@ -181,7 +184,8 @@ pub async fn start(
     };
     let in_flight = handle.clone();
     let serving = async move {
-        let serving = router.serve_with_incoming_shutdown(incoming(listeners.listeners), drain);
+        let incoming = accept::incoming(listeners.listeners, tls, config.handshake_timeout);
+        let serving = router.serve_with_incoming_shutdown(incoming, drain);
         // The cut: calls still running after the grace end with UNAVAILABLE;
         // connections still open a moment later are abandoned.
         let watchdog = async move {
@@ -240,20 +244,6 @@ const CORS_MAX_AGE: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// How long connections get to close after the calls were cut.
 const CLOSE_MARGIN: Duration = Duration::from_secs(1);
-
-/// Accepted connections, from any of the listeners.
-type Incoming = Pin<Box<dyn Stream<Item = io::Result<TcpStream>> + Send>>;
-
-/// One stream of the connections of every listener (two at most in practice:
-/// the IPv4 and IPv6 loopback), with Nagle off: gRPC messages are small and
-/// latency-bound.
-fn incoming(listeners: Vec<TcpListener>) -> Incoming {
-    listeners
-        .into_iter()
-        .map(|listener| -> Incoming { Box::pin(TcpIncoming::from(listener).with_nodelay(Some(true))) })
-        .reduce(|a, b| Box::pin(a.merge(b)))
-        .unwrap_or_else(|| Box::pin(tokio_stream::empty()))
-}
 
 /// Sends the article's `/Search/search` to the v1 `Search` handler by
 /// rewriting the request path before routing. The messages are the same on
