@@ -122,4 +122,3 @@ async fn a_silent_client_neither_blocks_others_nor_stays() {
     assert!(matches!(closed.expect("closed, not left open"), Ok(0) | Err(_)), "the server closes it");
     server.stop().await;
 }
-
