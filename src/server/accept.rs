@@ -1,18 +1,25 @@
 //! Accepting connections: one task per listening socket accepts (Nagle
-//! off: gRPC messages are small and latency-bound), and each TLS handshake
-//! runs in a task of its own under the handshake timeout, so that a slow or
-//! silent client never holds up the next accept. Connections ready to serve
+//! off: gRPC messages are small and latency-bound), past `--max-connections`
+//! a new connection is closed at once (counted, and logged once a second),
+//! and each TLS handshake runs in a task of its own, so that a slow or silent
+//! client never holds up the next accept. Within the handshake timeout a
+//! connection must also say its first word: the HTTP/2 preface and SETTINGS,
+//! or an HTTP/1.1 request head; else it is closed. Connections ready to serve
 //! come out of one stream; when the server stops taking that stream (a
 //! drain), the tasks end and the listening sockets close.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -26,13 +33,123 @@ const QUEUE: usize = 64;
 /// before accepting again, rather than spinning on the error.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// A connection ready to serve: plain TCP, or TLS over it.
+/// How often the refused connections are logged, at most.
+const REFUSED_LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// The first bytes of an HTTP/2 connection (RFC 9113, section 3.4).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The frame header's length and the SETTINGS frame's type.
+const FRAME_HEADER: usize = 9;
+const SETTINGS: u8 = 0x4;
+
+/// The most bytes looked at for the first word: past that, hyper's own
+/// limits on heads and frames decide.
+const FIRST_WORD_MAX: usize = 64 << 10;
+
+/// The connections open and those refused, shared by the accept tasks.
 #[derive(Debug)]
-pub(super) enum Connection {
+pub(super) struct Limits {
+    max: usize,
+    open: AtomicUsize,
+    refused: AtomicU64,
+    logged: Mutex<Option<Instant>>,
+}
+
+impl Limits {
+    /// At most `max` connections at once.
+    pub(super) fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self { max, open: AtomicUsize::new(0), refused: AtomicU64::new(0), logged: Mutex::new(None) })
+    }
+
+    /// Connections open now.
+    pub(super) fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections refused since the server started.
+    pub(super) fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// A place for a new connection, or none at the limit (counted).
+    fn admit(self: &Arc<Self>) -> Option<Slot> {
+        if self.open.fetch_add(1, Ordering::AcqRel) < self.max {
+            return Some(Slot(Arc::clone(self)));
+        }
+        self.open.fetch_sub(1, Ordering::AcqRel);
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        // One line a second however many are refused: a flood of
+        // connections must not become a flood of log lines.
+        if let Ok(mut logged) = self.logged.lock() {
+            let now = Instant::now();
+            if logged.is_none_or(|at| now.duration_since(at) >= REFUSED_LOG_EVERY) {
+                *logged = Some(now);
+                tracing::warn!(limit = self.max, refused, "refusing connections over --max-connections");
+            }
+        }
+        None
+    }
+}
+
+/// A connection's place among the open ones, given back when it closes.
+#[derive(Debug)]
+struct Slot(Arc<Limits>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A connection ready to serve.
+#[derive(Debug)]
+pub(super) struct Connection {
+    io: Io,
+    /// Until the first word has arrived: its deadline, and what came so far.
+    first_word: Option<FirstWord>,
+    _slot: Slot,
+}
+
+/// The bytes of a connection.
+#[derive(Debug)]
+enum Io {
     /// Cleartext: HTTP/2 by prior knowledge, or HTTP/1.1.
     Plain(TcpStream),
     /// TLS, the handshake done; ALPN chose HTTP/2 or HTTP/1.1.
     Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Waiting for a connection's first word (see the module documentation).
+#[derive(Debug)]
+struct FirstWord {
+    deadline: Pin<Box<Sleep>>,
+    seen: Vec<u8>,
+}
+
+impl FirstWord {
+    /// Adds what was read; true once the first word is complete (or long
+    /// enough that hyper's limits take over).
+    fn feed(&mut self, data: &[u8]) -> bool {
+        let room = FIRST_WORD_MAX.saturating_sub(self.seen.len());
+        self.seen.extend_from_slice(&data[..data.len().min(room)]);
+        let seen = &self.seen[..];
+        if seen.len() >= FIRST_WORD_MAX {
+            return true;
+        }
+        if seen.len() < PREFACE.len() && PREFACE.starts_with(seen) {
+            return false; // maybe HTTP/2, not yet sure
+        }
+        if let Some(frames) = seen.strip_prefix(PREFACE) {
+            // The client's SETTINGS must follow the preface; anything else is
+            // a protocol error hyper answers at once.
+            let Some(header) = frames.get(..FRAME_HEADER) else { return false };
+            let len = usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+            return header[3] != SETTINGS || frames.len() >= FRAME_HEADER + len;
+        }
+        // HTTP/1.1: the request head ends with an empty line.
+        seen.windows(4).any(|w| w == b"\r\n\r\n")
+    }
 }
 
 /// The connections of `listeners`, TLS with `tls` when given, each TLS
@@ -41,55 +158,71 @@ pub(super) fn incoming(
     listeners: Vec<TcpListener>,
     tls: Option<TlsAcceptor>,
     handshake_timeout: Duration,
+    limits: &Arc<Limits>,
 ) -> ReceiverStream<io::Result<Connection>> {
     let (ready, incoming) = mpsc::channel(QUEUE);
     for listener in listeners {
-        tokio::spawn(accept(listener, tls.clone(), handshake_timeout, ready.clone()));
+        let accepting =
+            Accepting { tls: tls.clone(), handshake_timeout, limits: Arc::clone(limits), ready: ready.clone() };
+        tokio::spawn(accepting.run(listener));
     }
     ReceiverStream::new(incoming)
 }
 
-/// Accepts on `listener` until the server stops taking connections.
-async fn accept(
-    listener: TcpListener,
+/// What an accept task needs.
+struct Accepting {
     tls: Option<TlsAcceptor>,
     handshake_timeout: Duration,
+    limits: Arc<Limits>,
     ready: mpsc::Sender<io::Result<Connection>>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            // The server took its last connection: close the socket.
-            () = ready.closed() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let tcp = match accepted {
-            Ok((tcp, _)) => tcp,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot accept a connection");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
-        };
-        // Only fails on a socket already closed, which serving will notice.
-        let _ = tcp.set_nodelay(true);
-        match &tls {
-            None => {
-                if ready.send(Ok(Connection::Plain(tcp))).await.is_err() {
-                    return;
+}
+
+impl Accepting {
+    /// Accepts on `listener` until the server stops taking connections.
+    async fn run(self, listener: TcpListener) {
+        let Self { tls, handshake_timeout, limits, ready } = self;
+        loop {
+            let accepted = tokio::select! {
+                // The server took its last connection: close the socket.
+                () = ready.closed() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let tcp = match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot accept a connection");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
                 }
-            }
-            Some(acceptor) => {
-                let (acceptor, ready) = (acceptor.clone(), ready.clone());
-                tokio::spawn(async move {
-                    let peer = tcp.peer_addr().ok();
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            let _ = ready.send(Ok(Connection::Tls(Box::new(stream)))).await;
-                        }
-                        Ok(Err(err)) => tracing::debug!(?peer, error = %err, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(?peer, timeout = ?handshake_timeout, "TLS handshake timed out"),
+            };
+            // Over the limit: closed at once (dropped), counted.
+            let Some(slot) = limits.admit() else { continue };
+            // Only fails on a socket already closed, which serving will notice.
+            let _ = tcp.set_nodelay(true);
+            let deadline = Instant::now() + handshake_timeout;
+            let first_word =
+                Some(FirstWord { deadline: Box::pin(tokio::time::sleep_until(deadline)), seen: Vec::new() });
+            match &tls {
+                None => {
+                    let connection = Connection { io: Io::Plain(tcp), first_word, _slot: slot };
+                    if ready.send(Ok(connection)).await.is_err() {
+                        return;
                     }
-                });
+                }
+                Some(acceptor) => {
+                    let (acceptor, ready) = (acceptor.clone(), ready.clone());
+                    tokio::spawn(async move {
+                        let peer = tcp.peer_addr().ok();
+                        match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+                            Ok(Ok(stream)) => {
+                                let io = Io::Tls(Box::new(stream));
+                                let _ = ready.send(Ok(Connection { io, first_word, _slot: slot })).await;
+                            }
+                            Ok(Err(err)) => tracing::debug!(?peer, error = %err, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(?peer, timeout = ?handshake_timeout, "TLS handshake timed out"),
+                        }
+                    });
+                }
             }
         }
     }
@@ -97,9 +230,9 @@ async fn accept(
 
 impl Connection {
     fn tcp(&self) -> &TcpStream {
-        match self {
-            Self::Plain(tcp) => tcp,
-            Self::Tls(tls) => tls.get_ref().0,
+        match &self.io {
+            Io::Plain(tcp) => tcp,
+            Io::Tls(tls) => tls.get_ref().0,
         }
     }
 }
@@ -115,6 +248,30 @@ impl Connected for Connection {
 
 impl AsyncRead for Connection {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(first_word) = this.first_word.as_mut()
+            && first_word.deadline.as_mut().poll(cx).is_ready()
+        {
+            // An error from the read is how a server connection ends: hyper
+            // closes it.
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no HTTP/2 preface and SETTINGS, nor HTTP/1.1 request head, within --handshake-timeout",
+            )));
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        if let Some(first_word) = this.first_word.as_mut()
+            && first_word.feed(&buf.filled()[before..])
+        {
+            this.first_word = None;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
             Self::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
@@ -123,6 +280,32 @@ impl AsyncRead for Connection {
 }
 
 impl AsyncWrite for Connection {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+impl AsyncWrite for Io {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),

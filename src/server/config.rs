@@ -32,8 +32,34 @@ pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
 /// Extra time an aged connection gets before it is closed.
 pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(60);
-/// How long a new connection may take to finish its TLS handshake.
+/// How long a new connection may take to finish its TLS handshake and say
+/// its first word (the HTTP/2 preface and SETTINGS, or a request head).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// File descriptors kept for everything but connections: listeners, logs,
+/// files, the runtime's own.
+const SPARE_FDS: u64 = 64;
+
+/// The default `--max-connections`: the process's open-file limit, less
+/// what the rest of the server needs (each connection is one descriptor).
+#[must_use]
+pub fn default_max_connections() -> u32 {
+    let limit = open_file_limit().unwrap_or(1024);
+    u32::try_from(limit.saturating_sub(SPARE_FDS).max(1)).unwrap_or(u32::MAX)
+}
+
+/// The soft limit on open files (`ulimit -n`).
+fn open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit writes one rlimit into the struct it is given.
+        let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) };
+        (got == 0).then_some(limit.rlim_cur)
+    }
+    #[cfg(not(unix))]
+    None
+}
 /// How long calls in flight may run after a shutdown signal.
 pub const GRACE: Duration = Duration::from_secs(10);
 
@@ -93,11 +119,19 @@ pub struct ServerArgs {
     #[arg(long, env = "SEARCH_GRACE", value_name = "DURATION", default_value_t = GRACE.into())]
     pub grace: humantime::Duration,
 
-    /// How long a new connection may take to finish its TLS handshake before
-    /// it is closed (a client that connects and says nothing holds no
-    /// resources longer than this).
+    /// How long a new connection may take to finish its TLS handshake and
+    /// send the HTTP/2 preface and SETTINGS (or an HTTP/1.1 request head)
+    /// before it is closed: a client that connects and says nothing holds
+    /// nothing longer than this.
     #[arg(long, env = "SEARCH_HANDSHAKE_TIMEOUT", value_name = "DURATION", default_value_t = HANDSHAKE_TIMEOUT.into())]
     pub handshake_timeout: humantime::Duration,
+
+    /// Connections open at once; past it a new connection is closed at once
+    /// (counted, and logged once a second). Defaults to the open-file limit
+    /// less 64.
+    #[arg(long, env = "SEARCH_MAX_CONNECTIONS", value_name = "N", default_value_t = default_max_connections(),
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 
     /// Serve TLS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "SEARCH_TLS_CERT", value_name = "FILE", requires = "tls_key")]
@@ -145,8 +179,10 @@ pub struct ServerConfig {
     pub max_connection_age_grace: Duration,
     /// Drain time after a shutdown signal.
     pub grace: Duration,
-    /// The longest a TLS handshake may take.
+    /// The longest a TLS handshake and the first word may take.
     pub handshake_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
     /// TLS, when serving it.
     pub tls: Option<ServerTls>,
     /// Origins whose web pages may call the server (CORS).
@@ -167,6 +203,7 @@ impl Default for ServerConfig {
             max_connection_age_grace: MAX_CONNECTION_AGE_GRACE,
             grace: GRACE,
             handshake_timeout: HANDSHAKE_TIMEOUT,
+            max_connections: default_max_connections() as usize,
             tls: None,
             cors: CorsOrigins::None,
         }
@@ -236,6 +273,7 @@ impl ServerArgs {
             max_connection_age_grace: self.max_connection_age_grace.into(),
             grace: self.grace.into(),
             handshake_timeout: self.handshake_timeout.into(),
+            max_connections: self.max_connections as usize,
             tls,
             cors: CorsOrigins::parse(&self.cors_origins)?,
         })

@@ -50,6 +50,7 @@ mod policy;
 mod protocol;
 mod shutdown;
 
+use self::accept::Limits;
 use self::calls::CallLayer;
 pub use self::config::{ByteSize, ConfigError, CorsOrigins, ServerArgs, ServerConfig};
 pub use self::handlers::Search;
@@ -81,6 +82,7 @@ pub enum Error {
 #[derive(Debug, Clone)]
 pub struct Handle {
     policy: Arc<CallPolicy>,
+    limits: Arc<Limits>,
 }
 
 impl Handle {
@@ -88,6 +90,18 @@ impl Handle {
     #[must_use]
     pub fn in_flight(&self) -> usize {
         self.policy.in_flight()
+    }
+
+    /// Connections open now.
+    #[must_use]
+    pub fn connections(&self) -> usize {
+        self.limits.open()
+    }
+
+    /// Connections refused over `--max-connections` since the start.
+    #[must_use]
+    pub fn refused_connections(&self) -> u64 {
+        self.limits.refused()
     }
 }
 
@@ -136,7 +150,8 @@ pub async fn start(
 
     let cut = CancellationToken::new();
     let policy = Arc::new(CallPolicy::new(&config, cut.clone()));
-    let handle = Handle { policy: Arc::clone(&policy) };
+    let limits = Limits::new(config.max_connections);
+    let handle = Handle { policy: Arc::clone(&policy), limits: Arc::clone(&limits) };
     let builder = Server::builder()
         // gRPC-Web and Connect also come over HTTP/1.1, on the same port.
         .accept_http1(true)
@@ -184,7 +199,7 @@ pub async fn start(
     };
     let in_flight = handle.clone();
     let serving = async move {
-        let incoming = accept::incoming(listeners.listeners, tls, config.handshake_timeout);
+        let incoming = accept::incoming(listeners.listeners, tls, config.handshake_timeout, &limits);
         let serving = router.serve_with_incoming_shutdown(incoming, drain);
         // The cut: calls still running after the grace end with UNAVAILABLE;
         // connections still open a moment later are abandoned.
