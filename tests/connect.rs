@@ -242,3 +242,20 @@ async fn health_answers_over_connect_json() {
     assert_eq!(error_of(&answer).0, 404, "NOT_FOUND maps to 404");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_server_stream_takes_exactly_one_request_message() {
+    let server = TestServer::start().await;
+    let scan = "/search.v1.SearchService/Scan";
+    let one = envelope(0, br#"{"text":"banana"}"#);
+    for (what, body) in [("two", [one.clone(), one.clone()].concat()), ("none", Vec::new())] {
+        let answer = post(&server, H1, scan, "application/connect+json", body).await;
+        let frames = envelopes(&answer.body);
+        let end: Value = serde_json::from_slice(&frames.last().expect("an end message").1).expect("JSON");
+        assert_eq!(end["error"]["code"], "unimplemented", "{what}: {end}");
+        assert_eq!(frames.len(), 1, "{what}: no answer, only the end");
+    }
+    let answer = post(&server, H1, scan, "application/connect+json", one).await;
+    assert_eq!(envelopes(&answer.body).len(), 2, "one message: one answer and the end");
+    server.stop().await;
+}

@@ -139,3 +139,16 @@ async fn cors_lets_only_the_allowed_origins_in() {
     assert_eq!(preflight(&server, allowed).await.header("access-control-allow-origin"), "");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn bidirectional_grpc_web_needs_http2() {
+    let server = TestServer::start().await;
+    let body = envelope(0, &search::pb::v1::ClassifyRequest { queries: vec!["banana".into()] }.encode_to_vec());
+    let path = "/search.v1.SearchService/Classify";
+    let answer = grpc_web(&server, Version::HTTP_11, path, "application/grpc-web+proto", body.clone()).await;
+    assert_eq!(answer.status, 505, "as connect-go answers every protocol");
+    let answer = grpc_web(&server, Version::HTTP_2, path, "application/grpc-web+proto", body).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(split(&answer.body).0.len(), 1, "one answer over HTTP/2");
+    server.stop().await;
+}

@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::header::CONTENT_TYPE;
-use http::{Request, Response, Version};
+use http::{Request, Response, StatusCode, Version};
 use tonic::Status;
 use tonic::body::Body;
 use tonic_web::{GrpcWebLayer, GrpcWebService};
@@ -19,7 +19,7 @@ use tower::util::{Either, Oneshot};
 use tower::{Layer, Service, ServiceExt};
 use tower_http::cors::{Cors, CorsLayer};
 
-use super::connect::ConnectService;
+use super::connect::{self, ConnectService};
 use super::linger::Lingering;
 
 /// The protocols served on the one port.
@@ -129,6 +129,8 @@ pin_project_lite::pin_project! {
         GrpcWeb { #[pin] future: W },
         /// A Connect call.
         Connect { #[pin] future: C },
+        /// An answer given before any call (HTTP 505).
+        Refused { response: Option<Response<Body>> },
     }
 }
 
@@ -145,6 +147,7 @@ where
             ProtocolFutureProj::Grpc { future } => future.poll(cx),
             ProtocolFutureProj::GrpcWeb { future } => future.poll(cx),
             ProtocolFutureProj::Connect { future } => future.poll(cx),
+            ProtocolFutureProj::Refused { response } => Poll::Ready(Ok(response.take().unwrap_or_default())),
         }
     }
 }
@@ -178,6 +181,12 @@ where
         }
         request.extensions_mut().insert(CallMark { protocol, refused: None });
         if protocol == Protocol::GrpcWeb {
+            if request.version() < Version::HTTP_2 && connect::is_bidi(request.uri().path()) {
+                // Half-duplex HTTP/1.1 cannot carry it; tonic-web would try.
+                let mut response = Response::new(Body::empty());
+                *response.status_mut() = StatusCode::HTTP_VERSION_NOT_SUPPORTED;
+                return ProtocolFuture::Refused { response: Some(response) };
+            }
             ProtocolFuture::GrpcWeb { future: self.web.clone().oneshot(request) }
         } else {
             ProtocolFuture::Connect { future: self.connect.clone().oneshot(request) }

@@ -166,6 +166,12 @@ static ROUTES: LazyLock<HashMap<String, Route>> = LazyLock::new(|| {
     routes
 });
 
+/// Whether the method at `path` is bidirectional: over HTTP/1.1 no protocol
+/// can carry it (connect-go answers 505 for each).
+pub(super) fn is_bidi(path: &str) -> bool {
+    ROUTES.get(path).is_some_and(|route| route.client_streaming && route.server_streaming)
+}
+
 /// Serves one Connect request with `inner`, the gRPC service below: checks
 /// it in connect-go's order, then runs its call. `limit` is the largest
 /// request message (`--max-recv-bytes`).

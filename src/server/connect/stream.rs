@@ -34,7 +34,8 @@ pub(super) async fn call(inner: impl Grpc, request: Request<Body>, call: Call) -
         Codec::Json => route.json.map(|(_, to)| to),
         Codec::Proto => None,
     };
-    let body = RequestEnvelopes { inner: body, splitter: Splitter::new(limit), decoder, done: false };
+    let one = (!route.client_streaming).then(Held::default);
+    let body = RequestEnvelopes { inner: body, splitter: Splitter::new(limit), decoder, one, done: false };
     let response = match inner.oneshot(Request::from_parts(parts, Body::new(body))).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -69,7 +70,16 @@ struct RequestEnvelopes {
     inner: Body,
     splitter: Splitter,
     decoder: Decoder,
+    /// A server stream takes exactly one request message: it is held back
+    /// until the body has ended, so that a second (or none) is refused.
+    one: Option<Held>,
     done: bool,
+}
+
+/// The one message of a server stream, while the rest of the body is read.
+#[derive(Default)]
+struct Held {
+    message: Option<Bytes>,
 }
 
 impl RequestEnvelopes {
@@ -98,10 +108,20 @@ impl HttpBody for RequestEnvelopes {
                         )));
                     }
                     let compressed = message.flags & COMPRESSED != 0;
-                    return match this.decoder.envelope(message.data, compressed) {
-                        Ok(envelope) => Poll::Ready(Some(Ok(Frame::data(envelope)))),
-                        Err(status) => this.fail(status),
+                    let envelope = match this.decoder.envelope(message.data, compressed) {
+                        Ok(envelope) => envelope,
+                        Err(status) => return this.fail(status),
                     };
+                    match this.one.as_mut() {
+                        None => return Poll::Ready(Some(Ok(Frame::data(envelope)))),
+                        Some(Held { message: Some(_) }) => {
+                            return this.fail(Status::unimplemented(
+                                "a server-streaming call takes exactly one request message; this one has more",
+                            ));
+                        }
+                        Some(held) => held.message = Some(envelope),
+                    }
+                    continue;
                 }
                 Ok(None) => {}
                 Err(TooLarge(len)) => return this.fail(too_large(len, this.decoder.limit)),
@@ -121,7 +141,13 @@ impl HttpBody for RequestEnvelopes {
                 }
                 None => {
                     this.done = true;
-                    return Poll::Ready(None);
+                    return match this.one.take() {
+                        None => Poll::Ready(None),
+                        Some(Held { message: Some(message) }) => Poll::Ready(Some(Ok(Frame::data(message)))),
+                        Some(Held { message: None }) => Poll::Ready(Some(Err(Status::unimplemented(
+                            "a server-streaming call takes exactly one request message; this one has none",
+                        )))),
+                    };
                 }
             }
         }
