@@ -152,3 +152,18 @@ async fn bidirectional_grpc_web_needs_http2() {
     assert_eq!(split(&answer.body).0.len(), 1, "one answer over HTTP/2");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn grpc_in_json_is_refused_as_an_unsupported_content_type() {
+    let server = TestServer::start().await;
+    let body = envelope(0, br#"{"query":"banana"}"#);
+    for (version, content_type) in [
+        (Version::HTTP_2, "application/grpc+json"),
+        (Version::HTTP_11, "application/grpc-web+json"),
+        (Version::HTTP_2, "application/grpc-web+json"),
+    ] {
+        let answer = grpc_web(&server, version, "/search.v1.SearchService/Search", content_type, body.clone()).await;
+        assert_eq!(answer.status, 415, "{content_type} over {version:?}");
+    }
+    server.stop().await;
+}

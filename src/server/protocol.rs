@@ -38,7 +38,10 @@ pub enum Protocol {
 impl Protocol {
     /// What `request` speaks.
     pub fn of<B>(request: &Request<B>) -> Self {
-        let content_type = request.headers().get(CONTENT_TYPE).map_or(&b""[..], |value| value.as_bytes());
+        Self::of_content_type(content_type(request))
+    }
+
+    fn of_content_type(content_type: &[u8]) -> Self {
         if content_type.starts_with(b"application/grpc-web") {
             Self::GrpcWeb
         } else if content_type.starts_with(b"application/grpc") {
@@ -57,6 +60,11 @@ impl Protocol {
             Self::Connect => "connect",
         }
     }
+}
+
+/// A request's content type, empty when it has none.
+fn content_type<B>(request: &Request<B>) -> &[u8] {
+    request.headers().get(CONTENT_TYPE).map_or(&b""[..], |value| value.as_bytes())
 }
 
 /// What the protocol layer tells the per-call layer of a call that is not
@@ -172,12 +180,21 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let protocol = Protocol::of(&request);
+        let content_type = content_type(&request);
+        let protocol = Protocol::of_content_type(content_type);
+        // gRPC and gRPC-Web in JSON (`application/grpc+json`) are not served
+        // here: refused as gRPC refuses a content type it lacks.
+        let json = protocol != Protocol::Connect && content_type.ends_with(b"+json");
         if request.version() < Version::HTTP_2 {
             request = request.map(|body| Body::new(Lingering::new(body)));
         }
-        if protocol == Protocol::Grpc {
+        if protocol == Protocol::Grpc && !json {
             return ProtocolFuture::Grpc { future: self.grpc.call(request) };
+        }
+        if json {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            return ProtocolFuture::Refused { response: Some(response) };
         }
         request.extensions_mut().insert(CallMark { protocol, refused: None });
         if protocol == Protocol::GrpcWeb {
