@@ -104,3 +104,29 @@ async fn past_max_connections_new_ones_are_closed_at_once_and_counted() {
     assert_eq!(server.handle.refused_connections(), 1);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_header_block_over_max_header_bytes_is_refused_and_the_connection_serves_on() {
+    let config = ServerConfig { max_header_bytes: 4096, ..ServerConfig::default() };
+    let server = TestServer::start_with("127.0.0.1:0", config).await;
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let (sender, connection) = h2::client::handshake(tcp).await.expect("HTTP/2 handshake");
+    tokio::spawn(connection);
+    let mut sender = sender.ready().await.expect("ready");
+    let request = |extra: usize| {
+        http::Request::post(format!("http://{}/search.v1.SearchService/Search", server.addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("x-padding", "p".repeat(extra))
+            .body(())
+            .expect("a request")
+    };
+    let (response, _) = sender.send_request(request(8192), true).expect("sent");
+    let status = response.await.map(|r| r.status().as_u16());
+    assert_eq!(status.ok(), Some(431), "a large header block is refused: 431 Request Header Fields Too Large");
+    // The same connection still serves a request within the limit.
+    let mut sender = sender.ready().await.expect("the connection lives on");
+    let (response, _) = sender.send_request(request(10), true).expect("sent");
+    assert_eq!(response.await.expect("answered").status(), 200);
+    server.stop().await;
+}

@@ -32,6 +32,8 @@ pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
 /// Extra time an aged connection gets before it is closed.
 pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(60);
+/// The largest request header block over HTTP/2 (hyper's default).
+pub const MAX_HEADER_BYTES: ByteSize = ByteSize(16 << 10);
 /// How long a new connection may take to finish its TLS handshake and say
 /// its first word (the HTTP/2 preface and SETTINGS, or a request head).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -126,6 +128,11 @@ pub struct ServerArgs {
     #[arg(long, env = "SEARCH_HANDSHAKE_TIMEOUT", value_name = "DURATION", default_value_t = HANDSHAKE_TIMEOUT.into())]
     pub handshake_timeout: humantime::Duration,
 
+    /// The largest header block of an HTTP/2 request (`SETTINGS_MAX_HEADER_LIST_SIZE`);
+    /// a larger one is refused.
+    #[arg(long, env = "SEARCH_MAX_HEADER_BYTES", value_name = "SIZE", default_value_t = MAX_HEADER_BYTES)]
+    pub max_header_bytes: ByteSize,
+
     /// Connections open at once; past it a new connection is closed at once
     /// (counted, and logged once a second). Defaults to the open-file limit
     /// less 64.
@@ -183,6 +190,8 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Connections open at once.
     pub max_connections: usize,
+    /// Largest HTTP/2 request header block, in bytes.
+    pub max_header_bytes: u32,
     /// TLS, when serving it.
     pub tls: Option<ServerTls>,
     /// Origins whose web pages may call the server (CORS).
@@ -204,6 +213,7 @@ impl Default for ServerConfig {
             grace: GRACE,
             handshake_timeout: HANDSHAKE_TIMEOUT,
             max_connections: default_max_connections() as usize,
+            max_header_bytes: 16 << 10,
             tls: None,
             cors: CorsOrigins::None,
         }
@@ -230,6 +240,12 @@ pub enum ConfigError {
     /// The TLS files cannot be used.
     #[error(transparent)]
     Tls(#[from] tls::Error),
+    /// A size flag past what the protocol can say.
+    #[error("--{flag} is too large (at most 4GiB - 1)")]
+    TooLarge {
+        /// The flag.
+        flag: &'static str,
+    },
     /// A `--cors-origin` that is not an origin.
     #[error("--cors-origin {0:?} is not an origin such as https://app.example.com, or *")]
     CorsOrigin(String),
@@ -274,6 +290,8 @@ impl ServerArgs {
             grace: self.grace.into(),
             handshake_timeout: self.handshake_timeout.into(),
             max_connections: self.max_connections as usize,
+            max_header_bytes: u32::try_from(self.max_header_bytes.0)
+                .map_err(|_| ConfigError::TooLarge { flag: "max-header-bytes" })?,
             tls,
             cors: CorsOrigins::parse(&self.cors_origins)?,
         })

@@ -156,6 +156,7 @@ pub async fn start(
         // gRPC-Web and Connect also come over HTTP/1.1, on the same port.
         .accept_http1(true)
         .max_concurrent_streams(config.max_concurrent_streams)
+        .http2_max_header_list_size(config.max_header_bytes)
         .http2_keepalive_interval(Some(config.keepalive_interval))
         .http2_keepalive_timeout(Some(config.keepalive_timeout))
         // Both or neither: tonic panics on an age without a grace (0.14.5+).
