@@ -124,31 +124,61 @@ enum Io {
 #[derive(Debug)]
 struct FirstWord {
     deadline: Pin<Box<Sleep>>,
-    seen: Vec<u8>,
+    parser: FirstWordParser,
 }
 
-impl FirstWord {
+/// Follows a connection's first bytes until its first word is complete.
+/// It keeps a few bytes, not the word: the preface and the first frame's
+/// header (33 bytes), and the last 3 bytes read, where an HTTP/1.1 head's
+/// empty line may begin. Each byte is looked at once, however the peer
+/// cuts what it sends.
+#[derive(Debug, Default)]
+struct FirstWordParser {
+    /// The connection's first bytes, up to the preface and a frame header.
+    head: Vec<u8>,
+    /// The last bytes read (at most 3).
+    tail: Vec<u8>,
+    /// Bytes read in all.
+    read: usize,
+}
+
+impl FirstWordParser {
     /// Adds what was read; true once the first word is complete (or long
     /// enough that hyper's limits take over).
     fn feed(&mut self, data: &[u8]) -> bool {
-        let room = FIRST_WORD_MAX.saturating_sub(self.seen.len());
-        self.seen.extend_from_slice(&data[..data.len().min(room)]);
-        let seen = &self.seen[..];
-        if seen.len() >= FIRST_WORD_MAX {
+        let keep = (PREFACE.len() + FRAME_HEADER).saturating_sub(self.head.len()).min(data.len());
+        self.head.extend_from_slice(&data[..keep]);
+        self.read += data.len();
+        let found = self.empty_line_in(data);
+        if self.read >= FIRST_WORD_MAX {
             return true;
         }
-        if seen.len() < PREFACE.len() && PREFACE.starts_with(seen) {
+        let head = &self.head[..];
+        if head.len() < PREFACE.len() && PREFACE.starts_with(head) {
             return false; // maybe HTTP/2, not yet sure
         }
-        if let Some(frames) = seen.strip_prefix(PREFACE) {
+        if let Some(frame) = head.strip_prefix(PREFACE) {
             // The client's SETTINGS must follow the preface; anything else is
             // a protocol error hyper answers at once.
-            let Some(header) = frames.get(..FRAME_HEADER) else { return false };
+            let Some(header) = frame.get(..FRAME_HEADER) else { return false };
             let len = usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
-            return header[3] != SETTINGS || frames.len() >= FRAME_HEADER + len;
+            return header[3] != SETTINGS || self.read >= PREFACE.len() + FRAME_HEADER + len;
         }
         // HTTP/1.1: the request head ends with an empty line.
-        seen.windows(4).any(|w| w == b"\r\n\r\n")
+        found
+    }
+
+    /// Whether `\r\n\r\n` ends in `data`, counting the bytes before it; and
+    /// remembers the last 3 bytes for the next read.
+    fn empty_line_in(&mut self, data: &[u8]) -> bool {
+        const EMPTY_LINE: &[u8] = b"\r\n\r\n";
+        let mut edge = std::mem::take(&mut self.tail);
+        edge.extend_from_slice(&data[..data.len().min(EMPTY_LINE.len() - 1)]);
+        let found = edge.windows(EMPTY_LINE.len()).any(|w| w == EMPTY_LINE)
+            || data.windows(EMPTY_LINE.len()).any(|w| w == EMPTY_LINE);
+        edge.extend_from_slice(&data[data.len().min(EMPTY_LINE.len() - 1)..]);
+        self.tail = edge.split_off(edge.len().saturating_sub(EMPTY_LINE.len() - 1));
+        found
     }
 }
 
@@ -200,8 +230,10 @@ impl Accepting {
             // Only fails on a socket already closed, which serving will notice.
             let _ = tcp.set_nodelay(true);
             let deadline = Instant::now() + handshake_timeout;
-            let first_word =
-                Some(FirstWord { deadline: Box::pin(tokio::time::sleep_until(deadline)), seen: Vec::new() });
+            let first_word = Some(FirstWord {
+                deadline: Box::pin(tokio::time::sleep_until(deadline)),
+                parser: FirstWordParser::default(),
+            });
             match &tls {
                 None => {
                     let connection = Connection { io: Io::Plain(tcp), first_word, _slot: slot };
@@ -262,7 +294,7 @@ impl AsyncRead for Connection {
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
         if let Some(first_word) = this.first_word.as_mut()
-            && first_word.feed(&buf.filled()[before..])
+            && first_word.parser.feed(&buf.filled()[before..])
         {
             this.first_word = None;
         }
@@ -343,5 +375,40 @@ impl AsyncWrite for Io {
             Self::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
             Self::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where the first word is complete, fed in two reads cut at `cut`:
+    /// the number of bytes fed when `feed` first says so.
+    fn completes_at(bytes: &[u8], cut: usize) -> Option<usize> {
+        let mut parser = FirstWordParser::default();
+        if parser.feed(&bytes[..cut]) {
+            return Some(cut);
+        }
+        // The rest byte by byte, to see exactly where it completes.
+        (cut..bytes.len()).find(|&at| parser.feed(&bytes[at..=at])).map(|at| at + 1)
+    }
+
+    #[test]
+    fn the_first_word_completes_where_it_ends_however_it_is_cut() {
+        let h2: Vec<u8> = [PREFACE, &[0, 0, 6, SETTINGS, 0, 0, 0, 0, 0], &[0, 3, 0, 0, 0, 100], b"more"].concat();
+        let h2_end = PREFACE.len() + FRAME_HEADER + 6;
+        let h1 = b"POST /x HTTP/1.1\r\nHost: a\r\n\r\nbody".to_vec();
+        let h1_end = h1.windows(4).position(|w| w == b"\r\n\r\n").map(|at| at + 4);
+        for cut in 0..h2_end {
+            assert_eq!(completes_at(&h2, cut), Some(h2_end), "HTTP/2, cut at {cut}");
+        }
+        for cut in 0..h1_end.unwrap_or_default() {
+            assert_eq!(completes_at(&h1, cut), h1_end, "HTTP/1.1, cut at {cut}");
+        }
+        // A preface followed by something else than SETTINGS: hyper's to judge.
+        let other: Vec<u8> = [PREFACE, &[0, 0, 0, 0x1, 0, 0, 0, 0, 1]].concat();
+        assert_eq!(completes_at(&other, other.len()), Some(other.len()));
+        // Half a head is not a first word.
+        assert_eq!(completes_at(b"POST /x HTTP/1.1\r\nHost: a\r\n", 5), None);
     }
 }

@@ -213,7 +213,7 @@ impl Default for ServerConfig {
             grace: GRACE,
             handshake_timeout: HANDSHAKE_TIMEOUT,
             max_connections: default_max_connections() as usize,
-            max_header_bytes: 16 << 10,
+            max_header_bytes: MAX_HEADER_BYTES.0 as u32,
             tls: None,
             cors: CorsOrigins::None,
         }

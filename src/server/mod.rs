@@ -56,7 +56,6 @@ pub use self::config::{ByteSize, ConfigError, CorsOrigins, ServerArgs, ServerCon
 pub use self::handlers::Search;
 pub use self::listen::Listeners;
 use self::policy::CallPolicy;
-pub use self::protocol::Protocol;
 use self::protocol::ProtocolLayer;
 pub use self::shutdown::signal;
 use crate::pb::v1::FILE_DESCRIPTOR_SET;

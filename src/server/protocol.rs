@@ -24,7 +24,7 @@ use super::linger::Lingering;
 
 /// The protocols served on the one port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
+pub(super) enum Protocol {
     /// gRPC over HTTP/2 (`application/grpc`, `application/grpc+proto`).
     Grpc,
     /// gRPC-Web (`application/grpc-web`, `application/grpc-web-text`, with
@@ -36,11 +36,7 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// What `request` speaks.
-    pub fn of<B>(request: &Request<B>) -> Self {
-        Self::of_content_type(content_type(request))
-    }
-
+    /// What a request of `content_type` speaks.
     fn of_content_type(content_type: &[u8]) -> Self {
         if content_type.starts_with(b"application/grpc-web") {
             Self::GrpcWeb
@@ -52,8 +48,7 @@ impl Protocol {
     }
 
     /// The name in the per-call log line.
-    #[must_use]
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Self::Grpc => "grpc",
             Self::GrpcWeb => "grpc-web",
@@ -217,12 +212,12 @@ mod tests {
 
     #[test]
     fn the_content_type_tells_the_protocol() {
-        let of = |content_type: Option<&str>| {
+        let of = |given: Option<&str>| {
             let mut request = Request::builder();
-            if let Some(value) = content_type {
+            if let Some(value) = given {
                 request = request.header(CONTENT_TYPE, value);
             }
-            Protocol::of(&request.body(()).expect("valid request"))
+            Protocol::of_content_type(content_type(&request.body(()).expect("valid request")))
         };
         assert_eq!(of(Some("application/grpc")), Protocol::Grpc);
         assert_eq!(of(Some("application/grpc+proto")), Protocol::Grpc);

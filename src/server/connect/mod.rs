@@ -255,8 +255,7 @@ fn to_grpc(parts: &mut http::request::Parts, call: Call, encoding: Option<&str>,
         Codec::Proto => None,
     };
     let decoder = Decoder { encoding: *encoding.as_ref().unwrap_or(&None), from_json, limit, type_name: &route.input };
-    let timeout = parts.headers.get("connect-timeout-ms").cloned();
-    grpc_parts(parts, timeout);
+    grpc_parts(parts);
     if let Err(status) = encoding {
         refuse(&mut parts.extensions, status);
     }
@@ -267,7 +266,8 @@ fn to_grpc(parts: &mut http::request::Parts, call: Call, encoding: Option<&str>,
 /// its deadline as `grpc-timeout`, Connect's own headers removed, the
 /// extensions (the peer, the protocol) kept. A header the call cannot run
 /// with becomes a refusal for the per-call layer to answer.
-fn grpc_parts(parts: &mut http::request::Parts, timeout_header: Option<HeaderValue>) {
+fn grpc_parts(parts: &mut http::request::Parts) {
+    let timeout_header = parts.headers.get("connect-timeout-ms").cloned();
     if let Some(version) = parts.headers.get("connect-protocol-version")
         && version != "1"
     {

@@ -17,8 +17,9 @@ use tonic::body::Body;
 use tower::ServiceExt;
 
 use super::codec::ToJson;
+use super::error::ConnectError;
 use super::message::{Decoder, too_large};
-use super::{Call, Codec, Grpc, copy_metadata, error, is_custom, to_grpc};
+use super::{Call, Codec, Grpc, copy_metadata, is_custom, to_grpc};
 use crate::server::compression::{ACCEPTED, Encoding, MIN_COMPRESS_BYTES};
 use crate::server::envelope::{self, COMPRESSED, END_STREAM, Splitter, TooLarge};
 
@@ -188,8 +189,9 @@ impl ResponseEnvelopes {
 fn end_stream(status: &Status, trailers: &HeaderMap) -> Bytes {
     let mut end = Map::new();
     if status.code() != tonic::Code::Ok {
-        let error_json: Value = serde_json::from_slice(&error::json(status)).unwrap_or(Value::Null);
-        end.insert("error".to_owned(), error_json);
+        // Two strings into a fixed shape: it always makes a value.
+        let error = serde_json::to_value(ConnectError::new(status)).unwrap_or(Value::Null);
+        end.insert("error".to_owned(), error);
     }
     let mut metadata = Map::new();
     for (name, value) in trailers.iter().filter(|(name, _)| is_custom(name)) {

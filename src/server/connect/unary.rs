@@ -19,7 +19,7 @@ use tonic::Status;
 use tonic::body::Body;
 use tower::ServiceExt;
 
-use super::message::{Decoder, too_large};
+use super::message::{Decoder, too_large_so_far};
 use super::{Call, Codec, Grpc, Route, copy_metadata, error, error_response, refuse, to_grpc};
 use crate::server::compression::{ACCEPTED, Encoding, MIN_COMPRESS_BYTES};
 use crate::server::envelope::Splitter;
@@ -239,7 +239,7 @@ impl HttpBody for UnaryBody {
                         let len = this.first.len() + this.buffer.len() + data.len();
                         if len > this.decoder.limit {
                             this.done = true;
-                            return Poll::Ready(Some(Err(too_large_body(len, this.decoder.limit))));
+                            return Poll::Ready(Some(Err(too_large_so_far(len, this.decoder.limit))));
                         }
                         // The first chunk is kept as it is; a body in several is joined.
                         if this.first.is_empty() && this.buffer.is_empty() {
@@ -274,12 +274,6 @@ impl HttpBody for UnaryBody {
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
     }
-}
-
-/// RESOURCE_EXHAUSTED for a body that grew past the limit while read.
-fn too_large_body(len: usize, limit: usize) -> Status {
-    let status = too_large(len, limit);
-    Status::resource_exhausted(status.message().replacen("is ", "is at least ", 1))
 }
 
 #[cfg(test)]
