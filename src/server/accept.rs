@@ -22,8 +22,8 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+
+use super::watch::{Abuse, Watch};
 
 /// Connections accepted but not yet taken by the server: a short queue, so
 /// that accepting slows down when serving does.
@@ -108,7 +108,19 @@ pub(super) struct Connection {
     io: Io,
     /// Until the first word has arrived: its deadline, and what came so far.
     first_word: Option<FirstWord>,
+    /// The HTTP/2 frames both ways, for the abuse hyper does not bound.
+    watch: Watch,
+    /// Closing for abuse: the GOAWAY, and how much of it is written.
+    closing: Option<Closing>,
     _slot: Slot,
+}
+
+/// A connection closing for abuse (see `watch.rs`).
+#[derive(Debug)]
+struct Closing {
+    abuse: Abuse,
+    goaway: Vec<u8>,
+    sent: usize,
 }
 
 /// The bytes of a connection.
@@ -188,29 +200,36 @@ pub(super) fn incoming(
     listeners: Vec<TcpListener>,
     tls: Option<TlsAcceptor>,
     handshake_timeout: Duration,
+    min_ping_interval: Duration,
     limits: &Arc<Limits>,
-) -> ReceiverStream<io::Result<Connection>> {
+) -> mpsc::Receiver<Connection> {
     let (ready, incoming) = mpsc::channel(QUEUE);
     for listener in listeners {
-        let accepting =
-            Accepting { tls: tls.clone(), handshake_timeout, limits: Arc::clone(limits), ready: ready.clone() };
+        let accepting = Accepting {
+            tls: tls.clone(),
+            handshake_timeout,
+            min_ping_interval,
+            limits: Arc::clone(limits),
+            ready: ready.clone(),
+        };
         tokio::spawn(accepting.run(listener));
     }
-    ReceiverStream::new(incoming)
+    incoming
 }
 
 /// What an accept task needs.
 struct Accepting {
     tls: Option<TlsAcceptor>,
     handshake_timeout: Duration,
+    min_ping_interval: Duration,
     limits: Arc<Limits>,
-    ready: mpsc::Sender<io::Result<Connection>>,
+    ready: mpsc::Sender<Connection>,
 }
 
 impl Accepting {
     /// Accepts on `listener` until the server stops taking connections.
     async fn run(self, listener: TcpListener) {
-        let Self { tls, handshake_timeout, limits, ready } = self;
+        let Self { tls, handshake_timeout, min_ping_interval, limits, ready } = self;
         loop {
             let accepted = tokio::select! {
                 // The server took its last connection: close the socket.
@@ -234,10 +253,17 @@ impl Accepting {
                 deadline: Box::pin(tokio::time::sleep_until(deadline)),
                 parser: FirstWordParser::default(),
             });
+            let connection = move |io| Connection {
+                io,
+                first_word,
+                watch: Watch::new(min_ping_interval),
+                closing: None,
+                _slot: slot,
+            };
             match &tls {
                 None => {
-                    let connection = Connection { io: Io::Plain(tcp), first_word, _slot: slot };
-                    if ready.send(Ok(connection)).await.is_err() {
+                    let connection = connection(Io::Plain(tcp));
+                    if ready.send(connection).await.is_err() {
                         return;
                     }
                 }
@@ -247,8 +273,7 @@ impl Accepting {
                         let peer = tcp.peer_addr().ok();
                         match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
                             Ok(Ok(stream)) => {
-                                let io = Io::Tls(Box::new(stream));
-                                let _ = ready.send(Ok(Connection { io, first_word, _slot: slot })).await;
+                                let _ = ready.send(connection(Io::Tls(Box::new(stream)))).await;
                             }
                             Ok(Err(err)) => tracing::debug!(?peer, error = %err, "TLS handshake failed"),
                             Err(_) => tracing::debug!(?peer, timeout = ?handshake_timeout, "TLS handshake timed out"),
@@ -261,26 +286,43 @@ impl Accepting {
 }
 
 impl Connection {
-    fn tcp(&self) -> &TcpStream {
-        match &self.io {
+    /// The peer's address, for the call log.
+    pub(super) fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        let tcp = match &self.io {
             Io::Plain(tcp) => tcp,
             Io::Tls(tls) => tls.get_ref().0,
-        }
+        };
+        tcp.peer_addr().ok()
     }
 }
 
-impl Connected for Connection {
-    type ConnectInfo = TcpConnectInfo;
-
-    fn connect_info(&self) -> TcpConnectInfo {
-        let tcp = self.tcp();
-        TcpConnectInfo { local_addr: tcp.local_addr().ok(), remote_addr: tcp.peer_addr().ok() }
+impl Connection {
+    /// Writes what is left of the GOAWAY of a connection closing for abuse,
+    /// once the server's last frame is whole; then the connection ends.
+    fn poll_goaway(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(closing) = self.closing.as_mut() else { return Poll::Ready(Ok(())) };
+        if !self.watch.at_boundary() {
+            // hyper is inside a frame: it writes the rest first (poll_write).
+            return Poll::Pending;
+        }
+        while closing.sent < closing.goaway.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &closing.goaway[closing.sent..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            closing.sent += n;
+        }
+        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionAborted, closing.abuse.name())))
     }
 }
 
 impl AsyncRead for Connection {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.closing.is_some() {
+            return this.poll_goaway(cx);
+        }
         if let Some(first_word) = this.first_word.as_mut()
             && first_word.deadline.as_mut().poll(cx).is_ready()
         {
@@ -293,11 +335,19 @@ impl AsyncRead for Connection {
         }
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        let read = &buf.filled()[before..];
         if let Some(first_word) = this.first_word.as_mut()
-            && first_word.parser.feed(&buf.filled()[before..])
+            && first_word.parser.feed(read)
         {
             this.first_word = None;
         }
+        if let Some(abuse) = this.watch.read(read) {
+            let peer = this.peer_addr();
+            tracing::warn!(?peer, reason = abuse.name(), "closing an abusive HTTP/2 connection with a GOAWAY");
+            this.closing = Some(Closing { abuse, goaway: this.watch.goaway(abuse), sent: 0 });
+        }
+        // What was read is still served; the GOAWAY goes out before the
+        // next read or write.
         Poll::Ready(Ok(()))
     }
 }
@@ -313,7 +363,19 @@ impl AsyncRead for Io {
 
 impl AsyncWrite for Connection {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let mut buf = buf;
+        if this.closing.is_some() {
+            // Only the rest of the frame hyper is in; then the GOAWAY.
+            let rest = this.watch.rest_of_frame(buf.len());
+            if rest == 0 {
+                ready!(this.poll_goaway(cx))?;
+            }
+            buf = &buf[..rest];
+        }
+        let n = ready!(Pin::new(&mut this.io).poll_write(cx, buf))?;
+        this.watch.written(&buf[..n]);
+        Poll::Ready(Ok(n))
     }
 
     fn poll_write_vectored(
@@ -321,7 +383,23 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        if this.closing.is_some() {
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+            return Pin::new(this).poll_write(cx, first);
+        }
+        let n = ready!(Pin::new(&mut this.io).poll_write_vectored(cx, bufs))?;
+        // What the socket took, slice by slice.
+        let mut left = n;
+        for slice in bufs {
+            let take = left.min(slice.len());
+            this.watch.written(&slice[..take]);
+            left -= take;
+            if left == 0 {
+                break;
+            }
+        }
+        Poll::Ready(Ok(n))
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -22,11 +22,11 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::{Instant, Sleep, sleep_until};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::body::Body;
-use tonic::transport::server::TcpConnectInfo;
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
 use super::compression::{self, Encoding};
+use super::conn::{Busy, Peer};
 use super::envelope;
 use super::frames::RequestFrames;
 use super::policy::{Admitted, CallPolicy};
@@ -273,13 +273,18 @@ struct CallEnd {
     /// The final status, once known; none when the peer went away first.
     code: Option<Code>,
     admitted: Option<Admitted>,
+    /// The call keeps its connection from being idle.
+    _busy: Option<Busy>,
 }
 
 impl CallEnd {
     fn new(request: &Request<Body>, protocol: Protocol, limit: usize) -> Self {
-        // Every connection, TLS or not, carries its TCP addresses (accept.rs).
-        let peer = request.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr);
-        Self { uri: request.uri().clone(), peer, protocol, limit, started: Instant::now(), code: None, admitted: None }
+        // Every request carries its connection's peer (conn.rs).
+        let connection = request.extensions().get::<Peer>();
+        let peer = connection.and_then(|peer| peer.addr);
+        let busy = connection.map(Peer::busy);
+        let started = Instant::now();
+        Self { uri: request.uri().clone(), peer, protocol, limit, started, code: None, admitted: None, _busy: busy }
     }
 }
 

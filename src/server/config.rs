@@ -32,6 +32,14 @@ pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
 /// Extra time an aged connection gets before it is closed.
 pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(60);
+/// How long a connection may go without a call before it is closed.
+pub const MAX_CONNECTION_IDLE: Duration = Duration::from_secs(5 * 60);
+/// Bytes of answers buffered per stream for a client that does not read
+/// them (HTTP/2 flow control holds the rest back).
+pub const MAX_SEND_BUFFER: ByteSize = ByteSize(64 << 10);
+/// The shortest time between two PINGs (or SETTINGS) from a client that
+/// is not answered by any data in between (grpc's default).
+pub const MIN_PING_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// The largest request header block over HTTP/2 (hyper's default).
 pub const MAX_HEADER_BYTES: ByteSize = ByteSize(16 << 10);
 /// How long a new connection may take to finish its TLS handshake and say
@@ -116,6 +124,23 @@ pub struct ServerArgs {
           default_value_t = MAX_CONNECTION_AGE_GRACE.into())]
     pub max_connection_age_grace: humantime::Duration,
 
+    /// How long a connection may go with no call in flight before it gets a
+    /// GOAWAY and is closed (clients reconnect on their next call).
+    #[arg(long, env = "SEARCH_MAX_CONNECTION_IDLE", value_name = "DURATION", default_value_t = MAX_CONNECTION_IDLE.into())]
+    pub max_connection_idle: humantime::Duration,
+
+    /// Answer bytes the server buffers per stream for a client that does not
+    /// read them; past it the call waits (per connection: this times
+    /// --max-concurrent-streams).
+    #[arg(long, env = "SEARCH_MAX_SEND_BUFFER", value_name = "SIZE", default_value_t = MAX_SEND_BUFFER)]
+    pub max_send_buffer: ByteSize,
+
+    /// The shortest time between two PINGs (or two SETTINGS) from a client
+    /// with no answer sent in between; the third shorter gap gets a GOAWAY
+    /// (ENHANCE_YOUR_CALM, too_many_pings), as grpc servers do.
+    #[arg(long, env = "SEARCH_MIN_PING_INTERVAL", value_name = "DURATION", default_value_t = MIN_PING_INTERVAL.into())]
+    pub min_ping_interval: humantime::Duration,
+
     /// After Ctrl-C or SIGTERM, how long calls in flight may still run before
     /// they are cut with UNAVAILABLE.
     #[arg(long, env = "SEARCH_GRACE", value_name = "DURATION", default_value_t = GRACE.into())]
@@ -182,8 +207,14 @@ pub struct ServerConfig {
     pub keepalive_timeout: Duration,
     /// Maximum connection age.
     pub max_connection_age: Duration,
-    /// Grace after the maximum connection age.
+    /// Grace after the maximum connection age (and after any GOAWAY).
     pub max_connection_age_grace: Duration,
+    /// How long a connection may go without a call.
+    pub max_connection_idle: Duration,
+    /// Answer bytes buffered per stream for a client that does not read.
+    pub max_send_buffer: usize,
+    /// The shortest gap between unanswered PINGs (or SETTINGS).
+    pub min_ping_interval: Duration,
     /// Drain time after a shutdown signal.
     pub grace: Duration,
     /// The longest a TLS handshake and the first word may take.
@@ -210,6 +241,9 @@ impl Default for ServerConfig {
             keepalive_timeout: KEEPALIVE_TIMEOUT,
             max_connection_age: MAX_CONNECTION_AGE,
             max_connection_age_grace: MAX_CONNECTION_AGE_GRACE,
+            max_connection_idle: MAX_CONNECTION_IDLE,
+            max_send_buffer: MAX_SEND_BUFFER.0,
+            min_ping_interval: MIN_PING_INTERVAL,
             grace: GRACE,
             handshake_timeout: HANDSHAKE_TIMEOUT,
             max_connections: default_max_connections() as usize,
@@ -264,6 +298,7 @@ impl ServerArgs {
             ("keepalive-interval", self.keepalive_interval),
             ("keepalive-timeout", self.keepalive_timeout),
             ("max-connection-age", self.max_connection_age),
+            ("max-connection-idle", self.max_connection_idle),
             ("handshake-timeout", self.handshake_timeout),
         ] {
             if value.is_zero() {
@@ -287,6 +322,9 @@ impl ServerArgs {
             keepalive_timeout: self.keepalive_timeout.into(),
             max_connection_age: self.max_connection_age.into(),
             max_connection_age_grace: self.max_connection_age_grace.into(),
+            max_connection_idle: self.max_connection_idle.into(),
+            max_send_buffer: self.max_send_buffer.0,
+            min_ping_interval: self.min_ping_interval.into(),
             grace: self.grace.into(),
             handshake_timeout: self.handshake_timeout.into(),
             max_connections: self.max_connections as usize,

@@ -8,9 +8,13 @@
 //! - `listen.rs`: the sockets, bound before serving ([`Listeners`]).
 //! - `accept.rs`: accepting on them; TLS handshakes, each in a task of its
 //!   own under the handshake timeout.
+//! - `conn.rs`: serving each connection on hyper, its age and idle time
+//!   bounded by GOAWAYs.
 //! - `handlers.rs`: the four RPC handlers over [`crate::matcher`] ([`Search`]).
 //! - `protocol.rs`: one port, three protocols: gRPC, gRPC-Web (tonic-web)
 //!   and the Connect protocol (`connect/`), each down its own path.
+//! - `watch.rs`: the HTTP/2 frames both ways, for the floods h2 does not
+//!   bound (PING, SETTINGS, streams reset one by one).
 //! - `linger.rs`: reading the rest of an HTTP/1.1 body the server refused.
 //! - `envelope.rs`: the 5-byte message envelope all three share.
 //! - `calls.rs`: the per-call layer around every route: the deadline on
@@ -31,8 +35,9 @@ use http::Uri;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
-use tonic::transport::Server;
+use tonic::service::Routes;
 use tonic_health::ServingStatus;
+use tower::ServiceBuilder;
 use tower::util::MapRequestLayer;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
@@ -40,6 +45,7 @@ mod accept;
 mod calls;
 mod compression;
 mod config;
+mod conn;
 mod connect;
 mod envelope;
 mod frames;
@@ -49,10 +55,12 @@ mod listen;
 mod policy;
 mod protocol;
 mod shutdown;
+mod watch;
 
 use self::accept::Limits;
 use self::calls::CallLayer;
 pub use self::config::{ByteSize, ConfigError, CorsOrigins, ServerArgs, ServerConfig};
+use self::conn::Serving;
 pub use self::handlers::Search;
 pub use self::listen::Listeners;
 use self::policy::CallPolicy;
@@ -66,9 +74,6 @@ use crate::tls::ServerTls;
 /// What can stop the server from serving.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The transport failed (TLS configuration, accepting connections).
-    #[error(transparent)]
-    Transport(#[from] tonic::transport::Error),
     /// The TLS files cannot be served with.
     #[error(transparent)]
     Tls(#[from] crate::tls::Error),
@@ -151,18 +156,8 @@ pub async fn start(
     let policy = Arc::new(CallPolicy::new(&config, cut.clone()));
     let limits = Limits::new(config.max_connections);
     let handle = Handle { policy: Arc::clone(&policy), limits: Arc::clone(&limits) };
-    let builder = Server::builder()
-        // gRPC-Web and Connect also come over HTTP/1.1, on the same port.
-        .accept_http1(true)
-        .max_concurrent_streams(config.max_concurrent_streams)
-        .http2_max_header_list_size(config.max_header_bytes)
-        .http2_keepalive_interval(Some(config.keepalive_interval))
-        .http2_keepalive_timeout(Some(config.keepalive_timeout))
-        // Both or neither: tonic panics on an age without a grace (0.14.5+).
-        .max_connection_age(config.max_connection_age)
-        .max_connection_age_grace(config.max_connection_age_grace);
-    // TLS is ours, not tonic's: both HTTP versions in ALPN, and handshakes
-    // off the accept loop (see accept.rs).
+    // TLS is ours: both HTTP versions in ALPN, and handshakes off the
+    // accept loop (see accept.rs).
     let tls = config.tls.as_ref().map(ServerTls::config).transpose()?.map(TlsAcceptor::from);
     let search = Search.into_server().max_decoding_message_size(config.max_recv_bytes);
     // Every service takes compressed requests, which tonic inflates into a
@@ -179,14 +174,18 @@ pub async fn start(
     // tonic-web, Connect through its translation, both behind CORS), and
     // every call, whatever its protocol, is a gRPC call through the
     // per-call layer.
-    let router = builder
+    let routes = Routes::new(accept_compressed!(search))
+        .add_service(accept_compressed!(health_service))
+        .add_service(accept_compressed!(reflection_v1))
+        .add_service(accept_compressed!(reflection_v1alpha))
+        .prepare();
+    let service = ServiceBuilder::new()
         .layer(ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors)))
         .layer(CallLayer::new(policy))
         .layer(MapRequestLayer::new(route_legacy_path))
-        .add_service(accept_compressed!(search))
-        .add_service(accept_compressed!(health_service))
-        .add_service(accept_compressed!(reflection_v1))
-        .add_service(accept_compressed!(reflection_v1alpha));
+        .service(routes);
+    let draining = CancellationToken::new();
+    let serving = Serving::new(&config, service, draining.clone());
 
     let (drain_started, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let grace = config.grace;
@@ -199,8 +198,25 @@ pub async fn start(
     };
     let in_flight = handle.clone();
     let serving = async move {
-        let incoming = accept::incoming(listeners.listeners, tls, config.handshake_timeout, &limits);
-        let serving = router.serve_with_incoming_shutdown(incoming, drain);
+        let mut incoming =
+            accept::incoming(listeners.listeners, tls, config.handshake_timeout, config.min_ping_interval, &limits);
+        let serving = async move {
+            tokio::pin!(drain);
+            loop {
+                tokio::select! {
+                    () = &mut drain => break,
+                    connection = incoming.recv() => match connection {
+                        Some(connection) => serving.spawn(connection),
+                        None => break,
+                    },
+                }
+            }
+            // No more connections: the listening sockets close, and every
+            // connection gets its GOAWAY.
+            drop(incoming);
+            draining.cancel();
+            serving.closed().await;
+        };
         // The cut: calls still running after the grace end with UNAVAILABLE;
         // connections still open a moment later are abandoned.
         let watchdog = async move {
@@ -216,12 +232,10 @@ pub async fn start(
             tokio::time::sleep(CLOSE_MARGIN).await;
         };
         tokio::select! {
-            served = serving => served.map_err(Error::from),
-            () = watchdog => {
-                tracing::warn!("connections still open after the drain: closing them");
-                Ok(())
-            }
+            () = serving => {}
+            () = watchdog => tracing::warn!("connections still open after the drain: closing them"),
         }
+        Ok(())
     };
     Ok((serving, handle))
 }

@@ -1,0 +1,258 @@
+//! Serving one connection on hyper (HTTP/2, or HTTP/1.1 for the web
+//! protocols), with its life bounded by the server, not by the peer:
+//!
+//! - at `--max-connection-age` (less up to 10% at random, so that clients
+//!   that connected together do not all reconnect together) the connection
+//!   gets a GOAWAY, and is closed `--max-connection-age-grace` later if
+//!   calls still hold it;
+//! - after `--max-connection-idle` with no call in flight it gets a GOAWAY
+//!   and closes (grpc-go's `MaxConnectionIdle`);
+//! - on a drain, every connection gets a GOAWAY; the drain's own cut ends
+//!   what is left (see `mod.rs`).
+//!
+//! A GOAWAY names the last stream the server took, so a call that crossed
+//! it on the wire is refused unprocessed and the client retries it
+//! elsewhere. On HTTP/1.1 the connection closes after the request at hand.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::body::Body;
+use tower::{Service, ServiceExt};
+
+use super::accept::Connection;
+use super::config::ServerConfig;
+
+/// What every connection is served with: the HTTP settings, the service
+/// and the bounds on its life.
+#[derive(Debug)]
+pub(super) struct Serving<S> {
+    http: Builder<TokioExecutor>,
+    service: S,
+    max_age: Duration,
+    age_grace: Duration,
+    max_idle: Duration,
+    /// Cancelled when the server drains.
+    drain: CancellationToken,
+    /// The connections' tasks, so that the drain can wait for them.
+    tasks: TaskTracker,
+}
+
+/// The largest share of `--max-connection-age` taken off at random.
+const AGE_JITTER: f64 = 0.1;
+
+impl<S> Serving<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    /// Serving `service` with the settings of `config`, until `drain`.
+    pub(super) fn new(config: &ServerConfig, service: S, drain: CancellationToken) -> Arc<Self> {
+        let mut http = Builder::new(TokioExecutor::new());
+        // hyper enforces the HTTP/1.1 header read timeout only with a timer.
+        http.http1().timer(TokioTimer::new());
+        http.http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(config.max_concurrent_streams)
+            .max_header_list_size(config.max_header_bytes)
+            .max_send_buf_size(config.max_send_buffer)
+            .keep_alive_interval(config.keepalive_interval)
+            .keep_alive_timeout(config.keepalive_timeout);
+        Arc::new(Self {
+            http,
+            service,
+            max_age: config.max_connection_age,
+            age_grace: config.max_connection_age_grace,
+            max_idle: config.max_connection_idle,
+            drain,
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    /// Serves `connection` in a task of its own.
+    pub(super) fn spawn(self: &Arc<Self>, connection: Connection) {
+        let this = Arc::clone(self);
+        self.tasks.spawn(async move { this.serve(connection).await });
+    }
+
+    /// Waits for every connection to close (after a drain).
+    pub(super) async fn closed(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    async fn serve(&self, connection: Connection) {
+        let activity = Arc::new(Activity::new());
+        let peer = Peer { addr: connection.peer_addr(), activity: Arc::clone(&activity) };
+        let service = PerConnection { inner: self.service.clone(), peer };
+        let served = self.http.serve_connection(TokioIo::new(connection), service);
+        tokio::pin!(served);
+        let jitter = 1.0 - AGE_JITTER * fastrand::f64();
+        let aged = sleep_until(Instant::now() + self.max_age.mul_f64(jitter));
+        tokio::pin!(aged);
+        let idle = activity.idle_for(self.max_idle);
+        tokio::pin!(idle);
+        // Once the GOAWAY is sent: how long the calls still running may hold
+        // the connection.
+        let closing = tokio::time::sleep(Duration::MAX);
+        tokio::pin!(closing);
+        let mut going_away = false;
+        loop {
+            let why = tokio::select! {
+                served = &mut served => {
+                    if let Err(err) = served {
+                        tracing::debug!(error = %err, "connection ended with an error");
+                    }
+                    return;
+                }
+                () = &mut closing, if going_away => {
+                    tracing::debug!(grace = ?self.age_grace, "calls still running after the GOAWAY: closing the connection");
+                    return;
+                }
+                () = &mut aged, if !going_away => "max-connection-age",
+                () = &mut idle, if !going_away => "max-connection-idle",
+                () = self.drain.cancelled(), if !going_away => "drain",
+            };
+            tracing::debug!(why, "GOAWAY");
+            going_away = true;
+            served.as_mut().graceful_shutdown();
+            // The drain has a grace and a cut of its own.
+            if why != "drain" {
+                closing.as_mut().reset(Instant::now() + self.age_grace);
+            }
+        }
+    }
+}
+
+/// What a request knows of its connection: the peer's address (for the log)
+/// and the connection's activity (each call holds it busy).
+#[derive(Debug, Clone)]
+pub(super) struct Peer {
+    pub(super) addr: Option<SocketAddr>,
+    activity: Arc<Activity>,
+}
+
+impl Peer {
+    /// Marks the connection busy until the returned guard is dropped.
+    pub(super) fn busy(&self) -> Busy {
+        self.activity.calls.fetch_add(1, Ordering::AcqRel);
+        Busy(Arc::clone(&self.activity))
+    }
+}
+
+/// The calls running on one connection, and since when it has had none.
+#[derive(Debug)]
+struct Activity {
+    /// When the connection was opened, the origin of `idle_since`.
+    opened: Instant,
+    calls: AtomicUsize,
+    /// When the last call ended, in nanoseconds since `opened`.
+    idle_since: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self { opened: Instant::now(), calls: AtomicUsize::new(0), idle_since: AtomicU64::new(0) }
+    }
+
+    /// Resolves once the connection has had no call for `max`. Calls touch
+    /// two atomics and no lock; this task looks at them when a deadline
+    /// passes, moving the deadline on while the connection is busy.
+    async fn idle_for(&self, max: Duration) {
+        let mut deadline = self.opened + max;
+        loop {
+            sleep_until(deadline).await;
+            if self.calls.load(Ordering::Acquire) > 0 {
+                deadline = Instant::now() + max;
+                continue;
+            }
+            let since = self.opened + Duration::from_nanos(self.idle_since.load(Ordering::Acquire));
+            // A call that started and ended while this slept moved the start
+            // of the idle time on.
+            if since + max <= Instant::now() {
+                return;
+            }
+            deadline = since + max;
+        }
+    }
+}
+
+/// A call on a connection: while one is held, the connection is not idle.
+#[derive(Debug)]
+pub(super) struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        // The idle time starts now; stored before the count drops, so the
+        // idle task never sees no calls with an old start.
+        let now = u64::try_from(activity.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        activity.idle_since.fetch_max(now, Ordering::AcqRel);
+        activity.calls.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The service of one connection: the server's, with the connection's
+/// [`Peer`] on every request.
+#[derive(Debug, Clone)]
+struct PerConnection<S> {
+    inner: S,
+    peer: Peer,
+}
+
+impl<S> hyper::service::Service<Request<Incoming>> for PerConnection<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = tower::util::Oneshot<S, Request<Body>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let mut request = request.map(Body::new);
+        request.extensions_mut().insert(self.peer.clone());
+        self.inner.clone().oneshot(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_counts_from_the_last_call_and_never_while_one_runs() {
+        let activity = Arc::new(Activity::new());
+        let peer = Peer { addr: None, activity: Arc::clone(&activity) };
+        let max = Duration::from_secs(10);
+        let start = Instant::now();
+        // A call from 5 s to 25 s: idle from 25 s, so done at 35 s.
+        let call = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let busy = peer.busy();
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            drop(busy);
+        });
+        activity.idle_for(max).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(35));
+        call.await.expect("the call ran");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_with_no_call_is_idle_from_its_start() {
+        let activity = Activity::new();
+        let start = Instant::now();
+        activity.idle_for(Duration::from_secs(7)).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(7));
+    }
+}
