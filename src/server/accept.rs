@@ -121,7 +121,19 @@ struct Closing {
     abuse: Abuse,
     goaway: Vec<u8>,
     sent: usize,
+    /// Once the GOAWAY is out: until when the peer's bytes are read and
+    /// dropped. Closing a socket with unread bytes resets the connection,
+    /// and a reset can destroy the GOAWAY before the peer reads it.
+    linger: Option<Pin<Box<Sleep>>>,
 }
+
+/// How long a connection closed for abuse reads and drops what its peer
+/// still sends, so that the GOAWAY reaches it.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Reads a lingering connection makes in one poll, before it lets other
+/// tasks run.
+const LINGER_READS_PER_POLL: usize = 16;
 
 /// The bytes of a connection.
 #[derive(Debug)]
@@ -298,9 +310,12 @@ impl Connection {
 
 impl Connection {
     /// Writes what is left of the GOAWAY of a connection closing for abuse,
-    /// once the server's last frame is whole; then the connection ends.
+    /// once the server's last frame is whole, and ends the sending side.
     fn poll_goaway(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let Some(closing) = self.closing.as_mut() else { return Poll::Ready(Ok(())) };
+        if closing.linger.is_some() {
+            return Poll::Ready(Ok(()));
+        }
         if !self.watch.at_boundary() {
             // hyper is inside a frame: it writes the rest first (poll_write).
             return Poll::Pending;
@@ -312,8 +327,31 @@ impl Connection {
             }
             closing.sent += n;
         }
-        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
-        Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionAborted, closing.abuse.name())))
+        ready!(Pin::new(&mut self.io).poll_shutdown(cx))?;
+        closing.linger = Some(Box::pin(tokio::time::sleep(LINGER)));
+        Poll::Ready(Ok(()))
+    }
+
+    /// A connection closing for abuse: the GOAWAY out, then the peer's
+    /// bytes dropped until it closes or the linger ends; hyper sees the end.
+    fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_goaway(cx))?;
+        let Some(closing) = self.closing.as_mut() else { return Poll::Ready(Ok(())) };
+        let aborted = || io::Error::new(io::ErrorKind::ConnectionAborted, closing.abuse.name());
+        if closing.linger.as_mut().is_some_and(|linger| linger.as_mut().poll(cx).is_ready()) {
+            return Poll::Ready(Err(aborted()));
+        }
+        let mut scratch = [0u8; 4096];
+        for _ in 0..LINGER_READS_PER_POLL {
+            let mut buf = ReadBuf::new(&mut scratch);
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
+            if buf.filled().is_empty() {
+                // The peer closed: the end of the connection for hyper.
+                return Poll::Ready(Ok(()));
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
@@ -321,7 +359,7 @@ impl AsyncRead for Connection {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.closing.is_some() {
-            return this.poll_goaway(cx);
+            return this.poll_closing(cx);
         }
         if let Some(first_word) = this.first_word.as_mut()
             && first_word.deadline.as_mut().poll(cx).is_ready()
@@ -344,7 +382,7 @@ impl AsyncRead for Connection {
         if let Some(abuse) = this.watch.read(read) {
             let peer = this.peer_addr();
             tracing::warn!(?peer, reason = abuse.name(), "closing an abusive HTTP/2 connection with a GOAWAY");
-            this.closing = Some(Closing { abuse, goaway: this.watch.goaway(abuse), sent: 0 });
+            this.closing = Some(Closing { abuse, goaway: this.watch.goaway(abuse), sent: 0, linger: None });
         }
         // What was read is still served; the GOAWAY goes out before the
         // next read or write.
@@ -370,6 +408,9 @@ impl AsyncWrite for Connection {
             let rest = this.watch.rest_of_frame(buf.len());
             if rest == 0 {
                 ready!(this.poll_goaway(cx))?;
+                // The GOAWAY is the last frame: what hyper writes after it
+                // goes nowhere.
+                return Poll::Ready(Ok(buf.len()));
             }
             buf = &buf[..rest];
         }
@@ -407,11 +448,19 @@ impl AsyncWrite for Connection {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        if this.closing.as_ref().is_some_and(|closing| closing.linger.is_some()) {
+            return Poll::Ready(Ok(())); // flushed and shut with the GOAWAY
+        }
+        Pin::new(&mut this.io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.closing.as_ref().is_some_and(|closing| closing.linger.is_some()) {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }
 
