@@ -4,9 +4,11 @@
 //! cut on streamed responses too, gives client mistakes their status codes,
 //! and writes one log line per call.
 //!
-//! tonic's own `timeout` covers only the handler's future, not a streamed
-//! response, and its decoder reports client mistakes (a truncated body, a
-//! string that is not UTF-8) as INTERNAL; this layer closes both gaps.
+//! It is the server's one deadline mechanism (the connections are served by
+//! `conn.rs`, not by tonic's transport, whose timeout would cover only the
+//! handler's future, not a streamed response), and it gives client mistakes
+//! that tonic's decoder reports as INTERNAL (a truncated body, a string that
+//! is not UTF-8) their own codes.
 
 use std::convert::Infallible;
 use std::future::Future;
