@@ -1,6 +1,7 @@
 //! The load tool's report: its counts add up, `--json` parses into the
 //! report type, failures are counted per status code, and every run is
-//! bounded in calls and in time.
+//! bounded in calls and in time; the soak ends every call with a code its
+//! traffic allows, and fails when one does not.
 
 mod common;
 
@@ -10,12 +11,14 @@ use std::time::Duration;
 
 use common::TestServer;
 use search::cli::bench::{self as load, LoadCall, LoadConfig, Model, Report};
+use search::cli::soak::{self, SoakConfig};
 use search::client::{ClientOptions, Target};
 use search::pb::v1::search_service_server::{SearchService, SearchServiceServer};
 use search::pb::v1::{
     ClassifyRequest, ClassifyResponse, CountRequest, CountResponse, ScanRequest, ScanResponse, SearchRequest,
     SearchResponse,
 };
+use search::server::ServerConfig;
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -189,4 +192,68 @@ async fn the_cli_prints_a_json_report_and_no_progress_bar_when_piped() {
         .expect("runs");
     assert_eq!(refused.status.code(), Some(2), "the open model drives unary calls only");
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_short_soak_ends_every_call_with_a_code_its_traffic_allows() {
+    let config = ServerConfig { max_concurrent_calls: 16, ..ServerConfig::default() };
+    let server = TestServer::start_with("127.0.0.1:0", config).await;
+    let soak = SoakConfig {
+        target: server.target(),
+        options: ClientOptions::default(),
+        duration: Duration::from_secs(3),
+        workers: 4,
+        burst: 24,
+        // The server runs in this process.
+        server_pid: Some(std::process::id()),
+    };
+    let report = soak::run(soak).await.expect("runs");
+    assert!(report.passed(), "{report}");
+    assert!(report.started > 0 && report.started == report.ended, "{report}");
+    let count = |scenario: &str, outcome: &str| report.outcomes.get(scenario).and_then(|o| o.get(outcome)).copied();
+    for scenario in ["search", "classify", "count", "scan"] {
+        assert!(count(scenario, "OK") > Some(0), "{scenario} ran: {report}");
+    }
+    // A burst of 24 held streams past a limit of 16: some shed, some served.
+    assert!(count("burst", "OK") > Some(0) && count("burst", "RESOURCE_EXHAUSTED") > Some(0), "{report}");
+    assert!(count("deadline", "DEADLINE_EXCEEDED") > Some(0) && count("deadline", "OK").is_none(), "{report}");
+    assert!(count("disconnect", "DROPPED_BY_CLIENT") > Some(0), "{report}");
+    let rss = report.rss_kib.as_ref().expect("memory sampled");
+    assert!(rss.samples >= 3 && rss.first > 0 && rss.peak >= rss.last, "{report}");
+    assert!(report.fds.as_ref().is_some_and(|fds| fds.peak >= fds.first), "{report}");
+    // Nothing is left behind on the server: no call, no connection.
+    for _ in 0..500 {
+        if server.handle.in_flight() == 0 && server.handle.connections() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!((server.handle.in_flight(), server.handle.connections()), (0, 0));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_soak_that_sees_unexpected_codes_fails_with_exit_1() {
+    let failing = Failing::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(SearchServiceServer::new(failing.clone()))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_client"))
+        .args(["-t", &addr.to_string(), "soak", "-z", "1s", "-c", "2"])
+        .output()
+        .await
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("client: soak failed: ") && stderr.contains("calls ended with an unexpected code"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("UNAVAILABLE") && stdout.contains("UNIMPLEMENTED"), "{stdout}");
+    server.abort();
 }

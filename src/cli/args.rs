@@ -133,6 +133,35 @@ pub enum Command {
     /// model) or rate (open model, --rate), then throughput, latency
     /// percentiles, a histogram and the count of each status code.
     Bench(BenchArgs),
+    /// Soak the server with mixed traffic for a given time: all four RPC
+    /// kinds, clients that disconnect mid-call, deadlines that expire
+    /// mid-stream, bursts past the server's limit; every call must end with
+    /// a code its kind of traffic allows (else exit 1). With --server-pid,
+    /// samples the server's memory and descriptors each second.
+    Soak(SoakArgs),
+}
+
+/// `client soak`: how long, how many workers, how big the bursts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SoakArgs {
+    /// How long to run.
+    #[arg(long, short = 'z', value_name = "DURATION", default_value = "30s")]
+    pub duration: humantime::Duration,
+
+    /// Workers, each running the kinds of traffic in turn on its own
+    /// connection.
+    #[arg(long, short = 'c', default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+
+    /// Streams a burst holds open at once; set it past the server's
+    /// --max-concurrent-calls to see calls shed. 0: no bursts.
+    #[arg(long, default_value_t = 0)]
+    pub burst: u32,
+
+    /// The server's process id: its resident memory and open file
+    /// descriptors are sampled each second (Linux /proc).
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
 }
 
 /// `client bench`: what to drive, how hard, for how long.
@@ -210,6 +239,8 @@ pub enum Call {
     Scan(Input),
     /// A load test.
     Bench(BenchArgs),
+    /// A soak.
+    Soak(SoakArgs),
 }
 
 /// The input of the unary call.
@@ -270,6 +301,15 @@ impl Args {
                     _ => {}
                 }
                 Call::Bench(bench)
+            }
+            Some(Command::Soak(soak)) => {
+                if data.is_some() {
+                    return Err(conflict("soak"));
+                }
+                if soak.duration.is_zero() {
+                    return Err(Args::command().error(ErrorKind::ValueValidation, "--duration must be more than 0"));
+                }
+                Call::Soak(soak)
             }
         };
         let format = if self.json { Format::Json } else { Format::Text };

@@ -3,8 +3,8 @@
 
 use std::io;
 
-use super::bench;
 use super::input;
+use super::{bench, soak};
 use crate::client;
 
 /// The call succeeded.
@@ -36,6 +36,18 @@ pub enum Error {
     /// A load test could not run.
     #[error(transparent)]
     Load(#[from] bench::Error),
+    /// A soak could not run.
+    #[error(transparent)]
+    Soak(#[from] soak::Error),
+    /// A soak ran, and calls ended with codes their traffic does not allow,
+    /// or never ended.
+    #[error("soak failed: {unexpected} calls ended with an unexpected code, {lost} never ended")]
+    SoakFailed {
+        /// Calls with an unexpected end.
+        unexpected: u64,
+        /// Calls that never ended.
+        lost: u64,
+    },
 }
 
 impl Error {
@@ -43,11 +55,16 @@ impl Error {
     #[must_use]
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Client(err) | Self::Load(bench::Error::Client(err)) => match err {
-                client::Error::Connect { .. } => UNREACHABLE,
-                err => err.code().map_or(FAILURE, |code| STATUS_BASE + code as u8),
-            },
-            Self::Output(_) | Self::Load(bench::Error::Invalid(_)) => FAILURE,
+            Self::Client(err) | Self::Load(bench::Error::Client(err)) | Self::Soak(soak::Error::Client(err)) => {
+                match err {
+                    client::Error::Connect { .. } => UNREACHABLE,
+                    err => err.code().map_or(FAILURE, |code| STATUS_BASE + code as u8),
+                }
+            }
+            Self::Output(_)
+            | Self::Load(bench::Error::Invalid(_))
+            | Self::Soak(soak::Error::Invalid(_))
+            | Self::SoakFailed { .. } => FAILURE,
             Self::Input(_) => INPUT,
         }
     }

@@ -10,6 +10,8 @@
 //! - `exit.rs`: what a run can fail with, and its exit code.
 //! - `bench.rs`: the load generator behind `client bench`; `report.rs` what
 //!   it measured.
+//! - `soak.rs`: mixed traffic for a given time behind `client soak`, with
+//!   the server's memory and descriptors sampled.
 
 use std::io::Write;
 
@@ -19,8 +21,9 @@ pub mod exit;
 pub mod input;
 pub mod output;
 mod report;
+pub mod soak;
 
-pub use self::args::{Args, BenchArgs, Call, Command, Input, Invocation, Query};
+pub use self::args::{Args, BenchArgs, Call, Command, Input, Invocation, Query, SoakArgs};
 use self::bench::{LoadConfig, Model};
 pub use self::exit::Error;
 use self::input::{Batches, LineBatches, Source};
@@ -33,6 +36,7 @@ use crate::pb::v1::{ClassifyRequest, CountRequest, ScanRequest, SearchRequest};
 enum Ready {
     Rpc(RpcReady),
     Bench(BenchArgs, Vec<String>),
+    Soak(SoakArgs),
 }
 
 /// One call of the service, its input ready.
@@ -63,6 +67,7 @@ async fn prepare(call: Call) -> Result<Ready, input::Error> {
             };
             Ready::Bench(bench, queries)
         }
+        Call::Soak(soak) => Ready::Soak(soak),
     })
 }
 
@@ -101,6 +106,26 @@ pub async fn run(invocation: Invocation, out: impl Write) -> Result<(), Error> {
             };
             out.report(&bench::run(config).await?)?;
             out.flush()?;
+            return Ok(());
+        }
+        Ready::Soak(soak) => {
+            let config = soak::SoakConfig {
+                target: invocation.target,
+                options: invocation.options,
+                duration: soak.duration.into(),
+                workers: soak.concurrency as usize,
+                burst: soak.burst as usize,
+                server_pid: soak.server_pid,
+            };
+            let report = soak::run(config).await?;
+            out.soak(&report)?;
+            out.flush()?;
+            if !report.passed() {
+                return Err(Error::SoakFailed {
+                    unexpected: report.unexpected,
+                    lost: report.started - report.ended + report.lost,
+                });
+            }
             return Ok(());
         }
     };

@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::bench::Report;
+use super::soak::SoakReport;
 use crate::pb::v1::{ClassifyResponse, CountResponse, ScanResponse, SearchResponse};
 
 /// How responses are printed.
@@ -83,6 +84,17 @@ impl<W: Write> Output<W> {
     /// # Errors
     /// When writing fails.
     pub fn report(&mut self, report: &Report) -> io::Result<()> {
+        match self.format {
+            Format::Text => write!(self.out, "{report}"),
+            Format::Json => self.json(report),
+        }
+    }
+
+    /// A soak's report: the text summary, or one JSON document.
+    ///
+    /// # Errors
+    /// When writing fails.
+    pub fn soak(&mut self, report: &SoakReport) -> io::Result<()> {
         match self.format {
             Format::Text => write!(self.out, "{report}"),
             Format::Json => self.json(report),
