@@ -29,8 +29,9 @@ use tower::{Layer, Service};
 
 use super::compression::{self, Encoding};
 use super::conn::{Busy, Peer};
-use super::envelope;
+use super::envelope::{self, Follower};
 use super::frames::RequestFrames;
+use super::metrics::Metrics;
 use super::policy::{Admitted, CallPolicy};
 use super::protocol::{CallMark, Protocol};
 use crate::rpc::code_name;
@@ -39,13 +40,14 @@ use crate::rpc::code_name;
 #[derive(Debug, Clone)]
 pub struct CallLayer {
     policy: Arc<CallPolicy>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl CallLayer {
-    /// A layer applying `policy`.
+    /// A layer applying `policy`, recording calls in `metrics` when given.
     #[must_use]
-    pub fn new(policy: Arc<CallPolicy>) -> Self {
-        Self { policy }
+    pub(super) fn new(policy: Arc<CallPolicy>, metrics: Option<Arc<Metrics>>) -> Self {
+        Self { policy, metrics }
     }
 }
 
@@ -53,7 +55,7 @@ impl<S> Layer<S> for CallLayer {
     type Service = Calls<S>;
 
     fn layer(&self, inner: S) -> Calls<S> {
-        Calls { inner, policy: Arc::clone(&self.policy) }
+        Calls { inner, policy: Arc::clone(&self.policy), metrics: self.metrics.clone() }
     }
 }
 
@@ -62,6 +64,7 @@ impl<S> Layer<S> for CallLayer {
 pub struct Calls<S> {
     inner: S,
     policy: Arc<CallPolicy>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 type CallFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -84,7 +87,8 @@ where
         // unmarked is gRPC (the hot path stores nothing).
         let mark = request.extensions().get::<CallMark>();
         let limit = self.policy.max_recv_bytes;
-        let mut end = CallEnd::new(&request, mark.map_or(Protocol::Grpc, |mark| mark.protocol), limit);
+        let protocol = mark.map_or(Protocol::Grpc, |mark| mark.protocol);
+        let mut end = CallEnd::new(&request, protocol, limit, self.metrics.clone());
         // A call the protocol layer already refused (a bad header) is
         // answered here, so that it is logged like any other.
         if let Some(status) = mark.and_then(|mark| mark.refused.clone()) {
@@ -117,7 +121,8 @@ where
         // The answer's compression, when the client takes one the server has.
         let compress =
             request.headers().get("grpc-accept-encoding").and_then(|v| v.to_str().ok()).and_then(Encoding::choose);
-        let request = request.map(|body| Body::new(RequestFrames::new(body, limit, compressed_ok)));
+        let metrics = self.metrics.clone();
+        let request = request.map(|body| Body::new(RequestFrames::new(body, limit, compressed_ok, metrics)));
         // The clone that was ready serves this call (tower's clone-swap idiom).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -208,7 +213,8 @@ fn finish(
         headers.insert("grpc-accept-encoding", HeaderValue::from_static(compression::ACCEPTED));
         Compressor { encoding, rest_of_message: 0 }
     });
-    response.map(|body| Body::new(CallBody { inner: Some(body), expiry, waiting: None, end, compressor }))
+    let sent = Follower::default();
+    response.map(|body| Body::new(CallBody { inner: Some(body), expiry, waiting: None, end, compressor, sent }))
 }
 
 /// When a call must end: its deadline (and the timeout it came from, for the
@@ -277,16 +283,21 @@ struct CallEnd {
     admitted: Option<Admitted>,
     /// The call keeps its connection from being idle.
     _busy: Option<Busy>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl CallEnd {
-    fn new(request: &Request<Body>, protocol: Protocol, limit: usize) -> Self {
+    fn new(request: &Request<Body>, protocol: Protocol, limit: usize, metrics: Option<Arc<Metrics>>) -> Self {
         // Every request carries its connection's peer (conn.rs).
         let connection = request.extensions().get::<Peer>();
         let peer = connection.and_then(|peer| peer.addr);
         let busy = connection.map(Peer::busy);
         let started = Instant::now();
-        Self { uri: request.uri().clone(), peer, protocol, limit, started, code: None, admitted: None, _busy: busy }
+        if let Some(metrics) = &metrics {
+            metrics.start(request.uri().path(), protocol.name());
+        }
+        let uri = request.uri().clone();
+        Self { uri, peer, protocol, limit, started, code: None, admitted: None, _busy: busy, metrics }
     }
 }
 
@@ -294,10 +305,14 @@ impl Drop for CallEnd {
     fn drop(&mut self) {
         // A response dropped before its status was sent: the client cancelled
         // or the connection went away.
-        let code = code_name(self.code.unwrap_or(Code::Cancelled));
+        let code = self.code.unwrap_or(Code::Cancelled);
         let duration = self.started.elapsed();
         let method = self.uri.path();
         let protocol = self.protocol.name();
+        if let Some(metrics) = &self.metrics {
+            metrics.finish(method, protocol, code, duration);
+        }
+        let code = code_name(code);
         match self.peer {
             Some(peer) => tracing::info!(target: "search::call", %method, protocol, code, ?duration, %peer, "call"),
             None => tracing::info!(target: "search::call", %method, protocol, code, ?duration, "call"),
@@ -322,9 +337,19 @@ struct CallBody {
     end: CallEnd,
     /// The answer's compression, when the client takes one.
     compressor: Option<Compressor>,
+    /// The answer's messages, counted when metrics are on.
+    sent: Follower,
 }
 
 impl CallBody {
+    /// Counts the data going out, when metrics are on.
+    fn count_sent(&mut self, data: &Bytes) {
+        if let Some(metrics) = &self.end.metrics {
+            let messages = self.sent.follow(data, |_, _| Ok::<_, Infallible>(())).unwrap_or(0);
+            metrics.flows.sent.add(messages, data.len() as u64);
+        }
+    }
+
     /// Ends the call now with `status` in the trailers.
     fn end_with(&mut self, status: &Status) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         self.inner = None;
@@ -386,10 +411,16 @@ impl HttpBody for CallBody {
                 this.inner = None;
                 Poll::Ready(Some(Ok(frame)))
             }
-            Some(Ok(frame)) => match (this.compressor.as_mut(), frame.into_data()) {
-                (Some(compressor), Ok(data)) => Poll::Ready(Some(Ok(Frame::data(compressor.chunk(data))))),
-                (None, Ok(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
-                (_, Err(frame)) => Poll::Ready(Some(Ok(frame))),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    let data = match this.compressor.as_mut() {
+                        Some(compressor) => compressor.chunk(data),
+                        None => data,
+                    };
+                    this.count_sent(&data);
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
             },
             Some(Err(status)) => {
                 this.end.code = Some(status.code());

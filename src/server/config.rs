@@ -183,6 +183,10 @@ pub struct ServerArgs {
     #[arg(long = "cors-origin", env = "SEARCH_CORS_ORIGIN", value_name = "ORIGIN", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics (off by default).
+    #[arg(long, env = "SEARCH_METRICS_LISTEN", value_name = "HOST:PORT")]
+    pub metrics_listen: Option<String>,
+
     /// Log lines as text or as JSON objects (stderr; RUST_LOG filters).
     #[arg(long, env = "SEARCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -227,6 +231,8 @@ pub struct ServerConfig {
     pub tls: Option<ServerTls>,
     /// Origins whose web pages may call the server (CORS).
     pub cors: CorsOrigins,
+    /// Where to serve `/metrics`, if anywhere.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -250,6 +256,7 @@ impl Default for ServerConfig {
             max_header_bytes: MAX_HEADER_BYTES.0 as u32,
             tls: None,
             cors: CorsOrigins::None,
+            metrics_listen: None,
         }
     }
 }
@@ -332,6 +339,7 @@ impl ServerArgs {
                 .map_err(|_| ConfigError::TooLarge { flag: "max-header-bytes" })?,
             tls,
             cors: CorsOrigins::parse(&self.cors_origins)?,
+            metrics_listen: self.metrics_listen,
         })
     }
 }

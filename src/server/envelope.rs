@@ -23,6 +23,73 @@ pub(super) fn encode(flags: u8, message: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// Follows the envelopes of a body through its chunks without buffering
+/// them: each prefix is handed over as soon as it is whole, and where a
+/// body ends is known to be a boundary or not.
+#[derive(Debug, Default)]
+pub(super) struct Follower {
+    prefix: [u8; PREFIX_LEN],
+    /// Bytes of the current prefix seen.
+    have: usize,
+    /// Bytes of the current message still to come.
+    rest: usize,
+    /// The length of the current message.
+    len: usize,
+}
+
+/// Where a body ended, when not between two envelopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cut {
+    /// Inside a prefix: this many of its bytes.
+    InPrefix(usize),
+    /// Inside a message: this many of its bytes, of so many.
+    InMessage(usize, usize),
+}
+
+impl Follower {
+    /// Follows `data`, calling `prefix` with the flags and length of each
+    /// envelope whose prefix completes; stops at its first error. The count
+    /// of prefixes completed.
+    pub(super) fn follow<E>(
+        &mut self,
+        mut data: &[u8],
+        mut prefix: impl FnMut(u8, usize) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let mut begun = 0;
+        while !data.is_empty() {
+            if self.rest > 0 {
+                let n = self.rest.min(data.len());
+                self.rest -= n;
+                data = &data[n..];
+                continue;
+            }
+            let n = (PREFIX_LEN - self.have).min(data.len());
+            self.prefix[self.have..self.have + n].copy_from_slice(&data[..n]);
+            self.have += n;
+            data = &data[n..];
+            if self.have < PREFIX_LEN {
+                break;
+            }
+            self.have = 0;
+            let [flags, len @ ..] = self.prefix;
+            let len = u32::from_be_bytes(len) as usize;
+            prefix(flags, len)?;
+            begun += 1;
+            self.len = len;
+            self.rest = len;
+        }
+        Ok(begun)
+    }
+
+    /// Where the body ends if it ends here; none on a boundary.
+    pub(super) fn cut(&self) -> Option<Cut> {
+        if self.have > 0 {
+            return Some(Cut::InPrefix(self.have));
+        }
+        (self.rest > 0).then_some(Cut::InMessage(self.len - self.rest, self.len))
+    }
+}
+
 /// One whole envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Envelope {

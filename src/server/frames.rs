@@ -3,6 +3,7 @@
 //! statuses this raises on unchanged.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
@@ -10,8 +11,8 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use tonic::Status;
 use tonic::body::Body;
 
-/// The gRPC message prefix: a compressed flag and a 4-byte length.
-const PREFIX_LEN: usize = 5;
+use super::envelope::{Cut, Follower, PREFIX_LEN};
+use super::metrics::Metrics;
 
 /// A request body checked frame by frame for gRPC framing: a message larger
 /// than the limit fails with RESOURCE_EXHAUSTED as soon as its prefix
@@ -22,52 +23,25 @@ pub(super) struct RequestFrames {
     inner: Body,
     limit: usize,
     compressed_ok: bool,
-    prefix: [u8; PREFIX_LEN],
-    /// Bytes of the current prefix received.
-    prefix_len: usize,
-    /// Bytes of the current message still to come.
-    remaining: usize,
-    /// Size of the current message.
-    message_len: usize,
+    envelopes: Follower,
+    /// Where the messages received are counted, when metrics are on.
+    metrics: Option<Arc<Metrics>>,
     failed: bool,
 }
 
 impl RequestFrames {
-    pub(crate) fn new(inner: Body, limit: usize, compressed_ok: bool) -> Self {
-        Self {
-            inner,
-            limit,
-            compressed_ok,
-            prefix: [0; PREFIX_LEN],
-            prefix_len: 0,
-            remaining: 0,
-            message_len: 0,
-            failed: false,
-        }
+    pub(crate) fn new(inner: Body, limit: usize, compressed_ok: bool, metrics: Option<Arc<Metrics>>) -> Self {
+        Self { inner, limit, compressed_ok, envelopes: Follower::default(), metrics, failed: false }
     }
 
-    /// Follows the framing through one chunk of the body.
-    fn track(&mut self, mut data: &[u8]) -> Result<(), Status> {
-        while !data.is_empty() {
-            if self.remaining > 0 {
-                let n = self.remaining.min(data.len());
-                self.remaining -= n;
-                data = &data[n..];
-                continue;
-            }
-            let n = (PREFIX_LEN - self.prefix_len).min(data.len());
-            self.prefix[self.prefix_len..self.prefix_len + n].copy_from_slice(&data[..n]);
-            self.prefix_len += n;
-            data = &data[n..];
-            if self.prefix_len < PREFIX_LEN {
-                break;
-            }
-            self.prefix_len = 0;
-            let [flag, len @ ..] = self.prefix;
-            let len = u32::from_be_bytes(len) as usize;
+    /// Follows the framing through one chunk of the body; the count of
+    /// messages begun in it.
+    fn track(&mut self, data: &[u8]) -> Result<u64, Status> {
+        let (limit, compressed_ok) = (self.limit, self.compressed_ok);
+        self.envelopes.follow(data, |flag, len| {
             match flag {
                 0 => {}
-                1 if self.compressed_ok => {}
+                1 if compressed_ok => {}
                 1 => {
                     return Err(Status::invalid_argument(
                         "a compressed request message without a grpc-encoding header",
@@ -79,31 +53,23 @@ impl RequestFrames {
                     )));
                 }
             }
-            if len > self.limit {
+            if len > limit {
                 return Err(Status::resource_exhausted(format!(
-                    "the request message is {len} bytes, over the server's limit of {} bytes (--max-recv-bytes)",
-                    self.limit
+                    "the request message is {len} bytes, over the server's limit of {limit} bytes (--max-recv-bytes)"
                 )));
             }
-            self.message_len = len;
-            self.remaining = len;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn truncated(&self) -> Option<Status> {
-        if self.prefix_len > 0 {
-            return Some(Status::invalid_argument(format!(
-                "the request body ended inside a message prefix ({} of {PREFIX_LEN} bytes)",
-                self.prefix_len
-            )));
-        }
-        (self.remaining > 0).then(|| {
-            Status::invalid_argument(format!(
-                "the request body ended inside a message: {} of its {} bytes arrived",
-                self.message_len - self.remaining,
-                self.message_len
-            ))
+        Some(match self.envelopes.cut()? {
+            Cut::InPrefix(have) => Status::invalid_argument(format!(
+                "the request body ended inside a message prefix ({have} of {PREFIX_LEN} bytes)"
+            )),
+            Cut::InMessage(arrived, len) => Status::invalid_argument(format!(
+                "the request body ended inside a message: {arrived} of its {len} bytes arrived"
+            )),
         })
     }
 }
@@ -119,7 +85,13 @@ impl HttpBody for RequestFrames {
         }
         let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
         let checked = match &frame {
-            Some(Ok(frame)) => frame.data_ref().map_or(Ok(()), |data| this.track(data.chunk())),
+            Some(Ok(frame)) => frame.data_ref().map_or(Ok(()), |data| {
+                let messages = this.track(data.chunk())?;
+                if let Some(metrics) = &this.metrics {
+                    metrics.flows.received.add(messages, data.len() as u64);
+                }
+                Ok(())
+            }),
             Some(Err(_)) => Ok(()),
             None => this.truncated().map_or(Ok(()), Err),
         };
@@ -148,7 +120,7 @@ mod tests {
     use super::*;
 
     fn frames(limit: usize) -> RequestFrames {
-        RequestFrames::new(Body::empty(), limit, false)
+        RequestFrames::new(Body::empty(), limit, false, None)
     }
 
     fn message(len: u32) -> Vec<u8> {

@@ -25,6 +25,7 @@
 //!   `grpc-timeout`, load shedding, the drain's cut.
 //! - `frames.rs`: the request's gRPC framing: size limit, truncation.
 //! - `config.rs`: the server's flags and their defaults ([`ServerArgs`]).
+//! - `metrics.rs`: Prometheus metrics at `--metrics-listen`.
 //! - `shutdown.rs`: SIGINT and SIGTERM as the shutdown future.
 
 use std::future::Future;
@@ -52,6 +53,7 @@ mod frames;
 mod handlers;
 mod linger;
 mod listen;
+mod metrics;
 mod policy;
 mod protocol;
 mod shutdown;
@@ -80,13 +82,31 @@ pub enum Error {
     /// The reflection service could not read the descriptor set.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The metrics address cannot be listened on.
+    #[error("cannot listen on --metrics-listen {address}: {source}")]
+    Metrics {
+        /// The address asked for.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
+
+/// The descriptor sets of every service served: the contract, health, and
+/// reflection v1 and v1alpha.
+const SERVED: [&[u8]; 4] = [
+    FILE_DESCRIPTOR_SET,
+    tonic_health::pb::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+];
 
 /// A running server's shared state: how many calls are in flight.
 #[derive(Debug, Clone)]
 pub struct Handle {
     policy: Arc<CallPolicy>,
     limits: Arc<Limits>,
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Handle {
@@ -106,6 +126,12 @@ impl Handle {
     #[must_use]
     pub fn refused_connections(&self) -> u64 {
         self.limits.refused()
+    }
+
+    /// Where `/metrics` is served, when `--metrics-listen` is set.
+    #[must_use]
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_addr
     }
 }
 
@@ -155,7 +181,19 @@ pub async fn start(
     let cut = CancellationToken::new();
     let policy = Arc::new(CallPolicy::new(&config, cut.clone()));
     let limits = Limits::new(config.max_connections);
-    let handle = Handle { policy: Arc::clone(&policy), limits: Arc::clone(&limits) };
+    let (metrics, metrics_addr) = match &config.metrics_listen {
+        None => (None, None),
+        Some(address) => {
+            let failed = |source| Error::Metrics { address: address.clone(), source };
+            let listener = tokio::net::TcpListener::bind(address.as_str()).await.map_err(failed)?;
+            let bound = listener.local_addr().map_err(failed)?;
+            let metrics = metrics::Metrics::new(&policy, &limits);
+            tokio::spawn(metrics::serve(listener, Arc::clone(&metrics)));
+            tracing::info!(address = %bound, "metrics at /metrics");
+            (Some(metrics), Some(bound))
+        }
+    };
+    let handle = Handle { policy: Arc::clone(&policy), limits: Arc::clone(&limits), metrics_addr };
     // TLS is ours: both HTTP versions in ALPN, and handshakes off the
     // accept loop (see accept.rs).
     let tls = config.tls.as_ref().map(ServerTls::config).transpose()?.map(TlsAcceptor::from);
@@ -181,7 +219,7 @@ pub async fn start(
         .prepare();
     let service = ServiceBuilder::new()
         .layer(ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors)))
-        .layer(CallLayer::new(policy))
+        .layer(CallLayer::new(policy, metrics))
         .layer(MapRequestLayer::new(route_legacy_path))
         .service(routes);
     let draining = CancellationToken::new();

@@ -4,7 +4,7 @@
 //! drain's grace is over.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::HeaderMap;
@@ -21,6 +21,8 @@ pub struct CallPolicy {
     pub(super) max_recv_bytes: usize,
     max_concurrent_calls: usize,
     in_flight: AtomicUsize,
+    /// Calls refused at the limit since the start.
+    shed: AtomicU64,
     /// Cancelled when a drain's grace is over: every call still running ends.
     pub(super) cut: CancellationToken,
 }
@@ -35,6 +37,7 @@ impl CallPolicy {
             max_recv_bytes: config.max_recv_bytes,
             max_concurrent_calls: config.max_concurrent_calls,
             in_flight: AtomicUsize::new(0),
+            shed: AtomicU64::new(0),
             cut,
         }
     }
@@ -43,6 +46,12 @@ impl CallPolicy {
     #[must_use]
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Calls refused at `--max-concurrent-calls` since the start.
+    #[must_use]
+    pub fn shed(&self) -> u64 {
+        self.shed.load(Ordering::Relaxed)
     }
 
     /// The deadline of a call, from its `grpc-timeout` header: the default
@@ -68,6 +77,7 @@ impl CallPolicy {
         let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
         let admitted = Admitted(Arc::clone(self));
         if before >= self.max_concurrent_calls {
+            self.shed.fetch_add(1, Ordering::Relaxed);
             return Err(Status::resource_exhausted(format!(
                 "the server is at its limit of {} calls in flight (--max-concurrent-calls); try again later",
                 self.max_concurrent_calls

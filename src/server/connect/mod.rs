@@ -41,8 +41,8 @@ use tower::Service;
 
 use self::codec::{FromJson, ToJson};
 use self::message::{Decoder, request_encoding};
+use super::SERVED;
 use super::protocol::{CallMark, Protocol};
-use crate::pb::v1::FILE_DESCRIPTOR_SET;
 use crate::rpc::{self, Idempotency, LEGACY_SEARCH_PATH, SEARCH_PATH};
 
 /// Refuses the call of `extensions` with `status` (a bad timeout or
@@ -140,14 +140,8 @@ impl Route {
 /// Every method served, from the descriptor sets of the services: the
 /// contract, health, reflection; and the article's path as the alias it is.
 static ROUTES: LazyLock<HashMap<String, Route>> = LazyLock::new(|| {
-    let sets = [
-        FILE_DESCRIPTOR_SET,
-        tonic_health::pb::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-    ];
     let mut routes = HashMap::new();
-    for method in sets.into_iter().flat_map(rpc::methods) {
+    for method in SERVED.into_iter().flat_map(rpc::methods) {
         let json = codec::json(&method.input).zip(codec::json(&method.output)).map(|((from, _), (_, to))| (from, to));
         let route = Route {
             client_streaming: method.client_streaming,
