@@ -112,7 +112,8 @@ pub(super) struct Connection {
     watch: Watch,
     /// Closing for abuse: the GOAWAY, and how much of it is written.
     closing: Option<Closing>,
-    _slot: Slot,
+    /// Its place among the open connections, held until the socket closes.
+    slot: Option<Slot>,
 }
 
 /// A connection closing for abuse (see `watch.rs`).
@@ -121,19 +122,13 @@ struct Closing {
     abuse: Abuse,
     goaway: Vec<u8>,
     sent: usize,
-    /// Once the GOAWAY is out: until when the peer's bytes are read and
-    /// dropped. Closing a socket with unread bytes resets the connection,
-    /// and a reset can destroy the GOAWAY before the peer reads it.
-    linger: Option<Pin<Box<Sleep>>>,
+    /// Whether the GOAWAY is out and the sending side shut.
+    done: bool,
 }
 
-/// How long a connection closed for abuse reads and drops what its peer
-/// still sends, so that the GOAWAY reaches it.
+/// How long a closed connection reads and drops what its peer still sends
+/// (see [`Connection`]'s `Drop`).
 const LINGER: Duration = Duration::from_secs(2);
-
-/// Reads a lingering connection makes in one poll, before it lets other
-/// tasks run.
-const LINGER_READS_PER_POLL: usize = 16;
 
 /// The bytes of a connection.
 #[derive(Debug)]
@@ -142,6 +137,8 @@ enum Io {
     Plain(TcpStream),
     /// TLS, the handshake done; ALPN chose HTTP/2 or HTTP/1.1.
     Tls(Box<TlsStream<TcpStream>>),
+    /// Handed over to be closed (see [`Connection`]'s `Drop`).
+    Closed,
 }
 
 /// Waiting for a connection's first word (see the module documentation).
@@ -270,7 +267,7 @@ impl Accepting {
                 first_word,
                 watch: Watch::new(min_ping_interval),
                 closing: None,
-                _slot: slot,
+                slot: Some(slot),
             };
             match &tls {
                 None => {
@@ -300,20 +297,21 @@ impl Accepting {
 impl Connection {
     /// The peer's address, for the call log.
     pub(super) fn peer_addr(&self) -> Option<std::net::SocketAddr> {
-        let tcp = match &self.io {
-            Io::Plain(tcp) => tcp,
-            Io::Tls(tls) => tls.get_ref().0,
-        };
-        tcp.peer_addr().ok()
+        match &self.io {
+            Io::Plain(tcp) => tcp.peer_addr().ok(),
+            Io::Tls(tls) => tls.get_ref().0.peer_addr().ok(),
+            Io::Closed => None,
+        }
     }
 }
 
 impl Connection {
     /// Writes what is left of the GOAWAY of a connection closing for abuse,
-    /// once the server's last frame is whole, and ends the sending side.
+    /// once the server's last frame is whole, and shuts the sending side;
+    /// then the connection ends for hyper (and lingers: see `Drop`).
     fn poll_goaway(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let Some(closing) = self.closing.as_mut() else { return Poll::Ready(Ok(())) };
-        if closing.linger.is_some() {
+        if closing.done {
             return Poll::Ready(Ok(()));
         }
         if !self.watch.at_boundary() {
@@ -328,38 +326,57 @@ impl Connection {
             closing.sent += n;
         }
         ready!(Pin::new(&mut self.io).poll_shutdown(cx))?;
-        closing.linger = Some(Box::pin(tokio::time::sleep(LINGER)));
+        closing.done = true;
         Poll::Ready(Ok(()))
     }
+}
 
-    /// A connection closing for abuse: the GOAWAY out, then the peer's
-    /// bytes dropped until it closes or the linger ends; hyper sees the end.
-    fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.poll_goaway(cx))?;
-        let Some(closing) = self.closing.as_mut() else { return Poll::Ready(Ok(())) };
-        let aborted = || io::Error::new(io::ErrorKind::ConnectionAborted, closing.abuse.name());
-        if closing.linger.as_mut().is_some_and(|linger| linger.as_mut().poll(cx).is_ready()) {
-            return Poll::Ready(Err(aborted()));
+impl Drop for Connection {
+    /// Closes the socket gently: its sending side first, then whatever the
+    /// peer still sends is read and dropped until it closes too, for at
+    /// most [`LINGER`], in a task of its own. Closing a socket with unread
+    /// bytes resets the connection, and a reset can destroy the last frames
+    /// before the peer reads them: a GOAWAY, or the answer to a request a
+    /// proxy sent as the connection was closing (which it would retry on a
+    /// clean close, and fail on a reset).
+    fn drop(&mut self) {
+        let tcp = match std::mem::replace(&mut self.io, Io::Closed) {
+            Io::Plain(tcp) => tcp,
+            Io::Tls(tls) => tls.into_inner().0,
+            Io::Closed => return,
+        };
+        let slot = self.slot.take();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(linger(tcp, slot));
         }
-        let mut scratch = [0u8; 4096];
-        for _ in 0..LINGER_READS_PER_POLL {
-            let mut buf = ReadBuf::new(&mut scratch);
-            ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
-            if buf.filled().is_empty() {
-                // The peer closed: the end of the connection for hyper.
-                return Poll::Ready(Ok(()));
-            }
-        }
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
+}
+
+/// See [`Connection`]'s `Drop`.
+async fn linger(mut tcp: TcpStream, slot: Option<Slot>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Fails on a socket already shut or reset: nothing to wait for then.
+    if tcp.shutdown().await.is_ok() {
+        let mut sink = [0u8; 4096];
+        let _ = tokio::time::timeout(LINGER, async {
+            while let Ok(n) = tcp.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    drop(slot);
 }
 
 impl AsyncRead for Connection {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.closing.is_some() {
-            return this.poll_closing(cx);
+        if let Some(closing) = &this.closing {
+            let abuse = closing.abuse;
+            ready!(this.poll_goaway(cx))?;
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionAborted, abuse.name())));
         }
         if let Some(first_word) = this.first_word.as_mut()
             && first_word.deadline.as_mut().poll(cx).is_ready()
@@ -382,7 +399,7 @@ impl AsyncRead for Connection {
         if let Some(abuse) = this.watch.read(read) {
             let peer = this.peer_addr();
             tracing::warn!(?peer, reason = abuse.name(), "closing an abusive HTTP/2 connection with a GOAWAY");
-            this.closing = Some(Closing { abuse, goaway: this.watch.goaway(abuse), sent: 0, linger: None });
+            this.closing = Some(Closing { abuse, goaway: this.watch.goaway(abuse), sent: 0, done: false });
         }
         // What was read is still served; the GOAWAY goes out before the
         // next read or write.
@@ -395,6 +412,7 @@ impl AsyncRead for Io {
         match self.get_mut() {
             Self::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
             Self::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+            Self::Closed => Poll::Ready(Ok(())),
         }
     }
 }
@@ -449,7 +467,7 @@ impl AsyncWrite for Connection {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.closing.as_ref().is_some_and(|closing| closing.linger.is_some()) {
+        if this.closing.as_ref().is_some_and(|closing| closing.done) {
             return Poll::Ready(Ok(())); // flushed and shut with the GOAWAY
         }
         Pin::new(&mut this.io).poll_flush(cx)
@@ -457,7 +475,7 @@ impl AsyncWrite for Connection {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.closing.as_ref().is_some_and(|closing| closing.linger.is_some()) {
+        if this.closing.as_ref().is_some_and(|closing| closing.done) {
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut this.io).poll_shutdown(cx)
@@ -469,6 +487,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Self::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
             Self::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+            Self::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
 
@@ -480,6 +499,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Self::Plain(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
             Self::Tls(tls) => Pin::new(tls.as_mut()).poll_write_vectored(cx, bufs),
+            Self::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
 
@@ -487,6 +507,7 @@ impl AsyncWrite for Io {
         match self {
             Self::Plain(tcp) => tcp.is_write_vectored(),
             Self::Tls(tls) => tls.is_write_vectored(),
+            Self::Closed => false,
         }
     }
 
@@ -494,6 +515,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Self::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
             Self::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+            Self::Closed => Poll::Ready(Ok(())),
         }
     }
 
@@ -501,6 +523,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Self::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
             Self::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+            Self::Closed => Poll::Ready(Ok(())),
         }
     }
 }
