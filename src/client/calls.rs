@@ -3,6 +3,7 @@
 //! streaming, under its deadline, never retried.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use tokio::time::{Instant, timeout_at};
 use tokio_stream::Stream;
@@ -11,7 +12,7 @@ use tonic::{Code, Request, Status};
 
 use super::failure::Failure;
 use super::responses::Responses;
-use super::{Client, ConnectivityState, Error, retry};
+use super::{Client, ConnectivityState, Error, Subchannel, retry};
 use crate::pb::v1::search_service_client::SearchServiceClient;
 use crate::pb::v1::{
     ClassifyRequest, ClassifyResponse, CountRequest, CountResponse, ScanRequest, ScanResponse, SearchRequest,
@@ -27,7 +28,7 @@ impl Client {
     /// `wait_for_ready`, a call that could not be sent waits for the server.
     async fn unary<M: Clone, T, F, Fut>(&self, method: &str, message: &M, mut attempt: F) -> Result<T, Error>
     where
-        F: FnMut(SearchServiceClient<Channel>, Request<M>) -> Fut,
+        F: FnMut(Channel, Request<M>) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         let deadline = Instant::now() + self.options.timeout;
@@ -35,24 +36,45 @@ impl Client {
         let mut attempts = 0;
         // How the previous attempt ended, for the deadline's message.
         let mut last = None;
+        self.stats.call();
         loop {
             if self.connectivity.state() == ConnectivityState::Shutdown {
                 return Err(Error::Shutdown);
             }
             attempts += 1;
+            // Each attempt picks again: a retry goes to another subchannel
+            // when the last one failed.
+            let sub = match timeout_at(deadline, self.balancer.pick()).await {
+                Err(_) => return Err(self.deadline_exceeded(attempts, last)),
+                Ok(Err(err)) if !self.options.wait_for_ready => return Err(err),
+                Ok(Err(err)) => {
+                    let delay = self.options.backoff.delay(attempts);
+                    if Instant::now() + delay >= deadline {
+                        return Err(self.deadline_exceeded(attempts, Some(err.to_string())));
+                    }
+                    last = Some(err.to_string());
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                Ok(Ok(sub)) => sub,
+            };
+            self.stats.attempt();
+            let started = Instant::now();
             let request = with_timeout(message.clone(), deadline);
-            let status = match timeout_at(deadline, attempt(self.inner.clone(), request)).await {
+            let ended = timeout_at(deadline, attempt(sub.channel.clone(), request)).await;
+            self.stats.attempt_took(started.elapsed());
+            let status = match ended {
                 Err(_) => return Err(self.deadline_exceeded(attempts, last)),
                 Ok(Ok(value)) => {
-                    self.connectivity.mark_answered();
+                    sub.connectivity.mark_answered();
                     self.budget.succeeded();
                     return Ok(value);
                 }
                 Ok(Err(status)) => status,
             };
-            let failure = self.failure(&status);
+            let failure = self.failure(&status, &sub);
             if matches!(failure, Failure::Status) && std::error::Error::source(&status).is_none() {
-                self.connectivity.mark_answered();
+                sub.connectivity.mark_answered();
             }
             let not_sent = matches!(failure, Failure::NotSent(_));
             let transient = not_sent || matches!(failure, Failure::Unanswered(_)) || status.code() == Code::Unavailable;
@@ -62,9 +84,9 @@ impl Client {
                 safe && transient && self.budget.failed() && attempts < self.options.max_attempts
             };
             if !retry {
-                return Err(self.failed(status, attempts, last));
+                return Err(self.failed(status, &sub, attempts, last));
             }
-            let error = self.failed(status, attempts, last.take()).to_string();
+            let error = self.failed(status, &sub, attempts, last.take()).to_string();
             let delay = self.options.backoff.delay(attempts);
             if Instant::now() + delay >= deadline {
                 return Err(self.deadline_exceeded(attempts, Some(error)));
@@ -81,7 +103,7 @@ impl Client {
         &self,
         message: M,
         call: impl FnOnce(SearchServiceClient<Channel>, Request<M>) -> Fut,
-    ) -> Result<(T, Instant), Error>
+    ) -> Result<(T, Instant, Arc<Subchannel>), Error>
     where
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
@@ -90,13 +112,17 @@ impl Client {
         }
         let deadline = Instant::now() + self.options.timeout;
         self.ready(deadline).await?;
-        match timeout_at(deadline, call(self.inner.clone(), with_timeout(message, deadline))).await {
+        self.stats.call();
+        self.stats.attempt();
+        let sub = timeout_at(deadline, self.balancer.pick()).await.map_err(|_| self.deadline_exceeded(1, None))??;
+        let client = self.grpc(sub.channel.clone());
+        match timeout_at(deadline, call(client, with_timeout(message, deadline))).await {
             Err(_) => Err(self.deadline_exceeded(1, None)),
             Ok(Ok(response)) => {
-                self.connectivity.mark_answered();
-                Ok((response.into_inner(), deadline))
+                sub.connectivity.mark_answered();
+                Ok((response.into_inner(), deadline, sub))
             }
-            Ok(Err(status)) => Err(self.failed(status, 1, None)),
+            Ok(Err(status)) => Err(self.failed(status, &sub, 1, None)),
         }
     }
 
@@ -106,8 +132,9 @@ impl Client {
     /// # Errors
     /// See [`Error`].
     pub async fn search(&self, request: SearchRequest) -> Result<SearchResponse, Error> {
-        self.unary(SEARCH_PATH, &request, |mut client, request| async move {
-            client.search(request).await.map(tonic::Response::into_inner)
+        self.unary(SEARCH_PATH, &request, |channel, request| {
+            let mut client = self.grpc(channel);
+            async move { client.search(request).await.map(tonic::Response::into_inner) }
         })
         .await
     }
@@ -119,8 +146,8 @@ impl Client {
     /// # Errors
     /// See [`Error`].
     pub async fn search_legacy(&self, request: SearchRequest) -> Result<SearchResponse, Error> {
-        self.unary(LEGACY_SEARCH_PATH, &request, |_, request| {
-            let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        self.unary(LEGACY_SEARCH_PATH, &request, |channel, request| {
+            let mut grpc = tonic::client::Grpc::new(channel);
             for encoding in super::ACCEPTED {
                 grpc = grpc.accept_compressed(encoding);
             }
@@ -146,9 +173,9 @@ impl Client {
         &self,
         requests: impl Stream<Item = ClassifyRequest> + Send + 'static,
     ) -> Result<Responses<ClassifyResponse>, Error> {
-        let (stream, deadline) =
+        let (stream, deadline, sub) =
             self.streaming(requests, |mut client, request| async move { client.classify(request).await }).await?;
-        Ok(Responses::new(stream, deadline, self.clone()))
+        Ok(Responses::new(stream, deadline, self.clone(), sub))
     }
 
     /// Client-streaming `Count`: sends every request, then gets one summary.
@@ -160,7 +187,7 @@ impl Client {
         &self,
         requests: impl Stream<Item = CountRequest> + Send + 'static,
     ) -> Result<CountResponse, Error> {
-        let (response, _) =
+        let (response, _, _) =
             self.streaming(requests, |mut client, request| async move { client.count(request).await }).await?;
         Ok(response)
     }
@@ -172,9 +199,9 @@ impl Client {
     /// See [`Error`]; the responses end at the deadline with
     /// [`Error::DeadlineExceeded`].
     pub async fn scan(&self, request: ScanRequest) -> Result<Responses<ScanResponse>, Error> {
-        let (stream, deadline) =
+        let (stream, deadline, sub) =
             self.streaming(request, |mut client, request| async move { client.scan(request).await }).await?;
-        Ok(Responses::new(stream, deadline, self.clone()))
+        Ok(Responses::new(stream, deadline, self.clone(), sub))
     }
 }
 

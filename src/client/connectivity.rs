@@ -9,11 +9,13 @@
 //! when it closes; [`Connectivity::shutdown`] sets SHUTDOWN for good.
 
 use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -51,7 +53,7 @@ impl fmt::Display for ConnectivityState {
 }
 
 /// A handle on a channel's state; clones share it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Connectivity {
     state: Arc<watch::Sender<ConnectivityState>>,
     /// Whether the server has answered anything on the current connection:
@@ -61,7 +63,19 @@ pub struct Connectivity {
     answered: Arc<AtomicBool>,
     /// Listeners to every transition (a watch keeps only the latest state).
     listeners: Arc<Mutex<Vec<mpsc::UnboundedSender<Transition>>>>,
+    /// Called at each transition, in order, as it happens (a subchannel's
+    /// channel aggregates its state this way).
+    on_change: Arc<OnceLock<OnChange>>,
 }
+
+impl fmt::Debug for Connectivity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connectivity").field("state", &self.state()).finish_non_exhaustive()
+    }
+}
+
+/// What a transition calls: from, to.
+pub(super) type OnChange = Box<dyn Fn(ConnectivityState, ConnectivityState) + Send + Sync>;
 
 /// One change of state: from, to.
 pub type Transition = (ConnectivityState, ConnectivityState);
@@ -72,6 +86,7 @@ impl Default for Connectivity {
             state: Arc::new(watch::Sender::new(ConnectivityState::Idle)),
             answered: Arc::new(AtomicBool::new(false)),
             listeners: Arc::default(),
+            on_change: Arc::default(),
         }
     }
 }
@@ -130,9 +145,18 @@ impl Connectivity {
             changes
         });
         if let Some(from) = from {
+            if let Some(on_change) = self.on_change.get() {
+                on_change(from, next);
+            }
             let mut listeners = self.listeners.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             listeners.retain(|listener| listener.send((from, next)).is_ok());
         }
+    }
+
+    /// Calls `on_change` at every transition from now on (once per
+    /// connectivity: later calls are ignored).
+    pub(super) fn on_change(&self, on_change: OnChange) {
+        let _ = self.on_change.set(on_change);
     }
 }
 
@@ -143,19 +167,40 @@ pub struct ConnectFailed {
     cause: String,
 }
 
-/// Dials TCP for tonic's channel, reporting each step to a [`Connectivity`].
-/// tonic adds TLS on top, for `https://` targets.
+/// One address a subchannel dials.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Address {
+    /// TCP.
+    Tcp(SocketAddr),
+    /// A Unix domain socket.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// Dials one address for tonic's channel (a subchannel's), reporting each
+/// step to a [`Connectivity`]. tonic adds TLS on top, for `https://`
+/// targets; the URI it passes only names the authority.
 #[derive(Debug, Clone)]
 pub struct TrackingConnector {
+    address: Address,
     connectivity: Connectivity,
     connect_timeout: Duration,
 }
 
 impl TrackingConnector {
-    /// A connector reporting to `connectivity`, giving up a dial after `connect_timeout`.
+    /// A connector to `address` reporting to `connectivity`, giving up a
+    /// dial after `connect_timeout`.
     #[must_use]
-    pub fn new(connectivity: Connectivity, connect_timeout: Duration) -> Self {
-        Self { connectivity, connect_timeout }
+    pub fn new(address: Address, connectivity: Connectivity, connect_timeout: Duration) -> Self {
+        Self { address, connectivity, connect_timeout }
     }
 }
 
@@ -170,12 +215,13 @@ impl tower::Service<Uri> for TrackingConnector {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, uri: Uri) -> Self::Future {
+    fn call(&mut self, _authority: Uri) -> Self::Future {
         let connectivity = self.connectivity.clone();
         let timeout = self.connect_timeout;
+        let address = self.address.clone();
         connectivity.set(ConnectivityState::Connecting);
         Box::pin(async move {
-            let dialed = tokio::time::timeout(timeout, dial(&uri)).await.unwrap_or_else(|_| {
+            let dialed = tokio::time::timeout(timeout, dial(&address)).await.unwrap_or_else(|_| {
                 Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("no connection within the {} connect timeout", humantime::format_duration(timeout)),
@@ -196,30 +242,47 @@ impl tower::Service<Uri> for TrackingConnector {
     }
 }
 
-/// Connects to the first address of `uri`'s host that accepts.
-async fn dial(uri: &Uri) -> io::Result<TcpStream> {
-    let host = super::target::host_of(uri);
-    let port = uri.port_u16().unwrap_or(80);
-    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{host} resolves to no address"));
-    for addr in tokio::net::lookup_host((host, port)).await? {
-        match TcpStream::connect(addr).await {
-            Ok(stream) => {
-                // gRPC messages are small and latency-bound.
-                stream.set_nodelay(true)?;
-                return Ok(stream);
-            }
-            Err(err) => last = err,
+/// Connects to `address`.
+async fn dial(address: &Address) -> io::Result<Stream> {
+    match address {
+        Address::Tcp(addr) => {
+            let stream = TcpStream::connect(addr).await?;
+            // gRPC messages are small and latency-bound.
+            stream.set_nodelay(true)?;
+            Ok(Stream::Tcp(stream))
         }
+        #[cfg(unix)]
+        Address::Unix(path) => Ok(Stream::Unix(tokio::net::UnixStream::connect(path).await?)),
+        #[cfg(not(unix))]
+        Address::Unix(_) => Err(io::Error::new(io::ErrorKind::Unsupported, "Unix sockets need a Unix system")),
     }
-    Err(last)
+}
+
+/// A connection's socket.
+#[derive(Debug)]
+enum Stream {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
 }
 
 /// A connection's socket: when hyper drops it (the connection closed, for
-/// whatever reason), the channel is IDLE until the next dial.
+/// whatever reason), the subchannel is IDLE until the next dial.
 #[derive(Debug)]
 pub struct TrackedStream {
-    stream: TcpStream,
+    stream: Stream,
     connectivity: Connectivity,
+}
+
+/// Calls `$call` on the stream inside a [`Stream`], whichever it is.
+macro_rules! on_stream {
+    ($stream:expr, $s:ident => $call:expr) => {
+        match $stream {
+            Stream::Tcp($s) => $call,
+            #[cfg(unix)]
+            Stream::Unix($s) => $call,
+        }
+    };
 }
 
 impl Drop for TrackedStream {
@@ -230,13 +293,13 @@ impl Drop for TrackedStream {
 
 impl AsyncRead for TrackedStream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+        on_stream!(&mut self.get_mut().stream, s => Pin::new(s).poll_read(cx, buf))
     }
 }
 
 impl AsyncWrite for TrackedStream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        on_stream!(&mut self.get_mut().stream, s => Pin::new(s).poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -244,19 +307,19 @@ impl AsyncWrite for TrackedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        on_stream!(&mut self.get_mut().stream, s => Pin::new(s).poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        on_stream!(&self.stream, s => s.is_write_vectored())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        on_stream!(&mut self.get_mut().stream, s => Pin::new(s).poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        on_stream!(&mut self.get_mut().stream, s => Pin::new(s).poll_shutdown(cx))
     }
 }
 
@@ -308,7 +371,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let connectivity = Connectivity::default();
-        let connector = TrackingConnector::new(connectivity.clone(), Duration::from_secs(5));
+        let connector = TrackingConnector::new(Address::Tcp(addr), connectivity.clone(), Duration::from_secs(5));
         let uri: Uri = format!("http://{addr}").parse().expect("uri");
         let stream = connector.clone().oneshot(uri.clone()).await.expect("dials");
         assert_eq!(connectivity.state(), ConnectivityState::Ready);

@@ -5,7 +5,7 @@
 use tonic::{Code, Status};
 
 use super::connectivity::ConnectFailed;
-use super::{Client, Error};
+use super::{Client, Error, Subchannel};
 
 /// How an attempt failed, from where its status came from.
 pub(super) enum Failure {
@@ -35,8 +35,8 @@ fn causes<'a>(
 }
 
 impl Client {
-    /// Where the status of a failed attempt came from.
-    pub(super) fn failure(&self, status: &Status) -> Failure {
+    /// Where the status of a failed attempt on `sub` came from.
+    pub(super) fn failure(&self, status: &Status, sub: &Subchannel) -> Failure {
         if status.code() == Code::Cancelled && status.message() == tonic::TimeoutExpired(()).to_string() {
             return Failure::Deadline;
         }
@@ -51,7 +51,7 @@ impl Client {
                 return Failure::NotSent(format!("TLS handshake failed: {tls}"));
             }
         }
-        if self.connectivity.answered() {
+        if sub.connectivity.answered() {
             return Failure::Status;
         }
         let root = causes(source).last().map(ToString::to_string).unwrap_or_default();
@@ -68,10 +68,10 @@ impl Client {
         Error::DeadlineExceeded { timeout: self.options.timeout, attempts, last }
     }
 
-    /// The error of a call that ended with `status` after `attempts`
-    /// attempts, the earlier ones ending as `last` said.
-    pub(super) fn failed(&self, status: Status, attempts: u32, last: Option<String>) -> Error {
-        match self.failure(&status) {
+    /// The error of a call that ended with `status` on `sub` after
+    /// `attempts` attempts, the earlier ones ending as `last` said.
+    pub(super) fn failed(&self, status: Status, sub: &Subchannel, attempts: u32, last: Option<String>) -> Error {
+        match self.failure(&status, sub) {
             Failure::NotSent(cause) | Failure::Unanswered(cause) => {
                 Error::Connect { target: self.target.to_string(), cause }
             }

@@ -14,6 +14,9 @@
 //! - `error.rs`: [`Error`], what a call can end with.
 //! - `target.rs`: [`Target`], where to connect, as the user writes it.
 //! - `connectivity.rs`: the five connectivity states, from the dialer's events.
+//! - `balancer.rs`: the channel over the target's addresses: subchannels,
+//!   pick_first or round_robin, re-resolution.
+//! - `stats.rs`: the client's own counts: calls, attempts, attempt durations.
 //! - `retry.rs`: safe methods from the descriptor, [`Backoff`], the retry budget.
 
 use std::sync::Arc;
@@ -21,26 +24,30 @@ use std::time::Duration;
 
 use tokio::time::{Instant, timeout_at};
 use tonic::codec::CompressionEncoding;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
+mod balancer;
 mod calls;
 mod connectivity;
 mod error;
 mod failure;
 mod responses;
 mod retry;
+mod stats;
 mod target;
 
+use self::balancer::{Balancer, Subchannel};
+pub use self::balancer::{Backend, LoadBalancing, SubchannelTransition};
 use self::calls::with_timeout;
-use self::connectivity::TrackingConnector;
 pub use self::connectivity::{Connectivity, ConnectivityState, Transition};
 pub use self::error::{Error, describe_status};
-use self::failure::{Failure, root_cause};
+use self::failure::Failure;
 pub use self::responses::Responses;
 use self::retry::RetryBudget;
 pub use self::retry::{Backoff, BackoffError, RetryThrottle};
+pub use self::stats::{CallStats, Stats};
 pub use self::target::{InvalidTarget, Target};
 use crate::pb::v1::search_service_client::SearchServiceClient;
 use crate::tls::ClientTls;
@@ -73,6 +80,8 @@ pub struct ClientOptions {
     /// Compress request messages with this encoding (answers in gzip, zstd
     /// or deflate are read whatever it is).
     pub compression: Option<Compression>,
+    /// How calls are spread over the target's addresses.
+    pub lb: LoadBalancing,
 }
 
 /// How the client compresses what it sends.
@@ -110,24 +119,25 @@ impl Default for ClientOptions {
             retry_budget: RetryThrottle::default(),
             tls: ClientTls::default(),
             compression: None,
+            lb: LoadBalancing::PickFirst,
         }
     }
 }
 
 /// A Search client: one method per RPC of `search.v1.SearchService`.
 ///
-/// The channel connects on the first call and reconnects after a lost
-/// connection. Cloning is cheap; clones share the connection, its
-/// connectivity state and the retry budget.
+/// The channel resolves the target and connects on the first call, over
+/// one subchannel per address (see `balancer.rs`), and reconnects after a
+/// lost connection. Cloning is cheap; clones share the connections, their
+/// connectivity states, the retry budget and the counts.
 #[derive(Debug, Clone)]
 pub struct Client {
-    channel: Channel,
-    inner: SearchServiceClient<Channel>,
-    health: HealthClient<Channel>,
+    balancer: Arc<Balancer>,
     target: Target,
     options: Arc<ClientOptions>,
     connectivity: Connectivity,
     budget: Arc<RetryBudget>,
+    stats: Arc<Stats>,
 }
 
 impl Client {
@@ -137,25 +147,11 @@ impl Client {
     /// [`Error::Connect`] when the TLS settings are refused (a bad CA or
     /// client certificate).
     pub fn new(target: &Target, options: ClientOptions) -> Result<Self, Error> {
-        let mut endpoint = Endpoint::from(target.uri().clone()).tcp_nodelay(true);
-        if target.is_tls() {
-            endpoint = endpoint.tls_config(options.tls.config(target.host())).map_err(|err| Error::Connect {
-                target: target.to_string(),
-                cause: format!("invalid TLS settings: {}", root_cause(&err)),
-            })?;
-        }
         let connectivity = Connectivity::default();
-        let channel =
-            endpoint.connect_with_connector_lazy(TrackingConnector::new(connectivity.clone(), options.connect_timeout));
-        Ok(Self {
-            channel: channel.clone(),
-            inner: compressed(SearchServiceClient::new(channel.clone()), options.compression),
-            health: HealthClient::new(channel),
-            target: target.clone(),
-            budget: Arc::new(RetryBudget::new(options.retry_budget)),
-            options: Arc::new(options),
-            connectivity,
-        })
+        let budget = Arc::new(RetryBudget::new(options.retry_budget));
+        let options = Arc::new(options);
+        let balancer = Balancer::new(target, Arc::clone(&options), connectivity.clone())?;
+        Ok(Self { balancer, target: target.clone(), options, connectivity, budget, stats: Arc::default() })
     }
 
     /// A client with the default options, connected now, so that an
@@ -214,23 +210,48 @@ impl Client {
         self.connectivity.shutdown();
     }
 
+    /// Every subchannel: its address, its state, the attempts sent to it.
+    #[must_use]
+    pub fn backends(&self) -> Vec<Backend> {
+        self.balancer.backends()
+    }
+
+    /// Every subchannel's transitions from now on (`client -v`).
+    #[must_use]
+    pub fn subchannel_transitions(&self) -> tokio::sync::mpsc::UnboundedReceiver<SubchannelTransition> {
+        self.balancer.transitions()
+    }
+
+    /// The client's counts so far: calls, attempts, attempt durations.
+    #[must_use]
+    pub fn stats(&self) -> CallStats {
+        self.stats.snapshot()
+    }
+
+    /// The generated client on `channel`, sending and reading compressed
+    /// messages as the options say.
+    fn grpc(&self, channel: Channel) -> SearchServiceClient<Channel> {
+        compressed(SearchServiceClient::new(channel), self.options.compression)
+    }
+
     /// Makes sure a connection is up: one side-effect-free health check
     /// (any answer, even UNIMPLEMENTED, proves the connection).
     async fn probe(&self, deadline: Instant) -> Result<(), Error> {
+        let sub = self.balancer.pick().await?;
         let request = with_timeout(HealthCheckRequest { service: String::new() }, deadline);
-        match timeout_at(deadline, self.health.clone().check(request)).await {
+        match timeout_at(deadline, HealthClient::new(sub.channel.clone()).check(request)).await {
             Err(_) => Err(self.deadline_exceeded(1, None)),
             Ok(Ok(_)) => {
-                self.connectivity.mark_answered();
+                sub.connectivity.mark_answered();
                 Ok(())
             }
-            Ok(Err(status)) => match self.failure(&status) {
+            Ok(Err(status)) => match self.failure(&status, &sub) {
                 Failure::NotSent(cause) | Failure::Unanswered(cause) => {
                     Err(Error::Connect { target: self.target.to_string(), cause })
                 }
                 Failure::Deadline => Err(self.deadline_exceeded(1, None)),
                 Failure::Status => {
-                    self.connectivity.mark_answered();
+                    sub.connectivity.mark_answered();
                     Ok(())
                 }
             },

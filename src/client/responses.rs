@@ -3,13 +3,14 @@
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::time::{Instant, Sleep, sleep_until};
 use tokio_stream::Stream;
 use tonic::Streaming;
 
-use super::{Client, Error};
+use super::{Client, Error, Subchannel};
 
 /// The responses of a streaming call, ended by the call's deadline on this
 /// side too (the server ends it there as well, from `grpc-timeout`).
@@ -17,6 +18,8 @@ pub struct Responses<T> {
     inner: Streaming<T>,
     deadline: Pin<Box<Sleep>>,
     client: Client,
+    /// The subchannel the call went to.
+    sub: Arc<Subchannel>,
     done: bool,
 }
 
@@ -27,8 +30,8 @@ impl<T> fmt::Debug for Responses<T> {
 }
 
 impl<T> Responses<T> {
-    pub(super) fn new(inner: Streaming<T>, deadline: Instant, client: Client) -> Self {
-        Self { inner, deadline: Box::pin(sleep_until(deadline)), client, done: false }
+    pub(super) fn new(inner: Streaming<T>, deadline: Instant, client: Client, sub: Arc<Subchannel>) -> Self {
+        Self { inner, deadline: Box::pin(sleep_until(deadline)), client, sub, done: false }
     }
 
     /// The next response, `None` at the end of the stream.
@@ -55,7 +58,7 @@ impl<T> Stream for Responses<T> {
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(Err(status))) => {
                 this.done = true;
-                Poll::Ready(Some(Err(this.client.failed(status, 1, None))))
+                Poll::Ready(Some(Err(this.client.failed(status, &this.sub, 1, None))))
             }
             Poll::Ready(None) => {
                 this.done = true;

@@ -1,28 +1,51 @@
-//! Where the client connects: a target as the user writes it, checked into
-//! the URI tonic dials.
+//! Where the client connects: a target as the user writes it, in grpc's
+//! forms, checked into a name to resolve or the addresses themselves.
 
 use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use http::Uri;
 use http::uri::Authority;
 
-/// A server address: `HOST:PORT`, `[IPv6]:PORT`, `http://HOST:PORT`, or
-/// `https://HOST:PORT` for TLS.
+/// A server, or several: `HOST:PORT`, `[IPv6]:PORT`, `http://HOST:PORT`,
+/// `https://HOST:PORT` for TLS, `dns:///HOST:PORT`, `ipv4:ADDR:PORT,...`,
+/// `ipv6:[ADDR]:PORT,...`, or `unix:/PATH`.
 ///
-/// The article's Python client rejects a scheme (grpc resolves
-/// `http://localhost:8100` as a DNS name and fails); this client takes both.
+/// A name is resolved to every address it has, each a subchannel of its own
+/// (see `balancer.rs`). The article's Python client rejects a scheme (grpc
+/// resolves `http://localhost:8100` as a DNS name and fails); this client
+/// takes both.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// What the user wrote, for messages.
     original: String,
-    /// The `http://` or `https://` URI tonic connects to.
-    uri: Uri,
+    /// What to connect to.
+    kind: Kind,
+    /// `https://`: TLS, checked against the host's name.
+    tls: bool,
+    /// The `:authority` of every call (and the name TLS checks).
+    authority: Authority,
+}
+
+/// Where the addresses come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// A name, resolved (and re-resolved) through the system's resolver.
+    Dns { host: String, port: u16 },
+    /// Addresses given as they are.
+    Addresses(Vec<SocketAddr>),
+    /// A Unix domain socket.
+    Unix(PathBuf),
 }
 
 /// Why a target string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid target {target:?}: {reason} (expected HOST:PORT, [IPv6]:PORT, http://HOST:PORT or https://HOST:PORT)")]
+#[error(
+    "invalid target {target:?}: {reason} (expected HOST:PORT, [IPv6]:PORT, http://HOST:PORT, https://HOST:PORT, \
+     dns:///HOST:PORT, ipv4:ADDR:PORT[,...], ipv6:[ADDR]:PORT[,...] or unix:/PATH)"
+)]
 pub struct InvalidTarget {
     target: String,
     reason: &'static str,
@@ -33,10 +56,49 @@ impl FromStr for Target {
 
     fn from_str(target: &str) -> Result<Self, Self::Err> {
         let invalid = |reason| InvalidTarget { target: target.to_owned(), reason };
-        let (scheme, rest) = match target.split_once("://") {
-            None => ("http", target),
-            Some((scheme @ ("http" | "https"), rest)) => (scheme, rest),
-            Some(_) => return Err(invalid("the only schemes are http:// and https://")),
+        let local = || Authority::from_static("localhost");
+        if let Some(path) = target.strip_prefix("unix://").or_else(|| target.strip_prefix("unix:")) {
+            if path.is_empty() {
+                return Err(invalid("the socket's path is missing"));
+            }
+            let kind = Kind::Unix(PathBuf::from(path));
+            return Ok(Self { original: target.to_owned(), kind, tls: false, authority: local() });
+        }
+        for (scheme, v6) in [("ipv4:", false), ("ipv6:", true)] {
+            if let Some(list) = target.strip_prefix(scheme) {
+                let addresses = list
+                    .split(',')
+                    .map(|address| address.parse::<SocketAddr>().ok().filter(|a| a.is_ipv6() == v6 && a.port() != 0))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        invalid(if v6 {
+                            "an ipv6: list holds [ADDR]:PORT, comma-separated"
+                        } else {
+                            "an ipv4: list holds ADDR:PORT, comma-separated"
+                        })
+                    })?;
+                let authority = addresses[0].to_string().parse().map_err(|_| invalid("not an address"))?;
+                let kind = Kind::Addresses(addresses);
+                return Ok(Self { original: target.to_owned(), kind, tls: false, authority });
+            }
+        }
+        let (tls, rest) = if let Some(rest) = target.strip_prefix("dns:") {
+            // dns:///host:port, or dns:host:port; an authority names a DNS
+            // server, which the system resolver cannot be told.
+            match rest.strip_prefix("//") {
+                Some(rest) => match rest.strip_prefix('/') {
+                    Some(rest) => (false, rest),
+                    None => return Err(invalid("a DNS server (dns://SERVER/) cannot be chosen; write dns:///HOST:PORT")),
+                },
+                None => (false, rest),
+            }
+        } else {
+            match target.split_once("://") {
+                None => (false, target),
+                Some(("http", rest)) => (false, rest),
+                Some(("https", rest)) => (true, rest),
+                Some(_) => return Err(invalid("the schemes are http://, https://, dns:, ipv4:, ipv6: and unix:")),
+            }
         };
         // `http://host:port/` is still an address; anything longer is a path.
         let rest = rest.strip_suffix('/').unwrap_or(rest);
@@ -51,22 +113,17 @@ impl FromStr for Target {
             Some((_, port)) if !port.contains(']') => port,
             _ => return Err(invalid("the port is missing")),
         };
-        match port.parse::<u16>() {
+        let port = match port.parse::<u16>() {
             Ok(0) => return Err(invalid("port 0 cannot be connected to")),
-            Ok(_) => {}
+            Ok(port) => port,
             Err(_) => return Err(invalid("the port is not a number from 1 to 65535")),
-        }
+        };
         let authority: Authority = rest.parse().map_err(|_| invalid("not a host and port"))?;
         if authority.host().is_empty() {
             return Err(invalid("the host is missing"));
         }
-        let uri = Uri::builder()
-            .scheme(scheme)
-            .authority(authority)
-            .path_and_query("/")
-            .build()
-            .map_err(|_| invalid("not a host and port"))?;
-        Ok(Self { original: target.to_owned(), uri })
+        let host = unbracketed(authority.host()).to_owned();
+        Ok(Self { original: target.to_owned(), kind: Kind::Dns { host, port }, tls, authority })
     }
 }
 
@@ -77,29 +134,40 @@ impl fmt::Display for Target {
 }
 
 impl Target {
-    /// The `http://HOST:PORT/` or `https://HOST:PORT/` URI tonic connects to.
+    /// The URI of every call: `http://` or `https://`, and the authority.
     #[must_use]
-    pub fn uri(&self) -> &Uri {
-        &self.uri
+    pub fn uri(&self) -> Uri {
+        let scheme = if self.tls { "https" } else { "http" };
+        Uri::builder()
+            .scheme(scheme)
+            .authority(self.authority.clone())
+            .path_and_query("/")
+            .build()
+            .unwrap_or_else(|_| Uri::from_static("http://localhost/"))
     }
 
     /// Whether the target is `https://`.
     #[must_use]
     pub fn is_tls(&self) -> bool {
-        self.uri.scheme_str() == Some("https")
+        self.tls
     }
 
     /// The host, without IPv6 brackets: the name TLS checks the certificate for.
     #[must_use]
     pub fn host(&self) -> &str {
-        host_of(&self.uri)
+        unbracketed(self.authority.host())
+    }
+
+    /// Where the addresses come from.
+    pub(super) fn kind(&self) -> &Kind {
+        &self.kind
     }
 }
 
-/// The host of `uri` without IPv6 brackets: what name resolution and TLS
-/// take (`::1`, not `[::1]`).
-pub(super) fn host_of(uri: &Uri) -> &str {
-    uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']')
+/// A host without IPv6 brackets: what name resolution and TLS take (`::1`,
+/// not `[::1]`).
+fn unbracketed(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 #[cfg(test)]
@@ -108,6 +176,33 @@ mod tests {
 
     fn uri_of(target: &str) -> Result<String, InvalidTarget> {
         target.parse::<Target>().map(|t| t.uri().to_string())
+    }
+
+    fn kind_of(target: &str) -> Kind {
+        target.parse::<Target>().expect(target).kind
+    }
+
+    #[test]
+    fn reads_grpc_target_forms() {
+        let dns = Kind::Dns { host: "localhost".into(), port: 8100 };
+        assert_eq!(kind_of("dns:///localhost:8100"), dns);
+        assert_eq!(kind_of("dns:localhost:8100"), dns);
+        assert_eq!(kind_of("localhost:8100"), dns);
+        assert_eq!(kind_of("[::1]:8100"), Kind::Dns { host: "::1".into(), port: 8100 });
+        let v4: Vec<SocketAddr> = vec!["127.0.0.1:1".parse().expect("ok"), "127.0.0.2:2".parse().expect("ok")];
+        assert_eq!(kind_of("ipv4:127.0.0.1:1,127.0.0.2:2"), Kind::Addresses(v4));
+        assert_eq!(kind_of("ipv6:[::1]:5"), Kind::Addresses(vec!["[::1]:5".parse().expect("ok")]));
+        assert_eq!(kind_of("unix:/tmp/s.sock"), Kind::Unix("/tmp/s.sock".into()));
+        assert_eq!(kind_of("unix:///tmp/s.sock"), Kind::Unix("/tmp/s.sock".into()));
+        assert_eq!(uri_of("ipv4:127.0.0.1:1,127.0.0.2:2").as_deref(), Ok("http://127.0.0.1:1/"));
+        assert_eq!(uri_of("unix:/tmp/s.sock").as_deref(), Ok("http://localhost/"));
+        let reason = |target: &str| target.parse::<Target>().expect_err(target).reason;
+        assert_eq!(reason("ipv4:127.0.0.1"), "an ipv4: list holds ADDR:PORT, comma-separated");
+        assert_eq!(reason("ipv4:[::1]:80"), "an ipv4: list holds ADDR:PORT, comma-separated");
+        assert_eq!(reason("ipv6:127.0.0.1:80"), "an ipv6: list holds [ADDR]:PORT, comma-separated");
+        assert_eq!(reason("ipv4:"), "an ipv4: list holds ADDR:PORT, comma-separated");
+        assert_eq!(reason("unix:"), "the socket's path is missing");
+        assert_eq!(reason("dns://8.8.8.8/localhost:80"), "a DNS server (dns://SERVER/) cannot be chosen; write dns:///HOST:PORT");
     }
 
     #[test]
@@ -135,7 +230,7 @@ mod tests {
         assert_eq!(reason("local host:8100"), "not a host and port");
         assert_eq!(reason(":8100"), "the host is missing");
         assert_eq!(reason("http://localhost:8100/search"), "a target has no path");
-        assert_eq!(reason("dns:///localhost:8100"), "the only schemes are http:// and https://");
+        assert_eq!(reason("ftp://localhost:8100"), "the schemes are http://, https://, dns:, ipv4:, ipv6: and unix:");
         assert_eq!(reason("user@localhost:8100"), "a target has no user name");
         assert_eq!(reason(""), "the port is missing");
     }
@@ -146,7 +241,8 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "invalid target \"localhost\": the port is missing \
-             (expected HOST:PORT, [IPv6]:PORT, http://HOST:PORT or https://HOST:PORT)"
+             (expected HOST:PORT, [IPv6]:PORT, http://HOST:PORT, https://HOST:PORT, \
+             dns:///HOST:PORT, ipv4:ADDR:PORT[,...], ipv6:[ADDR]:PORT[,...] or unix:/PATH)"
         );
     }
 }

@@ -1,0 +1,107 @@
+//! The client's own counts, the counterparts of the server's metrics
+//! (OpenTelemetry's `grpc.client.attempt.duration` and attempts per call):
+//! calls, attempts, and how long each unary attempt took, in the gRPC
+//! metrics' latency buckets. Atomics only: a call never waits on a lock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Upper bounds of the attempt-duration buckets, in seconds (the gRPC
+/// OpenTelemetry metrics' recommended latency buckets, a subset).
+pub const BUCKETS: [f64; 16] =
+    [0.0001, 0.0003, 0.0006, 0.001, 0.002, 0.004, 0.008, 0.016, 0.03, 0.065, 0.13, 0.25, 0.5, 1.0, 5.0, 20.0];
+
+/// The counts, shared by a client's clones.
+#[derive(Debug, Default)]
+pub struct Stats {
+    calls: AtomicU64,
+    attempts: AtomicU64,
+    /// Unary attempts per bucket; the last counts those over every bound.
+    durations: [AtomicU64; BUCKETS.len() + 1],
+}
+
+impl Stats {
+    /// A call starts.
+    pub(super) fn call(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An attempt starts.
+    pub(super) fn attempt(&self) {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A unary attempt ended after `duration`.
+    pub(super) fn attempt_took(&self, duration: Duration) {
+        let seconds = duration.as_secs_f64();
+        let bucket = BUCKETS.iter().position(|&bound| seconds <= bound).unwrap_or(BUCKETS.len());
+        self.durations[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts now.
+    pub(super) fn snapshot(&self) -> CallStats {
+        CallStats {
+            calls: self.calls.load(Ordering::Relaxed),
+            attempts: self.attempts.load(Ordering::Relaxed),
+            attempt_duration_buckets: self.durations.iter().map(|n| n.load(Ordering::Relaxed)).collect(),
+        }
+    }
+}
+
+/// A client's counts at one time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallStats {
+    /// Calls made.
+    pub calls: u64,
+    /// Attempts made (retries included).
+    pub attempts: u64,
+    /// Unary attempts per duration bucket ([`BUCKETS`], then one for longer).
+    pub attempt_duration_buckets: Vec<u64>,
+}
+
+impl CallStats {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Self) {
+        self.calls += other.calls;
+        self.attempts += other.attempts;
+        self.attempt_duration_buckets.resize(other.attempt_duration_buckets.len().max(self.attempt_duration_buckets.len()), 0);
+        for (total, n) in self.attempt_duration_buckets.iter_mut().zip(&other.attempt_duration_buckets) {
+            *total += n;
+        }
+    }
+
+    /// Attempts per call (1 when nothing was retried).
+    #[must_use]
+    pub fn attempts_per_call(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+        if self.calls == 0 { 0.0 } else { self.attempts as f64 / self.calls as f64 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_land_in_their_buckets_and_add_up() {
+        let stats = Stats::default();
+        stats.call();
+        stats.attempt();
+        stats.attempt();
+        stats.attempt_took(Duration::from_micros(50));
+        stats.attempt_took(Duration::from_millis(3));
+        stats.attempt_took(Duration::from_secs(60));
+        let snapshot = stats.snapshot();
+        assert_eq!((snapshot.calls, snapshot.attempts), (1, 2));
+        assert_eq!(snapshot.attempt_duration_buckets[0], 1);
+        assert_eq!(snapshot.attempt_duration_buckets[5], 1, "3 ms is under 4 ms");
+        assert_eq!(snapshot.attempt_duration_buckets[BUCKETS.len()], 1);
+        let mut total = CallStats::default();
+        total.add(&snapshot);
+        total.add(&snapshot);
+        assert_eq!((total.calls, total.attempts, total.attempt_duration_buckets[0]), (2, 4, 2));
+        assert!((total.attempts_per_call() - 2.0).abs() < 1e-9);
+    }
+}
