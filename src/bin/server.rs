@@ -29,6 +29,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if listen.starts_with("unix:") && config.tls.is_some() {
+        eprintln!("server: TLS serves TCP; a unix: socket is plaintext (drop --tls-cert, or listen on HOST:PORT)");
+        return ExitCode::from(2);
+    }
     let listeners = match Listeners::bind(&listen).await {
         Ok(listeners) => listeners,
         Err(err) => {

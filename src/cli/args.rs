@@ -9,7 +9,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use super::bench::LoadCall;
 use super::input::{Data, Source};
 use super::output::Format;
-use crate::client::{self, Backoff, ClientOptions, Compression, Target};
+use crate::client::{self, Backoff, ClientOptions, Compression, LoadBalancing, Target};
 use crate::tls::ClientTls;
 
 /// Calls the Search service: `client Banana` prints `status=1`.
@@ -21,8 +21,9 @@ use crate::tls::ClientTls;
     override_usage = "client [OPTIONS] QUERY\n       client [OPTIONS] <COMMAND> [ARGS]"
 )]
 pub struct Args {
-    /// The server: HOST:PORT, [IPv6]:PORT, http://HOST:PORT, or
-    /// https://HOST:PORT for TLS.
+    /// The server: HOST:PORT, [IPv6]:PORT, http://HOST:PORT, https://HOST:PORT
+    /// for TLS, dns:///HOST:PORT, ipv4:ADDR:PORT,ADDR:PORT..., ipv6:[ADDR]:PORT,...
+    /// or unix:/PATH. Every address is a subchannel (see --lb).
     #[arg(long, short = 't', env = "SEARCH_TARGET", default_value = crate::DEFAULT_ADDR, global = true)]
     pub target: Target,
 
@@ -78,6 +79,11 @@ pub struct Args {
     /// in whatever encoding the server picks.
     #[arg(long, env = "SEARCH_COMPRESS", value_enum, value_name = "ENCODING", global = true)]
     pub compress: Option<Compression>,
+
+    /// How calls are spread over the target's addresses: pick_first (the
+    /// first that works, as grpc) or round_robin (every ready one in turn).
+    #[arg(long, env = "SEARCH_LB", value_enum, default_value = "pick_first", global = true)]
+    pub lb: LoadBalancing,
 
     /// Show the channel's connectivity changes and the retries on stderr.
     #[arg(long, short = 'v', global = true)]
@@ -333,6 +339,7 @@ impl Args {
             max_attempts: self.retry_max_attempts,
             tls,
             compression: self.compress,
+            lb: self.lb,
             ..ClientOptions::default()
         };
         Ok(Invocation { target: self.target, options, verbose: self.verbose, format, call })

@@ -5,6 +5,7 @@
 //! cannot hide behind coordinated omission), an HDR latency histogram, and
 //! counts per status code. Every run is bounded in calls and in time.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,6 +113,13 @@ pub async fn run(config: LoadConfig) -> Result<Report, Error> {
         // Connected before the clock starts: dialing is not part of the figures.
         clients.push(Client::connect_with(&config.target, options.clone()).await?);
     }
+    // Every subchannel the policy uses is up (or failed) before the clock
+    // starts, and what connecting sent (health checks) is not counted.
+    for client in &clients {
+        client.settle(config.options.connect_timeout).await;
+    }
+    let before: Vec<(Vec<client::Backend>, client::CallStats)> =
+        clients.iter().map(|client| (client.backends(), client.stats())).collect();
     let progress = progress_bar(&config);
     let started = Instant::now();
     let recorder = match config.model {
@@ -120,7 +128,22 @@ pub async fn run(config: LoadConfig) -> Result<Report, Error> {
     };
     let elapsed = started.elapsed();
     progress.finish_and_clear();
-    Ok(report(&config, &recorder, elapsed))
+    let mut backends: BTreeMap<String, u64> = BTreeMap::new();
+    let mut stats = client::CallStats::default();
+    for (client, (backends_before, stats_before)) in clients.iter().zip(&before) {
+        for backend in client.backends() {
+            let earlier = backends_before.iter().find(|b| b.address == backend.address).map_or(0, |b| b.calls);
+            *backends.entry(backend.address).or_default() += backend.calls - earlier.min(backend.calls);
+        }
+        let mut delta = client.stats();
+        delta.calls -= stats_before.calls.min(delta.calls);
+        delta.attempts -= stats_before.attempts.min(delta.attempts);
+        for (n, earlier) in delta.attempt_duration_buckets.iter_mut().zip(&stats_before.attempt_duration_buckets) {
+            *n -= (*earlier).min(*n);
+        }
+        stats.add(&delta);
+    }
+    Ok(report(&config, &recorder, elapsed, backends, stats))
 }
 
 fn progress_bar(config: &LoadConfig) -> ProgressBar {

@@ -72,6 +72,13 @@ pub struct Report {
     pub histogram: Vec<Bucket>,
     /// Calls per final status code (`OK`, `UNAVAILABLE`, ...).
     pub status_codes: BTreeMap<String, u64>,
+    /// Attempts sent to each backend address (every subchannel of every
+    /// connection), retries included.
+    #[serde(default)]
+    pub backends: BTreeMap<String, u64>,
+    /// The clients' own counts: calls, attempts, attempt durations.
+    #[serde(default)]
+    pub client: client::CallStats,
 }
 
 /// What one worker (or the open model's collector) recorded.
@@ -111,7 +118,13 @@ impl Recorder {
     }
 }
 
-pub(super) fn report(config: &LoadConfig, recorder: &Recorder, elapsed: Duration) -> Report {
+pub(super) fn report(
+    config: &LoadConfig,
+    recorder: &Recorder,
+    elapsed: Duration,
+    backends: BTreeMap<String, u64>,
+    client: client::CallStats,
+) -> Report {
     let latency = &recorder.latency;
     let calls = latency.len();
     let ok = recorder.codes.get("OK").copied().unwrap_or(0);
@@ -147,6 +160,8 @@ pub(super) fn report(config: &LoadConfig, recorder: &Recorder, elapsed: Duration
         latency_us: figures,
         histogram: histogram(latency),
         status_codes: recorder.codes.iter().map(|(code, n)| ((*code).to_owned(), *n)).collect(),
+        backends,
+        client,
     }
 }
 
@@ -204,6 +219,13 @@ impl fmt::Display for Report {
         for (code, count) in &self.status_codes {
             writeln!(f, "  {code:<20} {count}")?;
         }
+        if !self.backends.is_empty() {
+            writeln!(f, "Backends (attempts):")?;
+            for (address, count) in &self.backends {
+                writeln!(f, "  {address:<20} {count}")?;
+            }
+        }
+        writeln!(f, "Attempts per call: {:.2}", self.client.attempts_per_call())?;
         Ok(())
     }
 }

@@ -145,10 +145,17 @@ impl Balancer {
             self.start_resolving();
             subchannels = self.current();
         }
-        let chosen = choose(self.options.lb, &subchannels, &self.cursor)
-            .ok_or_else(|| Error::Connect { target: self.target.to_string(), cause: "no address to connect to".into() })?;
+        let chosen = choose(self.options.lb, &subchannels, &self.cursor).ok_or_else(|| Error::Connect {
+            target: self.target.to_string(),
+            cause: "no address to connect to".into(),
+        })?;
         chosen.calls.fetch_add(1, Ordering::Relaxed);
         Ok(Arc::clone(chosen))
+    }
+
+    /// How many subchannels there are.
+    pub(super) fn len(&self) -> usize {
+        self.current().len()
     }
 
     /// Every subchannel's address, state and calls.
@@ -368,7 +375,9 @@ fn choose<'a>(
     // The nth of those that `keep`, turning with the cursor.
     let turn = |keep: &dyn Fn(&&Arc<Subchannel>) -> bool| {
         let n = subchannels.iter().filter(|sub| keep(sub)).count();
-        (n > 0).then(|| cursor.fetch_add(1, Ordering::Relaxed) % n).and_then(|i| subchannels.iter().filter(|sub| keep(sub)).nth(i))
+        (n > 0)
+            .then(|| cursor.fetch_add(1, Ordering::Relaxed) % n)
+            .and_then(|i| subchannels.iter().filter(|sub| keep(sub)).nth(i))
     };
     match policy {
         LoadBalancing::PickFirst => subchannels
@@ -392,7 +401,8 @@ mod tests {
             .map(|(i, &state)| {
                 let connectivity = Connectivity::default();
                 connectivity.set(state);
-                let address = Address::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 1000 + u16::try_from(i).expect("few"))));
+                let address =
+                    Address::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 1000 + u16::try_from(i).expect("few"))));
                 let channel = Endpoint::from_static("http://localhost").connect_lazy();
                 Arc::new(Subchannel {
                     address,

@@ -26,6 +26,11 @@ impl Client {
     /// ended UNAVAILABLE or could not be sent, attempts and the retry budget
     /// remain, and the backoff ends before the deadline. With
     /// `wait_for_ready`, a call that could not be sent waits for the server.
+    ///
+    /// A call that never reached a server (its subchannel could not connect,
+    /// or the server refused the stream unprocessed) is retried at once on
+    /// another subchannel whatever the method and the attempts left, as
+    /// grpc's transparent retries do: at most once per subchannel.
     async fn unary<M: Clone, T, F, Fut>(&self, method: &str, message: &M, mut attempt: F) -> Result<T, Error>
     where
         F: FnMut(Channel, Request<M>) -> Fut,
@@ -34,6 +39,7 @@ impl Client {
         let deadline = Instant::now() + self.options.timeout;
         let safe = retry::is_safe(method);
         let mut attempts = 0;
+        let mut transparent = 0;
         // How the previous attempt ended, for the deadline's message.
         let mut last = None;
         self.stats.call();
@@ -77,6 +83,14 @@ impl Client {
                 sub.connectivity.mark_answered();
             }
             let not_sent = matches!(failure, Failure::NotSent(_));
+            if not_sent && transparent < self.balancer.len() && Instant::now() < deadline {
+                transparent += 1;
+                attempts -= 1;
+                let error = self.failed(status, &sub, attempts + 1, None).to_string();
+                tracing::debug!(method, error, "retrying on another subchannel (the call was not sent)");
+                last = Some(error);
+                continue;
+            }
             let transient = not_sent || matches!(failure, Failure::Unanswered(_)) || status.code() == Code::Unavailable;
             let retry = if not_sent && self.options.wait_for_ready {
                 true

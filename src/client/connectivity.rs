@@ -9,10 +9,10 @@
 //! when it closes; [`Connectivity::shutdown`] sets SHUTDOWN for good.
 
 use std::fmt;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -9,7 +9,8 @@ use super::{Client, Error, Subchannel};
 
 /// How an attempt failed, from where its status came from.
 pub(super) enum Failure {
-    /// The call was never sent: the dial or the TLS handshake failed.
+    /// The call was never sent (the dial or the TLS handshake failed), or
+    /// the server refused it unprocessed.
     NotSent(String),
     /// The connection closed before the server ever answered on it (a TLS
     /// alert, a plaintext client at a TLS server): it never worked.
@@ -49,6 +50,11 @@ impl Client {
             }
             if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
                 return Failure::NotSent(format!("TLS handshake failed: {tls}"));
+            }
+            // HTTP/2 says a refused stream was not processed at all (a
+            // server going away refuses the streams past its GOAWAY).
+            if cause.downcast_ref::<h2::Error>().is_some_and(|h2| h2.reason() == Some(h2::Reason::REFUSED_STREAM)) {
+                return Failure::NotSent("the server refused the call unprocessed (it is going away)".into());
             }
         }
         if sub.connectivity.answered() {

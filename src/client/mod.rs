@@ -38,8 +38,8 @@ mod retry;
 mod stats;
 mod target;
 
-use self::balancer::{Balancer, Subchannel};
 pub use self::balancer::{Backend, LoadBalancing, SubchannelTransition};
+use self::balancer::{Balancer, Subchannel};
 use self::calls::with_timeout;
 pub use self::connectivity::{Connectivity, ConnectivityState, Transition};
 pub use self::error::{Error, describe_status};
@@ -220,6 +220,26 @@ impl Client {
     #[must_use]
     pub fn subchannel_transitions(&self) -> tokio::sync::mpsc::UnboundedReceiver<SubchannelTransition> {
         self.balancer.transitions()
+    }
+
+    /// Connects every subchannel the policy uses (round_robin: all of them;
+    /// pick_first: the first that works) and waits, within `within`, until
+    /// none is still connecting: so that a load test starts its clock on a
+    /// settled channel.
+    pub async fn settle(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        let _ = self.probe(deadline).await;
+        while Instant::now() < deadline {
+            let settling = self.backends().iter().any(|backend| match backend.state {
+                ConnectivityState::Connecting => true,
+                ConnectivityState::Idle => self.options.lb == LoadBalancing::RoundRobin,
+                _ => false,
+            });
+            if !settling {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// The client's counts so far: calls, attempts, attempt durations.

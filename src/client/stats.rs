@@ -66,7 +66,8 @@ impl CallStats {
     pub fn add(&mut self, other: &Self) {
         self.calls += other.calls;
         self.attempts += other.attempts;
-        self.attempt_duration_buckets.resize(other.attempt_duration_buckets.len().max(self.attempt_duration_buckets.len()), 0);
+        self.attempt_duration_buckets
+            .resize(other.attempt_duration_buckets.len().max(self.attempt_duration_buckets.len()), 0);
         for (total, n) in self.attempt_duration_buckets.iter_mut().zip(&other.attempt_duration_buckets) {
             *total += n;
         }

@@ -88,7 +88,9 @@ impl FromStr for Target {
             match rest.strip_prefix("//") {
                 Some(rest) => match rest.strip_prefix('/') {
                     Some(rest) => (false, rest),
-                    None => return Err(invalid("a DNS server (dns://SERVER/) cannot be chosen; write dns:///HOST:PORT")),
+                    None => {
+                        return Err(invalid("a DNS server (dns://SERVER/) cannot be chosen; write dns:///HOST:PORT"));
+                    }
                 },
                 None => (false, rest),
             }
@@ -202,7 +204,10 @@ mod tests {
         assert_eq!(reason("ipv6:127.0.0.1:80"), "an ipv6: list holds [ADDR]:PORT, comma-separated");
         assert_eq!(reason("ipv4:"), "an ipv4: list holds ADDR:PORT, comma-separated");
         assert_eq!(reason("unix:"), "the socket's path is missing");
-        assert_eq!(reason("dns://8.8.8.8/localhost:80"), "a DNS server (dns://SERVER/) cannot be chosen; write dns:///HOST:PORT");
+        assert_eq!(
+            reason("dns://8.8.8.8/localhost:80"),
+            "a DNS server (dns://SERVER/) cannot be chosen; write dns:///HOST:PORT"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
@@ -137,6 +137,8 @@ enum Io {
     Plain(TcpStream),
     /// TLS, the handshake done; ALPN chose HTTP/2 or HTTP/1.1.
     Tls(Box<TlsStream<TcpStream>>),
+    /// A Unix domain socket (plaintext).
+    Unix(UnixStream),
     /// Handed over to be closed (see [`Connection`]'s `Drop`).
     Closed,
 }
@@ -203,25 +205,30 @@ impl FirstWordParser {
     }
 }
 
-/// The connections of `listeners`, TLS with `tls` when given, each TLS
+/// The connections of `listeners` (and `unix`, plaintext), TLS with `tls`
+/// when given, each TLS
 /// handshake bounded by `handshake_timeout`.
 pub(super) fn incoming(
     listeners: Vec<TcpListener>,
+    unix: Option<super::listen::UnixSocket>,
     tls: Option<TlsAcceptor>,
     handshake_timeout: Duration,
     min_ping_interval: Duration,
     limits: &Arc<Limits>,
 ) -> mpsc::Receiver<Connection> {
     let (ready, incoming) = mpsc::channel(QUEUE);
+    let accepting = |tls: Option<TlsAcceptor>| Accepting {
+        tls,
+        handshake_timeout,
+        min_ping_interval,
+        limits: Arc::clone(limits),
+        ready: ready.clone(),
+    };
     for listener in listeners {
-        let accepting = Accepting {
-            tls: tls.clone(),
-            handshake_timeout,
-            min_ping_interval,
-            limits: Arc::clone(limits),
-            ready: ready.clone(),
-        };
-        tokio::spawn(accepting.run(listener));
+        tokio::spawn(accepting(tls.clone()).run(Listener::Tcp(listener)));
+    }
+    if let Some(unix) = unix {
+        tokio::spawn(accepting(None).run(Listener::Unix(unix)));
     }
     incoming
 }
@@ -235,9 +242,29 @@ struct Accepting {
     ready: mpsc::Sender<Connection>,
 }
 
+/// A listening socket.
+enum Listener {
+    Tcp(TcpListener),
+    Unix(super::listen::UnixSocket),
+}
+
+impl Listener {
+    async fn accept(&self) -> io::Result<Io> {
+        match self {
+            Self::Tcp(listener) => {
+                let (tcp, _) = listener.accept().await?;
+                // Only fails on a socket already closed, which serving will notice.
+                let _ = tcp.set_nodelay(true);
+                Ok(Io::Plain(tcp))
+            }
+            Self::Unix(unix) => Ok(Io::Unix(unix.listener.accept().await?.0)),
+        }
+    }
+}
+
 impl Accepting {
     /// Accepts on `listener` until the server stops taking connections.
-    async fn run(self, listener: TcpListener) {
+    async fn run(self, listener: Listener) {
         let Self { tls, handshake_timeout, min_ping_interval, limits, ready } = self;
         loop {
             let accepted = tokio::select! {
@@ -245,8 +272,8 @@ impl Accepting {
                 () = ready.closed() => return,
                 accepted = listener.accept() => accepted,
             };
-            let tcp = match accepted {
-                Ok((tcp, _)) => tcp,
+            let io = match accepted {
+                Ok(io) => io,
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot accept a connection");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -255,8 +282,6 @@ impl Accepting {
             };
             // Over the limit: closed at once (dropped), counted.
             let Some(slot) = limits.admit() else { continue };
-            // Only fails on a socket already closed, which serving will notice.
-            let _ = tcp.set_nodelay(true);
             let deadline = Instant::now() + handshake_timeout;
             let first_word = Some(FirstWord {
                 deadline: Box::pin(tokio::time::sleep_until(deadline)),
@@ -269,14 +294,8 @@ impl Accepting {
                 closing: None,
                 slot: Some(slot),
             };
-            match &tls {
-                None => {
-                    let connection = connection(Io::Plain(tcp));
-                    if ready.send(connection).await.is_err() {
-                        return;
-                    }
-                }
-                Some(acceptor) => {
+            match (&tls, io) {
+                (Some(acceptor), Io::Plain(tcp)) => {
                     let (acceptor, ready) = (acceptor.clone(), ready.clone());
                     tokio::spawn(async move {
                         let peer = tcp.peer_addr().ok();
@@ -289,6 +308,11 @@ impl Accepting {
                         }
                     });
                 }
+                (_, io) => {
+                    if ready.send(connection(io)).await.is_err() {
+                        return;
+                    }
+                }
             }
         }
     }
@@ -300,7 +324,7 @@ impl Connection {
         match &self.io {
             Io::Plain(tcp) => tcp.peer_addr().ok(),
             Io::Tls(tls) => tls.get_ref().0.peer_addr().ok(),
-            Io::Closed => None,
+            Io::Unix(_) | Io::Closed => None,
         }
     }
 }
@@ -340,26 +364,25 @@ impl Drop for Connection {
     /// proxy sent as the connection was closing (which it would retry on a
     /// clean close, and fail on a reset).
     fn drop(&mut self) {
-        let tcp = match std::mem::replace(&mut self.io, Io::Closed) {
-            Io::Plain(tcp) => tcp,
-            Io::Tls(tls) => tls.into_inner().0,
-            Io::Closed => return,
-        };
         let slot = self.slot.take();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(linger(tcp, slot));
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        match std::mem::replace(&mut self.io, Io::Closed) {
+            Io::Plain(tcp) => drop(runtime.spawn(linger(tcp, slot))),
+            Io::Tls(tls) => drop(runtime.spawn(linger(tls.into_inner().0, slot))),
+            Io::Unix(unix) => drop(runtime.spawn(linger(unix, slot))),
+            Io::Closed => {}
         }
     }
 }
 
 /// See [`Connection`]'s `Drop`.
-async fn linger(mut tcp: TcpStream, slot: Option<Slot>) {
+async fn linger(mut socket: impl AsyncRead + AsyncWrite + Unpin, slot: Option<Slot>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // Fails on a socket already shut or reset: nothing to wait for then.
-    if tcp.shutdown().await.is_ok() {
+    if socket.shutdown().await.is_ok() {
         let mut sink = [0u8; 4096];
         let _ = tokio::time::timeout(LINGER, async {
-            while let Ok(n) = tcp.read(&mut sink).await {
+            while let Ok(n) = socket.read(&mut sink).await {
                 if n == 0 {
                     break;
                 }
@@ -412,6 +435,7 @@ impl AsyncRead for Io {
         match self.get_mut() {
             Self::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
             Self::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+            Self::Unix(unix) => Pin::new(unix).poll_read(cx, buf),
             Self::Closed => Poll::Ready(Ok(())),
         }
     }
@@ -487,6 +511,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Self::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
             Self::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+            Self::Unix(unix) => Pin::new(unix).poll_write(cx, buf),
             Self::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
@@ -499,6 +524,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Self::Plain(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
             Self::Tls(tls) => Pin::new(tls.as_mut()).poll_write_vectored(cx, bufs),
+            Self::Unix(unix) => Pin::new(unix).poll_write_vectored(cx, bufs),
             Self::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
@@ -507,6 +533,7 @@ impl AsyncWrite for Io {
         match self {
             Self::Plain(tcp) => tcp.is_write_vectored(),
             Self::Tls(tls) => tls.is_write_vectored(),
+            Self::Unix(unix) => unix.is_write_vectored(),
             Self::Closed => false,
         }
     }
@@ -515,6 +542,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Self::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
             Self::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+            Self::Unix(unix) => Pin::new(unix).poll_flush(cx),
             Self::Closed => Poll::Ready(Ok(())),
         }
     }
@@ -523,6 +551,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Self::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
             Self::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+            Self::Unix(unix) => Pin::new(unix).poll_shutdown(cx),
             Self::Closed => Poll::Ready(Ok(())),
         }
     }

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use tokio::net::{TcpListener, lookup_host};
 
@@ -11,6 +12,35 @@ use tokio::net::{TcpListener, lookup_host};
 pub struct Listeners {
     host: String,
     pub(super) listeners: Vec<TcpListener>,
+    /// A Unix domain socket instead (`unix:/PATH`).
+    pub(super) unix: Option<UnixSocket>,
+}
+
+/// A bound Unix domain socket; its file is removed when it closes.
+#[derive(Debug)]
+pub(super) struct UnixSocket {
+    pub(super) listener: tokio::net::UnixListener,
+    path: PathBuf,
+}
+
+impl Drop for UnixSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl UnixSocket {
+    /// Binds `path`, taking over a socket file left by a server that is
+    /// gone (nothing accepts on it), never one in use.
+    fn bind(path: &Path) -> io::Result<Self> {
+        if path.exists() {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(io::ErrorKind::AddrInUse, "another server listens on this socket"));
+            }
+            std::fs::remove_file(path)?;
+        }
+        Ok(Self { listener: tokio::net::UnixListener::bind(path)?, path: path.to_owned() })
+    }
 }
 
 impl Listeners {
@@ -23,6 +53,11 @@ impl Listeners {
     /// cannot be bound. A later address that cannot be bound (no IPv6, say)
     /// is logged and skipped, as long as one socket is bound.
     pub async fn bind(addr: &str) -> io::Result<Self> {
+        if let Some(path) = addr.strip_prefix("unix:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            let unix = UnixSocket::bind(Path::new(path))?;
+            return Ok(Self { host: format!("unix:{path}"), listeners: Vec::new(), unix: Some(unix) });
+        }
         let (host, _) = addr.rsplit_once(':').ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -43,14 +78,14 @@ impl Listeners {
                 Err(err) => tracing::warn!(addr = %other, error = %err, "skipping an address of the listen host"),
             }
         }
-        Ok(Self { host: host.to_owned(), listeners })
+        Ok(Self { host: host.to_owned(), listeners, unix: None })
     }
 
     /// Wraps listeners bound elsewhere (a test's `127.0.0.1:0`, say).
     #[must_use]
     pub fn from_listener(listener: TcpListener) -> Self {
         let host = listener.local_addr().map_or_else(|_| String::new(), |addr| bracket(addr.ip().to_string()));
-        Self { host, listeners: vec![listener] }
+        Self { host, listeners: vec![listener], unix: None }
     }
 
     /// The bound socket addresses.
@@ -62,13 +97,16 @@ impl Listeners {
     }
 
     /// The address as the user gave it, with the real port: what the server
-    /// prints on start, like the article's `localhost:8100`.
+    /// prints on start, like the article's `localhost:8100` (or
+    /// `unix:/run/search.sock`), and what a client can be given as its target.
     ///
     /// # Errors
     /// When the OS cannot report the bound port.
     pub fn display_addr(&self) -> io::Result<String> {
-        let port = self.listeners[0].local_addr()?.port();
-        Ok(format!("{}:{port}", self.host))
+        match self.listeners.first() {
+            None => Ok(self.host.clone()),
+            Some(listener) => Ok(format!("{}:{}", self.host, listener.local_addr()?.port())),
+        }
     }
 }
 

@@ -236,8 +236,14 @@ pub async fn start(
     };
     let in_flight = handle.clone();
     let serving = async move {
-        let mut incoming =
-            accept::incoming(listeners.listeners, tls, config.handshake_timeout, config.min_ping_interval, &limits);
+        let mut incoming = accept::incoming(
+            listeners.listeners,
+            listeners.unix,
+            tls,
+            config.handshake_timeout,
+            config.min_ping_interval,
+            &limits,
+        );
         let serving = async move {
             tokio::pin!(drain);
             loop {
