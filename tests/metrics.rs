@@ -15,19 +15,9 @@ use prost::Message;
 use search::pb::v1::{ClassifyRequest, CountRequest, ScanRequest, SearchRequest, SearchResponse};
 use search::server::ServerConfig;
 
-/// The scraped samples: `name{labels}` to value.
+/// The scraped samples of `server`.
 async fn scrape(server: &TestServer) -> HashMap<String, f64> {
-    let addr = server.handle.metrics_addr().expect("metrics on");
-    let answer = send(addr, Version::HTTP_11, request("GET", "/metrics").body(Full::default()).expect("request")).await;
-    assert_eq!(answer.status, 200);
-    assert!(answer.header("content-type").starts_with("application/openmetrics-text"), "{answer:?}");
-    let text = answer.text();
-    assert!(text.ends_with("# EOF\n"), "{text}");
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.rsplit_once(' '))
-        .map(|(name, value)| (name.to_owned(), value.parse().expect("a number")))
-        .collect()
+    common::http::scrape(server.handle.metrics_addr().expect("metrics on")).await
 }
 
 fn sample(samples: &HashMap<String, f64>, name: &str) -> f64 {

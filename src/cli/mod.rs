@@ -133,7 +133,9 @@ pub async fn run(invocation: Invocation, out: impl Write) -> Result<(), Error> {
     if invocation.verbose {
         // Subscribed before the first call: no transition is missed.
         tokio::spawn(show_connectivity(client.connectivity().transitions()));
-        tokio::spawn(show_subchannels(client.subchannel_transitions()));
+        client.watch_subchannels(Box::new(|address, from, to| {
+            eprintln!("client: subchannel {address} {from} -> {to}");
+        }));
     }
     match ready {
         RpcReady::Search(request) => out.search(&client.search(request).await?)?,
@@ -187,13 +189,6 @@ async fn classify(client: &Client, batches: Batches, out: &mut Output<impl Write
 async fn show_connectivity(mut transitions: tokio::sync::mpsc::UnboundedReceiver<Transition>) {
     while let Some((from, to)) = transitions.recv().await {
         eprintln!("client: connectivity {from} -> {to}");
-    }
-}
-
-/// Prints each subchannel's changes on stderr, as `-v` asks.
-async fn show_subchannels(mut transitions: tokio::sync::mpsc::UnboundedReceiver<client::SubchannelTransition>) {
-    while let Some((address, from, to)) = transitions.recv().await {
-        eprintln!("client: subchannel {address} {from} -> {to}");
     }
 }
 

@@ -6,7 +6,7 @@
 //! - `pick_first` (the default, as grpc's): the first address that works,
 //!   in the resolver's order, until it stops working;
 //! - `round_robin`: every READY subchannel in turn; all are connected from
-//!   the start.
+//!   the first call.
 //!
 //! A subchannel that fails to connect is in TRANSIENT_FAILURE, skipped while
 //! others can be used, and dialed again in the background after a backoff
@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
@@ -74,11 +74,10 @@ pub struct Backend {
     pub calls: u64,
 }
 
-/// A subchannel's change of state: its address, from, to.
-pub type SubchannelTransition = (String, ConnectivityState, ConnectivityState);
+/// Called with each subchannel's change of state: its address, from, to.
+pub type SubchannelWatcher = Box<dyn Fn(&str, ConnectivityState, ConnectivityState) + Send + Sync>;
 
 /// The channel: see the module documentation.
-#[derive(Debug)]
 pub(super) struct Balancer {
     target: Target,
     endpoint: Endpoint,
@@ -94,8 +93,19 @@ pub(super) struct Balancer {
     lost: Arc<Notify>,
     /// The re-resolving task was started.
     resolving: AtomicBool,
-    /// Listeners to every subchannel's transitions (`client -v`).
-    watchers: Mutex<Vec<mpsc::UnboundedSender<SubchannelTransition>>>,
+    /// Called at every subchannel's transition, as it happens (`client -v`).
+    watchers: Mutex<Vec<SubchannelWatcher>>,
+    /// The first call was picked: round robin has connected everything.
+    started: AtomicBool,
+}
+
+impl std::fmt::Debug for Balancer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Balancer")
+            .field("target", &self.target)
+            .field("subchannels", &self.current())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Balancer {
@@ -118,6 +128,7 @@ impl Balancer {
             lost: Arc::new(Notify::new()),
             resolving: AtomicBool::new(false),
             watchers: Mutex::new(Vec::new()),
+            started: AtomicBool::new(false),
         });
         let fixed = match target.kind() {
             Kind::Dns { .. } => None,
@@ -145,6 +156,12 @@ impl Balancer {
             self.start_resolving();
             subchannels = self.current();
         }
+        if !self.started.swap(true, Ordering::AcqRel) && self.options.lb == LoadBalancing::RoundRobin {
+            // Round robin uses every address: all connect from the first call.
+            for sub in subchannels.iter() {
+                self.connect_in_background(Arc::clone(sub), false);
+            }
+        }
         let chosen = choose(self.options.lb, &subchannels, &self.cursor).ok_or_else(|| Error::Connect {
             target: self.target.to_string(),
             cause: "no address to connect to".into(),
@@ -170,11 +187,9 @@ impl Balancer {
             .collect()
     }
 
-    /// Every subchannel transition from now on.
-    pub(super) fn transitions(&self) -> mpsc::UnboundedReceiver<SubchannelTransition> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.watchers.lock().unwrap_or_else(PoisonError::into_inner).push(tx);
-        rx
+    /// Calls `watcher` at every subchannel transition from now on.
+    pub(super) fn watch(&self, watcher: SubchannelWatcher) {
+        self.watchers.lock().unwrap_or_else(PoisonError::into_inner).push(watcher);
     }
 
     /// The addresses the target's name resolves to now.
@@ -219,8 +234,8 @@ impl Balancer {
         }
         *self.subchannels.write().unwrap_or_else(PoisonError::into_inner) = Arc::from(subchannels);
         self.aggregate();
-        if self.options.lb == LoadBalancing::RoundRobin {
-            // Round robin uses every address: all connect from the start.
+        if self.options.lb == LoadBalancing::RoundRobin && self.started.load(Ordering::Acquire) {
+            // Round robin uses every address: new ones connect at once.
             for sub in added {
                 self.connect_in_background(sub, false);
             }
@@ -254,10 +269,9 @@ impl Balancer {
     fn changed(self: &Arc<Self>, sub: &Arc<Subchannel>, from: ConnectivityState, to: ConnectivityState) {
         let address = sub.address.to_string();
         tracing::debug!(%address, %from, %to, "subchannel");
-        self.watchers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|watcher| watcher.send((address.clone(), from, to)).is_ok());
+        for watcher in self.watchers.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            watcher(&address, from, to);
+        }
         self.aggregate();
         let lost = from == ConnectivityState::Ready && to == ConnectivityState::Idle;
         if lost || to == ConnectivityState::TransientFailure {

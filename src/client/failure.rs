@@ -51,6 +51,11 @@ impl Client {
             if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
                 return Failure::NotSent(format!("TLS handshake failed: {tls}"));
             }
+            // hyper dropped the call before sending it: its connection was
+            // closing (a GOAWAY) when the call was handed to it.
+            if cause.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_canceled) {
+                return Failure::NotSent("the connection closed before the call was sent".into());
+            }
             // HTTP/2 says a refused stream was not processed at all (a
             // server going away refuses the streams past its GOAWAY).
             if cause.downcast_ref::<h2::Error>().is_some_and(|h2| h2.reason() == Some(h2::Reason::REFUSED_STREAM)) {

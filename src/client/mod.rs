@@ -38,7 +38,7 @@ mod retry;
 mod stats;
 mod target;
 
-pub use self::balancer::{Backend, LoadBalancing, SubchannelTransition};
+pub use self::balancer::{Backend, LoadBalancing, SubchannelWatcher};
 use self::balancer::{Balancer, Subchannel};
 use self::calls::with_timeout;
 pub use self::connectivity::{Connectivity, ConnectivityState, Transition};
@@ -216,10 +216,10 @@ impl Client {
         self.balancer.backends()
     }
 
-    /// Every subchannel's transitions from now on (`client -v`).
-    #[must_use]
-    pub fn subchannel_transitions(&self) -> tokio::sync::mpsc::UnboundedReceiver<SubchannelTransition> {
-        self.balancer.transitions()
+    /// Calls `watcher` with every subchannel's transitions from now on, as
+    /// they happen, in order (`client -v`).
+    pub fn watch_subchannels(&self, watcher: SubchannelWatcher) {
+        self.balancer.watch(watcher);
     }
 
     /// Connects every subchannel the policy uses (round_robin: all of them;

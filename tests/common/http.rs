@@ -81,3 +81,17 @@ pub fn envelopes(mut body: &[u8]) -> Vec<(u8, Vec<u8>)> {
     assert!(body.is_empty(), "bytes after the last envelope: {body:?}");
     out
 }
+
+/// The samples of a `/metrics` page at `addr`: `name{labels}` to value.
+pub async fn scrape(addr: SocketAddr) -> std::collections::HashMap<String, f64> {
+    let answer = send(addr, Version::HTTP_11, request("GET", "/metrics").body(Full::default()).expect("request")).await;
+    assert_eq!(answer.status, 200);
+    assert!(answer.header("content-type").starts_with("application/openmetrics-text"), "{answer:?}");
+    let text = answer.text();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .map(|(name, value)| (name.to_owned(), value.parse().expect("a number")))
+        .collect()
+}

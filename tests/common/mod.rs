@@ -62,6 +62,14 @@ impl TestServer {
         Client::connect(&self.target()).await.expect("connect to the test server")
     }
 
+    /// `Search` calls this server has started (its `/metrics`; the server
+    /// must have been started with `metrics_listen`).
+    pub async fn searches(&self) -> u64 {
+        let samples = http::scrape(self.handle.metrics_addr().expect("metrics on")).await;
+        let name = r#"grpc_server_call_started_total{grpc_method="search.v1.SearchService/Search",protocol="grpc"}"#;
+        samples.get(name).copied().unwrap_or(0.0) as u64
+    }
+
     /// Stops the server and waits for it, failing the test if it failed.
     pub async fn stop(self) {
         let _ = self.stop.send(());
