@@ -12,6 +12,7 @@ Servers, one after another, each pinned to CPU 0 with taskset, on
 127.0.0.1:8100 (the article's port):
   rust     target/release/server, per-call log lines off (RUST_LOG=warn)
   rust+log the same with its per-call info lines on, to price them
+  rust+metrics  rust+log with --metrics-listen, to price the metrics
   python   the Python peer that mirrors the article's grpc.aio server
            (interop/peer/server.py)
   floor    examples/h2_floor.rs: hyper h2c answering a canned gRPC response
@@ -143,6 +144,9 @@ def throughput(python, stubs, seconds):
         "floor": ([str(RELEASE / "examples" / "h2_floor"), ADDRESS], {}),
         "rust": ([str(RELEASE / "server"), "--listen", ADDRESS], {}),
         "rust+log": ([str(RELEASE / "server"), "--listen", ADDRESS], {"RUST_LOG": "info"}),
+        # The defaults plus Prometheus metrics: the price of --metrics-listen.
+        "rust+metrics": ([str(RELEASE / "server"), "--listen", ADDRESS, "--metrics-listen", "127.0.0.1:0"],
+                         {"RUST_LOG": "info"}),
         "python": ([str(python), str(ROOT / "interop" / "peer" / "server.py")], {"PYTHONPATH": str(stubs)}),
     }
     rows = []

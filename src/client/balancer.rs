@@ -443,6 +443,20 @@ mod tests {
     use ConnectivityState::{Connecting, Idle, Ready, TransientFailure as Failing};
 
     #[tokio::test]
+    async fn new_addresses_get_subchannels_and_kept_ones_keep_theirs() {
+        let target: Target = "ipv4:127.0.0.1:1001,127.0.0.1:1002".parse().expect("a target");
+        let balancer = Balancer::new(&target, Arc::default(), Connectivity::default()).expect("a channel");
+        let before = balancer.current();
+        let address = |port| Address::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+        balancer.update(vec![address(1002), address(1003)]);
+        let after = balancer.current();
+        let ports: Vec<String> = after.iter().map(|sub| sub.address.to_string()).collect();
+        assert_eq!(ports, ["127.0.0.1:1002", "127.0.0.1:1003"]);
+        assert!(Arc::ptr_eq(&before[1], &after[0]), "a kept address keeps its subchannel (and connection)");
+        assert!(!before.iter().any(|old| Arc::ptr_eq(old, &after[1])), "a new address gets a new one");
+    }
+
+    #[tokio::test]
     async fn pick_first_takes_the_first_ready_else_the_first_not_failing() {
         use LoadBalancing::PickFirst;
         assert_eq!(picks(PickFirst, &[Idle, Ready, Ready], 3), [1, 1, 1]);
