@@ -41,6 +41,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -65,10 +66,15 @@ def run(command, **kwargs):
 def setup():
     print("building the release binaries and examples...", file=sys.stderr)
     run(["cargo", "build", "--release", "--quiet", "--bins", "--examples"], cwd=ROOT)
-    if shutil.which("h2load") is None:
-        print("installing h2load (nghttp2-client)...", file=sys.stderr)
+    # h2load, valgrind (callgrind), and grpc C++ with its code generator.
+    needed = {"h2load": "nghttp2-client", "valgrind": "valgrind", "grpc_cpp_plugin": "protobuf-compiler-grpc",
+              "protoc": "protobuf-compiler", "pkg-config": "pkg-config"}
+    missing = [package for tool, package in needed.items() if shutil.which(tool) is None]
+    if missing or not Path("/usr/include/grpcpp/grpcpp.h").exists():
+        print("installing h2load, valgrind and grpc C++ (Debian)...", file=sys.stderr)
         run(["apt-get", "update", "-qq"], stdout=subprocess.DEVNULL)
-        run(["apt-get", "install", "-y", "-qq", "nghttp2-client"], stdout=subprocess.DEVNULL)
+        run(["apt-get", "install", "-y", "-qq", *missing, "libgrpc++-dev"], stdout=subprocess.DEVNULL)
+    build_cpp()
     venv = WORK / "venv"
     if not (venv / "bin" / "python").exists():
         run([sys.executable, "-m", "venv", str(venv)])
@@ -83,6 +89,26 @@ def setup():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 8192), hard), hard))
     return venv / "bin" / "python", stubs
+
+
+CPP_SERVER = WORK / "cpp" / "search_server"
+
+
+def build_cpp():
+    """The grpc C++ async server (bench/cpp/search_server.cc), built with
+    Debian's grpc++ from the Python peer's proto (the article's service)."""
+    out = WORK / "cpp"
+    out.mkdir(parents=True, exist_ok=True)
+    source = ROOT / "bench" / "cpp" / "search_server.cc"
+    if CPP_SERVER.exists() and CPP_SERVER.stat().st_mtime > source.stat().st_mtime:
+        return
+    print("building the grpc C++ server...", file=sys.stderr)
+    plugin = shutil.which("grpc_cpp_plugin")
+    run(["protoc", f"-I{ROOT / 'interop' / 'peer'}", f"--cpp_out={out}", f"--grpc_out={out}",
+         f"--plugin=protoc-gen-grpc={plugin}", "search.proto"])
+    flags = run(["pkg-config", "--cflags", "--libs", "grpc++", "protobuf"], capture_output=True).stdout.split()
+    run(["g++", "-O2", "-std=c++17", f"-I{out}", str(source), str(out / "search.pb.cc"),
+         str(out / "search.grpc.pb.cc"), *flags, "-o", str(CPP_SERVER)])
 
 
 class Server:
@@ -147,6 +173,7 @@ def throughput(python, stubs, seconds):
         # The defaults plus Prometheus metrics: the price of --metrics-listen.
         "rust+metrics": ([str(RELEASE / "server"), "--listen", ADDRESS, "--metrics-listen", "127.0.0.1:0"],
                          {"RUST_LOG": "info"}),
+        "cpp": ([str(CPP_SERVER), ADDRESS], {}),
         "python": ([str(python), str(ROOT / "interop" / "peer" / "server.py")], {"PYTHONPATH": str(stubs)}),
     }
     rows = []
@@ -198,6 +225,37 @@ def protocols(seconds):
                 rows.append(dict(protocol=label, point=f"{connections} x {streams}", rate=rate, ok=ok, calls=done))
                 print(f"  {label:16} {connections:>2} x {streams:<2} {rate:>10.0f} req/s", file=sys.stderr)
     return rows
+
+
+def callgrind(calls):
+    """Instructions per call, counted by callgrind (repeatable where
+    seconds are not): the server runs under valgrind twice, for `calls` and
+    3 x `calls` h2load calls at 16 x 1; the difference, over the difference
+    in calls, is the cost of one call without the start and the stop."""
+    servers = {
+        "rust+log": ([str(RELEASE / "server"), "--listen", ADDRESS], {"RUST_LOG": "info"}),
+        "floor": ([str(RELEASE / "examples" / "h2_floor"), ADDRESS], {}),
+        "cpp": ([str(CPP_SERVER), ADDRESS], {}),
+    }
+    figures = {}
+    for name, (command, env) in servers.items():
+        totals = []
+        for n in (calls, 3 * calls):
+            out_file = WORK / f"callgrind.{name}.out"
+            wrapped = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", *command]
+            with Server(name, wrapped, env) as server:
+                out = run(["h2load", "-n", str(n), "-c", "16", "-m", "1", "-d", str(WORK / "request.bin"),
+                           "-H", "content-type: application/grpc", "-H", "te: trailers", f"http://{ADDRESS}{PATH}"],
+                          capture_output=True).stdout
+                assert f"status codes: {n} 2xx" in out, out
+                # callgrind writes its totals when the program ends.
+                server.process.send_signal(signal.SIGINT)
+                server.process.wait(timeout=120)
+            text = out_file.read_text()
+            totals.append(int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1)))
+        figures[name] = (totals[1] - totals[0]) / (2 * calls)
+        print(f"  {name:9} {figures[name]:,.0f} instructions per call", file=sys.stderr)
+    return figures
 
 
 def bulk(lines=1_000_000):
@@ -286,6 +344,15 @@ def print_tables(rows, bulk_figures, startup_figures, memory_figures):
           f"({memory_figures['per_connection_kib']:.1f} KiB per connection).")
 
 
+def print_instructions(figures):
+    print("## Instructions per call (callgrind, h2load 16 x 1, /Search/search)\n")
+    print("| server | instructions per call | vs floor |")
+    print("| --- | ---: | ---: |")
+    for name, per_call in figures.items():
+        print(f"| {name} | {per_call:,.0f} | {per_call / figures['floor']:.2f} |")
+    print()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2-second points instead of 5")
@@ -295,10 +362,13 @@ def main():
     rows = throughput(python, stubs, 2 if args.quick else 5)
     protocol_rows = protocols(2 if args.quick else 5)
     figures = bulk(), startup(python, stubs), memory()
-    results = dict(throughput=rows, protocols=protocol_rows, bulk=figures[0], startup=figures[1], memory=figures[2])
+    instructions = callgrind(500 if args.quick else 2000)
+    results = dict(throughput=rows, protocols=protocol_rows, bulk=figures[0], startup=figures[1], memory=figures[2],
+                   instructions=instructions)
     (WORK / "results.json").write_text(json.dumps(results, indent=2))
     print_tables(rows, *figures)
     print_protocols(protocol_rows)
+    print_instructions(instructions)
 
 
 if __name__ == "__main__":
