@@ -7,11 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::TestServer;
 use common::frames::{
     self, ACK, CONTINUATION, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, End, GoAway, HEADERS, NO_ERROR, PING,
     RST_STREAM, Raw, SETTINGS, WINDOW_UPDATE, frame, grpc_headers, grpc_headers_with,
 };
+use common::{TestServer, eventually};
 use search::pb::v1::{ClassifyRequest, ScanRequest, SearchRequest};
 use search::server::ServerConfig;
 use tokio::net::TcpStream;
@@ -212,7 +212,7 @@ async fn streams_reset_one_by_one_after_the_server_took_them_get_a_goaway() {
         };
         if !started {
             // The GOAWAY was read: the end from it on.
-            break raw.ended_by_last_goaway(Duration::from_secs(10)).await;
+            break raw.end(Duration::from_secs(10)).await.0;
         }
         let _ = raw.send(&frame(RST_STREAM, 0, stream, &8u32.to_be_bytes())).await;
         stream += 2;
@@ -267,14 +267,4 @@ async fn a_client_that_stops_reading_cannot_make_the_server_buffer_its_answers_w
     drop(raw);
     eventually("the Scans end", || server.handle.in_flight() == 0).await;
     server.stop().await;
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("not so after 5 s: {what}");
 }

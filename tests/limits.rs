@@ -93,13 +93,7 @@ async fn past_max_connections_new_ones_are_closed_at_once_and_counted() {
 
     // A place given back is taken again.
     drop(idle);
-    for _ in 0..200 {
-        if server.handle.connections() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(server.handle.connections(), 1, "closed connections give their places back");
+    common::eventually("closed connections give their places back", || server.handle.connections() == 1).await;
     assert_eq!(answered(&server).await, 1);
     assert_eq!(server.handle.refused_connections(), 1);
     server.stop().await;

@@ -142,8 +142,9 @@ impl SearchService for Failing {
     }
 }
 
-#[tokio::test]
-async fn failures_are_counted_per_status_code_and_never_retried() {
+/// A [`Failing`] server on a free port: its counter, address and task.
+async fn serve_failing() -> (Failing, std::net::SocketAddr, tokio::task::JoinHandle<Result<(), tonic::transport::Error>>)
+{
     let failing = Failing::default();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -152,6 +153,12 @@ async fn failures_are_counted_per_status_code_and_never_retried() {
             .add_service(SearchServiceServer::new(failing.clone()))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
+    (failing, addr, server)
+}
+
+#[tokio::test]
+async fn failures_are_counted_per_status_code_and_never_retried() {
+    let (failing, addr, server) = serve_failing().await;
     let target: Target = addr.to_string().parse().expect("target");
     let report = load::run(LoadConfig { total: 400, ..config(target) }).await.expect("runs");
     check_consistent(&report);
@@ -222,26 +229,14 @@ async fn a_short_soak_ends_every_call_with_a_code_its_traffic_allows() {
     assert!(rss.samples >= 3 && rss.first > 0 && rss.peak >= rss.last, "{report}");
     assert!(report.fds.as_ref().is_some_and(|fds| fds.peak >= fds.first), "{report}");
     // Nothing is left behind on the server: no call, no connection.
-    for _ in 0..500 {
-        if server.handle.in_flight() == 0 && server.handle.connections() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!((server.handle.in_flight(), server.handle.connections()), (0, 0));
+    let handle = &server.handle;
+    common::eventually("no call, no connection left", || (handle.in_flight(), handle.connections()) == (0, 0)).await;
     server.stop().await;
 }
 
 #[tokio::test]
 async fn a_soak_that_sees_unexpected_codes_fails_with_exit_1() {
-    let failing = Failing::default();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(SearchServiceServer::new(failing.clone()))
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
+    let (_, addr, server) = serve_failing().await;
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_client"))
         .args(["-t", &addr.to_string(), "soak", "-z", "1s", "-c", "2"])
         .output()

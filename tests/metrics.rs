@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use bytes::Bytes;
 use common::TestServer;
@@ -104,12 +103,7 @@ async fn scraped_counts_add_up_to_the_calls_made() {
 
     // Every call has ended by the time its answer was read whole; the
     // server records the end as the body completes.
-    for _ in 0..200 {
-        if server.handle.in_flight() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::eventually("every call ended", || server.handle.in_flight() == 0).await;
     let samples = scrape(&server).await;
     let started = |method: &str, protocol: &str| {
         sample(&samples, &format!("grpc_server_call_started_total{{grpc_method=\"{method}\",protocol=\"{protocol}\"}}"))

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::TestServer;
+use common::{TestServer, eventually};
 use search::pb::v1::{ClassifyRequest, CountRequest, SearchRequest};
 use search::server::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,19 +15,8 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::Channel;
 
-/// Waits (bounded) until `check` holds; the tests' only polling loop.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never happened: {what}");
-}
-
 async fn channel(server: &TestServer) -> Channel {
-    tonic::transport::Endpoint::from(server.target().uri().clone()).connect().await.expect("connect")
+    tonic::transport::Endpoint::from(server.target().uri()).connect().await.expect("connect")
 }
 
 /// A gRPC message: the 5-byte prefix and the payload.

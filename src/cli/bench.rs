@@ -135,13 +135,7 @@ pub async fn run(config: LoadConfig) -> Result<Report, Error> {
             let earlier = backends_before.iter().find(|b| b.address == backend.address).map_or(0, |b| b.calls);
             *backends.entry(backend.address).or_default() += backend.calls - earlier.min(backend.calls);
         }
-        let mut delta = client.stats();
-        delta.calls -= stats_before.calls.min(delta.calls);
-        delta.attempts -= stats_before.attempts.min(delta.attempts);
-        for (n, earlier) in delta.attempt_duration_buckets.iter_mut().zip(&stats_before.attempt_duration_buckets) {
-            *n -= (*earlier).min(*n);
-        }
-        stats.add(&delta);
+        stats.add(&client.stats().since(stats_before));
     }
     Ok(report(&config, &recorder, elapsed, backends, stats))
 }

@@ -18,7 +18,7 @@
 //! that come and go are followed: new addresses get subchannels, gone ones
 //! lose theirs.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
@@ -315,11 +315,10 @@ impl Balancer {
         let backoff = self.options.backoff;
         let timeout = self.options.connect_timeout;
         runtime.spawn(async move {
-            let failures = AtomicU32::new(u32::from(backing_off));
+            let mut failures = u32::from(backing_off);
             loop {
-                let n = failures.load(Ordering::Relaxed);
-                if n > 0 {
-                    tokio::time::sleep(backoff.delay(n)).await;
+                if failures > 0 {
+                    tokio::time::sleep(backoff.delay(failures)).await;
                 }
                 let listed = |balancer: &Weak<Balancer>| {
                     balancer.upgrade().is_some_and(|b| b.current().iter().any(|s| Arc::ptr_eq(s, &sub)))
@@ -330,7 +329,7 @@ impl Balancer {
                 if probe(&sub, timeout).await {
                     break;
                 }
-                failures.fetch_add(1, Ordering::Relaxed);
+                failures += 1;
             }
             sub.reconnecting.store(false, Ordering::Release);
         });

@@ -73,6 +73,19 @@ impl CallStats {
         }
     }
 
+    /// The counts made since `earlier`, a snapshot of the same client.
+    #[must_use]
+    pub fn since(&self, earlier: &Self) -> Self {
+        let buckets = self.attempt_duration_buckets.iter().enumerate();
+        Self {
+            calls: self.calls.saturating_sub(earlier.calls),
+            attempts: self.attempts.saturating_sub(earlier.attempts),
+            attempt_duration_buckets: buckets
+                .map(|(i, n)| n.saturating_sub(earlier.attempt_duration_buckets.get(i).copied().unwrap_or(0)))
+                .collect(),
+        }
+    }
+
     /// Attempts per call (1 when nothing was retried).
     #[must_use]
     pub fn attempts_per_call(&self) -> f64 {
@@ -104,5 +117,7 @@ mod tests {
         total.add(&snapshot);
         assert_eq!((total.calls, total.attempts, total.attempt_duration_buckets[0]), (2, 4, 2));
         assert!((total.attempts_per_call() - 2.0).abs() < 1e-9);
+        let later = total.since(&snapshot);
+        assert_eq!((later.calls, later.attempts, later.attempt_duration_buckets[0]), (1, 2, 1));
     }
 }

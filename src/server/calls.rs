@@ -283,7 +283,8 @@ struct CallEnd {
     admitted: Option<Admitted>,
     /// The call keeps its connection from being idle.
     _busy: Option<Busy>,
-    metrics: Option<Arc<Metrics>>,
+    /// The metrics, when on, and the call's method label in them.
+    metrics: Option<(Arc<Metrics>, &'static str)>,
 }
 
 impl CallEnd {
@@ -293,9 +294,10 @@ impl CallEnd {
         let peer = connection.and_then(|peer| peer.addr);
         let busy = connection.map(Peer::busy);
         let started = Instant::now();
-        if let Some(metrics) = &metrics {
-            metrics.start(request.uri().path(), protocol.name());
-        }
+        let metrics = metrics.map(|metrics| {
+            let label = metrics.start(request.uri().path(), protocol.name());
+            (metrics, label)
+        });
         let uri = request.uri().clone();
         Self { uri, peer, protocol, limit, started, code: None, admitted: None, _busy: busy, metrics }
     }
@@ -309,8 +311,8 @@ impl Drop for CallEnd {
         let duration = self.started.elapsed();
         let method = self.uri.path();
         let protocol = self.protocol.name();
-        if let Some(metrics) = &self.metrics {
-            metrics.finish(method, protocol, code, duration);
+        if let Some((metrics, label)) = &self.metrics {
+            metrics.finish(label, protocol, code, duration);
         }
         let code = code_name(code);
         match self.peer {
@@ -344,7 +346,7 @@ struct CallBody {
 impl CallBody {
     /// Counts the data going out, when metrics are on.
     fn count_sent(&mut self, data: &Bytes) {
-        if let Some(metrics) = &self.end.metrics {
+        if let Some((metrics, _)) = &self.end.metrics {
             let messages = self.sent.follow(data, |_, _| Ok::<_, Infallible>(())).unwrap_or(0);
             metrics.flows.sent.add(messages, data.len() as u64);
         }

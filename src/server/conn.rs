@@ -108,7 +108,9 @@ where
         tokio::pin!(closing);
         let mut going_away = false;
         loop {
-            let why = tokio::select! {
+            // Why the GOAWAY, and whether this loop closes the connection a
+            // grace later (the drain has a grace and a cut of its own).
+            let (why, closes) = tokio::select! {
                 served = &mut served => {
                     if let Err(err) = served {
                         tracing::debug!(error = %err, "connection ended with an error");
@@ -119,15 +121,14 @@ where
                     tracing::debug!(grace = ?self.age_grace, "calls still running after the GOAWAY: closing the connection");
                     return;
                 }
-                () = &mut aged, if !going_away => "max-connection-age",
-                () = &mut idle, if !going_away => "max-connection-idle",
-                () = self.drain.cancelled(), if !going_away => "drain",
+                () = &mut aged, if !going_away => ("max-connection-age", true),
+                () = &mut idle, if !going_away => ("max-connection-idle", true),
+                () = self.drain.cancelled(), if !going_away => ("drain", false),
             };
             tracing::debug!(why, "GOAWAY");
             going_away = true;
             served.as_mut().graceful_shutdown();
-            // The drain has a grace and a cut of its own.
-            if why != "drain" {
+            if closes {
                 closing.as_mut().reset(Instant::now() + self.age_grace);
             }
         }

@@ -116,14 +116,18 @@ impl Metrics {
         Arc::new(Self { registry, started, duration, flows })
     }
 
-    /// A call starts.
-    pub(super) fn start(&self, path: &str, protocol: &'static str) {
-        self.started.get_or_create(&Started { grpc_method: method_label(path), protocol }).inc();
+    /// A call to `path` starts; the method's label, for [`Metrics::finish`]
+    /// (looked up once per call).
+    pub(super) fn start(&self, path: &str, protocol: &'static str) -> &'static str {
+        let grpc_method = method_label(path);
+        self.started.get_or_create(&Started { grpc_method, protocol }).inc();
+        grpc_method
     }
 
-    /// A call ends with `code` after `duration`.
-    pub(super) fn finish(&self, path: &str, protocol: &'static str, code: Code, duration: Duration) {
-        let labels = Finished { grpc_method: method_label(path), protocol, grpc_status: code_name(code) };
+    /// A call of `grpc_method` (as [`Metrics::start`] named it) ends with
+    /// `code` after `duration`.
+    pub(super) fn finish(&self, grpc_method: &'static str, protocol: &'static str, code: Code, duration: Duration) {
+        let labels = Finished { grpc_method, protocol, grpc_status: code_name(code) };
         self.duration.get_or_create(&labels).observe(duration.as_secs_f64());
     }
 

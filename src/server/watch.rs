@@ -198,15 +198,20 @@ impl Watch {
         } else {
             return None;
         }
-        let now = Instant::now();
+        // The clock is read only for the frames the strike rule times.
+        let mut now = None;
         let mut found = None;
         let (pings, settings, answered, min) =
             (&mut self.pings, &mut self.settings, self.answered, self.min_ping_interval);
         let (opened, resets, last_stream) = (&mut self.opened, &mut self.resets, &mut self.last_stream);
         self.read.feed(data, |head| {
             let abuse = match head.kind {
-                PING if head.flags & ACK == 0 => pings.strike(now, answered, min).then_some(Abuse::Pings),
-                SETTINGS if head.flags & ACK == 0 => settings.strike(now, answered, min).then_some(Abuse::Settings),
+                PING if head.flags & ACK == 0 => {
+                    pings.strike(*now.get_or_insert_with(Instant::now), answered, min).then_some(Abuse::Pings)
+                }
+                SETTINGS if head.flags & ACK == 0 => {
+                    settings.strike(*now.get_or_insert_with(Instant::now), answered, min).then_some(Abuse::Settings)
+                }
                 HEADERS if head.stream > *last_stream => {
                     *last_stream = head.stream;
                     *opened += 1;

@@ -197,9 +197,4 @@ impl Raw {
             }
         }
     }
-
-    /// [`Raw::end`], without the frames.
-    pub async fn ended_by_last_goaway(&mut self, within: Duration) -> End {
-        self.end(within).await.0
-    }
 }

@@ -8,6 +8,7 @@ pub mod http;
 pub mod pki;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use search::client::{Client, Target};
 use search::server::{self, Handle, Listeners, ServerConfig};
@@ -79,4 +80,15 @@ impl TestServer {
             Err(err) => panic!("server task: {err}"),
         }
     }
+}
+
+/// Waits (bounded: 5 s) until `check` holds; the tests' one polling loop.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("not so after 5 s: {what}");
 }
