@@ -165,6 +165,23 @@ async fn the_legacy_path_answers_the_articles_messages() {
         .await
         .expect_err("no such method");
     assert_eq!(err.code(), tonic::Code::Unimplemented);
+    assert_eq!(err.message(), "no method /Search/other on this server");
+    // A method the v1 service lacks, and a service the server lacks.
+    for path in ["/search.v1.SearchService/Nope", "/search.v2.SearchService/Search"] {
+        grpc.ready().await.expect("channel ready");
+        let err = grpc
+            .unary::<SearchParam, SearchStatus, _>(
+                tonic::Request::new(SearchParam::default()),
+                PathAndQuery::from_static(path),
+                tonic_prost::ProstCodec::default(),
+            )
+            .await
+            .expect_err("no such method");
+        assert_eq!(
+            (err.code(), err.message()),
+            (tonic::Code::Unimplemented, &*format!("no method {path} on this server"))
+        );
+    }
     server.stop().await;
 }
 

@@ -12,7 +12,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -22,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::{Instant, Sleep, sleep_until};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tonic::body::Body;
 use tonic::{Code, Status};
 use tower::{Layer, Service};
@@ -34,7 +33,9 @@ use super::frames::RequestFrames;
 use super::metrics::Metrics;
 use super::policy::{Admitted, CallPolicy};
 use super::protocol::{CallMark, Protocol};
+use super::routes::Routes;
 use crate::rpc::code_name;
+use crate::telemetry::CALL_TARGET;
 
 /// The per-call layer, outermost around the routes.
 #[derive(Debug, Clone)]
@@ -51,29 +52,26 @@ impl CallLayer {
     }
 }
 
-impl<S> Layer<S> for CallLayer {
-    type Service = Calls<S>;
+impl Layer<Routes> for CallLayer {
+    type Service = Calls;
 
-    fn layer(&self, inner: S) -> Calls<S> {
+    fn layer(&self, inner: Routes) -> Calls {
         Calls { inner, policy: Arc::clone(&self.policy), metrics: self.metrics.clone() }
     }
 }
 
 /// The per-call service: see the module documentation.
 #[derive(Debug, Clone)]
-pub struct Calls<S> {
-    inner: S,
+pub struct Calls {
+    /// Always ready, so each call is made on it directly (no clone-swap).
+    inner: Routes,
     policy: Arc<CallPolicy>,
     metrics: Option<Arc<Metrics>>,
 }
 
 type CallFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
-impl<S> Service<Request<Body>> for Calls<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
+impl Service<Request<Body>> for Calls {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = CallFuture;
@@ -123,20 +121,18 @@ where
             request.headers().get("grpc-accept-encoding").and_then(|v| v.to_str().ok()).and_then(Encoding::choose);
         let metrics = self.metrics.clone();
         let request = request.map(|body| Body::new(RequestFrames::new(body, limit, compressed_ok, metrics)));
-        // The clone that was ready serves this call (tower's clone-swap idiom).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let cut = self.policy.cut.clone();
+        let call = self.inner.call(request);
+        let policy = Arc::clone(&self.policy);
         Box::pin(async move {
             // Biased, handler first: an answer ready at once (most unary
             // calls) never arms the timer or registers with the cut.
             let response = tokio::select! {
                 biased;
-                response = inner.call(request) => response?,
+                response = call => response?,
                 () = sleep_until(deadline) => deadline_status(timeout).into_http(),
-                () = cut.cancelled() => cut_status().into_http(),
+                () = policy.cut.cancelled() => cut_status().into_http(),
             };
-            Ok(finish(response, end, Expiry { deadline, timeout, cut }, compress))
+            Ok(finish(response, end, Expiry { deadline, timeout, policy }, compress))
         })
     }
 }
@@ -218,11 +214,11 @@ fn finish(
 }
 
 /// When a call must end: its deadline (and the timeout it came from, for the
-/// message), or the drain's cut.
+/// message), or the drain's cut (the policy's).
 struct Expiry {
     deadline: Instant,
     timeout: Duration,
-    cut: CancellationToken,
+    policy: Arc<CallPolicy>,
 }
 
 /// Compresses an answer's messages of [`compression::MIN_COMPRESS_BYTES`]
@@ -273,7 +269,6 @@ impl Compressor {
 struct CallEnd {
     /// The request's URI, for its path (a clone shares the bytes).
     uri: http::Uri,
-    peer: Option<SocketAddr>,
     protocol: Protocol,
     /// The request size limit, for the messages of client mistakes.
     limit: usize,
@@ -281,8 +276,8 @@ struct CallEnd {
     /// The final status, once known; none when the peer went away first.
     code: Option<Code>,
     admitted: Option<Admitted>,
-    /// The call keeps its connection from being idle.
-    _busy: Option<Busy>,
+    /// The call keeps its connection from being idle; it knows the peer.
+    busy: Option<Busy>,
     /// The metrics, when on, and the call's method label in them.
     metrics: Option<(Arc<Metrics>, &'static str)>,
 }
@@ -290,16 +285,14 @@ struct CallEnd {
 impl CallEnd {
     fn new(request: &Request<Body>, protocol: Protocol, limit: usize, metrics: Option<Arc<Metrics>>) -> Self {
         // Every request carries its connection's peer (conn.rs).
-        let connection = request.extensions().get::<Peer>();
-        let peer = connection.and_then(|peer| peer.addr);
-        let busy = connection.map(Peer::busy);
+        let busy = request.extensions().get::<Peer>().map(Peer::busy);
         let started = Instant::now();
         let metrics = metrics.map(|metrics| {
             let label = metrics.start(request.uri().path(), protocol.name());
             (metrics, label)
         });
         let uri = request.uri().clone();
-        Self { uri, peer, protocol, limit, started, code: None, admitted: None, _busy: busy, metrics }
+        Self { uri, protocol, limit, started, code: None, admitted: None, busy, metrics }
     }
 }
 
@@ -315,9 +308,9 @@ impl Drop for CallEnd {
             metrics.finish(label, protocol, code, duration);
         }
         let code = code_name(code);
-        match self.peer {
-            Some(peer) => tracing::info!(target: "search::call", %method, protocol, code, ?duration, %peer, "call"),
-            None => tracing::info!(target: "search::call", %method, protocol, code, ?duration, "call"),
+        match self.busy.as_ref().and_then(Busy::peer) {
+            Some(peer) => tracing::info!(target: CALL_TARGET, %method, protocol, code, ?duration, %peer, "call"),
+            None => tracing::info!(target: CALL_TARGET, %method, protocol, code, ?duration, "call"),
         }
     }
 }
@@ -376,7 +369,7 @@ impl HttpBody for CallBody {
         let frame = match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(frame) => frame,
             Poll::Pending => {
-                let (deadline, cut) = (this.expiry.deadline, &this.expiry.cut);
+                let (deadline, cut) = (this.expiry.deadline, &this.expiry.policy.cut);
                 let (sleep, cancelled) = this
                     .waiting
                     .get_or_insert_with(|| (Box::pin(sleep_until(deadline)), Box::pin(cut.clone().cancelled_owned())));
@@ -394,7 +387,7 @@ impl HttpBody for CallBody {
             if Instant::now() >= this.expiry.deadline {
                 return this.end_with(&deadline_status(this.expiry.timeout));
             }
-            if this.expiry.cut.is_cancelled() {
+            if this.expiry.policy.cut.is_cancelled() {
                 return this.end_with(&cut_status());
             }
         }

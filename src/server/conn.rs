@@ -15,7 +15,6 @@
 //! elsewhere. On HTTP/1.1 the connection closes after the request at hand.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -92,8 +91,9 @@ where
     }
 
     async fn serve(&self, connection: Connection) {
-        let activity = Arc::new(Activity::new());
-        let peer = Peer { addr: connection.peer_addr(), activity: Arc::clone(&activity) };
+        // Formatted once here, not in every call's log line.
+        let activity = Arc::new(Activity::new(connection.peer_addr().map(|addr| addr.to_string())));
+        let peer = Peer { activity: Arc::clone(&activity) };
         let service = PerConnection { inner: self.service.clone(), peer };
         let served = self.http.serve_connection(TokioIo::new(connection), service);
         tokio::pin!(served);
@@ -139,7 +139,6 @@ where
 /// and the connection's activity (each call holds it busy).
 #[derive(Debug, Clone)]
 pub(super) struct Peer {
-    pub(super) addr: Option<SocketAddr>,
     activity: Arc<Activity>,
 }
 
@@ -154,6 +153,8 @@ impl Peer {
 /// The calls running on one connection, and since when it has had none.
 #[derive(Debug)]
 struct Activity {
+    /// The peer's address, as the call log writes it.
+    peer: Option<String>,
     /// When the connection was opened, the origin of `idle_since`.
     opened: Instant,
     calls: AtomicUsize,
@@ -162,8 +163,8 @@ struct Activity {
 }
 
 impl Activity {
-    fn new() -> Self {
-        Self { opened: Instant::now(), calls: AtomicUsize::new(0), idle_since: AtomicU64::new(0) }
+    fn new(peer: Option<String>) -> Self {
+        Self { peer, opened: Instant::now(), calls: AtomicUsize::new(0), idle_since: AtomicU64::new(0) }
     }
 
     /// Resolves once the connection has had no call for `max`. Calls touch
@@ -191,6 +192,13 @@ impl Activity {
 /// A call on a connection: while one is held, the connection is not idle.
 #[derive(Debug)]
 pub(super) struct Busy(Arc<Activity>);
+
+impl Busy {
+    /// The peer's address, when the connection has one (not a Unix socket's).
+    pub(super) fn peer(&self) -> Option<&str> {
+        self.0.peer.as_deref()
+    }
+}
 
 impl Drop for Busy {
     fn drop(&mut self) {
@@ -233,8 +241,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_counts_from_the_last_call_and_never_while_one_runs() {
-        let activity = Arc::new(Activity::new());
-        let peer = Peer { addr: None, activity: Arc::clone(&activity) };
+        let activity = Arc::new(Activity::new(None));
+        let peer = Peer { activity: Arc::clone(&activity) };
         let max = Duration::from_secs(10);
         let start = Instant::now();
         // A call from 5 s to 25 s: idle from 25 s, so done at 35 s.
@@ -251,7 +259,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_with_no_call_is_idle_from_its_start() {
-        let activity = Activity::new();
+        let activity = Activity::new(None);
         let start = Instant::now();
         activity.idle_for(Duration::from_secs(7)).await;
         assert_eq!(start.elapsed(), Duration::from_secs(7));

@@ -10,8 +10,8 @@
 //! atomics at scrape time.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,10 +29,10 @@ use prometheus_client::registry::{Registry, Unit};
 use tokio::net::TcpListener;
 use tonic::Code;
 
-use super::SERVED;
 use super::accept::Limits;
 use super::policy::CallPolicy;
-use crate::rpc::{LEGACY_SEARCH_PATH, code_name};
+use super::routes::served;
+use crate::rpc::code_name;
 
 /// The bucket bounds of the call duration, in seconds: the ones the gRPC
 /// OpenTelemetry metrics recommend for latency.
@@ -141,17 +141,11 @@ impl Metrics {
     }
 }
 
-/// The served methods as the `grpc_method` label spells them
+/// A served method as the `grpc_method` label spells it
 /// (`package.Service/Method`); anything else is `other`, so that a client
 /// cannot grow the label set (as the OpenTelemetry gRPC metrics say).
-static METHODS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    let mut paths: Vec<String> = SERVED.iter().flat_map(|set| crate::rpc::methods(set)).map(|m| m.path).collect();
-    paths.push(LEGACY_SEARCH_PATH.to_owned());
-    paths
-});
-
 fn method_label(path: &str) -> &'static str {
-    METHODS.iter().find(|served| *served == path).map_or("other", |served| &served[1..])
+    served(path).map_or("other", |served| &served[1..])
 }
 
 /// What is read at scrape time from the server's own counters.

@@ -11,6 +11,7 @@
 //! - `conn.rs`: serving each connection on hyper, its age and idle time
 //!   bounded by GOAWAYs.
 //! - `handlers.rs`: the four RPC handlers over [`crate::matcher`] ([`Search`]).
+//! - `routes.rs`: each gRPC path to its service, by the service's name.
 //! - `protocol.rs`: one port, three protocols: gRPC, gRPC-Web (tonic-web)
 //!   and the Connect protocol (`connect/`), each down its own path.
 //! - `watch.rs`: the HTTP/2 frames both ways, for the floods h2 does not
@@ -32,14 +33,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Uri;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tonic::body::Body;
-use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tower::ServiceBuilder;
-use tower::util::MapRequestLayer;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 mod accept;
@@ -56,6 +53,7 @@ mod listen;
 mod metrics;
 mod policy;
 mod protocol;
+mod routes;
 mod shutdown;
 mod watch;
 
@@ -67,10 +65,10 @@ pub use self::handlers::Search;
 pub use self::listen::Listeners;
 use self::policy::CallPolicy;
 use self::protocol::ProtocolLayer;
+use self::routes::Routes;
 pub use self::shutdown::signal;
 use crate::pb::v1::FILE_DESCRIPTOR_SET;
 use crate::pb::v1::search_service_server::SearchServiceServer;
-use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
 use crate::tls::ServerTls;
 
 /// What can stop the server from serving.
@@ -213,14 +211,12 @@ pub async fn start(
     // every call, whatever its protocol, is a gRPC call through the
     // per-call layer.
     let routes = Routes::new(accept_compressed!(search))
-        .add_service(accept_compressed!(health_service))
-        .add_service(accept_compressed!(reflection_v1))
-        .add_service(accept_compressed!(reflection_v1alpha))
-        .prepare();
+        .add(accept_compressed!(health_service))
+        .add(accept_compressed!(reflection_v1))
+        .add(accept_compressed!(reflection_v1alpha));
     let service = ServiceBuilder::new()
         .layer(ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors)))
         .layer(CallLayer::new(policy, metrics))
-        .layer(MapRequestLayer::new(route_legacy_path))
         .service(routes);
     let draining = CancellationToken::new();
     let serving = Serving::new(&config, service, draining.clone());
@@ -317,31 +313,3 @@ const CORS_MAX_AGE: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// How long connections get to close after the calls were cut.
 const CLOSE_MARGIN: Duration = Duration::from_secs(1);
-
-/// Sends the article's `/Search/search` to the v1 `Search` handler by
-/// rewriting the request path before routing. The messages are the same on
-/// the wire, so the handler and the answer are shared, not copied.
-fn route_legacy_path(mut request: http::Request<Body>) -> http::Request<Body> {
-    if request.uri().path() == LEGACY_SEARCH_PATH {
-        // Routing looks at the path alone: a static URI, nothing to parse.
-        *request.uri_mut() = Uri::from_static(SEARCH_PATH);
-    }
-    request
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_legacy_path_is_rewritten() {
-        let rewrite = |uri: &str| {
-            let request = http::Request::builder().uri(uri).body(Body::empty()).expect("valid request");
-            route_legacy_path(request).uri().to_string()
-        };
-        assert_eq!(rewrite("/Search/search"), SEARCH_PATH);
-        assert_eq!(rewrite("http://localhost:8100/Search/search"), SEARCH_PATH);
-        assert_eq!(rewrite("/Search/Search"), "/Search/Search");
-        assert_eq!(rewrite("/search.v1.SearchService/Count"), "/search.v1.SearchService/Count");
-    }
-}

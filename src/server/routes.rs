@@ -1,0 +1,129 @@
+//! The one dispatch below the per-call layer: a gRPC path goes to the
+//! generated service that serves it, by one comparison of its service name.
+//! Every served method is known from the descriptor sets, so a path that
+//! names none is answered UNIMPLEMENTED with what was asked for.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll};
+
+use http::{Request, Response, Uri};
+use tonic::Status;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tower::Service;
+use tower::util::BoxCloneSyncService;
+
+use super::SERVED;
+use super::handlers::Search;
+use crate::pb::v1::search_service_server::SearchServiceServer;
+use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
+
+/// Every method path served, the article's `/Search/search` included.
+static PATHS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let mut paths: Vec<String> = SERVED.iter().flat_map(|set| crate::rpc::methods(set)).map(|m| m.path).collect();
+    paths.push(LEGACY_SEARCH_PATH.to_owned());
+    paths
+});
+
+/// `path` as served (with the lifetime of the table), if it is.
+pub(super) fn served(path: &str) -> Option<&'static str> {
+    PATHS.iter().find(|served| *served == path).map(String::as_str)
+}
+
+/// A service off the hot path, boxed: health and reflection.
+type Boxed = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
+
+/// What every generated service's call returns.
+type CallFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+/// The services, each under its name: see the module documentation.
+#[derive(Clone)]
+pub(super) struct Routes {
+    search: SearchServiceServer<Search>,
+    /// The other services, by their names: shared, as the stack is cloned
+    /// for every request, and each call clones the one it takes.
+    others: Arc<[(&'static str, Boxed)]>,
+}
+
+impl std::fmt::Debug for Routes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.others.iter().map(|(name, _)| *name).collect();
+        f.debug_struct("Routes").field("search", &SearchServiceServer::<Search>::NAME).field("others", &names).finish()
+    }
+}
+
+impl Routes {
+    /// The Search service, and no other yet.
+    pub(super) fn new(search: SearchServiceServer<Search>) -> Self {
+        Self { search, others: Arc::new([]) }
+    }
+
+    /// Adds `service` under its name.
+    pub(super) fn add<S>(mut self, service: S) -> Self
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + NamedService,
+        S: Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+    {
+        let mut others = self.others.to_vec();
+        others.push((S::NAME, BoxCloneSyncService::new(service)));
+        self.others = others.into();
+        self
+    }
+}
+
+impl Service<Request<Body>> for Routes {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = CallFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Generated services, and the boxes around them, are always ready.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> CallFuture {
+        let path = request.uri().path();
+        let Some(path) = served(path) else {
+            let status = Status::unimplemented(format!("no method {path} on this server"));
+            return Box::pin(std::future::ready(Ok(status.into_http())));
+        };
+        if path == LEGACY_SEARCH_PATH {
+            // The same messages on the wire: the v1 handler answers it.
+            *request.uri_mut() = Uri::from_static(SEARCH_PATH);
+        }
+        let service = path[1..].split_once('/').map_or("", |(service, _)| service);
+        if service == SearchServiceServer::<Search>::NAME || path == LEGACY_SEARCH_PATH {
+            return self.search.call(request);
+        }
+        match self.others.iter().find(|(name, _)| *name == service) {
+            Some((_, other)) => other.clone().call(request),
+            // Every served path's service is added (start() adds them all).
+            None => {
+                let status = Status::unimplemented(format!("no service {service} on this server"));
+                Box::pin(std::future::ready(Ok(status.into_http())))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_served_path_is_known_and_nothing_else() {
+        assert_eq!(served("/search.v1.SearchService/Search"), Some("/search.v1.SearchService/Search"));
+        assert_eq!(served("/Search/search"), Some("/Search/search"));
+        assert_eq!(served("/grpc.health.v1.Health/Check"), Some("/grpc.health.v1.Health/Check"));
+        let reflection = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+        assert_eq!(served(reflection), Some(reflection));
+        assert_eq!(served("/search.v1.SearchService/Nope"), None);
+        assert_eq!(served("/Search/Search"), None);
+        assert_eq!(served("/"), None);
+        assert_eq!(served(""), None);
+    }
+}
