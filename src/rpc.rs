@@ -1,6 +1,7 @@
 //! What both sides know of the contract: its methods as the descriptor set
 //! describes them (kind, idempotency, message types), the paths of the unary
-//! methods, and the gRPC status codes as the spec (and grpcurl) spell them.
+//! methods, the gRPC headers' names, and the gRPC status codes as the spec
+//! (and grpcurl) spell them.
 
 use std::sync::LazyLock;
 
@@ -18,6 +19,23 @@ pub const SEARCH_PATH: &str = "/search.v1.SearchService/Search";
 /// The path of the article's unary method, which a client written the
 /// article's way calls (`channel.unary_unary("/Search/search", ...)`).
 pub const LEGACY_SEARCH_PATH: &str = "/Search/search";
+
+/// The gRPC headers' names, parsed at compile time: a `&str` name is
+/// parsed on every lookup.
+pub mod header {
+    use http::HeaderName;
+
+    /// The status code, in the trailers (or a trailers-only answer).
+    pub const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+    /// The status message, percent-encoded.
+    pub const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+    /// The compression of the messages sent.
+    pub const GRPC_ENCODING: HeaderName = HeaderName::from_static("grpc-encoding");
+    /// The compressions the sender takes.
+    pub const GRPC_ACCEPT_ENCODING: HeaderName = HeaderName::from_static("grpc-accept-encoding");
+    /// The call's timeout.
+    pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+}
 
 /// One method of a service, as its descriptor has it.
 #[derive(Debug, Clone, PartialEq, Eq)]

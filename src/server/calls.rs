@@ -35,6 +35,7 @@ use super::policy::{Admitted, CallPolicy};
 use super::protocol::{CallMark, Protocol};
 use super::routes::Routes;
 use crate::rpc::code_name;
+use crate::rpc::header::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS};
 use crate::telemetry::CALL_TARGET;
 
 /// The per-call layer, outermost around the routes.
@@ -104,7 +105,7 @@ impl Service<Request<Body>> for Calls {
         };
         end.admitted = Some(admitted);
         let deadline = end.started + timeout;
-        let encoding = request.headers().get("grpc-encoding");
+        let encoding = request.headers().get(GRPC_ENCODING);
         if let Some(name) = encoding.map(|v| v.to_str().unwrap_or("(not text)"))
             && name != "identity"
             && Encoding::parse(name).is_none()
@@ -112,13 +113,13 @@ impl Service<Request<Body>> for Calls {
             let status = compression::unsupported(name, "grpc-encoding");
             end.code = Some(status.code());
             let mut response = status.into_http();
-            response.headers_mut().insert("grpc-accept-encoding", HeaderValue::from_static(compression::ACCEPTED));
+            response.headers_mut().insert(GRPC_ACCEPT_ENCODING, HeaderValue::from_static(compression::ACCEPTED));
             return Box::pin(std::future::ready(Ok(response)));
         }
         let compressed_ok = encoding.is_some();
         // The answer's compression, when the client takes one the server has.
         let compress =
-            request.headers().get("grpc-accept-encoding").and_then(|v| v.to_str().ok()).and_then(Encoding::choose);
+            request.headers().get(GRPC_ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).and_then(Encoding::choose);
         let metrics = self.metrics.clone();
         let request = request.map(|body| Body::new(RequestFrames::new(body, limit, compressed_ok, metrics)));
         let call = self.inner.call(request);
@@ -148,7 +149,7 @@ fn cut_status() -> Status {
 /// The `grpc-status` code in `headers`, read without decoding the message
 /// (what [`Status::from_header_map`] costs on every call).
 fn grpc_code(headers: &HeaderMap) -> Option<Code> {
-    let value = headers.get("grpc-status")?.to_str().ok()?;
+    let value = headers.get(GRPC_STATUS)?.to_str().ok()?;
     value.parse::<i32>().ok().map(Code::from_i32)
 }
 
@@ -204,9 +205,9 @@ fn finish(
     }
     let compressor = compress.map(|encoding| {
         let headers = response.headers_mut();
-        headers.insert("grpc-encoding", HeaderValue::from_static(encoding.name()));
+        headers.insert(GRPC_ENCODING, HeaderValue::from_static(encoding.name()));
         // What it takes, for a client that speaks compression at all.
-        headers.insert("grpc-accept-encoding", HeaderValue::from_static(compression::ACCEPTED));
+        headers.insert(GRPC_ACCEPT_ENCODING, HeaderValue::from_static(compression::ACCEPTED));
         Compressor { encoding, rest_of_message: 0 }
     });
     let sent = Follower::default();

@@ -12,6 +12,7 @@
 //!   bounded by GOAWAYs.
 //! - `handlers.rs`: the four RPC handlers over [`crate::matcher`] ([`Search`]).
 //! - `routes.rs`: each gRPC path to its service, by the service's name.
+//! - `unary.rs`: the Search call served directly, without tonic's codec.
 //! - `protocol.rs`: one port, three protocols: gRPC, gRPC-Web (tonic-web)
 //!   and the Connect protocol (`connect/`), each down its own path.
 //! - `watch.rs`: the HTTP/2 frames both ways, for the floods h2 does not
@@ -55,6 +56,7 @@ mod policy;
 mod protocol;
 mod routes;
 mod shutdown;
+mod unary;
 mod watch;
 
 use self::accept::Limits;
@@ -210,7 +212,7 @@ pub async fn start(
     // tonic-web, Connect through its translation, both behind CORS), and
     // every call, whatever its protocol, is a gRPC call through the
     // per-call layer.
-    let routes = Routes::new(accept_compressed!(search))
+    let routes = Routes::new(accept_compressed!(search), config.max_recv_bytes)
         .add(accept_compressed!(health_service))
         .add(accept_compressed!(reflection_v1))
         .add(accept_compressed!(reflection_v1alpha));

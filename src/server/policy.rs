@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use super::config::ServerConfig;
+use crate::rpc::header::GRPC_TIMEOUT;
 
 /// The settings and shared state of the per-call layer.
 #[derive(Debug)]
@@ -57,7 +58,7 @@ impl CallPolicy {
     /// The deadline of a call, from its `grpc-timeout` header: the default
     /// when there is none, the cap when it asks for more.
     pub(super) fn timeout(&self, headers: &HeaderMap) -> Result<Duration, Status> {
-        let Some(value) = headers.get("grpc-timeout") else {
+        let Some(value) = headers.get(GRPC_TIMEOUT) else {
             return Ok(self.default_timeout);
         };
         let asked = value.to_str().ok().and_then(parse_grpc_timeout).ok_or_else(|| {

@@ -1,5 +1,6 @@
-//! The one dispatch below the per-call layer: a gRPC path goes to the
-//! generated service that serves it, by one comparison of its service name.
+//! The one dispatch below the per-call layer: the Search call (and the
+//! article's path) goes to its direct unary path (`unary.rs`), any other
+//! gRPC path to the generated service that serves it, by its service name.
 //! Every served method is known from the descriptor sets, so a path that
 //! names none is answered UNIMPLEMENTED with what was asked for.
 
@@ -9,7 +10,7 @@ use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 
-use http::{Request, Response, Uri};
+use http::{Request, Response};
 use tonic::Status;
 use tonic::body::Body;
 use tonic::server::NamedService;
@@ -18,6 +19,7 @@ use tower::util::BoxCloneSyncService;
 
 use super::SERVED;
 use super::handlers::Search;
+use super::unary;
 use crate::pb::v1::search_service_server::SearchServiceServer;
 use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
 
@@ -42,7 +44,10 @@ type CallFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>
 /// The services, each under its name: see the module documentation.
 #[derive(Clone)]
 pub(super) struct Routes {
+    /// The Search service's streaming methods.
     search: SearchServiceServer<Search>,
+    /// The largest request message, for the unary path.
+    limit: usize,
     /// The other services, by their names: shared, as the stack is cloned
     /// for every request, and each call clones the one it takes.
     others: Arc<[(&'static str, Boxed)]>,
@@ -56,9 +61,10 @@ impl std::fmt::Debug for Routes {
 }
 
 impl Routes {
-    /// The Search service, and no other yet.
-    pub(super) fn new(search: SearchServiceServer<Search>) -> Self {
-        Self { search, others: Arc::new([]) }
+    /// The Search service, whose request messages are at most `limit`
+    /// bytes, and no other yet.
+    pub(super) fn new(search: SearchServiceServer<Search>, limit: usize) -> Self {
+        Self { search, limit, others: Arc::new([]) }
     }
 
     /// Adds `service` under its name.
@@ -85,18 +91,18 @@ impl Service<Request<Body>> for Routes {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut request: Request<Body>) -> CallFuture {
+    fn call(&mut self, request: Request<Body>) -> CallFuture {
         let path = request.uri().path();
         let Some(path) = served(path) else {
             let status = Status::unimplemented(format!("no method {path} on this server"));
             return Box::pin(std::future::ready(Ok(status.into_http())));
         };
-        if path == LEGACY_SEARCH_PATH {
-            // The same messages on the wire: the v1 handler answers it.
-            *request.uri_mut() = Uri::from_static(SEARCH_PATH);
+        // The article's path has the same messages on the wire.
+        if path == SEARCH_PATH || path == LEGACY_SEARCH_PATH {
+            return Box::pin(unary::search(request, self.limit));
         }
         let service = path[1..].split_once('/').map_or("", |(service, _)| service);
-        if service == SearchServiceServer::<Search>::NAME || path == LEGACY_SEARCH_PATH {
+        if service == SearchServiceServer::<Search>::NAME {
             return self.search.call(request);
         }
         match self.others.iter().find(|(name, _)| *name == service) {
