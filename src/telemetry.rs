@@ -88,6 +88,58 @@ where
     }
 }
 
+/// A duration for a log line: written as `Debug` writes a [`Duration`]
+/// (`71.234ms`, `1.5s`, `800ns`: the largest unit under which it is at least
+/// 1, every significant digit, no trailing zeros), with integer arithmetic
+/// instead of `Debug`'s general decimal formatting.
+#[derive(Clone, Copy)]
+pub struct Elapsed(pub Duration);
+
+impl fmt::Debug for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (secs, nanos) = (self.0.as_secs(), self.0.subsec_nanos());
+        // The whole part, the rest below it, the rest's first digit's weight.
+        let (whole, mut rest, mut weight, unit) = if secs > 0 {
+            (secs, nanos, 100_000_000, "s")
+        } else if nanos >= 1_000_000 {
+            (u64::from(nanos / 1_000_000), nanos % 1_000_000, 100_000, "ms")
+        } else if nanos >= 1_000 {
+            (u64::from(nanos / 1_000), nanos % 1_000, 100, "µs")
+        } else {
+            (u64::from(nanos), 0, 1, "ns")
+        };
+        // 20 digits, a point, 9 digits and the unit.
+        let mut text = [0u8; 34];
+        let mut len = 0;
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut value = whole;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        text[..digits.len() - at].copy_from_slice(&digits[at..]);
+        len += digits.len() - at;
+        if rest > 0 {
+            text[len] = b'.';
+            len += 1;
+            while rest > 0 && weight > 0 {
+                text[len] = b'0' + (rest / weight) as u8;
+                len += 1;
+                rest %= weight;
+                weight /= 10;
+            }
+        }
+        text[len..len + unit.len()].copy_from_slice(unit.as_bytes());
+        len += unit.len();
+        f.write_str(std::str::from_utf8(&text[..len]).map_err(|_| fmt::Error)?)
+    }
+}
+
 /// 10000-01-01T00:00:00Z in seconds since the epoch: four-digit years only.
 const YEAR_10000: u64 = 253_402_300_800;
 
@@ -368,6 +420,34 @@ mod tests {
             " INFO search::call: call method=/search.v1.SearchService/Search protocol=\"grpc\" code=\"OK\" \
              duration=71.234ms peer=127.0.0.1:50312"
         );
+    }
+
+    #[test]
+    fn elapsed_reads_as_durations_debug() {
+        let cases = [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_nanos(999),
+            Duration::from_nanos(1_000),
+            Duration::from_nanos(1_001),
+            Duration::from_micros(71_234),
+            Duration::from_nanos(71_234_567),
+            Duration::from_millis(1_500),
+            Duration::new(1, 1),
+            Duration::new(59, 999_999_999),
+            Duration::new(u64::MAX, 999_999_999),
+        ];
+        for duration in cases {
+            assert_eq!(format!("{:?}", Elapsed(duration)), format!("{duration:?}"));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn elapsed_reads_as_durations_debug_for_any(secs in 0u64..100_000, nanos in 0u32..1_000_000_000) {
+            let duration = Duration::new(secs % 3 * secs, nanos);
+            proptest::prop_assert_eq!(format!("{:?}", Elapsed(duration)), format!("{duration:?}"));
+        }
     }
 
     #[test]

@@ -36,20 +36,22 @@ use super::protocol::{CallMark, Protocol};
 use super::routes::Routes;
 use crate::rpc::code_name;
 use crate::rpc::header::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS};
-use crate::telemetry::CALL_TARGET;
+use crate::telemetry::{CALL_TARGET, Elapsed};
 
 /// The per-call layer, outermost around the routes.
 #[derive(Debug, Clone)]
 pub struct CallLayer {
     policy: Arc<CallPolicy>,
     metrics: Option<Arc<Metrics>>,
+    peer: Peer,
 }
 
 impl CallLayer {
-    /// A layer applying `policy`, recording calls in `metrics` when given.
+    /// A layer applying `policy` to the calls of the connection to `peer`,
+    /// recording them in `metrics` when given.
     #[must_use]
-    pub(super) fn new(policy: Arc<CallPolicy>, metrics: Option<Arc<Metrics>>) -> Self {
-        Self { policy, metrics }
+    pub(super) fn new(policy: Arc<CallPolicy>, metrics: Option<Arc<Metrics>>, peer: Peer) -> Self {
+        Self { policy, metrics, peer }
     }
 }
 
@@ -57,7 +59,7 @@ impl Layer<Routes> for CallLayer {
     type Service = Calls;
 
     fn layer(&self, inner: Routes) -> Calls {
-        Calls { inner, policy: Arc::clone(&self.policy), metrics: self.metrics.clone() }
+        Calls { inner, policy: Arc::clone(&self.policy), metrics: self.metrics.clone(), peer: self.peer.clone() }
     }
 }
 
@@ -68,6 +70,8 @@ pub struct Calls {
     inner: Routes,
     policy: Arc<CallPolicy>,
     metrics: Option<Arc<Metrics>>,
+    /// The connection's peer: each call holds the connection busy.
+    peer: Peer,
 }
 
 type CallFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -87,7 +91,7 @@ impl Service<Request<Body>> for Calls {
         let mark = request.extensions().get::<CallMark>();
         let limit = self.policy.max_recv_bytes;
         let protocol = mark.map_or(Protocol::Grpc, |mark| mark.protocol);
-        let mut end = CallEnd::new(&request, protocol, limit, self.metrics.clone());
+        let mut end = CallEnd::new(&request, protocol, limit, self.peer.busy(), self.metrics.clone());
         // A call the protocol layer already refused (a bad header) is
         // answered here, so that it is logged like any other.
         if let Some(status) = mark.and_then(|mark| mark.refused.clone()) {
@@ -278,15 +282,19 @@ struct CallEnd {
     code: Option<Code>,
     admitted: Option<Admitted>,
     /// The call keeps its connection from being idle; it knows the peer.
-    busy: Option<Busy>,
+    busy: Busy,
     /// The metrics, when on, and the call's method label in them.
     metrics: Option<(Arc<Metrics>, &'static str)>,
 }
 
 impl CallEnd {
-    fn new(request: &Request<Body>, protocol: Protocol, limit: usize, metrics: Option<Arc<Metrics>>) -> Self {
-        // Every request carries its connection's peer (conn.rs).
-        let busy = request.extensions().get::<Peer>().map(Peer::busy);
+    fn new(
+        request: &Request<Body>,
+        protocol: Protocol,
+        limit: usize,
+        busy: Busy,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
         let started = Instant::now();
         let metrics = metrics.map(|metrics| {
             let label = metrics.start(request.uri().path(), protocol.name());
@@ -302,14 +310,14 @@ impl Drop for CallEnd {
         // A response dropped before its status was sent: the client cancelled
         // or the connection went away.
         let code = self.code.unwrap_or(Code::Cancelled);
-        let duration = self.started.elapsed();
+        let duration = Elapsed(self.started.elapsed());
         let method = self.uri.path();
         let protocol = self.protocol.name();
         if let Some((metrics, label)) = &self.metrics {
-            metrics.finish(label, protocol, code, duration);
+            metrics.finish(label, protocol, code, duration.0);
         }
         let code = code_name(code);
-        match self.busy.as_ref().and_then(Busy::peer) {
+        match self.busy.peer() {
             Some(peer) => tracing::info!(target: CALL_TARGET, %method, protocol, code, ?duration, %peer, "call"),
             None => tracing::info!(target: CALL_TARGET, %method, protocol, code, ?duration, "call"),
         }

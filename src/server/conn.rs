@@ -15,8 +15,10 @@
 //! elsewhere. On HTTP/1.1 the connection closes after the request at hand.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -24,20 +26,22 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use tokio::time::{Instant, sleep_until};
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::body::Body;
+use tower::util::Oneshot;
 use tower::{Service, ServiceExt};
 
 use super::accept::Connection;
 use super::config::ServerConfig;
 
 /// What every connection is served with: the HTTP settings, the service
-/// and the bounds on its life.
-#[derive(Debug)]
-pub(super) struct Serving<S> {
+/// stack (built for each connection, knowing its peer) and the bounds on
+/// its life.
+pub(super) struct Serving<M> {
     http: Builder<TokioExecutor>,
-    service: S,
+    make: M,
     max_age: Duration,
     age_grace: Duration,
     max_idle: Duration,
@@ -50,13 +54,15 @@ pub(super) struct Serving<S> {
 /// The largest share of `--max-connection-age` taken off at random.
 const AGE_JITTER: f64 = 0.1;
 
-impl<S> Serving<S>
+impl<M, S> Serving<M>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+    M: Fn(Peer) -> S + Send + Sync + 'static,
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    /// Serving `service` with the settings of `config`, until `drain`.
-    pub(super) fn new(config: &ServerConfig, service: S, drain: CancellationToken) -> Arc<Self> {
+    /// Serving the stack `make` builds for each connection, with the
+    /// settings of `config`, until `drain`.
+    pub(super) fn new(config: &ServerConfig, make: M, drain: CancellationToken) -> Arc<Self> {
         let mut http = Builder::new(TokioExecutor::new());
         // hyper enforces the HTTP/1.1 header read timeout only with a timer.
         http.http1().timer(TokioTimer::new());
@@ -69,7 +75,7 @@ where
             .keep_alive_timeout(config.keepalive_timeout);
         Arc::new(Self {
             http,
-            service,
+            make,
             max_age: config.max_connection_age,
             age_grace: config.max_connection_age_grace,
             max_idle: config.max_connection_idle,
@@ -93,8 +99,7 @@ where
     async fn serve(&self, connection: Connection) {
         // Formatted once here, not in every call's log line.
         let activity = Arc::new(Activity::new(connection.peer_addr().map(|addr| addr.to_string())));
-        let peer = Peer { activity: Arc::clone(&activity) };
-        let service = PerConnection { inner: self.service.clone(), peer };
+        let service = PerConnection { inner: Mutex::new((self.make)(Peer { activity: Arc::clone(&activity) })) };
         let served = self.http.serve_connection(TokioIo::new(connection), service);
         tokio::pin!(served);
         let jitter = 1.0 - AGE_JITTER * fastrand::f64();
@@ -211,12 +216,10 @@ impl Drop for Busy {
     }
 }
 
-/// The service of one connection: the server's, with the connection's
-/// [`Peer`] on every request.
-#[derive(Debug, Clone)]
+/// The service of one connection, called in place: hyper calls it from the
+/// connection's task, one request at a time, so the lock is never contended.
 struct PerConnection<S> {
-    inner: S,
-    peer: Peer,
+    inner: Mutex<S>,
 }
 
 impl<S> hyper::service::Service<Request<Incoming>> for PerConnection<S>
@@ -226,12 +229,18 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = tower::util::Oneshot<S, Request<Body>>;
+    type Future = Either<S::Future, Pin<Box<Oneshot<S, Request<Body>>>>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let mut request = request.map(Body::new);
-        request.extensions_mut().insert(self.peer.clone());
-        self.inner.clone().oneshot(request)
+        let request = request.map(Body::new);
+        // Poisoned only by a panic in a call: the stack itself is intact.
+        let mut service = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        // Ready at once (every service in the stack always is): called at
+        // once; otherwise a clone waits to be ready.
+        match service.poll_ready(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(())) => Either::Left(service.call(request)),
+            _ => Either::Right(Box::pin(service.clone().oneshot(request))),
+        }
     }
 }
 

@@ -216,12 +216,17 @@ pub async fn start(
         .add(accept_compressed!(health_service))
         .add(accept_compressed!(reflection_v1))
         .add(accept_compressed!(reflection_v1alpha));
-    let service = ServiceBuilder::new()
-        .layer(ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors)))
-        .layer(CallLayer::new(policy, metrics))
-        .service(routes);
+    let protocols = ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors));
+    // Each connection's stack knows its peer, for the calls' log lines and
+    // its idle time.
+    let stack = move |peer| {
+        ServiceBuilder::new()
+            .layer(protocols.clone())
+            .layer(CallLayer::new(Arc::clone(&policy), metrics.clone(), peer))
+            .service(routes.clone())
+    };
     let draining = CancellationToken::new();
-    let serving = Serving::new(&config, service, draining.clone());
+    let serving = Serving::new(&config, stack, draining.clone());
 
     let (drain_started, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let grace = config.grace;

@@ -15,7 +15,7 @@ use http::{Request, Response, StatusCode, Version};
 use tonic::Status;
 use tonic::body::Body;
 use tonic_web::{GrpcWebLayer, GrpcWebService};
-use tower::util::{Either, Oneshot};
+use tower::util::Either;
 use tower::{Layer, Service, ServiceExt};
 use tower_http::cors::{Cors, CorsLayer};
 
@@ -119,50 +119,19 @@ pub(super) struct Protocols<S> {
     connect: Browser<ConnectService<S>>,
 }
 
-type WebFuture<S> = Oneshot<Browser<GrpcWebService<S>>, Request<Body>>;
-type ConnectFuture<S> = Oneshot<Browser<ConnectService<S>>, Request<Body>>;
-
-pin_project_lite::pin_project! {
-    /// The future of one request, by protocol: gRPC's unboxed (the hot path).
-    #[project = ProtocolFutureProj]
-    pub(super) enum ProtocolFuture<G, W, C> {
-        /// gRPC, as the per-call layer runs it.
-        Grpc { #[pin] future: G },
-        /// gRPC-Web, through tonic-web.
-        GrpcWeb { #[pin] future: W },
-        /// A Connect call.
-        Connect { #[pin] future: C },
-        /// An answer given before any call (HTTP 505).
-        Refused { response: Option<Response<Body>> },
-    }
-}
-
-impl<G, W, C, E> Future for ProtocolFuture<G, W, C>
-where
-    G: Future<Output = Result<Response<Body>, E>>,
-    W: Future<Output = Result<Response<Body>, E>>,
-    C: Future<Output = Result<Response<Body>, E>>,
-{
-    type Output = Result<Response<Body>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            ProtocolFutureProj::Grpc { future } => future.poll(cx),
-            ProtocolFutureProj::GrpcWeb { future } => future.poll(cx),
-            ProtocolFutureProj::Connect { future } => future.poll(cx),
-            ProtocolFutureProj::Refused { response } => Poll::Ready(Ok(response.take().unwrap_or_default())),
-        }
-    }
-}
+/// The future of one request, whatever its protocol: boxed, so that what
+/// hyper holds per stream is two words (an unboxed future of the cold paths,
+/// a request and a stack inside, would be copied on every move).
+type CallFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
 impl<S> Service<Request<Body>> for Protocols<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future = CallFuture>,
+    S: Clone + Send + 'static,
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = ProtocolFuture<S::Future, WebFuture<S>, ConnectFuture<S>>;
+    type Future = CallFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // Every path ends in the same kind of service; each must be ready.
@@ -184,26 +153,29 @@ where
             request = request.map(|body| Body::new(Lingering::new(body)));
         }
         if protocol == Protocol::Grpc && !json {
-            return ProtocolFuture::Grpc { future: self.grpc.call(request) };
+            return self.grpc.call(request);
         }
         if json {
-            let mut response = Response::new(Body::empty());
-            *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
-            return ProtocolFuture::Refused { response: Some(response) };
+            return refused(StatusCode::UNSUPPORTED_MEDIA_TYPE);
         }
         request.extensions_mut().insert(CallMark { protocol, refused: None });
         if protocol == Protocol::GrpcWeb {
             if request.version() < Version::HTTP_2 && connect::is_bidi(request.uri().path()) {
                 // Half-duplex HTTP/1.1 cannot carry it; tonic-web would try.
-                let mut response = Response::new(Body::empty());
-                *response.status_mut() = StatusCode::HTTP_VERSION_NOT_SUPPORTED;
-                return ProtocolFuture::Refused { response: Some(response) };
+                return refused(StatusCode::HTTP_VERSION_NOT_SUPPORTED);
             }
-            ProtocolFuture::GrpcWeb { future: self.web.clone().oneshot(request) }
+            Box::pin(self.web.clone().oneshot(request))
         } else {
-            ProtocolFuture::Connect { future: self.connect.clone().oneshot(request) }
+            Box::pin(self.connect.clone().oneshot(request))
         }
     }
+}
+
+/// An answer given before any call: an HTTP status and no body.
+fn refused(status: StatusCode) -> CallFuture {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = status;
+    Box::pin(std::future::ready(Ok(response)))
 }
 
 #[cfg(test)]
