@@ -469,6 +469,30 @@ async fn the_server_logs_one_line_per_call() {
     assert!(calls[0]["duration"].is_string(), "{}", calls[0]);
 }
 
+#[tokio::test]
+async fn a_call_line_is_written_once_the_server_is_idle_not_at_its_exit() {
+    // Worker threads batch their lines and write them when they go idle:
+    // the line must come while the server runs on, not when it stops.
+    let (mut child, addr) = start_server_binary(&["--listen", "127.0.0.1:0"]).await;
+    let mut log = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let output = client(&["-t", &addr, "Banana"], b"").await;
+    assert_eq!(stdout(&output), "status=1\n");
+    let line = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(line) = log.next_line().await.expect("read stderr") {
+            if line.contains("search::call") {
+                return line;
+            }
+        }
+        panic!("stderr ended without the call line");
+    })
+    .await
+    .expect("the call line within 5 s of the call");
+    assert!(line.contains("method=/search.v1.SearchService/Search"), "{line}");
+    assert!(child.try_wait().expect("status").is_none(), "the server still runs");
+    signal(&child, "TERM").await;
+    assert_eq!(child.wait().await.expect("exit").code(), Some(0));
+}
+
 /// curl, as a user would run it, against the server binary.
 async fn curl(args: &[&str]) -> (String, String) {
     let output = Command::new("curl").args(["--silent", "--show-error", "--http1.1"]).args(args).output().await;

@@ -17,10 +17,19 @@ use search::telemetry;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = ServerArgs::parse();
     telemetry::init("info", args.log_format);
+    match server::runtime() {
+        Ok(runtime) => runtime.block_on(run(args)),
+        Err(err) => {
+            eprintln!("server: cannot start the runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: ServerArgs) -> ExitCode {
     let listen = args.listen.clone();
     let config = match args.into_config() {
         Ok(config) => config,

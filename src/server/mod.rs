@@ -135,6 +135,21 @@ impl Handle {
     }
 }
 
+/// The server's runtime: tokio's multi-thread scheduler, a worker per core,
+/// each worker writing its log lines in batches (see
+/// [`crate::telemetry::Stderr`]): when it goes idle, or under load every
+/// 16 KiB or 50 ms, instead of a write per call.
+///
+/// # Errors
+/// When the runtime cannot start its threads.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(crate::telemetry::worker_idle)
+        .on_thread_stop(crate::telemetry::flush_this_thread)
+        .build()
+}
+
 /// Serves on `listeners` until `shutdown` resolves, then drains: health
 /// turns NOT_SERVING, the listeners close, calls in flight run for up to
 /// `config.grace` and are then cut with UNAVAILABLE, and the function returns.
