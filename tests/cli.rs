@@ -469,6 +469,17 @@ async fn the_server_logs_one_line_per_call() {
     assert!(calls[0]["duration"].is_string(), "{}", calls[0]);
 }
 
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_server_process_runs_without_transparent_huge_pages() {
+    // Set from .init_array, before anything allocates (src/bin/server.rs).
+    let (child, _) = start_server_binary(&["--listen", "127.0.0.1:0"]).await;
+    let pid = child.id().expect("running");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    assert!(status.lines().any(|line| line.split_whitespace().eq(["THP_enabled:", "0"])), "{status}");
+    signal(&child, "TERM").await;
+}
+
 #[tokio::test]
 async fn a_call_line_is_written_once_the_server_is_idle_not_at_its_exit() {
     // Worker threads batch their lines and write them when they go idle:
