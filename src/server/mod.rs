@@ -1,10 +1,11 @@
-//! The server side: binding, routing (the v1 service, the article's
-//! `/Search/search` path, health and reflection) for gRPC, gRPC-Web and the
-//! Connect protocol on one port, the transport limits, and serving until a
-//! shutdown future resolves, then draining.
+//! The server side: binding, the service stack (the v1 service, the
+//! article's `/Search/search` path, health and reflection) for gRPC,
+//! gRPC-Web and the Connect protocol on one port, the transport limits, its
+//! runtime, and serving until a shutdown future resolves, then draining.
 //!
 //! Files:
-//! - `mod.rs`: routing, serving and the drain ([`serve`], [`start`]).
+//! - `mod.rs`: the stack, serving and the drain ([`serve`], [`start`]), the
+//!   runtime ([`runtime`]).
 //! - `listen.rs`: the sockets, bound before serving ([`Listeners`]).
 //! - `accept.rs`: accepting on them; TLS handshakes, each in a task of its
 //!   own under the handshake timeout.

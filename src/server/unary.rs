@@ -6,9 +6,10 @@
 //! inflated if compressed, decoded; the generated trait's handler answers;
 //! the answer is written in one envelope, then its trailers.
 //!
-//! Statuses are tonic's where tonic would raise one (a body that does not
-//! decode is INTERNAL with prost's words), so the per-call layer gives them
-//! the same codes and messages on every path.
+//! A body that does not decode is reported as tonic reports it (INTERNAL,
+//! prost's words), so that the per-call layer gives it the same code and
+//! message on every path; a unary request with no message, or more than
+//! one, is the client's mistake: INVALID_ARGUMENT (tonic says INTERNAL).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -73,11 +74,11 @@ async fn one_message(mut body: Body, limit: usize) -> Result<super::envelope::En
         splitter.push(data);
         while let Some(envelope) = splitter.next().map_err(|TooLarge(len)| too_large(len, limit))? {
             if message.replace(envelope).is_some() {
-                return Err(Status::internal("a unary call takes one request message; the request has more"));
+                return Err(Status::invalid_argument("a unary call takes one request message; the request has more"));
             }
         }
     }
-    message.ok_or_else(|| Status::internal("a unary call takes one request message; the request has none"))
+    message.ok_or_else(|| Status::invalid_argument("a unary call takes one request message; the request has none"))
 }
 
 /// The per-call layer's framing check refuses this first; here for a body
@@ -182,10 +183,10 @@ mod tests {
         let message =
             |response: &Response<Body>| response.headers()["grpc-message"].to_str().expect("ASCII").to_owned();
         let none = search(request(Vec::new(), None), 1 << 20).await.expect("infallible");
-        assert_eq!((code(&none), message(&none).contains("has%20none")), ("13".into(), true));
+        assert_eq!((code(&none), message(&none).contains("has%20none")), ("3".into(), true));
         let two = search(request([framed(0, &banana), framed(0, &banana)].concat(), None), 1 << 20).await;
         let two = two.expect("infallible");
-        assert_eq!((code(&two), message(&two).contains("has%20more")), ("13".into(), true));
+        assert_eq!((code(&two), message(&two).contains("has%20more")), ("3".into(), true));
         // Not protobuf: prost's words, for the per-call layer to map.
         let broken = search(request(framed(0, &[0x0a, 0x05, b'a']), None), 1 << 20).await.expect("infallible");
         assert!(message(&broken).starts_with("failed%20to%20decode%20Protobuf%20message"), "{}", message(&broken));
