@@ -3,22 +3,20 @@
 //! terminal (and never with `NO_COLOR`).
 //!
 //! The server writes one line per call, so that line is on the serving path:
-//! [`CALL_TARGET`] lines are written by [`Lines`], the same bytes as
-//! tracing-subscriber's text format with far fewer formatting calls, and on
-//! the server's worker threads lines go to stderr in batches ([`Stderr`]),
-//! one write for many calls.
+//! in the text format it is written directly ([`Call`]), the same bytes as
+//! tracing-subscriber's format without building a tracing event, and on the
+//! server's worker threads lines go to stderr in batches ([`Stderr`]), one
+//! write for many calls.
 
 use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
 use std::io::{self, IsTerminal, Write as _};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
+use tracing::Level;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::{DefaultVisitor, Format, Full, Writer};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::fmt::MakeWriter;
 
 /// The target of the server's per-call line.
 pub const CALL_TARGET: &str = "search::call";
@@ -45,9 +43,89 @@ pub fn init(default_level: &str, format: LogFormat) {
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(Stderr);
     match format {
-        LogFormat::Text => subscriber.with_ansi(ansi).event_format(Lines::default()).init(),
+        LogFormat::Text => subscriber.with_ansi(ansi).init(),
         LogFormat::Json => subscriber.json().flatten_event(true).with_current_span(false).init(),
     }
+    let _ = DIRECT.set(format == LogFormat::Text && !ansi);
+}
+
+/// Whether call lines are written directly ([`Call::write`]): set by
+/// [`init`] for the text format without colour.
+static DIRECT: OnceLock<bool> = OnceLock::new();
+
+/// One call's line: the method, protocol, status code, duration and peer.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// The request's path.
+    pub method: &'a str,
+    /// `grpc`, `grpc-web` or `connect`.
+    pub protocol: &'a str,
+    /// The status code's name.
+    pub code: &'a str,
+    /// From the request's arrival to the response's end.
+    pub duration: Duration,
+    /// The peer's address, when the connection has one.
+    pub peer: Option<&'a str>,
+}
+
+impl Call<'_> {
+    /// Logs the call at info level under [`CALL_TARGET`] (`RUST_LOG`
+    /// decides). In the text format without colour, the line is written
+    /// straight to [`Stderr`]: the same bytes tracing-subscriber writes for
+    /// the event (a test compares them), without the event's value set,
+    /// visitor and formatting calls, which cost more than the rest of the
+    /// log line's work together. Otherwise (JSON, colour, a subscriber other
+    /// than [`init`]'s) it is the tracing event.
+    pub fn log(&self) {
+        if !tracing::enabled!(target: CALL_TARGET, Level::INFO) {
+            return;
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok().filter(|now| now.as_secs() < YEAR_10000);
+        if let (Some(true), Some(now)) = (DIRECT.get(), now) {
+            SCRATCH.with_borrow_mut(|line| {
+                line.clear();
+                self.text(line, now);
+                // Nothing to tell of a failed log write but stderr itself.
+                let _ = Stderr.write_all(line.as_bytes());
+            });
+            return;
+        }
+        let (method, protocol, code, duration) = (self.method, self.protocol, self.code, Elapsed(self.duration));
+        match self.peer {
+            Some(peer) => tracing::info!(target: CALL_TARGET, %method, protocol, code, ?duration, %peer, "call"),
+            None => tracing::info!(target: CALL_TARGET, %method, protocol, code, ?duration, "call"),
+        }
+    }
+
+    /// The text line at `now` (since the epoch), newline included.
+    fn text(&self, line: &mut String, now: Duration) {
+        // Writing to a String cannot fail.
+        let _ = write_timestamp(line, now);
+        line.push_str(" INFO search::call: call method=");
+        line.push_str(self.method);
+        for (name, value) in [(" protocol=", self.protocol), (" code=", self.code)] {
+            line.push_str(name);
+            // As `Debug` writes a str: quoted, and escaped where needed.
+            if value.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+                line.push('"');
+                line.push_str(value);
+                line.push('"');
+            } else {
+                let _ = write!(line, "{value:?}");
+            }
+        }
+        let _ = write!(line, " duration={:?}", Elapsed(self.duration));
+        if let Some(peer) = self.peer {
+            line.push_str(" peer=");
+            line.push_str(peer);
+        }
+        line.push('\n');
+    }
+}
+
+thread_local! {
+    /// The line being written, kept between calls for its capacity.
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 /// Where log lines go: stderr. A thread that batches (a runtime worker,
@@ -154,46 +232,6 @@ impl io::Write for Stderr {
     fn flush(&mut self) -> io::Result<()> {
         flush_this_thread();
         io::stderr().flush()
-    }
-}
-
-/// tracing-subscriber's text format (`Format<Full>`), with the per-call line
-/// written directly: the date and time to the second formatted once a
-/// second, string fields that need no escaping copied as they are. Same
-/// bytes either way (the tests compare the two); every other line, a
-/// coloured one, or one inside a span, is tracing-subscriber's own.
-#[derive(Debug, Default)]
-pub struct Lines {
-    full: Format<Full>,
-}
-
-impl<S, N> FormatEvent<S, N> for Lines
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        let meta = event.metadata();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok().filter(|now| now.as_secs() < YEAR_10000);
-        let direct = meta.target() == CALL_TARGET && !writer.has_ansi_escapes() && ctx.event_scope().is_none();
-        let Some(now) = now.filter(|_| direct) else {
-            return self.full.format_event(ctx, writer, event);
-        };
-        write_timestamp(&mut writer, now)?;
-        let level = match *meta.level() {
-            Level::TRACE => "TRACE ",
-            Level::DEBUG => "DEBUG ",
-            Level::INFO => " INFO ",
-            Level::WARN => " WARN ",
-            Level::ERROR => "ERROR ",
-        };
-        writer.write_str(level)?;
-        writer.write_str(meta.target())?;
-        writer.write_str(": ")?;
-        let mut fields = Fields { writer: writer.by_ref(), empty: true, result: Ok(()) };
-        event.record(&mut fields);
-        fields.result?;
-        writer.write_char('\n')
     }
 }
 
@@ -317,118 +355,6 @@ fn civil_date(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
-/// An event's fields as tracing-subscriber's `DefaultVisitor` writes them
-/// without colour (`name=value`, space-separated, the message bare): a
-/// string that needs no escaping is copied between quotes; other values
-/// go through `Debug`; errors and `r#` names go to `DefaultVisitor` itself.
-struct Fields<'a> {
-    writer: Writer<'a>,
-    empty: bool,
-    result: fmt::Result,
-}
-
-impl Fields<'_> {
-    fn separate(&mut self) -> fmt::Result {
-        if std::mem::replace(&mut self.empty, false) { Ok(()) } else { self.writer.write_char(' ') }
-    }
-
-    /// Hands the field to tracing-subscriber's visitor.
-    fn delegate(&mut self, visit: impl FnOnce(&mut DefaultVisitor<'_>)) {
-        let mut visitor = DefaultVisitor::new(self.writer.by_ref(), self.empty);
-        visit(&mut visitor);
-        self.result = tracing_subscriber::field::VisitOutput::finish(visitor);
-        self.empty = false;
-    }
-
-    /// Whether `name` is one `DefaultVisitor` writes its own way.
-    fn special(name: &str) -> bool {
-        name.starts_with("r#") || name.starts_with("log.")
-    }
-
-    /// The message, bare, its terminal controls escaped unless the writer
-    /// is told not to (as `DefaultVisitor` does).
-    fn message(&mut self, value: &dyn fmt::Debug) -> fmt::Result {
-        self.separate()?;
-        if self.writer.sanitizes_ansi_escapes() {
-            write!(Escaping(&mut self.writer), "{value:?}")
-        } else {
-            write!(self.writer, "{value:?}")
-        }
-    }
-}
-
-/// Writes what it is given with the characters a terminal would act on
-/// (ESC, BEL, BS, FF, DEL and the C1 controls) escaped, the way
-/// tracing-subscriber escapes messages; text without them goes as it is.
-struct Escaping<'a, W>(&'a mut W);
-
-impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        // C1 controls are U+0080..U+009F: 0xC2 0x80..0x9F in UTF-8.
-        if !text.bytes().any(|b| matches!(b, 0x07 | 0x08 | 0x0c | 0x1b | 0x7f | 0xc2)) {
-            return self.0.write_str(text);
-        }
-        for ch in text.chars() {
-            match ch {
-                '\x1b' => self.0.write_str("\\x1b")?,
-                '\x07' => self.0.write_str("\\x07")?,
-                '\x08' => self.0.write_str("\\x08")?,
-                '\x0c' => self.0.write_str("\\x0c")?,
-                '\x7f' => self.0.write_str("\\x7f")?,
-                '\u{80}'..='\u{9f}' => write!(self.0, "\\u{{{:x}}}", u32::from(ch))?,
-                _ => self.0.write_char(ch)?,
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Visit for Fields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if self.result.is_err() {
-            return;
-        }
-        let name = field.name();
-        // What `Debug` would escape: quotes, backslashes, anything but
-        // printable ASCII.
-        let plain = value.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
-        if name == "message" {
-            self.result = self.message(&format_args!("{value}"));
-            return;
-        }
-        if Self::special(name) || !plain {
-            return self.delegate(|visitor| visitor.record_str(field, value));
-        }
-        self.result = self.separate().and_then(|()| {
-            self.writer.write_str(name)?;
-            self.writer.write_str("=\"")?;
-            self.writer.write_str(value)?;
-            self.writer.write_char('"')
-        });
-    }
-
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        if self.result.is_ok() {
-            self.delegate(|visitor| visitor.record_error(field, value));
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.result.is_err() {
-            return;
-        }
-        let name = field.name();
-        if Self::special(name) {
-            return self.delegate(|visitor| visitor.record_debug(field, value));
-        }
-        self.result = if name == "message" {
-            self.message(value)
-        } else {
-            self.separate().and_then(|()| write!(self.writer, "{name}={value:?}"))
-        };
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::io;
@@ -467,70 +393,40 @@ mod tests {
         }
     }
 
-    #[derive(Debug)]
-    struct Failure(Option<io::Error>);
-
-    impl fmt::Display for Failure {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("it failed")
-        }
-    }
-
-    impl std::error::Error for Failure {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            self.0.as_ref().map(|err| err as _)
-        }
-    }
-
-    /// The same events, written once by tracing-subscriber's format and once
-    /// by [`Lines`]; each line without its timestamp.
-    fn both(events: impl Fn()) -> (Vec<String>, Vec<String>) {
-        let run = |lines: bool| {
-            let captured = Captured::default();
-            let builder = tracing_subscriber::fmt().with_writer(captured.clone()).with_ansi(false);
-            if lines {
-                tracing::subscriber::with_default(builder.event_format(Lines::default()).finish(), &events);
-            } else {
-                tracing::subscriber::with_default(builder.finish(), &events);
-            }
-            let text = captured.text();
-            text.lines().map(|line| line.split_once(' ').expect("a timestamp first").1.to_owned()).collect()
-        };
-        (run(false), run(true))
-    }
-
     #[test]
     fn call_lines_are_the_bytes_tracing_subscriber_writes() {
-        let peer: std::net::SocketAddr = "127.0.0.1:50312".parse().expect("address");
-        let (full, lines) = both(|| {
-            let duration = Duration::from_micros(71_234);
-            tracing::info!(target: CALL_TARGET, method = %"/search.v1.SearchService/Search", protocol = "grpc",
-                code = "OK", ?duration, %peer, "call");
-            // Strings that need escaping, a message with a control character,
-            // numbers, a bool, an error with a source, a raw name.
-            tracing::info!(target: CALL_TARGET, quoted = "a \"b\" \\ c", unicode = "bänana\n", n = 7, neg = -3,
-                f = 1.5, yes = true, "two\x1b[31m words");
-            let err = Failure(Some(io::Error::other("deeper")));
-            tracing::warn!(target: CALL_TARGET, error = &err as &(dyn std::error::Error + 'static), r#type = "x");
-            tracing::error!(target: CALL_TARGET, empty = "");
-            tracing::info!(target: CALL_TARGET, "message only");
-            tracing::info!(target: CALL_TARGET, "C1 \u{85} and \u{9f}, BEL \x07, DEL \x7f, é");
-            tracing::info!(target: CALL_TARGET, message = "as a \x08 string", after = 1);
-            tracing::info!(target: CALL_TARGET, first = "no message");
-            // Longer than what is gathered at once, as a string and as text.
-            let long = "ab".repeat(200);
-            tracing::info!(target: CALL_TARGET, before = "x", long = long.as_str(), shown = %long, after = 1);
-            // Not the call target, and inside a span: tracing-subscriber's own.
-            tracing::info!(target: "search::other", a = "b");
-            let span = tracing::info_span!("outer", id = 3);
-            span.in_scope(|| tracing::info!(target: CALL_TARGET, inside = "span"));
-        });
-        assert_eq!(lines.len(), 11, "{lines:#?}");
-        assert_eq!(lines, full);
+        let call = |method, protocol, code, duration, peer| Call { method, protocol, code, duration, peer };
+        let calls = [
+            call(
+                "/search.v1.SearchService/Search",
+                "grpc",
+                "OK",
+                Duration::from_micros(71_234),
+                Some("127.0.0.1:50312"),
+            ),
+            call("/Search/search", "connect", "INVALID_ARGUMENT", Duration::new(2, 5), None),
+            call("/x.Y/Z?q=\"1\"", "grpc-web", "a \"quoted\" \\ code\n", Duration::ZERO, Some("[::1]:9")),
+            call("/bänana", "grpc", "CANCELLED", Duration::from_nanos(999), Some("unix")),
+        ];
+        for call in calls {
+            // Without init(), the line is the tracing event: tracing's own
+            // formatter writes it.
+            let captured = Captured::default();
+            let subscriber = tracing_subscriber::fmt().with_writer(captured.clone()).with_ansi(false).finish();
+            tracing::subscriber::with_default(subscriber, || call.log());
+            let traced = captured.text();
+            let mut direct = String::new();
+            call.text(&mut direct, Duration::new(1_796_083_200, 0));
+            assert!(direct.starts_with("2026-12-01T00:00:00.000000Z  INFO "), "{direct}");
+            let without_time = |line: &str| line.split_once(' ').expect("a timestamp first").1.to_owned();
+            assert_eq!(without_time(&direct), without_time(&traced), "{call:?}");
+        }
+        let mut line = String::new();
+        calls[0].text(&mut line, Duration::new(1_796_083_200, 0));
         assert_eq!(
-            lines[0],
-            " INFO search::call: call method=/search.v1.SearchService/Search protocol=\"grpc\" code=\"OK\" \
-             duration=71.234ms peer=127.0.0.1:50312"
+            line,
+            "2026-12-01T00:00:00.000000Z  INFO search::call: call method=/search.v1.SearchService/Search \
+             protocol=\"grpc\" code=\"OK\" duration=71.234ms peer=127.0.0.1:50312\n"
         );
     }
 

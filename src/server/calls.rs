@@ -36,7 +36,7 @@ use super::protocol::{CallMark, Protocol};
 use super::routes::Routes;
 use crate::rpc::code_name;
 use crate::rpc::header::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS};
-use crate::telemetry::{CALL_TARGET, Elapsed};
+use crate::telemetry::Call;
 
 /// The per-call layer, outermost around the routes.
 #[derive(Debug, Clone)]
@@ -310,17 +310,13 @@ impl Drop for CallEnd {
         // A response dropped before its status was sent: the client cancelled
         // or the connection went away.
         let code = self.code.unwrap_or(Code::Cancelled);
-        let duration = Elapsed(self.started.elapsed());
-        let method = self.uri.path();
+        let duration = self.started.elapsed();
         let protocol = self.protocol.name();
         if let Some((metrics, label)) = &self.metrics {
-            metrics.finish(label, protocol, code, duration.0);
+            metrics.finish(label, protocol, code, duration);
         }
-        let code = code_name(code);
-        match self.busy.peer() {
-            Some(peer) => tracing::info!(target: CALL_TARGET, %method, protocol, code, ?duration, %peer, "call"),
-            None => tracing::info!(target: CALL_TARGET, %method, protocol, code, ?duration, "call"),
-        }
+        let (method, code, peer) = (self.uri.path(), code_name(code), self.busy.peer());
+        Call { method, protocol, code, duration, peer }.log();
     }
 }
 
