@@ -49,7 +49,7 @@ pub fn init(default_level: &str, format: LogFormat) {
     let _ = DIRECT.set(format == LogFormat::Text && !ansi);
 }
 
-/// Whether call lines are written directly ([`Call::write`]): set by
+/// Whether call lines are written directly ([`Call::log`]): set by
 /// [`init`] for the text format without colour.
 static DIRECT: OnceLock<bool> = OnceLock::new();
 
@@ -80,8 +80,10 @@ impl Call<'_> {
         if !tracing::enabled!(target: CALL_TARGET, Level::INFO) {
             return;
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok().filter(|now| now.as_secs() < YEAR_10000);
-        if let (Some(true), Some(now)) = (DIRECT.get(), now) {
+        if DIRECT.get() == Some(&true)
+            && let Some(now) =
+                SystemTime::now().duration_since(UNIX_EPOCH).ok().filter(|now| now.as_secs() < YEAR_10000)
+        {
             SCRATCH.with_borrow_mut(|line| {
                 line.clear();
                 self.text(line, now);
@@ -101,7 +103,9 @@ impl Call<'_> {
     fn text(&self, line: &mut String, now: Duration) {
         // Writing to a String cannot fail.
         let _ = write_timestamp(line, now);
-        line.push_str(" INFO search::call: call method=");
+        line.push_str(" INFO ");
+        line.push_str(CALL_TARGET);
+        line.push_str(": call method=");
         line.push_str(self.method);
         for (name, value) in [(" protocol=", self.protocol), (" code=", self.code)] {
             line.push_str(name);
@@ -240,7 +244,7 @@ impl io::Write for Stderr {
 /// 1, every significant digit, no trailing zeros), with integer arithmetic
 /// instead of `Debug`'s general decimal formatting.
 #[derive(Clone, Copy)]
-pub struct Elapsed(pub Duration);
+struct Elapsed(Duration);
 
 impl fmt::Debug for Elapsed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -34,6 +34,7 @@ use super::metrics::Metrics;
 use super::policy::{Admitted, CallPolicy};
 use super::protocol::{CallMark, Protocol};
 use super::routes::Routes;
+use super::{CallFuture, answered};
 use crate::rpc::code_name;
 use crate::rpc::header::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS};
 use crate::telemetry::Call;
@@ -74,8 +75,6 @@ pub struct Calls {
     peer: Peer,
 }
 
-type CallFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
 impl Service<Request<Body>> for Calls {
     type Response = Response<Body>;
     type Error = Infallible;
@@ -96,7 +95,7 @@ impl Service<Request<Body>> for Calls {
         // answered here, so that it is logged like any other.
         if let Some(status) = mark.and_then(|mark| mark.refused.clone()) {
             end.code = Some(status.code());
-            return Box::pin(std::future::ready(Ok(status.into_http())));
+            return answered(status.into_http());
         }
         let admitted = self.policy.admit();
         let timeout = self.policy.timeout(request.headers());
@@ -104,7 +103,7 @@ impl Service<Request<Body>> for Calls {
             (Ok(admitted), Ok(timeout)) => (admitted, timeout),
             (Err(status), _) | (_, Err(status)) => {
                 end.code = Some(status.code());
-                return Box::pin(std::future::ready(Ok(status.into_http())));
+                return answered(status.into_http());
             }
         };
         end.admitted = Some(admitted);
@@ -118,7 +117,7 @@ impl Service<Request<Body>> for Calls {
             end.code = Some(status.code());
             let mut response = status.into_http();
             response.headers_mut().insert(GRPC_ACCEPT_ENCODING, HeaderValue::from_static(compression::ACCEPTED));
-            return Box::pin(std::future::ready(Ok(response)));
+            return answered(response);
         }
         let compressed_ok = encoding.is_some();
         // The answer's compression, when the client takes one the server has.

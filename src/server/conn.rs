@@ -140,8 +140,8 @@ where
     }
 }
 
-/// What a request knows of its connection: the peer's address (for the log)
-/// and the connection's activity (each call holds it busy).
+/// What a connection's service stack knows of it: the peer's address (for
+/// the log) and the connection's activity (each call holds it busy).
 #[derive(Debug, Clone)]
 pub(super) struct Peer {
     activity: Arc<Activity>,

@@ -54,9 +54,7 @@ impl RequestFrames {
                 }
             }
             if len > limit {
-                return Err(Status::resource_exhausted(format!(
-                    "the request message is {len} bytes, over the server's limit of {limit} bytes (--max-recv-bytes)"
-                )));
+                return Err(too_large(len, limit));
             }
             Ok(())
         })
@@ -111,6 +109,24 @@ impl HttpBody for RequestFrames {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// RESOURCE_EXHAUSTED for a request message of `len` bytes over `limit`,
+/// in every protocol's words alike.
+pub(super) fn too_large(len: usize, limit: usize) -> Status {
+    over_limit(&len.to_string(), limit)
+}
+
+/// RESOURCE_EXHAUSTED for a body that passed `limit` at `len` bytes, while
+/// it was still arriving.
+pub(super) fn too_large_so_far(len: usize, limit: usize) -> Status {
+    over_limit(&format!("at least {len}"), limit)
+}
+
+fn over_limit(size: &str, limit: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "the request message is {size} bytes, over the server's limit of {limit} bytes (--max-recv-bytes)"
+    ))
 }
 
 #[cfg(test)]

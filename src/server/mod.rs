@@ -31,12 +31,16 @@
 //! - `metrics.rs`: Prometheus metrics at `--metrics-listen`.
 //! - `shutdown.rs`: SIGINT and SIGTERM as the shutdown future.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::Response;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tonic::body::Body;
 use tonic_health::ServingStatus;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
@@ -91,6 +95,15 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// What every service of the stack returns for a call: boxed, so that what
+/// hyper holds and moves per stream is two words.
+type CallFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+/// A call answered at once with `response`.
+fn answered(response: Response<Body>) -> CallFuture {
+    Box::pin(std::future::ready(Ok(response)))
 }
 
 /// The descriptor sets of every service served: the contract, health, and

@@ -6,8 +6,6 @@
 //! protocol is marked in the request's extensions for the call log.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::header::CONTENT_TYPE;
@@ -21,6 +19,7 @@ use tower_http::cors::{Cors, CorsLayer};
 
 use super::connect::{self, ConnectService};
 use super::linger::Lingering;
+use super::{CallFuture, answered};
 
 /// The protocols served on the one port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,11 +118,6 @@ pub(super) struct Protocols<S> {
     connect: Browser<ConnectService<S>>,
 }
 
-/// The future of one request, whatever its protocol: boxed, so that what
-/// hyper holds per stream is two words (an unboxed future of the cold paths,
-/// a request and a stack inside, would be copied on every move).
-type CallFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
 impl<S> Service<Request<Body>> for Protocols<S>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future = CallFuture>,
@@ -175,7 +169,7 @@ where
 fn refused(status: StatusCode) -> CallFuture {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = status;
-    Box::pin(std::future::ready(Ok(response)))
+    answered(response)
 }
 
 #[cfg(test)]

@@ -5,8 +5,6 @@
 //! names none is answered UNIMPLEMENTED with what was asked for.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 
@@ -17,9 +15,9 @@ use tonic::server::NamedService;
 use tower::Service;
 use tower::util::BoxCloneSyncService;
 
-use super::SERVED;
 use super::handlers::Search;
 use super::unary;
+use super::{CallFuture, SERVED, answered};
 use crate::pb::v1::search_service_server::SearchServiceServer;
 use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
 
@@ -38,9 +36,6 @@ pub(super) fn served(path: &str) -> Option<&'static str> {
 /// A service off the hot path, boxed: health and reflection.
 type Boxed = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
-/// What every generated service's call returns.
-type CallFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
 /// The services, each under its name: see the module documentation.
 #[derive(Clone)]
 pub(super) struct Routes {
@@ -48,8 +43,8 @@ pub(super) struct Routes {
     search: SearchServiceServer<Search>,
     /// The largest request message, for the unary path.
     limit: usize,
-    /// The other services, by their names: shared, as the stack is cloned
-    /// for every request, and each call clones the one it takes.
+    /// The other services, by their names: shared by every connection's
+    /// stack, and each call clones the one it takes.
     others: Arc<[(&'static str, Boxed)]>,
 }
 
@@ -94,8 +89,7 @@ impl Service<Request<Body>> for Routes {
     fn call(&mut self, request: Request<Body>) -> CallFuture {
         let path = request.uri().path();
         let Some(path) = served(path) else {
-            let status = Status::unimplemented(format!("no method {path} on this server"));
-            return Box::pin(std::future::ready(Ok(status.into_http())));
+            return answered(Status::unimplemented(format!("no method {path} on this server")).into_http());
         };
         // The article's path has the same messages on the wire.
         if path == SEARCH_PATH || path == LEGACY_SEARCH_PATH {
@@ -108,10 +102,7 @@ impl Service<Request<Body>> for Routes {
         match self.others.iter().find(|(name, _)| *name == service) {
             Some((_, other)) => other.clone().call(request),
             // Every served path's service is added (start() adds them all).
-            None => {
-                let status = Status::unimplemented(format!("no service {service} on this server"));
-                Box::pin(std::future::ready(Ok(status.into_http())))
-            }
+            None => answered(Status::unimplemented(format!("no service {service} on this server")).into_http()),
         }
     }
 }

@@ -26,6 +26,7 @@ use tonic::body::Body;
 
 use super::compression::Encoding;
 use super::envelope::{COMPRESSED, PREFIX_LEN, Splitter, TooLarge};
+use super::frames::too_large;
 use super::handlers::Search;
 use crate::pb::v1::SearchRequest;
 use crate::pb::v1::search_service_server::SearchService;
@@ -72,6 +73,9 @@ async fn one_message(mut body: Body, limit: usize) -> Result<super::envelope::En
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame?.into_data() else { continue };
         splitter.push(data);
+        // The per-call layer's framing check refuses an oversized message
+        // first; the splitter's limit is for a body that did not come
+        // through it.
         while let Some(envelope) = splitter.next().map_err(|TooLarge(len)| too_large(len, limit))? {
             if message.replace(envelope).is_some() {
                 return Err(Status::invalid_argument("a unary call takes one request message; the request has more"));
@@ -79,14 +83,6 @@ async fn one_message(mut body: Body, limit: usize) -> Result<super::envelope::En
         }
     }
     message.ok_or_else(|| Status::invalid_argument("a unary call takes one request message; the request has none"))
-}
-
-/// The per-call layer's framing check refuses this first; here for a body
-/// that did not come through it.
-fn too_large(len: usize, limit: usize) -> Status {
-    Status::resource_exhausted(format!(
-        "the request message is {len} bytes, over the server's limit of {limit} bytes (--max-recv-bytes)"
-    ))
 }
 
 /// `message` in an uncompressed envelope (the per-call layer compresses

@@ -10,6 +10,7 @@ use tonic::Status;
 use super::codec::FromJson;
 use crate::server::compression::{self, Encoding};
 use crate::server::envelope;
+use crate::server::frames::too_large;
 
 /// The compression a request names in `header` (`content-encoding` for
 /// unary calls, `connect-content-encoding` for streams, `compression` for
@@ -65,21 +66,4 @@ impl Decoder {
             }
         }
     }
-}
-
-/// RESOURCE_EXHAUSTED for a message of `len` bytes over `limit`.
-pub(super) fn too_large(len: usize, limit: usize) -> Status {
-    over_limit(&len.to_string(), limit)
-}
-
-/// RESOURCE_EXHAUSTED for a body that passed `limit` at `len` bytes, while
-/// it was still arriving.
-pub(super) fn too_large_so_far(len: usize, limit: usize) -> Status {
-    over_limit(&format!("at least {len}"), limit)
-}
-
-fn over_limit(size: &str, limit: usize) -> Status {
-    Status::resource_exhausted(format!(
-        "the request message is {size} bytes, over the server's limit of {limit} bytes (--max-recv-bytes)"
-    ))
 }

@@ -18,10 +18,11 @@ use tower::ServiceExt;
 
 use super::codec::ToJson;
 use super::error::ConnectError;
-use super::message::{Decoder, too_large};
+use super::message::Decoder;
 use super::{Call, Codec, Grpc, copy_metadata, is_custom, to_grpc};
 use crate::server::compression::{ACCEPTED, Encoding, MIN_COMPRESS_BYTES};
 use crate::server::envelope::{self, COMPRESSED, END_STREAM, Splitter, TooLarge};
+use crate::server::frames::too_large;
 
 /// Runs one streaming Connect call through `inner`.
 pub(super) async fn call(inner: impl Grpc, request: Request<Body>, call: Call) -> Response<Body> {
