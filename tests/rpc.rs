@@ -7,6 +7,7 @@ use common::TestServer;
 use search::client::Error;
 use search::pb::v1::{ClassifyRequest, CountRequest, ScanMatch, ScanRequest, SearchRequest};
 use search::rpc::LEGACY_SEARCH_PATH;
+use search::server::ServerConfig;
 use tokio_stream::StreamExt;
 use tonic::codegen::http::uri::PathAndQuery;
 
@@ -79,6 +80,38 @@ async fn count_summarises_the_stream() {
     assert_eq!((summary.queries, summary.matches), (4, 3));
     let empty = client.count(tokio_stream::empty()).await.expect("count of nothing");
     assert_eq!((empty.queries, empty.matches), (0, 0));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn streaming_calls_take_messages_many_times_their_first_buffer_up_to_the_limit() {
+    let config = ServerConfig { max_recv_bytes: 64 * 1024, ..ServerConfig::default() };
+    let server = TestServer::start_with("127.0.0.1:0", config).await;
+    let client = server.client().await;
+    // About 40 KiB a batch, every other query a match: the server's buffers
+    // start at 1 KiB and must grow to take each batch whole.
+    let batch: Vec<String> =
+        (0..4000).map(|i| if i % 2 == 0 { format!("banana{i}") } else { format!("kiwi{i}") }).collect();
+    let answers: Vec<_> = client
+        .classify(tokio_stream::iter(vec![ClassifyRequest { queries: batch.clone() }; 2]))
+        .await
+        .expect("classify starts")
+        .collect::<Result<_, _>>()
+        .await
+        .expect("classify ends OK");
+    let answered: Vec<(u64, usize, i32)> =
+        answers.iter().map(|r| (r.first_index, r.statuses.len(), r.statuses.iter().sum())).collect();
+    assert_eq!(answered, [(0, 4000, 2000), (4000, 4000, 2000)]);
+    let summary = client.count(tokio_stream::iter(vec![CountRequest { queries: batch.clone() }; 3])).await;
+    let summary = summary.expect("count");
+    assert_eq!((summary.queries, summary.matches), (12_000, 6000));
+
+    // Twice as many queries: over the limit, refused with it named.
+    let over = CountRequest { queries: [batch.as_slice(), batch.as_slice()].concat() };
+    let refused = client.count(tokio_stream::iter(vec![over])).await;
+    let Err(Error::Rpc(status)) = refused else { panic!("{refused:?}") };
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert!(status.message().contains("over the server's limit of 65536 bytes (--max-recv-bytes)"), "{status:?}");
     server.stop().await;
 }
 

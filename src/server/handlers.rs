@@ -8,7 +8,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::matcher::{self, Occurrence, Scanner};
-use crate::pb::v1::search_service_server::{SearchService, SearchServiceServer};
+use crate::pb::v1::search_service_server::SearchService;
 use crate::pb::v1::{
     ClassifyRequest, ClassifyResponse, CountRequest, CountResponse, ScanMatch, ScanRequest, ScanResponse,
     SearchRequest, SearchResponse,
@@ -25,14 +25,6 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 /// The Search service. Stateless: every answer comes from the request alone.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Search;
-
-impl Search {
-    /// The service wrapped for a tonic router.
-    #[must_use]
-    pub fn into_server(self) -> SearchServiceServer<Self> {
-        SearchServiceServer::new(self)
-    }
-}
 
 #[tonic::async_trait]
 impl SearchService for Search {

@@ -14,6 +14,8 @@
 //! - `handlers.rs`: the four RPC handlers over [`crate::matcher`] ([`Search`]).
 //! - `routes.rs`: each gRPC path to its service, by the service's name.
 //! - `unary.rs`: the Search call served directly, without tonic's codec.
+//! - `streaming.rs`: the Search service's streaming calls, through tonic's
+//!   codec with buffers sized for the contract's messages.
 //! - `protocol.rs`: one port, three protocols: gRPC, gRPC-Web (tonic-web)
 //!   and the Connect protocol (`connect/`), each down its own path.
 //! - `watch.rs`: the HTTP/2 frames both ways, for the floods h2 does not
@@ -61,6 +63,7 @@ mod policy;
 mod protocol;
 mod routes;
 mod shutdown;
+mod streaming;
 mod unary;
 mod watch;
 
@@ -226,7 +229,6 @@ pub async fn start(
     // TLS is ours: both HTTP versions in ALPN, and handshakes off the
     // accept loop (see accept.rs).
     let tls = config.tls.as_ref().map(ServerTls::config).transpose()?.map(TlsAcceptor::from);
-    let search = Search.into_server().max_decoding_message_size(config.max_recv_bytes);
     // Every service takes compressed requests, which tonic inflates into a
     // buffer bounded by the size limit; answers are compressed by the call
     // layer, per message, above a size worth it.
@@ -241,7 +243,7 @@ pub async fn start(
     // tonic-web, Connect through its translation, both behind CORS), and
     // every call, whatever its protocol, is a gRPC call through the
     // per-call layer.
-    let routes = Routes::new(accept_compressed!(search), config.max_recv_bytes)
+    let routes = Routes::new(config.max_recv_bytes)
         .add(accept_compressed!(health_service))
         .add(accept_compressed!(reflection_v1))
         .add(accept_compressed!(reflection_v1alpha));

@@ -1,6 +1,7 @@
 //! The one dispatch below the per-call layer: the Search call (and the
-//! article's path) goes to its direct unary path (`unary.rs`), any other
-//! gRPC path to the generated service that serves it, by its service name.
+//! article's path) goes to its direct unary path (`unary.rs`), the Search
+//! service's streaming calls to `streaming.rs`, any other gRPC path to the
+//! generated service that serves it, by its service name.
 //! Every served method is known from the descriptor sets, so a path that
 //! names none is answered UNIMPLEMENTED with what was asked for.
 
@@ -16,10 +17,12 @@ use tower::Service;
 use tower::util::BoxCloneSyncService;
 
 use super::handlers::Search;
-use super::unary;
-use super::{CallFuture, SERVED, answered};
+use super::{CallFuture, SERVED, answered, streaming, unary};
 use crate::pb::v1::search_service_server::SearchServiceServer;
 use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
+
+/// The Search service's name, as its paths start.
+const SEARCH_SERVICE: &str = <SearchServiceServer<Search> as NamedService>::NAME;
 
 /// Every method path served, the article's `/Search/search` included.
 static PATHS: LazyLock<Vec<String>> = LazyLock::new(|| {
@@ -39,9 +42,7 @@ type Boxed = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 /// The services, each under its name: see the module documentation.
 #[derive(Clone)]
 pub(super) struct Routes {
-    /// The Search service's streaming methods.
-    search: SearchServiceServer<Search>,
-    /// The largest request message, for the unary path.
+    /// The largest request message, for the Search service's calls.
     limit: usize,
     /// The other services, by their names: shared by every connection's
     /// stack, and each call clones the one it takes.
@@ -51,15 +52,15 @@ pub(super) struct Routes {
 impl std::fmt::Debug for Routes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.others.iter().map(|(name, _)| *name).collect();
-        f.debug_struct("Routes").field("search", &SearchServiceServer::<Search>::NAME).field("others", &names).finish()
+        f.debug_struct("Routes").field("search", &SEARCH_SERVICE).field("others", &names).finish()
     }
 }
 
 impl Routes {
     /// The Search service, whose request messages are at most `limit`
     /// bytes, and no other yet.
-    pub(super) fn new(search: SearchServiceServer<Search>, limit: usize) -> Self {
-        Self { search, limit, others: Arc::new([]) }
+    pub(super) fn new(limit: usize) -> Self {
+        Self { limit, others: Arc::new([]) }
     }
 
     /// Adds `service` under its name.
@@ -95,9 +96,9 @@ impl Service<Request<Body>> for Routes {
         if path == SEARCH_PATH || path == LEGACY_SEARCH_PATH {
             return Box::pin(unary::search(request, self.limit));
         }
-        let service = path[1..].split_once('/').map_or("", |(service, _)| service);
-        if service == SearchServiceServer::<Search>::NAME {
-            return self.search.call(request);
+        let (service, method) = path[1..].split_once('/').unwrap_or_default();
+        if service == SEARCH_SERVICE {
+            return streaming::call(method, request, self.limit);
         }
         match self.others.iter().find(|(name, _)| *name == service) {
             Some((_, other)) => other.clone().call(request),

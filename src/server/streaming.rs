@@ -1,0 +1,94 @@
+//! The Search service's streaming calls (Classify, Count, Scan) served
+//! through tonic's framing, compression and limits, with buffers sized for
+//! this contract's messages. The generated server's codec starts every call
+//! with an 8 KiB buffer each way; a held Classify call with one batch of a
+//! few queries touched a page of each, and the buffers were most of what a
+//! call adds to its connection's memory. Here they start at 1 KiB and grow
+//! (doubling) for larger messages, up to the size limit as before.
+//!
+//! The handlers are the generated trait's (`handlers.rs`); only the codec's
+//! buffer sizes differ from what the generated server would run.
+
+use std::marker::PhantomData;
+
+use http::Request;
+use prost::Message;
+use tonic::Status;
+use tonic::body::Body;
+use tonic::codec::{BufferSettings, Codec};
+use tonic::server::Grpc;
+use tonic_prost::{ProstDecoder, ProstEncoder};
+use tower::service_fn;
+
+use super::compression::ENCODINGS;
+use super::handlers::Search;
+use super::{CallFuture, answered};
+use crate::pb::v1::search_service_server::SearchService;
+
+/// Where each call's buffers start: a batch of a few dozen queries.
+const BUFFER_SIZE: usize = 1024;
+
+/// Encoded messages gathered before a response frame is sent: tonic's own.
+const YIELD_THRESHOLD: usize = 32 * 1024;
+
+/// prost's codec with [`BUFFER_SIZE`] buffers: encodes `T`, decodes `U`.
+struct Prost<T, U>(PhantomData<fn(T) -> U>);
+
+impl<T, U> Default for Prost<T, U> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T, U> Codec for Prost<T, U>
+where
+    T: Message + Send + 'static,
+    U: Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = ProstEncoder<T>;
+    type Decoder = ProstDecoder<U>;
+
+    fn encoder(&mut self) -> ProstEncoder<T> {
+        ProstEncoder::new(BufferSettings::new(BUFFER_SIZE, YIELD_THRESHOLD))
+    }
+
+    fn decoder(&mut self) -> ProstDecoder<U> {
+        ProstDecoder::new(BufferSettings::new(BUFFER_SIZE, YIELD_THRESHOLD))
+    }
+}
+
+/// One call's framing: every encoding the server has accepted for
+/// requests, whose messages are at most `limit` bytes. Answers are
+/// compressed by the per-call layer, per message, when worth it.
+fn grpc<T, U>(limit: usize) -> Grpc<Prost<T, U>>
+where
+    T: Message + Send + 'static,
+    U: Message + Default + Send + 'static,
+{
+    ENCODINGS
+        .iter()
+        .fold(Grpc::new(Prost::default()), |grpc, encoding| grpc.accept_compressed(encoding.tonic()))
+        .max_decoding_message_size(limit)
+}
+
+/// A call of the Search service's streaming method named `method`.
+pub(super) fn call(method: &str, request: Request<Body>, limit: usize) -> CallFuture {
+    match method {
+        "Classify" => Box::pin(async move {
+            let classify = service_fn(|request| SearchService::classify(&Search, request));
+            Ok(grpc(limit).streaming(classify, request).await)
+        }),
+        "Count" => Box::pin(async move {
+            let count = service_fn(|request| SearchService::count(&Search, request));
+            Ok(grpc(limit).client_streaming(count, request).await)
+        }),
+        "Scan" => Box::pin(async move {
+            let scan = service_fn(|request| SearchService::scan(&Search, request));
+            Ok(grpc(limit).server_streaming(scan, request).await)
+        }),
+        // Routes serves only the contract's paths: Search went to unary.rs.
+        _ => answered(Status::unimplemented(format!("no method {method} in the Search service")).into_http()),
+    }
+}
