@@ -298,19 +298,24 @@ def startup(python, stubs, rust_runs=30, python_runs=10):
 
 
 def memory(connections=1000):
-    """Server RSS idle, and with `connections` connections each holding a call."""
-    with Server("rust", [str(RELEASE / "server"), "--listen", ADDRESS]) as server:
-        time.sleep(1)
-        idle = server.rss_kib()
-        holder = subprocess.Popen(["taskset", "-c", "1", str(RELEASE / "examples" / "hold_calls"), ADDRESS,
-                                   str(connections)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert holder.stdout.readline().startswith("holding"), "the calls are held"
-        time.sleep(1)
-        loaded = server.rss_kib()
-        holder.stdin.close()
-        holder.wait(timeout=60)
-    return dict(idle_mib=idle / 1024, loaded_mib=loaded / 1024, connections=connections,
-                per_connection_kib=(loaded - idle) / connections)
+    """Server RSS idle, then per connection: held with no call in flight (after
+    one Search), and holding a Classify call. A fresh server for each."""
+    figures = dict(connections=connections)
+    for mode, extra in (("idle", ["idle"]), ("call", [])):
+        with Server("rust", [str(RELEASE / "server"), "--listen", ADDRESS]) as server:
+            time.sleep(1)
+            idle = server.rss_kib()
+            holder = subprocess.Popen(["taskset", "-c", "1", str(RELEASE / "examples" / "hold_calls"), ADDRESS,
+                                       str(connections)] + extra, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      text=True)
+            assert holder.stdout.readline().startswith("holding"), "the connections are held"
+            time.sleep(1)
+            loaded = server.rss_kib()
+            holder.stdin.close()
+            holder.wait(timeout=60)
+        # KiB per connection, and the server's RSS (the last, with the calls).
+        figures.update({mode: (loaded - idle) / connections, "idle_mib": idle / 1024, "loaded_mib": loaded / 1024})
+    return figures
 
 
 def print_protocols(rows):
@@ -341,7 +346,8 @@ def print_tables(rows, bulk_figures, startup_figures, memory_figures):
           f"`python client.py Banana` {startup_figures['python_ms']:.1f} ms: {startup_figures['ratio']:.1f}x faster.")
     print(f"- Memory: server RSS {memory_figures['idle_mib']:.1f} MiB idle, {memory_figures['loaded_mib']:.1f} MiB "
           f"with {memory_figures['connections']:,} connections each holding a call "
-          f"({memory_figures['per_connection_kib']:.1f} KiB per connection).")
+          f"({memory_figures['call']:.1f} KiB per connection; "
+          f"{memory_figures['idle']:.1f} KiB per connection with no call in flight).")
 
 
 def print_instructions(figures):
