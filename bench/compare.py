@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
 """Benchmarks the Search server against its peers in one run and prints the tables.
 
-    python3 bench/compare.py            # about three minutes
-    python3 bench/compare.py --quick    # shorter points, for a smoke run
+    python3 bench/compare.py            # about twenty minutes
+    python3 bench/compare.py --quick    # 2 s points, one round: a smoke run
 
 Installs what it needs: the release build (server, client, examples), h2load
 from Debian's nghttp2-client, grpcio from PyPI (interop/requirements.txt) for
 the Python peer that mirrors the article's server and client.
 
 Servers, one after another, each pinned to CPU 0 with taskset, on
-127.0.0.1:8100 (the article's port):
+127.0.0.1:8100 (the article's port), in two rounds (the whole list twice,
+each row's best kept: a neighbour that takes the core during one row does not
+skew the ratios, as it did when every row ran once):
   rust     target/release/server, per-call log lines off (RUST_LOG=warn)
   rust+log the same with its per-call info lines on, to price them
   rust+metrics  rust+log with --metrics-listen, to price the metrics
+  cpp      bench/cpp/search_server.cc: a grpc C++ async server (Debian's
+           libgrpc++), one completion queue and one thread
   python   the Python peer that mirrors the article's grpc.aio server
            (interop/peer/server.py)
   floor    examples/h2_floor.rs: hyper h2c answering a canned gRPC response
@@ -29,7 +33,9 @@ against gRPC in one run.
 
 Then: bulk classification of 1,000,000 lines through Classify; the whole-
 process time of `client Banana` against the peer's `python client.py
-Banana`; the server's RSS idle and with 1,000 connections each holding a call.
+Banana`; the server's RSS idle, with 1,000 connections each holding a
+Classify call, and with 1,000 connections after one Search each, holding
+none; instructions per call under callgrind for ours, the floor and C++.
 
 Absolute numbers on a shared 2-core machine mean little: read the ratios,
 measured in the same run.
@@ -165,7 +171,7 @@ def micros(text):
     return float(value) * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
 
 
-def throughput(python, stubs, seconds):
+def throughput(python, stubs, seconds, rounds):
     servers = {
         "floor": ([str(RELEASE / "examples" / "h2_floor"), ADDRESS], {}),
         "rust": ([str(RELEASE / "server"), "--listen", ADDRESS], {}),
@@ -176,20 +182,24 @@ def throughput(python, stubs, seconds):
         "cpp": ([str(CPP_SERVER), ADDRESS], {}),
         "python": ([str(python), str(ROOT / "interop" / "peer" / "server.py")], {"PYTHONPATH": str(stubs)}),
     }
-    rows = []
-    for name, (command, env) in servers.items():
-        with Server(name, command, env):
-            # Pre-flight: real gRPC answers (grpc-status OK), not just HTTP 200s.
-            _, _, _, ok, calls = our_load(1, 1, 5, total=100)
-            assert ok == calls == 100, f"{name}: {ok} of {calls} calls were gRPC OK"
-            for connections, streams in POINTS:
-                for tool, measure in (("client bench", our_load), ("h2load", h2load)):
-                    rate, typical, high, ok, calls = measure(connections, streams, seconds)
-                    rows.append(dict(server=name, tool=tool, point=f"{connections} x {streams}", rate=rate,
-                                     typical=typical, high=high, ok=ok, calls=calls))
-                    print(f"  {name:9} {tool:12} {connections:>2} x {streams:<2} {rate:>10.0f} req/s",
-                          file=sys.stderr)
-    return rows
+    best = {}  # (server, tool, point) -> the row of the round with the highest rate
+    for round_ in range(1, rounds + 1):
+        for name, (command, env) in servers.items():
+            with Server(name, command, env):
+                # Pre-flight: real gRPC answers (grpc-status OK), not just HTTP 200s.
+                _, _, _, ok, calls = our_load(1, 1, 5, total=100)
+                assert ok == calls == 100, f"{name}: {ok} of {calls} calls were gRPC OK"
+                for connections, streams in POINTS:
+                    for tool, measure in (("client bench", our_load), ("h2load", h2load)):
+                        rate, typical, high, ok, calls = measure(connections, streams, seconds)
+                        point = f"{connections} x {streams}"
+                        row = dict(server=name, tool=tool, point=point, rate=rate, typical=typical, high=high,
+                                   ok=ok, calls=calls, round=round_)
+                        if (name, tool, point) not in best or rate > best[(name, tool, point)]["rate"]:
+                            best[(name, tool, point)] = row
+                        print(f"  round {round_} {name:12} {tool:12} {point:7} {rate:>10.0f} req/s",
+                              file=sys.stderr)
+    return list(best.values())
 
 
 # (label, h2load flags, content type, body): one Search each way.
@@ -338,7 +348,9 @@ def print_tables(rows, bulk_figures, startup_figures, memory_figures):
         ratio = r["rate"] / ours[(r["tool"], r["point"])]
         print(f"| {r['server']} | {r['tool']} | {r['point']} | {r['rate']:.0f} | {r['typical']:.0f} | "
               f"{r['high']:.0f} | {ratio:.2f} | {r['ok']} / {r['calls']} |")
-    print("\n(client bench: p50 and p99, and gRPC OK from the trailers; h2load: mean and max, and HTTP 2xx.)\n")
+    rounds = max(r["round"] for r in rows)
+    print(f"\n(client bench: p50 and p99, and gRPC OK from the trailers; h2load: mean and max, and HTTP 2xx. "
+          f"Each row is the best of {rounds} round(s) over every server.)\n")
     print("## Bulk, startup, memory\n")
     print(f"- Bulk: {bulk_figures['lines']:,} lines through Classify in {bulk_figures['seconds']:.2f} s: "
           f"{bulk_figures['lines_per_second']:,.0f} lines/s, {bulk_figures['mb_per_second']:.1f} MB/s.")
@@ -361,11 +373,11 @@ def print_instructions(figures):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2-second points instead of 5")
+    parser.add_argument("--quick", action="store_true", help="2-second points instead of 5, one round instead of 2")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     python, stubs = setup()
-    rows = throughput(python, stubs, 2 if args.quick else 5)
+    rows = throughput(python, stubs, 2 if args.quick else 5, 1 if args.quick else 2)
     protocol_rows = protocols(2 if args.quick else 5)
     figures = bulk(), startup(python, stubs), memory()
     instructions = callgrind(500 if args.quick else 2000)
