@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks the Search server against its peers in one run and prints the tables.
 
-    python3 bench/compare.py            # about twenty minutes
+    python3 bench/compare.py            # about eight minutes, the release build done
     python3 bench/compare.py --quick    # 2 s points, one round: a smoke run
 
 Installs what it needs: the release build (server, client, examples), h2load
