@@ -20,6 +20,9 @@ use crate::tls::ClientTls;
     subcommand_negates_reqs = true,
     override_usage = "client [OPTIONS] QUERY\n       client [OPTIONS] <COMMAND> [ARGS]"
 )]
+// The field docs are the --help text: `[IPv6]` and `[ADDR]` are the target
+// syntax, not links.
+#[allow(rustdoc::broken_intra_doc_links)]
 pub struct Args {
     /// The server: HOST:PORT, [IPv6]:PORT, http://HOST:PORT, https://HOST:PORT
     /// for TLS, dns:///HOST:PORT, ipv4:ADDR:PORT,ADDR:PORT..., ipv6:[ADDR]:PORT,...

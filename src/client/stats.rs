@@ -57,7 +57,7 @@ pub struct CallStats {
     pub calls: u64,
     /// Attempts made (retries included).
     pub attempts: u64,
-    /// Unary attempts per duration bucket ([`BUCKETS`], then one for longer).
+    /// Unary attempts per duration bucket (the bounds of `BUCKETS`, then one for longer).
     pub attempt_duration_buckets: Vec<u64>,
 }
 

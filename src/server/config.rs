@@ -177,6 +177,8 @@ pub struct ServerArgs {
     #[arg(long, env = "SEARCH_CLIENT_CA", value_name = "FILE", requires = "tls_cert")]
     pub client_ca: Option<PathBuf>,
 
+    // The doc is the --help text, where a bare URL reads best.
+    #[allow(rustdoc::bare_urls)]
     /// Let web pages from this origin call the server (CORS), e.g.
     /// https://app.example.com; repeat for several, or * for any. None by
     /// default: browsers then refuse cross-origin calls.
