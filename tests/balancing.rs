@@ -5,12 +5,18 @@
 
 mod common;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::TestServer;
+use common::frames::{ACK, GOAWAY, HEADERS, SETTINGS, frame};
 use search::client::{Client, ClientOptions, ConnectivityState, LoadBalancing, Target};
 use search::pb::v1::SearchRequest;
 use search::server::{self, Listeners, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 fn with_metrics() -> ServerConfig {
@@ -238,4 +244,62 @@ async fn a_round_robin_bench_survives_a_replica_restart_with_retries_off() {
     for server in servers {
         server.stop().await;
     }
+}
+
+/// A peer that completes the HTTP/2 handshake, then answers each call's
+/// HEADERS with a graceful GOAWAY that takes no stream (last stream 0,
+/// NO_ERROR), as a server going away does for the calls it did not take:
+/// the call reached it and was not processed. Returns its address and how
+/// many calls it turned away.
+async fn going_away() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let addr = listener.local_addr().expect("an address");
+    let turned_away = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&turned_away);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let count = Arc::clone(&count);
+            tokio::spawn(async move {
+                let mut preface = [0; 24];
+                if socket.read_exact(&mut preface).await.is_err() {
+                    return;
+                }
+                let _ = socket.write_all(&frame(SETTINGS, 0, 0, &[])).await;
+                let mut header = [0; 9];
+                while socket.read_exact(&mut header).await.is_ok() {
+                    let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+                    let mut payload = vec![0; len];
+                    if socket.read_exact(&mut payload).await.is_err() {
+                        return;
+                    }
+                    if header[3] == SETTINGS && header[4] & ACK == 0 {
+                        let _ = socket.write_all(&frame(SETTINGS, ACK, 0, &[])).await;
+                    } else if header[3] == HEADERS {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        // Last stream 0, NO_ERROR; the connection stays open.
+                        let _ = socket.write_all(&frame(GOAWAY, 0, 0, &[0; 8])).await;
+                    }
+                }
+            });
+        }
+    });
+    (addr, turned_away)
+}
+
+#[tokio::test]
+async fn a_call_past_a_graceful_goaway_goes_to_another_subchannel_with_retries_off() {
+    let (away, turned_away) = going_away().await;
+    let server = TestServer::start_with("127.0.0.1:0", with_metrics()).await;
+    let target: Target = format!("ipv4:{away},{}", server.addr).parse().expect("a target");
+    let options = ClientOptions { lb: LoadBalancing::RoundRobin, max_attempts: 1, ..ClientOptions::default() };
+    // Nothing dialed yet: round robin's first pick is the first address, the
+    // peer going away, whatever the background connections are doing.
+    let client = Client::new(&target, options).expect("a client");
+    search(&client).await;
+    assert!(turned_away.load(Ordering::SeqCst) >= 1, "the peer going away saw the call");
+    assert_eq!(server.searches().await, 1, "the server answered it");
+    let stats = client.stats();
+    assert_eq!(stats.calls, 1);
+    assert!(stats.attempts >= 2, "sent again after the GOAWAY, not retried by policy: {stats:?}");
+    server.stop().await;
 }
