@@ -314,7 +314,7 @@ def memory(connections=1000):
     for mode, extra in (("idle", ["idle"]), ("call", [])):
         with Server("rust", [str(RELEASE / "server"), "--listen", ADDRESS]) as server:
             time.sleep(1)
-            idle = server.rss_kib()
+            at_rest = server.rss_kib()
             holder = subprocess.Popen(["taskset", "-c", "1", str(RELEASE / "examples" / "hold_calls"), ADDRESS,
                                        str(connections)] + extra, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       text=True)
@@ -324,7 +324,8 @@ def memory(connections=1000):
             holder.stdin.close()
             holder.wait(timeout=60)
         # KiB per connection, and the server's RSS (the last, with the calls).
-        figures.update({mode: (loaded - idle) / connections, "idle_mib": idle / 1024, "loaded_mib": loaded / 1024})
+        figures.update({mode: (loaded - at_rest) / connections, "idle_mib": at_rest / 1024,
+                        "loaded_mib": loaded / 1024})
     return figures
 
 

@@ -259,35 +259,16 @@ impl fmt::Debug for Elapsed {
         } else {
             (u64::from(nanos), 0, 1, "ns")
         };
-        // 20 digits, a point, 9 digits and the unit.
-        let mut text = [0u8; 34];
-        let mut len = 0;
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut value = whole;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (value % 10) as u8;
-            value /= 10;
-            if value == 0 {
-                break;
-            }
-        }
-        text[..digits.len() - at].copy_from_slice(&digits[at..]);
-        len += digits.len() - at;
+        write!(f, "{whole}")?;
         if rest > 0 {
-            text[len] = b'.';
-            len += 1;
+            f.write_char('.')?;
             while rest > 0 && weight > 0 {
-                text[len] = b'0' + (rest / weight) as u8;
-                len += 1;
+                f.write_char(char::from(b'0' + (rest / weight) as u8))?;
                 rest %= weight;
                 weight /= 10;
             }
         }
-        text[len..len + unit.len()].copy_from_slice(unit.as_bytes());
-        len += unit.len();
-        f.write_str(std::str::from_utf8(&text[..len]).map_err(|_| fmt::Error)?)
+        f.write_str(unit)
     }
 }
 

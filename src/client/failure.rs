@@ -56,21 +56,20 @@ impl Client {
             if cause.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_canceled) {
                 return Failure::NotSent("the connection closed before the call was sent".into());
             }
-            // HTTP/2 says a refused stream was not processed at all (a
-            // server going away refuses the streams past its GOAWAY).
-            if cause.downcast_ref::<h2::Error>().is_some_and(|h2| h2.reason() == Some(h2::Reason::REFUSED_STREAM)) {
-                return Failure::NotSent("the server refused the call unprocessed (it is going away)".into());
-            }
-            // A graceful GOAWAY (NO_ERROR) fails only the streams past the
-            // last one it names, or opened after it: streams the server
-            // never processed (RFC 9113, 6.8). A stream it did take ends
-            // otherwise (its answer, or a broken pipe when the connection
-            // closes under it).
-            if cause
-                .downcast_ref::<h2::Error>()
-                .is_some_and(|h2| h2.is_go_away() && h2.is_remote() && h2.reason() == Some(h2::Reason::NO_ERROR))
-            {
-                return Failure::NotSent("the server was going away and did not take the call".into());
+            if let Some(h2) = cause.downcast_ref::<h2::Error>() {
+                // HTTP/2 says a refused stream was not processed at all (a
+                // server going away refuses the streams past its GOAWAY).
+                if h2.reason() == Some(h2::Reason::REFUSED_STREAM) {
+                    return Failure::NotSent("the server refused the call unprocessed (it is going away)".into());
+                }
+                // A graceful GOAWAY (NO_ERROR) fails only the streams past
+                // the last one it names, or opened after it: streams the
+                // server never processed (RFC 9113, 6.8). A stream it did
+                // take ends otherwise (its answer, or a broken pipe when
+                // the connection closes under it).
+                if h2.is_go_away() && h2.is_remote() && h2.reason() == Some(h2::Reason::NO_ERROR) {
+                    return Failure::NotSent("the server was going away and did not take the call".into());
+                }
             }
         }
         if sub.connectivity.answered() {

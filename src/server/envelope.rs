@@ -15,12 +15,25 @@ pub(super) const END_STREAM: u8 = 0x02;
 
 /// `message` in an envelope with `flags`.
 pub(super) fn encode(flags: u8, message: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(PREFIX_LEN + message.len());
-    out.put_u8(flags);
-    // Messages are bounded by the limits well below 4 GiB.
-    out.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
+    let mut out = prefixed(flags, message.len());
     out.put_slice(message);
     out.freeze()
+}
+
+/// A protobuf `message` encoded straight into an uncompressed envelope.
+pub(super) fn encode_message(message: &impl prost::Message) -> Bytes {
+    let mut out = prefixed(0, message.encoded_len());
+    message.encode_raw(&mut out);
+    out.freeze()
+}
+
+/// A buffer for a message of `len` bytes, holding its prefix so far.
+fn prefixed(flags: u8, len: usize) -> BytesMut {
+    let mut out = BytesMut::with_capacity(PREFIX_LEN + len);
+    out.put_u8(flags);
+    // Messages are bounded by the limits well below 4 GiB.
+    out.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+    out
 }
 
 /// Follows the envelopes of a body through its chunks without buffering

@@ -15,7 +15,7 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body as HttpBody, Frame};
@@ -25,7 +25,7 @@ use tonic::Status;
 use tonic::body::Body;
 
 use super::compression::Encoding;
-use super::envelope::{COMPRESSED, PREFIX_LEN, Splitter, TooLarge};
+use super::envelope::{COMPRESSED, Splitter, TooLarge, encode_message};
 use super::frames::too_large;
 use super::handlers::Search;
 use crate::pb::v1::SearchRequest;
@@ -61,7 +61,9 @@ async fn answer(request: Request<Body>, limit: usize) -> Result<Response<Body>, 
         headers.remove(GRPC_MESSAGE);
     }
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    let mut response = Response::new(Body::new(Answer { data: Some(envelope(&answer)), done: false }));
+    // Uncompressed: the per-call layer compresses large answers for the
+    // clients that take it.
+    let mut response = Response::new(Body::new(Answer { data: Some(encode_message(&answer)), done: false }));
     *response.headers_mut() = headers;
     Ok(response)
 }
@@ -83,18 +85,6 @@ async fn one_message(mut body: Body, limit: usize) -> Result<super::envelope::En
         }
     }
     message.ok_or_else(|| Status::invalid_argument("a unary call takes one request message; the request has none"))
-}
-
-/// `message` in an uncompressed envelope (the per-call layer compresses
-/// large answers for clients that take it).
-fn envelope(message: &impl Message) -> Bytes {
-    let len = message.encoded_len();
-    let mut out = BytesMut::with_capacity(PREFIX_LEN + len);
-    out.put_u8(0);
-    // A SearchResponse is a few bytes.
-    out.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
-    message.encode_raw(&mut out);
-    out.freeze()
 }
 
 /// An answer's body: its one message, then `grpc-status: 0`.
@@ -131,6 +121,7 @@ impl HttpBody for Answer {
 mod tests {
     use http_body_util::Full;
 
+    use super::super::envelope::PREFIX_LEN;
     use super::*;
     use crate::pb::v1::SearchResponse;
 
