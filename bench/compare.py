@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Benchmarks the Search server against its peers in one run and prints the tables.
 
-    python3 bench/compare.py            # about eight minutes, the release build done
+    python3 bench/compare.py            # about ten minutes, the release build done
     python3 bench/compare.py --quick    # 2 s points, one round: a smoke run
+    python3 bench/compare.py --plot docs/img     # the pictures where the docs show them
+    python3 bench/compare.py --redraw --plot DIR # redraw from target/bench/results.json
 
 Installs what it needs: the release build (server, client, examples), h2load
 from Debian's nghttp2-client, grpcio from PyPI (interop/requirements.txt) for
-the Python peer that mirrors the article's server and client.
+the Python peer that mirrors the article's server and client, and matplotlib
+from PyPI (bench/requirements.txt) for the pictures, all in target/bench/venv.
 
 Servers, one after another, each pinned to CPU 0 with taskset, on
 127.0.0.1:8100 (the article's port), in two rounds (the whole list twice,
@@ -26,6 +29,13 @@ our own `client bench` (which reads each answer's grpc-status, so its OK count
 proves real gRPC successes, not just HTTP 200s). Every call goes to the
 article's /Search/search path, the one all servers answer.
 
+Latency by percentile: h2load once more for each server and point, with
+--log-file, which writes every call's time (the throughput rows run without
+it: the log costs h2load about 14% more CPU per call, and at 4 x 32 h2load
+nearly fills CPU 1). One SVG per point, latency-<conns>x<streams>.svg, in
+target/bench or --plot DIR: the h2load curves beside the few percentiles
+`client bench` reports (min, p50, p90, p99, p99.9, max) for its rows above.
+
 Protocols: our server as started by default (per-call log on) answering the
 same Search as gRPC over HTTP/2 and as Connect JSON over HTTP/2 and HTTP/1.1
 (h2load, and h2load --h1 with keep-alive), to price the Connect translation
@@ -43,6 +53,7 @@ measured in the same run.
 
 import argparse
 import json
+import math
 import os
 import re
 import resource
@@ -51,7 +62,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -61,6 +71,7 @@ WORK = ROOT / "target" / "bench"
 ADDRESS = "127.0.0.1:8100"
 PATH = "/Search/search"
 POINTS = [(1, 1), (16, 1), (4, 32)]  # (connections, streams per connection)
+VENV = WORK / "venv"
 # The gRPC message: prefix (uncompressed, 8 bytes), then field 1 = "Banana".
 REQUEST = bytes([0, 0, 0, 0, 8, 0x0A, 0x06]) + b"Banana"
 
@@ -81,20 +92,25 @@ def setup():
         run(["apt-get", "update", "-qq"], stdout=subprocess.DEVNULL)
         run(["apt-get", "install", "-y", "-qq", *missing, "libgrpc++-dev"], stdout=subprocess.DEVNULL)
     build_cpp()
-    venv = WORK / "venv"
-    if not (venv / "bin" / "python").exists():
-        run([sys.executable, "-m", "venv", str(venv)])
-    run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", "-r",
-         str(ROOT / "interop" / "requirements.txt")])
+    python = venv(ROOT / "interop" / "requirements.txt", ROOT / "bench" / "requirements.txt")
     stubs = WORK / "stubs"
     stubs.mkdir(parents=True, exist_ok=True)
-    run([str(venv / "bin" / "python"), "-m", "grpc_tools.protoc", f"-I{ROOT / 'interop' / 'peer'}",
+    run([str(python), "-m", "grpc_tools.protoc", f"-I{ROOT / 'interop' / 'peer'}",
          f"--python_out={stubs}", f"--grpc_python_out={stubs}", "search.proto"])
     (WORK / "request.bin").write_bytes(REQUEST)
     # 1,000 connections need file descriptors on both ends.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 8192), hard), hard))
-    return venv / "bin" / "python", stubs
+    return python, stubs
+
+
+def venv(*requirements):
+    """target/bench/venv with the pinned requirements; returns its python."""
+    if not (VENV / "bin" / "python").exists():
+        run([sys.executable, "-m", "venv", str(VENV)])
+    files = [argument for path in requirements for argument in ("-r", str(path))]
+    run([str(VENV / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", *files])
+    return VENV / "bin" / "python"
 
 
 CPP_SERVER = WORK / "cpp" / "search_server"
@@ -145,25 +161,33 @@ class Server:
 
 
 def our_load(connections, streams, seconds, total=10_000_000):
-    """`client bench` on CPU 1; returns (req/s, p50 us, p99 us, OK count, calls)."""
+    """`client bench` on CPU 1; returns (req/s, p50 us, p99 us, OK count, calls,
+    [[percentile, us], ...] for the few percentiles its report gives)."""
     out = run(["taskset", "-c", "1", str(RELEASE / "client"), "-t", ADDRESS, "--json", "bench", "--legacy",
                "--connections", str(connections), "-c", str(connections * streams), "-n", str(total),
                "-z", f"{seconds}s"], capture_output=True).stdout
     report = json.loads(out)
     latency = report["latency_us"]
-    return report["throughput"], latency["p50"], latency["p99"], report["ok"], report["calls"]
+    # The slowest call sits at 1 - 1/calls, as on the h2load curves.
+    last = 100 * (1 - 1 / max(report["calls"], 2))
+    points = [[0, latency["min"]]] + [[p, latency[key]] for p, key in ((50, "p50"), (90, "p90"), (99, "p99"),
+                                                                      (99.9, "p999")) if p < last]
+    points.append([last, latency["max"]])
+    return report["throughput"], latency["p50"], latency["p99"], report["ok"], report["calls"], points
 
 
-def h2load(connections, streams, seconds):
-    """h2load on CPU 1; returns (req/s, mean us, max us, 2xx count, requests)."""
+def h2load(connections, streams, seconds, log=None):
+    """h2load on CPU 1; returns (req/s, mean us, max us, 2xx count, requests,
+    None). With `log`, h2load writes each call's time there (--log-file)."""
+    logging = [f"--log-file={log}"] if log else []
     out = run(["taskset", "-c", "1", "h2load", "-c", str(connections), "-m", str(streams), "-D", str(seconds),
                "--warm-up-time=1", "-d", str(WORK / "request.bin"), "-H", "content-type: application/grpc",
-               "-H", "te: trailers", f"http://{ADDRESS}{PATH}"], capture_output=True).stdout
+               "-H", "te: trailers", *logging, f"http://{ADDRESS}{PATH}"], capture_output=True).stdout
     rate = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
     done = int(re.search(r"requests: \d+ total, \d+ started, (\d+) done", out).group(1))
     ok = int(re.search(r"status codes: (\d+) 2xx", out).group(1))
     timing = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", out)
-    return rate, micros(timing.group(3)), micros(timing.group(2)), ok, done
+    return rate, micros(timing.group(3)), micros(timing.group(2)), ok, done, None
 
 
 def micros(text):
@@ -171,8 +195,9 @@ def micros(text):
     return float(value) * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
 
 
-def throughput(python, stubs, seconds, rounds):
-    servers = {
+def unary_servers(python, stubs):
+    """The servers of the unary rows: name -> (command, environment)."""
+    return {
         "floor": ([str(RELEASE / "examples" / "h2_floor"), ADDRESS], {}),
         "rust": ([str(RELEASE / "server"), "--listen", ADDRESS], {}),
         "rust+log": ([str(RELEASE / "server"), "--listen", ADDRESS], {"RUST_LOG": "info"}),
@@ -182,24 +207,70 @@ def throughput(python, stubs, seconds, rounds):
         "cpp": ([str(CPP_SERVER), ADDRESS], {}),
         "python": ([str(python), str(ROOT / "interop" / "peer" / "server.py")], {"PYTHONPATH": str(stubs)}),
     }
+
+
+def throughput(python, stubs, seconds, rounds):
     best = {}  # (server, tool, point) -> the row of the round with the highest rate
     for round_ in range(1, rounds + 1):
-        for name, (command, env) in servers.items():
+        for name, (command, env) in unary_servers(python, stubs).items():
             with Server(name, command, env):
                 # Pre-flight: real gRPC answers (grpc-status OK), not just HTTP 200s.
-                _, _, _, ok, calls = our_load(1, 1, 5, total=100)
+                _, _, _, ok, calls, _ = our_load(1, 1, 5, total=100)
                 assert ok == calls == 100, f"{name}: {ok} of {calls} calls were gRPC OK"
                 for connections, streams in POINTS:
                     for tool, measure in (("client bench", our_load), ("h2load", h2load)):
-                        rate, typical, high, ok, calls = measure(connections, streams, seconds)
+                        rate, typical, high, ok, calls, percentiles = measure(connections, streams, seconds)
                         point = f"{connections} x {streams}"
                         row = dict(server=name, tool=tool, point=point, rate=rate, typical=typical, high=high,
-                                   ok=ok, calls=calls, round=round_)
+                                   ok=ok, calls=calls, round=round_, percentiles=percentiles)
                         if (name, tool, point) not in best or rate > best[(name, tool, point)]["rate"]:
                             best[(name, tool, point)] = row
                         print(f"  round {round_} {name:12} {tool:12} {point:7} {rate:>10.0f} req/s",
                               file=sys.stderr)
     return list(best.values())
+
+
+def latency(python, stubs, seconds):
+    """Every call's time from h2load (--log-file), once per server and point:
+    the curves of the pictures, and the percentiles of their table."""
+    rows = []
+    log = WORK / "h2load.log"
+    for name, (command, env) in unary_servers(python, stubs).items():
+        with Server(name, command, env):
+            for connections, streams in POINTS:
+                log.unlink(missing_ok=True)  # h2load appends to it
+                rate, _, _, ok, done, _ = h2load(connections, streams, seconds, log)
+                # One call a line: start (us since the epoch), HTTP status, duration (us); the warm-up's
+                # calls are not in it.
+                calls = [line.split("\t") for line in log.read_text().splitlines()]
+                assert len(calls) == done == ok, f"{name}: {len(calls)} calls logged, {ok} of {done} 2xx"
+                assert all(status == "200" for _, status, *_ in calls), f"{name}: a status other than 200"
+                times = sorted(int(call[2]) for call in calls)
+                rows.append(dict(server=name, point=f"{connections} x {streams}", rate=rate, calls=len(times),
+                                 percentiles=spectrum(times),
+                                 summary={key: at(times, q) for key, q in SUMMARY}))
+                print(f"  latency {name:12} {connections:>2} x {streams:<2} {rate:>10.0f} req/s, "
+                      f"p99 {at(times, 0.99)} us", file=sys.stderr)
+    log.unlink(missing_ok=True)
+    return rows
+
+
+SUMMARY = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999), ("max", 1)]
+
+
+def at(times, quantile):
+    """The time of the call at `quantile` of the sorted `times` (nearest rank)."""
+    return times[max(0, math.ceil(quantile * len(times)) - 1)]
+
+
+def spectrum(times, step=0.05):
+    """[[percentile, us], ...] evenly spaced on the nines axis (-log10(1 - q),
+    as HdrHistogram plots it), from the fastest call to the slowest, which
+    sits at 1 - 1/calls."""
+    top = math.log10(len(times))
+    points = [[round(100 * (1 - 10 ** -(i * step)), 6), at(times, 1 - 10 ** -(i * step))]
+              for i in range(int(top / step) + 1) if i * step < top]
+    return points + [[100 * (1 - 1 / len(times)), times[-1]]]
 
 
 # (label, h2load flags, content type, body): one Search each way.
@@ -372,22 +443,148 @@ def print_instructions(figures):
     print()
 
 
+def print_latency(rows):
+    print("## Latency by percentile (h2load, every call, one run per server; server on CPU 0, load on CPU 1)\n")
+    print("| server | conns x streams | req/s | p50 (µs) | p90 | p99 | p99.9 | max |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {r['server']} | {r['point']} | {r['rate']:.0f} | " + " | ".join(
+            str(r["summary"][key]) for key, _ in SUMMARY) + " |")
+    print()
+
+
+def machine():
+    """The machine, as the pictures name it: cores and CPU model."""
+    models = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+    return f"{os.cpu_count()} cores, {models[0].strip() if models else 'unknown CPU'}"
+
+
+# How each server looks in every picture: label, colour (Okabe-Ito, readable
+# with colour blindness), line style.
+STYLES = {
+    "floor": ("floor (hyper h2c, canned answer)", "#555555", "--"),
+    "rust": ("rust, per-call log off", "#D55E00", "-"),
+    "rust+log": ("rust+log (the defaults)", "#E69F00", "-"),
+    "rust+metrics": ("rust+metrics", "#CC79A7", ":"),
+    "cpp": ("grpc C++ (async, one thread)", "#0072B2", "-"),
+    "python": ("python (grpc.aio peer)", "#009E73", "-"),
+}
+NOTE = ("Closed loop: each stream sends its next call when its last is answered; with many in flight, a call "
+        "mostly waits behind the others. A curve ends at its run's slowest call.\nserver: req/s in the h2load run / in client "
+        "bench's row")
+NINES = [(0, "min"), (math.log10(2), "50%"), (1, "90%"), (2, "99%"), (3, "99.9%"), (4, "99.99%"), (5, "99.999%"),
+         (6, "99.9999%")]
+
+
+def draw(results, directory):
+    """One SVG per point: h2load's latency by percentile for every server
+    (left) beside the percentiles `client bench` reports (right)."""
+    import matplotlib
+    matplotlib.use("svg")
+    from matplotlib import lines, pyplot, ticker
+
+    pyplot.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "compare.py", "font.size": 8.5,
+                            "font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica"]})
+    directory.mkdir(parents=True, exist_ok=True)
+    curves = {(r["server"], r["point"]): r for r in results.get("latency", [])}
+    reports = {(r["server"], r["point"]): r for r in results["throughput"] if r["tool"] == "client bench"}
+    rounds = max(r["round"] for r in results["throughput"])
+    seconds = results.get("seconds", 5)
+
+    def nines(points):
+        return [-math.log10(1 - p / 100) for p, _ in points], [max(us, 1) for _, us in points]
+
+    def micros(value, _):
+        return f"{value / 1000:g} ms" if value >= 1000 else f"{value:g} µs"
+
+    load = (f"\nload average over the h2load runs' last minute: {results['load']:.1f} (the server and h2load "
+            f"alone make about 2)" if "load" in results else "")
+    for connections, streams in POINTS:
+        point = f"{connections} x {streams}"
+        figure, (left, right) = pyplot.subplots(1, 2, figsize=(10, 5), sharey=True, layout="constrained")
+        top, handles, labels = 4, [], []
+        for name, (label, colour, style) in STYLES.items():
+            rates = []
+            if (name, point) in curves:
+                r = curves[(name, point)]
+                xs, ys = nines(r["percentiles"])
+                left.plot(xs, ys, color=colour, linestyle=style, linewidth=1.6)
+                top, rates = max(top, xs[-1]), rates + [f"{r['rate']:,.0f}"]
+            if (name, point) in reports and reports[(name, point)].get("percentiles"):
+                r = reports[(name, point)]
+                xs, ys = nines(r["percentiles"])
+                right.plot(xs, ys, color=colour, linestyle=style, linewidth=1.2, marker="o", markersize=3.5)
+                top, rates = max(top, xs[-1]), rates + [f"{r['rate']:,.0f}"]
+            if rates:
+                handles.append(lines.Line2D([], [], color=colour, linestyle=style, linewidth=1.6))
+                labels.append(f"{label}: {' / '.join(rates)} req/s")
+        ticks = [(x, name) for x, name in NINES[1:] if x <= math.ceil(top)]
+        for axes in (left, right):
+            axes.set_yscale("log")
+            axes.yaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
+            axes.yaxis.set_major_formatter(ticker.FuncFormatter(micros))
+            axes.yaxis.set_minor_formatter(ticker.NullFormatter())
+            axes.set_xlim(0, math.ceil(top))
+            axes.set_xticks([x for x, _ in ticks], [name for _, name in ticks])
+            axes.set_xlabel("percentile of calls (nines scale; left edge: the fastest)")
+            axes.grid(True, which="major", color="#dddddd", linewidth=0.6)
+        left.set_ylabel("latency (log scale)")
+        left.set_title(f"h2load: every call, from its --log-file (one {seconds} s run per server)", fontsize=9)
+        right.set_title(f"client bench: the min, p50, p90, p99, p99.9 and max it reports\n"
+                        f"(its table rows: best of {rounds} round(s), {seconds} s each)", fontsize=9)
+        shape = (f"{connections} connection{'s' if connections > 1 else ''} x {streams} "
+                 f"stream{'s' if streams > 1 else ''}{' each' if connections > 1 else ''}")
+        figure.suptitle(f"Search (/Search/search) latency by percentile, {shape}, closed loop\n"
+                        f"{results.get('machine', '')}: server pinned to CPU 0, load generator to CPU 1, over "
+                        f"127.0.0.1{load}", fontsize=10)
+        legend = figure.legend(handles, labels, loc="outside lower center", ncols=3, frameon=False, fontsize=7.5,
+                               title_fontsize=7.5, title=NOTE)
+        legend.get_title().set_multialignment("center")
+        path = directory / f"latency-{connections}x{streams}.svg"
+        figure.savefig(path, metadata={"Date": None})
+        pyplot.close(figure)
+        print(f"wrote {path}", file=sys.stderr)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2-second points instead of 5, one round instead of 2")
+    parser.add_argument("--plot", metavar="DIR", type=Path, default=WORK,
+                        help="where the latency pictures go (default: target/bench)")
+    parser.add_argument("--redraw", action="store_true",
+                        help="only draw the pictures again, from target/bench/results.json")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
+    if args.redraw:
+        redraw(args.plot)
+        return
     python, stubs = setup()
-    rows = throughput(python, stubs, 2 if args.quick else 5, 1 if args.quick else 2)
-    protocol_rows = protocols(2 if args.quick else 5)
+    seconds = 2 if args.quick else 5
+    rows = throughput(python, stubs, seconds, 1 if args.quick else 2)
+    latency_rows = latency(python, stubs, seconds)
+    load = os.getloadavg()[0]  # the last minute's, the server and the load generator included
+    protocol_rows = protocols(seconds)
     figures = bulk(), startup(python, stubs), memory()
     instructions = callgrind(500 if args.quick else 2000)
-    results = dict(throughput=rows, protocols=protocol_rows, bulk=figures[0], startup=figures[1], memory=figures[2],
-                   instructions=instructions)
+    results = dict(throughput=rows, latency=latency_rows, protocols=protocol_rows, bulk=figures[0],
+                   startup=figures[1], memory=figures[2], instructions=instructions, machine=machine(),
+                   load=load, seconds=seconds)
     (WORK / "results.json").write_text(json.dumps(results, indent=2))
     print_tables(rows, *figures)
+    print_latency(latency_rows)
     print_protocols(protocol_rows)
     print_instructions(instructions)
+    redraw(args.plot, python)
+
+
+def redraw(directory, python=None):
+    """Draws the pictures from results.json with the venv's matplotlib (in
+    its own process: the python running this script needs no matplotlib)."""
+    if Path(sys.prefix).resolve() == VENV.resolve():
+        draw(json.loads((WORK / "results.json").read_text()), directory)
+        return
+    python = python or venv(ROOT / "bench" / "requirements.txt")
+    run([str(python), str(Path(__file__).resolve()), "--redraw", "--plot", str(directory.resolve())])
 
 
 if __name__ == "__main__":
