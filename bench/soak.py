@@ -32,7 +32,9 @@ def main() -> int:
     args = parser.parse_args()
 
     print("building the release binaries...", file=sys.stderr)
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bins"], cwd=ROOT, check=True)
+    # compare.py's build word for word: with --examples the dev-dependencies'
+    # features join in, so any other command would link the binaries again.
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bins", "--examples"], cwd=ROOT, check=True)
     server = subprocess.Popen(
         [RELEASE / "server", "--listen", "127.0.0.1:0", "--max-concurrent-calls", MAX_CONCURRENT_CALLS],
         stdout=subprocess.PIPE,
