@@ -282,12 +282,15 @@ thread_local! {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ ` (RFC 3339, UTC, microseconds), as
-/// tracing-subscriber writes it; `now` is since the epoch, before year 10000.
+/// tracing-subscriber writes it and as humantime's `format_rfc3339_micros`
+/// does (a test compares them); `now` is since the epoch, before year 10000.
+/// The date is formatted once a second per thread; only the microseconds
+/// are written per line.
 fn write_timestamp(writer: &mut impl fmt::Write, now: Duration) -> fmt::Result {
     let secs = now.as_secs();
     let (cached, mut text) = SECOND.get();
     if cached != secs {
-        text = second_text(secs);
+        text = second_text(secs)?;
         SECOND.set((secs, text));
     }
     // ASCII digits and separators only.
@@ -303,41 +306,16 @@ fn write_timestamp(writer: &mut impl fmt::Write, now: Duration) -> fmt::Result {
     writer.write_str(std::str::from_utf8(&micros).map_err(|_| fmt::Error)?)
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.` for `secs` since the epoch (before year 10000).
-fn second_text(secs: u64) -> [u8; 20] {
-    let (year, month, day) = civil_date(secs / 86_400);
-    let of_day = secs % 86_400;
+/// `YYYY-MM-DDTHH:MM:SS.` for `secs` since the epoch: humantime's RFC 3339
+/// text of that second, its `Z` replaced by the decimal point. Fails past
+/// year 9999, which humantime does not write.
+fn second_text(secs: u64) -> Result<[u8; 20], fmt::Error> {
     let mut text = *b"0000-00-00T00:00:00.";
-    let mut put = |at: usize, width: usize, mut value: u64| {
-        for digit in text[at..at + width].iter_mut().rev() {
-            *digit = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
-    };
-    put(0, 4, year);
-    put(5, 2, month);
-    put(8, 2, day);
-    put(11, 2, of_day / 3_600);
-    put(14, 2, of_day % 3_600 / 60);
-    put(17, 2, of_day % 60);
-    text
-}
-
-/// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01,
-/// counted in 400-year eras that start on March 1st, so that the leap day
-/// ends a year (Howard Hinnant's `civil_from_days`).
-fn civil_date(days: u64) -> (u64, u64, u64) {
-    // 719,468 days from 0000-03-01 to 1970-01-01; an era is 146,097 days.
-    let days = days + 719_468;
-    let era = days / 146_097;
-    let day_of_era = days % 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
-    let year = era * 400 + year_of_era + u64::from(month <= 2);
-    (year, month, day)
+    let at = UNIX_EPOCH.checked_add(Duration::from_secs(secs)).ok_or(fmt::Error)?;
+    let mut second = String::with_capacity(text.len());
+    write!(second, "{}", humantime::format_rfc3339_seconds(at))?;
+    text[..19].copy_from_slice(second.as_bytes().get(..19).ok_or(fmt::Error)?);
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -478,5 +456,22 @@ mod tests {
         // The cached second is reused within it and replaced after it.
         assert_eq!(at(1_796_083_200, 6), "2026-12-01T00:00:00.000006Z ");
         assert_eq!(at(1_796_083_201, 0), "2026-12-01T00:00:01.000000Z ");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn timestamps_are_humantimes_bytes(secs in 0..YEAR_10000, micros in 0u32..1_000_000) {
+            let now = Duration::new(secs, micros * 1_000);
+            let mut ours = String::new();
+            write_timestamp(&mut ours, now).expect("written");
+            let theirs = format!("{} ", humantime::format_rfc3339_micros(UNIX_EPOCH + now));
+            proptest::prop_assert_eq!(ours, theirs);
+        }
+    }
+
+    #[test]
+    fn timestamps_past_year_9999_are_refused() {
+        let mut text = String::new();
+        assert!(write_timestamp(&mut text, Duration::from_secs(YEAR_10000)).is_err());
     }
 }
