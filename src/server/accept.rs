@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use tokio_util::either::Either;
 
 use super::watch::{Abuse, Watch};
 
@@ -105,7 +106,8 @@ impl Drop for Slot {
 /// A connection ready to serve.
 #[derive(Debug)]
 pub(super) struct Connection {
-    io: Io,
+    /// The socket; none once `Drop` has handed it over to be closed.
+    io: Option<Io>,
     /// Until the first word has arrived: its deadline, and what came so far.
     first_word: Option<FirstWord>,
     /// The HTTP/2 frames both ways, for the abuse hyper does not bound.
@@ -130,17 +132,17 @@ struct Closing {
 /// (see [`Connection`]'s `Drop`).
 const LINGER: Duration = Duration::from_secs(2);
 
-/// The bytes of a connection.
-#[derive(Debug)]
-enum Io {
-    /// Cleartext: HTTP/2 by prior knowledge, or HTTP/1.1.
-    Plain(TcpStream),
-    /// TLS, the handshake done; ALPN chose HTTP/2 or HTTP/1.1.
-    Tls(Box<TlsStream<TcpStream>>),
-    /// A Unix domain socket (plaintext).
-    Unix(UnixStream),
-    /// Handed over to be closed (see [`Connection`]'s `Drop`).
-    Closed,
+/// The bytes of a connection: cleartext TCP (HTTP/2 by prior knowledge, or
+/// HTTP/1.1), TLS over TCP (the handshake done; ALPN chose HTTP/2 or
+/// HTTP/1.1), or a Unix domain socket (plaintext). tokio-util's `Either`
+/// forwards every read and write, vectored ones included, to the one held.
+type Io = Either<TcpStream, Either<Box<TlsStream<TcpStream>>, UnixStream>>;
+
+/// The socket of a connection, pinned for a read or a write: an error once
+/// it has been handed over to be closed (only `Drop` does that, so hyper
+/// never sees it).
+fn socket(io: &mut Option<Io>) -> io::Result<Pin<&mut Io>> {
+    io.as_mut().map(Pin::new).ok_or_else(|| io::ErrorKind::NotConnected.into())
 }
 
 /// Waiting for a connection's first word (see the module documentation).
@@ -255,9 +257,9 @@ impl Listener {
                 let (tcp, _) = listener.accept().await?;
                 // Only fails on a socket already closed, which serving will notice.
                 let _ = tcp.set_nodelay(true);
-                Ok(Io::Plain(tcp))
+                Ok(Either::Left(tcp))
             }
-            Self::Unix(unix) => Ok(Io::Unix(unix.listener.accept().await?.0)),
+            Self::Unix(unix) => Ok(Either::Right(Either::Right(unix.listener.accept().await?.0))),
         }
     }
 }
@@ -288,20 +290,20 @@ impl Accepting {
                 parser: FirstWordParser::default(),
             });
             let connection = move |io| Connection {
-                io,
+                io: Some(io),
                 first_word,
                 watch: Watch::new(min_ping_interval),
                 closing: None,
                 slot: Some(slot),
             };
             match (&tls, io) {
-                (Some(acceptor), Io::Plain(tcp)) => {
+                (Some(acceptor), Either::Left(tcp)) => {
                     let (acceptor, ready) = (acceptor.clone(), ready.clone());
                     tokio::spawn(async move {
                         let peer = tcp.peer_addr().ok();
                         match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
                             Ok(Ok(stream)) => {
-                                let _ = ready.send(connection(Io::Tls(Box::new(stream)))).await;
+                                let _ = ready.send(connection(Either::Right(Either::Left(Box::new(stream))))).await;
                             }
                             Ok(Err(err)) => tracing::debug!(?peer, error = %err, "TLS handshake failed"),
                             Err(_) => tracing::debug!(?peer, timeout = ?handshake_timeout, "TLS handshake timed out"),
@@ -321,10 +323,10 @@ impl Accepting {
 impl Connection {
     /// The peer's address, for the call log.
     pub(super) fn peer_addr(&self) -> Option<std::net::SocketAddr> {
-        match &self.io {
-            Io::Plain(tcp) => tcp.peer_addr().ok(),
-            Io::Tls(tls) => tls.get_ref().0.peer_addr().ok(),
-            Io::Unix(_) | Io::Closed => None,
+        match self.io.as_ref()? {
+            Either::Left(tcp) => tcp.peer_addr().ok(),
+            Either::Right(Either::Left(tls)) => tls.get_ref().0.peer_addr().ok(),
+            Either::Right(Either::Right(_unix)) => None,
         }
     }
 }
@@ -343,13 +345,13 @@ impl Connection {
             return Poll::Pending;
         }
         while closing.sent < closing.goaway.len() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &closing.goaway[closing.sent..]))?;
+            let n = ready!(socket(&mut self.io)?.poll_write(cx, &closing.goaway[closing.sent..]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             closing.sent += n;
         }
-        ready!(Pin::new(&mut self.io).poll_shutdown(cx))?;
+        ready!(socket(&mut self.io)?.poll_shutdown(cx))?;
         closing.done = true;
         Poll::Ready(Ok(()))
     }
@@ -366,11 +368,11 @@ impl Drop for Connection {
     fn drop(&mut self) {
         let slot = self.slot.take();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        match std::mem::replace(&mut self.io, Io::Closed) {
-            Io::Plain(tcp) => drop(runtime.spawn(linger(tcp, slot))),
-            Io::Tls(tls) => drop(runtime.spawn(linger(tls.into_inner().0, slot))),
-            Io::Unix(unix) => drop(runtime.spawn(linger(unix, slot))),
-            Io::Closed => {}
+        match self.io.take() {
+            Some(Either::Left(tcp)) => drop(runtime.spawn(linger(tcp, slot))),
+            Some(Either::Right(Either::Left(tls))) => drop(runtime.spawn(linger(tls.into_inner().0, slot))),
+            Some(Either::Right(Either::Right(unix))) => drop(runtime.spawn(linger(unix, slot))),
+            None => {}
         }
     }
 }
@@ -393,6 +395,10 @@ async fn linger(mut socket: impl AsyncRead + AsyncWrite + Unpin, slot: Option<Sl
     drop(slot);
 }
 
+// Connection's reads and writes are hand-written, not forwarded: they keep
+// the first-word deadline, feed the frame watch, and put the GOAWAY of an
+// abusive connection between two of hyper's frames. The forwarding to the
+// socket below is `Either`'s.
 impl AsyncRead for Connection {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
@@ -412,7 +418,7 @@ impl AsyncRead for Connection {
             )));
         }
         let before = buf.filled().len();
-        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        ready!(socket(&mut this.io)?.poll_read(cx, buf))?;
         let read = &buf.filled()[before..];
         if let Some(first_word) = this.first_word.as_mut()
             && first_word.parser.feed(read)
@@ -427,17 +433,6 @@ impl AsyncRead for Connection {
         // What was read is still served; the GOAWAY goes out before the
         // next read or write.
         Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncRead for Io {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
-            Self::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
-            Self::Unix(unix) => Pin::new(unix).poll_read(cx, buf),
-            Self::Closed => Poll::Ready(Ok(())),
-        }
     }
 }
 
@@ -456,7 +451,7 @@ impl AsyncWrite for Connection {
             }
             buf = &buf[..rest];
         }
-        let n = ready!(Pin::new(&mut this.io).poll_write(cx, buf))?;
+        let n = ready!(socket(&mut this.io)?.poll_write(cx, buf))?;
         this.watch.written(&buf[..n]);
         Poll::Ready(Ok(n))
     }
@@ -471,7 +466,7 @@ impl AsyncWrite for Connection {
             let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
             return Pin::new(this).poll_write(cx, first);
         }
-        let n = ready!(Pin::new(&mut this.io).poll_write_vectored(cx, bufs))?;
+        let n = ready!(socket(&mut this.io)?.poll_write_vectored(cx, bufs))?;
         // What the socket took, slice by slice.
         let mut left = n;
         for slice in bufs {
@@ -486,7 +481,7 @@ impl AsyncWrite for Connection {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        self.io.as_ref().is_some_and(AsyncWrite::is_write_vectored)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -494,7 +489,7 @@ impl AsyncWrite for Connection {
         if this.closing.as_ref().is_some_and(|closing| closing.done) {
             return Poll::Ready(Ok(())); // flushed and shut with the GOAWAY
         }
-        Pin::new(&mut this.io).poll_flush(cx)
+        socket(&mut this.io)?.poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -502,58 +497,7 @@ impl AsyncWrite for Connection {
         if this.closing.as_ref().is_some_and(|closing| closing.done) {
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.io).poll_shutdown(cx)
-    }
-}
-
-impl AsyncWrite for Io {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
-            Self::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
-            Self::Unix(unix) => Pin::new(unix).poll_write(cx, buf),
-            Self::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
-            Self::Tls(tls) => Pin::new(tls.as_mut()).poll_write_vectored(cx, bufs),
-            Self::Unix(unix) => Pin::new(unix).poll_write_vectored(cx, bufs),
-            Self::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Self::Plain(tcp) => tcp.is_write_vectored(),
-            Self::Tls(tls) => tls.is_write_vectored(),
-            Self::Unix(unix) => unix.is_write_vectored(),
-            Self::Closed => false,
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
-            Self::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
-            Self::Unix(unix) => Pin::new(unix).poll_flush(cx),
-            Self::Closed => Poll::Ready(Ok(())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
-            Self::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
-            Self::Unix(unix) => Pin::new(unix).poll_shutdown(cx),
-            Self::Closed => Poll::Ready(Ok(())),
-        }
+        socket(&mut this.io)?.poll_shutdown(cx)
     }
 }
 
