@@ -3,6 +3,11 @@
 //!
 //! Every default is a constant here, shown by `server --help`, so the flags,
 //! [`ServerConfig::default`] and the README cannot drift apart.
+//!
+//! Durations are humantime's; sizes ([`ByteSize`]) are parsed here: the
+//! `bytesize` crate (checked) also takes decimal units and fractions
+//! (`1.5MB`) and writes `4.0 MiB`, where these flags take whole binary
+//! units and `--help` shows a default as it is typed (`4MiB`).
 
 use std::fmt;
 use std::path::PathBuf;

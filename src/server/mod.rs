@@ -1,82 +1,50 @@
-//! The server side: binding, the service stack (the v1 service, the
-//! article's `/Search/search` path, health and reflection) for gRPC,
-//! gRPC-Web and the Connect protocol on one port, the transport limits, its
-//! runtime, and serving until a shutdown future resolves, then draining.
+//! The server side: the Search service, health and reflection, served as
+//! gRPC, gRPC-Web and the Connect protocol on one port, with the transport
+//! limits, its runtime, and serving until a shutdown future resolves, then
+//! draining.
 //!
-//! Files:
-//! - `mod.rs`: the stack, serving and the drain ([`serve`], [`start`]), the
-//!   runtime ([`runtime`]).
-//! - `listen.rs`: the sockets, bound before serving ([`Listeners`]).
-//! - `accept.rs`: accepting on them; TLS handshakes, each in a task of its
-//!   own under the handshake timeout.
-//! - `conn.rs`: serving each connection on hyper, its age and idle time
-//!   bounded by GOAWAYs.
-//! - `handlers.rs`: the four RPC handlers over [`crate::matcher`] ([`Search`]).
-//! - `routes.rs`: each gRPC path to its service, by the service's name.
-//! - `unary.rs`: the Search call served directly, without tonic's codec.
-//! - `streaming.rs`: the Search service's streaming calls, through tonic's
-//!   codec with buffers sized for the contract's messages.
-//! - `protocol.rs`: one port, three protocols: gRPC, gRPC-Web (tonic-web)
-//!   and the Connect protocol (`connect/`), each down its own path.
-//! - `watch.rs`: the HTTP/2 frames both ways, for the floods h2 does not
-//!   bound (PING, SETTINGS, streams reset one by one).
-//! - `linger.rs`: reading the rest of an HTTP/1.1 body the server refused.
-//! - `envelope.rs`: the 5-byte message envelope all three share.
-//! - `calls.rs`: the per-call layer around every route: the deadline on
-//!   streamed responses, the status codes of client mistakes, answers
-//!   compressed, the call log.
-//! - `compression.rs`: gzip, deflate, zstd: bounded inflating, compressing.
-//! - `policy.rs`: what the layer decides per call: the deadline from
-//!   `grpc-timeout`, load shedding, the drain's cut.
-//! - `frames.rs`: the request's gRPC framing: size limit, truncation.
+//! Three layers, each a folder, each importing only the ones below it:
+//! - `calls/`: what happens to each call: admission, deadline, the drain's
+//!   cut, metrics, the log line; the dispatch by path and the handlers.
+//! - `protocols/`: how a call is carried: the dispatch by content type
+//!   (gRPC, gRPC-Web, Connect), the envelope, framing and compression.
+//! - `transport/`: sockets and connections: accepting, TLS, hyper, the
+//!   HTTP/2 limits and GOAWAYs.
+//!
+//! Beside them, below all three:
 //! - `config.rs`: the server's flags and their defaults ([`ServerArgs`]).
-//! - `metrics.rs`: Prometheus metrics at `--metrics-listen`.
-//! - `shutdown.rs`: SIGINT and SIGTERM as the shutdown future.
+//! - `served.rs`: the services served and their method paths.
+//!
+//! And above them, importing them:
+//! - `mod.rs`: the stack assembled, serving and the drain ([`serve`],
+//!   [`start`]), the runtime ([`runtime`]).
+//! - `shutdown.rs`: SIGINT and SIGTERM as the shutdown future ([`signal`]).
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Response;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tonic::body::Body;
 use tonic_health::ServingStatus;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
-mod accept;
 mod calls;
-mod compression;
 mod config;
-mod conn;
-mod connect;
-mod envelope;
-mod frames;
-mod handlers;
-mod linger;
-mod listen;
-mod metrics;
-mod policy;
-mod protocol;
-mod routes;
+mod protocols;
+mod served;
 mod shutdown;
-mod streaming;
-mod unary;
-mod watch;
+mod transport;
 
-use self::accept::Limits;
-use self::calls::CallLayer;
+pub use self::calls::Search;
+use self::calls::{CallLayer, CallPolicy, Routes};
 pub use self::config::{ByteSize, ConfigError, CorsOrigins, ServerArgs, ServerConfig};
-use self::conn::Serving;
-pub use self::handlers::Search;
-pub use self::listen::Listeners;
-use self::policy::CallPolicy;
-use self::protocol::ProtocolLayer;
-use self::routes::Routes;
+use self::protocols::ProtocolLayer;
+use self::protocols::compression;
 pub use self::shutdown::signal;
+pub use self::transport::Listeners;
+use self::transport::{Limits, Serving};
 use crate::pb::v1::FILE_DESCRIPTOR_SET;
 use crate::pb::v1::search_service_server::SearchServiceServer;
 use crate::tls::ServerTls;
@@ -99,24 +67,6 @@ pub enum Error {
         source: std::io::Error,
     },
 }
-
-/// What every service of the stack returns for a call: boxed, so that what
-/// hyper holds and moves per stream is two words.
-type CallFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-/// A call answered at once with `response`.
-fn answered(response: Response<Body>) -> CallFuture {
-    Box::pin(std::future::ready(Ok(response)))
-}
-
-/// The descriptor sets of every service served: the contract, health, and
-/// reflection v1 and v1alpha.
-const SERVED: [&[u8]; 4] = [
-    FILE_DESCRIPTOR_SET,
-    tonic_health::pb::FILE_DESCRIPTOR_SET,
-    tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-];
 
 /// A running server's shared state: how many calls are in flight.
 #[derive(Debug, Clone)]
@@ -173,7 +123,7 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 ///
 /// Routes: `search.v1.SearchService` (and the legacy `/Search/search`),
 /// `grpc.health.v1.Health`, and server reflection v1 and v1alpha. Every call
-/// goes through the per-call layer (`calls.rs`): deadlines, load shedding,
+/// goes through the per-call layer (`calls/layer.rs`): deadlines, load shedding,
 /// framing checks, logs.
 ///
 /// # Errors
@@ -219,15 +169,15 @@ pub async fn start(
             let failed = |source| Error::Metrics { address: address.clone(), source };
             let listener = tokio::net::TcpListener::bind(address.as_str()).await.map_err(failed)?;
             let bound = listener.local_addr().map_err(failed)?;
-            let metrics = metrics::Metrics::new(&policy, &limits);
-            tokio::spawn(metrics::serve(listener, Arc::clone(&metrics)));
+            let metrics = calls::Metrics::new(&policy, &limits);
+            tokio::spawn(calls::serve_metrics(listener, Arc::clone(&metrics)));
             tracing::info!(address = %bound, "metrics at /metrics");
             (Some(metrics), Some(bound))
         }
     };
     let handle = Handle { policy: Arc::clone(&policy), limits: Arc::clone(&limits), metrics_addr };
     // TLS is ours: both HTTP versions in ALPN, and handshakes off the
-    // accept loop (see accept.rs).
+    // accept loop (see transport/accept.rs).
     let tls = config.tls.as_ref().map(ServerTls::config).transpose()?.map(TlsAcceptor::from);
     // Every service takes compressed requests, which tonic inflates into a
     // buffer bounded by the size limit; answers are compressed by the call
@@ -270,14 +220,8 @@ pub async fn start(
     };
     let in_flight = handle.clone();
     let serving = async move {
-        let mut incoming = accept::incoming(
-            listeners.listeners,
-            listeners.unix,
-            tls,
-            config.handshake_timeout,
-            config.min_ping_interval,
-            &limits,
-        );
+        let mut incoming =
+            transport::incoming(listeners, tls, config.handshake_timeout, config.min_ping_interval, &limits);
         let serving = async move {
             tokio::pin!(drain);
             loop {

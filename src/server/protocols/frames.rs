@@ -1,9 +1,17 @@
 //! The gRPC framing of a request body, checked as it arrives: the size
-//! limit, truncation, the compressed flag. tonic's decoder passes the
-//! statuses this raises on unchanged.
+//! limit, truncation, the compressed flag, and the messages counted each
+//! way ([`Flows`], which the metrics read). tonic's decoder passes the
+//! statuses this raises on unchanged. The wording of the size limit is
+//! here too, for every protocol alike.
+//!
+//! tonic's decoder (checked) also refuses an oversized message from its
+//! prefix, but reports a body cut short as INTERNAL, and the direct unary
+//! path (`calls/unary.rs`) does not go through it: one check here serves
+//! every path.
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
@@ -12,26 +20,60 @@ use tonic::Status;
 use tonic::body::Body;
 
 use super::envelope::{Cut, Follower, PREFIX_LEN};
-use super::metrics::Metrics;
+
+/// gRPC message frames and their bytes (5-byte prefixes included, as on
+/// the wire: compressed when compressed), each way.
+#[derive(Debug, Default)]
+pub(in crate::server) struct Flows {
+    /// Counted by [`RequestFrames`] as requests arrive.
+    pub(in crate::server) received: Flow,
+    /// Counted by the per-call layer as answers leave.
+    pub(in crate::server) sent: Flow,
+}
+
+/// Messages and bytes one way.
+#[derive(Debug, Default)]
+pub(in crate::server) struct Flow {
+    messages: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Flow {
+    /// Counts `messages` whole messages and `bytes` bytes.
+    pub(in crate::server) fn add(&self, messages: u64, bytes: u64) {
+        if messages > 0 {
+            self.messages.fetch_add(messages, Ordering::Relaxed);
+        }
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The messages and bytes counted so far.
+    pub(in crate::server) fn load(&self) -> (u64, u64) {
+        (self.messages.load(Ordering::Relaxed), self.bytes.load(Ordering::Relaxed))
+    }
+}
 
 /// A request body checked frame by frame for gRPC framing: a message larger
 /// than the limit fails with RESOURCE_EXHAUSTED as soon as its prefix
 /// arrives (before it is buffered), a body that ends inside a message fails
 /// with INVALID_ARGUMENT, and so does a compressed message without an
 /// encoding. tonic's decoder passes these statuses on unchanged.
-pub(super) struct RequestFrames {
+pub(in crate::server) struct RequestFrames {
     inner: Body,
     limit: usize,
     compressed_ok: bool,
     envelopes: Follower,
     /// Where the messages received are counted, when metrics are on.
-    metrics: Option<Arc<Metrics>>,
+    flows: Option<Arc<Flows>>,
     failed: bool,
 }
 
 impl RequestFrames {
-    pub(crate) fn new(inner: Body, limit: usize, compressed_ok: bool, metrics: Option<Arc<Metrics>>) -> Self {
-        Self { inner, limit, compressed_ok, envelopes: Follower::default(), metrics, failed: false }
+    /// `inner` checked against `limit`; compressed messages are refused
+    /// unless `compressed_ok` (the request named an encoding); the messages
+    /// received are counted in `flows` when given.
+    pub(in crate::server) fn new(inner: Body, limit: usize, compressed_ok: bool, flows: Option<Arc<Flows>>) -> Self {
+        Self { inner, limit, compressed_ok, envelopes: Follower::default(), flows, failed: false }
     }
 
     /// Follows the framing through one chunk of the body; the count of
@@ -85,8 +127,8 @@ impl HttpBody for RequestFrames {
         let checked = match &frame {
             Some(Ok(frame)) => frame.data_ref().map_or(Ok(()), |data| {
                 let messages = this.track(data.chunk())?;
-                if let Some(metrics) = &this.metrics {
-                    metrics.flows.received.add(messages, data.len() as u64);
+                if let Some(flows) = &this.flows {
+                    flows.received.add(messages, data.len() as u64);
                 }
                 Ok(())
             }),
@@ -113,7 +155,7 @@ impl HttpBody for RequestFrames {
 
 /// RESOURCE_EXHAUSTED for a request message of `len` bytes over `limit`,
 /// in every protocol's words alike.
-pub(super) fn too_large(len: usize, limit: usize) -> Status {
+pub(in crate::server) fn too_large(len: usize, limit: usize) -> Status {
     over_limit(&len.to_string(), limit)
 }
 

@@ -1,5 +1,9 @@
 //! The sockets the server accepts on, bound before serving so that the
 //! caller knows the real port (for port 0) before any client connects.
+//!
+//! Every address a name resolves to is bound, as grpc's servers do: tokio's
+//! `TcpListener::bind` (checked) stops at the first address that binds, and
+//! tonic's `TcpIncoming` takes one address.
 
 use std::io;
 use std::net::SocketAddr;

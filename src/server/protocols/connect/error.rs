@@ -3,8 +3,12 @@
 //! code maps to (unary), or the `error` of the end-of-stream message
 //! (streaming).
 
-use http::StatusCode;
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::Full;
 use serde::Serialize;
+use tonic::body::Body;
 use tonic::{Code, Status};
 
 /// A Connect error: the code's name and the message.
@@ -68,6 +72,14 @@ pub(super) fn http_status(code: Code) -> StatusCode {
 pub(super) fn json(status: &Status) -> Vec<u8> {
     // Two strings into a fixed shape: serialising cannot fail.
     serde_json::to_vec(&ConnectError::new(status)).unwrap_or_default()
+}
+
+/// A Connect error response with `http` as its status.
+pub(super) fn error_response(http: StatusCode, status: &Status) -> Response<Body> {
+    let mut response = Response::new(Body::new(Full::new(Bytes::from(json(status)))));
+    *response.status_mut() = http;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 
 use http::header::CONTENT_TYPE;
 use http::{Request, Response, StatusCode, Version};
-use tonic::Status;
 use tonic::body::Body;
 use tonic_web::{GrpcWebLayer, GrpcWebService};
 use tower::util::Either;
@@ -18,58 +17,11 @@ use tower::{Layer, Service, ServiceExt};
 use tower_http::cors::{Cors, CorsLayer};
 
 use super::connect::{self, ConnectService};
-use super::linger::Lingering;
-use super::{CallFuture, answered};
-
-/// The protocols served on the one port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Protocol {
-    /// gRPC over HTTP/2 (`application/grpc`, `application/grpc+proto`).
-    Grpc,
-    /// gRPC-Web (`application/grpc-web`, `application/grpc-web-text`, with
-    /// `+proto`), over HTTP/1.1 or HTTP/2.
-    GrpcWeb,
-    /// The Connect protocol: unary `application/json` or `application/proto`
-    /// (and `GET`), streaming `application/connect+json` or `+proto`.
-    Connect,
-}
-
-impl Protocol {
-    /// What a request of `content_type` speaks.
-    fn of_content_type(content_type: &[u8]) -> Self {
-        if content_type.starts_with(b"application/grpc-web") {
-            Self::GrpcWeb
-        } else if content_type.starts_with(b"application/grpc") {
-            Self::Grpc
-        } else {
-            Self::Connect
-        }
-    }
-
-    /// The name in the per-call log line.
-    pub(super) fn name(self) -> &'static str {
-        match self {
-            Self::Grpc => "grpc",
-            Self::GrpcWeb => "grpc-web",
-            Self::Connect => "connect",
-        }
-    }
-}
+use super::stack::{CallFuture, CallMark, Protocol, answered};
 
 /// A request's content type, empty when it has none.
 fn content_type<B>(request: &Request<B>) -> &[u8] {
     request.headers().get(CONTENT_TYPE).map_or(&b""[..], |value| value.as_bytes())
-}
-
-/// What the protocol layer tells the per-call layer of a call that is not
-/// plain gRPC (a plain gRPC call carries nothing: the hot path stores
-/// nothing): its protocol, and the status it was refused with, if it was.
-#[derive(Debug, Clone)]
-pub(super) struct CallMark {
-    /// The protocol the call came in on.
-    pub protocol: Protocol,
-    /// A status the protocol layer already decided on (a bad header).
-    pub refused: Option<Status>,
 }
 
 /// A browser protocol's path: behind CORS when origins are allowed.
@@ -79,7 +31,7 @@ type Browser<S> = Either<Cors<S>, S>;
 /// tonic-web does, as tonic-web answers 400 to any HTTP/1.1 request that is
 /// not gRPC-Web.
 #[derive(Debug, Clone)]
-pub(super) struct ProtocolLayer {
+pub(in crate::server) struct ProtocolLayer {
     max_recv_bytes: usize,
     cors: Option<CorsLayer>,
 }
@@ -87,7 +39,7 @@ pub(super) struct ProtocolLayer {
 impl ProtocolLayer {
     /// A layer whose Connect requests are at most `max_recv_bytes` a
     /// message, and whose browser protocols answer CORS as `cors` says.
-    pub(super) fn new(max_recv_bytes: usize, cors: Option<CorsLayer>) -> Self {
+    pub(in crate::server) fn new(max_recv_bytes: usize, cors: Option<CorsLayer>) -> Self {
         Self { max_recv_bytes, cors }
     }
 
@@ -112,7 +64,7 @@ impl<S: Clone> Layer<S> for ProtocolLayer {
 /// The dispatch: see the module documentation. Browsers speak gRPC-Web and
 /// Connect, never gRPC, so CORS is on those two paths only.
 #[derive(Debug, Clone)]
-pub(super) struct Protocols<S> {
+pub(in crate::server) struct Protocols<S> {
     grpc: S,
     web: Browser<GrpcWebService<S>>,
     connect: Browser<ConnectService<S>>,
@@ -143,9 +95,6 @@ where
         // gRPC and gRPC-Web in JSON (`application/grpc+json`) are not served
         // here: refused as gRPC refuses a content type it lacks.
         let json = protocol != Protocol::Connect && content_type.ends_with(b"+json");
-        if request.version() < Version::HTTP_2 {
-            request = request.map(|body| Body::new(Lingering::new(body)));
-        }
         if protocol == Protocol::Grpc && !json {
             return self.grpc.call(request);
         }

@@ -7,6 +7,13 @@
 //! or an HTTP/1.1 request head; else it is closed. Connections ready to serve
 //! come out of one stream; when the server stops taking that stream (a
 //! drain), the tasks end and the listening sockets close.
+//!
+//! Crates checked: `tls-listener` runs handshakes concurrently under a
+//! timeout, but has no limit of connections held until they close and no
+//! deadline for a plaintext connection's first word; hyper bounds the
+//! HTTP/1.1 request head's time (`header_read_timeout`, used) but not the
+//! HTTP/2 preface's; tower's `ConcurrencyLimit` counts requests, not
+//! connections.
 
 use std::future::Future;
 use std::io;
@@ -24,6 +31,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_util::either::Either;
 
+use super::listen::{Listeners, UnixSocket};
 use super::watch::{Abuse, Watch};
 
 /// Connections accepted but not yet taken by the server: a short queue, so
@@ -50,7 +58,7 @@ const FIRST_WORD_MAX: usize = 64 << 10;
 
 /// The connections open and those refused, shared by the accept tasks.
 #[derive(Debug)]
-pub(super) struct Limits {
+pub(in crate::server) struct Limits {
     max: usize,
     open: AtomicUsize,
     refused: AtomicU64,
@@ -59,17 +67,17 @@ pub(super) struct Limits {
 
 impl Limits {
     /// At most `max` connections at once.
-    pub(super) fn new(max: usize) -> Arc<Self> {
+    pub(in crate::server) fn new(max: usize) -> Arc<Self> {
         Arc::new(Self { max, open: AtomicUsize::new(0), refused: AtomicU64::new(0), logged: Mutex::new(None) })
     }
 
     /// Connections open now.
-    pub(super) fn open(&self) -> usize {
+    pub(in crate::server) fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
     }
 
     /// Connections refused since the server started.
-    pub(super) fn refused(&self) -> u64 {
+    pub(in crate::server) fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
     }
 
@@ -105,7 +113,7 @@ impl Drop for Slot {
 
 /// A connection ready to serve.
 #[derive(Debug)]
-pub(super) struct Connection {
+pub(in crate::server) struct Connection {
     /// The socket; none once `Drop` has handed it over to be closed.
     io: Option<Io>,
     /// Until the first word has arrived: its deadline, and what came so far.
@@ -207,12 +215,10 @@ impl FirstWordParser {
     }
 }
 
-/// The connections of `listeners` (and `unix`, plaintext), TLS with `tls`
-/// when given, each TLS
-/// handshake bounded by `handshake_timeout`.
-pub(super) fn incoming(
-    listeners: Vec<TcpListener>,
-    unix: Option<super::listen::UnixSocket>,
+/// The connections of `listeners` (TLS with `tls` when given, each
+/// handshake bounded by `handshake_timeout`; a Unix socket's plaintext).
+pub(in crate::server) fn incoming(
+    listeners: Listeners,
     tls: Option<TlsAcceptor>,
     handshake_timeout: Duration,
     min_ping_interval: Duration,
@@ -226,10 +232,10 @@ pub(super) fn incoming(
         limits: Arc::clone(limits),
         ready: ready.clone(),
     };
-    for listener in listeners {
+    for listener in listeners.listeners {
         tokio::spawn(accepting(tls.clone()).run(Listener::Tcp(listener)));
     }
-    if let Some(unix) = unix {
+    if let Some(unix) = listeners.unix {
         tokio::spawn(accepting(None).run(Listener::Unix(unix)));
     }
     incoming
@@ -247,7 +253,7 @@ struct Accepting {
 /// A listening socket.
 enum Listener {
     Tcp(TcpListener),
-    Unix(super::listen::UnixSocket),
+    Unix(UnixSocket),
 }
 
 impl Listener {

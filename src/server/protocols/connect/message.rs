@@ -1,16 +1,15 @@
 //! One request message of a Connect call, made into the gRPC message the
 //! handlers read: inflated when compressed (never past the size limit, see
-//! `server/compression.rs`),
-//! transcoded from JSON when the call is JSON, and put in an uncompressed
-//! gRPC envelope.
+//! `protocols/compression.rs`), transcoded from JSON when the call is JSON,
+//! and put in an uncompressed gRPC envelope.
 
 use bytes::Bytes;
 use tonic::Status;
 
 use super::codec::FromJson;
-use crate::server::compression::{self, Encoding};
-use crate::server::envelope;
-use crate::server::frames::too_large;
+use crate::server::protocols::compression::{self, Encoding};
+use crate::server::protocols::envelope;
+use crate::server::protocols::frames::too_large;
 
 /// The compression a request names in `header` (`content-encoding` for
 /// unary calls, `connect-content-encoding` for streams, `compression` for

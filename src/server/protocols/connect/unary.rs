@@ -19,11 +19,12 @@ use tonic::Status;
 use tonic::body::Body;
 use tower::ServiceExt;
 
+use super::call::{Call, Codec, Grpc, Route, copy_metadata, refuse, to_grpc};
+use super::error::{self, error_response};
 use super::message::Decoder;
-use super::{Call, Codec, Grpc, Route, copy_metadata, error, error_response, refuse, to_grpc};
-use crate::server::compression::{ACCEPTED, Encoding, MIN_COMPRESS_BYTES};
-use crate::server::envelope::Splitter;
-use crate::server::frames::too_large_so_far;
+use crate::server::protocols::compression::{ACCEPTED, Encoding, MIN_COMPRESS_BYTES};
+use crate::server::protocols::envelope::Splitter;
+use crate::server::protocols::frames::too_large_so_far;
 
 /// Runs one unary Connect call through `inner`.
 pub(super) async fn call(inner: impl Grpc, request: Request<Body>, call: Call) -> Response<Body> {

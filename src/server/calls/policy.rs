@@ -2,6 +2,12 @@
 //! `grpc-timeout`, a default, a cap), admission under the limit of calls in
 //! flight (load shedding, no queue), and the cut that ends every call when a
 //! drain's grace is over.
+//!
+//! Crates checked: tower's `ConcurrencyLimit` with `LoadShed` sheds the
+//! same way, but gives its place back when the response's headers are
+//! ready, so a streaming call would stop counting while its body still
+//! runs (an [`Admitted`] is held until the body ends); tonic parses
+//! `grpc-timeout` in its transport server only, privately.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -11,8 +17,8 @@ use http::HeaderMap;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use super::config::ServerConfig;
 use crate::rpc::header::GRPC_TIMEOUT;
+use crate::server::config::ServerConfig;
 
 /// The settings and shared state of the per-call layer.
 #[derive(Debug)]

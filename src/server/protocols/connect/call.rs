@@ -1,54 +1,30 @@
-//! The Connect protocol (connectrpc.com/docs/protocol), served on the same
-//! port as gRPC and gRPC-Web, by the same handlers, through the same
-//! per-call layer: each Connect call is turned into the gRPC call it means
-//! and the gRPC answer back into Connect.
-//!
-//! No Rust Connect crate fits this stack (`connectrpc` brings its own message
-//! types instead of prost's, `connectrpc-axum` its own build.rs codegen,
-//! `axum-connect` older prost and pbjson), so the protocol is written here,
-//! once, over the generated service and the pbjson JSON view.
-//!
-//! Files:
-//! - `mod.rs`: the routes, and the checks made before a call, in
-//!   connect-go's order (HTTP version for bidi, HTTP method, content type),
-//!   each answered with its HTTP status.
-//! - `unary.rs`: unary calls, `POST` and `GET`.
-//! - `stream.rs`: streaming calls, in enveloped bodies.
-//! - `message.rs`: one request message: inflated, transcoded to protobuf.
-//! - `codec.rs`: JSON to protobuf and back, per message type.
-//! - `error.rs`: Connect's error JSON and its HTTP status mapping.
-
-mod codec;
-mod error;
-mod message;
-mod stream;
-mod unary;
+//! One Connect call as the gRPC call it means: the methods served, as
+//! Connect needs to know them ([`Route`], from the descriptor sets of
+//! `served.rs`), the checked call ([`Call`]), the request's head made into
+//! gRPC's (method, content type, `connect-timeout-ms` as `grpc-timeout`),
+//! a header the call cannot run with left as a refusal for the per-call
+//! layer, and a response's custom metadata copied back.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::LazyLock;
-use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_TYPE, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
-use http_body_util::Full;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, Version};
 use tonic::Status;
 use tonic::body::Body;
 use tower::Service;
 
-use self::codec::{FromJson, ToJson};
-use self::message::{Decoder, request_encoding};
-use super::SERVED;
-use super::protocol::{CallMark, Protocol};
+use super::codec::{self, FromJson, ToJson};
+use super::message::{Decoder, request_encoding};
 use crate::rpc::{self, Idempotency, LEGACY_SEARCH_PATH, SEARCH_PATH};
+use crate::server::protocols::stack::{CallMark, Protocol};
+use crate::server::served::SERVED;
 
 /// Refuses the call of `extensions` with `status` (a bad timeout or
 /// compression header): the per-call layer answers it, and logs it like any
 /// other. The first refusal stands.
-fn refuse(extensions: &mut http::Extensions, status: Status) {
+pub(super) fn refuse(extensions: &mut http::Extensions, status: Status) {
     match extensions.get_mut::<CallMark>() {
         Some(mark) => {
             mark.refused.get_or_insert(status);
@@ -59,45 +35,9 @@ fn refuse(extensions: &mut http::Extensions, status: Status) {
     }
 }
 
-/// The Connect protocol as a service over `inner`, the gRPC service below.
-#[derive(Debug, Clone)]
-pub(super) struct ConnectService<S> {
-    inner: S,
-    /// The largest request message (`--max-recv-bytes`).
-    limit: usize,
-}
-
-impl<S> ConnectService<S> {
-    pub(super) fn new(inner: S, limit: usize) -> Self {
-        Self { inner, limit }
-    }
-}
-
-impl<S> Service<Request<Body>> for ConnectService<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        // The clone that was ready serves this call (tower's clone-swap idiom).
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let limit = self.limit;
-        Box::pin(async move { Ok(serve(inner, request, limit).await) })
-    }
-}
-
 /// How a Connect call's messages are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Codec {
+pub(super) enum Codec {
     /// Binary protobuf, as gRPC.
     Proto,
     /// The proto3 JSON mapping.
@@ -105,41 +45,42 @@ enum Codec {
 }
 
 /// The gRPC service below the Connect layer, as the calls use it.
-trait Grpc: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send {}
+pub(super) trait Grpc: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send {}
 
 impl<S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send> Grpc for S {}
 
 /// One checked Connect call: its method, its codec, and the size limit.
 #[derive(Debug, Clone, Copy)]
-struct Call {
-    route: &'static Route,
-    codec: Codec,
+pub(super) struct Call {
+    pub(super) route: &'static Route,
+    pub(super) codec: Codec,
     /// The largest request message (`--max-recv-bytes`).
-    limit: usize,
+    pub(super) limit: usize,
 }
 
 /// A method the server serves, as Connect needs to know it.
 #[derive(Debug)]
-struct Route {
-    client_streaming: bool,
-    server_streaming: bool,
+pub(super) struct Route {
+    pub(super) client_streaming: bool,
+    pub(super) server_streaming: bool,
     /// Marked `NO_SIDE_EFFECTS`: may be called with `GET`.
-    get: bool,
+    pub(super) get: bool,
     /// The JSON view of its request and response, when they have one.
-    json: Option<(FromJson, ToJson)>,
+    pub(super) json: Option<(FromJson, ToJson)>,
     /// The request message's full name, for error messages.
-    input: String,
+    pub(super) input: String,
 }
 
 impl Route {
-    fn streaming(&self) -> bool {
+    /// Whether either side streams.
+    pub(super) fn streaming(&self) -> bool {
         self.client_streaming || self.server_streaming
     }
 }
 
 /// Every method served, from the descriptor sets of the services: the
 /// contract, health, reflection; and the article's path as the alias it is.
-static ROUTES: LazyLock<HashMap<String, Route>> = LazyLock::new(|| {
+pub(super) static ROUTES: LazyLock<HashMap<String, Route>> = LazyLock::new(|| {
     let mut routes = HashMap::new();
     for method in SERVED.into_iter().flat_map(rpc::methods) {
         let json = codec::json(&method.input).zip(codec::json(&method.output)).map(|((from, _), (_, to))| (from, to));
@@ -162,86 +103,15 @@ static ROUTES: LazyLock<HashMap<String, Route>> = LazyLock::new(|| {
 
 /// Whether the method at `path` is bidirectional: over HTTP/1.1 no protocol
 /// can carry it (connect-go answers 505 for each).
-pub(super) fn is_bidi(path: &str) -> bool {
+pub(in crate::server::protocols) fn is_bidi(path: &str) -> bool {
     ROUTES.get(path).is_some_and(|route| route.client_streaming && route.server_streaming)
-}
-
-/// Serves one Connect request with `inner`, the gRPC service below: checks
-/// it in connect-go's order, then runs its call. `limit` is the largest
-/// request message (`--max-recv-bytes`).
-async fn serve(inner: impl Grpc, request: Request<Body>, limit: usize) -> Response<Body> {
-    let Some(route) = ROUTES.get(request.uri().path()) else {
-        let status = Status::unimplemented(format!("no method {} on this server", request.uri().path()));
-        return error_response(StatusCode::NOT_FOUND, &status);
-    };
-    if route.client_streaming && route.server_streaming && request.version() < Version::HTTP_2 {
-        let status = Status::unimplemented("bidirectional streaming needs HTTP/2");
-        return error_response(StatusCode::HTTP_VERSION_NOT_SUPPORTED, &status);
-    }
-    let allowed = if route.get { "GET, POST" } else { "POST" };
-    let method_ok = request.method() == Method::POST || (route.get && request.method() == Method::GET);
-    if !method_ok {
-        let status = Status::unimplemented(format!("{} is not allowed here; use {allowed}", request.method()));
-        let mut response = error_response(StatusCode::METHOD_NOT_ALLOWED, &status);
-        response.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));
-        return response;
-    }
-    let Some(codec) = codec_of(&request, route) else {
-        return unsupported_media_type(&request, route);
-    };
-    let call = Call { route, codec, limit };
-    if route.streaming() { stream::call(inner, request, call).await } else { unary::call(inner, request, call).await }
-}
-
-/// The codec a request asks for, if the route can serve it.
-fn codec_of(request: &Request<Body>, route: &Route) -> Option<Codec> {
-    let codec = if request.method() == Method::GET {
-        match unary::query_param(request.uri(), "encoding")?.as_ref() {
-            "proto" => Codec::Proto,
-            "json" => Codec::Json,
-            _ => return None,
-        }
-    } else {
-        let content_type = request.headers().get(CONTENT_TYPE)?.to_str().ok()?;
-        // Parameters (`; charset=utf-8`) do not change the codec.
-        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-        match (route.streaming(), essence.as_str()) {
-            (false, "application/proto") | (true, "application/connect+proto") => Codec::Proto,
-            (false, "application/json") | (true, "application/connect+json") => Codec::Json,
-            _ => return None,
-        }
-    };
-    (codec == Codec::Proto || route.json.is_some()).then_some(codec)
-}
-
-/// 415, with the content types the route takes in `Accept-Post`.
-fn unsupported_media_type(request: &Request<Body>, route: &Route) -> Response<Body> {
-    let accepted = match (route.streaming(), route.json.is_some()) {
-        (false, true) => "application/json, application/proto",
-        (false, false) => "application/proto",
-        (true, true) => "application/connect+json, application/connect+proto",
-        (true, false) => "application/connect+proto",
-    };
-    let given = request.headers().get(CONTENT_TYPE).map_or_else(|| "none".to_owned(), |v| format!("{v:?}"));
-    let status = Status::unimplemented(format!("unsupported content type {given}; this method takes {accepted}"));
-    let mut response = error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, &status);
-    response.headers_mut().insert(HeaderName::from_static("accept-post"), HeaderValue::from_static(accepted));
-    response
-}
-
-/// A Connect error response with `http` as its status.
-fn error_response(http: StatusCode, status: &Status) -> Response<Body> {
-    let mut response = Response::new(Body::new(Full::new(Bytes::from(error::json(status)))));
-    *response.status_mut() = http;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }
 
 /// Makes `parts` the gRPC request's (see [`grpc_parts`]) and returns how its
 /// messages are read: compressed as `encoding` says (named in `header`; an
 /// encoding the server lacks refuses the call), in the route's JSON view
 /// for JSON calls, at most `limit` bytes each.
-fn to_grpc(parts: &mut http::request::Parts, call: Call, encoding: Option<&str>, header: &str) -> Decoder {
+pub(super) fn to_grpc(parts: &mut http::request::Parts, call: Call, encoding: Option<&str>, header: &str) -> Decoder {
     let Call { route, codec, limit } = call;
     let encoding = request_encoding(encoding, header);
     let from_json = match codec {
@@ -332,13 +202,13 @@ fn grpc_timeout(value: &HeaderValue) -> Result<HeaderValue, Status> {
 /// The custom metadata of a gRPC response, as Connect writes it: headers
 /// as they are, trailers with a `trailer-` prefix (unary) or in the
 /// end-of-stream message (streaming). gRPC's own headers stay behind.
-fn is_custom(name: &HeaderName) -> bool {
+pub(super) fn is_custom(name: &HeaderName) -> bool {
     let name = name.as_str();
     !(name.starts_with("grpc-") || name == "content-type" || name == "te" || name == "content-length")
 }
 
 /// Copies the custom metadata of `from` into `to`, with `prefix`.
-fn copy_metadata(from: &HeaderMap, to: &mut HeaderMap, prefix: &str) {
+pub(super) fn copy_metadata(from: &HeaderMap, to: &mut HeaderMap, prefix: &str) {
     for (name, value) in from {
         if is_custom(name)
             && let Ok(name) = HeaderName::try_from(format!("{prefix}{name}"))

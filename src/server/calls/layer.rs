@@ -4,11 +4,12 @@
 //! cut on streamed responses too, gives client mistakes their status codes,
 //! and writes one log line per call.
 //!
-//! It is the server's one deadline mechanism (the connections are served by
-//! `conn.rs`, not by tonic's transport, whose timeout would cover only the
-//! handler's future, not a streamed response), and it gives client mistakes
-//! that tonic's decoder reports as INTERNAL (a truncated body, a string that
-//! is not UTF-8) their own codes.
+//! It is the server's one deadline mechanism (the connections are served
+//! by `transport/conn.rs`, not by tonic's transport server, whose timeout
+//! would cover only the handler's future, not a streamed response; tower's
+//! `Timeout` has the same limit), and it gives client mistakes that tonic's
+//! decoder reports as INTERNAL (a truncated body, a string that is not
+//! UTF-8) their own codes.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,17 +27,15 @@ use tonic::body::Body;
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
-use super::compression::{self, Encoding};
-use super::conn::{Busy, Peer};
-use super::envelope::{self, Follower};
-use super::frames::RequestFrames;
 use super::metrics::Metrics;
 use super::policy::{Admitted, CallPolicy};
-use super::protocol::{CallMark, Protocol};
 use super::routes::Routes;
-use super::{CallFuture, answered};
 use crate::rpc::code_name;
 use crate::rpc::header::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS};
+use crate::server::protocols::compression::{self, Encoding};
+use crate::server::protocols::envelope::{self, Follower};
+use crate::server::protocols::{CallFuture, CallMark, Protocol, RequestFrames, answered};
+use crate::server::transport::{Busy, Peer};
 use crate::telemetry::Call;
 
 /// The per-call layer, outermost around the routes.
@@ -51,7 +50,7 @@ impl CallLayer {
     /// A layer applying `policy` to the calls of the connection to `peer`,
     /// recording them in `metrics` when given.
     #[must_use]
-    pub(super) fn new(policy: Arc<CallPolicy>, metrics: Option<Arc<Metrics>>, peer: Peer) -> Self {
+    pub(in crate::server) fn new(policy: Arc<CallPolicy>, metrics: Option<Arc<Metrics>>, peer: Peer) -> Self {
         Self { policy, metrics, peer }
     }
 }
@@ -123,8 +122,8 @@ impl Service<Request<Body>> for Calls {
         // The answer's compression, when the client takes one the server has.
         let compress =
             request.headers().get(GRPC_ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).and_then(Encoding::choose);
-        let metrics = self.metrics.clone();
-        let request = request.map(|body| Body::new(RequestFrames::new(body, limit, compressed_ok, metrics)));
+        let flows = self.metrics.as_ref().map(|metrics| Arc::clone(&metrics.flows));
+        let request = request.map(|body| Body::new(RequestFrames::new(body, limit, compressed_ok, flows)));
         let call = self.inner.call(request);
         let policy = Arc::clone(&self.policy);
         Box::pin(async move {

@@ -1,7 +1,7 @@
 //! The Search call (and the article's `/Search/search`) served without
 //! tonic's codec: the hot path of every benchmark is one small message in
-//! and one out, where tonic's streaming decoder and encoder cost more than
-//! the call. The request's one message is read whole (the framing checks
+//! and one out, where tonic's streaming decoder and encoder (the generated
+//! server's `tonic::server::Grpc::unary`, checked) cost more than the call. The request's one message is read whole (the framing checks
 //! and the size limit are the per-call layer's, below it in the body),
 //! inflated if compressed, decoded; the generated trait's handler answers;
 //! the answer is written in one envelope, then its trailers.
@@ -24,13 +24,13 @@ use prost::Message;
 use tonic::Status;
 use tonic::body::Body;
 
-use super::compression::Encoding;
-use super::envelope::{COMPRESSED, Splitter, TooLarge, encode_message};
-use super::frames::too_large;
 use super::handlers::Search;
 use crate::pb::v1::SearchRequest;
 use crate::pb::v1::search_service_server::SearchService;
 use crate::rpc::header::{GRPC_ENCODING, GRPC_MESSAGE, GRPC_STATUS};
+use crate::server::protocols::compression::Encoding;
+use crate::server::protocols::envelope::{COMPRESSED, Envelope, Splitter, TooLarge, encode_message};
+use crate::server::protocols::too_large;
 
 /// Answers one Search call; a failure is a trailers-only answer.
 pub(super) async fn search(request: Request<Body>, limit: usize) -> Result<Response<Body>, Infallible> {
@@ -69,7 +69,7 @@ async fn answer(request: Request<Body>, limit: usize) -> Result<Response<Body>, 
 }
 
 /// The request body's one message: an error when it has none, or more.
-async fn one_message(mut body: Body, limit: usize) -> Result<super::envelope::Envelope, Status> {
+async fn one_message(mut body: Body, limit: usize) -> Result<Envelope, Status> {
     let mut splitter = Splitter::new(limit);
     let mut message = None;
     while let Some(frame) = body.frame().await {
@@ -121,9 +121,9 @@ impl HttpBody for Answer {
 mod tests {
     use http_body_util::Full;
 
-    use super::super::envelope::PREFIX_LEN;
     use super::*;
     use crate::pb::v1::SearchResponse;
+    use crate::server::protocols::envelope::{PREFIX_LEN, encode};
 
     fn request(body: Vec<u8>, encoding: Option<&str>) -> Request<Body> {
         let mut request = Request::builder().uri("/search.v1.SearchService/Search");
@@ -134,7 +134,7 @@ mod tests {
     }
 
     fn framed(flags: u8, message: &[u8]) -> Vec<u8> {
-        super::super::envelope::encode(flags, message).to_vec()
+        encode(flags, message).to_vec()
     }
 
     /// The answer's status, and its message when it is OK.

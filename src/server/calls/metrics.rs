@@ -11,7 +11,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,10 +28,11 @@ use prometheus_client::registry::{Registry, Unit};
 use tokio::net::TcpListener;
 use tonic::Code;
 
-use super::accept::Limits;
 use super::policy::CallPolicy;
-use super::routes::served;
 use crate::rpc::code_name;
+use crate::server::protocols::Flows;
+use crate::server::served::served;
+use crate::server::transport::Limits;
 
 /// The bucket bounds of the call duration, in seconds: the ones the gRPC
 /// OpenTelemetry metrics recommend for latency.
@@ -59,42 +59,19 @@ struct Finished {
 
 /// The server's metrics.
 #[derive(Debug)]
-pub(super) struct Metrics {
+pub(in crate::server) struct Metrics {
     registry: Registry,
     started: Family<Started, Counter>,
     duration: Family<Finished, Histogram>,
+    /// The messages each way, counted by the framing (requests) and the
+    /// per-call layer (answers).
     pub(super) flows: Arc<Flows>,
-}
-
-/// gRPC message frames and their bytes (5-byte prefixes included, as on
-/// the wire: compressed when compressed), each way.
-#[derive(Debug, Default)]
-pub(super) struct Flows {
-    pub(super) received: Flow,
-    pub(super) sent: Flow,
-}
-
-/// Messages and bytes one way.
-#[derive(Debug, Default)]
-pub(super) struct Flow {
-    messages: AtomicU64,
-    bytes: AtomicU64,
-}
-
-impl Flow {
-    /// Counts `messages` whole messages and `bytes` bytes.
-    pub(super) fn add(&self, messages: u64, bytes: u64) {
-        if messages > 0 {
-            self.messages.fetch_add(messages, Ordering::Relaxed);
-        }
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-    }
 }
 
 impl Metrics {
     /// The metrics of a server whose calls `policy` admits and whose
     /// connections `limits` counts.
-    pub(super) fn new(policy: &Arc<CallPolicy>, limits: &Arc<Limits>) -> Arc<Self> {
+    pub(in crate::server) fn new(policy: &Arc<CallPolicy>, limits: &Arc<Limits>) -> Arc<Self> {
         let mut registry = Registry::default();
         let started = Family::<Started, Counter>::default();
         registry.register(
@@ -187,8 +164,7 @@ impl Collector for Scraped {
             self.limits.refused(),
         )?;
         for (direction, flow) in [("received", &self.flows.received), ("sent", &self.flows.sent)] {
-            let messages = flow.messages.load(Ordering::Relaxed);
-            let bytes = flow.bytes.load(Ordering::Relaxed);
+            let (messages, bytes) = flow.load();
             counter(
                 &mut encoder,
                 &format!("search_server_messages_{direction}"),
@@ -207,7 +183,7 @@ impl Collector for Scraped {
 }
 
 /// Serves `/metrics` on `listener` until the process ends.
-pub(super) async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+pub(in crate::server) async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;

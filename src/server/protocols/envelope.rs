@@ -1,27 +1,29 @@
 //! The 5-byte envelope that gRPC, gRPC-Web and the Connect protocol all put
 //! around each message of a stream: a flags byte and a big-endian length.
 //! The bytes are the same in all three, so one splitter serves every
-//! protocol that has to look inside a body.
+//! protocol that has to look inside a body. tonic's codec and tonic-web
+//! (checked) each split envelopes too, privately: neither offers its
+//! splitter or its prefix writer to use on a body of one's own.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// The length of the prefix: one flags byte, four length bytes.
-pub(super) const PREFIX_LEN: usize = 5;
+pub(in crate::server) const PREFIX_LEN: usize = 5;
 /// The flag of a compressed message.
-pub(super) const COMPRESSED: u8 = 0x01;
+pub(in crate::server) const COMPRESSED: u8 = 0x01;
 /// Connect's flag of the end-of-stream message (JSON with the error and
 /// trailers), the last envelope of a streaming response.
 pub(super) const END_STREAM: u8 = 0x02;
 
 /// `message` in an envelope with `flags`.
-pub(super) fn encode(flags: u8, message: &[u8]) -> Bytes {
+pub(in crate::server) fn encode(flags: u8, message: &[u8]) -> Bytes {
     let mut out = prefixed(flags, message.len());
     out.put_slice(message);
     out.freeze()
 }
 
 /// A protobuf `message` encoded straight into an uncompressed envelope.
-pub(super) fn encode_message(message: &impl prost::Message) -> Bytes {
+pub(in crate::server) fn encode_message(message: &impl prost::Message) -> Bytes {
     let mut out = prefixed(0, message.encoded_len());
     message.encode_raw(&mut out);
     out.freeze()
@@ -40,7 +42,7 @@ fn prefixed(flags: u8, len: usize) -> BytesMut {
 /// them: each prefix is handed over as soon as it is whole, and where a
 /// body ends is known to be a boundary or not.
 #[derive(Debug, Default)]
-pub(super) struct Follower {
+pub(in crate::server) struct Follower {
     prefix: [u8; PREFIX_LEN],
     /// Bytes of the current prefix seen.
     have: usize,
@@ -63,7 +65,7 @@ impl Follower {
     /// Follows `data`, calling `prefix` with the flags and length of each
     /// envelope whose prefix completes; stops at its first error. The count
     /// of prefixes completed.
-    pub(super) fn follow<E>(
+    pub(in crate::server) fn follow<E>(
         &mut self,
         mut data: &[u8],
         mut prefix: impl FnMut(u8, usize) -> Result<(), E>,
@@ -105,7 +107,7 @@ impl Follower {
 
 /// One whole envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Envelope {
+pub(in crate::server) struct Envelope {
     /// The flags byte.
     pub flags: u8,
     /// The message, as sent (compressed when `flags` says so).
@@ -114,25 +116,25 @@ pub(super) struct Envelope {
 
 /// An envelope longer than the splitter's limit: its announced length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct TooLarge(pub usize);
+pub(in crate::server) struct TooLarge(pub usize);
 
 /// Splits a body into whole envelopes however it arrives in chunks, and
 /// refuses one whose prefix announces more than `limit` bytes before any
 /// of it is buffered.
 #[derive(Debug)]
-pub(super) struct Splitter {
+pub(in crate::server) struct Splitter {
     buffer: BytesMut,
     limit: usize,
 }
 
 impl Splitter {
     /// A splitter for messages of at most `limit` bytes.
-    pub(super) fn new(limit: usize) -> Self {
+    pub(in crate::server) fn new(limit: usize) -> Self {
         Self { buffer: BytesMut::new(), limit }
     }
 
     /// Adds the next chunk of the body.
-    pub(super) fn push(&mut self, mut chunk: impl Buf) {
+    pub(in crate::server) fn push(&mut self, mut chunk: impl Buf) {
         while chunk.has_remaining() {
             let part = chunk.chunk();
             self.buffer.extend_from_slice(part);
@@ -145,7 +147,7 @@ impl Splitter {
     ///
     /// # Errors
     /// [`TooLarge`] when the next prefix announces more than the limit.
-    pub(super) fn next(&mut self) -> Result<Option<Envelope>, TooLarge> {
+    pub(in crate::server) fn next(&mut self) -> Result<Option<Envelope>, TooLarge> {
         if self.buffer.len() < PREFIX_LEN {
             return Ok(None);
         }

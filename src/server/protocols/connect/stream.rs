@@ -16,13 +16,13 @@ use tonic::Status;
 use tonic::body::Body;
 use tower::ServiceExt;
 
+use super::call::{Call, Codec, Grpc, copy_metadata, is_custom, to_grpc};
 use super::codec::ToJson;
 use super::error::ConnectError;
 use super::message::Decoder;
-use super::{Call, Codec, Grpc, copy_metadata, is_custom, to_grpc};
-use crate::server::compression::{ACCEPTED, Encoding, MIN_COMPRESS_BYTES};
-use crate::server::envelope::{self, COMPRESSED, END_STREAM, Splitter, TooLarge};
-use crate::server::frames::too_large;
+use crate::server::protocols::compression::{ACCEPTED, Encoding, MIN_COMPRESS_BYTES};
+use crate::server::protocols::envelope::{self, COMPRESSED, END_STREAM, Splitter, TooLarge};
+use crate::server::protocols::frames::too_large;
 
 /// Runs one streaming Connect call through `inner`.
 pub(super) async fn call(inner: impl Grpc, request: Request<Body>, call: Call) -> Response<Body> {

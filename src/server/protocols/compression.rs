@@ -5,7 +5,10 @@
 //! answer when it is large enough for that to pay.
 //!
 //! gRPC requests are inflated by tonic's own decoder, which writes into a
-//! buffer bounded by the same limit; Connect's are inflated here.
+//! buffer bounded by the same limit; Connect's are inflated here. tonic's
+//! compress and decompress functions (checked) are private to its codec,
+//! and tower-http's compression works on whole HTTP bodies
+//! (`content-encoding`), not on each message; flate2 and zstd do the work.
 
 use std::io::{self, Read, Write};
 
@@ -17,18 +20,18 @@ use tonic::Status;
 use tonic::codec::CompressionEncoding;
 
 /// The encodings the server takes and sends, in its order of preference.
-pub(super) const ENCODINGS: [Encoding; 3] = [Encoding::Gzip, Encoding::Zstd, Encoding::Deflate];
+pub(in crate::server) const ENCODINGS: [Encoding; 3] = [Encoding::Gzip, Encoding::Zstd, Encoding::Deflate];
 
 /// What `grpc-accept-encoding` (and Connect's accept headers) advertise.
-pub(super) const ACCEPTED: &str = "gzip,zstd,deflate";
+pub(in crate::server) const ACCEPTED: &str = "gzip,zstd,deflate";
 
 /// An answer smaller than this is sent as it is: compressing a few bytes
 /// costs more than it saves (the gzip header alone is 18 bytes).
-pub(super) const MIN_COMPRESS_BYTES: usize = 1024;
+pub(in crate::server) const MIN_COMPRESS_BYTES: usize = 1024;
 
 /// A compression the server supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Encoding {
+pub(in crate::server) enum Encoding {
     /// RFC 1952 gzip.
     Gzip,
     /// zlib (RFC 1950), what gRPC and HTTP call `deflate`.
@@ -40,7 +43,7 @@ pub(super) enum Encoding {
 impl Encoding {
     /// The encoding named `name`, if the server has it (`identity` is no
     /// encoding, and not one of these).
-    pub(super) fn parse(name: &str) -> Option<Self> {
+    pub(in crate::server) fn parse(name: &str) -> Option<Self> {
         match name.trim() {
             "gzip" => Some(Self::Gzip),
             "deflate" => Some(Self::Deflate),
@@ -50,7 +53,7 @@ impl Encoding {
     }
 
     /// The name in headers.
-    pub(super) fn name(self) -> &'static str {
+    pub(in crate::server) fn name(self) -> &'static str {
         match self {
             Self::Gzip => "gzip",
             Self::Deflate => "deflate",
@@ -59,7 +62,7 @@ impl Encoding {
     }
 
     /// tonic's name for it, to let its decoder inflate gRPC requests.
-    pub(super) fn tonic(self) -> CompressionEncoding {
+    pub(in crate::server) fn tonic(self) -> CompressionEncoding {
         match self {
             Self::Gzip => CompressionEncoding::Gzip,
             Self::Deflate => CompressionEncoding::Deflate,
@@ -69,13 +72,13 @@ impl Encoding {
 
     /// The first encoding of a client's accept list (`gzip, deflate`, in
     /// the client's order) that the server has.
-    pub(super) fn choose(accepted: &str) -> Option<Self> {
+    pub(in crate::server) fn choose(accepted: &str) -> Option<Self> {
         // `q` weights are not part of gRPC's list; take the names only.
         accepted.split(',').filter_map(|item| Self::parse(item.split(';').next().unwrap_or_default())).next()
     }
 
     /// `data` compressed.
-    pub(super) fn compress(self, data: &[u8]) -> Bytes {
+    pub(in crate::server) fn compress(self, data: &[u8]) -> Bytes {
         // Writing into a Vec cannot fail.
         let compressed = match self {
             Self::Gzip => {
@@ -96,7 +99,7 @@ impl Encoding {
     /// # Errors
     /// RESOURCE_EXHAUSTED when the message inflates past `limit` (naming
     /// `--max-recv-bytes`), INVALID_ARGUMENT when it is not valid data.
-    pub(super) fn inflate(self, data: &[u8], limit: usize) -> Result<Bytes, Status> {
+    pub(in crate::server) fn inflate(self, data: &[u8], limit: usize) -> Result<Bytes, Status> {
         let corrupt = |err: io::Error| {
             Status::invalid_argument(format!("the request message is not valid {} data: {err}", self.name()))
         };
@@ -117,14 +120,14 @@ impl Encoding {
 }
 
 /// RESOURCE_EXHAUSTED for a message that inflates past `limit`.
-pub(super) fn inflated_too_large(limit: usize) -> Status {
+pub(in crate::server) fn inflated_too_large(limit: usize) -> Status {
     Status::resource_exhausted(format!(
         "the request message inflates to more than the server's limit of {limit} bytes (--max-recv-bytes)"
     ))
 }
 
 /// UNIMPLEMENTED for a request compressed with `name`.
-pub(super) fn unsupported(name: &str, header: &str) -> Status {
+pub(in crate::server) fn unsupported(name: &str, header: &str) -> Status {
     Status::unimplemented(format!(
         "the request is compressed with {name:?} ({header}), which this server does not support; \
          it accepts gzip, zstd and deflate"

@@ -20,10 +20,10 @@ use tonic::server::Grpc;
 use tonic_prost::{ProstDecoder, ProstEncoder};
 use tower::service_fn;
 
-use super::compression::ENCODINGS;
 use super::handlers::Search;
-use super::{CallFuture, answered};
 use crate::pb::v1::search_service_server::SearchService;
+use crate::server::protocols::compression::ENCODINGS;
+use crate::server::protocols::{CallFuture, answered};
 
 /// Where each call's buffers start: a batch of a few dozen queries.
 const BUFFER_SIZE: usize = 1024;

@@ -8,11 +8,18 @@
 //! - after `--max-connection-idle` with no call in flight it gets a GOAWAY
 //!   and closes (grpc-go's `MaxConnectionIdle`);
 //! - on a drain, every connection gets a GOAWAY; the drain's own cut ends
-//!   what is left (see `mod.rs`).
+//!   what is left (see `server/mod.rs`).
 //!
 //! A GOAWAY names the last stream the server took, so a call that crossed
 //! it on the wire is refused unprocessed and the client retries it
-//! elsewhere. On HTTP/1.1 the connection closes after the request at hand.
+//! elsewhere. On HTTP/1.1 the connection closes after the request at hand,
+//! and a request body the server stopped reading is read on for a while
+//! (`linger.rs`), so that the client sees the answer, not a broken pipe.
+//!
+//! tonic's transport server (checked) bounds a connection's age and grace,
+//! without the jitter, and not its idle time; it also brings its own accept
+//! loop and TLS, where this server has `accept.rs`. hyper sends the GOAWAY
+//! (`graceful_shutdown`); when to send it is decided here.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -21,7 +28,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -34,12 +41,13 @@ use tower::util::Oneshot;
 use tower::{Service, ServiceExt};
 
 use super::accept::Connection;
-use super::config::ServerConfig;
+use super::linger::Lingering;
+use crate::server::config::ServerConfig;
 
 /// What every connection is served with: the HTTP settings, the service
 /// stack (built for each connection, knowing its peer) and the bounds on
 /// its life.
-pub(super) struct Serving<M> {
+pub(in crate::server) struct Serving<M> {
     http: Builder<TokioExecutor>,
     make: M,
     max_age: Duration,
@@ -62,7 +70,7 @@ where
 {
     /// Serving the stack `make` builds for each connection, with the
     /// settings of `config`, until `drain`.
-    pub(super) fn new(config: &ServerConfig, make: M, drain: CancellationToken) -> Arc<Self> {
+    pub(in crate::server) fn new(config: &ServerConfig, make: M, drain: CancellationToken) -> Arc<Self> {
         let mut http = Builder::new(TokioExecutor::new());
         // hyper enforces the HTTP/1.1 header read timeout only with a timer.
         http.http1().timer(TokioTimer::new());
@@ -85,13 +93,13 @@ where
     }
 
     /// Serves `connection` in a task of its own.
-    pub(super) fn spawn(self: &Arc<Self>, connection: Connection) {
+    pub(in crate::server) fn spawn(self: &Arc<Self>, connection: Connection) {
         let this = Arc::clone(self);
         self.tasks.spawn(async move { this.serve(connection).await });
     }
 
     /// Waits for every connection to close (after a drain).
-    pub(super) async fn closed(&self) {
+    pub(in crate::server) async fn closed(&self) {
         self.tasks.close();
         self.tasks.wait().await;
     }
@@ -143,13 +151,13 @@ where
 /// What a connection's service stack knows of it: the peer's address (for
 /// the log) and the connection's activity (each call holds it busy).
 #[derive(Debug, Clone)]
-pub(super) struct Peer {
+pub(in crate::server) struct Peer {
     activity: Arc<Activity>,
 }
 
 impl Peer {
     /// Marks the connection busy until the returned guard is dropped.
-    pub(super) fn busy(&self) -> Busy {
+    pub(in crate::server) fn busy(&self) -> Busy {
         self.activity.calls.fetch_add(1, Ordering::AcqRel);
         Busy(Arc::clone(&self.activity))
     }
@@ -196,11 +204,11 @@ impl Activity {
 
 /// A call on a connection: while one is held, the connection is not idle.
 #[derive(Debug)]
-pub(super) struct Busy(Arc<Activity>);
+pub(in crate::server) struct Busy(Arc<Activity>);
 
 impl Busy {
     /// The peer's address, when the connection has one (not a Unix socket's).
-    pub(super) fn peer(&self) -> Option<&str> {
+    pub(in crate::server) fn peer(&self) -> Option<&str> {
         self.0.peer.as_deref()
     }
 }
@@ -232,7 +240,12 @@ where
     type Future = Either<S::Future, Pin<Box<Oneshot<S, Request<Body>>>>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let request = request.map(Body::new);
+        let request = if request.version() < Version::HTTP_2 {
+            // A body the server stops reading lingers (see linger.rs).
+            request.map(|body| Body::new(Lingering::new(Body::new(body))))
+        } else {
+            request.map(Body::new)
+        };
         // Poisoned only by a panic in a call: the stack itself is intact.
         let mut service = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         // Ready at once (every service in the stack always is): called at

@@ -1,0 +1,37 @@
+//! The call layer: what happens to each call once it is a gRPC call,
+//! whatever protocol it came in on. The per-call layer admits it (load
+//! shedding), sets and enforces its deadline and the drain's cut, gives
+//! client mistakes their codes, compresses answers, counts and logs it;
+//! below it one dispatch by path sends it to the direct unary Search, the
+//! streaming calls, or health and reflection; the handlers answer from the
+//! domain ([`crate::matcher`]).
+//!
+//! It imports the protocols layer (the stack's future, the protocol's mark,
+//! the framing, compression) and the transport layer (the connection a call
+//! keeps busy, the connection counts for the metrics), never the reverse.
+//!
+//! Files:
+//! - `layer.rs`: the per-call layer around every route ([`CallLayer`]).
+//! - `policy.rs`: what it decides per call: the deadline from
+//!   `grpc-timeout`, admission under the limit of calls in flight, the
+//!   drain's cut ([`CallPolicy`]).
+//! - `metrics.rs`: Prometheus metrics at `--metrics-listen`.
+//! - `routes.rs`: each gRPC path to what serves it ([`Routes`]).
+//! - `unary.rs`: the Search call served directly, without tonic's codec.
+//! - `streaming.rs`: the Search service's streaming calls, through tonic's
+//!   codec with buffers sized for the contract's messages.
+//! - `handlers.rs`: the four RPC handlers over the matcher ([`Search`]).
+
+mod handlers;
+mod layer;
+mod metrics;
+mod policy;
+mod routes;
+mod streaming;
+mod unary;
+
+pub use self::handlers::Search;
+pub(in crate::server) use self::layer::CallLayer;
+pub(in crate::server) use self::metrics::{Metrics, serve as serve_metrics};
+pub(in crate::server) use self::policy::CallPolicy;
+pub(in crate::server) use self::routes::Routes;

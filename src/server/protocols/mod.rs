@@ -1,0 +1,32 @@
+//! The protocols layer: how a call is carried on the wire, and the one port
+//! that takes three protocols. Each request is told apart by its content
+//! type: gRPC goes on as it is, gRPC-Web through tonic-web, the Connect
+//! protocol through its translation (`connect/`), so that everything below
+//! sees gRPC. The 5-byte envelope all three share, the framing checks of a
+//! request body, the size limit's wording and message compression are here
+//! too, for the per-call layer and the direct unary path to use.
+//!
+//! It imports nothing of the call layer nor of the transport layer; of the
+//! rest of the server only `served.rs` (the methods Connect can route).
+//!
+//! Files:
+//! - `dispatch.rs`: the dispatch by content type, CORS for the browser
+//!   protocols ([`ProtocolLayer`]).
+//! - `stack.rs`: what every layer of the stack shares about a call: its
+//!   future ([`CallFuture`]), and the protocol's mark on it ([`CallMark`]).
+//! - `connect/`: the Connect protocol, translated to and from gRPC.
+//! - `envelope.rs`: the 5-byte message envelope all three share.
+//! - `frames.rs`: a request's gRPC framing checked as it arrives (size
+//!   limit, truncation), the messages counted ([`RequestFrames`]).
+//! - `compression.rs`: gzip, deflate, zstd: bounded inflating, compressing.
+
+pub(in crate::server) mod compression;
+mod connect;
+mod dispatch;
+pub(in crate::server) mod envelope;
+mod frames;
+mod stack;
+
+pub(in crate::server) use self::dispatch::ProtocolLayer;
+pub(in crate::server) use self::frames::{Flows, RequestFrames, too_large};
+pub(in crate::server) use self::stack::{CallFuture, CallMark, Protocol, answered};
