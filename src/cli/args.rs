@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
 
-use super::bench::LoadCall;
 use super::input::{Data, Source};
+use super::load::LoadCall;
 use super::output::Format;
 use crate::client::{self, Backoff, ClientOptions, Compression, LoadBalancing, Target};
 use crate::tls::ClientTls;

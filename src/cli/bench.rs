@@ -4,6 +4,10 @@
 //! measured from each call's intended send time so that a stalled server
 //! cannot hide behind coordinated omission), an HDR latency histogram, and
 //! counts per status code. Every run is bounded in calls and in time.
+//!
+//! goose (checked), the Rust load-testing library, sends HTTP requests
+//! through reqwest; a run here must call through this crate's [`Client`],
+//! whose balancing and retries are part of what it measures.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -12,70 +16,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 
+pub use super::load::{LoadCall, LoadConfig, Model};
 pub use super::report::{Bucket, Latency, Report};
 use super::report::{Recorder, report};
-use crate::client::{self, Client, ClientOptions, Target};
+use crate::client::{self, Client, ClientOptions};
 use crate::pb::v1::{ClassifyRequest, SearchRequest};
-
-/// Which RPC a run drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum LoadCall {
-    /// Unary `Search`, one query per call.
-    Search,
-    /// Bidirectional `Classify`: each worker keeps one stream open and each
-    /// "call" is one batch sent and its answer received.
-    Classify,
-}
-
-/// How calls are paced.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Model {
-    /// Each worker sends its next call when the last one is answered.
-    Closed,
-    /// Calls are sent at `rate` per second whatever the answers, at most
-    /// `concurrency` in flight; latency counts from the intended send time.
-    Open {
-        /// Calls per second.
-        rate: f64,
-    },
-}
-
-/// What a run does.
-#[derive(Debug, Clone)]
-pub struct LoadConfig {
-    /// The server.
-    pub target: Target,
-    /// Per-call deadline and TLS; retries are turned off, so that every
-    /// failure is counted, not hidden.
-    pub options: ClientOptions,
-    /// The RPC.
-    pub call: LoadCall,
-    /// Connections (channels) to spread the workers over.
-    pub connections: usize,
-    /// Workers (closed model) or the most calls in flight (open model).
-    pub concurrency: usize,
-    /// The most calls to make.
-    pub total: u64,
-    /// The longest the run may take.
-    pub duration: Duration,
-    /// Pacing.
-    pub model: Model,
-    /// Queries, used in turn.
-    pub queries: Vec<String>,
-    /// Queries per Classify message.
-    pub batch: usize,
-    /// Call Search on the article's `/Search/search` path (to load-test the
-    /// article's own server), not on the v1 path.
-    pub legacy: bool,
-    /// Show a progress bar (only ever on a terminal).
-    pub progress: bool,
-}
 
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]

@@ -8,8 +8,9 @@
 //! - `input.rs`: queries from lines, texts and `-d` JSON, batched for streams.
 //! - `output.rs`: one text or JSON line per answer.
 //! - `exit.rs`: what a run can fail with, and its exit code.
-//! - `bench.rs`: the load generator behind `client bench`; `report.rs` what
-//!   it measured.
+//! - `bench.rs`: the load generator behind `client bench`; `load.rs` what a
+//!   run is (the RPC, the pacing, the settings), `report.rs` what it
+//!   measured. bench imports both, report only load.
 //! - `soak.rs`: mixed traffic for a given time behind `client soak`, with
 //!   the server's memory and descriptors sampled.
 
@@ -19,14 +20,15 @@ mod args;
 pub mod bench;
 pub mod exit;
 pub mod input;
+mod load;
 pub mod output;
 mod report;
 pub mod soak;
 
 pub use self::args::{Args, BenchArgs, Call, Command, Input, Invocation, Query, SoakArgs};
-use self::bench::{LoadConfig, Model};
 pub use self::exit::Error;
 use self::input::{Batches, LineBatches, Source};
+use self::load::{LoadConfig, Model};
 use self::output::Output;
 use crate::client::{self, Client, Transition};
 use crate::pb::v1::{ClassifyRequest, CountRequest, ScanRequest, SearchRequest};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use super::bench::{LoadCall, LoadConfig, Model};
+use super::load::{LoadCall, LoadConfig, Model};
 use crate::client;
 use crate::rpc::code_name;
 

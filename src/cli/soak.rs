@@ -6,7 +6,9 @@
 //! counted as unexpected; a call that never ends is counted as lost. With
 //! `--server-pid` the server's resident memory and open file descriptors
 //! are sampled every second (Linux `/proc`), and the report gives their
-//! peak and their slope over the second half of the run.
+//! peak and their slope over the second half of the run. The procfs and
+//! sysinfo crates (checked) read the same files; for two numbers from two
+//! files the dependency was not taken.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
