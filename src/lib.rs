@@ -4,10 +4,13 @@
 //! one protobuf contract (`proto/search/v1/search.proto`) shared by the
 //! server, the client and the JSON view of the messages.
 //!
-//! Layout: three sides, none importing another, over a shared core.
-//! - [`server`]: binding, routing, gRPC, gRPC-Web and the Connect protocol
-//!   on one port, compression, the per-call layer, the handlers, the flags,
-//!   the drain.
+//! Layout: three sides, none importing another, over a shared core (the
+//! whole map, with the path of a request, is `ARCHITECTURE.md`).
+//! - [`server`]: gRPC, gRPC-Web and the Connect protocol on one port, in
+//!   three layers that import downwards only: the calls (the per-call
+//!   layer, routing, the handlers), the protocols (dispatch, framing,
+//!   compression), the transport (sockets, connections); the flags, the
+//!   drain.
 //! - [`client`]: the library that calls a server: targets, connectivity,
 //!   deadlines, retries, one method per RPC.
 //! - [`cli`]: the `client` command: flags, input, output, exit codes, and
