@@ -7,6 +7,7 @@
 #   docker build -t search .
 #   docker run --rm --read-only -p 8100:8100 -p 9100:9100 search
 #   docker run --rm --network host --entrypoint /usr/local/bin/client search Banana
+#   docker build --target debuginfo -o debug .   # debug/server.debug, client.debug
 #
 # Build arguments:
 #   RUNTIME_BASE  the image the binaries run on (glibc and libgcc_s, a user 65532)
@@ -17,6 +18,8 @@
 # Only the chosen stage is built (BuildKit, buildah), so with prebuilt the
 # rust image is never pulled. buildah 1.28 (Debian 12) finds the stage only
 # when BINARIES is given: buildah bud --build-arg BINARIES=build -t search .
+# More in docs/deploying.md; CI builds and runs it with deploy/image.sh and
+# deploy/test_image.py.
 
 ARG RUNTIME_BASE=gcr.io/distroless/cc-debian12:nonroot
 ARG BINARIES=build
