@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks the Search server against its peers in one run and prints the tables.
 
-    python3 bench/compare.py            # about ten minutes, the release build done
+    python3 bench/compare.py            # 10-15 minutes, the release build done
     python3 bench/compare.py --quick    # 2 s points, one round: a smoke run
     python3 bench/compare.py --plot docs/img     # the pictures where the docs show them
     python3 bench/compare.py --redraw --plot DIR # redraw from target/bench/results.json
@@ -35,6 +35,8 @@ it: the log costs h2load about 14% more CPU per call, and at 4 x 32 h2load
 nearly fills CPU 1). One SVG per point, latency-<conns>x<streams>.svg, in
 target/bench or --plot DIR: the h2load curves beside the few percentiles
 `client bench` reports (min, p50, p90, p99, p99.9, max) for its rows above.
+The pass takes about two minutes (5 s points); a whole run took 15.5 minutes
+on a 2-core machine shared with busy neighbours.
 
 Protocols: our server as started by default (per-call log on) answering the
 same Search as gRPC over HTTP/2 and as Connect JSON over HTTP/2 and HTTP/1.1
