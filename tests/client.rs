@@ -96,11 +96,13 @@ fn target(addr: SocketAddr) -> Target {
     addr.to_string().parse().expect("valid target")
 }
 
-/// Options with quick retries, so tests take milliseconds.
+/// Options with quick retries, so tests take milliseconds: the retry policy,
+/// not hedging (tests/gray.rs has those).
 fn quick(timeout: Duration) -> ClientOptions {
     ClientOptions {
         timeout,
         backoff: Backoff::new(Duration::from_millis(1), Duration::from_millis(5), 2.0).expect("valid"),
+        hedging: None,
         ..ClientOptions::default()
     }
 }

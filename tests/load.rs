@@ -36,6 +36,7 @@ fn config(target: Target) -> LoadConfig {
         batch: 10,
         legacy: false,
         progress: false,
+        verbose: false,
     }
 }
 
@@ -213,6 +214,7 @@ async fn a_short_soak_ends_every_call_with_a_code_its_traffic_allows() {
         burst: 24,
         // The server runs in this process.
         server_pid: Some(std::process::id()),
+        verbose: false,
     };
     let report = soak::run(soak).await.expect("runs");
     assert!(report.passed(), "{report}");

@@ -1,7 +1,10 @@
 //! The `client` flags ([`Args`], parsed by clap) and their checked form
 //! ([`Invocation`]): the two stages of a command line, as ripgrep has them.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
@@ -9,7 +12,10 @@ use clap::{CommandFactory, Parser, Subcommand};
 use super::input::{Data, Source};
 use super::load::LoadCall;
 use super::output::Format;
-use crate::client::{self, Backoff, ClientOptions, Compression, LoadBalancing, Target};
+use crate::client::{
+    self, Backoff, ClientOptions, Compression, Hedging, HedgingDelay, Keepalive, LoadBalancing, OutlierDetection,
+    Target,
+};
 use crate::tls::ClientTls;
 
 /// Calls the Search service: `client Banana` prints `status=1`.
@@ -88,7 +94,78 @@ pub struct Args {
     #[arg(long, env = "SEARCH_LB", value_enum, default_value = "pick_first", global = true)]
     pub lb: LoadBalancing,
 
-    /// Show the channel's connectivity changes and the retries on stderr.
+    /// Ping the server after this long without hearing from it; no answer
+    /// within --keepalive-timeout closes the connection and moves calls to
+    /// the other subchannels. `off`: no pings. [grpc: KEEPALIVE_TIME]
+    #[arg(long, value_name = "DURATION|off", global = true, default_value_t = Toggle(Some(Keepalive::default().time)))]
+    pub keepalive_time: Toggle,
+
+    /// How long a keepalive ping may go unanswered. [grpc: KEEPALIVE_TIMEOUT]
+    #[arg(long, value_name = "DURATION", global = true, default_value_t = Keepalive::default().timeout.into())]
+    pub keepalive_timeout: humantime::Duration,
+
+    /// Ping connections with no call on them too.
+    /// [grpc: KEEPALIVE_PERMIT_WITHOUT_CALLS]
+    #[arg(long, global = true)]
+    pub keepalive_without_calls: bool,
+
+    /// The service whose health each connection watches (grpc.health.v1
+    /// Watch); calls go only to connections where it is SERVING. "" asks
+    /// for the whole server. [grpc: healthCheckConfig.serviceName]
+    #[arg(long, value_name = "SERVICE", global = true, default_value = client::HEALTH_SERVICE)]
+    pub health_check_service: String,
+
+    /// Do not watch the servers' health. [grpc: GRPC_ARG_INHIBIT_HEALTH_CHECKING]
+    #[arg(long, global = true)]
+    pub no_health_check: bool,
+
+    /// Time between two outlier detection sweeps, each of which ejects the
+    /// subchannels failing far more than the rest. [grpc: outlier_detection
+    /// interval]
+    #[arg(long, value_name = "DURATION", global = true,
+          default_value_t = OutlierDetection::default().interval.into())]
+    pub outlier_interval: humantime::Duration,
+
+    /// An ejection lasts this, times the ejections in a row (at most 300s).
+    /// [grpc: outlier_detection base_ejection_time]
+    #[arg(long, value_name = "DURATION", global = true,
+          default_value_t = OutlierDetection::default().base_ejection_time.into())]
+    pub outlier_base_ejection_time: humantime::Duration,
+
+    /// The most subchannels ejected at once, in percent (one may always be,
+    /// never all). [grpc: outlier_detection max_ejection_percent]
+    #[arg(long, value_name = "PERCENT", global = true,
+          default_value_t = OutlierDetection::default().max_ejection_percent,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub outlier_max_ejection_percent: u32,
+
+    /// Eject a subchannel whose attempts failed more than this percent in a
+    /// sweep's interval (with at least 20 attempts). [grpc:
+    /// failure_percentage_ejection threshold]
+    #[arg(long, value_name = "PERCENT", global = true,
+          default_value_t = 85, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub outlier_failure_percentage: u32,
+
+    /// Do not eject subchannels. [grpc: no outlier_detection policy]
+    #[arg(long, global = true)]
+    pub no_outlier_detection: bool,
+
+    /// When a Search with no answer yet is sent again to another server:
+    /// `auto` (the 99th percentile of recent answers, at least 1ms; 50ms
+    /// until a second of answers is known), a duration, or `off` (then
+    /// --retry-* apply). [grpc: hedgingPolicy.hedgingDelay]
+    #[arg(long, value_name = "auto|DURATION|off", global = true, default_value_t = HedgeDelay::Auto)]
+    pub hedging_delay: HedgeDelay,
+
+    /// Attempts of a hedged call at most, the first included.
+    /// [grpc: hedgingPolicy.maxAttempts]
+    #[arg(long, value_name = "N", global = true, default_value_t = Hedging::default().max_attempts,
+          value_parser = clap::value_parser!(u32).range(1..=5))]
+    pub hedging_max_attempts: u32,
+
+    /// Show the channel's connectivity changes, each subchannel's (with the
+    /// reason: a dial, keepalive, health, an ejection), hedges and retries
+    /// on stderr.
     #[arg(long, short = 'v', global = true)]
     pub verbose: bool,
 
@@ -334,6 +411,41 @@ impl Args {
                 .map_err(|err| usage(ErrorKind::ValueValidation, format!("bad retry backoff: {err}")))?;
         let tls = ClientTls::load(self.ca.as_deref(), self.cert.as_deref(), self.key.as_deref())
             .map_err(|err| usage(ErrorKind::Io, err.to_string()))?;
+        if self.keepalive_timeout.is_zero() {
+            return Err(usage(ErrorKind::ValueValidation, "--keepalive-timeout must be more than 0".into()));
+        }
+        let keepalive = match self.keepalive_time.0 {
+            Some(time) if time.is_zero() => {
+                return Err(usage(ErrorKind::ValueValidation, "--keepalive-time must be more than 0 (or off)".into()));
+            }
+            time => time.map(|time| Keepalive {
+                time,
+                timeout: self.keepalive_timeout.into(),
+                without_calls: self.keepalive_without_calls,
+            }),
+        };
+        let outlier_detection = if self.no_outlier_detection {
+            None
+        } else {
+            let defaults = OutlierDetection::default();
+            let config = OutlierDetection {
+                interval: self.outlier_interval.into(),
+                base_ejection_time: self.outlier_base_ejection_time.into(),
+                max_ejection_percent: self.outlier_max_ejection_percent,
+                failure_percentage: defaults
+                    .failure_percentage
+                    .map(|rule| client::FailurePercentageEjection { threshold: self.outlier_failure_percentage, ..rule }),
+                ..defaults
+            };
+            config.check().map_err(|err| usage(ErrorKind::ValueValidation, format!("bad outlier detection: {err}")))?;
+            Some(config)
+        };
+        let hedging = match self.hedging_delay {
+            HedgeDelay::Off => None,
+            HedgeDelay::Auto => Some(HedgingDelay::Auto),
+            HedgeDelay::Fixed(delay) => Some(HedgingDelay::Fixed(delay)),
+        }
+        .map(|delay| Hedging { max_attempts: self.hedging_max_attempts, delay });
         let options = ClientOptions {
             timeout: self.timeout.into(),
             connect_timeout: self.connect_timeout.into(),
@@ -343,6 +455,10 @@ impl Args {
             tls,
             compression: self.compress,
             lb: self.lb,
+            keepalive,
+            health_check: (!self.no_health_check).then_some(self.health_check_service),
+            outlier_detection,
+            hedging,
             ..ClientOptions::default()
         };
         Ok(Invocation { target: self.target, options, verbose: self.verbose, format, call })
@@ -360,5 +476,62 @@ fn query(text: Option<String>, data: Option<Data>) -> Result<Query, clap::Error>
             ErrorKind::MissingRequiredArgument,
             "a QUERY to search is required (or --data, or a command: classify, count, scan)",
         )),
+    }
+}
+
+/// A duration, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Toggle(pub Option<Duration>);
+
+impl FromStr for Toggle {
+    type Err = humantime::DurationError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "off" => Ok(Self(None)),
+            text => humantime::parse_duration(text).map(|duration| Self(Some(duration))),
+        }
+    }
+}
+
+impl fmt::Display for Toggle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(duration) => write!(f, "{}", humantime::format_duration(duration)),
+            None => f.write_str("off"),
+        }
+    }
+}
+
+/// `--hedging-delay`: `auto`, a duration, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HedgeDelay {
+    /// From recent latency.
+    Auto,
+    /// This long.
+    Fixed(Duration),
+    /// No hedging.
+    Off,
+}
+
+impl FromStr for HedgeDelay {
+    type Err = humantime::DurationError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "off" => Ok(Self::Off),
+            text => humantime::parse_duration(text).map(Self::Fixed),
+        }
+    }
+}
+
+impl fmt::Display for HedgeDelay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Off => f.write_str("off"),
+            Self::Fixed(delay) => write!(f, "{}", humantime::format_duration(*delay)),
+        }
     }
 }

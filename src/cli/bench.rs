@@ -20,6 +20,7 @@ use tokio::sync::{Mutex, Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::events::{self, Shown};
 pub use super::load::{LoadCall, LoadConfig, Model};
 pub use super::report::{Bucket, Latency, Report};
 use super::report::{Recorder, report};
@@ -59,8 +60,13 @@ pub async fn run(config: LoadConfig) -> Result<Report, Error> {
     }
     let mut clients = Vec::with_capacity(config.connections);
     for _ in 0..config.connections {
+        let client = Client::new(&config.target, options.clone())?;
+        if config.verbose {
+            events::show(&client, Shown::Channel, None);
+        }
         // Connected before the clock starts: dialing is not part of the figures.
-        clients.push(Client::connect_with(&config.target, options.clone()).await?);
+        client.reach().await?;
+        clients.push(client);
     }
     // Every subchannel the policy uses is up (or failed) before the clock
     // starts, and what connecting sent (health checks) is not counted.

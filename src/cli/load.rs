@@ -39,7 +39,8 @@ pub struct LoadConfig {
     /// The server.
     pub target: Target,
     /// Per-call deadline and TLS; retries are turned off, so that every
-    /// failure is counted, not hidden.
+    /// failure is counted, not hidden (hedging, keepalive, health checking
+    /// and outlier detection stay as set: the report counts what they did).
     pub options: ClientOptions,
     /// The RPC.
     pub call: LoadCall,
@@ -62,4 +63,7 @@ pub struct LoadConfig {
     pub legacy: bool,
     /// Show a progress bar (only ever on a terminal).
     pub progress: bool,
+    /// Print the channels' events (subchannel changes, ejections) on
+    /// stderr as they happen.
+    pub verbose: bool,
 }

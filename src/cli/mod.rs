@@ -8,6 +8,7 @@
 //! - `input.rs`: queries from lines, texts and `-d` JSON, batched for streams.
 //! - `output.rs`: one text or JSON line per answer.
 //! - `exit.rs`: what a run can fail with, and its exit code.
+//! - `events.rs`: `-v`, the channel's events on stderr.
 //! - `bench.rs`: the load generator behind `client bench`; `load.rs` what a
 //!   run is (the RPC, the pacing, the settings), `report.rs` what it
 //!   measured. bench imports both, report only load.
@@ -18,6 +19,7 @@ use std::io::Write;
 
 mod args;
 pub mod bench;
+mod events;
 pub mod exit;
 pub mod input;
 mod load;
@@ -26,6 +28,7 @@ mod report;
 pub mod soak;
 
 pub use self::args::{Args, BenchArgs, Call, Command, Input, Invocation, Query, SoakArgs};
+use self::events::Shown;
 pub use self::exit::Error;
 use self::input::{Batches, LineBatches, Source};
 use self::load::{LoadConfig, Model};
@@ -105,6 +108,7 @@ pub async fn run(invocation: Invocation, out: impl Write) -> Result<(), Error> {
                 batch: bench.batch as usize,
                 legacy: bench.legacy,
                 progress: true,
+                verbose: invocation.verbose,
             };
             out.report(&bench::run(config).await?)?;
             out.flush()?;
@@ -118,6 +122,7 @@ pub async fn run(invocation: Invocation, out: impl Write) -> Result<(), Error> {
                 workers: soak.concurrency as usize,
                 burst: soak.burst as usize,
                 server_pid: soak.server_pid,
+                verbose: invocation.verbose,
             };
             let report = soak::run(config).await?;
             out.soak(&report)?;
@@ -135,9 +140,7 @@ pub async fn run(invocation: Invocation, out: impl Write) -> Result<(), Error> {
     if invocation.verbose {
         // Subscribed before the first call: no transition is missed.
         tokio::spawn(show_connectivity(client.connectivity().transitions()));
-        client.watch_subchannels(Box::new(|address, from, to| {
-            eprintln!("client: subchannel {address} {from} -> {to}");
-        }));
+        events::show(&client, Shown::All, None);
     }
     match ready {
         RpcReady::Search(request) => out.search(&client.search(request).await?)?,

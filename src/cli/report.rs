@@ -225,7 +225,7 @@ impl fmt::Display for Report {
                 writeln!(f, "  {address:<20} {count}")?;
             }
         }
-        writeln!(f, "Attempts per call: {:.2}", self.client.attempts_per_call())?;
+        writeln!(f, "Client: {}", self.client)?;
         Ok(())
     }
 }

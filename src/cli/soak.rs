@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
+use super::events::{self, Shown};
 use crate::client::{self, Client, ClientOptions, Target};
 use crate::matcher;
 use crate::pb::v1::{ClassifyRequest, CountRequest, ScanRequest, SearchRequest};
@@ -45,6 +46,9 @@ pub struct SoakConfig {
     pub burst: usize,
     /// The server's process, to sample its memory and descriptors.
     pub server_pid: Option<u32>,
+    /// Print the channels' events (subchannel changes, ejections, hedges)
+    /// on stderr as they happen.
+    pub verbose: bool,
 }
 
 /// The kinds of traffic, run in turn by every worker.
@@ -166,6 +170,9 @@ pub struct SoakReport {
     pub rss_kib: Option<Series>,
     /// The server's open file descriptors, sampled each second.
     pub fds: Option<Series>,
+    /// The workers' clients' counts: attempts, hedges, ejections, state
+    /// changes.
+    pub client: client::CallStats,
 }
 
 impl SoakReport {
@@ -272,19 +279,22 @@ pub async fn run(config: SoakConfig) -> Result<SoakReport, Error> {
         let (config, options, tally) = (config.clone(), options.clone(), Arc::clone(&tally));
         workers.push(tokio::spawn(async move { work(worker, &config, options, &tally, end).await }));
     }
+    let mut stats = client::CallStats::default();
     for worker in workers {
         // A worker that panicked lost its calls: the counts show it.
-        let _ = worker.await;
+        if let Ok(counts) = worker.await {
+            stats.add(&counts);
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
     let samples = match sampler {
         Some(sampler) => sampler.await.unwrap_or_default(),
         None => Vec::new(),
     };
-    Ok(report(&tally, seconds, &samples).await)
+    Ok(report(&tally, seconds, &samples, stats).await)
 }
 
-async fn report(tally: &Tally, seconds: f64, samples: &[Sample]) -> SoakReport {
+async fn report(tally: &Tally, seconds: f64, samples: &[Sample], client: client::CallStats) -> SoakReport {
     let counts = tally.outcomes.lock().await;
     let mut outcomes: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let (mut ended, mut unexpected, mut lost) = (0, 0, 0);
@@ -309,14 +319,27 @@ async fn report(tally: &Tally, seconds: f64, samples: &[Sample]) -> SoakReport {
         outcomes,
         rss_kib: Series::of(&rss),
         fds: Series::of(&fds),
+        client,
     }
 }
 
-/// One worker: the scenarios in turn (starting at its own), until `end`.
-async fn work(worker: usize, config: &SoakConfig, options: ClientOptions, tally: &Tally, end: Instant) {
-    let Ok(client) = Client::new(&config.target, options.clone()) else { return };
+/// One worker: the scenarios in turn (starting at its own), until `end`;
+/// its clients' counts.
+async fn work(
+    worker: usize,
+    config: &SoakConfig,
+    options: ClientOptions,
+    tally: &Tally,
+    end: Instant,
+) -> client::CallStats {
+    let Ok(client) = Client::new(&config.target, options.clone()) else { return client::CallStats::default() };
     let short = ClientOptions { timeout: SHORT_DEADLINE, ..options.clone() };
-    let Ok(short) = Client::new(&config.target, short) else { return };
+    let Ok(short) = Client::new(&config.target, short) else { return client.stats() };
+    if config.verbose {
+        for client in [&client, &short] {
+            events::show(client, Shown::Channel, Some(format!("worker {worker}")));
+        }
+    }
     let mut turn = worker;
     while Instant::now() < end {
         let scenario = SCENARIOS[turn % SCENARIOS.len()];
@@ -341,6 +364,9 @@ async fn work(worker: usize, config: &SoakConfig, options: ClientOptions, tally:
             }
         }
     }
+    let mut counts = client.stats();
+    counts.add(&short.stats());
+    counts
 }
 
 /// The outcome of each call of one scenario run.
@@ -564,6 +590,7 @@ impl fmt::Display for SoakReport {
                 fds.first, fds.peak, fds.last, fds.slope_per_minute
             )?;
         }
+        writeln!(f, "Client: {}", self.client)?;
         Ok(())
     }
 }

@@ -1,9 +1,12 @@
 //! One method per RPC of `search.v1.SearchService`, and the two ways a call
-//! runs: unary, under its deadline with retries of what is safe to retry;
-//! streaming, under its deadline, never retried.
+//! runs: unary, under its deadline, hedged or retried as the contract and
+//! the options allow; streaming, under its deadline, never retried.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 
 use tokio::time::{Instant, timeout_at};
 use tokio_stream::Stream;
@@ -12,7 +15,7 @@ use tonic::{Code, Request, Status};
 
 use super::failure::Failure;
 use super::responses::Responses;
-use super::{Client, ConnectivityState, Error, Subchannel, retry};
+use super::{Client, ConnectivityState, Error, Event, Subchannel, retry};
 use crate::pb::v1::search_service_client::SearchServiceClient;
 use crate::pb::v1::{
     ClassifyRequest, ClassifyResponse, CountRequest, CountResponse, ScanRequest, ScanResponse, SearchRequest,
@@ -20,94 +23,233 @@ use crate::pb::v1::{
 };
 use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
 
+/// One attempt of a unary call, while it runs.
+struct Attempt {
+    /// 1 for the first; hedges and retries count on.
+    number: u32,
+    sub: Arc<Subchannel>,
+    started: Instant,
+}
+
+/// The attempts of one call running at once (a few: hedges at most).
+struct Running<Fut> {
+    attempts: Vec<(Attempt, Pin<Box<Fut>>)>,
+}
+
+impl<Fut: Future> Running<Fut> {
+    fn is_empty(&self) -> bool {
+        self.attempts.is_empty()
+    }
+
+    /// The next attempt to end, and how.
+    fn next(&mut self) -> impl Future<Output = (Attempt, Fut::Output)> + '_ {
+        std::future::poll_fn(move |cx| {
+            for i in 0..self.attempts.len() {
+                if let Poll::Ready(ended) = self.attempts[i].1.as_mut().poll(cx) {
+                    let (attempt, _) = self.attempts.swap_remove(i);
+                    return Poll::Ready((attempt, ended));
+                }
+            }
+            Poll::Pending
+        })
+    }
+
+    /// The attempts still running, which are cancelled when this is
+    /// dropped (each sends RST_STREAM CANCEL): those that had run for at
+    /// least `slow` count as failures of their subchannel (see outlier.rs).
+    fn abandon(self, slow: Duration) {
+        for (attempt, _) in &self.attempts {
+            if attempt.started.elapsed() >= slow {
+                attempt.sub.outlier.failure();
+            }
+        }
+    }
+}
+
+/// What goes out next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// An attempt: the first, a retry, or one sent again because the last
+    /// never reached a server.
+    Attempt,
+    /// A hedge beside the attempts running.
+    Hedge,
+}
+
 impl Client {
-    /// Runs a unary call under its deadline, retrying while it is safe:
-    /// the method is marked side-effect free in the contract, the attempt
-    /// ended UNAVAILABLE or could not be sent, attempts and the retry budget
-    /// remain, and the backoff ends before the deadline. With
-    /// `wait_for_ready`, a call that could not be sent waits for the server.
+    /// Runs a unary call under its deadline. A method the contract marks
+    /// side-effect free is hedged when hedging is on (gRFC A6): after the
+    /// hedging delay without an answer, another attempt goes to a different
+    /// READY subchannel (while the retry budget holds), the first answer
+    /// wins and the others are cancelled; an attempt that fails UNAVAILABLE
+    /// is followed by the next at once. Without hedging, a method marked
+    /// safe is retried after UNAVAILABLE or a failure to connect, with
+    /// backoff, within the attempts and the budget. Either way never past
+    /// the deadline; with `wait_for_ready`, a call that could not be sent
+    /// waits for the server.
     ///
     /// A call that never reached a server (its subchannel could not connect,
-    /// or the server refused the stream unprocessed) is retried at once on
-    /// another subchannel whatever the method and the attempts left, as
+    /// or the server refused the stream unprocessed) is sent again at once
+    /// on another subchannel whatever the method and the attempts left, as
     /// grpc's transparent retries do: at most once per subchannel.
     async fn unary<M: Clone, T, F, Fut>(&self, method: &str, message: &M, mut attempt: F) -> Result<T, Error>
     where
         F: FnMut(Channel, Request<M>) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
-        let deadline = Instant::now() + self.options.timeout;
-        let safe = retry::is_safe(method);
-        let mut attempts = 0;
+        let began = Instant::now();
+        let deadline = began + self.options.timeout;
+        let hedging = self.options.hedging.filter(|_| retry::is_side_effect_free(method));
+        let max_attempts = match hedging {
+            Some(hedging) => hedging.max_attempts.max(1),
+            None if retry::is_safe(method) => self.options.max_attempts,
+            None => 1,
+        };
+        // An attempt that lost to a hedge after this long was slow; without
+        // hedging every abandoned attempt was.
+        let slow = if hedging.is_some() { self.hedge_delay.get() } else { Duration::ZERO };
+        let mut running = Running { attempts: Vec::new() };
+        // The subchannels this call went to: later attempts go elsewhere.
+        let mut tried: Vec<Arc<Subchannel>> = Vec::new();
+        let mut sent = 0u32;
+        let mut retried = 0u32;
         let mut transparent = 0;
+        let mut next = Some((began, Next::Attempt));
         // How the previous attempt ended, for the deadline's message.
-        let mut last = None;
+        let mut last: Option<String> = None;
         self.stats.call();
         loop {
             if self.connectivity.state() == ConnectivityState::Shutdown {
                 return Err(Error::Shutdown);
             }
-            attempts += 1;
-            // Each attempt picks again: a retry goes to another subchannel
-            // when the last one failed.
-            let sub = match timeout_at(deadline, self.balancer.pick()).await {
-                Err(_) => return Err(self.deadline_exceeded(attempts, last)),
-                Ok(Err(err)) if !self.options.wait_for_ready => return Err(err),
-                Ok(Err(err)) => {
-                    let delay = self.options.backoff.delay(attempts);
-                    if Instant::now() + delay >= deadline {
-                        return Err(self.deadline_exceeded(attempts, Some(err.to_string())));
+            if let Some((at, kind)) = next.filter(|(at, _)| *at <= Instant::now()) {
+                next = None;
+                let sub = match kind {
+                    Next::Hedge if sent >= max_attempts || !self.budget.allows() => None,
+                    // No other READY subchannel now: look again after a delay.
+                    Next::Hedge => self.balancer.pick_hedge(&tried).or_else(|| {
+                        next = Some((Instant::now() + self.hedge_delay.get(), Next::Hedge));
+                        None
+                    }),
+                    Next::Attempt => match timeout_at(deadline, self.balancer.pick_avoiding(&tried)).await {
+                        Err(_) => return Err(self.deadline_exceeded(sent.max(1), last)),
+                        Ok(Ok(sub)) => Some(sub),
+                        // Attempts still running may yet answer.
+                        Ok(Err(_)) if !running.is_empty() => None,
+                        Ok(Err(err)) if !self.options.wait_for_ready => return Err(err),
+                        Ok(Err(err)) => {
+                            let delay = self.options.backoff.delay(sent.max(1));
+                            if Instant::now() + delay >= deadline {
+                                return Err(self.deadline_exceeded(sent.max(1), Some(err.to_string())));
+                            }
+                            last = Some(err.to_string());
+                            next = Some((Instant::now() + delay, Next::Attempt));
+                            None
+                        }
+                    },
+                };
+                if let Some(sub) = sub {
+                    sent += 1;
+                    self.stats.attempt();
+                    if kind == Next::Hedge {
+                        self.stats.hedge();
+                        if self.balancer.watched() {
+                            let (method, address) = (method.to_owned(), sub.address.to_string());
+                            self.balancer.emit(&Event::Hedge { method, attempt: sent, address, after: at - began });
+                        }
                     }
-                    last = Some(err.to_string());
-                    tokio::time::sleep(delay).await;
-                    continue;
+                    let request = with_timeout(message.clone(), deadline);
+                    let call = Box::pin(attempt(sub.channel.clone(), request));
+                    tried.push(Arc::clone(&sub));
+                    running.attempts.push((Attempt { number: sent, sub, started: Instant::now() }, call));
+                    if hedging.is_some() && sent < max_attempts {
+                        next = Some((Instant::now() + self.hedge_delay.get(), Next::Hedge));
+                    }
                 }
-                Ok(Ok(sub)) => sub,
+            }
+            let wake = next.map(|(at, _)| at);
+            let (done, ended) = tokio::select! {
+                biased;
+                ended = running.next(), if !running.is_empty() => ended,
+                () = tokio::time::sleep_until(wake.unwrap_or(deadline)), if wake.is_some() => continue,
+                () = tokio::time::sleep_until(deadline) => {
+                    running.abandon(slow);
+                    return Err(self.deadline_exceeded(sent.max(1), last));
+                }
             };
-            self.stats.attempt();
-            let started = Instant::now();
-            let request = with_timeout(message.clone(), deadline);
-            let ended = timeout_at(deadline, attempt(sub.channel.clone(), request)).await;
-            self.stats.attempt_took(started.elapsed());
+            let took = done.started.elapsed();
+            self.stats.attempt_took(took);
             let status = match ended {
-                Err(_) => return Err(self.deadline_exceeded(attempts, last)),
-                Ok(Ok(value)) => {
-                    sub.connectivity.mark_answered();
+                Ok(value) => {
+                    done.sub.connectivity.mark_answered();
+                    done.sub.outlier.success();
                     self.budget.succeeded();
+                    self.hedge_delay.answered(took);
+                    if done.number > 1 && hedging.is_some() {
+                        self.stats.hedge_won();
+                    }
+                    running.abandon(slow);
                     return Ok(value);
                 }
-                Ok(Err(status)) => status,
+                Err(status) => status,
             };
-            let failure = self.failure(&status, &sub);
-            if matches!(failure, Failure::Status) && std::error::Error::source(&status).is_none() {
-                sub.connectivity.mark_answered();
+            let failure = self.failure(&status, &done.sub);
+            if matches!(failure, Failure::Deadline) {
+                done.sub.outlier.failure();
+                running.abandon(slow);
+                return Err(self.deadline_exceeded(sent, last));
             }
             let not_sent = matches!(failure, Failure::NotSent(_));
             if not_sent && transparent < self.balancer.len() && Instant::now() < deadline {
+                // Not an attempt of the call's: the server never had it.
                 transparent += 1;
-                attempts -= 1;
-                let error = self.failed(status, &sub, attempts + 1, None).to_string();
-                tracing::debug!(method, error, "retrying on another subchannel (the call was not sent)");
+                sent -= 1;
+                let error = self.failed(status, &done.sub, sent + 1, None).to_string();
+                tracing::debug!(method, error, "sending again on another subchannel (the call was not sent)");
                 last = Some(error);
+                next = Some((Instant::now(), Next::Attempt));
                 continue;
             }
+            if !not_sent {
+                done.sub.outlier.failure();
+            }
+            if matches!(failure, Failure::Status) && std::error::Error::source(&status).is_none() {
+                done.sub.connectivity.mark_answered();
+            }
             let transient = not_sent || matches!(failure, Failure::Unanswered(_)) || status.code() == Code::Unavailable;
-            let retry = if not_sent && self.options.wait_for_ready {
+            // Attempts after a failure are retries, under hedging too:
+            // `max_attempts` of the retry policy bounds them (1: none).
+            let again = if not_sent && self.options.wait_for_ready {
                 true
             } else {
-                safe && transient && self.budget.failed() && attempts < self.options.max_attempts
+                max_attempts > 1
+                    && transient
+                    && retried + 1 < self.options.max_attempts
+                    && self.budget.failed()
+                    && sent < max_attempts
             };
-            if !retry {
-                return Err(self.failed(status, &sub, attempts, last));
+            let error = self.failed(status, &done.sub, sent, last.take());
+            if again {
+                let error = error.to_string();
+                // Hedging sends the next attempt at once (gRFC A6); a retry
+                // backs off first.
+                let delay = if hedging.is_some() { Duration::ZERO } else { self.options.backoff.delay(sent) };
+                if Instant::now() + delay >= deadline && running.is_empty() {
+                    return Err(self.deadline_exceeded(sent, Some(error)));
+                }
+                tracing::debug!(method, attempts = sent, ?delay, error, "retrying");
+                retried += 1;
+                last = Some(error);
+                next = Some((Instant::now() + delay, Next::Attempt));
+                continue;
             }
-            let error = self.failed(status, &sub, attempts, last.take()).to_string();
-            let delay = self.options.backoff.delay(attempts);
-            if Instant::now() + delay >= deadline {
-                return Err(self.deadline_exceeded(attempts, Some(error)));
+            if transient && !running.is_empty() {
+                // Another attempt may still answer.
+                last = Some(error.to_string());
+                continue;
             }
-            tracing::debug!(method, attempts, ?delay, error, "retrying");
-            last = Some(error);
-            tokio::time::sleep(delay).await;
+            running.abandon(slow);
+            return Err(error);
         }
     }
 
@@ -131,12 +273,21 @@ impl Client {
         let sub = timeout_at(deadline, self.balancer.pick()).await.map_err(|_| self.deadline_exceeded(1, None))??;
         let client = self.grpc(sub.channel.clone());
         match timeout_at(deadline, call(client, with_timeout(message, deadline))).await {
-            Err(_) => Err(self.deadline_exceeded(1, None)),
+            Err(_) => {
+                sub.outlier.failure();
+                Err(self.deadline_exceeded(1, None))
+            }
             Ok(Ok(response)) => {
                 sub.connectivity.mark_answered();
                 Ok((response.into_inner(), deadline, sub))
             }
-            Ok(Err(status)) => Err(self.failed(status, &sub, 1, None)),
+            Ok(Err(status)) => {
+                let error = self.failed(status, &sub, 1, None);
+                if !matches!(error, Error::Connect { .. }) {
+                    sub.outlier.failure();
+                }
+                Err(error)
+            }
         }
     }
 
@@ -201,8 +352,9 @@ impl Client {
         &self,
         requests: impl Stream<Item = CountRequest> + Send + 'static,
     ) -> Result<CountResponse, Error> {
-        let (response, _, _) =
+        let (response, _, sub) =
             self.streaming(requests, |mut client, request| async move { client.count(request).await }).await?;
+        sub.outlier.success();
         Ok(response)
     }
 

@@ -6,7 +6,10 @@
 //! own events: the channel dials through [`TrackingConnector`], which sets
 //! CONNECTING when it dials, READY when the transport is up and
 //! TRANSIENT_FAILURE when dialing fails; the connection's socket sets IDLE
-//! when it closes; [`Connectivity::shutdown`] sets SHUTDOWN for good.
+//! when it closes, or TRANSIENT_FAILURE when it closes after the peer fell
+//! silent for longer than the keepalive timeout (hyper gave up on an
+//! unanswered keepalive ping: the only reason it closes a connection whose
+//! peer said nothing); [`Connectivity::shutdown`] sets SHUTDOWN for good.
 
 use std::fmt;
 use std::future::Future;
@@ -74,8 +77,9 @@ impl fmt::Debug for Connectivity {
     }
 }
 
-/// What a transition calls: from, to.
-pub(super) type OnChange = Box<dyn Fn(ConnectivityState, ConnectivityState) + Send + Sync>;
+/// What a transition calls: from, to, and why when the cause is known (the
+/// dial's error, an unanswered keepalive ping).
+pub(super) type OnChange = Box<dyn Fn(ConnectivityState, ConnectivityState, Option<&str>) + Send + Sync>;
 
 /// One change of state: from, to.
 pub type Transition = (ConnectivityState, ConnectivityState);
@@ -135,6 +139,11 @@ impl Connectivity {
     }
 
     pub(crate) fn set(&self, next: ConnectivityState) {
+        self.set_because(next, None);
+    }
+
+    /// [`Connectivity::set`], saying why.
+    pub(crate) fn set_because(&self, next: ConnectivityState, why: Option<&str>) {
         let mut from = None;
         self.state.send_if_modified(|state| {
             let changes = *state != next && *state != ConnectivityState::Shutdown;
@@ -146,11 +155,16 @@ impl Connectivity {
         });
         if let Some(from) = from {
             if let Some(on_change) = self.on_change.get() {
-                on_change(from, next);
+                on_change(from, next, why);
             }
             let mut listeners = self.listeners.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             listeners.retain(|listener| listener.send((from, next)).is_ok());
         }
+    }
+
+    /// A receiver of the state, to wait for one.
+    pub(super) fn subscribe(&self) -> watch::Receiver<ConnectivityState> {
+        self.state.subscribe()
     }
 
     /// Calls `on_change` at every transition from now on (once per
@@ -193,6 +207,7 @@ pub struct TrackingConnector {
     address: Address,
     connectivity: Connectivity,
     connect_timeout: Duration,
+    keepalive_timeout: Option<Duration>,
 }
 
 impl TrackingConnector {
@@ -200,7 +215,16 @@ impl TrackingConnector {
     /// dial after `connect_timeout`.
     #[must_use]
     pub fn new(address: Address, connectivity: Connectivity, connect_timeout: Duration) -> Self {
-        Self { address, connectivity, connect_timeout }
+        Self { address, connectivity, connect_timeout, keepalive_timeout: None }
+    }
+
+    /// The channel pings the peer after a silence and closes the connection
+    /// when no answer comes within `timeout`: such a close is reported as
+    /// TRANSIENT_FAILURE, not IDLE.
+    #[must_use]
+    pub fn with_keepalive_timeout(mut self, timeout: Duration) -> Self {
+        self.keepalive_timeout = Some(timeout);
+        self
     }
 }
 
@@ -219,6 +243,7 @@ impl tower::Service<Uri> for TrackingConnector {
         let connectivity = self.connectivity.clone();
         let timeout = self.connect_timeout;
         let address = self.address.clone();
+        let keepalive_timeout = self.keepalive_timeout;
         connectivity.set(ConnectivityState::Connecting);
         Box::pin(async move {
             let dialed = tokio::time::timeout(timeout, dial(&address)).await.unwrap_or_else(|_| {
@@ -231,11 +256,13 @@ impl tower::Service<Uri> for TrackingConnector {
                 Ok(stream) => {
                     connectivity.answered.store(false, Ordering::Relaxed);
                     connectivity.set(ConnectivityState::Ready);
-                    Ok(TokioIo::new(TrackedStream { stream, connectivity }))
+                    let heard = std::time::Instant::now();
+                    Ok(TokioIo::new(TrackedStream { stream, connectivity, keepalive_timeout, heard }))
                 }
                 Err(err) => {
-                    connectivity.set(ConnectivityState::TransientFailure);
-                    Err(ConnectFailed { cause: err.to_string() })
+                    let cause = err.to_string();
+                    connectivity.set_because(ConnectivityState::TransientFailure, Some(&cause));
+                    Err(ConnectFailed { cause })
                 }
             }
         })
@@ -267,11 +294,17 @@ enum Stream {
 }
 
 /// A connection's socket: when hyper drops it (the connection closed, for
-/// whatever reason), the subchannel is IDLE until the next dial.
+/// whatever reason), the subchannel is IDLE until the next dial, or
+/// TRANSIENT_FAILURE when the peer had been silent past the keepalive
+/// timeout.
 #[derive(Debug)]
 pub struct TrackedStream {
     stream: Stream,
     connectivity: Connectivity,
+    /// Set when the channel sends keepalive pings.
+    keepalive_timeout: Option<Duration>,
+    /// When a read last completed (bytes, the end, or an error).
+    heard: std::time::Instant,
 }
 
 /// Calls `$call` on the stream inside a [`Stream`], whichever it is.
@@ -287,13 +320,30 @@ macro_rules! on_stream {
 
 impl Drop for TrackedStream {
     fn drop(&mut self) {
-        self.connectivity.set(ConnectivityState::Idle);
+        // A peer that closes or resets the connection, or sends a GOAWAY, is
+        // read just before: hyper closing after a silence longer than the
+        // keepalive timeout means its ping went unanswered.
+        match self.keepalive_timeout {
+            Some(timeout) if self.heard.elapsed() >= timeout => {
+                let why = format!(
+                    "no answer to a keepalive ping within {}: the connection is closed",
+                    humantime::format_duration(timeout)
+                );
+                self.connectivity.set_because(ConnectivityState::TransientFailure, Some(&why));
+            }
+            _ => self.connectivity.set(ConnectivityState::Idle),
+        }
     }
 }
 
 impl AsyncRead for TrackedStream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        on_stream!(&mut self.get_mut().stream, s => Pin::new(s).poll_read(cx, buf))
+        let this = self.get_mut();
+        let read = on_stream!(&mut this.stream, s => Pin::new(s).poll_read(cx, buf));
+        if read.is_ready() {
+            this.heard = std::time::Instant::now();
+        }
+        read
     }
 }
 

@@ -1,7 +1,9 @@
 //! The client side: a library for calling a Search server, as grpc-go and
 //! grpc.aio do it: targets, a channel with connectivity states and TLS, a
 //! deadline on every call, retries of what the contract marks safe, and one
-//! method per RPC.
+//! method per RPC; and what keeps a fleet's gray failures (a replica that
+//! hangs, black-holes or slows down) from costing calls: keepalive, health
+//! checking, outlier detection and hedging.
 //!
 //! Files:
 //! - `mod.rs`: [`Client`] and [`ClientOptions`]: building, connecting,
@@ -15,8 +17,13 @@
 //! - `target.rs`: [`Target`], where to connect, as the user writes it.
 //! - `connectivity.rs`: the five connectivity states, from the dialer's events.
 //! - `balancer.rs`: the channel over the target's addresses: subchannels,
-//!   pick_first or round_robin, re-resolution.
-//! - `stats.rs`: the client's own counts: calls, attempts, attempt durations.
+//!   pick_first or round_robin, re-resolution, each subchannel's state from
+//!   its connection, health and ejection, the [`Event`]s `-v` prints.
+//! - `health.rs`: client-side health checking (gRFC A17).
+//! - `outlier.rs`: outlier detection (gRFC A50).
+//! - `hedging.rs`: the hedging policy and its delay (gRFC A6).
+//! - `stats.rs`: the client's own counts: calls, attempts, attempt
+//!   durations, hedges, ejections, state changes.
 //! - `retry.rs`: safe methods from the descriptor, [`Backoff`], the retry budget.
 
 use std::sync::Arc;
@@ -33,17 +40,22 @@ mod calls;
 mod connectivity;
 mod error;
 mod failure;
+mod health;
+mod hedging;
+mod outlier;
 mod responses;
 mod retry;
 mod stats;
 mod target;
 
-pub use self::balancer::{Backend, LoadBalancing, SubchannelWatcher};
+pub use self::balancer::{Backend, Event, LoadBalancing, SubchannelWatcher};
 use self::balancer::{Balancer, Subchannel};
 use self::calls::with_timeout;
 pub use self::connectivity::{Connectivity, ConnectivityState, Transition};
 pub use self::error::{Error, describe_status};
 use self::failure::Failure;
+pub use self::hedging::{COLD_DELAY, Hedging, HedgingDelay, MIN_DELAY};
+pub use self::outlier::{FailurePercentageEjection, OutlierDetection, OutlierError, SuccessRateEjection};
 pub use self::responses::Responses;
 use self::retry::RetryBudget;
 pub use self::retry::{Backoff, BackoffError, RetryThrottle};
@@ -58,6 +70,33 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts of a safe call, the first included (grpc's default retry policy).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+/// The service whose health the client watches: the one it calls.
+pub const HEALTH_SERVICE: &str = "search.v1.SearchService";
+
+/// Client keepalive, as grpc's channel arguments name it: after
+/// `KEEPALIVE_TIME` without hearing from the server, the client pings it;
+/// with no answer within `KEEPALIVE_TIMEOUT` the connection is closed and
+/// its subchannel goes to TRANSIENT_FAILURE, so calls move to the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Silence before a ping (grpc `KEEPALIVE_TIME`).
+    pub time: Duration,
+    /// How long a ping may go unanswered (grpc `KEEPALIVE_TIMEOUT`).
+    pub timeout: Duration,
+    /// Ping a connection with no call on it too (grpc
+    /// `KEEPALIVE_PERMIT_WITHOUT_CALLS`).
+    pub without_calls: bool,
+}
+
+impl Default for Keepalive {
+    /// A ping after 10 s of silence (the shortest grpc-go lets a client
+    /// set), answered within 5 s: a dead or frozen server is found within
+    /// 15 s. The server's `--min-ping-interval` defaults to 5 s, half the
+    /// time, so that pings at these settings are never strikes.
+    fn default() -> Self {
+        Self { time: Duration::from_secs(10), timeout: Duration::from_secs(5), without_calls: false }
+    }
+}
 
 /// How a client calls: deadline, connecting, retries, TLS.
 #[derive(Debug, Clone)]
@@ -82,6 +121,17 @@ pub struct ClientOptions {
     pub compression: Option<Compression>,
     /// How calls are spread over the target's addresses.
     pub lb: LoadBalancing,
+    /// Client keepalive; `None`: no pings.
+    pub keepalive: Option<Keepalive>,
+    /// Watch this service's health on every connection and send calls only
+    /// to SERVING ones (gRFC A17); `None`: no health checking.
+    pub health_check: Option<String>,
+    /// Eject subchannels that fail more than the others (gRFC A50); `None`:
+    /// off.
+    pub outlier_detection: Option<OutlierDetection>,
+    /// Hedge the calls the contract marks side-effect free (gRFC A6);
+    /// `None`: retry them instead (see `max_attempts`).
+    pub hedging: Option<Hedging>,
 }
 
 /// How the client compresses what it sends.
@@ -120,6 +170,10 @@ impl Default for ClientOptions {
             tls: ClientTls::default(),
             compression: None,
             lb: LoadBalancing::PickFirst,
+            keepalive: Some(Keepalive::default()),
+            health_check: Some(HEALTH_SERVICE.to_owned()),
+            outlier_detection: Some(OutlierDetection::default()),
+            hedging: Some(Hedging::default()),
         }
     }
 }
@@ -138,6 +192,8 @@ pub struct Client {
     connectivity: Connectivity,
     budget: Arc<RetryBudget>,
     stats: Arc<Stats>,
+    /// The hedging delay, learned from the answers.
+    hedge_delay: Arc<hedging::Delay>,
 }
 
 impl Client {
@@ -149,9 +205,11 @@ impl Client {
     pub fn new(target: &Target, options: ClientOptions) -> Result<Self, Error> {
         let connectivity = Connectivity::default();
         let budget = Arc::new(RetryBudget::new(options.retry_budget));
+        let hedge_delay = Arc::new(hedging::Delay::new(options.hedging.map_or(HedgingDelay::Auto, |h| h.delay)));
         let options = Arc::new(options);
-        let balancer = Balancer::new(target, Arc::clone(&options), connectivity.clone())?;
-        Ok(Self { balancer, target: target.clone(), options, connectivity, budget, stats: Arc::default() })
+        let stats = Arc::<Stats>::default();
+        let balancer = Balancer::new(target, Arc::clone(&options), connectivity.clone(), Arc::clone(&stats))?;
+        Ok(Self { balancer, target: target.clone(), options, connectivity, budget, stats, hedge_delay })
     }
 
     /// A client with the default options, connected now, so that an
@@ -169,14 +227,19 @@ impl Client {
     /// [`Error::Connect`] when the server cannot be reached.
     pub async fn connect_with(target: &Target, options: ClientOptions) -> Result<Self, Error> {
         let client = Self::new(target, options)?;
-        let deadline = Instant::now() + client.options.timeout;
-        // One check: waiting for the server when asked to, else at once.
-        if client.options.wait_for_ready {
-            client.ready(deadline).await?
-        } else {
-            client.probe(deadline).await?
-        }
+        client.reach().await?;
         Ok(client)
+    }
+
+    /// Connects now, so that an unreachable server is reported before
+    /// anything else happens: waiting for it (within the deadline) with
+    /// `wait_for_ready`, else failing at once.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when the server cannot be reached.
+    pub async fn reach(&self) -> Result<(), Error> {
+        let deadline = Instant::now() + self.options.timeout;
+        if self.options.wait_for_ready { self.ready(deadline).await } else { self.probe(deadline).await }
     }
 
     /// The channel's connectivity state; with `try_to_connect`, an IDLE
@@ -216,8 +279,9 @@ impl Client {
         self.balancer.backends()
     }
 
-    /// Calls `watcher` with every subchannel's transitions from now on, as
-    /// they happen, in order (`client -v`).
+    /// Calls `watcher` with every event of the channel from now on, as it
+    /// happens, in order: subchannel transitions with their causes (a dial,
+    /// keepalive, health, an ejection) and hedges (`client -v`).
     pub fn watch_subchannels(&self, watcher: SubchannelWatcher) {
         self.balancer.watch(watcher);
     }
@@ -242,7 +306,14 @@ impl Client {
         }
     }
 
-    /// The client's counts so far: calls, attempts, attempt durations.
+    /// The hedging delay now (the automatic one moves with the latency).
+    #[must_use]
+    pub fn hedging_delay(&self) -> Option<Duration> {
+        self.options.hedging.map(|_| self.hedge_delay.get())
+    }
+
+    /// The client's counts so far: calls, attempts, attempt durations,
+    /// hedges, ejections, state changes.
     #[must_use]
     pub fn stats(&self) -> CallStats {
         self.stats.snapshot()

@@ -1,5 +1,5 @@
 //! The responses of a streaming call, as a `Stream` that ends at the call's
-//! deadline on this side too.
+//! deadline on this side too, its end counted for outlier detection.
 
 use std::fmt;
 use std::pin::Pin;
@@ -53,15 +53,18 @@ impl<T> Stream for Responses<T> {
         }
         if this.deadline.as_mut().poll(cx).is_ready() {
             this.done = true;
+            this.sub.outlier.failure();
             return Poll::Ready(Some(Err(this.client.deadline_exceeded(1, None))));
         }
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(Err(status))) => {
                 this.done = true;
+                this.sub.outlier.failure();
                 Poll::Ready(Some(Err(this.client.failed(status, &this.sub, 1, None))))
             }
             Poll::Ready(None) => {
                 this.done = true;
+                this.sub.outlier.success();
                 Poll::Ready(None)
             }
             other => other.map(|item| item.map(|result| result.map_err(Error::Rpc))),

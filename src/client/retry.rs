@@ -1,12 +1,24 @@
 //! When and how the client retries: which methods the contract marks safe
 //! (read from the descriptor set, not listed in Rust), exponential backoff
 //! with full jitter, and a retry budget that keeps a dead server from
-//! drawing a retry storm (grpc's `retryThrottling`).
+//! drawing a retry storm (grpc's `retryThrottling`, which throttles hedges
+//! too). tower's `retry` has a budget of its own (`TpsBudget`: retries as a
+//! share of recent requests over a time window), but not grpc's token
+//! bucket, whose figures grpc users set in their service configs; and its
+//! policy retries one service, not the picks of this channel.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::rpc::{self, Idempotency};
+
+/// Whether the contract marks the method at `path` free of side effects
+/// (`idempotency_level = NO_SIDE_EFFECTS`): such a call may be hedged, run
+/// twice at once.
+#[must_use]
+pub fn is_side_effect_free(path: &str) -> bool {
+    rpc::method(path).is_some_and(|m| m.idempotency == Idempotency::NoSideEffects)
+}
 
 /// Whether the contract marks the method at `path` safe to retry: its
 /// `idempotency_level` is `NO_SIDE_EFFECTS` or `IDEMPOTENT`.
@@ -144,6 +156,12 @@ impl RetryBudget {
         *tokens = (*tokens + self.token_ratio).min(self.max_tokens);
     }
 
+    /// Whether a hedge may go out now: the bucket is more than half full
+    /// (gRFC A6 throttles hedges with the same tokens as retries).
+    pub fn allows(&self) -> bool {
+        *self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner) > self.max_tokens / 2.0
+    }
+
     /// Records a retryable failure; returns whether a retry may follow.
     pub fn failed(&self) -> bool {
         let mut tokens = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -165,6 +183,9 @@ mod tests {
             assert!(!is_safe(path), "{path}");
         }
         assert!(!is_safe("/Search/search"), "the legacy path is not in the contract");
+        assert!(is_side_effect_free("/search.v1.SearchService/Search"));
+        assert!(!is_side_effect_free("/search.v1.SearchService/Classify"));
+        assert!(!is_side_effect_free("/Search/search"));
     }
 
     #[test]
@@ -199,6 +220,7 @@ mod tests {
         let budget = RetryBudget::new(RetryThrottle::default());
         let allowed: Vec<bool> = (0..7).map(|_| budget.failed()).collect();
         assert_eq!(allowed, [true, true, true, true, false, false, false], "10 tokens, retries while more than 5");
+        assert!(!budget.allows(), "no hedge either while the bucket is at most half full");
         // Successes give back 0.1 each: 20 of them lift it from 3 to 5, still not above half.
         for _ in 0..20 {
             budget.succeeded();

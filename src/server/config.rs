@@ -43,8 +43,12 @@ pub const MAX_CONNECTION_IDLE: Duration = Duration::from_secs(5 * 60);
 /// them (HTTP/2 flow control holds the rest back).
 pub const MAX_SEND_BUFFER: ByteSize = ByteSize(64 << 10);
 /// The shortest time between two PINGs (or SETTINGS) from a client that
-/// is not answered by any data in between (grpc's default).
-pub const MIN_PING_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// is not answered by any data in between: half this project's client
+/// keepalive time (10 s), so that its pings are never strikes, and short
+/// enough for grpc clients that ping every 10 s, the least grpc-go allows.
+/// grpc servers default to 5 minutes, which turns away every client that
+/// looks for a dead peer faster than that.
+pub const MIN_PING_INTERVAL: Duration = Duration::from_secs(5);
 /// The largest request header block over HTTP/2 (hyper's default).
 pub const MAX_HEADER_BYTES: ByteSize = ByteSize(16 << 10);
 /// How long a new connection may take to finish its TLS handshake and say

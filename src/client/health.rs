@@ -1,0 +1,195 @@
+//! Client-side health checking, as gRFC A17 specifies it: on each
+//! connection a subchannel makes, it calls `grpc.health.v1.Health/Watch`
+//! for the service it calls, and takes calls only while the answer is
+//! SERVING. Until the first answer the subchannel is CONNECTING (calls
+//! queued for a new connection would otherwise all rush to a server that may
+//! be about to say NOT_SERVING); any other answer makes it
+//! TRANSIENT_FAILURE; a server without the health service (UNIMPLEMENTED)
+//! is taken as healthy, as grpc does, and not asked again on that
+//! connection; a watch that fails otherwise is called again with backoff,
+//! at once after a watch that had answered. One difference from A17: a
+//! watch that hears anything but SERVING is ended and made again after a
+//! backoff (see [`Ended::Unhealthy`]).
+//!
+//! tonic-health provides the server and the generated client, not this
+//! watcher: it is written here.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Weak};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+
+use super::balancer::Subchannel;
+use super::{Backoff, ConnectivityState};
+
+/// What the health service last said of a subchannel's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum Health {
+    /// Health checking is off.
+    Unchecked = 0,
+    /// Asked, no answer yet on this connection.
+    Unknown = 1,
+    /// SERVING.
+    Serving = 2,
+    /// NOT_SERVING, SERVICE_UNKNOWN or UNKNOWN.
+    NotServing = 3,
+    /// The server has no health service: healthy, as grpc takes it.
+    Unimplemented = 4,
+    /// The watch failed; asked again after a backoff.
+    Failed = 5,
+}
+
+impl Health {
+    /// Whether a READY connection with this health takes calls; `None`
+    /// while the first answer is awaited.
+    pub(super) fn takes_calls(self) -> Option<bool> {
+        match self {
+            Self::Unchecked | Self::Serving | Self::Unimplemented => Some(true),
+            Self::Unknown => None,
+            Self::NotServing | Self::Failed => Some(false),
+        }
+    }
+}
+
+/// A [`Health`] that calls and the watcher share.
+#[derive(Debug)]
+pub(super) struct HealthCell(AtomicU8);
+
+impl HealthCell {
+    pub(super) fn new(health: Health) -> Self {
+        Self(AtomicU8::new(health as u8))
+    }
+
+    pub(super) fn get(&self) -> Health {
+        match self.0.load(Ordering::Acquire) {
+            1 => Health::Unknown,
+            2 => Health::Serving,
+            3 => Health::NotServing,
+            4 => Health::Unimplemented,
+            5 => Health::Failed,
+            _ => Health::Unchecked,
+        }
+    }
+
+    pub(super) fn set(&self, health: Health) {
+        self.0.store(health as u8, Ordering::Release);
+    }
+}
+
+/// How a health change is reported: the subchannel, its new health, why.
+pub(super) type Report = Arc<dyn Fn(&Arc<Subchannel>, Health, &str) + Send + Sync>;
+
+/// Watches `service`'s health on `sub`'s every connection until `stop` is
+/// cancelled (the subchannel is gone).
+pub(super) async fn watch(sub: Weak<Subchannel>, service: String, backoff: Backoff, stop: CancellationToken, report: Report) {
+    let mut failures = 0u32;
+    loop {
+        let Some(strong) = sub.upgrade() else { return };
+        let mut transport = strong.connectivity.subscribe();
+        let channel = strong.channel.clone();
+        drop(strong);
+        // A connection first: the watch is made on it, never to dial.
+        tokio::select! {
+            () = stop.cancelled() => return,
+            ready = transport.wait_for(|state| *state == ConnectivityState::Ready) => if ready.is_err() { return },
+        }
+        let request = HealthCheckRequest { service: service.clone() };
+        let mut health = HealthClient::new(channel);
+        let watched = tokio::select! {
+            () = stop.cancelled() => return,
+            () = lost(&mut transport) => continue,
+            watched = health.watch(request) => watched,
+        };
+        let ended = match watched {
+            Ok(response) => {
+                let mut answers = response.into_inner();
+                loop {
+                    let answer = tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = lost(&mut transport) => break Ended::Lost,
+                        answer = answers.message() => answer,
+                    };
+                    let status = match answer {
+                        Ok(Some(HealthCheckResponse { status })) => status,
+                        Ok(None) => break Ended::Failed("the health watch ended".to_owned()),
+                        Err(status) => break Ended::Failed(format!("the health watch failed: {}", status.message())),
+                    };
+                    // An answer resets the backoff: the next watch goes out at once.
+                    failures = 0;
+                    let (health, why) = match ServingStatus::try_from(status) {
+                        Ok(ServingStatus::Serving) => (Health::Serving, "SERVING".to_owned()),
+                        Ok(other) => (Health::NotServing, other.as_str_name().to_owned()),
+                        Err(_) => (Health::NotServing, format!("an unknown status {status}")),
+                    };
+                    if let Some(sub) = sub.upgrade() {
+                        report(&sub, health, &format!("health: {why} for {}", shown(&service)));
+                    }
+                    if health != Health::Serving {
+                        break Ended::Unhealthy;
+                    }
+                }
+            }
+            Err(status) if status.code() == Code::Unimplemented => {
+                if let Some(sub) = sub.upgrade() {
+                    report(&sub, Health::Unimplemented, "the server has no health service: taken as healthy");
+                }
+                // Not asked again on this connection.
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = lost(&mut transport) => continue,
+                }
+            }
+            Err(status) => Ended::Failed(format!("the health watch failed: {}", status.message())),
+        };
+        match ended {
+            Ended::Lost => continue,
+            // The connection went: its state says so, not the health.
+            Ended::Failed(_) if *transport.borrow() != ConnectivityState::Ready => continue,
+            Ended::Failed(why) => {
+                if let Some(sub) = sub.upgrade() {
+                    report(&sub, Health::Failed, &why);
+                }
+            }
+            Ended::Unhealthy => {}
+        }
+        failures += 1;
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = lost(&mut transport) => {}
+            () = tokio::time::sleep(backoff.delay(failures)) => {}
+        }
+    }
+}
+
+/// How a watch ended.
+enum Ended {
+    /// The connection is no longer READY.
+    Lost,
+    /// The server said the service does not serve: the watch is ended and
+    /// made again after a backoff, rather than held open (gRFC A17 holds it).
+    /// A server that is draining says so just before its GOAWAY, which this
+    /// client cannot see through tonic, where grpc's cancel their watch on
+    /// it: a watch held open would keep the draining server's connection,
+    /// and its drain, waiting for the whole grace period.
+    Unhealthy,
+    /// The watch failed, or ended with no reason.
+    Failed(String),
+}
+
+/// Resolves when the connection is no longer READY.
+async fn lost(transport: &mut watch::Receiver<ConnectivityState>) {
+    if transport.wait_for(|state| *state != ConnectivityState::Ready).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The service's name as a person reads it: the empty name is the server's.
+fn shown(service: &str) -> &str {
+    if service.is_empty() { "the server" } else { service }
+}
