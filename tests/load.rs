@@ -5,22 +5,16 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::TestServer;
+use common::scripted::ScriptedServer;
 use search::cli::bench::{self as load, LoadCall, LoadConfig, Model, Report};
 use search::cli::soak::{self, SoakConfig};
 use search::client::{ClientOptions, Target};
-use search::pb::v1::search_service_server::{SearchService, SearchServiceServer};
-use search::pb::v1::{
-    ClassifyRequest, ClassifyResponse, CountRequest, CountResponse, ScanRequest, ScanResponse, SearchRequest,
-    SearchResponse,
-};
+use search::pb::v1::SearchResponse;
 use search::server::ServerConfig;
-use tokio::net::TcpListener;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::Status;
 
 fn config(target: Target) -> LoadConfig {
     LoadConfig {
@@ -107,67 +101,25 @@ async fn a_run_stops_at_its_duration() {
     server.stop().await;
 }
 
-/// Fails every fourth call with UNAVAILABLE and the one after with
-/// INVALID_ARGUMENT; answers the others.
-#[derive(Default, Clone)]
-struct Failing {
-    calls: Arc<AtomicU64>,
-}
-
-type Stream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl SearchService for Failing {
-    async fn search(&self, _: Request<SearchRequest>) -> Result<Response<SearchResponse>, Status> {
-        match self.calls.fetch_add(1, Ordering::SeqCst) % 4 {
-            0 => Err(Status::unavailable("down on purpose")),
-            1 => Err(Status::invalid_argument("refused on purpose")),
-            _ => Ok(Response::new(SearchResponse { status: 1 })),
-        }
+/// One call in four fails UNAVAILABLE, one INVALID_ARGUMENT, two succeed.
+fn mixed(n: u64) -> Result<SearchResponse, Status> {
+    match n % 4 {
+        0 => Err(Status::unavailable("down on purpose")),
+        1 => Err(Status::invalid_argument("refused on purpose")),
+        _ => Ok(SearchResponse { status: 1 }),
     }
-
-    type ClassifyStream = Stream<ClassifyResponse>;
-
-    async fn classify(&self, _: Request<Streaming<ClassifyRequest>>) -> Result<Response<Self::ClassifyStream>, Status> {
-        Err(Status::unimplemented("not here"))
-    }
-
-    async fn count(&self, _: Request<Streaming<CountRequest>>) -> Result<Response<CountResponse>, Status> {
-        Err(Status::unimplemented("not here"))
-    }
-
-    type ScanStream = Stream<ScanResponse>;
-
-    async fn scan(&self, _: Request<ScanRequest>) -> Result<Response<Self::ScanStream>, Status> {
-        Err(Status::unimplemented("not here"))
-    }
-}
-
-/// A [`Failing`] server on a free port: its counter, address and task.
-async fn serve_failing() -> (Failing, std::net::SocketAddr, tokio::task::JoinHandle<Result<(), tonic::transport::Error>>)
-{
-    let failing = Failing::default();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(SearchServiceServer::new(failing.clone()))
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
-    (failing, addr, server)
 }
 
 #[tokio::test]
 async fn failures_are_counted_per_status_code_and_never_retried() {
-    let (failing, addr, server) = serve_failing().await;
-    let target: Target = addr.to_string().parse().expect("target");
+    let failing = ScriptedServer::start(mixed, false).await;
+    let target: Target = failing.addr.to_string().parse().expect("target");
     let report = load::run(LoadConfig { total: 400, ..config(target) }).await.expect("runs");
     check_consistent(&report);
     assert_eq!((report.calls, report.ok, report.errors), (400, 200, 200));
     let codes: Vec<(&str, u64)> = report.status_codes.iter().map(|(c, n)| (c.as_str(), *n)).collect();
     assert_eq!(codes, [("INVALID_ARGUMENT", 100), ("OK", 200), ("UNAVAILABLE", 100)]);
-    assert_eq!(failing.calls.load(Ordering::SeqCst), 400, "no retries: one attempt per call");
-    server.abort();
+    assert_eq!(failing.calls(), 400, "no retries: one attempt per call");
 }
 
 #[tokio::test]
@@ -238,9 +190,9 @@ async fn a_short_soak_ends_every_call_with_a_code_its_traffic_allows() {
 
 #[tokio::test]
 async fn a_soak_that_sees_unexpected_codes_fails_with_exit_1() {
-    let (_, addr, server) = serve_failing().await;
+    let failing = ScriptedServer::start(mixed, false).await;
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_client"))
-        .args(["-t", &addr.to_string(), "soak", "-z", "1s", "-c", "2"])
+        .args(["-t", &failing.addr.to_string(), "soak", "-z", "1s", "-c", "2"])
         .output()
         .await
         .expect("runs");
@@ -252,5 +204,4 @@ async fn a_soak_that_sees_unexpected_codes_fails_with_exit_1() {
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("UNAVAILABLE") && stdout.contains("UNIMPLEMENTED"), "{stdout}");
-    server.abort();
 }

@@ -432,9 +432,10 @@ impl Args {
                 interval: self.outlier_interval.into(),
                 base_ejection_time: self.outlier_base_ejection_time.into(),
                 max_ejection_percent: self.outlier_max_ejection_percent,
-                failure_percentage: defaults
-                    .failure_percentage
-                    .map(|rule| client::FailurePercentageEjection { threshold: self.outlier_failure_percentage, ..rule }),
+                failure_percentage: defaults.failure_percentage.map(|rule| client::FailurePercentageEjection {
+                    threshold: self.outlier_failure_percentage,
+                    ..rule
+                }),
                 ..defaults
             };
             config.check().map_err(|err| usage(ErrorKind::ValueValidation, format!("bad outlier detection: {err}")))?;

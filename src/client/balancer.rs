@@ -220,6 +220,8 @@ pub(super) struct Balancer {
     subchannels: RwLock<Arc<[Arc<Subchannel>]>>,
     /// Round robin's position.
     cursor: AtomicUsize,
+    /// The hedges' own turn, so that hedging leaves round robin's even.
+    hedge_cursor: AtomicUsize,
     /// The channel's aggregate state.
     channel: Connectivity,
     /// A connection was lost: resolve again.
@@ -272,6 +274,7 @@ impl Balancer {
             options,
             subchannels: RwLock::new(Arc::from(Vec::new())),
             cursor: AtomicUsize::new(0),
+            hedge_cursor: AtomicUsize::new(0),
             channel,
             lost: Arc::new(Notify::new()),
             resolving: AtomicBool::new(false),
@@ -309,7 +312,10 @@ impl Balancer {
         let subchannels = self.subchannels().await?;
         let chosen = choose(self.options.lb, &subchannels, &self.cursor, tried)
             .or_else(|| choose(self.options.lb, &subchannels, &self.cursor, &[]))
-            .ok_or_else(|| Error::Connect { target: self.target.to_string(), cause: "no address to connect to".into() })?;
+            .ok_or_else(|| Error::Connect {
+                target: self.target.to_string(),
+                cause: "no address to connect to".into(),
+            })?;
         chosen.calls.fetch_add(1, Ordering::Relaxed);
         Ok(Arc::clone(chosen))
     }
@@ -321,7 +327,7 @@ impl Balancer {
         let fresh = |sub: &&Arc<Subchannel>| {
             sub.state() == ConnectivityState::Ready && !tried.iter().any(|t| Arc::ptr_eq(t, sub))
         };
-        let chosen = turn(&subchannels, &self.cursor, &fresh)?;
+        let chosen = turn(&subchannels, &self.hedge_cursor, &fresh)?;
         chosen.calls.fetch_add(1, Ordering::Relaxed);
         Some(Arc::clone(chosen))
     }
@@ -356,7 +362,8 @@ impl Balancer {
                     balancer.refresh(sub, Some(why));
                 }
             });
-            let watch = health::watch(Arc::downgrade(sub), service.to_owned(), self.options.backoff, stop.clone(), report);
+            let watch =
+                health::watch(Arc::downgrade(sub), service.to_owned(), self.options.backoff, stop.clone(), report);
             runtime.spawn(watch);
             *sub.watching.lock().unwrap_or_else(PoisonError::into_inner) = Some(stop.drop_guard());
         }
@@ -733,7 +740,8 @@ mod tests {
     #[tokio::test]
     async fn new_addresses_get_subchannels_and_kept_ones_keep_theirs() {
         let target: Target = "ipv4:127.0.0.1:1001,127.0.0.1:1002".parse().expect("a target");
-        let balancer = Balancer::new(&target, Arc::default(), Connectivity::default(), Arc::default()).expect("a channel");
+        let balancer =
+            Balancer::new(&target, Arc::default(), Connectivity::default(), Arc::default()).expect("a channel");
         let before = balancer.current();
         let address = |port| Address::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
         balancer.update(vec![address(1002), address(1003)]);

@@ -87,7 +87,13 @@ pub(super) type Report = Arc<dyn Fn(&Arc<Subchannel>, Health, &str) + Send + Syn
 
 /// Watches `service`'s health on `sub`'s every connection until `stop` is
 /// cancelled (the subchannel is gone).
-pub(super) async fn watch(sub: Weak<Subchannel>, service: String, backoff: Backoff, stop: CancellationToken, report: Report) {
+pub(super) async fn watch(
+    sub: Weak<Subchannel>,
+    service: String,
+    backoff: Backoff,
+    stop: CancellationToken,
+    report: Report,
+) {
     let mut failures = 0u32;
     loop {
         let Some(strong) = sub.upgrade() else { return };
@@ -120,8 +126,6 @@ pub(super) async fn watch(sub: Weak<Subchannel>, service: String, backoff: Backo
                         Ok(None) => break Ended::Failed("the health watch ended".to_owned()),
                         Err(status) => break Ended::Failed(format!("the health watch failed: {}", status.message())),
                     };
-                    // An answer resets the backoff: the next watch goes out at once.
-                    failures = 0;
                     let (health, why) = match ServingStatus::try_from(status) {
                         Ok(ServingStatus::Serving) => (Health::Serving, "SERVING".to_owned()),
                         Ok(other) => (Health::NotServing, other.as_str_name().to_owned()),
@@ -133,6 +137,9 @@ pub(super) async fn watch(sub: Weak<Subchannel>, service: String, backoff: Backo
                     if health != Health::Serving {
                         break Ended::Unhealthy;
                     }
+                    // SERVING resets the backoff: a watch that fails next is
+                    // made again at once.
+                    failures = 0;
                 }
             }
             Err(status) if status.code() == Code::Unimplemented => {

@@ -249,9 +249,7 @@ pub(super) fn sweep(
     let total = subchannels.len();
     let ejected = |subchannels: &[Counted]| subchannels.iter().filter(|s| s.ejection.since.is_some()).count();
     // A50's cap, with its "at least one" and this client's "never all".
-    let room = |out: usize| {
-        out + 1 < total && (out == 0 || out * 100 < config.max_ejection_percent as usize * total)
-    };
+    let room = |out: usize| out + 1 < total && (out == 0 || out * 100 < config.max_ejection_percent as usize * total);
     let eject = |subchannels: &mut [Counted], index: usize, why: String, verdicts: &mut Vec<Verdict>| {
         let counted = &mut subchannels[index];
         counted.ejection.since = Some(now);

@@ -6,6 +6,8 @@
 pub mod frames;
 pub mod http;
 pub mod pki;
+pub mod proxy;
+pub mod scripted;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,0 +1,115 @@
+//! A Search server whose every answer the test decides, served by tonic's
+//! own transport (not the project's server): for failures on purpose, and
+//! for a server whose health the test turns NOT_SERVING and back.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use search::pb::v1::search_service_server::{SearchService, SearchServiceServer};
+use search::pb::v1::{
+    ClassifyRequest, ClassifyResponse, CountRequest, CountResponse, ScanRequest, ScanResponse, SearchRequest,
+    SearchResponse,
+};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tonic::{Request, Response, Status, Streaming};
+use tonic_health::server::HealthReporter;
+
+/// How call number `n` (from 0) is answered.
+pub type Script = fn(u64) -> Result<SearchResponse, Status>;
+
+/// Answers every Search with `status=1`.
+pub fn always_ok(_: u64) -> Result<SearchResponse, Status> {
+    Ok(SearchResponse { status: 1 })
+}
+
+/// Fails every Search with UNAVAILABLE.
+pub fn always_unavailable(_: u64) -> Result<SearchResponse, Status> {
+    Err(Status::unavailable("down on purpose"))
+}
+
+/// The Search service answering as its script says, counting calls.
+#[derive(Clone)]
+pub struct Scripted {
+    pub calls: Arc<AtomicU64>,
+    script: Script,
+}
+
+type Stream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl SearchService for Scripted {
+    async fn search(&self, _: Request<SearchRequest>) -> Result<Response<SearchResponse>, Status> {
+        (self.script)(self.calls.fetch_add(1, Ordering::SeqCst)).map(Response::new)
+    }
+
+    type ClassifyStream = Stream<ClassifyResponse>;
+
+    async fn classify(&self, _: Request<Streaming<ClassifyRequest>>) -> Result<Response<Self::ClassifyStream>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+
+    async fn count(&self, _: Request<Streaming<CountRequest>>) -> Result<Response<CountResponse>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+
+    type ScanStream = Stream<ScanResponse>;
+
+    async fn scan(&self, _: Request<ScanRequest>) -> Result<Response<Self::ScanStream>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+}
+
+/// A running scripted server.
+pub struct ScriptedServer {
+    pub addr: SocketAddr,
+    pub calls: Arc<AtomicU64>,
+    /// Its health service, when it has one.
+    pub health: Option<HealthReporter>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl ScriptedServer {
+    /// Serves `script` on a free port, with the health service (SERVING)
+    /// when `with_health`.
+    pub async fn start(script: Script, with_health: bool) -> Self {
+        let scripted = Scripted { calls: Arc::default(), script };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let service = SearchServiceServer::new(scripted.clone());
+        let (health, task) = if with_health {
+            let (reporter, health) = tonic_health::server::health_reporter();
+            reporter.set_serving::<SearchServiceServer<Scripted>>().await;
+            let router = tonic::transport::Server::builder().add_service(health).add_service(service);
+            (Some(reporter), tokio::spawn(router.serve_with_incoming(incoming)))
+        } else {
+            let router = tonic::transport::Server::builder().add_service(service);
+            (None, tokio::spawn(router.serve_with_incoming(incoming)))
+        };
+        Self { addr, calls: scripted.calls, health, task }
+    }
+
+    /// Calls it has answered.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Turns the Search service's health NOT_SERVING (`false`) or SERVING.
+    pub async fn set_serving(&self, serving: bool) {
+        let health = self.health.as_ref().expect("a server with the health service");
+        if serving {
+            health.set_serving::<SearchServiceServer<Scripted>>().await;
+        } else {
+            health.set_not_serving::<SearchServiceServer<Scripted>>().await;
+        }
+    }
+}
+
+impl Drop for ScriptedServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
