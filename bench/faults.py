@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Gray failures against the client's defenses: what one bad replica of three
+costs, with each mechanism on or off, in one run.
+
+    python3 bench/faults.py            # 20 s per run, 13 runs: about 5 minutes
+    python3 bench/faults.py --quick    # 6 s per run: a smoke run (CI)
+
+Three release servers on 127.0.0.1, and `client bench` over an ipv4: target
+with round_robin, a 1 s deadline, 500 calls/s (open model, at most 400 in
+flight) for 20 s. From 5 s to 15 s one replica is:
+  frozen     SIGSTOP, then SIGCONT: the kernel still accepts and ACKs;
+  blackhole  every packet to and from its port dropped by iptables (Debian's
+             iptables, installed if missing; skipped, and said, when netfilter
+             cannot be used here);
+  slow       behind examples/slow_proxy.rs, which adds 300 ms to everything it
+             sends back.
+Each fault runs with four clients:
+  today          no keepalive, health checking, outlier detection or hedging;
+  keepalive+od   keepalive and outlier detection only;
+  hedging        hedging only;
+  defaults       the client as it ships.
+Then the healthy fleet, closed model at full speed, today against defaults,
+alternated seven times: the attempts and the throughput the defenses cost
+when nothing is wrong.
+
+Figures, not verdicts: nothing here fails on a number (only on a run that does
+not happen). Talks to 127.0.0.1 only; every run is bounded in calls and time.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RELEASE = ROOT / "target" / "release"
+RATE = 500
+IN_FLIGHT = 400
+DEADLINE = "1s"
+SLOW = "300ms"
+
+ROWS = {
+    "today": ["--keepalive-time", "off", "--no-health-check", "--no-outlier-detection", "--hedging-delay", "off"],
+    "keepalive+od": ["--no-health-check", "--hedging-delay", "off"],
+    "hedging": ["--keepalive-time", "off", "--no-health-check", "--no-outlier-detection"],
+    "defaults": [],
+}
+
+
+def build():
+    print("building the release binaries and examples...", file=sys.stderr)
+    # The same command as bench/compare.py's, so that CI links them once.
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bins", "--examples"], cwd=ROOT, check=True)
+
+
+class Process:
+    """A child process that prints its address on its first line."""
+
+    def __init__(self, command):
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.address = self.proc.stdout.readline().strip()
+        if not self.address:
+            raise RuntimeError(f"{command[0]} did not start")
+
+    def signal(self, number):
+        self.proc.send_signal(number)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+        self.proc.wait()
+
+
+def replicas(n=3):
+    return [Process([RELEASE / "server", "--listen", "127.0.0.1:0", "--grace", "1s"]) for _ in range(n)]
+
+
+def iptables(action, port):
+    rules = []
+    for way in ("--dport", "--sport"):
+        rules.append(["iptables", "-w", action, "INPUT", "-p", "tcp", way, str(port),
+                      "-m", "comment", "--comment", f"search-faults-{port}", "-j", "DROP"])
+    return all(subprocess.run(rule, stderr=subprocess.DEVNULL).returncode == 0 for rule in rules)
+
+
+def netfilter_usable():
+    if shutil.which("iptables") is None and os.geteuid() == 0:
+        print("installing iptables (Debian)...", file=sys.stderr)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "iptables"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    if shutil.which("iptables") is None:
+        return False
+    return subprocess.run(["iptables", "-w", "-L", "INPUT", "-n"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
+def bench(target, flags, args):
+    command = [RELEASE / "client", "-t", target, "--lb", "round_robin", "--timeout", DEADLINE, *flags, "--json",
+               "bench", *args]
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"client bench failed ({done.returncode}): {done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+def fault_run(fault, row, length, start, end):
+    """One open-model run with `fault` on the second replica from `start` to `end` seconds."""
+    fleet = replicas()
+    proxy = None
+    try:
+        addresses = [r.address for r in fleet]
+        if fault == "slow":
+            proxy = Process([RELEASE / "examples" / "slow_proxy", "127.0.0.1:0", addresses[1], SLOW])
+            addresses[1] = proxy.address
+        port = int(fleet[1].address.rsplit(":", 1)[1])
+        target = "ipv4:" + ",".join(addresses)
+
+        def apply(on):
+            if fault == "frozen":
+                fleet[1].signal(signal.SIGSTOP if on else signal.SIGCONT)
+            elif fault == "blackhole":
+                if not iptables("-I" if on else "-D", port):
+                    print(f"faults: iptables {'-I' if on else '-D'} failed for port {port}", file=sys.stderr)
+            elif fault == "slow":
+                proxy.signal(signal.SIGUSR1)
+
+        timers = [threading.Timer(start, apply, (True,)), threading.Timer(end, apply, (False,))]
+        for timer in timers:
+            timer.start()
+        try:
+            report = bench(target, ROWS[row], ["--rate", str(RATE), "-c", str(IN_FLIGHT),
+                                               "-n", str(RATE * length), "-z", f"{length}s"])
+        finally:
+            for timer in timers:
+                timer.cancel()
+            if fault == "blackhole":
+                # Removed even when the run failed, and whether or not the
+                # timer got to it (deleting a rule that is gone fails quietly).
+                while iptables("-D", port):
+                    pass
+        return report
+    finally:
+        for process in [*fleet, *([proxy] if proxy else [])]:
+            process.stop()
+
+
+def healthy_runs(rounds, length):
+    """Today and the defaults against one healthy fleet, alternated `rounds`
+    times: a machine whose load moves between two runs moves both rows."""
+    fleet = replicas()
+    try:
+        target = "ipv4:" + ",".join(r.address for r in fleet)
+        runs = {"today": [], "defaults": []}
+        for _ in range(rounds):
+            for row in runs:
+                runs[row].append(bench(target, ROWS[row], ["-c", "50", "-n", "10000000", "-z", f"{length}s"]))
+        return runs
+    finally:
+        for process in fleet:
+            process.stop()
+
+
+def failed(report):
+    codes = {code: n for code, n in report["status_codes"].items() if code != "OK"}
+    return ", ".join(f"{code} {n}" for code, n in sorted(codes.items())) or "0"
+
+
+def ms(us):
+    return f"{us / 1000:.1f}"
+
+
+def row_line(fault, row, report):
+    client = report["client"]
+    extra = client["attempts"] / max(client["calls"], 1) - 1
+    latency = report["latency_us"]
+    return (f"| {fault} | {row} | {report['calls']} | {failed(report)} | {ms(latency['p50'])} | {ms(latency['p99'])} "
+            f"| {ms(latency['p999'])} | {extra:+.1%} | {client.get('hedges', 0)} / {client.get('hedges_won', 0)} "
+            f"| {client.get('ejections', 0)} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="6 s runs (fault from 2 s to 4 s): a smoke run")
+    parser.add_argument("--faults", default="frozen,blackhole,slow", help="which faults (comma-separated)")
+    args = parser.parse_args()
+    length, start, end = (6, 2, 4) if args.quick else (20, 5, 15)
+    build()
+    faults = args.faults.split(",")
+    if "blackhole" in faults and not netfilter_usable():
+        print("faults: skipped the black hole: iptables cannot add rules here (not installed, or not root)")
+        faults.remove("blackhole")
+
+    print(f"One replica of three faulty from {start} s to {end} s of {length} s; {RATE} calls/s, at most "
+          f"{IN_FLIGHT} in flight, {DEADLINE} deadline, round_robin. Latency in ms; extra attempts over calls; "
+          f"hedges sent / won.\n")
+    print("| fault | client | calls | failed | p50 | p99 | p99.9 | extra attempts | hedges | ejections |")
+    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for fault in faults:
+        for row in ROWS:
+            print(row_line(fault, row, fault_run(fault, row, length, start, end)), flush=True)
+
+    rounds, healthy = (2, 2) if args.quick else (7, 3)
+    print(f"\nHealthy fleet, closed model (50 workers), {rounds} runs of {healthy} s each, alternated; medians:\n")
+    print("| client | calls/s | attempts per call | hedges per call | p50 | p99 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    runs = healthy_runs(rounds, healthy)
+    throughput = {}
+    for row, reports in runs.items():
+        throughput[row] = statistics.median(r["throughput"] for r in reports)
+        calls = sum(r["client"]["calls"] for r in reports)
+        attempts = sum(r["client"]["attempts"] for r in reports)
+        hedges = sum(r["client"].get("hedges", 0) for r in reports)
+        p50 = statistics.median(r["latency_us"]["p50"] for r in reports)
+        p99 = statistics.median(r["latency_us"]["p99"] for r in reports)
+        print(f"| {row} | {throughput[row]:.0f} | {attempts / max(calls, 1):.4f} | {hedges / max(calls, 1):.4f} "
+              f"| {ms(p50)} | {ms(p99)} |", flush=True)
+    pairs = [d["throughput"] / t["throughput"] for t, d in zip(runs["today"], runs["defaults"])]
+    print(f"\nDefaults against today, healthy: throughput x{throughput['defaults'] / throughput['today']:.3f} "
+          f"(medians); per alternated pair: {', '.join(f'x{p:.2f}' for p in pairs)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
