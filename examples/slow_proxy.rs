@@ -28,7 +28,10 @@ async fn main() -> anyhow::Result<()> {
     while toggles.recv().await.is_some() {
         on = !on;
         proxy::set(&current, if on { delay } else { std::time::Duration::ZERO });
-        eprintln!("slow_proxy: delay {}", if on { humantime::format_duration(delay).to_string() } else { "off".into() });
+        eprintln!(
+            "slow_proxy: delay {}",
+            if on { humantime::format_duration(delay).to_string() } else { "off".into() }
+        );
     }
     serving.abort();
     Ok(())

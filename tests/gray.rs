@@ -555,3 +555,66 @@ async fn a_replica_failing_every_call_is_ejected_and_gets_no_more() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_bench_reports_hedges_and_ejections_and_v_shows_them() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let fleet = Fleet::start(&[]).await;
+    let target = fleet.target.to_string();
+    let bench = Command::new(env!("CARGO_BIN_EXE_client"))
+        .args(["-v", "-t", &target, "--lb", "round_robin", "--timeout", "1s", "--json"])
+        .args(["bench", "--rate", "150", "-c", "100", "-n", "600", "-z", "4s"])
+        .output();
+    let frozen = &fleet.replicas[1];
+    let (output, ()) = tokio::join!(bench, async {
+        tokio::time::sleep(FAULT_AT).await;
+        frozen.freeze();
+        tokio::time::sleep(FAULT_FOR).await;
+        frozen.thaw();
+    });
+    let output = output.expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let report: search::cli::bench::Report = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    assert_eq!(report.status_codes.keys().collect::<Vec<_>>(), ["OK"], "{:?}", report.status_codes);
+    assert!(report.client.hedges_won > 0 && report.client.hedges >= report.client.hedges_won, "{:?}", report.client);
+    assert!(report.client.ejections >= 1 && report.client.state_changes >= 1, "{:?}", report.client);
+    let ejected = format!("client: subchannel {} READY -> TRANSIENT_FAILURE (ejected for 30s: ", frozen.addr);
+    assert!(stderr.contains(&ejected), "-v shows the ejection as it happens: {stderr}");
+    assert!(!stderr.contains("hedge: attempt"), "a load run does not print each hedge: {stderr}");
+}
+
+#[tokio::test]
+async fn every_new_flag_names_its_grpc_setting_and_bad_values_exit_2() {
+    let help = Command::new(env!("CARGO_BIN_EXE_client")).arg("--help").output().await.expect("runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for (flag, grpc) in [
+        ("--keepalive-time", "KEEPALIVE_TIME"),
+        ("--keepalive-timeout", "KEEPALIVE_TIMEOUT"),
+        ("--keepalive-without-calls", "KEEPALIVE_PERMIT_WITHOUT_CALLS"),
+        ("--health-check-service", "healthCheckConfig.serviceName"),
+        ("--no-health-check", "GRPC_ARG_INHIBIT_HEALTH_CHECKING"),
+        ("--outlier-interval", "outlier_detection interval"),
+        ("--outlier-base-ejection-time", "base_ejection_time"),
+        ("--outlier-max-ejection-percent", "max_ejection_percent"),
+        ("--outlier-failure-percentage", "failure_percentage_ejection threshold"),
+        ("--hedging-delay", "hedgingPolicy.hedgingDelay"),
+        ("--hedging-max-attempts", "hedgingPolicy.maxAttempts"),
+    ] {
+        let at = help.find(flag).unwrap_or_else(|| panic!("{flag} in --help"));
+        let next = help[at + flag.len()..].find("\n  -").map_or(help.len(), |end| at + flag.len() + end);
+        let text = help[at..next].split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(text.contains(grpc), "{flag} names {grpc}: {text}");
+    }
+    for (args, says) in [
+        (["--hedging-delay", "soon"], "--hedging-delay"),
+        (["--keepalive-time", "0s"], "--keepalive-time must be more than 0"),
+        (["--outlier-max-ejection-percent", "101"], "--outlier-max-ejection-percent"),
+        (["--hedging-max-attempts", "9"], "--hedging-max-attempts"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_client")).args(args).arg("Banana").output().await.expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
