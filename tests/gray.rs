@@ -10,6 +10,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -325,7 +326,12 @@ async fn outlier_detection_alone_ejects_a_frozen_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_black_holed_replica_costs_no_call_at_the_defaults() {
     if !BlackHole::possible() {
-        println!("skipped: iptables cannot add rules here (not installed, or not root), so no black hole");
+        // Straight to stderr: the test harness would swallow a printed line.
+        let _ = writeln!(
+            std::io::stderr(),
+            "a_black_holed_replica_costs_no_call_at_the_defaults: SKIPPED: iptables cannot add rules here \
+             (not installed, or not root)"
+        );
         return;
     }
     let _one = ONE_AT_A_TIME.lock().await;

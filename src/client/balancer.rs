@@ -17,6 +17,16 @@
 //! lost (at most once a second) and every 30 s otherwise, so that replicas
 //! that come and go are followed: new addresses get subchannels, gone ones
 //! lose theirs.
+//!
+//! A subchannel's state, the one calls are picked by, is its connection's,
+//! unless its health (`health.rs`) or an ejection (`outlier.rs`) says
+//! otherwise; every change is an [`Event`], with its cause.
+//!
+//! tonic balances with `Channel::balance_channel` (tower's power of two
+//! choices over a discovery stream): it has no pick_first, no per-address
+//! connectivity state, no health or ejection, and does not say which
+//! address a call went to, which a retry or a hedge needs to go elsewhere.
+//! So the channel is built here from one tonic `Channel` per address.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
