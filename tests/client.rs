@@ -122,6 +122,20 @@ async fn a_safe_call_is_retried_until_it_succeeds() {
 }
 
 #[tokio::test]
+async fn a_hedged_call_is_retried_too_when_its_server_fails() {
+    // Hedging on (the default) and one server: no other subchannel to hedge
+    // to, so the failures are retried after a backoff, as without hedging.
+    let flaky = Flaky { failures: 3, ..Flaky::default() };
+    let (addr, _stop) = serve(flaky.clone()).await;
+    let options = ClientOptions { hedging: ClientOptions::default().hedging, ..quick(Duration::from_secs(10)) };
+    let client = Client::new(&target(addr), options).expect("client");
+    let response = client.search(banana()).await.expect("succeeds on the 4th attempt");
+    assert_eq!(response.status, 1);
+    assert_eq!(flaky.attempts.load(Ordering::SeqCst), 4);
+    assert_eq!(client.stats().hedges, 0, "nowhere to hedge to");
+}
+
+#[tokio::test]
 async fn retries_stop_after_the_attempts_allowed() {
     let flaky = Flaky { failures: u32::MAX, ..Flaky::default() };
     let (addr, _stop) = serve(flaky.clone()).await;

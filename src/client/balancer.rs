@@ -342,6 +342,13 @@ impl Balancer {
         Some(Arc::clone(chosen))
     }
 
+    /// Whether a READY subchannel the call has not been to is there.
+    pub(super) fn has_ready(&self, tried: &[Arc<Subchannel>]) -> bool {
+        self.current()
+            .iter()
+            .any(|sub| sub.state() == ConnectivityState::Ready && !tried.iter().any(|t| Arc::ptr_eq(t, sub)))
+    }
+
     /// The subchannels, resolved and started on the first call.
     async fn subchannels(self: &Arc<Self>) -> Result<Arc<[Arc<Subchannel>]>, Error> {
         let mut subchannels = self.current();

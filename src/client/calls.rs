@@ -81,10 +81,11 @@ impl Client {
     /// side-effect free is hedged when hedging is on (gRFC A6): after the
     /// hedging delay without an answer, another attempt goes to a different
     /// READY subchannel (while the retry budget holds), the first answer
-    /// wins and the others are cancelled; an attempt that fails UNAVAILABLE
-    /// is followed by the next at once. Without hedging, a method marked
-    /// safe is retried after UNAVAILABLE or a failure to connect, with
-    /// backoff, within the attempts and the budget. Either way never past
+    /// wins and the others are cancelled. An attempt of a method marked
+    /// safe that fails UNAVAILABLE, or could not connect, is retried within
+    /// the retry policy's attempts and the budget: at once when hedging and
+    /// another READY subchannel can take it, else after a backoff
+    /// (`max_attempts` 1, no retries, leaves only the hedges). Never past
     /// the deadline; with `wait_for_ready`, a call that could not be sent
     /// waits for the server.
     ///
@@ -100,11 +101,10 @@ impl Client {
         let began = Instant::now();
         let deadline = began + self.options.timeout;
         let hedging = self.options.hedging.filter(|_| retry::is_side_effect_free(method));
-        let max_attempts = match hedging {
-            Some(hedging) => hedging.max_attempts.max(1),
-            None if retry::is_safe(method) => self.options.max_attempts,
-            None => 1,
-        };
+        // Hedges (on a timer) and retries (after a failure) have limits of
+        // their own: hedging's attempts, and the retry policy's.
+        let hedge_limit = hedging.map_or(1, |hedging| hedging.max_attempts.max(1));
+        let retry_limit = if retry::is_safe(method) { self.options.max_attempts } else { 1 };
         // An attempt that lost to a hedge after this long was slow; without
         // hedging every abandoned attempt was.
         let slow = if hedging.is_some() { self.hedge_delay.get() } else { Duration::ZERO };
@@ -125,7 +125,7 @@ impl Client {
             if let Some((at, kind)) = next.filter(|(at, _)| *at <= Instant::now()) {
                 next = None;
                 let sub = match kind {
-                    Next::Hedge if sent >= max_attempts || !self.budget.allows() => None,
+                    Next::Hedge if sent >= hedge_limit || !self.budget.allows() => None,
                     // No other READY subchannel now: look again after a delay.
                     Next::Hedge => self.balancer.pick_hedge(&tried).or_else(|| {
                         next = Some((Instant::now() + self.hedge_delay.get(), Next::Hedge));
@@ -162,7 +162,7 @@ impl Client {
                     let call = Box::pin(attempt(sub.channel.clone(), request));
                     tried.push(Arc::clone(&sub));
                     running.attempts.push((Attempt { number: sent, sub, started: Instant::now() }, call));
-                    if hedging.is_some() && sent < max_attempts {
+                    if hedging.is_some() && sent < hedge_limit {
                         next = Some((Instant::now() + self.hedge_delay.get(), Next::Hedge));
                     }
                 }
@@ -222,18 +222,16 @@ impl Client {
             let again = if not_sent && self.options.wait_for_ready {
                 true
             } else {
-                max_attempts > 1
-                    && transient
-                    && retried + 1 < self.options.max_attempts
-                    && self.budget.failed()
-                    && sent < max_attempts
+                transient && retried + 1 < retry_limit && self.budget.failed()
             };
             let error = self.failed(status, &done.sub, sent, last.take());
             if again {
                 let error = error.to_string();
-                // Hedging sends the next attempt at once (gRFC A6); a retry
-                // backs off first.
-                let delay = if hedging.is_some() { Duration::ZERO } else { self.options.backoff.delay(sent) };
+                // Hedging sends the next attempt at once when another
+                // subchannel can take it (gRFC A6); a retry, or one with
+                // nowhere else to go, backs off first.
+                let elsewhere = hedging.is_some() && self.balancer.has_ready(&tried);
+                let delay = if elsewhere { Duration::ZERO } else { self.options.backoff.delay(retried + 1) };
                 if Instant::now() + delay >= deadline && running.is_empty() {
                     return Err(self.deadline_exceeded(sent, Some(error)));
                 }
