@@ -276,17 +276,7 @@ async fn a_closed_pipe_on_stdout_is_a_clean_exit() {
 
 /// The server binary: prints where it listens, serves, stops on signals.
 async fn start_server_binary(args: &[&str]) -> (tokio::process::Child, String) {
-    let mut child = Command::new(SERVER)
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the server");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let addr = lines.next_line().await.expect("read stdout").expect("the server prints its address");
-    (child, addr)
+    common::server_process(args).await
 }
 
 async fn signal(child: &tokio::process::Child, name: &str) {

@@ -41,17 +41,9 @@ struct Replica {
 
 impl Replica {
     async fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["--listen", "127.0.0.1:0", "--grace", "1s"])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the server starts");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let addr = stdout.next_line().await.expect("reads").expect("the address").parse().expect("an address");
+        let args: Vec<&str> = ["--listen", "127.0.0.1:0", "--grace", "1s"].iter().chain(args).copied().collect();
+        let (mut child, addr) = common::server_process(&args).await;
+        let addr = addr.parse().expect("an address");
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
         let kept = Arc::clone(&log);

@@ -94,3 +94,21 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
     panic!("not so after 5 s: {what}");
 }
+
+/// The server binary started with `args` (`RUST_LOG=info`, stdout and
+/// stderr piped, killed when dropped), and the address it prints first.
+pub async fn server_process(args: &[&str]) -> (tokio::process::Child, String) {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the server");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = lines.next_line().await.expect("read stdout").expect("the server prints its address");
+    (child, addr)
+}
