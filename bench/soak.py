@@ -6,7 +6,7 @@ bursts of 100 held streams, the server's memory and descriptors sampled each
 second.
 
     python3 bench/soak.py                 # 30 s, as CI runs it
-    python3 bench/soak.py --duration 10m  # the README's figure
+    python3 bench/soak.py --duration 10m  # the figure in docs/deploying.md
 
 Exits with the client's code: 0 when every call ended with a code its traffic
 allows and none was lost, 1 otherwise. Talks to 127.0.0.1 only.

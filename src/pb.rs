@@ -1,6 +1,6 @@
 //! The generated protobuf bindings: the only module that touches `gen/`.
 //!
-//! `buf generate` writes `gen/` (see README, "Changing the contract"); nothing
+//! `buf generate` writes `gen/` (see `docs/protocols.md`, "Changing the contract"); nothing
 //! here is edited by hand. The messages carry pbjson serde impls for the proto3
 //! JSON mapping, and [`v1::FILE_DESCRIPTOR_SET`] is the encoded contract for
 //! reflection and for reading method options at run time.

@@ -13,7 +13,7 @@ use search::telemetry;
 
 // Every call allocates (headers, buffers, boxed futures); mimalloc takes a
 // third of the allocator's instructions per call off glibc's malloc
-// (callgrind, see README "Benchmarks").
+// (callgrind, see `docs/benchmarks.md`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,5 +1,5 @@
 //! How a `client` run ends: what can fail ([`Error`]) and the exit code of
-//! each (also listed in the README).
+//! each (also listed in the README and `docs/client.md`).
 
 use std::io;
 

@@ -2,7 +2,7 @@
 //! checked into the [`ServerConfig`] the library serves with.
 //!
 //! Every default is a constant here, shown by `server --help`, so the flags,
-//! [`ServerConfig::default`] and the README cannot drift apart.
+//! [`ServerConfig::default`] and `docs/server.md` cannot drift apart.
 //!
 //! Durations are humantime's; sizes ([`ByteSize`]) are parsed here: the
 //! `bytesize` crate (checked) also takes decimal units and fractions
