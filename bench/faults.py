@@ -30,6 +30,7 @@ not happen). Talks to 127.0.0.1 only; every run is bounded in calls and time.
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -152,16 +153,32 @@ def fault_run(fault, row, length, start, end):
             process.stop()
 
 
+def cpu_seconds(pid):
+    """A process's user and system time so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def healthy_runs(rounds, length):
     """Today and the defaults against one healthy fleet, alternated `rounds`
-    times: a machine whose load moves between two runs moves both rows."""
+    times: a machine whose load moves between two runs moves both rows.
+    Each run also gets the CPU time it cost, the client's and the servers':
+    on a machine the run saturates, throughput is its inverse, and it moves
+    less than throughput when a neighbour takes a core."""
     fleet = replicas()
     try:
         target = "ipv4:" + ",".join(r.address for r in fleet)
         runs = {"today": [], "defaults": []}
         for _ in range(rounds):
             for row in runs:
-                runs[row].append(bench(target, ROWS[row], ["-c", "50", "-n", "10000000", "-z", f"{length}s"]))
+                servers = sum(cpu_seconds(r.proc.pid) for r in fleet)
+                client = resource.getrusage(resource.RUSAGE_CHILDREN)
+                report = bench(target, ROWS[row], ["-c", "50", "-n", "10000000", "-z", f"{length}s"])
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                client = (after.ru_utime - client.ru_utime) + (after.ru_stime - client.ru_stime)
+                servers = sum(cpu_seconds(r.proc.pid) for r in fleet) - servers
+                report["cpu_us_per_call"] = (client + servers) / max(report["calls"], 1) * 1e6
+                runs[row].append(report)
         return runs
     finally:
         for process in fleet:
@@ -189,11 +206,11 @@ def row_line(fault, row, report):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="6 s runs (fault from 2 s to 4 s): a smoke run")
-    parser.add_argument("--faults", default="frozen,blackhole,slow", help="which faults (comma-separated)")
+    parser.add_argument("--faults", default="frozen,blackhole,slow", help="which faults (comma-separated; empty: only the healthy fleet)")
     args = parser.parse_args()
     length, start, end = (6, 2, 4) if args.quick else (20, 5, 15)
     build()
-    faults = args.faults.split(",")
+    faults = [fault for fault in args.faults.split(",") if fault]
     if "blackhole" in faults and not netfilter_usable():
         print("faults: skipped the black hole: iptables cannot add rules here (not installed, or not root)")
         faults.remove("blackhole")
@@ -209,22 +226,24 @@ def main():
 
     rounds, healthy = (2, 2) if args.quick else (7, 3)
     print(f"\nHealthy fleet, closed model (50 workers), {rounds} runs of {healthy} s each, alternated; medians:\n")
-    print("| client | calls/s | attempts per call | hedges per call | p50 | p99 |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| client | calls/s | CPU per call, client + servers | attempts per call | hedges per call | p50 | p99 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     runs = healthy_runs(rounds, healthy)
-    throughput = {}
+    throughput, cpu = {}, {}
     for row, reports in runs.items():
         throughput[row] = statistics.median(r["throughput"] for r in reports)
+        cpu[row] = statistics.median(r["cpu_us_per_call"] for r in reports)
         calls = sum(r["client"]["calls"] for r in reports)
         attempts = sum(r["client"]["attempts"] for r in reports)
         hedges = sum(r["client"].get("hedges", 0) for r in reports)
         p50 = statistics.median(r["latency_us"]["p50"] for r in reports)
         p99 = statistics.median(r["latency_us"]["p99"] for r in reports)
-        print(f"| {row} | {throughput[row]:.0f} | {attempts / max(calls, 1):.4f} | {hedges / max(calls, 1):.4f} "
-              f"| {ms(p50)} | {ms(p99)} |", flush=True)
+        print(f"| {row} | {throughput[row]:.0f} | {cpu[row]:.1f} us | {attempts / max(calls, 1):.4f} "
+              f"| {hedges / max(calls, 1):.4f} | {ms(p50)} | {ms(p99)} |", flush=True)
     pairs = [d["throughput"] / t["throughput"] for t, d in zip(runs["today"], runs["defaults"])]
     print(f"\nDefaults against today, healthy: throughput x{throughput['defaults'] / throughput['today']:.3f} "
-          f"(medians); per alternated pair: {', '.join(f'x{p:.2f}' for p in pairs)}")
+          f"(medians; per alternated pair: {', '.join(f'x{p:.2f}' for p in pairs)}); CPU per call "
+          f"x{cpu['defaults'] / cpu['today']:.3f}")
     return 0
 
 
