@@ -16,6 +16,13 @@ use crate::pb::v1::FILE_DESCRIPTOR_SET;
 /// field 1 is the query string, the response's field 1 the status varint.
 pub const SEARCH_PATH: &str = "/search.v1.SearchService/Search";
 
+/// The streaming methods' paths.
+pub const CLASSIFY_PATH: &str = "/search.v1.SearchService/Classify";
+/// See [`CLASSIFY_PATH`].
+pub const COUNT_PATH: &str = "/search.v1.SearchService/Count";
+/// See [`CLASSIFY_PATH`].
+pub const SCAN_PATH: &str = "/search.v1.SearchService/Scan";
+
 /// The path of the article's unary method, which a client written the
 /// article's way calls (`channel.unary_unary("/Search/search", ...)`).
 pub const LEGACY_SEARCH_PATH: &str = "/Search/search";

@@ -190,6 +190,16 @@ pub enum Event {
         /// answer, an ejection and its figures.
         why: Option<String>,
     },
+    /// A call the server never took went out again (grpc's transparent
+    /// retry).
+    Resent {
+        /// The method.
+        method: String,
+        /// The subchannel whose server did not take it.
+        address: String,
+        /// How that attempt ended.
+        why: String,
+    },
     /// A hedged attempt went out.
     Hedge {
         /// The method.
@@ -209,6 +219,9 @@ impl fmt::Display for Event {
             Self::Subchannel { address, from, to, why: None } => write!(f, "subchannel {address} {from} -> {to}"),
             Self::Subchannel { address, from, to, why: Some(why) } => {
                 write!(f, "subchannel {address} {from} -> {to} ({why})")
+            }
+            Self::Resent { method, address, why } => {
+                write!(f, "sent again: {method}, which {address} did not take ({why})")
             }
             Self::Hedge { method, attempt, address, after } => {
                 write!(f, "hedge: attempt {attempt} of {method} to {address}, {after:.1?} after the first")

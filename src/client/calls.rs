@@ -14,6 +14,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 use super::failure::Failure;
+use super::replay::Replay;
 use super::responses::Responses;
 use super::{Client, ConnectivityState, Error, Event, Subchannel, retry};
 use crate::pb::v1::search_service_client::SearchServiceClient;
@@ -21,7 +22,7 @@ use crate::pb::v1::{
     ClassifyRequest, ClassifyResponse, CountRequest, CountResponse, ScanRequest, ScanResponse, SearchRequest,
     SearchResponse,
 };
-use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
+use crate::rpc::{CLASSIFY_PATH, COUNT_PATH, LEGACY_SEARCH_PATH, SCAN_PATH, SEARCH_PATH};
 
 /// One attempt of a unary call, while it runs.
 struct Attempt {
@@ -204,9 +205,9 @@ impl Client {
                 // Not an attempt of the call's: the server never had it.
                 transparent += 1;
                 sent -= 1;
-                let error = self.failed(status, &done.sub, sent + 1, None).to_string();
-                tracing::debug!(method, error, "sending again on another subchannel (the call was not sent)");
-                last = Some(error);
+                let error = self.failed(status, &done.sub, sent + 1, None);
+                self.resent(method, &done.sub, &error);
+                last = Some(error.to_string());
                 next = Some((Instant::now(), Next::Attempt));
                 continue;
             }
@@ -253,10 +254,17 @@ impl Client {
 
     /// Starts a streaming call: waits for readiness if asked, sends the
     /// deadline, and maps a call that could not be sent to [`Error::Connect`].
-    async fn streaming<M, T, Fut>(
+    /// A call the server never took (it was not sent, refused unprocessed,
+    /// or past a GOAWAY's last stream) is sent again at once, elsewhere when
+    /// another subchannel can take it, with every request message sent so
+    /// far (`request` gives them again; `None` once the call is committed):
+    /// grpc's transparent retry, once per subchannel. Once the server answers
+    /// the call is the server's, and never sent again.
+    async fn streaming<R, T, Fut>(
         &self,
-        message: M,
-        call: impl FnOnce(SearchServiceClient<Channel>, Request<M>) -> Fut,
+        method: &str,
+        mut request: impl FnMut() -> Option<R>,
+        call: impl Fn(SearchServiceClient<Channel>, Request<R>) -> Fut,
     ) -> Result<(T, Instant, Arc<Subchannel>), Error>
     where
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
@@ -267,25 +275,52 @@ impl Client {
         let deadline = Instant::now() + self.options.timeout;
         self.ready(deadline).await?;
         self.stats.call();
-        self.stats.attempt();
-        let sub = timeout_at(deadline, self.balancer.pick()).await.map_err(|_| self.deadline_exceeded(1, None))??;
-        let client = self.grpc(sub.channel.clone());
-        match timeout_at(deadline, call(client, with_timeout(message, deadline))).await {
-            Err(_) => {
-                sub.outlier.failure();
-                Err(self.deadline_exceeded(1, None))
-            }
-            Ok(Ok(response)) => {
-                sub.connectivity.mark_answered();
-                Ok((response.into_inner(), deadline, sub))
-            }
-            Ok(Err(status)) => {
-                let error = self.failed(status, &sub, 1, None);
-                if !matches!(error, Error::Connect { .. }) {
+        let mut tried: Vec<Arc<Subchannel>> = Vec::new();
+        let mut next = request();
+        // Each attempt has its messages: the first's always, a later one's
+        // only while the call is not committed (checked before it starts).
+        while let Some(message) = next.take() {
+            self.stats.attempt();
+            let sub = timeout_at(deadline, self.balancer.pick_avoiding(&tried))
+                .await
+                .map_err(|_| self.deadline_exceeded(1, None))??;
+            let client = self.grpc(sub.channel.clone());
+            let status = match timeout_at(deadline, call(client, with_timeout(message, deadline))).await {
+                Err(_) => {
                     sub.outlier.failure();
+                    return Err(self.deadline_exceeded(1, None));
                 }
-                Err(error)
+                Ok(Ok(response)) => {
+                    sub.connectivity.mark_answered();
+                    return Ok((response.into_inner(), deadline, sub));
+                }
+                Ok(Err(status)) => status,
+            };
+            let not_sent = matches!(self.failure(&status, &sub), Failure::NotSent(_));
+            let error = self.failed(status, &sub, 1, None);
+            if !not_sent {
+                sub.outlier.failure();
             }
+            let again = not_sent && tried.len() < self.balancer.len() && Instant::now() < deadline;
+            // The messages again, unless the call outgrew its retry buffer.
+            next = if again { request() } else { None };
+            if next.is_none() {
+                return Err(error);
+            }
+            self.resent(method, &sub, &error);
+            tried.push(sub);
+        }
+        Err(Error::Protocol("a streaming call had no request to send".into()))
+    }
+
+    /// A call that `sub`'s server never took goes out again: counted, and
+    /// shown by `-v`.
+    fn resent(&self, method: &str, sub: &Subchannel, error: &Error) {
+        self.stats.resent();
+        tracing::debug!(method, error = %error, "sending again (the server never took the call)");
+        if self.balancer.watched() {
+            let (method, address, why) = (method.to_owned(), sub.address.to_string(), error.to_string());
+            self.balancer.emit(&Event::Resent { method, address, why });
         }
     }
 
@@ -336,8 +371,11 @@ impl Client {
         &self,
         requests: impl Stream<Item = ClassifyRequest> + Send + 'static,
     ) -> Result<Responses<ClassifyResponse>, Error> {
-        let (stream, deadline, sub) =
-            self.streaming(requests, |mut client, request| async move { client.classify(request).await }).await?;
+        let replay = self.replay(requests);
+        let call = |mut client: SearchServiceClient<Channel>, request| async move { client.classify(request).await };
+        let (stream, deadline, sub) = self.streaming(CLASSIFY_PATH, || replay.attempt(), call).await?;
+        // Answered: the server has the call, which is never sent again.
+        replay.commit();
         Ok(Responses::new(stream, deadline, self.clone(), sub))
     }
 
@@ -350,8 +388,9 @@ impl Client {
         &self,
         requests: impl Stream<Item = CountRequest> + Send + 'static,
     ) -> Result<CountResponse, Error> {
-        let (response, _, sub) =
-            self.streaming(requests, |mut client, request| async move { client.count(request).await }).await?;
+        let replay = self.replay(requests);
+        let call = |mut client: SearchServiceClient<Channel>, request| async move { client.count(request).await };
+        let (response, _, sub) = self.streaming(COUNT_PATH, || replay.attempt(), call).await?;
         sub.outlier.success();
         Ok(response)
     }
@@ -363,9 +402,18 @@ impl Client {
     /// See [`Error`]; the responses end at the deadline with
     /// [`Error::DeadlineExceeded`].
     pub async fn scan(&self, request: ScanRequest) -> Result<Responses<ScanResponse>, Error> {
-        let (stream, deadline, sub) =
-            self.streaming(request, |mut client, request| async move { client.scan(request).await }).await?;
+        let call = |mut client: SearchServiceClient<Channel>, request| async move { client.scan(request).await };
+        let (stream, deadline, sub) = self.streaming(SCAN_PATH, || Some(request.clone()), call).await?;
         Ok(Responses::new(stream, deadline, self.clone(), sub))
+    }
+
+    /// The retry buffer of a streaming call sending `requests`.
+    fn replay<S>(&self, requests: S) -> Replay<S>
+    where
+        S: Stream + Send + 'static,
+        S::Item: prost::Message + Clone,
+    {
+        Replay::new(requests, self.options.retry_buffer, Arc::clone(&self.retry_bytes))
     }
 }
 

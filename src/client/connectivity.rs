@@ -5,11 +5,13 @@
 //! tonic has no such API, so the state is kept here from the connection's
 //! own events: the channel dials through [`TrackingConnector`], which sets
 //! CONNECTING when it dials, READY when the transport is up and
-//! TRANSIENT_FAILURE when dialing fails; the connection's socket sets IDLE
-//! when it closes, or TRANSIENT_FAILURE when it closes after the peer fell
-//! silent for longer than the keepalive timeout (hyper gave up on an
-//! unanswered keepalive ping: the only reason it closes a connection whose
-//! peer said nothing); [`Connectivity::shutdown`] sets SHUTDOWN for good.
+//! TRANSIENT_FAILURE when dialing fails; the current connection's socket
+//! sets IDLE when it closes (an older one, still finishing its calls after a
+//! GOAWAY while a new one serves, closes quietly), or TRANSIENT_FAILURE when
+//! it closes after the peer fell silent for longer than the keepalive
+//! timeout (hyper gave up on an unanswered keepalive ping: the only reason
+//! it closes a connection whose peer said nothing);
+//! [`Connectivity::shutdown`] sets SHUTDOWN for good.
 
 use std::fmt;
 use std::future::Future;
@@ -17,7 +19,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -64,6 +66,10 @@ pub struct Connectivity {
     /// (a TLS alert, or a plaintext client at a TLS server), after it that
     /// the connection was lost.
     answered: Arc<AtomicBool>,
+    /// Which connection is the current one: a subchannel dials a new one
+    /// while an old one that got a GOAWAY still finishes its calls, and only
+    /// the current one's end says anything of the subchannel.
+    connection: Arc<AtomicU64>,
     /// Listeners to every transition (a watch keeps only the latest state).
     listeners: Arc<Mutex<Vec<mpsc::UnboundedSender<Transition>>>>,
     /// Called at each transition, in order, as it happens (a subchannel's
@@ -89,6 +95,7 @@ impl Default for Connectivity {
         Self {
             state: Arc::new(watch::Sender::new(ConnectivityState::Idle)),
             answered: Arc::new(AtomicBool::new(false)),
+            connection: Arc::default(),
             listeners: Arc::default(),
             on_change: Arc::default(),
         }
@@ -255,9 +262,10 @@ impl tower::Service<Uri> for TrackingConnector {
             match dialed {
                 Ok(stream) => {
                     connectivity.answered.store(false, Ordering::Relaxed);
+                    let connection = connectivity.connection.fetch_add(1, Ordering::AcqRel) + 1;
                     connectivity.set(ConnectivityState::Ready);
                     let heard = std::time::Instant::now();
-                    Ok(TokioIo::new(TrackedStream { stream, connectivity, keepalive_timeout, heard }))
+                    Ok(TokioIo::new(TrackedStream { stream, connectivity, connection, keepalive_timeout, heard }))
                 }
                 Err(err) => {
                     let cause = err.to_string();
@@ -301,6 +309,8 @@ enum Stream {
 pub struct TrackedStream {
     stream: Stream,
     connectivity: Connectivity,
+    /// Which of the subchannel's connections this is.
+    connection: u64,
     /// Set when the channel sends keepalive pings.
     keepalive_timeout: Option<Duration>,
     /// When a read last completed (bytes, the end, or an error).
@@ -320,6 +330,10 @@ macro_rules! on_stream {
 
 impl Drop for TrackedStream {
     fn drop(&mut self) {
+        // An older connection, replaced after its GOAWAY, ends quietly.
+        if self.connectivity.connection.load(Ordering::Acquire) != self.connection {
+            return;
+        }
         // A peer that closes or resets the connection, or sends a GOAWAY, is
         // read just before: hyper closing after a silence longer than the
         // keepalive timeout means its ping went unanswered.
@@ -427,6 +441,14 @@ mod tests {
         assert_eq!(connectivity.state(), ConnectivityState::Ready);
         drop(stream);
         assert_eq!(connectivity.state(), ConnectivityState::Idle, "a closed connection is IDLE");
+        // A second connection replaces the first (a GOAWAY, say): the first
+        // closing later leaves the subchannel READY.
+        let first = connector.clone().oneshot(uri.clone()).await.expect("dials");
+        let second = connector.clone().oneshot(uri.clone()).await.expect("dials again");
+        drop(first);
+        assert_eq!(connectivity.state(), ConnectivityState::Ready, "the replaced connection ends quietly");
+        drop(second);
+        assert_eq!(connectivity.state(), ConnectivityState::Idle);
         drop(listener);
         let err = connector.oneshot(uri).await.expect_err("nothing listens");
         assert_eq!(connectivity.state(), ConnectivityState::TransientFailure);

@@ -22,6 +22,7 @@
 //! - `health.rs`: client-side health checking (gRFC A17).
 //! - `outlier.rs`: outlier detection (gRFC A50).
 //! - `hedging.rs`: the hedging policy and its delay (gRFC A6).
+//! - `replay.rs`: a streaming call's retry buffer, for transparent retries.
 //! - `stats.rs`: the client's own counts: calls, attempts, attempt
 //!   durations, hedges, ejections, state changes.
 //! - `retry.rs`: safe methods from the descriptor, [`Backoff`], the retry budget.
@@ -43,6 +44,7 @@ mod failure;
 mod health;
 mod hedging;
 mod outlier;
+mod replay;
 mod responses;
 mod retry;
 mod stats;
@@ -56,6 +58,7 @@ pub use self::error::{Error, describe_status};
 use self::failure::Failure;
 pub use self::hedging::{COLD_DELAY, Hedging, HedgingDelay, MIN_DELAY};
 pub use self::outlier::{FailurePercentageEjection, OutlierDetection, OutlierError, SuccessRateEjection};
+pub use self::replay::RetryBuffer;
 pub use self::responses::Responses;
 use self::retry::RetryBudget;
 pub use self::retry::{Backoff, BackoffError, RetryThrottle};
@@ -114,6 +117,9 @@ pub struct ClientOptions {
     pub max_attempts: u32,
     /// The retry budget shared by the client's calls.
     pub retry_budget: RetryThrottle,
+    /// What a streaming call keeps of its request messages to send them
+    /// again when the server never took the call.
+    pub retry_buffer: RetryBuffer,
     /// TLS for `https://` targets (the system roots unless a CA is given).
     pub tls: ClientTls,
     /// Compress request messages with this encoding (answers in gzip, zstd
@@ -167,6 +173,7 @@ impl Default for ClientOptions {
             backoff: Backoff::DEFAULT,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             retry_budget: RetryThrottle::default(),
+            retry_buffer: RetryBuffer::default(),
             tls: ClientTls::default(),
             compression: None,
             lb: LoadBalancing::PickFirst,
@@ -194,6 +201,8 @@ pub struct Client {
     stats: Arc<Stats>,
     /// The hedging delay, learned from the answers.
     hedge_delay: Arc<hedging::Delay>,
+    /// The bytes the streaming calls keep to send again, all together.
+    retry_bytes: replay::ChannelBytes,
 }
 
 impl Client {
@@ -209,7 +218,8 @@ impl Client {
         let options = Arc::new(options);
         let stats = Arc::<Stats>::default();
         let balancer = Balancer::new(target, Arc::clone(&options), connectivity.clone(), Arc::clone(&stats))?;
-        Ok(Self { balancer, target: target.clone(), options, connectivity, budget, stats, hedge_delay })
+        let retry_bytes = replay::ChannelBytes::default();
+        Ok(Self { balancer, target: target.clone(), options, connectivity, budget, stats, hedge_delay, retry_bytes })
     }
 
     /// A client with the default options, connected now, so that an

@@ -24,6 +24,7 @@ pub struct Stats {
     hedges_won: AtomicU64,
     ejections: AtomicU64,
     state_changes: AtomicU64,
+    resent: AtomicU64,
     /// Unary attempts per bucket; the last counts those over every bound.
     durations: [AtomicU64; BUCKETS.len() + 1],
 }
@@ -54,6 +55,11 @@ impl Stats {
         self.ejections.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A call the server never took was sent again (transparently).
+    pub(super) fn resent(&self) {
+        self.resent.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A subchannel changed state.
     pub(super) fn state_changed(&self) {
         self.state_changes.fetch_add(1, Ordering::Relaxed);
@@ -75,6 +81,7 @@ impl Stats {
             hedges_won: self.hedges_won.load(Ordering::Relaxed),
             ejections: self.ejections.load(Ordering::Relaxed),
             state_changes: self.state_changes.load(Ordering::Relaxed),
+            resent: self.resent.load(Ordering::Relaxed),
             attempt_duration_buckets: self.durations.iter().map(|n| n.load(Ordering::Relaxed)).collect(),
         }
     }
@@ -99,6 +106,10 @@ pub struct CallStats {
     /// Subchannel state changes (connection, health, ejection).
     #[serde(default)]
     pub state_changes: u64,
+    /// Calls sent again because the server never took them (refused, past a
+    /// GOAWAY's last stream, or never sent): grpc's transparent retries.
+    #[serde(default)]
+    pub resent: u64,
     /// Unary attempts per duration bucket (the bounds of `BUCKETS`, then one for longer).
     pub attempt_duration_buckets: Vec<u64>,
 }
@@ -112,6 +123,7 @@ impl CallStats {
         self.hedges_won += other.hedges_won;
         self.ejections += other.ejections;
         self.state_changes += other.state_changes;
+        self.resent += other.resent;
         self.attempt_duration_buckets
             .resize(other.attempt_duration_buckets.len().max(self.attempt_duration_buckets.len()), 0);
         for (total, n) in self.attempt_duration_buckets.iter_mut().zip(&other.attempt_duration_buckets) {
@@ -130,6 +142,7 @@ impl CallStats {
             hedges_won: self.hedges_won.saturating_sub(earlier.hedges_won),
             ejections: self.ejections.saturating_sub(earlier.ejections),
             state_changes: self.state_changes.saturating_sub(earlier.state_changes),
+            resent: self.resent.saturating_sub(earlier.resent),
             attempt_duration_buckets: buckets
                 .map(|(i, n)| n.saturating_sub(earlier.attempt_duration_buckets.get(i).copied().unwrap_or(0)))
                 .collect(),
@@ -150,10 +163,12 @@ impl std::fmt::Display for CallStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:.2} attempts per call; hedges: {} sent, {} won; ejections: {}; subchannel state changes: {}",
+            "{:.2} attempts per call; hedges: {} sent, {} won; sent again unprocessed: {}; ejections: {}; \
+             subchannel state changes: {}",
             self.attempts_per_call(),
             self.hedges,
             self.hedges_won,
+            self.resent,
             self.ejections,
             self.state_changes
         )
@@ -178,6 +193,7 @@ mod tests {
         stats.ejected();
         stats.state_changed();
         stats.state_changed();
+        stats.resent();
         let snapshot = stats.snapshot();
         assert_eq!((snapshot.hedges, snapshot.hedges_won, snapshot.ejections, snapshot.state_changes), (1, 1, 1, 2));
         assert_eq!((snapshot.calls, snapshot.attempts), (1, 2));
@@ -194,7 +210,8 @@ mod tests {
         assert_eq!((later.hedges, later.ejections, later.state_changes), (1, 1, 2));
         assert_eq!(
             later.to_string(),
-            "2.00 attempts per call; hedges: 1 sent, 1 won; ejections: 1; subchannel state changes: 2"
+            "2.00 attempts per call; hedges: 1 sent, 1 won; sent again unprocessed: 1; ejections: 1; \
+             subchannel state changes: 2"
         );
     }
 }

@@ -1,0 +1,134 @@
+//! Connections rotated under calls: a server that ages its connections out
+//! every few hundred milliseconds (its GOAWAY, then the close a grace
+//! later), and clients that keep calls of every kind going across many
+//! rotations. No call may fail for it: a call the server never took is sent
+//! again, transparently, whatever its kind.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::TestServer;
+use search::client::{Client, ClientOptions, Error};
+use search::pb::v1::{ClassifyRequest, CountRequest, ScanRequest, SearchRequest};
+use search::server::ServerConfig;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// A server whose connections get their GOAWAY after 300 ms (less up to 10%)
+/// and are closed 10 s later: no call is cut by the close.
+async fn rotating() -> TestServer {
+    let config = ServerConfig {
+        max_connection_age: Duration::from_millis(300),
+        max_connection_age_grace: Duration::from_secs(10),
+        ..ServerConfig::default()
+    };
+    TestServer::start_with("127.0.0.1:0", config).await
+}
+
+/// One call of `kind`, checked.
+async fn call(client: &Client, kind: usize) -> Result<(), Error> {
+    match kind % 4 {
+        0 => {
+            let answer = client.search(SearchRequest { query: "Banana".into() }).await?;
+            assert_eq!(answer.status, 1);
+        }
+        1 => {
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            let mut answers = client.classify(ReceiverStream::new(rx)).await?;
+            for _ in 0..3 {
+                tx.send(ClassifyRequest { queries: vec!["Banana".into(), "kiwi".into()] }).await.expect("open");
+                let answer = answers.message().await?.expect("an answer per request");
+                assert_eq!(answer.statuses, [1, 0]);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            drop(tx);
+            assert!(answers.message().await?.is_none());
+        }
+        2 => {
+            let batches = vec![CountRequest { queries: vec!["banana".into(); 10] }; 5];
+            let answer = client.count(tokio_stream::iter(batches)).await?;
+            assert_eq!((answer.queries, answer.matches), (50, 50));
+        }
+        _ => {
+            let text = "a banana\n".repeat(200);
+            let mut answers = client.scan(ScanRequest { text }).await?;
+            let mut found = 0;
+            while let Some(answer) = answers.message().await? {
+                found += answer.matches.len();
+            }
+            assert_eq!(found, 200);
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_of_every_kind_survive_connections_aged_out_under_them() {
+    let server = rotating().await;
+    let client = Client::connect_with(&server.target(), ClientOptions::default()).await.expect("connects");
+    let end = Instant::now() + Duration::from_secs(4);
+    let mut workers = Vec::new();
+    for worker in 0..8 {
+        let client = client.clone();
+        workers.push(tokio::spawn(async move {
+            let mut failed = BTreeMap::<String, u64>::new();
+            let mut calls = 0u64;
+            let mut kind = worker;
+            while Instant::now() < end {
+                if let Err(err) = call(&client, kind).await {
+                    *failed.entry(format!("kind {}: {err}", kind % 4)).or_default() += 1;
+                }
+                kind += 1;
+                calls += 1;
+            }
+            (calls, failed)
+        }));
+    }
+    let mut calls = 0;
+    let mut failed = BTreeMap::<String, u64>::new();
+    for worker in workers {
+        let (n, f) = worker.await.expect("a worker never panics");
+        calls += n;
+        for (k, v) in f {
+            *failed.entry(k).or_default() += v;
+        }
+    }
+    assert!(calls > 200, "{calls} calls");
+    assert!(failed.is_empty(), "{} of {calls} calls failed: {failed:#?}", failed.values().sum::<u64>());
+    assert!(client.stats().resent > 0, "the rotations turned calls away, which went out again: {:?}", client.stats());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_keeps_every_rotated_subchannel_ready_and_in_turn() {
+    let servers = [rotating().await, rotating().await];
+    let target: search::client::Target =
+        format!("ipv4:{},{}", servers[0].addr, servers[1].addr).parse().expect("an ipv4: target");
+    let options = ClientOptions { lb: search::client::LoadBalancing::RoundRobin, ..ClientOptions::default() };
+    let client = Client::connect_with(&target, options).await.expect("connects");
+    client.settle(Duration::from_secs(5)).await;
+    // Two seconds of calls: each connection is replaced six times or so.
+    let end = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < end {
+        client.search(SearchRequest { query: "Banana".into() }).await.expect("no call fails");
+    }
+    // An old connection that closes after its replacement is up says
+    // nothing of the subchannel: both stay READY and keep their turn.
+    let backends = client.backends();
+    assert!(
+        backends.iter().all(|b| b.state == search::client::ConnectivityState::Ready),
+        "every subchannel READY after the rotations: {backends:?}"
+    );
+    let before: Vec<u64> = client.backends().iter().map(|b| b.calls).collect();
+    for _ in 0..40 {
+        client.search(SearchRequest { query: "Banana".into() }).await.expect("no call fails");
+    }
+    let after: Vec<u64> = client.backends().iter().map(|b| b.calls).collect();
+    let turns: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert!(turns.iter().all(|&n| n >= 15), "round robin over both: {turns:?}");
+    for server in servers {
+        server.stop().await;
+    }
+}
