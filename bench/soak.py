@@ -5,8 +5,13 @@ time with all four RPC kinds, disconnects mid-call, deadlines mid-stream and
 bursts of 100 held streams, the server's memory and descriptors sampled each
 second.
 
-    python3 bench/soak.py                 # 30 s, as CI runs it
+    python3 bench/soak.py                 # 30 s
     python3 bench/soak.py --duration 10m  # the figure in docs/deploying.md
+    python3 bench/soak.py --duration 60s --max-connection-age 2s --max-connection-age-grace 60s
+                                          # connections rotated every 2 s under the calls, as CI runs it
+
+With --max-connection-age the server sends each connection its GOAWAY at that
+age, and the calls that cross it must still end as their traffic allows.
 
 Exits with the client's code: 0 when every call ended with a code its traffic
 allows and none was lost, 1 otherwise. Talks to 127.0.0.1 only.
@@ -29,14 +34,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", default="30s", help="how long to soak (humantime: 30s, 10m)")
     parser.add_argument("--json", type=pathlib.Path, help="also write the client's JSON report here")
+    parser.add_argument("--max-connection-age", help="the server's --max-connection-age (default: the server's, 30m)")
+    parser.add_argument("--max-connection-age-grace",
+                        help="the server's --max-connection-age-grace (default: the server's, 1m)")
     args = parser.parse_args()
+    rotation = []
+    for flag in ("max_connection_age", "max_connection_age_grace"):
+        if getattr(args, flag):
+            rotation += ["--" + flag.replace("_", "-"), getattr(args, flag)]
 
     print("building the release binaries...", file=sys.stderr)
     # compare.py's build word for word: with --examples the dev-dependencies'
     # features join in, so any other command would link the binaries again.
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bins", "--examples"], cwd=ROOT, check=True)
     server = subprocess.Popen(
-        [RELEASE / "server", "--listen", "127.0.0.1:0", "--max-concurrent-calls", MAX_CONCURRENT_CALLS],
+        [RELEASE / "server", "--listen", "127.0.0.1:0", "--max-concurrent-calls", MAX_CONCURRENT_CALLS, *rotation],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -69,7 +81,8 @@ def main() -> int:
 def show(report: dict) -> None:
     calls, seconds = report["ended"], report["seconds"]
     print(f"soak: {seconds:.0f} s, {calls} calls ({calls / seconds:.0f}/s); "
-          f"started {report['started']}, unexpected {report['unexpected']}, lost {report['lost']}")
+          f"started {report['started']}, unexpected {report['unexpected']}, lost {report['lost']}; "
+          f"sent again unprocessed {report.get('client', {}).get('resent', 0)}")
     for scenario, outcomes in report["outcomes"].items():
         print(f"  {scenario:<10} " + ", ".join(f"{name} {n}" for name, n in outcomes.items()))
     rss, fds = report.get("rss_kib"), report.get("fds")

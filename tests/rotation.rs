@@ -132,3 +132,72 @@ async fn round_robin_keeps_every_rotated_subchannel_ready_and_in_turn() {
         server.stop().await;
     }
 }
+
+/// A peer that reads a Count call's request until `refuse_after` bytes have
+/// come, then refuses the stream unprocessed (RST_STREAM REFUSED_STREAM), as
+/// a server going away does; it answers anything else UNIMPLEMENTED at once.
+async fn refusing_peer(refuse_after: usize) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut connection) = h2::server::handshake(socket).await else { return };
+                while let Some(Ok((request, mut respond))) = connection.accept().await {
+                    tokio::spawn(async move {
+                        if !request.uri().path().ends_with("/Count") {
+                            let answer = http::Response::builder()
+                                .header("content-type", "application/grpc")
+                                .header("grpc-status", "12")
+                                .body(())
+                                .expect("a response");
+                            let _ = respond.send_response(answer, true);
+                            return;
+                        }
+                        let mut body = request.into_body();
+                        let mut read = 0;
+                        while let Some(Ok(chunk)) = body.data().await {
+                            read += chunk.len();
+                            let _ = body.flow_control().release_capacity(chunk.len());
+                            if read >= refuse_after {
+                                respond.send_reset(h2::Reason::REFUSED_STREAM);
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_client_stream_is_sent_again_whole_unless_it_outgrew_the_retry_buffer() {
+    let server = TestServer::start().await;
+    // About 1 KiB a message.
+    let message = || CountRequest { queries: vec!["banana".repeat(170)] };
+    let buffer = search::client::RetryBuffer { per_call: 64 << 10, ..search::client::RetryBuffer::default() };
+    for (messages, refuse_after, resent) in [(10, 5 << 10, true), (100, 80 << 10, false)] {
+        let peer = refusing_peer(refuse_after).await;
+        // pick_first: the refusing peer first, the real server next.
+        let target = format!("ipv4:{peer},{}", server.addr).parse().expect("an ipv4: target");
+        let options = ClientOptions { retry_buffer: buffer, ..ClientOptions::default() };
+        let client = Client::connect_with(&target, options).await.expect("connects");
+        let counted = client.count(tokio_stream::iter(vec![message(); messages])).await;
+        if resent {
+            // 10 KiB fit in the buffer: every message went to the real
+            // server again, and it counted them all.
+            let answer = counted.expect("sent again, whole, to the next server");
+            assert_eq!((answer.queries, answer.matches), (10, 10));
+            assert_eq!(client.stats().resent, 1);
+        } else {
+            // 100 KiB did not: the call was committed, and fails cleanly.
+            let err = counted.expect_err("not sent again");
+            assert!(err.to_string().contains("refused the call unprocessed"), "{err}");
+            assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+            assert_eq!(client.stats().resent, 0);
+        }
+    }
+    server.stop().await;
+}
