@@ -201,3 +201,66 @@ async fn a_refused_client_stream_is_sent_again_whole_unless_it_outgrew_the_retry
     }
     server.stop().await;
 }
+
+/// A burst of `n` Classify streams held open at once (each waits for all the
+/// others to have their first answer before it closes), as `client soak`
+/// makes them: what each ended with.
+async fn burst(client: &Client, n: usize) -> Vec<Result<(), Error>> {
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    let mut held = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (client, barrier) = (client.clone(), std::sync::Arc::clone(&barrier));
+        held.spawn(async move {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let first = match client.classify(ReceiverStream::new(rx)).await {
+                Ok(mut answers) => {
+                    let _ = tx.send(ClassifyRequest { queries: vec!["Banana".into()] }).await;
+                    answers.message().await.map(|_| answers)
+                }
+                Err(err) => Err(err),
+            };
+            barrier.wait().await;
+            let mut answers = first?;
+            drop(tx);
+            while answers.message().await?.is_some() {}
+            Ok(())
+        });
+    }
+    let mut ends = Vec::new();
+    while let Some(end) = held.join_next().await {
+        ends.push(end.expect("a held stream never panics"));
+    }
+    ends
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_of_held_streams_survive_rotations_on_one_connection() {
+    // Streams held across a GOAWAY keep the old connection open while new
+    // calls need a new one: the channel must not hand them to the old one.
+    let config = ServerConfig {
+        max_concurrent_calls: 64,
+        max_connection_age: Duration::from_millis(300),
+        max_connection_age_grace: Duration::from_secs(10),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start_with("127.0.0.1:0", config).await;
+    let client = Client::connect_with(&server.target(), ClientOptions::default()).await.expect("connects");
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut failed = BTreeMap::<String, u64>::new();
+    let mut streams = 0;
+    while Instant::now() < end {
+        for ended in burst(&client, 100).await {
+            streams += 1;
+            match ended {
+                // Past the server's 64 calls: shed, as the burst means.
+                Err(err) if err.code() == Some(tonic::Code::ResourceExhausted) => {}
+                Err(err) => *failed.entry(err.to_string()).or_default() += 1,
+                Ok(()) => {}
+            }
+        }
+    }
+    assert!(streams > 1_000, "{streams} streams");
+    assert!(failed.is_empty(), "{failed:#?} {:?}", client.stats());
+    assert!(client.stats().resent > 0, "{:?}", client.stats());
+    server.stop().await;
+}

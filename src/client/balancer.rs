@@ -68,7 +68,17 @@ const MIN_RERESOLVE: Duration = Duration::from_secs(1);
 /// One address with its connection.
 pub(super) struct Subchannel {
     pub(super) address: Address,
-    pub(super) channel: Channel,
+    /// The transport new calls go on, and its number: a tonic channel that
+    /// keeps one connection (and dials it again when it breaks). A
+    /// connection that got a GOAWAY goes on serving its calls but takes no
+    /// new one, and tonic keeps handing it new calls until it closes, so
+    /// the first call it turns away makes the subchannel a new transport
+    /// ([`Subchannel::renew`]), as a grpc subchannel makes a new one on a
+    /// GOAWAY.
+    transport: RwLock<(u64, Channel)>,
+    /// What makes a new transport: the endpoint and the connector that
+    /// reports to `connectivity` (none for a test's subchannel).
+    renewal: Option<(Endpoint, TrackingConnector)>,
     /// The connection's own state (dialing, connected, closed).
     pub(super) connectivity: Connectivity,
     /// What the health service says of the connection (gRFC A17).
@@ -103,7 +113,8 @@ impl Subchannel {
     fn new(address: Address, channel: Channel, connectivity: Connectivity, health: Health) -> Self {
         Self {
             address,
-            channel,
+            transport: RwLock::new((0, channel)),
+            renewal: None,
             state: AtomicU8::new(encode(connectivity.state())),
             connectivity,
             health: HealthCell::new(health),
@@ -112,6 +123,23 @@ impl Subchannel {
             calls: AtomicU64::new(0),
             reconnecting: AtomicBool::new(false),
             watching: Mutex::new(None),
+        }
+    }
+
+    /// The transport for a new call, and its number (for [`Subchannel::renew`]).
+    pub(super) fn channel(&self) -> (u64, Channel) {
+        self.transport.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The transport numbered `used` turned a call away because its
+    /// connection is going away: new calls get a new transport (once per
+    /// transport, however many calls it turned away). The old one serves
+    /// the calls it has until they end.
+    pub(super) fn renew(&self, used: u64) {
+        let Some((endpoint, connector)) = &self.renewal else { return };
+        let mut transport = self.transport.write().unwrap_or_else(PoisonError::into_inner);
+        if transport.0 == used {
+            *transport = (used + 1, endpoint.clone().connect_with_connector_lazy(connector.clone()));
         }
     }
 
@@ -501,9 +529,10 @@ impl Balancer {
         if let Some(keepalive) = self.options.keepalive {
             connector = connector.with_keepalive_timeout(keepalive.timeout);
         }
-        let channel = self.endpoint.clone().connect_with_connector_lazy(connector);
+        let channel = self.endpoint.clone().connect_with_connector_lazy(connector.clone());
         let health = if self.health_service().is_some() { Health::Unknown } else { Health::Unchecked };
-        let sub = Arc::new(Subchannel::new(address, channel, connectivity, health));
+        let sub = Subchannel::new(address, channel, connectivity, health);
+        let sub = Arc::new(Subchannel { renewal: Some((self.endpoint.clone(), connector)), ..sub });
         // Each change is seen as it happens, in order: the channel's state
         // goes through the same steps as its subchannels'.
         let (balancer, watched) = (Arc::downgrade(self), Arc::downgrade(&sub));
@@ -687,7 +716,7 @@ impl Balancer {
 /// Connects `sub` with one health check (any answer proves the connection);
 /// whether it worked.
 async fn probe(sub: &Subchannel, timeout: Duration) -> bool {
-    let mut health = HealthClient::new(sub.channel.clone());
+    let mut health = HealthClient::new(sub.channel().1);
     let request = tonic::Request::new(HealthCheckRequest { service: String::new() });
     match tokio::time::timeout(timeout, health.check(request)).await {
         Ok(Ok(_)) => true,

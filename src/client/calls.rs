@@ -29,6 +29,8 @@ struct Attempt {
     /// 1 for the first; hedges and retries count on.
     number: u32,
     sub: Arc<Subchannel>,
+    /// The subchannel's transport it went on.
+    transport: u64,
     started: Instant,
 }
 
@@ -160,9 +162,11 @@ impl Client {
                         }
                     }
                     let request = with_timeout(message.clone(), deadline);
-                    let call = Box::pin(attempt(sub.channel.clone(), request));
+                    let (transport, channel) = sub.channel();
+                    let call = Box::pin(attempt(channel, request));
                     tried.push(Arc::clone(&sub));
-                    running.attempts.push((Attempt { number: sent, sub, started: Instant::now() }, call));
+                    let started = Instant::now();
+                    running.attempts.push((Attempt { number: sent, sub, transport, started }, call));
                     if hedging.is_some() && sent < hedge_limit {
                         next = Some((Instant::now() + self.hedge_delay.get(), Next::Hedge));
                     }
@@ -200,7 +204,10 @@ impl Client {
                 running.abandon(slow);
                 return Err(self.deadline_exceeded(sent, last));
             }
-            let not_sent = matches!(failure, Failure::NotSent(_));
+            if matches!(failure, Failure::GoingAway(_)) {
+                done.sub.renew(done.transport);
+            }
+            let not_sent = failure.not_sent();
             if not_sent && transparent < self.balancer.len() && Instant::now() < deadline {
                 // Not an attempt of the call's: the server never had it.
                 transparent += 1;
@@ -284,8 +291,8 @@ impl Client {
             let sub = timeout_at(deadline, self.balancer.pick_avoiding(&tried))
                 .await
                 .map_err(|_| self.deadline_exceeded(1, None))??;
-            let client = self.grpc(sub.channel.clone());
-            let status = match timeout_at(deadline, call(client, with_timeout(message, deadline))).await {
+            let (transport, channel) = sub.channel();
+            let status = match timeout_at(deadline, call(self.grpc(channel), with_timeout(message, deadline))).await {
                 Err(_) => {
                     sub.outlier.failure();
                     return Err(self.deadline_exceeded(1, None));
@@ -296,7 +303,11 @@ impl Client {
                 }
                 Ok(Err(status)) => status,
             };
-            let not_sent = matches!(self.failure(&status, &sub), Failure::NotSent(_));
+            let failure = self.failure(&status, &sub);
+            if matches!(failure, Failure::GoingAway(_)) {
+                sub.renew(transport);
+            }
+            let not_sent = failure.not_sent();
             let error = self.failed(status, &sub, 1, None);
             if !not_sent {
                 sub.outlier.failure();

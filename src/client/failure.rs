@@ -9,9 +9,13 @@ use super::{Client, Error, Subchannel};
 
 /// How an attempt failed, from where its status came from.
 pub(super) enum Failure {
-    /// The call was never sent (the dial or the TLS handshake failed), or
-    /// the server refused it unprocessed.
+    /// The call was never sent: the dial or the TLS handshake failed.
     NotSent(String),
+    /// The call was never processed because its connection is going away:
+    /// the connection was closing when the call was handed to it, the
+    /// server refused the stream, or it came past a GOAWAY's last stream.
+    /// New calls need a new connection.
+    GoingAway(String),
     /// The connection closed before the server ever answered on it (a TLS
     /// alert, a plaintext client at a TLS server): it never worked.
     Unanswered(String),
@@ -35,6 +39,14 @@ fn causes<'a>(
     })
 }
 
+impl Failure {
+    /// Whether the server never had the call, so that sending it again is
+    /// safe whatever the method.
+    pub(super) fn not_sent(&self) -> bool {
+        matches!(self, Self::NotSent(_) | Self::GoingAway(_))
+    }
+}
+
 impl Client {
     /// Where the status of a failed attempt on `sub` came from.
     pub(super) fn failure(&self, status: &Status, sub: &Subchannel) -> Failure {
@@ -54,13 +66,13 @@ impl Client {
             // hyper dropped the call before sending it: its connection was
             // closing (a GOAWAY) when the call was handed to it.
             if cause.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_canceled) {
-                return Failure::NotSent("the connection closed before the call was sent".into());
+                return Failure::GoingAway("the connection closed before the call was sent".into());
             }
             if let Some(h2) = cause.downcast_ref::<h2::Error>() {
                 // HTTP/2 says a refused stream was not processed at all (a
                 // server going away refuses the streams past its GOAWAY).
                 if h2.reason() == Some(h2::Reason::REFUSED_STREAM) {
-                    return Failure::NotSent("the server refused the call unprocessed (it is going away)".into());
+                    return Failure::GoingAway("the server refused the call unprocessed (it is going away)".into());
                 }
                 // A graceful GOAWAY (NO_ERROR) fails only the streams past
                 // the last one it names, or opened after it: streams the
@@ -68,7 +80,7 @@ impl Client {
                 // take ends otherwise (its answer, or a broken pipe when
                 // the connection closes under it).
                 if h2.is_go_away() && h2.is_remote() && h2.reason() == Some(h2::Reason::NO_ERROR) {
-                    return Failure::NotSent("the server was going away and did not take the call".into());
+                    return Failure::GoingAway("the server was going away and did not take the call".into());
                 }
             }
         }
@@ -93,7 +105,7 @@ impl Client {
     /// `attempts` attempts, the earlier ones ending as `last` said.
     pub(super) fn failed(&self, status: Status, sub: &Subchannel, attempts: u32, last: Option<String>) -> Error {
         match self.failure(&status, sub) {
-            Failure::NotSent(cause) | Failure::Unanswered(cause) => {
+            Failure::NotSent(cause) | Failure::GoingAway(cause) | Failure::Unanswered(cause) => {
                 Error::Connect { target: self.target.to_string(), cause }
             }
             Failure::Deadline => self.deadline_exceeded(attempts, last),

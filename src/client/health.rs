@@ -98,7 +98,7 @@ pub(super) async fn watch(
     loop {
         let Some(strong) = sub.upgrade() else { return };
         let mut transport = strong.connectivity.subscribe();
-        let channel = strong.channel.clone();
+        let (_, channel) = strong.channel();
         drop(strong);
         // A connection first: the watch is made on it, never to dial.
         tokio::select! {

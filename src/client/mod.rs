@@ -340,14 +340,14 @@ impl Client {
     async fn probe(&self, deadline: Instant) -> Result<(), Error> {
         let sub = self.balancer.pick().await?;
         let request = with_timeout(HealthCheckRequest { service: String::new() }, deadline);
-        match timeout_at(deadline, HealthClient::new(sub.channel.clone()).check(request)).await {
+        match timeout_at(deadline, HealthClient::new(sub.channel().1).check(request)).await {
             Err(_) => Err(self.deadline_exceeded(1, None)),
             Ok(Ok(_)) => {
                 sub.connectivity.mark_answered();
                 Ok(())
             }
             Ok(Err(status)) => match self.failure(&status, &sub) {
-                Failure::NotSent(cause) | Failure::Unanswered(cause) => {
+                Failure::NotSent(cause) | Failure::GoingAway(cause) | Failure::Unanswered(cause) => {
                     Err(Error::Connect { target: self.target.to_string(), cause })
                 }
                 Failure::Deadline => Err(self.deadline_exceeded(1, None)),
