@@ -10,3 +10,10 @@
 #[allow(clippy::all, clippy::pedantic, missing_docs, unused_qualifications)]
 #[path = "../gen/search/v1/search.v1.rs"]
 pub mod v1;
+
+/// `grpc.testing`: gRPC's interoperability test contract
+/// (`proto/grpc/testing/`), served by the interop server (`src/interop/`).
+#[rustfmt::skip]
+#[allow(clippy::all, clippy::pedantic, missing_docs, unused_qualifications)]
+#[path = "../gen/grpc/testing/grpc.testing.rs"]
+pub mod testing;
