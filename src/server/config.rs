@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use super::served::Services;
 use crate::telemetry::LogFormat;
 use crate::tls::{self, ServerTls};
 
@@ -244,6 +245,9 @@ pub struct ServerConfig {
     pub cors: CorsOrigins,
     /// Where to serve `/metrics`, if anywhere.
     pub metrics_listen: Option<String>,
+    /// Services served beside Search, health and reflection (none from
+    /// the flags: a program adds them, as the interop server does).
+    pub services: Services,
 }
 
 impl Default for ServerConfig {
@@ -268,6 +272,7 @@ impl Default for ServerConfig {
             tls: None,
             cors: CorsOrigins::None,
             metrics_listen: None,
+            services: Services::default(),
         }
     }
 }
@@ -351,6 +356,7 @@ impl ServerArgs {
             tls,
             cors: CorsOrigins::parse(&self.cors_origins)?,
             metrics_listen: self.metrics_listen,
+            services: Services::default(),
         })
     }
 }

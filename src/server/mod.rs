@@ -13,7 +13,8 @@
 //!
 //! Beside them, below all three:
 //! - `config.rs`: the server's flags and their defaults ([`ServerArgs`]).
-//! - `served.rs`: the services served and their method paths.
+//! - `served.rs`: the services served and their method paths, and the
+//!   services a program adds beside Search ([`Services`]).
 //!
 //! And above them, importing them:
 //! - `mod.rs`: the stack assembled, serving and the drain ([`serve`],
@@ -42,6 +43,9 @@ use self::calls::{CallLayer, CallPolicy, Routes};
 pub use self::config::{ByteSize, ConfigError, CorsOrigins, ServerArgs, ServerConfig};
 use self::protocols::ProtocolLayer;
 use self::protocols::compression;
+pub use self::protocols::{ReceivedCompression, SendCompression};
+use self::served::Served;
+pub use self::served::Services;
 pub use self::shutdown::signal;
 pub use self::transport::Listeners;
 use self::transport::{Limits, Serving};
@@ -122,9 +126,9 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// `config.grace` and are then cut with UNAVAILABLE, and the function returns.
 ///
 /// Routes: `search.v1.SearchService` (and the legacy `/Search/search`),
-/// `grpc.health.v1.Health`, and server reflection v1 and v1alpha. Every call
-/// goes through the per-call layer (`calls/layer.rs`): deadlines, load shedding,
-/// framing checks, logs.
+/// `grpc.health.v1.Health`, server reflection v1 and v1alpha, and the
+/// services of `config.services`. Every call goes through the per-call
+/// layer (`calls/layer.rs`): deadlines, load shedding, framing checks, logs.
 ///
 /// # Errors
 /// When the TLS configuration is refused or the transport fails.
@@ -150,12 +154,23 @@ pub async fn start(
 ) -> Result<(impl Future<Output = Result<(), Error>>, Handle), Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<SearchServiceServer<Search>>().await;
-    // Reflection describes every service served, health included, so that
-    // grpcurl and grpcui can list, describe and call all of them.
+    let added = config.services.names();
+    for name in &added {
+        health.set_service_status(*name, ServingStatus::Serving).await;
+    }
+    let served = Served::of(&config.services);
+    // Reflection describes every service served, health and the added ones
+    // included, so that grpcurl and grpcui can list, describe and call all
+    // of them.
     let reflection = || {
-        tonic_reflection::server::Builder::configure()
+        let builder = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        config
+            .services
+            .added
+            .iter()
+            .fold(builder, |builder, added| builder.register_encoded_file_descriptor_set(added.descriptor_set))
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -169,7 +184,7 @@ pub async fn start(
             let failed = |source| Error::Metrics { address: address.clone(), source };
             let listener = tokio::net::TcpListener::bind(address.as_str()).await.map_err(failed)?;
             let bound = listener.local_addr().map_err(failed)?;
-            let metrics = calls::Metrics::new(&policy, &limits);
+            let metrics = calls::Metrics::new(&policy, &limits, served);
             tokio::spawn(calls::serve_metrics(listener, Arc::clone(&metrics)));
             tracing::info!(address = %bound, "metrics at /metrics");
             (Some(metrics), Some(bound))
@@ -193,11 +208,11 @@ pub async fn start(
     // tonic-web, Connect through its translation, both behind CORS), and
     // every call, whatever its protocol, is a gRPC call through the
     // per-call layer.
-    let routes = Routes::new(config.max_recv_bytes)
+    let routes = Routes::new(config.max_recv_bytes, served, &config.services)
         .add(accept_compressed!(health_service))
         .add(accept_compressed!(reflection_v1))
         .add(accept_compressed!(reflection_v1alpha));
-    let protocols = ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors));
+    let protocols = ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors), served);
     // Each connection's stack knows its peer, for the calls' log lines and
     // its idle time.
     let stack = move |peer| {
@@ -216,6 +231,9 @@ pub async fn start(
         tracing::info!(grace = %humantime::format_duration(grace), "draining: NOT_SERVING, no new connections");
         health.set_service_status("", ServingStatus::NotServing).await;
         health.set_not_serving::<SearchServiceServer<Search>>().await;
+        for name in added {
+            health.set_service_status(name, ServingStatus::NotServing).await;
+        }
         let _ = drain_started.send(());
     };
     let in_flight = handle.clone();

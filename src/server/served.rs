@@ -1,33 +1,169 @@
-//! What the server serves: the descriptor sets of its services (the
-//! contract, health, reflection v1 and v1alpha) and every method path they
-//! hold, the article's `/Search/search` included. Below every layer: the
-//! routes, the metrics' method label and the Connect protocol's method
+//! What the server serves: the services it always serves (the contract,
+//! health, reflection v1 and v1alpha), the ones a program adds beside them
+//! ([`Services`], such as the interop test service), and every method path
+//! they hold, the article's `/Search/search` included. Below every layer:
+//! the routes, the metrics' method label and the Connect protocol's method
 //! table all read it, and it imports nothing of the server.
+//!
+//! A server's table ([`Served`]) is built once per set of services and kept
+//! for the life of the process (a process serves one or two such sets), so
+//! that every layer holds it, and the paths in it, as `&'static`.
 
-use std::sync::LazyLock;
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::{LazyLock, Mutex};
+
+use http::{Request, Response};
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tower::Service;
+use tower::util::BoxCloneSyncService;
 
 use crate::pb::v1::FILE_DESCRIPTOR_SET;
-use crate::rpc::LEGACY_SEARCH_PATH;
+use crate::rpc::{LEGACY_SEARCH_PATH, Method};
 
-/// The descriptor sets of every service served: the contract, health, and
-/// reflection v1 and v1alpha.
-pub(super) const SERVED: [&[u8]; 4] = [
+/// The descriptor sets of the services every server serves: the contract,
+/// health, and reflection v1 and v1alpha.
+pub(super) const BUILT_IN: [&[u8]; 4] = [
     FILE_DESCRIPTOR_SET,
     tonic_health::pb::FILE_DESCRIPTOR_SET,
     tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
     tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
 ];
 
-/// Every method path served, the article's `/Search/search` included.
-static PATHS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    let mut paths: Vec<String> = SERVED.iter().flat_map(|set| crate::rpc::methods(set)).map(|m| m.path).collect();
-    paths.push(LEGACY_SEARCH_PATH.to_owned());
-    paths
-});
+/// A service of the stack, boxed: every service but Search's own paths.
+pub(super) type Boxed = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
-/// `path` as served (with the lifetime of the table), if it is.
-pub(super) fn served(path: &str) -> Option<&'static str> {
-    PATHS.iter().find(|served| *served == path).map(String::as_str)
+/// Services a program serves beside Search, health and reflection, through
+/// the same stack: the connection loop and its limits, the protocols
+/// (gRPC, gRPC-Web, Connect), the per-call layer (admission, deadline, the
+/// drain, compression, metrics, the log line). Each is a generated tonic
+/// server (or any service that names itself the same way) with the encoded
+/// descriptor set that declares it: its methods are routed, counted and
+/// offered to Connect from there, and reflection describes it.
+///
+/// A call to an added service may learn, per message, whether its request
+/// messages arrived compressed, and choose whether each answer is
+/// ([`ReceivedCompression`](super::ReceivedCompression),
+/// [`SendCompression`](super::SendCompression)).
+#[derive(Clone, Default)]
+pub struct Services {
+    pub(super) added: Vec<Added>,
+}
+
+/// One added service.
+#[derive(Clone)]
+pub(super) struct Added {
+    /// Its full name, as its paths start (`grpc.testing.TestService`).
+    pub(super) name: &'static str,
+    pub(super) service: Boxed,
+    /// The encoded `FileDescriptorSet` that declares it.
+    pub(super) descriptor_set: &'static [u8],
+}
+
+impl Services {
+    /// Adds `service`, declared in `descriptor_set` (the generated
+    /// `FILE_DESCRIPTOR_SET` of its package). Requests to it may be
+    /// compressed with any encoding the server takes, so a generated server
+    /// should accept them all (`accept_compressed`); answers are compressed
+    /// by the per-call layer.
+    #[must_use]
+    pub fn add<S>(mut self, service: S, descriptor_set: &'static [u8]) -> Self
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + NamedService,
+        S: Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+    {
+        self.added.push(Added { name: S::NAME, service: BoxCloneSyncService::new(service), descriptor_set });
+        self
+    }
+
+    /// The names of the services added, in order.
+    #[must_use]
+    pub fn names(&self) -> Vec<&'static str> {
+        self.added.iter().map(|added| added.name).collect()
+    }
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+/// Everything one server serves: each method path with what its descriptor
+/// says of it, and which of them belong to added services.
+#[derive(Debug)]
+pub(super) struct Served {
+    /// Every method path served and its method, the article's path last.
+    methods: Vec<(&'static str, Method)>,
+    /// The names of the added services.
+    added: Vec<&'static str>,
+}
+
+impl Served {
+    /// The table of a server serving the built-in services and `services`:
+    /// built on the first call for this set, the same one after.
+    pub(super) fn of(services: &Services) -> &'static Self {
+        type Key = Vec<(&'static str, usize)>;
+        static TABLES: Mutex<Vec<(Key, &'static Served)>> = Mutex::new(Vec::new());
+        // The descriptor sets are statics: their addresses tell them apart.
+        let key: Key = services.added.iter().map(|a| (a.name, a.descriptor_set.as_ptr() as usize)).collect();
+        let mut tables = TABLES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, served)) = tables.iter().find(|(k, _)| *k == key) {
+            return served;
+        }
+        let served: &'static Self = Box::leak(Box::new(Self::build(services)));
+        tables.push((key, served));
+        served
+    }
+
+    fn build(services: &Services) -> Self {
+        let mut methods: Vec<(&'static str, Method)> =
+            BUILT_IN.iter().flat_map(|set| crate::rpc::methods(set)).map(|m| (intern(&m.path), m)).collect();
+        for added in &services.added {
+            // Only the added service's own methods: its file may declare
+            // others (grpc.testing's UnimplementedService), not served.
+            let prefix = format!("/{}/", added.name);
+            let own = crate::rpc::methods(added.descriptor_set).into_iter().filter(|m| m.path.starts_with(&prefix));
+            methods.extend(own.map(|m| (intern(&m.path), m)));
+        }
+        // The article's path: the Search method under another name.
+        if let Some((_, search)) = methods.iter().find(|(path, _)| *path == crate::rpc::SEARCH_PATH) {
+            let legacy = Method { path: LEGACY_SEARCH_PATH.to_owned(), ..search.clone() };
+            methods.push((intern(LEGACY_SEARCH_PATH), legacy));
+        }
+        Self { methods, added: services.names() }
+    }
+
+    /// `path` as served (with the lifetime of the table), if it is.
+    pub(super) fn path(&self, path: &str) -> Option<&'static str> {
+        self.methods.iter().find(|(served, _)| *served == path).map(|(served, _)| *served)
+    }
+
+    /// Every method served, with its path.
+    pub(super) fn methods(&self) -> impl Iterator<Item = (&'static str, &Method)> {
+        self.methods.iter().map(|(path, method)| (*path, method))
+    }
+
+    /// Whether `path` names a method of an added service.
+    pub(super) fn is_added(&self, path: &str) -> bool {
+        let service = path.strip_prefix('/').and_then(|p| p.split_once('/')).map(|(service, _)| service);
+        service.is_some_and(|service| self.added.contains(&service))
+    }
+}
+
+/// `text` with the life of the process, kept once however often it is asked
+/// for: the method paths of every table.
+fn intern(text: &str) -> &'static str {
+    static INTERNED: LazyLock<Mutex<HashSet<&'static str>>> = LazyLock::new(Mutex::default);
+    let mut interned = INTERNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(kept) = interned.get(text) {
+        return kept;
+    }
+    let kept: &'static str = Box::leak(text.to_owned().into_boxed_str());
+    interned.insert(kept);
+    kept
 }
 
 #[cfg(test)]
@@ -36,14 +172,56 @@ mod tests {
 
     #[test]
     fn every_served_path_is_known_and_nothing_else() {
-        assert_eq!(served("/search.v1.SearchService/Search"), Some("/search.v1.SearchService/Search"));
-        assert_eq!(served("/Search/search"), Some("/Search/search"));
-        assert_eq!(served("/grpc.health.v1.Health/Check"), Some("/grpc.health.v1.Health/Check"));
+        let served = Served::of(&Services::default());
+        assert_eq!(served.path("/search.v1.SearchService/Search"), Some("/search.v1.SearchService/Search"));
+        assert_eq!(served.path("/Search/search"), Some("/Search/search"));
+        assert_eq!(served.path("/grpc.health.v1.Health/Check"), Some("/grpc.health.v1.Health/Check"));
         let reflection = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
-        assert_eq!(served(reflection), Some(reflection));
-        assert_eq!(served("/search.v1.SearchService/Nope"), None);
-        assert_eq!(served("/Search/Search"), None);
-        assert_eq!(served("/"), None);
-        assert_eq!(served(""), None);
+        assert_eq!(served.path(reflection), Some(reflection));
+        assert_eq!(served.path("/search.v1.SearchService/Nope"), None);
+        assert_eq!(served.path("/Search/Search"), None);
+        assert_eq!(served.path("/"), None);
+        assert_eq!(served.path(""), None);
+        assert_eq!(served.path("/grpc.testing.TestService/EmptyCall"), None, "not added");
+        assert!(!served.is_added("/search.v1.SearchService/Search"));
+    }
+
+    /// A service named as grpc.testing's TestService that answers nothing:
+    /// only its name and paths matter here.
+    #[derive(Clone)]
+    struct Nothing;
+
+    impl NamedService for Nothing {
+        const NAME: &'static str = "grpc.testing.TestService";
+    }
+
+    impl Service<Request<Body>> for Nothing {
+        type Response = Response<Body>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Response<Body>, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<Body>) -> Self::Future {
+            std::future::ready(Ok(Response::new(Body::empty())))
+        }
+    }
+
+    #[test]
+    fn an_added_service_is_served_and_only_its_own_methods() {
+        let services = Services::default().add(Nothing, crate::pb::testing::FILE_DESCRIPTOR_SET);
+        let served = Served::of(&services);
+        let empty = "/grpc.testing.TestService/EmptyCall";
+        assert_eq!(served.path(empty), Some(empty));
+        assert!(served.is_added(empty));
+        assert!(!served.is_added("/search.v1.SearchService/Search"));
+        assert_eq!(served.path("/search.v1.SearchService/Search"), Some("/search.v1.SearchService/Search"));
+        // Declared in the same file, not added: not served.
+        assert_eq!(served.path("/grpc.testing.UnimplementedService/UnimplementedCall"), None);
+        // The same set of services, the same table.
+        assert!(std::ptr::eq(served, Served::of(&services.clone())));
+        assert!(!std::ptr::eq(served, Served::of(&Services::default())));
     }
 }

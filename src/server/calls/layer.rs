@@ -34,7 +34,9 @@ use crate::rpc::code_name;
 use crate::rpc::header::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS};
 use crate::server::protocols::compression::{self, Encoding};
 use crate::server::protocols::envelope::{self, Follower};
-use crate::server::protocols::{CallFuture, CallMark, Protocol, RequestFrames, answered};
+use crate::server::protocols::{
+    CallFuture, CallMark, Protocol, ReceivedCompression, RequestFrames, SendCompression, answered,
+};
 use crate::server::transport::{Busy, Peer};
 use crate::telemetry::Call;
 
@@ -123,7 +125,16 @@ impl Service<Request<Body>> for Calls {
         let compress =
             request.headers().get(GRPC_ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).and_then(Encoding::choose);
         let flows = self.metrics.as_ref().map(|metrics| Arc::clone(&metrics.flows));
-        let request = request.map(|body| Body::new(RequestFrames::new(body, limit, compressed_ok, flows)));
+        // A handler of an added service may ask which request messages
+        // arrived compressed: only possible when an encoding is named.
+        let mut request = request;
+        let received = (compressed_ok && self.inner.served().is_added(request.uri().path())).then(|| {
+            let received = ReceivedCompression::default();
+            request.extensions_mut().insert(received.clone());
+            received
+        });
+        let request =
+            request.map(|body| Body::new(RequestFrames::new(body, limit, compressed_ok, flows).recording(received)));
         let call = self.inner.call(request);
         let policy = Arc::clone(&self.policy);
         Box::pin(async move {
@@ -206,11 +217,12 @@ fn finish(
         return response;
     }
     let compressor = compress.map(|encoding| {
+        let choices = response.extensions_mut().remove::<SendCompression>();
         let headers = response.headers_mut();
         headers.insert(GRPC_ENCODING, HeaderValue::from_static(encoding.name()));
         // What it takes, for a client that speaks compression at all.
         headers.insert(GRPC_ACCEPT_ENCODING, HeaderValue::from_static(compression::ACCEPTED));
-        Compressor { encoding, rest_of_message: 0 }
+        Compressor { encoding, rest_of_message: 0, choices }
     });
     let sent = Follower::default();
     response.map(|body| Body::new(CallBody { inner: Some(body), expiry, waiting: None, end, compressor, sent }))
@@ -225,11 +237,14 @@ struct Expiry {
 }
 
 /// Compresses an answer's messages of [`compression::MIN_COMPRESS_BYTES`]
-/// or more, frame by frame, as they pass; smaller ones go as they are.
+/// or more, frame by frame, as they pass; smaller ones go as they are. A
+/// handler's choice for a message ([`SendCompression`]) overrides the size.
 struct Compressor {
     encoding: Encoding,
     /// Bytes of a message begun in an earlier chunk, passed on as they are.
     rest_of_message: usize,
+    /// The handler's choice for each message, when it makes them.
+    choices: Option<SendCompression>,
 }
 
 impl Compressor {
@@ -244,11 +259,13 @@ impl Compressor {
         while chunk.len() - at >= envelope::PREFIX_LEN {
             let len = u32::from_be_bytes([chunk[at + 1], chunk[at + 2], chunk[at + 3], chunk[at + 4]]) as usize;
             let end = at + envelope::PREFIX_LEN + len;
+            // Taken for every message, so that the next one gets its own.
+            let choice = self.choices.as_ref().and_then(SendCompression::take);
             if end > chunk.len() {
                 self.rest_of_message = end - chunk.len();
                 break;
             }
-            if chunk[at] == 0 && len >= compression::MIN_COMPRESS_BYTES {
+            if chunk[at] == 0 && choice.unwrap_or(len >= compression::MIN_COMPRESS_BYTES) {
                 let out = out.get_or_insert_with(|| BytesMut::with_capacity(chunk.len()));
                 out.extend_from_slice(&chunk[copied..at]);
                 let compressed = self.encoding.compress(&chunk[at + envelope::PREFIX_LEN..end]);
@@ -486,7 +503,7 @@ mod tests {
         let large_message = "banana ".repeat(400);
         let large = envelope::encode(0, large_message.as_bytes());
         let chunk = Bytes::from([small.to_vec(), large.to_vec(), small.to_vec()].concat());
-        let mut compressor = Compressor { encoding: Encoding::Gzip, rest_of_message: 0 };
+        let mut compressor = Compressor { encoding: Encoding::Gzip, rest_of_message: 0, choices: None };
         let out = compressor.chunk(chunk);
         assert_eq!(&out[..small.len()], &small[..], "the small message is untouched");
         let rest = &out[small.len()..];

@@ -31,7 +31,7 @@ use tonic::Code;
 use super::policy::CallPolicy;
 use crate::rpc::code_name;
 use crate::server::protocols::Flows;
-use crate::server::served::served;
+use crate::server::served::Served;
 use crate::server::transport::Limits;
 
 /// The bucket bounds of the call duration, in seconds: the ones the gRPC
@@ -66,12 +66,14 @@ pub(in crate::server) struct Metrics {
     /// The messages each way, counted by the framing (requests) and the
     /// per-call layer (answers).
     pub(super) flows: Arc<Flows>,
+    /// What the server serves: the methods that have a label of their own.
+    served: &'static Served,
 }
 
 impl Metrics {
-    /// The metrics of a server whose calls `policy` admits and whose
-    /// connections `limits` counts.
-    pub(in crate::server) fn new(policy: &Arc<CallPolicy>, limits: &Arc<Limits>) -> Arc<Self> {
+    /// The metrics of a server whose calls `policy` admits, whose
+    /// connections `limits` counts, and which serves what `served` lists.
+    pub(in crate::server) fn new(policy: &Arc<CallPolicy>, limits: &Arc<Limits>, served: &'static Served) -> Arc<Self> {
         let mut registry = Registry::default();
         let started = Family::<Started, Counter>::default();
         registry.register(
@@ -90,13 +92,13 @@ impl Metrics {
         let flows = Arc::new(Flows::default());
         let scraped = Scraped { flows: Arc::clone(&flows), policy: Arc::clone(policy), limits: Arc::clone(limits) };
         registry.register_collector(Box::new(scraped));
-        Arc::new(Self { registry, started, duration, flows })
+        Arc::new(Self { registry, started, duration, flows, served })
     }
 
     /// A call to `path` starts; the method's label, for [`Metrics::finish`]
     /// (looked up once per call).
     pub(super) fn start(&self, path: &str, protocol: &'static str) -> &'static str {
-        let grpc_method = method_label(path);
+        let grpc_method = method_label(self.served, path);
         self.started.get_or_create(&Started { grpc_method, protocol }).inc();
         grpc_method
     }
@@ -121,8 +123,8 @@ impl Metrics {
 /// A served method as the `grpc_method` label spells it
 /// (`package.Service/Method`); anything else is `other`, so that a client
 /// cannot grow the label set (as the OpenTelemetry gRPC metrics say).
-fn method_label(path: &str) -> &'static str {
-    served(path).map_or("other", |served| &served[1..])
+fn method_label(served: &Served, path: &str) -> &'static str {
+    served.path(path).map_or("other", |served| &served[1..])
 }
 
 /// What is read at scrape time from the server's own counters.
@@ -224,6 +226,8 @@ mod tests {
 
     #[test]
     fn served_methods_are_named_and_anything_else_is_other() {
+        let served = Served::of(&crate::server::Services::default());
+        let method_label = |path| method_label(served, path);
         assert_eq!(method_label("/search.v1.SearchService/Search"), "search.v1.SearchService/Search");
         assert_eq!(method_label("/grpc.health.v1.Health/Check"), "grpc.health.v1.Health/Check");
         assert_eq!(method_label("/Search/search"), "Search/search");

@@ -1,9 +1,10 @@
 //! The one dispatch below the per-call layer: the Search call (and the
 //! article's path) goes to its direct unary path (`unary.rs`), the Search
 //! service's streaming calls to `streaming.rs`, any other gRPC path to the
-//! generated service that serves it, by its service name.
-//! Every served method is known from the descriptor sets, so a path that
-//! names none is answered UNIMPLEMENTED with what was asked for.
+//! generated service that serves it (health, reflection, a service the
+//! program added), by its service name.
+//! Every served method is known from the descriptor sets (`served.rs`), so
+//! a path that names none is answered UNIMPLEMENTED with what was asked for.
 //!
 //! tonic's own router (`tonic::service::Routes`, its `router` feature,
 //! checked) dispatches the same paths through axum: a route match and a
@@ -27,19 +28,18 @@ use super::{streaming, unary};
 use crate::pb::v1::search_service_server::SearchServiceServer;
 use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
 use crate::server::protocols::{CallFuture, answered};
-use crate::server::served::served;
+use crate::server::served::{Boxed, Served, Services};
 
 /// The Search service's name, as its paths start.
 const SEARCH_SERVICE: &str = <SearchServiceServer<Search> as NamedService>::NAME;
-
-/// A service off the hot path, boxed: health and reflection.
-type Boxed = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
 /// The services, each under its name: see the module documentation.
 #[derive(Clone)]
 pub(in crate::server) struct Routes {
     /// The largest request message, for the Search service's calls.
     limit: usize,
+    /// Every path served, and which belong to added services.
+    served: &'static Served,
     /// The other services, by their names: shared by every connection's
     /// stack, and each call clones the one it takes.
     others: Arc<[(&'static str, Boxed)]>,
@@ -54,9 +54,15 @@ impl std::fmt::Debug for Routes {
 
 impl Routes {
     /// The Search service, whose request messages are at most `limit`
-    /// bytes, and no other yet.
-    pub(in crate::server) fn new(limit: usize) -> Self {
-        Self { limit, others: Arc::new([]) }
+    /// bytes, and the `services` a program added, routed as `served` says.
+    pub(in crate::server) fn new(limit: usize, served: &'static Served, services: &Services) -> Self {
+        let others = services.added.iter().map(|added| (added.name, added.service.clone())).collect();
+        Self { limit, served, others }
+    }
+
+    /// The table of what is served.
+    pub(in crate::server) fn served(&self) -> &'static Served {
+        self.served
     }
 
     /// Adds `service` under its name.
@@ -85,7 +91,7 @@ impl Service<Request<Body>> for Routes {
 
     fn call(&mut self, request: Request<Body>) -> CallFuture {
         let path = request.uri().path();
-        let Some(path) = served(path) else {
+        let Some(path) = self.served.path(path) else {
             return answered(Status::unimplemented(format!("no method {path} on this server")).into_http());
         };
         // The article's path has the same messages on the wire.

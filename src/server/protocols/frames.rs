@@ -20,6 +20,7 @@ use tonic::Status;
 use tonic::body::Body;
 
 use super::envelope::{Cut, Follower, PREFIX_LEN};
+use super::per_message::ReceivedCompression;
 
 /// gRPC message frames and their bytes (5-byte prefixes included, as on
 /// the wire: compressed when compressed), each way.
@@ -65,6 +66,9 @@ pub(in crate::server) struct RequestFrames {
     envelopes: Follower,
     /// Where the messages received are counted, when metrics are on.
     flows: Option<Arc<Flows>>,
+    /// Where each message's compressed flag is recorded, when the handler
+    /// may ask.
+    received: Option<ReceivedCompression>,
     failed: bool,
 }
 
@@ -73,13 +77,19 @@ impl RequestFrames {
     /// unless `compressed_ok` (the request named an encoding); the messages
     /// received are counted in `flows` when given.
     pub(in crate::server) fn new(inner: Body, limit: usize, compressed_ok: bool, flows: Option<Arc<Flows>>) -> Self {
-        Self { inner, limit, compressed_ok, envelopes: Follower::default(), flows, failed: false }
+        Self { inner, limit, compressed_ok, envelopes: Follower::default(), flows, received: None, failed: false }
+    }
+
+    /// Records each message's compressed flag in `received` too.
+    pub(in crate::server) fn recording(mut self, received: Option<ReceivedCompression>) -> Self {
+        self.received = received;
+        self
     }
 
     /// Follows the framing through one chunk of the body; the count of
     /// messages begun in it.
     fn track(&mut self, data: &[u8]) -> Result<u64, Status> {
-        let (limit, compressed_ok) = (self.limit, self.compressed_ok);
+        let (limit, compressed_ok, received) = (self.limit, self.compressed_ok, self.received.as_ref());
         self.envelopes.follow(data, |flag, len| {
             match flag {
                 0 => {}
@@ -97,6 +107,9 @@ impl RequestFrames {
             }
             if len > limit {
                 return Err(too_large(len, limit));
+            }
+            if let Some(received) = received {
+                received.record(flag == 1);
             }
             Ok(())
         })

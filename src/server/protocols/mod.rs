@@ -19,14 +19,19 @@
 //! - `frames.rs`: a request's gRPC framing checked as it arrives (size
 //!   limit, truncation), the messages counted ([`RequestFrames`]).
 //! - `compression.rs`: gzip, deflate, zstd: bounded inflating, compressing.
+//! - `per_message.rs`: which request messages arrived compressed, and
+//!   which answers must be, for handlers that know or choose it
+//!   ([`ReceivedCompression`], [`SendCompression`]).
 
 pub(in crate::server) mod compression;
 mod connect;
 mod dispatch;
 pub(in crate::server) mod envelope;
 mod frames;
+mod per_message;
 mod stack;
 
 pub(in crate::server) use self::dispatch::ProtocolLayer;
 pub(in crate::server) use self::frames::{Flows, RequestFrames, too_large};
+pub use self::per_message::{ReceivedCompression, SendCompression};
 pub(in crate::server) use self::stack::{CallFuture, CallMark, Protocol, answered};

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, Version};
@@ -17,9 +17,10 @@ use tower::Service;
 
 use super::codec::{self, FromJson, ToJson};
 use super::message::{Decoder, request_encoding};
-use crate::rpc::{self, Idempotency, LEGACY_SEARCH_PATH, SEARCH_PATH};
+use crate::rpc::{Idempotency, LEGACY_SEARCH_PATH};
+use crate::server::protocols::per_message::ReceivedCompression;
 use crate::server::protocols::stack::{CallMark, Protocol};
-use crate::server::served::SERVED;
+use crate::server::served::Served;
 
 /// Refuses the call of `extensions` with `status` (a bad timeout or
 /// compression header): the per-call layer answers it, and logs it like any
@@ -69,6 +70,9 @@ pub(super) struct Route {
     pub(super) json: Option<(FromJson, ToJson)>,
     /// The request message's full name, for error messages.
     pub(super) input: String,
+    /// A method of a service the program added: its handler may ask which
+    /// request messages arrived compressed.
+    pub(super) added: bool,
 }
 
 impl Route {
@@ -78,33 +82,55 @@ impl Route {
     }
 }
 
-/// Every method served, from the descriptor sets of the services: the
-/// contract, health, reflection; and the article's path as the alias it is.
-pub(super) static ROUTES: LazyLock<HashMap<String, Route>> = LazyLock::new(|| {
-    let mut routes = HashMap::new();
-    for method in SERVED.into_iter().flat_map(rpc::methods) {
-        let json = codec::json(&method.input).zip(codec::json(&method.output)).map(|((from, _), (_, to))| (from, to));
-        let route = Route {
-            client_streaming: method.client_streaming,
-            server_streaming: method.server_streaming,
-            get: method.idempotency == Idempotency::NoSideEffects,
-            json,
-            input: method.input,
-        };
-        routes.insert(method.path, route);
-    }
-    if let Some(search) = routes.get(SEARCH_PATH) {
-        // Not in the contract, so not marked side-effect free: no GET.
-        let legacy = Route { get: false, input: search.input.clone(), ..*search };
-        routes.insert(LEGACY_SEARCH_PATH.to_owned(), legacy);
-    }
-    routes
-});
+/// Every method one server serves, as Connect needs to know them.
+#[derive(Debug)]
+pub(in crate::server::protocols) struct Methods(HashMap<&'static str, Route>);
 
-/// Whether the method at `path` is bidirectional: over HTTP/1.1 no protocol
-/// can carry it (connect-go answers 505 for each).
-pub(in crate::server::protocols) fn is_bidi(path: &str) -> bool {
-    ROUTES.get(path).is_some_and(|route| route.client_streaming && route.server_streaming)
+impl Methods {
+    /// The methods of `served`, from the descriptor sets of its services:
+    /// built once per table, the same after.
+    pub(in crate::server::protocols) fn of(served: &'static Served) -> &'static Self {
+        static TABLES: Mutex<Vec<(usize, &'static Methods)>> = Mutex::new(Vec::new());
+        let key = std::ptr::from_ref(served) as usize;
+        let mut tables = TABLES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, methods)) = tables.iter().find(|(k, _)| *k == key) {
+            return methods;
+        }
+        let methods: &'static Self = Box::leak(Box::new(Self::build(served)));
+        tables.push((key, methods));
+        methods
+    }
+
+    fn build(served: &Served) -> Self {
+        let mut routes = HashMap::new();
+        for (path, method) in served.methods() {
+            let json =
+                codec::json(&method.input).zip(codec::json(&method.output)).map(|((from, _), (_, to))| (from, to));
+            let route = Route {
+                client_streaming: method.client_streaming,
+                server_streaming: method.server_streaming,
+                // The article's path is not in the contract, so not marked
+                // side-effect free: no GET.
+                get: method.idempotency == Idempotency::NoSideEffects && path != LEGACY_SEARCH_PATH,
+                json,
+                input: method.input.clone(),
+                added: served.is_added(path),
+            };
+            routes.insert(path, route);
+        }
+        Self(routes)
+    }
+
+    /// The method at `path`, if it is served.
+    pub(super) fn get(&self, path: &str) -> Option<&Route> {
+        self.0.get(path)
+    }
+
+    /// Whether the method at `path` is bidirectional: over HTTP/1.1 no
+    /// protocol can carry it (connect-go answers 505 for each).
+    pub(in crate::server::protocols) fn is_bidi(&self, path: &str) -> bool {
+        self.get(path).is_some_and(|route| route.client_streaming && route.server_streaming)
+    }
 }
 
 /// Makes `parts` the gRPC request's (see [`grpc_parts`]) and returns how its
@@ -118,7 +144,13 @@ pub(super) fn to_grpc(parts: &mut http::request::Parts, call: Call, encoding: Op
         Codec::Json => route.json.map(|(from, _)| from),
         Codec::Proto => None,
     };
-    let decoder = Decoder { encoding: *encoding.as_ref().unwrap_or(&None), from_json, limit, type_name: &route.input };
+    let received = route.added.then(|| {
+        let received = ReceivedCompression::default();
+        parts.extensions.insert(received.clone());
+        received
+    });
+    let decoder =
+        Decoder { encoding: *encoding.as_ref().unwrap_or(&None), from_json, limit, type_name: &route.input, received };
     grpc_parts(parts);
     if let Err(status) = encoding {
         refuse(&mut parts.extensions, status);
@@ -224,14 +256,15 @@ mod tests {
 
     #[test]
     fn every_served_method_has_a_route() {
-        let search = ROUTES.get(SEARCH_PATH).expect("Search");
+        let routes = Methods::of(Served::of(&crate::server::Services::default()));
+        let search = routes.get(crate::rpc::SEARCH_PATH).expect("Search");
         assert!(search.get && !search.streaming() && search.json.is_some());
-        let legacy = ROUTES.get(LEGACY_SEARCH_PATH).expect("the legacy alias");
+        let legacy = routes.get(LEGACY_SEARCH_PATH).expect("the legacy alias");
         assert!(!legacy.get && legacy.json.is_some());
-        let classify = ROUTES.get("/search.v1.SearchService/Classify").expect("Classify");
+        let classify = routes.get("/search.v1.SearchService/Classify").expect("Classify");
         assert!(classify.client_streaming && classify.server_streaming && !classify.get);
-        assert!(ROUTES.get("/grpc.health.v1.Health/Check").is_some_and(|r| r.json.is_some()));
-        let reflection = ROUTES.get("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo").expect("reflection");
+        assert!(routes.get("/grpc.health.v1.Health/Check").is_some_and(|r| r.json.is_some()));
+        let reflection = routes.get("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo").expect("reflection");
         assert!(reflection.json.is_none(), "reflection is served in binary only");
     }
 

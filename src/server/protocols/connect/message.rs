@@ -10,6 +10,7 @@ use super::codec::FromJson;
 use crate::server::protocols::compression::{self, Encoding};
 use crate::server::protocols::envelope;
 use crate::server::protocols::frames::too_large;
+use crate::server::protocols::per_message::ReceivedCompression;
 
 /// The compression a request names in `header` (`content-encoding` for
 /// unary calls, `connect-content-encoding` for streams, `compression` for
@@ -25,7 +26,7 @@ pub(super) fn request_encoding(name: Option<&str>, header: &str) -> Result<Optio
 }
 
 /// How the messages of one call are read.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Decoder {
     /// The request's compression, if any.
     pub encoding: Option<Encoding>,
@@ -35,6 +36,9 @@ pub(super) struct Decoder {
     pub limit: usize,
     /// The request message type's name, for error messages.
     pub type_name: &'static str,
+    /// Where each message's compression is recorded, for a handler that
+    /// may ask (an added service's).
+    pub received: Option<ReceivedCompression>,
 }
 
 impl Decoder {
@@ -45,6 +49,9 @@ impl Decoder {
     /// INVALID_ARGUMENT for JSON that is not the message (saying where),
     /// RESOURCE_EXHAUSTED for a message over the limit.
     pub(super) fn envelope(&self, data: Bytes, compressed: bool) -> Result<Bytes, Status> {
+        if let Some(received) = &self.received {
+            received.record(compressed);
+        }
         let data = match (compressed, self.encoding) {
             (false, _) => data,
             (true, Some(encoding)) => encoding.inflate(&data, self.limit)?,

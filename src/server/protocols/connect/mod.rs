@@ -38,8 +38,8 @@ use tonic::Status;
 use tonic::body::Body;
 use tower::Service;
 
-pub(super) use self::call::is_bidi;
-use self::call::{Call, Codec, Grpc, ROUTES, Route};
+pub(super) use self::call::Methods;
+use self::call::{Call, Codec, Grpc, Route};
 use self::error::error_response;
 
 /// The Connect protocol as a service over `inner`, the gRPC service below.
@@ -48,11 +48,13 @@ pub(super) struct ConnectService<S> {
     inner: S,
     /// The largest request message (`--max-recv-bytes`).
     limit: usize,
+    /// The methods served.
+    methods: &'static Methods,
 }
 
 impl<S> ConnectService<S> {
-    pub(super) fn new(inner: S, limit: usize) -> Self {
-        Self { inner, limit }
+    pub(super) fn new(inner: S, limit: usize, methods: &'static Methods) -> Self {
+        Self { inner, limit, methods }
     }
 }
 
@@ -73,16 +75,16 @@ where
         // The clone that was ready serves this call (tower's clone-swap idiom).
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        let limit = self.limit;
-        Box::pin(async move { Ok(serve(inner, request, limit).await) })
+        let (limit, methods) = (self.limit, self.methods);
+        Box::pin(async move { Ok(serve(inner, request, limit, methods).await) })
     }
 }
 
 /// Serves one Connect request with `inner`, the gRPC service below: checks
 /// it in connect-go's order, then runs its call. `limit` is the largest
-/// request message (`--max-recv-bytes`).
-async fn serve(inner: impl Grpc, request: Request<Body>, limit: usize) -> Response<Body> {
-    let Some(route) = ROUTES.get(request.uri().path()) else {
+/// request message (`--max-recv-bytes`); `methods` the ones served.
+async fn serve(inner: impl Grpc, request: Request<Body>, limit: usize, methods: &'static Methods) -> Response<Body> {
+    let Some(route) = methods.get(request.uri().path()) else {
         let status = Status::unimplemented(format!("no method {} on this server", request.uri().path()));
         return error_response(StatusCode::NOT_FOUND, &status);
     };
