@@ -23,6 +23,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod interop;
 pub mod matcher;
 pub mod pb;
 pub mod rpc;

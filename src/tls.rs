@@ -150,6 +150,46 @@ impl ClientTls {
         Self { ca, identity }
     }
 
+    /// A rustls client configuration offering `alpn`, for a connection
+    /// made without tonic (the interop client's bare HTTP/2 calls): the
+    /// CA, else the system roots, and the client's certificate if any.
+    ///
+    /// # Errors
+    /// [`Error::Unusable`] when the PEM blocks are not certificates, or
+    /// the client's certificate and key do not go together.
+    pub fn rustls_config(&self, alpn: Vec<Vec<u8>>) -> Result<Arc<rustls::ClientConfig>, Error> {
+        let unusable = |what: &str, err: &dyn std::fmt::Display| Error::Unusable(format!("{what}: {err}"));
+        let mut roots = RootCertStore::empty();
+        match &self.ca {
+            Some(ca) => {
+                for cert in CertificateDer::pem_slice_iter(ca) {
+                    roots.add(cert.map_err(|err| unusable("--ca", &err))?).map_err(|err| unusable("--ca", &err))?;
+                }
+            }
+            None => {
+                let native = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(native.certs);
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|err| unusable("TLS versions", &err))?
+            .with_root_certificates(roots);
+        let mut config = match &self.identity {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_slice_iter(cert)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|err| unusable("--cert", &err))?;
+                let key = PrivateKeyDer::from_pem_slice(key).map_err(|err| unusable("--key", &err))?;
+                builder.with_client_auth_cert(chain, key).map_err(|err| unusable("--cert and --key", &err))?
+            }
+        };
+        config.alpn_protocols = alpn;
+        Ok(Arc::new(config))
+    }
+
     /// tonic's client configuration for a server named `domain`.
     #[must_use]
     pub fn config(&self, domain: &str) -> ClientTlsConfig {

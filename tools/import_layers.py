@@ -17,7 +17,9 @@ it from the file that defines it. Then:
   them) imported by none;
 - src/server/ imports neither `crate::client` nor `crate::cli`, src/cli/
   not `crate::server`, src/client/ neither `crate::server` nor `crate::cli`,
-  and the shared core (the files beside lib.rs) none of the three.
+  src/interop/ (above the server and the client) not `crate::cli`, none of
+  them `crate::interop`, and the shared core (the files beside lib.rs) none
+  of the four.
 
     python3 tools/import_layers.py          # exit 1 listing what breaks a rule
     python3 tools/import_layers.py --graph  # and the server's layers, who imports whom
@@ -29,9 +31,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
-SIDES = ("server", "client", "cli")
+SIDES = ("server", "client", "cli", "interop")
 # What each side must not import (the shared core: none of the sides).
-FORBIDDEN = {"server": ("client", "cli"), "cli": ("server",), "client": ("server", "cli"), None: SIDES}
+FORBIDDEN = {
+    "server": ("client", "cli", "interop"),
+    "cli": ("server", "interop"),
+    "client": ("server", "cli", "interop"),
+    "interop": ("cli",),
+    None: SIDES,
+}
 
 
 def module_of(path: Path) -> tuple[str, ...]:
@@ -238,7 +246,7 @@ def main() -> int:
         return 1
     edges = sum(len(ts) for ts in imports.values())
     print(f"import_layers: {len(crate.files)} modules, {edges} imports between them; "
-          f"no circle in src/server/ ({len(layers)} layers) nor src/cli/, no side imports another")
+          f"no circle in src/server/ ({len(layers)} layers) nor src/cli/, no side imports what it must not")
     return 0
 
 

@@ -58,12 +58,13 @@ impl ReceivedCompression {
 
 /// Whether each answer message of a call must be compressed, in order: a
 /// handler that chooses puts one in its response's extensions and, before
-/// sending each message, says what it wants for it ([`SendCompression::next`]).
-/// The per-call layer follows the choice when the client takes one of the
-/// server's encodings (without one, nothing can be compressed); messages
-/// without a choice are compressed when 1 KiB or larger, as everywhere.
+/// sending each message, says what it wants for it ([`SendCompression::next`]),
+/// for every message. The per-call layer follows the choice when the
+/// client takes one of the server's encodings (without one, nothing can be
+/// compressed); a message left to the server is compressed when 1 KiB or
+/// larger, as everywhere.
 #[derive(Debug, Clone, Default)]
-pub struct SendCompression(Arc<Mutex<VecDeque<bool>>>);
+pub struct SendCompression(Arc<Mutex<VecDeque<Option<bool>>>>);
 
 impl SendCompression {
     /// A choice for each answer message, none made yet.
@@ -72,15 +73,15 @@ impl SendCompression {
         Self::default()
     }
 
-    /// The next answer message is sent compressed (`true`) or not, whatever
-    /// its size.
-    pub fn next(&self, compress: bool) {
+    /// The next answer message is sent compressed (`Some(true)`) or not
+    /// (`Some(false)`) whatever its size, or as the server chooses (`None`).
+    pub fn next(&self, compress: Option<bool>) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).push_back(compress);
     }
 
     /// The choice made for the next answer message, if any.
     pub(in crate::server) fn take(&self) -> Option<bool> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).pop_front()
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).pop_front().flatten()
     }
 }
 
@@ -100,8 +101,9 @@ mod tests {
         assert_eq!(received.next(), None, "past the bound the server stops keeping track");
 
         let send = SendCompression::new();
-        send.next(false);
-        send.next(true);
-        assert_eq!((send.take(), send.take(), send.take()), (Some(false), Some(true), None));
+        send.next(Some(false));
+        send.next(None);
+        send.next(Some(true));
+        assert_eq!((send.take(), send.take(), send.take(), send.take()), (Some(false), None, Some(true), None));
     }
 }

@@ -1,7 +1,9 @@
 //! The JSON view of the messages the Connect protocol may carry: for each
-//! message type, JSON to protobuf and back. The contract's messages use their
-//! generated pbjson impls (the same JSON the `client --json` prints); the
-//! health messages, which tonic-health ships without serde, are written here.
+//! message type, JSON to protobuf and back. The contract's messages, and
+//! those of gRPC's interop contract (`grpc.testing`, for the interop
+//! server), use their generated pbjson impls (the same JSON the
+//! `client --json` prints); the health messages, which tonic-health ships
+//! without serde, are written here.
 
 use prost::Message;
 use serde::Serialize;
@@ -9,6 +11,7 @@ use serde::de::DeserializeOwned;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
+use crate::pb::testing as interop;
 use crate::pb::v1::{
     ClassifyRequest, ClassifyResponse, CountRequest, CountResponse, ScanRequest, ScanResponse, SearchRequest,
     SearchResponse,
@@ -31,6 +34,21 @@ pub(super) fn json(name: &str) -> Option<(FromJson, ToJson)> {
         "search.v1.CountResponse" => (from_json::<CountResponse>, to_json::<CountResponse>),
         "search.v1.ScanRequest" => (from_json::<ScanRequest>, to_json::<ScanRequest>),
         "search.v1.ScanResponse" => (from_json::<ScanResponse>, to_json::<ScanResponse>),
+        "grpc.testing.Empty" => (from_json::<interop::Empty>, to_json::<interop::Empty>),
+        "grpc.testing.SimpleRequest" => (from_json::<interop::SimpleRequest>, to_json::<interop::SimpleRequest>),
+        "grpc.testing.SimpleResponse" => (from_json::<interop::SimpleResponse>, to_json::<interop::SimpleResponse>),
+        "grpc.testing.StreamingInputCallRequest" => {
+            (from_json::<interop::StreamingInputCallRequest>, to_json::<interop::StreamingInputCallRequest>)
+        }
+        "grpc.testing.StreamingInputCallResponse" => {
+            (from_json::<interop::StreamingInputCallResponse>, to_json::<interop::StreamingInputCallResponse>)
+        }
+        "grpc.testing.StreamingOutputCallRequest" => {
+            (from_json::<interop::StreamingOutputCallRequest>, to_json::<interop::StreamingOutputCallRequest>)
+        }
+        "grpc.testing.StreamingOutputCallResponse" => {
+            (from_json::<interop::StreamingOutputCallResponse>, to_json::<interop::StreamingOutputCallResponse>)
+        }
         "grpc.health.v1.HealthCheckRequest" => (health_request_from_json, health_request_to_json),
         "grpc.health.v1.HealthCheckResponse" => (health_response_from_json, health_response_to_json),
         _ => return None,
