@@ -228,3 +228,93 @@ async fn an_unreachable_server_is_a_connect_error_naming_the_target() {
     let message = err.to_string();
     assert!(message.starts_with(&format!("cannot connect to 127.0.0.1:{port}: Connection refused")), "{message}");
 }
+
+/// Field 1 sent as the varint 1: a string field of the wrong wire type,
+/// then a well-typed query after it where the message has room for one.
+const MISTYPED: [u8; 2] = [0x08, 0x01];
+
+/// Sends `body` to `path` as `content_type` over HTTP/2 and returns the
+/// answer's status (`grpc-status`, or Connect's in the end message or the
+/// HTTP status) and its messages.
+async fn raw_call(
+    server: &TestServer,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (String, Vec<(u8, Vec<u8>)>, common::http::Answer) {
+    use common::http::{envelopes, request, send};
+    let request = request("POST", path)
+        .header("content-type", content_type)
+        .header("te", "trailers")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .expect("request");
+    let answer = send(server.addr, http::Version::HTTP_2, request).await;
+    let status = answer
+        .trailers
+        .as_ref()
+        .and_then(|t| t.get("grpc-status"))
+        .or_else(|| answer.headers.get("grpc-status"))
+        .map_or_else(|| answer.status.as_str().to_owned(), |v| v.to_str().expect("ASCII").to_owned());
+    let messages = if content_type.starts_with("application/grpc") || content_type.starts_with("application/connect") {
+        envelopes(&answer.body)
+    } else {
+        vec![(0, answer.body.to_vec())]
+    };
+    (status, messages, answer)
+}
+
+#[tokio::test]
+async fn a_field_of_the_wrong_wire_type_is_skipped_on_every_path() {
+    // As protobuf's runtimes (C++, Java, Go, Python) keep such a field as
+    // unknown and answer, so does every path of this server: the direct
+    // unary path, the article's path, tonic's streaming codec, and Connect
+    // and gRPC-Web on top of them.
+    use common::http::envelope;
+    use prost::Message;
+    use search::pb::v1::{ClassifyResponse, CountResponse, SearchResponse};
+    let server = TestServer::start().await;
+    let banana = SearchRequest { query: "banana".into() }.encode_to_vec();
+    let mistyped_then_banana = [&MISTYPED[..], &banana].concat();
+    let search = |message: &[u8]| SearchResponse::decode(message).expect("a SearchResponse").status;
+
+    for path in ["/search.v1.SearchService/Search", "/Search/search"] {
+        let (status, messages, _) = raw_call(&server, path, "application/grpc", envelope(0, &MISTYPED)).await;
+        assert_eq!((status.as_str(), search(&messages[0].1)), ("0", 0), "{path}: answered, query empty");
+        let body = envelope(0, &mistyped_then_banana);
+        let (status, messages, _) = raw_call(&server, path, "application/grpc", body).await;
+        assert_eq!((status.as_str(), search(&messages[0].1)), ("0", 1), "{path}: the later query is read");
+    }
+    let (status, messages, _) = raw_call(
+        &server,
+        "/search.v1.SearchService/Search",
+        "application/grpc-web+proto",
+        envelope(0, &mistyped_then_banana),
+    )
+    .await;
+    // gRPC-Web's status is in its trailer frame (flagged 0x80).
+    let trailer = String::from_utf8_lossy(&messages[1].1).into_owned();
+    assert_eq!((status.as_str(), search(&messages[0].1)), ("200", 1), "gRPC-Web");
+    assert_eq!((messages[1].0, trailer.contains("grpc-status:0")), (0x80, true), "gRPC-Web: {trailer:?}");
+    let (status, messages, _) =
+        raw_call(&server, "/search.v1.SearchService/Search", "application/proto", mistyped_then_banana.clone()).await;
+    assert_eq!((status.as_str(), search(&messages[0].1)), ("200", 1), "Connect unary");
+
+    let two = [envelope(0, &mistyped_then_banana), envelope(0, &MISTYPED)].concat();
+    let (status, messages, _) = raw_call(&server, "/search.v1.SearchService/Count", "application/grpc", two).await;
+    let count = CountResponse::decode(&messages[0].1[..]).expect("a CountResponse");
+    assert_eq!((status.as_str(), count.queries, count.matches), ("0", 1, 1), "Count");
+    let body = envelope(0, &mistyped_then_banana);
+    let (status, messages, _) = raw_call(&server, "/search.v1.SearchService/Classify", "application/grpc", body).await;
+    let classified = ClassifyResponse::decode(&messages[0].1[..]).expect("a ClassifyResponse");
+    assert_eq!((status.as_str(), classified.statuses), ("0", vec![1]), "Classify");
+    let text = [&MISTYPED[..], &ScanRequest { text: "a banana".into() }.encode_to_vec()].concat();
+    let (status, messages, _) =
+        raw_call(&server, "/search.v1.SearchService/Scan", "application/grpc", envelope(0, &text)).await;
+    assert_eq!((status.as_str(), messages.len()), ("0", 1), "Scan finds the match");
+    let (_, messages, _) =
+        raw_call(&server, "/search.v1.SearchService/Count", "application/connect+proto", envelope(0, &MISTYPED)).await;
+    assert_eq!(messages.len(), 2, "Connect stream: an answer and the end message");
+    let count = CountResponse::decode(&messages[0].1[..]).expect("a CountResponse");
+    assert_eq!((count.queries, messages[1].0), (0, 2), "Connect stream: answered, then ended");
+    server.stop().await;
+}

@@ -6,18 +6,21 @@
 //! call adds to its connection's memory. Here they start at 1 KiB and grow
 //! (doubling) for larger messages, up to the size limit as before.
 //!
-//! The handlers are the generated trait's (`handlers.rs`); only the codec's
-//! buffer sizes differ from what the generated server would run.
+//! The handlers are the generated trait's (`handlers.rs`); the codec
+//! differs from what the generated server would run in its buffer sizes,
+//! and in decoding requests as protobuf's own runtimes do
+//! ([`crate::lenient`]: a field of the wrong wire type is skipped).
 
 use std::marker::PhantomData;
 
+use bytes::Buf;
 use http::Request;
-use prost::Message;
+use prost::{Message, Name};
 use tonic::Status;
 use tonic::body::Body;
-use tonic::codec::{BufferSettings, Codec};
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic::server::Grpc;
-use tonic_prost::{ProstDecoder, ProstEncoder};
+use tonic_prost::ProstEncoder;
 use tower::service_fn;
 
 use super::handlers::Search;
@@ -31,7 +34,8 @@ const BUFFER_SIZE: usize = 1024;
 /// Encoded messages gathered before a response frame is sent: tonic's own.
 const YIELD_THRESHOLD: usize = 32 * 1024;
 
-/// prost's codec with [`BUFFER_SIZE`] buffers: encodes `T`, decodes `U`.
+/// prost's codec with [`BUFFER_SIZE`] buffers: encodes `T`, decodes `U`
+/// leniently.
 struct Prost<T, U>(PhantomData<fn(T) -> U>);
 
 impl<T, U> Default for Prost<T, U> {
@@ -43,19 +47,38 @@ impl<T, U> Default for Prost<T, U> {
 impl<T, U> Codec for Prost<T, U>
 where
     T: Message + Send + 'static,
-    U: Message + Default + Send + 'static,
+    U: Message + Name + Default + Send + 'static,
 {
     type Encode = T;
     type Decode = U;
     type Encoder = ProstEncoder<T>;
-    type Decoder = ProstDecoder<U>;
+    type Decoder = Lenient<U>;
 
     fn encoder(&mut self) -> ProstEncoder<T> {
         ProstEncoder::new(BufferSettings::new(BUFFER_SIZE, YIELD_THRESHOLD))
     }
 
-    fn decoder(&mut self) -> ProstDecoder<U> {
-        ProstDecoder::new(BufferSettings::new(BUFFER_SIZE, YIELD_THRESHOLD))
+    fn decoder(&mut self) -> Lenient<U> {
+        Lenient(PhantomData)
+    }
+}
+
+/// Decodes `U` as protobuf's runtimes do ([`crate::lenient`]), failing as
+/// tonic's prost decoder fails (INTERNAL, prost's words), which the
+/// per-call layer makes the client's mistake.
+struct Lenient<U>(PhantomData<fn() -> U>);
+
+impl<U: Message + Name + Default> Decoder for Lenient<U> {
+    type Item = U;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        let message = buf.copy_to_bytes(buf.remaining());
+        crate::lenient::decode(message).map(Some).map_err(|err| Status::internal(err.to_string()))
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::new(BUFFER_SIZE, YIELD_THRESHOLD)
     }
 }
 
@@ -65,7 +88,7 @@ where
 fn grpc<T, U>(limit: usize) -> Grpc<Prost<T, U>>
 where
     T: Message + Send + 'static,
-    U: Message + Default + Send + 'static,
+    U: Message + Name + Default + Send + 'static,
 {
     ENCODINGS
         .iter()

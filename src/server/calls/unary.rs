@@ -3,7 +3,8 @@
 //! and one out, where tonic's streaming decoder and encoder (the generated
 //! server's `tonic::server::Grpc::unary`, checked) cost more than the call. The request's one message is read whole (the framing checks
 //! and the size limit are the per-call layer's, below it in the body),
-//! inflated if compressed, decoded; the generated trait's handler answers;
+//! inflated if compressed, decoded (as protobuf's runtimes do,
+//! [`crate::lenient`]); the generated trait's handler answers;
 //! the answer is written in one envelope, then its trailers.
 //!
 //! A body that does not decode is reported as tonic reports it (INTERNAL,
@@ -20,7 +21,6 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::BodyExt;
-use prost::Message;
 use tonic::Status;
 use tonic::body::Body;
 
@@ -49,9 +49,10 @@ async fn answer(request: Request<Body>, limit: usize) -> Result<Response<Body>, 
             .ok_or_else(|| Status::invalid_argument("a compressed request message with grpc-encoding identity"))?;
         encoding.inflate(&message.data, limit)?
     };
-    // prost's words, as tonic reports them; the per-call layer makes them
-    // the client's mistake, as on every other path.
-    let message = SearchRequest::decode(message).map_err(|err| Status::internal(err.to_string()))?;
+    // Decoded as protobuf's runtimes do (a field of the wrong wire type is
+    // skipped); a failure in prost's words, as tonic reports them, which the
+    // per-call layer makes the client's mistake, as on every other path.
+    let message = crate::lenient::decode::<SearchRequest>(message).map_err(|err| Status::internal(err.to_string()))?;
     let request = tonic::Request::from_http(Request::from_parts(parts, message));
     let (metadata, answer, _) = Search.search(request).await?.into_parts();
     let mut headers = metadata.into_headers();
@@ -120,6 +121,7 @@ impl HttpBody for Answer {
 #[cfg(test)]
 mod tests {
     use http_body_util::Full;
+    use prost::Message;
 
     use super::*;
     use crate::pb::v1::SearchResponse;
