@@ -122,3 +122,46 @@ async fn a_silent_client_neither_blocks_others_nor_stays() {
     assert!(matches!(closed.expect("closed, not left open"), Ok(0) | Err(_)), "the server closes it");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_certificate_required_alert_survives_a_client_that_writes_at_once() {
+    // TLS 1.3: a client's handshake is over when it sends its Finished, so
+    // it writes at once, before the server has looked at its (missing)
+    // certificate. A server that closes the socket with those bytes unread
+    // resets the connection, and the client's next write fails (a broken
+    // pipe) before it reads the alert. The alert must be what it reads,
+    // every time.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = pki();
+    let server = tls_server(&pki, true).await;
+    let config = ClientTls::from_pem(Some(pki.ca.clone().into_bytes()), None)
+        .rustls_config(vec![b"h2".to_vec()])
+        .expect("client config");
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let mut seen = Vec::new();
+    for _ in 0..ATTEMPTS {
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let mut tls = connector.connect(name, tcp).await.expect("the client's side of the handshake completes");
+        // The HTTP/2 preface and an empty SETTINGS frame, as hyper sends them.
+        let _ = tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").await;
+        let _ = tls.flush().await;
+        // Its first call follows a moment later (hyper hands it over from
+        // another task), after the server has answered the handshake: the
+        // write must not fail on a reset before the alert can be read.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let wrote = tls.write_all(&[0, 0, 0, 0x8, 0, 0, 0, 0, 0, 0, 0, 0, 0x1]).await.and(tls.flush().await);
+        let mut byte = [0u8; 1];
+        seen.push(match (wrote, tls.read(&mut byte).await) {
+            (Err(err), _) => format!("the write failed: {err}"),
+            (_, Err(err)) => err.to_string(),
+            (_, Ok(n)) => format!("read {n} bytes"),
+        });
+    }
+    let missed: Vec<&String> = seen.iter().filter(|message| !message.contains("CertificateRequired")).collect();
+    assert!(missed.is_empty(), "{} of {ATTEMPTS} without the alert, such as {:?}", missed.len(), missed.first());
+    server.stop().await;
+}
+
+/// Fresh connections, one after another.
+const ATTEMPTS: usize = 50;

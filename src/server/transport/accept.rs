@@ -295,7 +295,7 @@ impl Accepting {
                 deadline: Box::pin(tokio::time::sleep_until(deadline)),
                 parser: FirstWordParser::default(),
             });
-            let connection = move |io| Connection {
+            let connection = move |io, slot| Connection {
                 io: Some(io),
                 first_word,
                 watch: Watch::new(min_ping_interval),
@@ -307,17 +307,29 @@ impl Accepting {
                     let (acceptor, ready) = (acceptor.clone(), ready.clone());
                     tokio::spawn(async move {
                         let peer = tcp.peer_addr().ok();
-                        match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+                        let handshake = acceptor.accept(tcp).into_fallible();
+                        match tokio::time::timeout_at(deadline, handshake).await {
                             Ok(Ok(stream)) => {
-                                let _ = ready.send(connection(Either::Right(Either::Left(Box::new(stream))))).await;
+                                let stream = Either::Right(Either::Left(Box::new(stream)));
+                                let _ = ready.send(connection(stream, slot)).await;
                             }
-                            Ok(Err(err)) => tracing::debug!(?peer, error = %err, "TLS handshake failed"),
+                            Ok(Err((err, tcp))) => {
+                                tracing::debug!(?peer, error = %err, "TLS handshake failed");
+                                // The alert saying why (a client without the
+                                // certificate mutual TLS asks for) is written;
+                                // a close now, with the client's first request
+                                // unread, would reset the connection, and the
+                                // reset often reaches the client before it has
+                                // read the alert (TLS 1.3: its handshake is
+                                // over and it writes at once). Closed gently.
+                                linger(tcp, Some(slot)).await;
+                            }
                             Err(_) => tracing::debug!(?peer, timeout = ?handshake_timeout, "TLS handshake timed out"),
                         }
                     });
                 }
                 (_, io) => {
-                    if ready.send(connection(io)).await.is_err() {
+                    if ready.send(connection(io, slot)).await.is_err() {
                         return;
                     }
                 }
