@@ -163,5 +163,46 @@ async fn the_certificate_required_alert_survives_a_client_that_writes_at_once() 
     server.stop().await;
 }
 
+#[tokio::test]
+async fn every_client_run_without_a_certificate_prints_the_alert() {
+    // What a user sees: `client` run again and again against a server that
+    // requires a client certificate. Each run's call meets the alert, be it
+    // on the wire when the alert comes (hyper's stream gets it) or still on
+    // its way to the new connection (hyper says only "connection closed";
+    // the client's TLS session kept what the alert said).
+    let pki = pki();
+    let server = tls_server(&pki, true).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca).expect("write the CA");
+    let target = format!("https://localhost:{}", server.addr.port());
+    let mut missed = Vec::new();
+    for _ in 0..RUNS {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_client"))
+            .args([
+                "--target",
+                &target,
+                "--ca",
+                ca.to_str().expect("UTF-8 path"),
+                "--retry-max-attempts",
+                "1",
+                "Banana",
+            ])
+            .output()
+            .await
+            .expect("run the client");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(3), "cannot connect: {stderr}");
+        if !stderr.contains("CertificateRequired (it requires a client certificate)") {
+            missed.push(stderr);
+        }
+    }
+    assert!(missed.is_empty(), "{} of {RUNS} runs without the alert, such as {:?}", missed.len(), missed.first());
+    server.stop().await;
+}
+
+/// Runs of the client, one after another.
+const RUNS: usize = 30;
+
 /// Fresh connections, one after another.
 const ATTEMPTS: usize = 50;

@@ -33,6 +33,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
+use http::Uri;
+use rustls::pki_types::ServerName;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -41,9 +43,9 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 use super::connectivity::{Address, TrackingConnector};
-use super::failure::root_cause;
 use super::health::{self, Health, HealthCell};
 use super::outlier::{self, Counted, Tally, Verdict};
+use super::secure::SecureConnector;
 use super::stats::Stats;
 use super::target::Kind;
 use super::{ClientOptions, Connectivity, ConnectivityState, Error, Target};
@@ -78,7 +80,7 @@ pub(super) struct Subchannel {
     transport: RwLock<(u64, Channel)>,
     /// What makes a new transport: the endpoint and the connector that
     /// reports to `connectivity` (none for a test's subchannel).
-    renewal: Option<(Endpoint, TrackingConnector)>,
+    renewal: Option<(Endpoint, SecureConnector<TrackingConnector>)>,
     /// The connection's own state (dialing, connected, closed).
     pub(super) connectivity: Connectivity,
     /// What the health service says of the connection (gRFC A17).
@@ -265,6 +267,8 @@ pub type SubchannelWatcher = Box<dyn Fn(&Event) + Send + Sync>;
 pub(super) struct Balancer {
     target: Target,
     endpoint: Endpoint,
+    /// The TLS settings and the server's name, for `https://` targets.
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     options: Arc<ClientOptions>,
     /// The subchannels, in the resolver's order; swapped whole when the name
     /// resolves to other addresses. Empty until the first resolution.
@@ -306,22 +310,42 @@ impl Balancer {
         channel: Connectivity,
         stats: Arc<Stats>,
     ) -> Result<Arc<Self>, Error> {
-        let mut endpoint = Endpoint::from(target.uri()).tcp_nodelay(true);
+        // TLS is set up over each dialed socket by `secure.rs`, not by
+        // tonic: the channel speaks HTTP/2 to what the connector returns,
+        // its requests saying https.
+        let mut endpoint = if target.is_tls() {
+            let plain = Uri::builder()
+                .scheme("http")
+                .authority(target.uri().authority().map_or("localhost", |a| a.as_str()))
+                .path_and_query("/")
+                .build()
+                .unwrap_or_else(|_| Uri::from_static("http://localhost/"));
+            Endpoint::from(plain).origin(target.uri())
+        } else {
+            Endpoint::from(target.uri())
+        }
+        .tcp_nodelay(true);
         if let Some(keepalive) = options.keepalive {
             endpoint = endpoint
                 .http2_keep_alive_interval(keepalive.time)
                 .keep_alive_timeout(keepalive.timeout)
                 .keep_alive_while_idle(keepalive.without_calls);
         }
-        if target.is_tls() {
-            endpoint = endpoint.tls_config(options.tls.config(target.host())).map_err(|err| Error::Connect {
+        let tls = if target.is_tls() {
+            let invalid = |cause: String| Error::Connect {
                 target: target.to_string(),
-                cause: format!("invalid TLS settings: {}", root_cause(&err)),
-            })?;
-        }
+                cause: format!("invalid TLS settings: {cause}"),
+            };
+            let config = options.tls.rustls_config(vec![b"h2".to_vec()]).map_err(|err| invalid(err.to_string()))?;
+            let name = ServerName::try_from(target.host().to_owned()).map_err(|err| invalid(err.to_string()))?;
+            Some((config, name))
+        } else {
+            None
+        };
         let balancer = Arc::new(Self {
             target: target.clone(),
             endpoint,
+            tls,
             options,
             subchannels: RwLock::new(Arc::from(Vec::new())),
             cursor: AtomicUsize::new(0),
@@ -529,6 +553,7 @@ impl Balancer {
         if let Some(keepalive) = self.options.keepalive {
             connector = connector.with_keepalive_timeout(keepalive.timeout);
         }
+        let connector = SecureConnector::new(connector, self.tls.clone(), connectivity.clone());
         let channel = self.endpoint.clone().connect_with_connector_lazy(connector.clone());
         let health = if self.health_service().is_some() { Health::Unknown } else { Health::Unchecked };
         let sub = Subchannel::new(address, channel, connectivity, health);

@@ -70,6 +70,10 @@ pub struct Connectivity {
     /// while an old one that got a GOAWAY still finishes its calls, and only
     /// the current one's end says anything of the subchannel.
     connection: Arc<AtomicU64>,
+    /// The error the current connection's TLS session ended with before the
+    /// server answered anything (an alert: a client certificate required),
+    /// for the calls it failed without a word (`secure.rs`).
+    refused: Arc<Mutex<Option<String>>>,
     /// Listeners to every transition (a watch keeps only the latest state).
     listeners: Arc<Mutex<Vec<mpsc::UnboundedSender<Transition>>>>,
     /// Called at each transition, in order, as it happens (a subchannel's
@@ -96,6 +100,7 @@ impl Default for Connectivity {
             state: Arc::new(watch::Sender::new(ConnectivityState::Idle)),
             answered: Arc::new(AtomicBool::new(false)),
             connection: Arc::default(),
+            refused: Arc::default(),
             listeners: Arc::default(),
             on_change: Arc::default(),
         }
@@ -143,6 +148,18 @@ impl Connectivity {
     /// Records that the server answered a call.
     pub(crate) fn mark_answered(&self) {
         self.answered.store(true, Ordering::Relaxed);
+    }
+
+    /// Why the current connection's TLS session ended before the server
+    /// answered, if it said.
+    pub(crate) fn refused(&self) -> Option<String> {
+        self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Records why the current connection's TLS session ended (`None` for
+    /// a new connection).
+    pub(super) fn set_refused(&self, why: Option<String>) {
+        *self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = why;
     }
 
     pub(crate) fn set(&self, next: ConnectivityState) {
@@ -207,8 +224,8 @@ impl fmt::Display for Address {
 }
 
 /// Dials one address for tonic's channel (a subchannel's), reporting each
-/// step to a [`Connectivity`]. tonic adds TLS on top, for `https://`
-/// targets; the URI it passes only names the authority.
+/// step to a [`Connectivity`]. TLS goes on top, for `https://` targets
+/// (`secure.rs`); the URI tonic passes only names the authority.
 #[derive(Debug, Clone)]
 pub struct TrackingConnector {
     address: Address,

@@ -64,8 +64,12 @@ impl Client {
                 return Failure::NotSent(format!("TLS handshake failed: {tls}"));
             }
             // hyper dropped the call before sending it: its connection was
-            // closing (a GOAWAY) when the call was handed to it.
+            // closing (a GOAWAY) when the call was handed to it, or its TLS
+            // session ended first, saying why (an alert: see secure.rs).
             if cause.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_canceled) {
+                if let Some(refused) = sub.connectivity.refused().filter(|_| !sub.connectivity.answered()) {
+                    return Failure::NotSent(refusal(&refused));
+                }
                 return Failure::GoingAway("the connection closed before the call was sent".into());
             }
             if let Some(h2) = cause.downcast_ref::<h2::Error>() {
@@ -89,7 +93,7 @@ impl Client {
         }
         let root = causes(source).last().map(ToString::to_string).unwrap_or_default();
         Failure::Unanswered(if root.contains("CertificateRequired") {
-            format!("the server refused the TLS session: {root} (it requires a client certificate)")
+            refusal(&root)
         } else if self.target.is_tls() {
             format!("the connection closed before the server answered: {root}")
         } else {
@@ -114,12 +118,12 @@ impl Client {
     }
 }
 
-/// The innermost error of a chain: for a refused connection, the OS error
-/// ("Connection refused (os error 111)") rather than "transport error".
-pub(super) fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = err;
-    while let Some(next) = cause.source() {
-        cause = next;
+/// What a TLS session that ended before the server answered says: a
+/// server that requires a client certificate, or the alert as it came.
+fn refusal(why: &str) -> String {
+    if why.contains("CertificateRequired") {
+        format!("the server refused the TLS session: {why} (it requires a client certificate)")
+    } else {
+        format!("the server ended the TLS session: {why}")
     }
-    cause.to_string()
 }

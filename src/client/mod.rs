@@ -16,6 +16,7 @@
 //! - `error.rs`: [`Error`], what a call can end with.
 //! - `target.rs`: [`Target`], where to connect, as the user writes it.
 //! - `connectivity.rs`: the five connectivity states, from the dialer's events.
+//! - `secure.rs`: TLS over each dialed socket, its errors kept for the calls.
 //! - `balancer.rs`: the channel over the target's addresses: subchannels,
 //!   pick_first or round_robin, re-resolution, each subchannel's state from
 //!   its connection, health and ejection, the [`Event`]s `-v` prints.
@@ -47,6 +48,7 @@ mod outlier;
 mod replay;
 mod responses;
 mod retry;
+mod secure;
 mod stats;
 mod target;
 
