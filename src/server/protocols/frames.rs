@@ -1,6 +1,7 @@
 //! The gRPC framing of a request body, checked as it arrives: the size
 //! limit, truncation, the compressed flag, and the messages counted each
-//! way ([`Flows`], which the metrics read). tonic's decoder passes the
+//! way ([`Flows`], which the metrics read). A body the client cut off (a
+//! reset stream, a connection gone) ends the call as CANCELLED. tonic's decoder passes the
 //! statuses this raises on unchanged. The wording of the size limit is
 //! here too, for every protocol alike.
 //!
@@ -16,8 +17,8 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use tonic::Status;
 use tonic::body::Body;
+use tonic::{Code, Status};
 
 use super::envelope::{Cut, Follower, PREFIX_LEN};
 use super::per_message::ReceivedCompression;
@@ -145,6 +146,13 @@ impl HttpBody for RequestFrames {
                 }
                 Ok(())
             }),
+            // The client reset the stream, or its connection ended, with the
+            // request unfinished: the call is cancelled, whatever words the
+            // transport chose (tonic says CANCELLED for a reset, UNKNOWN for
+            // a connection closed mid-body).
+            Some(Err(status)) if status.code() != Code::Cancelled && from_transport(status) => {
+                Err(Status::cancelled(format!("the request ended early: {}", status.message())))
+            }
             Some(Err(_)) => Ok(()),
             None => this.truncated().map_or(Ok(()), Err),
         };
@@ -164,6 +172,19 @@ impl HttpBody for RequestFrames {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// Whether `status` comes from the connection (hyper, h2, the socket)
+/// rather than from a layer that judged the request.
+fn from_transport(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        if cause.is::<hyper::Error>() || cause.is::<h2::Error>() || cause.is::<std::io::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// RESOURCE_EXHAUSTED for a request message of `len` bytes over `limit`,
@@ -186,8 +207,6 @@ fn over_limit(size: &str, limit: usize) -> Status {
 
 #[cfg(test)]
 mod tests {
-    use tonic::Code;
-
     use super::*;
 
     fn frames(limit: usize) -> RequestFrames {
@@ -236,6 +255,38 @@ mod tests {
         assert_eq!(status.code(), Code::InvalidArgument);
         let status = frames(1000).track(&[7, 0, 0, 0, 0]).expect_err("bad flag");
         assert_eq!(status.code(), Code::InvalidArgument);
+    }
+
+    /// A body whose first frame is `status`.
+    struct Failing(Option<Status>);
+
+    impl HttpBody for Failing {
+        type Data = Bytes;
+        type Error = Status;
+
+        fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+            Poll::Ready(self.0.take().map(Err))
+        }
+    }
+
+    /// The error `RequestFrames` gives for a body failing with `status`.
+    fn passed_on(status: Status) -> Status {
+        let mut frames = RequestFrames::new(Body::new(Failing(Some(status))), 100, false, None);
+        let waker = std::task::Waker::noop();
+        match Pin::new(&mut frames).poll_frame(&mut Context::from_waker(waker)) {
+            Poll::Ready(Some(Err(status))) => status,
+            other => panic!("not an error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_body_the_connection_cut_off_is_cancelled_and_other_errors_pass() {
+        let closed = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset");
+        let status = passed_on(Status::from_error(Box::new(closed)));
+        assert_eq!(status.code(), Code::Cancelled, "{status:?}");
+        assert!(status.message().starts_with("the request ended early: "), "{}", status.message());
+        // A status a layer chose (Connect's translation, say) is kept.
+        assert_eq!(passed_on(Status::invalid_argument("bad JSON")).code(), Code::InvalidArgument);
     }
 
     /// The reference: the messages of a body, cut by reading each prefix.
