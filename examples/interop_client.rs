@@ -17,6 +17,8 @@ use search::tls::ClientTls;
 
 /// gRPC's interop client on this project's library.
 #[derive(Debug, Parser)]
+// grpc's flags are spelled with underscores.
+#[command(rename_all = "snake_case")]
 struct Flags {
     /// The server's host.
     #[arg(long, default_value = "localhost")]

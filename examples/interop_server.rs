@@ -5,8 +5,9 @@
 //! loop and its limits (the server's defaults), the protocols (gRPC,
 //! gRPC-Web, Connect), the per-call layer, compression.
 //!
-//! Prints the address it listens on (port 0 picks a free one), logs one line
-//! per call on stderr, and stops on Ctrl-C or SIGTERM. The cases and what
+//! Prints the address it listens on (port 0 picks a free one), then the
+//! metrics' with `--metrics_port`; logs one line per call on stderr, and
+//! stops on Ctrl-C or SIGTERM. The cases and what
 //! runs them: `docs/interop.md`.
 
 use std::io::Write;
@@ -21,6 +22,8 @@ use search::tls::ServerTls;
 
 /// gRPC's interop server on this project's stack.
 #[derive(Debug, Parser)]
+// grpc's flags are spelled with underscores.
+#[command(rename_all = "snake_case")]
 struct Flags {
     /// The port to listen on; 0 picks a free one.
     #[arg(long)]
@@ -37,8 +40,9 @@ struct Flags {
     /// Its private key (PEM), with --use_tls.
     #[arg(long, required_if_eq("use_tls", "true"))]
     tls_key_file: Option<PathBuf>,
-    /// Serve Prometheus metrics at http://localhost:PORT/metrics, where the
-    /// cross-tests see that cancelled calls ended.
+    /// Serve Prometheus metrics at http://localhost:PORT/metrics (0 picks a
+    /// free port, printed on the second line), where the cross tests see
+    /// that cancelled calls ended.
     #[arg(long)]
     metrics_port: Option<u16>,
 }
@@ -90,7 +94,18 @@ async fn run(flags: Flags) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    match server::serve(listeners, config, server::signal()).await {
+    let (serving, handle) = match server::start(listeners, config, server::signal()).await {
+        Ok(started) => started,
+        Err(err) => {
+            eprintln!("interop_server: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(metrics) = handle.metrics_addr() {
+        println!("{metrics}");
+        let _ = std::io::stdout().flush();
+    }
+    match serving.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("interop_server: {err}");

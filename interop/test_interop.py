@@ -189,3 +189,27 @@ def test_no_code_point_but_b_a_n_lowercases_to_b_a_n():
         and any(c in "ban" for c in chr(cp).lower())
     ]
     assert offenders == []
+
+
+def mistyped_answers() -> list[tuple[str, bytes]]:
+    """`/Search/search` with field 1 sent as a varint (the wrong wire type),
+    alone and before a query: each answer's code and raw message."""
+    answers = []
+    with grpc.insecure_channel(ADDRESS) as channel:
+        search = channel.unary_unary("/Search/search", request_serializer=None, response_deserializer=None)
+        for request in [b"\x08\x01", b"\x08\x01\x0a\x06banana"]:
+            try:
+                answers.append(("OK", search(request, timeout=10)))
+            except grpc.RpcError as err:
+                answers.append((err.code().name, b""))
+    return answers
+
+
+def test_a_field_of_the_wrong_wire_type_is_unknown_to_both_servers(stubs):
+    """protobuf's runtimes keep such a field as unknown and answer: the
+    article's Python server does, and so does the Rust one."""
+    with python_server(stubs):
+        python = mistyped_answers()
+    assert python == [("OK", b""), ("OK", b"\x08\x01")], python
+    with rust_server(stubs):
+        assert mistyped_answers() == python
