@@ -105,17 +105,10 @@ impl Served {
     /// The table of a server serving the built-in services and `services`:
     /// built on the first call for this set, the same one after.
     pub(super) fn of(services: &Services) -> &'static Self {
-        type Key = Vec<(&'static str, usize)>;
-        static TABLES: Mutex<Vec<(Key, &'static Served)>> = Mutex::new(Vec::new());
+        static TABLES: Kept<Vec<(&'static str, usize)>, Served> = Mutex::new(Vec::new());
         // The descriptor sets are statics: their addresses tell them apart.
-        let key: Key = services.added.iter().map(|a| (a.name, a.descriptor_set.as_ptr() as usize)).collect();
-        let mut tables = TABLES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((_, served)) = tables.iter().find(|(k, _)| *k == key) {
-            return served;
-        }
-        let served: &'static Self = Box::leak(Box::new(Self::build(services)));
-        tables.push((key, served));
-        served
+        let key = services.added.iter().map(|a| (a.name, a.descriptor_set.as_ptr() as usize)).collect();
+        keep(&TABLES, key, || Self::build(services))
     }
 
     fn build(services: &Services) -> Self {
@@ -151,6 +144,20 @@ impl Served {
         let service = path.strip_prefix('/').and_then(|p| p.split_once('/')).map(|(service, _)| service);
         service.is_some_and(|service| self.added.contains(&service))
     }
+}
+
+/// Tables kept for the life of the process, each under its key.
+pub(super) type Kept<K, T> = Mutex<Vec<(K, &'static T)>>;
+
+/// The table kept in `tables` under `key`, built by `build` the first time.
+pub(super) fn keep<K: PartialEq, T>(tables: &Kept<K, T>, key: K, build: impl FnOnce() -> T) -> &'static T {
+    let mut tables = tables.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, table)) = tables.iter().find(|(k, _)| *k == key) {
+        return table;
+    }
+    let table: &'static T = Box::leak(Box::new(build()));
+    tables.push((key, table));
+    table
 }
 
 /// `text` with the life of the process, kept once however often it is asked

@@ -20,7 +20,7 @@ use super::message::{Decoder, request_encoding};
 use crate::rpc::{Idempotency, LEGACY_SEARCH_PATH};
 use crate::server::protocols::per_message::ReceivedCompression;
 use crate::server::protocols::stack::{CallMark, Protocol};
-use crate::server::served::Served;
+use crate::server::served::{Kept, Served, keep};
 
 /// Refuses the call of `extensions` with `status` (a bad timeout or
 /// compression header): the per-call layer answers it, and logs it like any
@@ -90,15 +90,8 @@ impl Methods {
     /// The methods of `served`, from the descriptor sets of its services:
     /// built once per table, the same after.
     pub(in crate::server::protocols) fn of(served: &'static Served) -> &'static Self {
-        static TABLES: Mutex<Vec<(usize, &'static Methods)>> = Mutex::new(Vec::new());
-        let key = std::ptr::from_ref(served) as usize;
-        let mut tables = TABLES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((_, methods)) = tables.iter().find(|(k, _)| *k == key) {
-            return methods;
-        }
-        let methods: &'static Self = Box::leak(Box::new(Self::build(served)));
-        tables.push((key, methods));
-        methods
+        static TABLES: Kept<usize, Methods> = Mutex::new(Vec::new());
+        keep(&TABLES, std::ptr::from_ref(served) as usize, || Self::build(served))
     }
 
     fn build(served: &Served) -> Self {
