@@ -15,6 +15,20 @@ import { parseArgs } from "node:util";
 
 import grpc from "@grpc/grpc-js";
 import protoLoader from "@grpc/proto-loader";
+import {
+  ANSWER_SIZES,
+  BEGUN_MS,
+  ECHO_INITIAL,
+  ECHO_TRAILING,
+  Failed,
+  REQUEST_SIZE,
+  RESPONSE_SIZE,
+  SPECIAL_MESSAGE,
+  STREAM_SIZES,
+  check,
+  checkPayload,
+  runCases,
+} from "./interop-common.mjs";
 
 const { values: flags } = parseArgs({
   options: {
@@ -32,32 +46,11 @@ const PROTO = fileURLToPath(new URL("../../proto", import.meta.url));
 const definition = protoLoader.loadSync("grpc/testing/test.proto", { includeDirs: [PROTO], defaults: true });
 const { TestService, UnimplementedService } = grpc.loadPackageDefinition(definition).grpc.testing;
 
-const REQUEST_SIZE = 271_828;
-const RESPONSE_SIZE = 314_159;
-const STREAM_SIZES = [27_182, 8, 1_828, 45_904];
-const ANSWER_SIZES = [31_415, 9, 2_653, 58_979];
-const SPECIAL_MESSAGE = "\t\ntest with whitespace\r\nand Unicode BMP \u263a and non-BMP \u{1f608}\t\n";
-const ECHO_INITIAL = "x-grpc-test-echo-initial";
-const ECHO_TRAILING = "x-grpc-test-echo-trailing-bin";
 // grpc-js's write flag that sends one message uncompressed.
 const NO_COMPRESS = 2;
-// How long cancel_after_begin lets its call run: its headers reach the
-// server first, which the cross tests check.
-const BEGUN_MS = 200;
 
-class Failed extends Error {}
-const check = (ok, why) => {
-  if (!ok) throw new Failed(why);
-};
 const zeros = (size) => ({ body: Buffer.alloc(size) });
 const deadline = () => new Date(Date.now() + 10_000);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function checkPayload(payload, size) {
-  const body = payload ? payload.body : Buffer.alloc(0);
-  check(body.length === size, `expected a payload of ${size} bytes, got ${body.length}`);
-  check(body.every((byte) => byte === 0), "the payload is not all zeros");
-}
 
 function client(service = TestService, compression = 0) {
   const target = `${flags.server_host}:${flags.server_port}`;
@@ -259,17 +252,4 @@ const CASES = {
   },
 };
 
-const names = flags.test_case === "all" ? Object.keys(CASES) : (flags.test_case || "").split(",");
-let failed = false;
-for (const name of names) {
-  const run = CASES[name];
-  try {
-    if (!run) throw new Failed(`${name} is not run by this client`);
-    await run();
-    console.log(JSON.stringify({ case: name, ok: true }));
-  } catch (err) {
-    failed = true;
-    console.log(JSON.stringify({ case: name, ok: false, why: err.message || String(err) }));
-  }
-}
-process.exit(failed ? 1 : 0);
+await runCases(CASES, flags.test_case === "all" ? Object.keys(CASES).join(",") : flags.test_case);

@@ -19,6 +19,21 @@ import { createFileRegistry, fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, decodeBinaryHeader, encodeBinaryHeader } from "@connectrpc/connect";
 import { compressionGzip, createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import {
+  ANSWER_SIZES,
+  BEGUN_MS,
+  ECHO_INITIAL,
+  ECHO_TRAILING,
+  Failed,
+  REQUEST_SIZE,
+  RESPONSE_SIZE,
+  SPECIAL_MESSAGE,
+  STREAM_SIZES,
+  check,
+  checkPayload,
+  runCases,
+  sleep,
+} from "./interop-common.mjs";
 
 const { values: flags } = parseArgs({
   options: {
@@ -36,14 +51,6 @@ const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, readFile
 const testService = registry.getService("grpc.testing.TestService");
 const unimplementedService = registry.getService("grpc.testing.UnimplementedService");
 
-const REQUEST_SIZE = 271_828;
-const RESPONSE_SIZE = 314_159;
-const STREAM_SIZES = [27_182, 8, 1_828, 45_904];
-const ANSWER_SIZES = [31_415, 9, 2_653, 58_979];
-const SPECIAL_MESSAGE = "\t\ntest with whitespace\r\nand Unicode BMP \u263a and non-BMP \u{1f608}\t\n";
-const ECHO_INITIAL = "x-grpc-test-echo-initial";
-const ECHO_TRAILING = "x-grpc-test-echo-trailing-bin";
-const BEGUN_MS = 200;
 const bidi = flags.http === "2";
 
 function transport(compressed = false) {
@@ -54,18 +61,7 @@ function transport(compressed = false) {
 }
 const client = (compressed = false, service = testService) => createClient(service, transport(compressed));
 
-class Failed extends Error {}
-const check = (ok, why) => {
-  if (!ok) throw new Failed(why);
-};
 const zeros = (size) => ({ body: new Uint8Array(size) });
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function checkPayload(payload, size) {
-  const body = payload ? payload.body : new Uint8Array(0);
-  check(body.length === size, `expected a payload of ${size} bytes, got ${body.length}`);
-  check(body.every((byte) => byte === 0), "the payload is not all zeros");
-}
 
 async function expectCode(promise, code, message) {
   try {
@@ -225,16 +221,4 @@ const CASES = {
   },
 };
 
-let failed = false;
-for (const name of (flags.test_case || "").split(",")) {
-  const run = CASES[name];
-  try {
-    if (!run) throw new Failed(`${name} is not run by this client`);
-    await run();
-    console.log(JSON.stringify({ case: name, ok: true }));
-  } catch (err) {
-    failed = true;
-    console.log(JSON.stringify({ case: name, ok: false, why: err.message || String(err) }));
-  }
-}
-process.exit(failed ? 1 : 0);
+await runCases(CASES, flags.test_case);
