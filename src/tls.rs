@@ -1,8 +1,9 @@
 //! TLS material for both ends, read from PEM files, for rustls. The server
 //! serves a certificate and may require client certificates (mutual TLS),
-//! offering HTTP/2 and HTTP/1.1 in ALPN; the client (through tonic's TLS
-//! support) checks the server against a CA file or the system roots, and may
-//! present a certificate of its own.
+//! offering HTTP/2 and HTTP/1.1 in ALPN; the client checks the server
+//! against a CA file or the system roots, and may present a certificate of
+//! its own (rustls's settings for the connections it secures itself, or
+//! tonic's for a tonic channel).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
