@@ -4,7 +4,7 @@
 // each page watched for console errors and failed requests.
 
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { extname, join } from "node:path";
@@ -67,7 +67,7 @@ export async function startStatic() {
   };
 }
 
-/** A self-signed certificate for localhost, made by openssl: { cert, key } paths. */
+/** A self-signed certificate for localhost, made by openssl: { cert, key } paths, and remove(). */
 export function certificate() {
   const dir = mkdtempSync(join(tmpdir(), "search-web-"));
   const cert = join(dir, "cert.pem");
@@ -77,7 +77,7 @@ export function certificate() {
     "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
     "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
   ], { stdio: "ignore" });
-  return { cert, key };
+  return { cert, key, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** Headless Chromium: Debian's binary, with a fresh profile (playwright's own). */
@@ -101,7 +101,7 @@ export function launch() {
  * exceptions, failed requests and every request it makes.
  */
 export async function openPage(browser, options = {}) {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 900, height: 900 } });
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 900, height: 600 } });
   const page = await context.newPage();
   const problems = [];
   const requests = [];
@@ -123,7 +123,10 @@ export function measure(page) {
       transferred: entries.reduce((sum, entry) => sum + entry.transferSize, 0),
       protocols: [...new Set(entries.map((entry) => entry.nextHopProtocol))],
       firstAnswerMs: first?.startTime,
-      files: entries.map((entry) => `${new URL(entry.name).pathname} ${entry.transferSize}`),
+      // Each file: its path, bytes transferred, and when it had arrived (ms).
+      files: entries.map(
+        (entry) => `${new URL(entry.name).pathname} ${entry.transferSize} B at ${entry.responseEnd.toFixed(0)} ms`,
+      ),
     };
   });
 }
