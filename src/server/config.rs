@@ -512,6 +512,13 @@ mod tests {
     }
 
     #[test]
+    fn the_page_is_served_unless_turned_off() {
+        assert!(parse(&[]).expect("valid").page);
+        assert!(ServerConfig::default().page);
+        assert!(!parse(&["--no-page"]).expect("valid").page);
+    }
+
+    #[test]
     fn cors_origins_read_as_a_list_or_any() {
         let origins = |args: &[&str]| parse(args).expect("valid").cors;
         assert_eq!(origins(&[]), CorsOrigins::None);
