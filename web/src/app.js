@@ -54,6 +54,11 @@ async function search() {
   if (q) url.searchParams.set("q", q);
   else url.searchParams.delete("q");
   history.replaceState(null, "", url);
+  if (!q) {
+    answer.textContent = "";
+    searchError.textContent = "";
+    return;
+  }
   try {
     const response = await client.search({ query: q });
     if (id !== asked) return;

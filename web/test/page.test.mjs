@@ -87,6 +87,10 @@ test("Search over Connect GET answers as the user types, and the URL follows", a
     const searches = requests.filter((request) => request.url().includes("/search.v1.SearchService/Search"));
     assert.ok(searches.length >= 2);
     assert.ok(searches.every((request) => request.method() === "GET"), "Search is asked with GET");
+    // An emptied box asks nothing and shows nothing, and leaves the URL.
+    await page.fill("#query", "");
+    await page.waitForFunction(() => document.getElementById("answer").textContent === "");
+    assert.equal(new URL(page.url()).search, "");
     assert.equal(await page.getAttribute("#answer", "aria-live"), "polite");
     assert.equal(await page.textContent("label[for=query]"), "Query");
   });
