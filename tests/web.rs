@@ -185,7 +185,9 @@ async fn the_page_is_served_with_its_headers_beside_the_calls() {
         assert_eq!(page.header("x-content-type-options"), "nosniff");
         let policy = page.header("content-security-policy");
         assert!(policy.starts_with("default-src 'none';") && policy.contains("connect-src 'self'"), "{policy}");
-        assert!(page.text().contains(r#"<script type="module" src="app.js"></script>"#), "{}", page.text());
+        let html = page.text();
+        let build = html.split(r#"src="app.js?v="#).nth(1).and_then(|rest| rest.split('"').next());
+        let build = build.unwrap_or_else(|| panic!("the page names its script with its build: {html}"));
         assert_eq!(page.header("content-length"), page.body.len().to_string());
 
         let script = get(&server, version, "GET", "/app.js", &[("accept-encoding", "gzip, br")]).await;
@@ -196,6 +198,14 @@ async fn the_page_is_served_with_its_headers_beside_the_calls() {
         assert_eq!(plain.header("content-encoding"), "");
         assert!(plain.body.len() > script.body.len());
         assert_ne!(plain.header("etag"), script.header("etag"));
+        assert_eq!(plain.header("etag"), format!("\"{build}\""));
+
+        // The script at the version the page names is kept for good; at
+        // another it is revalidated like the page.
+        let kept = get(&server, version, "GET", &format!("/app.js?v={build}"), &[]).await;
+        assert_eq!(kept.header("cache-control"), "public, max-age=31536000, immutable");
+        let stale = get(&server, version, "GET", "/app.js?v=0123456789abcdef", &[]).await;
+        assert_eq!((stale.status.as_u16(), stale.header("cache-control")), (200, "no-cache"));
 
         // HEAD: the same head, no body.
         let head = get(&server, version, "HEAD", "/app.css", &[]).await;

@@ -22,10 +22,27 @@ await build({
   legalComments: "none",
   logLevel: "warning",
 });
-for (const file of ["index.html", "favicon.svg"]) {
-  await copyFile(`${src}${file}`, `${dist}${file}`);
+await copyFile(`${src}favicon.svg`, `${dist}favicon.svg`);
+// The page names each file with its version, `app.js?v=<hash>`, which the
+// server answers as immutable: a new build is a new URL, so browsers keep
+// the files for good and only ever revalidate the page itself. The hash is
+// the server's too (FNV-1a, 64 bits: src/server/page.rs).
+let page = await readFile(`${src}index.html`, "utf8");
+for (const file of ["app.js", "app.css", "favicon.svg"]) {
+  const version = fnv1a(await readFile(`${dist}${file}`));
+  page = page.replace(`"${file}"`, `"${file}?v=${version}"`);
 }
+await writeFile(`${dist}index.html`, page);
 // The bundle also gzipped once, at the best level, for browsers that take
 // gzip (all of them): the server sends these bytes as they are.
 const bundle = await readFile(`${dist}app.js`);
 await writeFile(`${dist}app.js.gz`, gzipSync(bundle, { level: 9 }));
+
+/** FNV-1a, 64 bits, in hex: the version of a file's bytes. */
+function fnv1a(bytes) {
+  let hash = 0xcbf29ce484222325n;
+  for (const byte of bytes) {
+    hash = BigInt.asUintN(64, (hash ^ BigInt(byte)) * 0x100000001b3n);
+  }
+  return hash.toString(16).padStart(16, "0");
+}

@@ -52,6 +52,9 @@ struct Asset {
     body: &'static [u8],
     /// The same bytes gzipped by the build, for browsers that take gzip.
     gzip: Option<&'static [u8]>,
+    /// The hash of `body`, in hex: the page asks for `path?v=<version>`
+    /// (`web/build.mjs` writes it with the same hash).
+    version: String,
     /// A strong validator of `body` (and one of `gzip`, which differs).
     etag: HeaderValue,
     gzip_etag: HeaderValue,
@@ -59,10 +62,17 @@ struct Asset {
 
 impl Asset {
     fn new(path: &'static str, content_type: &'static str, body: &'static [u8], gzip: Option<&'static [u8]>) -> Self {
-        let etag = |bytes: &[u8], suffix: &str| {
-            HeaderValue::from_str(&format!("\"{:016x}{suffix}\"", fnv1a(bytes))).expect("hex digits are a header value")
+        let version = format!("{:016x}", fnv1a(body));
+        let etag = |suffix: &str| {
+            HeaderValue::from_str(&format!("\"{version}{suffix}\"")).expect("hex digits are a header value")
         };
-        Self { path, content_type, body, gzip, etag: etag(body, ""), gzip_etag: etag(body, "-gzip") }
+        Self { path, content_type, body, gzip, etag: etag(""), gzip_etag: etag("-gzip"), version }
+    }
+
+    /// Whether `request` names this very build of the file (`?v=<version>`),
+    /// which never changes: the page itself never does.
+    fn versioned<B>(&self, request: &Request<B>) -> bool {
+        self.path != "/" && request.uri().query().and_then(|query| query.strip_prefix("v=")) == Some(&self.version)
     }
 
     /// The bytes to send, their validator, and whether they are gzipped.
@@ -116,9 +126,11 @@ fn answer<B>(asset: &Asset, request: &Request<B>) -> Response<Body> {
         return respond(StatusCode::METHOD_NOT_ALLOWED, headers, Body::empty());
     }
     let (bytes, etag, gzipped) = asset.choose(request.headers());
-    // Revalidated on every load (a 304 when unchanged): the paths are
-    // fixed, so a new build must never be hidden behind a cached copy.
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // A file named with its version is kept for good (a new build is a new
+    // URL); anything else, the page first, is revalidated on every load (a
+    // 304 when unchanged), so that a new build is never hidden.
+    let cache = if asset.versioned(request) { "public, max-age=31536000, immutable" } else { "no-cache" };
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
     headers.insert(ETAG, etag.clone());
     if asset.gzip.is_some() {
         headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
@@ -229,6 +241,16 @@ mod tests {
         assert!(not_modified(&headers(&[(IF_NONE_MATCH, "*")]), &etag));
         assert!(!not_modified(&headers(&[(IF_NONE_MATCH, "\"0123456789abcdee\"")]), &etag));
         assert!(!not_modified(&HeaderMap::new(), &etag));
+    }
+
+    #[test]
+    fn the_page_names_each_file_with_its_version() {
+        let [page, files @ ..] = &*ASSETS;
+        let html = std::str::from_utf8(page.body).expect("UTF-8");
+        for file in files {
+            let named = format!("\"{}?v={}\"", &file.path[1..], file.version);
+            assert!(html.contains(&named), "web/dist/index.html does not name {named}: run npm run build --prefix web");
+        }
     }
 
     #[test]

@@ -109,6 +109,19 @@ test("a shared link /?q=Banana fills the box and answers status=1; the load is s
     assert.ok(load.firstAnswerMs > 0, "the first answer's time is measured");
     assert.ok(load.transferred > 0 && load.transferred < 100_000, `${load.transferred} bytes`);
     assert.deepEqual(load.protocols, ["http/1.1"]);
+
+    // Again: the page is revalidated, its versioned files come from the cache.
+    await page.goto(`${server.url}/?q=Banana`);
+    await page.waitForFunction(() => document.getElementById("answer").textContent === "status=1");
+    const again = await measure(page);
+    console.log(`loaded again: ${again.transferred} bytes transferred (${again.files.join(", ")})`);
+    const cached = await page.evaluate(() =>
+      performance
+        .getEntriesByType("resource")
+        .filter((entry) => /\/app\.(js|css)$/.test(new URL(entry.name).pathname))
+        .map((entry) => entry.transferSize),
+    );
+    assert.deepEqual(cached, [0, 0], "app.js and app.css are not asked for again");
   });
 });
 
