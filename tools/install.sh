@@ -30,9 +30,11 @@ for plugin in "${PLUGINS[@]}"; do
   fi
 done
 
-# web/package-lock.json pins protoc-gen-es with the page's other tools.
+# web/package-lock.json pins protoc-gen-es with the page's other tools; they
+# are installed again when the lock is newer than what npm last installed.
 es_version=$(node -p 'require("./web/package.json").devDependencies["@bufbuild/protoc-gen-es"]')
-if [[ "$(web/node_modules/.bin/protoc-gen-es --version 2>/dev/null)" != "protoc-gen-es v$es_version" ]]; then
+if [[ "$(web/node_modules/.bin/protoc-gen-es --version 2>/dev/null)" != "protoc-gen-es v$es_version" ]] ||
+  [[ ! web/node_modules/.package-lock.json -nt web/package-lock.json ]]; then
   echo "installing protoc-gen-es $es_version (npm ci in web/)"
   npm ci --prefix web --no-fund --no-audit --loglevel=error
 fi
