@@ -5,8 +5,8 @@
 //! the transport's limits apply to the page's requests as to any other.
 //!
 //! tower-http's `ServeDir` (checked) serves files from disk, which a
-//! binary that carries its page has none of; five static answers need no
-//! more than this.
+//! binary that carries its page has none of; four files held in memory
+//! need no more than this.
 
 use std::convert::Infallible;
 use std::sync::LazyLock;
@@ -70,7 +70,7 @@ impl Asset {
     }
 
     /// Whether `request` names this very build of the file (`?v=<version>`),
-    /// which never changes: the page itself never does.
+    /// whose bytes never change (the page itself is never named so).
     fn versioned<B>(&self, request: &Request<B>) -> bool {
         self.path != "/" && request.uri().query().and_then(|query| query.strip_prefix("v=")) == Some(&self.version)
     }

@@ -114,7 +114,10 @@ test("a shared link /?q=Banana fills the box and answers status=1; the load is s
     await page.goto(`${server.url}/?q=Banana`);
     await page.waitForFunction(() => document.getElementById("answer").textContent === "status=1");
     const again = await measure(page);
-    console.log(`loaded again: ${again.transferred} bytes transferred (${again.files.join(", ")})`);
+    console.log(
+      `loaded again: ${again.transferred} bytes transferred (${again.files.join(", ")}); ` +
+        `first answer on screen ${again.firstAnswerMs?.toFixed(1)} ms after navigation started`,
+    );
     const cached = await page.evaluate(() =>
       performance
         .getEntriesByType("resource")
