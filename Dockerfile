@@ -29,6 +29,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY gen gen
+# The web page the server carries in its binary (built, committed).
+COPY web/dist web/dist
 COPY benches benches
 # The release profile keeps line tables (for profiling, and backtraces that
 # name file and line): the image ships the binaries stripped, 42 MB -> 6.5 MB

@@ -1,5 +1,6 @@
 //! gRPC-Web on the gRPC port, binary and `-text`, over HTTP/1.1 and HTTP/2,
-//! and CORS for the browsers that send it: allowed origins only.
+//! CORS for the browsers that send it (allowed origins only), and the web
+//! page served beside the calls (`web/test/` runs it in a real browser).
 
 mod common;
 
@@ -164,6 +165,84 @@ async fn grpc_in_json_is_refused_as_an_unsupported_content_type() {
     ] {
         let answer = grpc_web(&server, version, "/search.v1.SearchService/Search", content_type, body.clone()).await;
         assert_eq!(answer.status, 415, "{content_type} over {version:?}");
+    }
+    server.stop().await;
+}
+
+async fn get(server: &TestServer, version: Version, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let request = headers.iter().fold(request(method, path), |request, (name, value)| request.header(*name, *value));
+    send(server.addr, version, request.body(Full::default()).expect("valid request")).await
+}
+
+#[tokio::test]
+async fn the_page_is_served_with_its_headers_beside_the_calls() {
+    let server = TestServer::start().await;
+    for version in [Version::HTTP_11, Version::HTTP_2] {
+        let page = get(&server, version, "GET", "/", &[]).await;
+        assert_eq!(page.status, 200, "{version:?}");
+        assert_eq!(page.header("content-type"), "text/html; charset=utf-8");
+        assert_eq!(page.header("cache-control"), "no-cache");
+        assert_eq!(page.header("x-content-type-options"), "nosniff");
+        let policy = page.header("content-security-policy");
+        assert!(policy.starts_with("default-src 'none';") && policy.contains("connect-src 'self'"), "{policy}");
+        let html = page.text();
+        let build = html.split(r#"src="app.js?v="#).nth(1).and_then(|rest| rest.split('"').next());
+        let build = build.unwrap_or_else(|| panic!("the page names its script with its build: {html}"));
+        assert_eq!(page.header("content-length"), page.body.len().to_string());
+
+        let script = get(&server, version, "GET", "/app.js", &[("accept-encoding", "gzip, br")]).await;
+        assert_eq!((script.status.as_u16(), script.header("content-encoding")), (200, "gzip"));
+        assert_eq!(script.header("content-type"), "text/javascript; charset=utf-8");
+        assert_eq!(script.header("vary"), "accept-encoding");
+        let plain = get(&server, version, "GET", "/app.js", &[]).await;
+        assert_eq!(plain.header("content-encoding"), "");
+        assert!(plain.body.len() > script.body.len());
+        assert_ne!(plain.header("etag"), script.header("etag"));
+        assert_eq!(plain.header("etag"), format!("\"{build}\""));
+
+        // The script at the version the page names is kept for good; at
+        // another it is revalidated like the page.
+        let kept = get(&server, version, "GET", &format!("/app.js?v={build}"), &[]).await;
+        assert_eq!(kept.header("cache-control"), "public, max-age=31536000, immutable");
+        let stale = get(&server, version, "GET", "/app.js?v=0123456789abcdef", &[]).await;
+        assert_eq!((stale.status.as_u16(), stale.header("cache-control")), (200, "no-cache"));
+
+        // HEAD: the same head, no body.
+        let head = get(&server, version, "HEAD", "/app.css", &[]).await;
+        assert_eq!(head.status, 200);
+        assert_eq!(head.header("content-type"), "text/css; charset=utf-8");
+        assert_ne!(head.header("content-length"), "0");
+        assert!(head.body.is_empty());
+
+        // Revalidation: unchanged is a 304 with no body.
+        let etag = page.header("etag");
+        let again = get(&server, version, "GET", "/", &[("if-none-match", etag)]).await;
+        assert_eq!((again.status.as_u16(), again.body.len()), (304, 0));
+
+        let post = get(&server, version, "POST", "/favicon.svg", &[]).await;
+        assert_eq!((post.status.as_u16(), post.header("allow")), (405, "GET, HEAD"));
+        assert_eq!(get(&server, version, "GET", "/nothing-here", &[]).await.status, 404);
+        assert_eq!(get(&server, version, "GET", "/favicon.ico", &[]).await.status, 404);
+    }
+    // The calls are untouched: Connect's GET of Search, and gRPC-Web.
+    let query = "/search.v1.SearchService/Search?connect=v1&encoding=json&message=%7B%22query%22%3A%22Banana%22%7D";
+    let answer = get(&server, Version::HTTP_11, "GET", query, &[]).await;
+    assert_eq!((answer.status.as_u16(), answer.text().as_str()), (200, r#"{"status":1}"#));
+    let body = envelope(0, &SearchRequest { query: "Banana".into() }.encode_to_vec());
+    let web =
+        grpc_web(&server, Version::HTTP_11, "/search.v1.SearchService/Search", "application/grpc-web", body).await;
+    assert_eq!(SearchResponse::decode(&split(&web.body).0[0][..]).expect("a SearchResponse").status, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn without_the_page_its_paths_are_not_found() {
+    let config = ServerConfig { page: false, ..ServerConfig::default() };
+    let server = TestServer::start_with("127.0.0.1:0", config).await;
+    for path in ["/", "/app.js"] {
+        let answer = get(&server, Version::HTTP_11, "GET", path, &[]).await;
+        assert_eq!(answer.status, 404, "{path}");
+        assert_eq!(answer.header("content-security-policy"), "");
     }
     server.stop().await;
 }

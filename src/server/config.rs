@@ -195,6 +195,11 @@ pub struct ServerArgs {
     #[arg(long = "cors-origin", env = "SEARCH_CORS_ORIGIN", value_name = "ORIGIN", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
+    /// Do not serve the web page (at /, with its script, style and icon):
+    /// the port then answers calls only.
+    #[arg(long, env = "SEARCH_NO_PAGE")]
+    pub no_page: bool,
+
     /// Serve Prometheus metrics at http://HOST:PORT/metrics (off by default).
     #[arg(long, env = "SEARCH_METRICS_LISTEN", value_name = "HOST:PORT")]
     pub metrics_listen: Option<String>,
@@ -243,6 +248,8 @@ pub struct ServerConfig {
     pub tls: Option<ServerTls>,
     /// Origins whose web pages may call the server (CORS).
     pub cors: CorsOrigins,
+    /// Whether to serve the web page at `/` (`web/dist/`, in the binary).
+    pub page: bool,
     /// Where to serve `/metrics`, if anywhere.
     pub metrics_listen: Option<String>,
     /// Services served beside Search, health and reflection (none from
@@ -271,6 +278,7 @@ impl Default for ServerConfig {
             max_header_bytes: MAX_HEADER_BYTES.0 as u32,
             tls: None,
             cors: CorsOrigins::None,
+            page: true,
             metrics_listen: None,
             services: Services::default(),
         }
@@ -355,6 +363,7 @@ impl ServerArgs {
                 .map_err(|_| ConfigError::TooLarge { flag: "max-header-bytes" })?,
             tls,
             cors: CorsOrigins::parse(&self.cors_origins)?,
+            page: !self.no_page,
             metrics_listen: self.metrics_listen,
             services: Services::default(),
         })
@@ -500,6 +509,13 @@ mod tests {
             "--cors-origin \"https://app.example.com/page\" is not an origin such as https://app.example.com, or *"
         );
         assert!(parse(&["--cors-origin", "app.example.com"]).is_err());
+    }
+
+    #[test]
+    fn the_page_is_served_unless_turned_off() {
+        assert!(parse(&[]).expect("valid").page);
+        assert!(ServerConfig::default().page);
+        assert!(!parse(&["--no-page"]).expect("valid").page);
     }
 
     #[test]

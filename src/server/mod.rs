@@ -16,7 +16,11 @@
 //! - `served.rs`: the services served and their method paths, and the
 //!   services a program adds beside Search ([`Services`]).
 //!
-//! And above them, importing them:
+//! Above them, outermost:
+//! - `page.rs`: the web page (`web/dist/`, in the binary) at its own paths,
+//!   before any protocol sees the request ([`ServerConfig::page`]).
+//!
+//! And above them all, importing them:
 //! - `mod.rs`: the stack assembled, serving and the drain ([`serve`],
 //!   [`start`]), the runtime ([`runtime`]).
 //! - `shutdown.rs`: SIGINT and SIGTERM as the shutdown future ([`signal`]).
@@ -33,6 +37,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 mod calls;
 mod config;
+mod page;
 mod protocols;
 mod served;
 mod shutdown;
@@ -41,6 +46,7 @@ mod transport;
 pub use self::calls::Search;
 use self::calls::{CallLayer, CallPolicy, Routes};
 pub use self::config::{ByteSize, ConfigError, CorsOrigins, ServerArgs, ServerConfig};
+use self::page::PageLayer;
 use self::protocols::ProtocolLayer;
 use self::protocols::compression;
 pub use self::protocols::{ReceivedCompression, SendCompression};
@@ -204,7 +210,8 @@ pub async fn start(
                 .fold($service, |service, encoding| service.accept_compressed(encoding.tonic()))
         };
     }
-    // Outermost first: each protocol takes its own path (gRPC-Web through
+    // Outermost first: the page's few paths are answered at once (calls
+    // never reach them); each protocol takes its own path (gRPC-Web through
     // tonic-web, Connect through its translation, both behind CORS), and
     // every call, whatever its protocol, is a gRPC call through the
     // per-call layer.
@@ -213,10 +220,12 @@ pub async fn start(
         .add(accept_compressed!(reflection_v1))
         .add(accept_compressed!(reflection_v1alpha));
     let protocols = ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors), served);
+    let page = PageLayer::new(config.page);
     // Each connection's stack knows its peer, for the calls' log lines and
     // its idle time.
     let stack = move |peer| {
         ServiceBuilder::new()
+            .layer(page)
             .layer(protocols.clone())
             .layer(CallLayer::new(Arc::clone(&policy), metrics.clone(), peer))
             .service(routes.clone())
