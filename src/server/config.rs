@@ -19,6 +19,7 @@ use clap::{Parser, ValueEnum};
 use super::served::Services;
 use crate::telemetry::LogFormat;
 use crate::tls::{self, ServerTls};
+use crate::traces::{TraceArgs, TraceConfig, TraceConfigError};
 
 /// Deadline of a call that arrives without one (no `grpc-timeout` header).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -202,6 +203,10 @@ pub struct ServerArgs {
     /// Log lines as text or as JSON objects (stderr; RUST_LOG filters).
     #[arg(long, env = "SEARCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// OpenTelemetry traces: a span per call, sent over OTLP.
+    #[command(flatten)]
+    pub traces: TraceArgs,
 }
 
 /// The checked settings the server runs with.
@@ -248,6 +253,9 @@ pub struct ServerConfig {
     /// Services served beside Search, health and reflection (none from
     /// the flags: a program adds them, as the interop server does).
     pub services: Services,
+    /// Where and how spans are exported, when tracing is on (the binary
+    /// installs it: `traces::install`).
+    pub traces: Option<TraceConfig>,
 }
 
 impl Default for ServerConfig {
@@ -273,6 +281,7 @@ impl Default for ServerConfig {
             cors: CorsOrigins::None,
             metrics_listen: None,
             services: Services::default(),
+            traces: None,
         }
     }
 }
@@ -306,6 +315,9 @@ pub enum ConfigError {
     /// A `--cors-origin` that is not an origin.
     #[error("--cors-origin {0:?} is not an origin such as https://app.example.com, or *")]
     CorsOrigin(String),
+    /// A trace flag that cannot be used.
+    #[error(transparent)]
+    Traces(#[from] TraceConfigError),
 }
 
 impl ServerArgs {
@@ -357,6 +369,7 @@ impl ServerArgs {
             cors: CorsOrigins::parse(&self.cors_origins)?,
             metrics_listen: self.metrics_listen,
             services: Services::default(),
+            traces: self.traces.check("search-server")?,
         })
     }
 }
