@@ -92,7 +92,7 @@ const TRACES_AT_EXIT: Duration = Duration::from_secs(2);
 
 /// Runs one invocation, printing responses to `out` as they arrive. With
 /// tracing on, the spans still queued are sent before it returns (within
-/// [`TRACES_AT_EXIT`]), and spans that could not be are reported on stderr.
+/// 2 s), and spans that could not be are reported on stderr.
 ///
 /// # Errors
 /// See [`Error`]; output already printed stays printed.
