@@ -154,7 +154,8 @@ def test_a_retried_call_has_two_attempts_under_one_call_span(receiver, servers):
         target = f"ipv4:127.0.0.1:{port},{good.address}"
         # Round robin may start on either: run until a call met the failing one.
         for _ in range(10):
-            done = client("-t", target, "--lb", "round_robin", "--no-health-check",
+            # Retries, not hedges: a hedge could win before the failure.
+            done = client("-t", target, "--lb", "round_robin", "--no-health-check", "--hedging-delay", "off",
                           "--otlp-endpoint", receiver.grpc_endpoint, "Banana")
             assert (done.returncode, done.stdout) == (0, "status=1\n"), done.stderr
             spans = receiver.wait_for(lambda spans: len([s for s in spans if s["kind"] == "INTERNAL"]) >= 1)
