@@ -232,6 +232,35 @@ def test_the_http_protobuf_exporter(receiver, servers):
     one(spans, kind="SERVER", parent_span_id=attempt["span_id"], trace_id=call["trace_id"])
 
 
+def test_an_https_collector(tmp_path):
+    """gRPC over TLS, the collector's certificate checked against the
+    system's roots (here a CA of the test's own, through SSL_CERT_FILE)."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=trace test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=localhost")
+    (tmp_path / "san.ext").write_text("subjectAltName=DNS:localhost\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    key, chain = (tmp_path / "server.key").read_bytes(), (tmp_path / "server.pem").read_bytes()
+    receiver = Receiver(tls=(key, chain)).start()
+    try:
+        assert receiver.grpc_endpoint.startswith("https://localhost:")
+        server = Server()
+        env = {**CLEAN_ENV, "SSL_CERT_FILE": str(tmp_path / "ca.pem")}
+        done = subprocess.run([str(CLIENT), "-t", server.address, "--otlp-endpoint", receiver.grpc_endpoint,
+                               "Banana"], capture_output=True, text=True, timeout=60, env=env)
+        assert (done.returncode, done.stdout, done.stderr) == (0, "status=1\n", "")
+        spans = receiver.wait_for(lambda spans: len(spans) >= 2)
+        assert {s["kind"] for s in spans} == {"INTERNAL", "CLIENT"}
+        server.stop()
+    finally:
+        receiver.stop()
+
+
 def dropped(metrics_port):
     """The server's search_server_spans_dropped_total."""
     for _ in range(100):

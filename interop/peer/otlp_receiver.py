@@ -51,9 +51,10 @@ def spans_of(request):
 
 
 class Receiver:
-    """Both endpoints on 127.0.0.1, free ports; `spans` as they arrive."""
+    """Both endpoints on 127.0.0.1, free ports; `spans` as they arrive. With
+    `tls` (PEM key and certificate chain, as bytes), gRPC is served over TLS."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
         self.spans = []
         self.exports = 0
         self._lock = threading.Condition()
@@ -66,7 +67,12 @@ class Receiver:
 
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), self._grpc)
-        self.grpc_port = self._grpc.add_insecure_port("127.0.0.1:0")
+        if tls:
+            credentials = grpc.ssl_server_credentials([tls])
+            self.grpc_port = self._grpc.add_secure_port("127.0.0.1:0", credentials)
+        else:
+            self.grpc_port = self._grpc.add_insecure_port("127.0.0.1:0")
+        self._scheme = "https" if tls else "http"
 
         class Http(BaseHTTPRequestHandler):
             def do_POST(self):
@@ -108,7 +114,7 @@ class Receiver:
 
     @property
     def grpc_endpoint(self):
-        return f"http://127.0.0.1:{self.grpc_port}"
+        return f"{self._scheme}://localhost:{self.grpc_port}"
 
     @property
     def http_endpoint(self):

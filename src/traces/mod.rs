@@ -84,11 +84,17 @@ pub fn install(config: &TraceConfig) -> Result<Traces, InstallError> {
     use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
     let runtime = tokio::runtime::Handle::current();
     let built = match config.protocol {
-        Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(&config.endpoint)
-            .with_timeout(EXPORT_TIMEOUT)
-            .build(),
+        Protocol::Grpc => {
+            use opentelemetry_otlp::WithTonicConfig as _;
+            let builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+            // An https collector is verified against the system's roots.
+            let builder = if config.endpoint.starts_with("https:") {
+                builder.with_tls_config(tonic::transport::ClientTlsConfig::new().with_enabled_roots())
+            } else {
+                builder
+            };
+            builder.with_endpoint(&config.endpoint).with_timeout(EXPORT_TIMEOUT).build()
+        }
         Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_http_client(export::HyperClient::new(runtime.clone()))
