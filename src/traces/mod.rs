@@ -104,7 +104,8 @@ pub fn install(config: &TraceConfig) -> Result<Traces, InstallError> {
             .build(),
     };
     let mut exporter = built.map_err(|source| InstallError::Exporter { endpoint: config.endpoint.clone(), source })?;
-    let resource = Resource::builder_empty().with_service_name(config.service_name.clone()).build();
+    // OTEL_RESOURCE_ATTRIBUTES and the SDK's own attributes, the service name over them.
+    let resource = Resource::builder().with_service_name(config.service_name.clone()).build();
     opentelemetry_sdk::trace::SpanExporter::set_resource(&mut exporter, &resource);
     let batcher = export::Batcher::start(exporter, runtime)?;
     let provider = SdkTracerProvider::builder()
