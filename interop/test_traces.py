@@ -232,7 +232,7 @@ def test_the_http_protobuf_exporter(receiver, servers):
     one(spans, kind="SERVER", parent_span_id=attempt["span_id"], trace_id=call["trace_id"])
 
 
-def test_an_https_collector(tmp_path):
+def test_an_https_collector(tmp_path, servers):
     """gRPC over TLS, the collector's certificate checked against the
     system's roots (here a CA of the test's own, through SSL_CERT_FILE)."""
     def openssl(*args):
@@ -249,14 +249,13 @@ def test_an_https_collector(tmp_path):
     receiver = Receiver(tls=(key, chain)).start()
     try:
         assert receiver.grpc_endpoint.startswith("https://localhost:")
-        server = Server()
+        server = servers()
         env = {**CLEAN_ENV, "SSL_CERT_FILE": str(tmp_path / "ca.pem")}
         done = subprocess.run([str(CLIENT), "-t", server.address, "--otlp-endpoint", receiver.grpc_endpoint,
                                "Banana"], capture_output=True, text=True, timeout=60, env=env)
         assert (done.returncode, done.stdout, done.stderr) == (0, "status=1\n", "")
         spans = receiver.wait_for(lambda spans: len(spans) >= 2)
         assert {s["kind"] for s in spans} == {"INTERNAL", "CLIENT"}
-        server.stop()
     finally:
         receiver.stop()
 
