@@ -224,10 +224,12 @@ def test_grpc_trace_bin_from_grpcio_is_the_parent(receiver, servers):
 def test_the_http_protobuf_exporter(receiver, servers):
     flags = ["--otlp-endpoint", receiver.http_endpoint, "--otlp-protocol", "http/protobuf"]
     server = servers(*flags)
-    done = client("-t", server.address, *flags, "Banana")
+    done = client("-v", "-t", server.address, *flags, "Banana")
     assert (done.returncode, done.stdout) == (0, "status=1\n"), done.stderr
     spans = receiver.wait_for(lambda spans: len(search_spans(spans)) >= 3)
     call = one(spans, kind="INTERNAL")
+    # -v names the call's trace.
+    assert f"traced method=/search.v1.SearchService/Search trace_id={call['trace_id']}" in done.stderr
     attempt = one(spans, kind="CLIENT", parent_span_id=call["span_id"])
     one(spans, kind="SERVER", parent_span_id=attempt["span_id"], trace_id=call["trace_id"])
 

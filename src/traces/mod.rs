@@ -341,6 +341,7 @@ impl CallSpan {
         let name = path.trim_start_matches('/').to_owned();
         let span = tracer.span_builder(name).with_kind(SpanKind::Internal).with_attributes(attributes).start(tracer);
         let context = Context::new().with_remote_span_context(span.span_context().clone());
+        tracing::debug!(method = %path, trace_id = %span.span_context().trace_id(), "traced");
         Some(Self { span, context, path: path.to_owned(), code: None })
     }
 
