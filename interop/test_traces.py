@@ -101,7 +101,9 @@ def test_a_call_through_a_round_robin_channel_is_one_trace(receiver, servers):
     first = servers("--otlp-endpoint", receiver.grpc_endpoint)
     second = servers("--otlp-endpoint", receiver.grpc_endpoint)
     target = f"ipv4:{first.address},{second.address}"
-    done = client("-t", target, "--lb", "round_robin", "--otlp-endpoint", receiver.grpc_endpoint, "Banana")
+    # No hedging: on a slow machine a hedge could make it two attempts.
+    done = client("-t", target, "--lb", "round_robin", "--hedging-delay", "off",
+                  "--otlp-endpoint", receiver.grpc_endpoint, "Banana")
     assert (done.returncode, done.stdout) == (0, "status=1\n"), done.stderr
 
     spans = receiver.wait_for(lambda spans: len(search_spans(spans)) >= 3)
@@ -224,7 +226,7 @@ def test_grpc_trace_bin_from_grpcio_is_the_parent(receiver, servers):
 def test_the_http_protobuf_exporter(receiver, servers):
     flags = ["--otlp-endpoint", receiver.http_endpoint, "--otlp-protocol", "http/protobuf"]
     server = servers(*flags)
-    done = client("-v", "-t", server.address, *flags, "Banana")
+    done = client("-v", "-t", server.address, "--hedging-delay", "off", *flags, "Banana")
     assert (done.returncode, done.stdout) == (0, "status=1\n"), done.stderr
     spans = receiver.wait_for(lambda spans: len(search_spans(spans)) >= 3)
     call = one(spans, kind="INTERNAL")
