@@ -23,7 +23,8 @@
 //!   contract's methods from its descriptor, method paths, status-code
 //!   names), [`lenient`] (protobuf decoded as protobuf's own runtimes
 //!   decode it), [`tls`] (PEM files for both ends),
-//!   [`telemetry`] (logging for the binaries).
+//!   [`telemetry`] (logging for the binaries), [`traces`] (OpenTelemetry
+//!   spans for both sides, exported over OTLP).
 
 pub mod cli;
 pub mod client;
@@ -35,6 +36,7 @@ pub mod rpc;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
+pub mod traces;
 
 /// Where the server listens and the client connects unless told otherwise:
 /// the article's address.

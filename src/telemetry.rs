@@ -66,6 +66,8 @@ pub struct Call<'a> {
     pub duration: Duration,
     /// The peer's address, when the connection has one.
     pub peer: Option<&'a str>,
+    /// The call's trace id, when tracing is on.
+    pub trace_id: Option<&'a str>,
 }
 
 impl Call<'_> {
@@ -93,9 +95,17 @@ impl Call<'_> {
             return;
         }
         let (method, protocol, code, duration) = (self.method, self.protocol, self.code, Elapsed(self.duration));
-        match self.peer {
-            Some(peer) => tracing::info!(target: CALL_TARGET, %method, protocol, code, ?duration, %peer, "call"),
-            None => tracing::info!(target: CALL_TARGET, %method, protocol, code, ?duration, "call"),
+        match (self.peer, self.trace_id) {
+            (Some(peer), None) => {
+                tracing::info!(target: CALL_TARGET, %method, protocol, code, ?duration, %peer, "call")
+            }
+            (None, None) => tracing::info!(target: CALL_TARGET, %method, protocol, code, ?duration, "call"),
+            (Some(peer), Some(trace_id)) => {
+                tracing::info!(target: CALL_TARGET, %method, protocol, code, ?duration, %peer, %trace_id, "call");
+            }
+            (None, Some(trace_id)) => {
+                tracing::info!(target: CALL_TARGET, %method, protocol, code, ?duration, %trace_id, "call");
+            }
         }
     }
 
@@ -122,6 +132,10 @@ impl Call<'_> {
         if let Some(peer) = self.peer {
             line.push_str(" peer=");
             line.push_str(peer);
+        }
+        if let Some(trace_id) = self.trace_id {
+            line.push_str(" trace_id=");
+            line.push_str(trace_id);
         }
         line.push('\n');
     }
@@ -358,7 +372,9 @@ mod tests {
 
     #[test]
     fn call_lines_are_the_bytes_tracing_subscriber_writes() {
-        let call = |method, protocol, code, duration, peer| Call { method, protocol, code, duration, peer };
+        let call =
+            |method, protocol, code, duration, peer| Call { method, protocol, code, duration, peer, trace_id: None };
+        let traced = |call: Call<'static>, trace_id| Call { trace_id: Some(trace_id), ..call };
         let calls = [
             call(
                 "/search.v1.SearchService/Search",
@@ -370,6 +386,14 @@ mod tests {
             call("/Search/search", "connect", "INVALID_ARGUMENT", Duration::new(2, 5), None),
             call("/x.Y/Z?q=\"1\"", "grpc-web", "a \"quoted\" \\ code\n", Duration::ZERO, Some("[::1]:9")),
             call("/bänana", "grpc", "CANCELLED", Duration::from_nanos(999), Some("unix")),
+            traced(
+                call("/search.v1.SearchService/Search", "grpc", "OK", Duration::from_micros(5), Some("127.0.0.1:1")),
+                "0af7651916cd43dd8448eb211c80319c",
+            ),
+            traced(
+                call("/Search/search", "connect", "OK", Duration::from_micros(5), None),
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+            ),
         ];
         for call in calls {
             // Without init(), the line is the tracing event: tracing's own
@@ -391,6 +415,9 @@ mod tests {
             "2026-12-01T00:00:00.000000Z  INFO search::call: call method=/search.v1.SearchService/Search \
              protocol=\"grpc\" code=\"OK\" duration=71.234ms peer=127.0.0.1:50312\n"
         );
+        let mut line = String::new();
+        calls[4].text(&mut line, Duration::new(1_796_083_200, 0));
+        assert!(line.ends_with(" peer=127.0.0.1:1 trace_id=0af7651916cd43dd8448eb211c80319c\n"), "{line}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use search::server::{self, Listeners, ServerArgs};
-use search::telemetry;
+use search::{telemetry, traces};
 
 // Every call allocates (headers, buffers, boxed futures); mimalloc takes a
 // third of the allocator's instructions per call off glibc's malloc
@@ -58,6 +58,13 @@ async fn run(args: ServerArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let traces = match config.traces.as_ref().map(traces::install).transpose() {
+        Ok(traces) => traces,
+        Err(err) => {
+            eprintln!("server: {err}");
+            return ExitCode::from(2);
+        }
+    };
     if listen.starts_with("unix:") && config.tls.is_some() {
         eprintln!("server: TLS serves TCP; a unix: socket is plaintext (drop --tls-cert, or listen on HOST:PORT)");
         return ExitCode::from(2);
@@ -86,6 +93,8 @@ async fn run(args: ServerArgs) -> ExitCode {
         eprintln!("server: {err}");
         return ExitCode::FAILURE;
     }
+    // Sends the spans of the last calls (traces::SHUTDOWN at most).
+    drop(traces);
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }

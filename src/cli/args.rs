@@ -17,6 +17,7 @@ use crate::client::{
     Target,
 };
 use crate::tls::ClientTls;
+use crate::traces::{TraceArgs, TraceConfig};
 
 /// Calls the Search service: `client Banana` prints `status=1`.
 #[derive(Debug, Parser)]
@@ -180,6 +181,10 @@ pub struct Args {
     #[arg(long, short = 'd', value_name = "JSON|@FILE|@-", global = true)]
     pub data: Option<String>,
 
+    /// OpenTelemetry traces: a span per call and per attempt, sent over OTLP.
+    #[command(flatten)]
+    pub traces: TraceArgs,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 
@@ -310,6 +315,8 @@ pub struct Invocation {
     pub format: Format,
     /// The call and its input.
     pub call: Call,
+    /// Where spans go, when tracing is on.
+    pub traces: Option<TraceConfig>,
 }
 
 /// One call with where its input comes from.
@@ -462,7 +469,9 @@ impl Args {
             hedging,
             ..ClientOptions::default()
         };
-        Ok(Invocation { target: self.target, options, verbose: self.verbose, format, call })
+        let traces =
+            self.traces.check("search-client").map_err(|err| usage(ErrorKind::ValueValidation, err.to_string()))?;
+        Ok(Invocation { target: self.target, options, verbose: self.verbose, format, call, traces })
     }
 }
 

@@ -48,6 +48,9 @@ pub enum Error {
         /// Calls that never ended.
         lost: u64,
     },
+    /// Tracing was asked for and could not start.
+    #[error(transparent)]
+    Traces(#[from] crate::traces::InstallError),
 }
 
 impl Error {
@@ -64,7 +67,8 @@ impl Error {
             Self::Output(_)
             | Self::Load(bench::Error::Invalid(_))
             | Self::Soak(soak::Error::Invalid(_))
-            | Self::SoakFailed { .. } => FAILURE,
+            | Self::SoakFailed { .. }
+            | Self::Traces(_) => FAILURE,
             Self::Input(_) => INPUT,
         }
     }

@@ -16,6 +16,7 @@
 //!   the server's memory and descriptors sampled.
 
 use std::io::Write;
+use std::time::Duration;
 
 mod args;
 pub mod bench;
@@ -86,11 +87,31 @@ async fn batches<M: serde::de::DeserializeOwned>(
     })
 }
 
-/// Runs one invocation, printing responses to `out` as they arrive.
+/// How long the spans still queued at exit may take to leave.
+const TRACES_AT_EXIT: Duration = Duration::from_secs(2);
+
+/// Runs one invocation, printing responses to `out` as they arrive. With
+/// tracing on, the spans still queued are sent before it returns (within
+/// 2 s), and spans that could not be are reported on stderr.
 ///
 /// # Errors
 /// See [`Error`]; output already printed stays printed.
-pub async fn run(invocation: Invocation, out: impl Write) -> Result<(), Error> {
+pub async fn run(mut invocation: Invocation, out: impl Write) -> Result<(), Error> {
+    let Some(config) = invocation.traces.take() else {
+        return run_untraced(invocation, out).await;
+    };
+    let traces = crate::traces::install(&config)?;
+    let result = run_untraced(invocation, out).await;
+    // The exporter's thread runs its requests on this runtime: wait beside it.
+    tokio::task::spawn_blocking(move || traces.shutdown(TRACES_AT_EXIT)).await.ok();
+    let dropped = crate::traces::dropped();
+    if dropped > 0 {
+        eprintln!("client: {dropped} trace spans were not exported to {}", config.endpoint);
+    }
+    result
+}
+
+async fn run_untraced(invocation: Invocation, out: impl Write) -> Result<(), Error> {
     let mut out = Output::new(out, invocation.format);
     let ready = match prepare(invocation.call).await? {
         Ready::Rpc(ready) => ready,

@@ -23,6 +23,7 @@ use crate::pb::v1::{
     SearchResponse,
 };
 use crate::rpc::{CLASSIFY_PATH, COUNT_PATH, LEGACY_SEARCH_PATH, SCAN_PATH, SEARCH_PATH};
+use crate::traces::{AttemptSpan, CallSpan, StreamSpans, TRACEPARENT, TRACESTATE};
 
 /// One attempt of a unary call, while it runs.
 struct Attempt {
@@ -32,6 +33,8 @@ struct Attempt {
     /// The subchannel's transport it went on.
     transport: u64,
     started: Instant,
+    /// Its span, when tracing is on: ended when the attempt is dropped.
+    span: Option<AttemptSpan>,
 }
 
 /// The attempts of one call running at once (a few: hedges at most).
@@ -96,7 +99,27 @@ impl Client {
     /// or the server refused the stream unprocessed) is sent again at once
     /// on another subchannel whatever the method and the attempts left, as
     /// grpc's transparent retries do: at most once per subchannel.
-    async fn unary<M: Clone, T, F, Fut>(&self, method: &str, message: &M, mut attempt: F) -> Result<T, Error>
+    async fn unary<M: Clone, T, F, Fut>(&self, method: &str, message: &M, attempt: F) -> Result<T, Error>
+    where
+        F: FnMut(Channel, Request<M>) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let Some(span) = CallSpan::start(method) else {
+            return self.attempts(method, message, attempt, None).await;
+        };
+        let result = self.attempts(method, message, attempt, Some(&span)).await;
+        span.end(result.as_ref().map_or_else(Error::code, |_| Some(Code::Ok)));
+        result
+    }
+
+    /// The attempts of [`Client::unary`], each under `span` when traced.
+    async fn attempts<M: Clone, T, F, Fut>(
+        &self,
+        method: &str,
+        message: &M,
+        mut attempt: F,
+        span: Option<&CallSpan>,
+    ) -> Result<T, Error>
     where
         F: FnMut(Channel, Request<M>) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
@@ -117,6 +140,8 @@ impl Client {
         let mut sent = 0u32;
         let mut retried = 0u32;
         let mut transparent = 0;
+        // Whether the next attempt sends again a call the server never took.
+        let mut resending = false;
         let mut next = Some((began, Next::Attempt));
         // How the previous attempt ended, for the deadline's message.
         let mut last: Option<String> = None;
@@ -161,19 +186,26 @@ impl Client {
                             self.balancer.emit(&Event::Hedge { method, attempt: sent, address, after: at - began });
                         }
                     }
-                    let request = with_timeout(message.clone(), deadline);
+                    let mut request = with_timeout(message.clone(), deadline);
+                    let span = span.map(|span| {
+                        let previous = tried.len() as u32;
+                        let attempt = span.attempt(previous, &sub.address.to_string(), resending, kind == Next::Hedge);
+                        send_context(&mut request, &attempt);
+                        attempt
+                    });
+                    resending = false;
                     let (transport, channel) = sub.channel();
                     let call = Box::pin(attempt(channel, request));
                     tried.push(Arc::clone(&sub));
                     let started = Instant::now();
-                    running.attempts.push((Attempt { number: sent, sub, transport, started }, call));
+                    running.attempts.push((Attempt { number: sent, sub, transport, started, span }, call));
                     if hedging.is_some() && sent < hedge_limit {
                         next = Some((Instant::now() + self.hedge_delay.get(), Next::Hedge));
                     }
                 }
             }
             let wake = next.map(|(at, _)| at);
-            let (done, ended) = tokio::select! {
+            let (mut done, ended) = tokio::select! {
                 biased;
                 ended = running.next(), if !running.is_empty() => ended,
                 () = tokio::time::sleep_until(wake.unwrap_or(deadline)), if wake.is_some() => continue,
@@ -184,6 +216,9 @@ impl Client {
             };
             let took = done.started.elapsed();
             self.stats.attempt_took(took);
+            if let Some(span) = done.span.as_mut() {
+                span.ended(Some(ended.as_ref().map_or_else(Status::code, |_| Code::Ok)));
+            }
             let status = match ended {
                 Ok(value) => {
                     done.sub.connectivity.mark_answered();
@@ -216,6 +251,7 @@ impl Client {
                 self.resent(method, &done.sub, &error);
                 last = Some(error.to_string());
                 next = Some((Instant::now(), Next::Attempt));
+                resending = true;
                 continue;
             }
             if !not_sent {
@@ -270,9 +306,36 @@ impl Client {
     async fn streaming<R, T, Fut>(
         &self,
         method: &str,
+        request: impl FnMut() -> Option<R>,
+        call: impl Fn(SearchServiceClient<Channel>, Request<R>) -> Fut,
+    ) -> Result<(T, Instant, Arc<Subchannel>, Option<StreamSpans>), Error>
+    where
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let Some(span) = CallSpan::start(method) else {
+            let (answer, deadline, sub, _) = self.stream_attempts(method, request, call, None).await?;
+            return Ok((answer, deadline, sub, None));
+        };
+        match self.stream_attempts(method, request, call, Some(&span)).await {
+            Ok((answer, deadline, sub, attempt)) => {
+                Ok((answer, deadline, sub, attempt.map(|attempt| StreamSpans { call: span, attempt })))
+            }
+            Err(err) => {
+                span.end(err.code());
+                Err(err)
+            }
+        }
+    }
+
+    /// The attempts of [`Client::streaming`], each under `span` when
+    /// traced; the answered one's span is returned, to end with the call.
+    async fn stream_attempts<R, T, Fut>(
+        &self,
+        method: &str,
         mut request: impl FnMut() -> Option<R>,
         call: impl Fn(SearchServiceClient<Channel>, Request<R>) -> Fut,
-    ) -> Result<(T, Instant, Arc<Subchannel>), Error>
+        span: Option<&CallSpan>,
+    ) -> Result<(T, Instant, Arc<Subchannel>, Option<AttemptSpan>), Error>
     where
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
@@ -292,17 +355,26 @@ impl Client {
                 .await
                 .map_err(|_| self.deadline_exceeded(1, None))??;
             let (transport, channel) = sub.channel();
-            let status = match timeout_at(deadline, call(self.grpc(channel), with_timeout(message, deadline))).await {
+            let mut sending = with_timeout(message, deadline);
+            let mut attempt = span.map(|span| {
+                let attempt = span.attempt(tried.len() as u32, &sub.address.to_string(), !tried.is_empty(), false);
+                send_context(&mut sending, &attempt);
+                attempt
+            });
+            let status = match timeout_at(deadline, call(self.grpc(channel), sending)).await {
                 Err(_) => {
                     sub.outlier.failure();
                     return Err(self.deadline_exceeded(1, None));
                 }
                 Ok(Ok(response)) => {
                     sub.connectivity.mark_answered();
-                    return Ok((response.into_inner(), deadline, sub));
+                    return Ok((response.into_inner(), deadline, sub, attempt));
                 }
                 Ok(Err(status)) => status,
             };
+            if let Some(attempt) = attempt.as_mut() {
+                attempt.ended(Some(status.code()));
+            }
             let failure = self.failure(&status, &sub);
             if matches!(failure, Failure::GoingAway(_)) {
                 sub.renew(transport);
@@ -384,10 +456,10 @@ impl Client {
     ) -> Result<Responses<ClassifyResponse>, Error> {
         let replay = self.replay(requests);
         let call = |mut client: SearchServiceClient<Channel>, request| async move { client.classify(request).await };
-        let (stream, deadline, sub) = self.streaming(CLASSIFY_PATH, || replay.attempt(), call).await?;
+        let (stream, deadline, sub, spans) = self.streaming(CLASSIFY_PATH, || replay.attempt(), call).await?;
         // Answered: the server has the call, which is never sent again.
         replay.commit();
-        Ok(Responses::new(stream, deadline, self.clone(), sub))
+        Ok(Responses::new(stream, deadline, self.clone(), sub, spans))
     }
 
     /// Client-streaming `Count`: sends every request, then gets one summary.
@@ -401,8 +473,11 @@ impl Client {
     ) -> Result<CountResponse, Error> {
         let replay = self.replay(requests);
         let call = |mut client: SearchServiceClient<Channel>, request| async move { client.count(request).await };
-        let (response, _, sub) = self.streaming(COUNT_PATH, || replay.attempt(), call).await?;
+        let (response, _, sub, spans) = self.streaming(COUNT_PATH, || replay.attempt(), call).await?;
         sub.outlier.success();
+        if let Some(spans) = spans {
+            spans.end(Some(Code::Ok));
+        }
         Ok(response)
     }
 
@@ -414,8 +489,8 @@ impl Client {
     /// [`Error::DeadlineExceeded`].
     pub async fn scan(&self, request: ScanRequest) -> Result<Responses<ScanResponse>, Error> {
         let call = |mut client: SearchServiceClient<Channel>, request| async move { client.scan(request).await };
-        let (stream, deadline, sub) = self.streaming(SCAN_PATH, || Some(request.clone()), call).await?;
-        Ok(Responses::new(stream, deadline, self.clone(), sub))
+        let (stream, deadline, sub, spans) = self.streaming(SCAN_PATH, || Some(request.clone()), call).await?;
+        Ok(Responses::new(stream, deadline, self.clone(), sub, spans))
     }
 
     /// The retry buffer of a streaming call sending `requests`.
@@ -425,6 +500,19 @@ impl Client {
         S::Item: prost::Message + Clone,
     {
         Replay::new(requests, self.options.retry_buffer, Arc::clone(&self.retry_bytes))
+    }
+}
+
+/// Sends the trace context of `attempt` with `request`: `traceparent`
+/// naming the attempt's span, and `tracestate` when the trace has one.
+fn send_context<M>(request: &mut Request<M>, attempt: &AttemptSpan) {
+    let Some((parent, state)) = attempt.headers() else { return };
+    let metadata = request.metadata_mut();
+    if let Ok(value) = parent.parse() {
+        metadata.insert(TRACEPARENT, value);
+    }
+    if let Some(value) = state.and_then(|state| state.parse().ok()) {
+        metadata.insert(TRACESTATE, value);
     }
 }
 

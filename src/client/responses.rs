@@ -8,9 +8,10 @@ use std::task::{Context, Poll};
 
 use tokio::time::{Instant, Sleep, sleep_until};
 use tokio_stream::Stream;
-use tonic::Streaming;
+use tonic::{Code, Streaming};
 
 use super::{Client, Error, Subchannel};
+use crate::traces::StreamSpans;
 
 /// The responses of a streaming call, ended by the call's deadline on this
 /// side too (the server ends it there as well, from `grpc-timeout`).
@@ -21,6 +22,8 @@ pub struct Responses<T> {
     /// The subchannel the call went to.
     sub: Arc<Subchannel>,
     done: bool,
+    /// The call's spans, when traced: ended with the stream.
+    spans: Option<StreamSpans>,
 }
 
 impl<T> fmt::Debug for Responses<T> {
@@ -30,8 +33,21 @@ impl<T> fmt::Debug for Responses<T> {
 }
 
 impl<T> Responses<T> {
-    pub(super) fn new(inner: Streaming<T>, deadline: Instant, client: Client, sub: Arc<Subchannel>) -> Self {
-        Self { inner, deadline: Box::pin(sleep_until(deadline)), client, sub, done: false }
+    pub(super) fn new(
+        inner: Streaming<T>,
+        deadline: Instant,
+        client: Client,
+        sub: Arc<Subchannel>,
+        spans: Option<StreamSpans>,
+    ) -> Self {
+        Self { inner, deadline: Box::pin(sleep_until(deadline)), client, sub, done: false, spans }
+    }
+
+    /// The stream ended with `code`: its spans too.
+    fn end_spans(&mut self, code: Code) {
+        if let Some(spans) = self.spans.take() {
+            spans.end(Some(code));
+        }
     }
 
     /// The next response, `None` at the end of the stream.
@@ -54,17 +70,20 @@ impl<T> Stream for Responses<T> {
         if this.deadline.as_mut().poll(cx).is_ready() {
             this.done = true;
             this.sub.outlier.failure();
+            this.end_spans(Code::DeadlineExceeded);
             return Poll::Ready(Some(Err(this.client.deadline_exceeded(1, None))));
         }
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(Err(status))) => {
                 this.done = true;
                 this.sub.outlier.failure();
+                this.end_spans(status.code());
                 Poll::Ready(Some(Err(this.client.failed(status, &this.sub, 1, None))))
             }
             Poll::Ready(None) => {
                 this.done = true;
                 this.sub.outlier.success();
+                this.end_spans(Code::Ok);
                 Poll::Ready(None)
             }
             other => other.map(|item| item.map(|result| result.map_err(Error::Rpc))),

@@ -19,6 +19,7 @@ use clap::{Parser, ValueEnum};
 use super::served::Services;
 use crate::telemetry::LogFormat;
 use crate::tls::{self, ServerTls};
+use crate::traces::{TraceArgs, TraceConfig, TraceConfigError};
 
 /// Deadline of a call that arrives without one (no `grpc-timeout` header).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -207,6 +208,10 @@ pub struct ServerArgs {
     /// Log lines as text or as JSON objects (stderr; RUST_LOG filters).
     #[arg(long, env = "SEARCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// OpenTelemetry traces: a span per call, sent over OTLP.
+    #[command(flatten)]
+    pub traces: TraceArgs,
 }
 
 /// The checked settings the server runs with.
@@ -255,6 +260,9 @@ pub struct ServerConfig {
     /// Services served beside Search, health and reflection (none from
     /// the flags: a program adds them, as the interop server does).
     pub services: Services,
+    /// Where and how spans are exported, when tracing is on (the binary
+    /// installs it: `traces::install`).
+    pub traces: Option<TraceConfig>,
 }
 
 impl Default for ServerConfig {
@@ -281,6 +289,7 @@ impl Default for ServerConfig {
             page: true,
             metrics_listen: None,
             services: Services::default(),
+            traces: None,
         }
     }
 }
@@ -314,6 +323,9 @@ pub enum ConfigError {
     /// A `--cors-origin` that is not an origin.
     #[error("--cors-origin {0:?} is not an origin such as https://app.example.com, or *")]
     CorsOrigin(String),
+    /// A trace flag that cannot be used.
+    #[error(transparent)]
+    Traces(#[from] TraceConfigError),
 }
 
 impl ServerArgs {
@@ -366,6 +378,7 @@ impl ServerArgs {
             page: !self.no_page,
             metrics_listen: self.metrics_listen,
             services: Services::default(),
+            traces: self.traces.check("search-server")?,
         })
     }
 }

@@ -39,6 +39,7 @@ use crate::server::protocols::{
 };
 use crate::server::transport::{Busy, Peer};
 use crate::telemetry::Call;
+use crate::traces::ServerSpan;
 
 /// The per-call layer, outermost around the routes.
 #[derive(Debug, Clone)]
@@ -133,8 +134,10 @@ impl Service<Request<Body>> for Calls {
             request.extensions_mut().insert(received.clone());
             received
         });
-        let request =
-            request.map(|body| Body::new(RequestFrames::new(body, limit, compressed_ok, flows).recording(received)));
+        let traced = end.span.as_ref().map(|span| span.messages());
+        let request = request.map(|body| {
+            Body::new(RequestFrames::new(body, limit, compressed_ok, flows).recording(received).traced(traced))
+        });
         let call = self.inner.call(request);
         let policy = Arc::clone(&self.policy);
         Box::pin(async move {
@@ -300,6 +303,8 @@ struct CallEnd {
     busy: Busy,
     /// The metrics, when on, and the call's method label in them.
     metrics: Option<(Arc<Metrics>, &'static str)>,
+    /// The call's span, when tracing is on (boxed: one word when off).
+    span: Option<Box<ServerSpan>>,
 }
 
 impl CallEnd {
@@ -316,7 +321,8 @@ impl CallEnd {
             (metrics, label)
         });
         let uri = request.uri().clone();
-        Self { uri, protocol, limit, started, code: None, admitted: None, busy, metrics }
+        let span = ServerSpan::start(request.headers(), &uri, protocol == Protocol::Connect, busy.peer());
+        Self { uri, protocol, limit, started, code: None, admitted: None, busy, metrics, span }
     }
 }
 
@@ -330,8 +336,12 @@ impl Drop for CallEnd {
         if let Some((metrics, label)) = &self.metrics {
             metrics.finish(label, protocol, code, duration);
         }
-        let (method, code, peer) = (self.uri.path(), code_name(code), self.busy.peer());
-        Call { method, protocol, code, duration, peer }.log();
+        let (method, name, peer) = (self.uri.path(), code_name(code), self.busy.peer());
+        let trace_id = self.span.as_ref().map(|span| span.trace_id());
+        Call { method, protocol, code: name, duration, peer, trace_id }.log();
+        if let Some(span) = self.span.take() {
+            span.end(code);
+        }
     }
 }
 
@@ -357,11 +367,17 @@ struct CallBody {
 }
 
 impl CallBody {
-    /// Counts the data going out, when metrics are on.
+    /// Counts the data going out, when metrics or tracing are on.
     fn count_sent(&mut self, data: &Bytes) {
+        if self.end.metrics.is_none() && self.end.span.is_none() {
+            return;
+        }
+        let messages = self.sent.follow(data, |_, _| Ok::<_, Infallible>(())).unwrap_or(0);
         if let Some((metrics, _)) = &self.end.metrics {
-            let messages = self.sent.follow(data, |_, _| Ok::<_, Infallible>(())).unwrap_or(0);
             metrics.flows.sent.add(messages, data.len() as u64);
+        }
+        if let Some(span) = &self.end.span {
+            span.passed(true, messages);
         }
     }
 

@@ -165,6 +165,12 @@ impl Collector for Scraped {
             "Connections closed at once over --max-connections",
             self.limits.refused(),
         )?;
+        counter(
+            &mut encoder,
+            "search_server_spans_dropped",
+            "Trace spans dropped: the export queue was full, or the collector failed or did not answer in time",
+            crate::traces::dropped(),
+        )?;
         for (direction, flow) in [("received", &self.flows.received), ("sent", &self.flows.sent)] {
             let (messages, bytes) = flow.load();
             counter(

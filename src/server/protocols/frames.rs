@@ -22,6 +22,7 @@ use tonic::{Code, Status};
 
 use super::envelope::{Cut, Follower, PREFIX_LEN};
 use super::per_message::ReceivedCompression;
+use crate::traces::Messages;
 
 /// gRPC message frames and their bytes (5-byte prefixes included, as on
 /// the wire: compressed when compressed), each way.
@@ -70,6 +71,8 @@ pub(in crate::server) struct RequestFrames {
     /// Where each message's compressed flag is recorded, when the handler
     /// may ask.
     received: Option<ReceivedCompression>,
+    /// Where the messages are noted for the call's span, when traced.
+    traced: Option<Arc<Messages>>,
     failed: bool,
 }
 
@@ -78,7 +81,14 @@ impl RequestFrames {
     /// unless `compressed_ok` (the request named an encoding); the messages
     /// received are counted in `flows` when given.
     pub(in crate::server) fn new(inner: Body, limit: usize, compressed_ok: bool, flows: Option<Arc<Flows>>) -> Self {
-        Self { inner, limit, compressed_ok, envelopes: Follower::default(), flows, received: None, failed: false }
+        let envelopes = Follower::default();
+        Self { inner, limit, compressed_ok, envelopes, flows, received: None, traced: None, failed: false }
+    }
+
+    /// Notes the messages received for the call's span too.
+    pub(in crate::server) fn traced(mut self, traced: Option<Arc<Messages>>) -> Self {
+        self.traced = traced;
+        self
     }
 
     /// Records each message's compressed flag in `received` too.
@@ -143,6 +153,9 @@ impl HttpBody for RequestFrames {
                 let messages = this.track(data.chunk())?;
                 if let Some(flows) = &this.flows {
                     flows.received.add(messages, data.len() as u64);
+                }
+                if let Some(traced) = &this.traced {
+                    traced.passed(false, messages);
                 }
                 Ok(())
             }),
