@@ -183,6 +183,64 @@ def test_a_retried_call_has_two_attempts_under_one_call_span(receiver, servers):
     receiver.wait_for(lambda spans: any(s["parent_span_id"] == attempts[1]["span_id"] for s in spans))
 
 
+def hanging_replica():
+    """A grpcio server that holds every call until the caller cancels it (at
+    most 10 s), then answers status=1: a replica that has gone slow."""
+
+    class Hold(grpc.GenericRpcHandler):
+        def service(self, details):
+            def handler(request, context):
+                deadline = time.monotonic() + 10
+                while context.is_active() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                return b"\x08\x01"
+            return grpc.unary_unary_rpc_method_handler(handler)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), handlers=[Hold()])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
+def test_a_hedge_is_an_attempt_of_its_own(receiver, servers):
+    slow, port = hanging_replica()
+    try:
+        good = servers("--otlp-endpoint", receiver.grpc_endpoint)
+        target = f"ipv4:127.0.0.1:{port},{good.address}"
+        # Round robin may start on either: run until a call's first attempt
+        # went to the slow replica, which the hedge then beat.
+        for _ in range(10):
+            done = client("-t", target, "--lb", "round_robin", "--no-health-check", "--no-outlier-detection",
+                          "--hedging-delay", "50ms", "--hedging-max-attempts", "2", "--otlp-endpoint", receiver.grpc_endpoint, "Banana")
+            assert (done.returncode, done.stdout) == (0, "status=1\n"), done.stderr
+            spans = receiver.wait_for(lambda spans: len([s for s in spans if s["kind"] == "INTERNAL"]) >= 1)
+            # A hedge that won, so the first attempt was the slow replica's.
+            hedged = [s for s in spans if s["kind"] == "CLIENT" and s["attributes"].get("grpc.hedge")
+                      and s["attributes"]["rpc.grpc.status_code"] == 0]
+            if hedged:
+                break
+        else:
+            pytest.fail(f"no call was hedged: {spans}")
+    finally:
+        slow.stop(grace=None)
+    hedge = hedged[0]
+    call = one(spans, kind="INTERNAL", span_id=hedge["parent_span_id"])
+    attempts = sorted((s for s in spans if s["parent_span_id"] == call["span_id"]),
+                      key=lambda s: s["attributes"]["grpc.previous-rpc-attempts"])
+    assert [a["kind"] for a in attempts] == ["CLIENT", "CLIENT"], attempts
+    first, second = attempts
+    assert second == hedge and "grpc.hedge" not in first["attributes"]
+    # The first went to the slow replica and was cancelled when the hedge won.
+    assert first["attributes"]["server.port"] == port
+    assert first["attributes"]["rpc.grpc.status_code"] == 1  # CANCELLED
+    assert second["attributes"]["rpc.grpc.status_code"] == 0
+    assert call["attributes"]["rpc.grpc.status_code"] == 0
+    # The server that answered is the hedge's child, in the call's trace.
+    server = receiver.wait_for(lambda spans: [s for s in spans if s["parent_span_id"] == hedge["span_id"]])
+    assert [(s["kind"], s["trace_id"]) for s in server if s["parent_span_id"] == hedge["span_id"]] == [
+        ("SERVER", call["trace_id"])]
+
+
 def test_traceparent_from_curl_joins_the_trace_in_every_protocol(receiver, servers):
     server = servers("--otlp-endpoint", receiver.grpc_endpoint)
     url = f"http://{server.address}{SEARCH}"
