@@ -84,12 +84,33 @@ def replicas(n=3):
     return [Process([RELEASE / "server", "--listen", "127.0.0.1:0", "--grace", "1s"]) for _ in range(n)]
 
 
+# The start of every rule's tag: search-faults-PID-PORT.
+TAG = "search-faults-"
+
+
 def iptables(action, port):
     rules = []
     for way in ("--dport", "--sport"):
         rules.append(["iptables", "-w", action, "INPUT", "-p", "tcp", way, str(port),
-                      "-m", "comment", "--comment", f"search-faults-{port}", "-j", "DROP"])
+                      "-m", "comment", "--comment", f"{TAG}{os.getpid()}-{port}", "-j", "DROP"])
     return all(subprocess.run(rule, stderr=subprocess.DEVNULL).returncode == 0 for rule in rules)
+
+
+def sweep():
+    """Removes the rules of runs that died without removing their own (killed):
+    the port they black-holed is free again, and the next server on it would be
+    unreachable. The rules of running processes stay."""
+    listed = subprocess.run(["iptables", "-w", "-S", "INPUT"], capture_output=True, text=True)
+    for line in listed.stdout.splitlines():
+        words = line.split()
+        tag = next((w[len(TAG):] for w in words if w.startswith(TAG)), None)
+        if tag is None:
+            continue
+        pid = tag.split("-", 1)[0]
+        if pid.isdigit() and Path(f"/proc/{pid}").exists():
+            continue
+        print(f"faults: removing a black hole a run left behind: {line}", file=sys.stderr)
+        subprocess.run(["iptables", "-w", "-D", *words[1:]], stderr=subprocess.DEVNULL)
 
 
 def netfilter_usable():
@@ -214,6 +235,8 @@ def main():
     if "blackhole" in faults and not netfilter_usable():
         print("faults: skipped the black hole: iptables cannot add rules here (not installed, or not root)")
         faults.remove("blackhole")
+    elif "blackhole" in faults:
+        sweep()
 
     print(f"One replica of three faulty from {start} s to {end} s of {length} s; {RATE} calls/s, at most "
           f"{IN_FLIGHT} in flight, {DEADLINE} deadline, round_robin. Latency in ms; extra attempts over calls; "

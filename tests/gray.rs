@@ -12,6 +12,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -91,15 +92,19 @@ impl Drop for Replica {
 }
 
 /// Every packet to and from a loopback port dropped, by iptables rules this
-/// test owns (tagged with the port), removed when dropped, even when the
-/// test fails.
+/// test owns (tagged with its process and the port), removed when dropped,
+/// even when the test fails; and the rules of a test process that died
+/// without removing its own (killed) removed by the next.
 struct BlackHole {
     port: u16,
 }
 
+/// The start of every tag: `search-gray-test-PID-PORT`.
+const TAG: &str = "search-gray-test-";
+
 impl BlackHole {
     fn rule(&self, way: &str) -> Vec<String> {
-        let tag = format!("search-gray-test-{}", self.port);
+        let tag = format!("{TAG}{}-{}", std::process::id(), self.port);
         ["INPUT", "-p", "tcp", way, &self.port.to_string(), "-m", "comment", "--comment", &tag, "-j", "DROP"]
             .map(str::to_owned)
             .to_vec()
@@ -125,7 +130,27 @@ impl BlackHole {
             .is_ok_and(|status| status.success())
     }
 
+    /// Removes the rules of test processes that are gone: a port they
+    /// black-holed is free again, and the next server to take it would be
+    /// unreachable. Rules of running tests (this one, or another run's)
+    /// stay.
+    fn sweep() {
+        let Ok(listed) = std::process::Command::new("iptables").args(["-w", "-S", "INPUT"]).output() else { return };
+        for line in String::from_utf8_lossy(&listed.stdout).lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let Some(tag) = words.iter().find_map(|word| word.strip_prefix(TAG)) else { continue };
+            let owner = tag.split_once('-').and_then(|(pid, _)| pid.parse::<u32>().ok());
+            if owner.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists()) {
+                continue;
+            }
+            let rule: Vec<String> = words.iter().skip(1).map(|word| (*word).to_owned()).collect();
+            eprintln!("removing a black hole its test left behind: {line}");
+            Self::iptables("-D", &rule);
+        }
+    }
+
     fn open(port: u16) -> Self {
+        Self::sweep();
         let hole = Self { port };
         for way in ["--dport", "--sport"] {
             assert!(Self::iptables("-I", &hole.rule(way)), "iptables -I {:?}", hole.rule(way));
