@@ -144,40 +144,58 @@ def test_a_call_through_a_round_robin_channel_is_one_trace(receiver, servers):
     assert line.endswith(f" trace_id={call['trace_id']}"), line
 
 
-def unavailable_replica():
-    """A grpcio server that answers every call UNAVAILABLE."""
+def grpcio_replica(handler):
+    """A grpcio server answering every unary call with `handler(request,
+    context)`; returns it and its port."""
 
-    class Refuse(grpc.GenericRpcHandler):
+    class Every(grpc.GenericRpcHandler):
         def service(self, details):
-            def handler(request, context):
-                context.abort(grpc.StatusCode.UNAVAILABLE, "this replica is failing")
             return grpc.unary_unary_rpc_method_handler(handler)
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[Refuse()])
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), handlers=[Every()])
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     return server, port
 
 
+def refuse(request, context):
+    """A replica that is failing: UNAVAILABLE."""
+    context.abort(grpc.StatusCode.UNAVAILABLE, "this replica is failing")
+
+
+def hold(request, context):
+    """A replica gone slow: the call held until its caller cancels it (at most
+    10 s), then status=1."""
+    deadline = time.monotonic() + 10
+    while context.is_active() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return b"\x08\x01"
+
+
+def call_until(receiver, target, flags, found):
+    """Runs `client Banana` over round robin until `found(spans)` finds what
+    the test is after (round robin may start on either replica); returns the
+    spans and what was found."""
+    for _ in range(10):
+        done = client("-t", target, "--lb", "round_robin", "--no-health-check", *flags,
+                      "--otlp-endpoint", receiver.grpc_endpoint, "Banana")
+        assert (done.returncode, done.stdout) == (0, "status=1\n"), done.stderr
+        spans = receiver.wait_for(lambda spans: any(s["kind"] == "INTERNAL" for s in spans))
+        if hits := found(spans):
+            return spans, hits
+    pytest.fail(f"not found in ten calls: {spans}")
+
+
 def test_a_retried_call_has_two_attempts_under_one_call_span(receiver, servers):
-    failing, port = unavailable_replica()
+    failing, port = grpcio_replica(refuse)
     try:
         good = servers("--otlp-endpoint", receiver.grpc_endpoint)
-        target = f"ipv4:127.0.0.1:{port},{good.address}"
-        # Round robin may start on either: run until a call met the failing one.
-        for _ in range(10):
-            # Retries, not hedges: a hedge could win before the failure.
-            done = client("-t", target, "--lb", "round_robin", "--no-health-check", "--hedging-delay", "off",
-                          "--otlp-endpoint", receiver.grpc_endpoint, "Banana")
-            assert (done.returncode, done.stdout) == (0, "status=1\n"), done.stderr
-            spans = receiver.wait_for(lambda spans: len([s for s in spans if s["kind"] == "INTERNAL"]) >= 1)
-            calls = [s for s in spans if s["kind"] == "INTERNAL"]
-            retried = [c for c in calls
-                       if len([s for s in spans if s["parent_span_id"] == c["span_id"]]) == 2]
-            if retried:
-                break
-        else:
-            pytest.fail(f"no call met the failing replica: {spans}")
+        # Retries, not hedges: a hedge could win before the failure. A call
+        # that met the failing replica first has two attempts.
+        spans, retried = call_until(
+            receiver, f"ipv4:127.0.0.1:{port},{good.address}", ["--hedging-delay", "off"],
+            lambda spans: [c for c in spans if c["kind"] == "INTERNAL"
+                           and len([s for s in spans if s["parent_span_id"] == c["span_id"]]) == 2])
     finally:
         failing.stop(grace=None)
     call = retried[0]
@@ -193,44 +211,16 @@ def test_a_retried_call_has_two_attempts_under_one_call_span(receiver, servers):
     receiver.wait_for(lambda spans: any(s["parent_span_id"] == attempts[1]["span_id"] for s in spans))
 
 
-def hanging_replica():
-    """A grpcio server that holds every call until the caller cancels it (at
-    most 10 s), then answers status=1: a replica that has gone slow."""
-
-    class Hold(grpc.GenericRpcHandler):
-        def service(self, details):
-            def handler(request, context):
-                deadline = time.monotonic() + 10
-                while context.is_active() and time.monotonic() < deadline:
-                    time.sleep(0.02)
-                return b"\x08\x01"
-            return grpc.unary_unary_rpc_method_handler(handler)
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), handlers=[Hold()])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    return server, port
-
-
 def test_a_hedge_is_an_attempt_of_its_own(receiver, servers):
-    slow, port = hanging_replica()
+    slow, port = grpcio_replica(hold)
     try:
         good = servers("--otlp-endpoint", receiver.grpc_endpoint)
-        target = f"ipv4:127.0.0.1:{port},{good.address}"
-        # Round robin may start on either: run until a call's first attempt
-        # went to the slow replica, which the hedge then beat.
-        for _ in range(10):
-            done = client("-t", target, "--lb", "round_robin", "--no-health-check", "--no-outlier-detection",
-                          "--hedging-delay", "50ms", "--hedging-max-attempts", "2", "--otlp-endpoint", receiver.grpc_endpoint, "Banana")
-            assert (done.returncode, done.stdout) == (0, "status=1\n"), done.stderr
-            spans = receiver.wait_for(lambda spans: len([s for s in spans if s["kind"] == "INTERNAL"]) >= 1)
-            # A hedge that won, so the first attempt was the slow replica's.
-            hedged = [s for s in spans if s["kind"] == "CLIENT" and s["attributes"].get("grpc.hedge")
-                      and s["attributes"]["rpc.grpc.status_code"] == 0]
-            if hedged:
-                break
-        else:
-            pytest.fail(f"no call was hedged: {spans}")
+        # A hedge that won: the first attempt was the slow replica's.
+        spans, hedged = call_until(
+            receiver, f"ipv4:127.0.0.1:{port},{good.address}",
+            ["--no-outlier-detection", "--hedging-delay", "50ms", "--hedging-max-attempts", "2"],
+            lambda spans: [s for s in spans if s["kind"] == "CLIENT" and s["attributes"].get("grpc.hedge")
+                           and s["attributes"]["rpc.grpc.status_code"] == 0])
     finally:
         slow.stop(grace=None)
     hedge = hedged[0]
