@@ -121,13 +121,18 @@ async fn round_robin_keeps_every_rotated_subchannel_ready_and_in_turn() {
         backends.iter().all(|b| b.state == search::client::ConnectivityState::Ready),
         "every subchannel READY after the rotations: {backends:?}"
     );
+    // A subchannel is CONNECTING while it dials the connection that
+    // replaces one GOAWAY'd, and round robin passes it over meanwhile (as
+    // grpc's do): on a loaded machine one dial can take a good share of a
+    // few dozen calls. Over a few rotations each keeps its turn; a
+    // subchannel wrongly left IDLE would get none.
     let before: Vec<u64> = client.backends().iter().map(|b| b.calls).collect();
-    for _ in 0..40 {
+    for _ in 0..200 {
         client.search(SearchRequest { query: "Banana".into() }).await.expect("no call fails");
     }
     let after: Vec<u64> = client.backends().iter().map(|b| b.calls).collect();
     let turns: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
-    assert!(turns.iter().all(|&n| n >= 15), "round robin over both: {turns:?}");
+    assert!(turns.iter().all(|&n| n >= 40), "round robin over both: {turns:?}");
     for server in servers {
         server.stop().await;
     }
