@@ -7,10 +7,11 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::TestServer;
-use search::client::{Client, ClientOptions, Error};
+use common::{TestServer, eventually};
+use search::client::{Client, ClientOptions, ConnectivityState, Error, Event};
 use search::pb::v1::{ClassifyRequest, CountRequest, ScanRequest, SearchRequest};
 use search::server::ServerConfig;
 use tokio::time::Instant;
@@ -109,18 +110,41 @@ async fn round_robin_keeps_every_rotated_subchannel_ready_and_in_turn() {
     let options = ClientOptions { lb: search::client::LoadBalancing::RoundRobin, ..ClientOptions::default() };
     let client = Client::connect_with(&target, options).await.expect("connects");
     client.settle(Duration::from_secs(5)).await;
-    // Two seconds of calls: each connection is replaced six times or so.
-    let end = Instant::now() + Duration::from_secs(2);
+    // Each subchannel's times out of READY, from its transitions.
+    let away = Arc::new(Mutex::new(BTreeMap::<String, (Option<Instant>, Vec<Duration>)>::new()));
+    let seen = Arc::clone(&away);
+    client.watch_subchannels(Box::new(move |event| {
+        if let Event::Subchannel { address, from, to, .. } = event {
+            let mut away = seen.lock().expect("away");
+            let (left, times) = away.entry(address.clone()).or_default();
+            if *from == ConnectivityState::Ready {
+                *left = Some(Instant::now());
+            } else if *to == ConnectivityState::Ready {
+                times.extend(left.take().map(|left| left.elapsed()));
+            }
+        }
+    }));
+    // Four seconds of calls: each connection is replaced a dozen times or so.
+    let end = Instant::now() + Duration::from_secs(4);
     while Instant::now() < end {
         client.search(SearchRequest { query: "Banana".into() }).await.expect("no call fails");
     }
+    // Each replacement takes a subchannel out of READY for a dial and a
+    // health answer (milliseconds), never until the next rotation: its
+    // health watch moves to the new connection, however quickly the
+    // connection was replaced.
+    for (address, (_, times)) in away.lock().expect("away").iter() {
+        assert!(times.len() >= 3, "{address} was replaced a few times: {times:?}");
+        let longest = times.iter().max().expect("some");
+        assert!(*longest < Duration::from_millis(150), "{address} out of READY for {longest:?}: {times:?}");
+    }
     // An old connection that closes after its replacement is up says
-    // nothing of the subchannel: both stay READY and keep their turn.
-    let backends = client.backends();
-    assert!(
-        backends.iter().all(|b| b.state == search::client::ConnectivityState::Ready),
-        "every subchannel READY after the rotations: {backends:?}"
-    );
+    // nothing of the subchannel: both are READY (but for a dial, should one
+    // be replacing its connection just now) and keep their turn.
+    eventually("every subchannel READY after the rotations", || {
+        client.backends().iter().all(|b| b.state == ConnectivityState::Ready)
+    })
+    .await;
     // A subchannel is CONNECTING while it dials the connection that
     // replaces one GOAWAY'd, and round robin passes it over meanwhile (as
     // grpc's do): on a loaded machine one dial can take a good share of a

@@ -189,9 +189,15 @@ enum Ended {
     Failed(String),
 }
 
-/// Resolves when the connection is no longer READY.
+/// Resolves when the connection the watch was made on is gone: the state
+/// changed at all since it was last seen. A connection replaced after a
+/// GOAWAY goes READY, CONNECTING and READY again within a dial, which may
+/// all happen before this task runs; the receiver then holds READY again,
+/// but counts the changes. Waiting for a state other than READY would miss
+/// them, leaving the watch on the old connection while the new one waits,
+/// CONNECTING, for its first health answer.
 async fn lost(transport: &mut watch::Receiver<ConnectivityState>) {
-    if transport.wait_for(|state| *state != ConnectivityState::Ready).await.is_err() {
+    if transport.changed().await.is_err() {
         std::future::pending::<()>().await;
     }
 }
