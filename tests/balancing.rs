@@ -198,17 +198,23 @@ async fn the_cli_spreads_a_bench_and_shows_its_subchannels() {
     assert_eq!((report.client.calls, report.client.attempts), (300, 300));
     assert_eq!(served_counts(&servers).await.iter().sum::<u64>(), 300);
 
+    // A bench settles the channel before its first call, so every
+    // subchannel has connected and answered its health check by then. (A
+    // single call may go out, and the process end, before any health
+    // answer: round robin sends to a connecting subchannel when none is
+    // READY yet.)
     let verbose = tokio::process::Command::new(env!("CARGO_BIN_EXE_client"))
-        .args(["-v", "-t", &target, "--lb", "round_robin", "Banana"])
+        .args(["-v", "-t", &target, "--lb", "round_robin", "bench", "-n", "3", "-c", "1"])
         .output()
         .await
         .expect("runs");
+    assert_eq!(verbose.status.code(), Some(0));
     let log = String::from_utf8_lossy(&verbose.stderr);
-    // The call went out on one subchannel; the others connect alongside,
-    // and may not have finished when the process exits.
-    let ready = |server: &TestServer| log.contains(&format!("client: subchannel {} CONNECTING -> READY", server.addr));
-    assert!(servers.iter().any(ready), "{log}");
-    assert!(log.contains("client: connectivity CONNECTING -> READY\n"), "{log}");
+    for server in &servers {
+        let connected = format!("client: subchannel {} IDLE -> CONNECTING\n", server.addr);
+        let ready = format!("client: subchannel {} CONNECTING -> READY (health: SERVING", server.addr);
+        assert!(log.contains(&connected) && log.contains(&ready), "{log}");
+    }
     for server in servers {
         server.stop().await;
     }
