@@ -1,28 +1,32 @@
 #!/usr/bin/env python3
-"""Checks the crate's import rules: no import circle in src/server/ (between
-files, and between its layers) nor in src/cli/, and no side importing another.
+"""Checks the crate's import rules: no import circle anywhere in src/, no
+arrow that runs up a layer of the server or the client, and no side
+importing another.
 
 Reads every module of src/ (src/bin/ aside), without its `#[cfg(test)]`
-modules, comments and strings, and follows each path it names: `use` trees
-(re-exports included), paths in the code that start with `crate::`,
-`super::` or `self::`, and paths through a child module (`mod stream;` then
-`stream::call`). A path leads to the deepest module it names, so
-`super::protocols::Peer` is an import of `protocols/mod.rs`, which re-exports
-it from the file that defines it. Then:
+modules, comments and strings, and follows each path it names: `use` trees,
+paths in the code that start with `crate::`, `super::` or `self::`, and
+paths through a child module (`mod stream;` then `stream::call`). A path
+leads to the module that defines what it names: through the modules it
+names, then through re-exports (`pub use self::error::Error` makes
+`client::Error` an import of `client/error.rs`). A re-export is not an
+import of its own: a `mod.rs` that only declares and re-exports imports
+nothing. Then:
 
-- the files of src/server/ import each other without a circle, and so do
-  the files of src/cli/;
-- the server's layers (each folder of src/server/, and each file beside
-  `mod.rs`) import each other without a circle, `mod.rs` (which assembles
-  them) imported by none;
+- the files of src/ import each other without a circle;
+- the server's and the client's layers (`LAYERS`: each a folder, or a file
+  beside `mod.rs`) import only layers below them or beside them (the same
+  rank), and those beside each other without a circle; a file or folder
+  of theirs that `LAYERS` does not rank is reported, so that a new one is
+  placed on purpose; nothing of theirs imports what their `mod.rs` defines;
 - src/server/ imports neither `crate::client` nor `crate::cli`, src/cli/
   not `crate::server`, src/client/ neither `crate::server` nor `crate::cli`,
   src/interop/ (above the server and the client) not `crate::cli`, none of
-  them `crate::interop`, and the shared core (the files beside lib.rs) none
-  of the four.
+  them `crate::interop`, and the shared core (the files beside lib.rs, and
+  src/traces/) none of the four.
 
     python3 tools/import_layers.py          # exit 1 listing what breaks a rule
-    python3 tools/import_layers.py --graph  # and the server's layers, who imports whom
+    python3 tools/import_layers.py --graph  # and the layers, who imports whom
 """
 
 import re
@@ -40,6 +44,24 @@ FORBIDDEN = {
     "interop": ("cli",),
     None: SIDES,
 }
+# The layers of a side, bottom first: a folder (`transport/`) or a file
+# beside the side's mod.rs. A layer imports those of lower ranks, and those
+# of its own rank without a circle; never one above it.
+LAYERS = {
+    "server": [
+        ["config.rs", "served.rs", "shutdown.rs"],
+        ["transport/"],
+        ["protocols/"],
+        ["calls/", "page.rs"],
+    ],
+    "client": [
+        ["error.rs", "stats.rs", "backoff.rs"],
+        ["channel/"],
+        ["call/"],
+        ["handle.rs", "methods.rs", "options.rs", "responses.rs"],
+    ],
+}
+PUB_USE = re.compile(r"\bpub(?:\s*\([^)]*\))?\s+use\s+([^;]+);")
 
 
 def module_of(path: Path) -> tuple[str, ...]:
@@ -83,24 +105,26 @@ def strip(text: str) -> str:
             out.append(text[i])
             i += 1
     code = "".join(out)
-    # Test modules may import anything of their file; they are not its imports.
-    while test := re.search(r"#\[cfg\(test\)\]\s*(pub(\([^)]*\))?\s+)?mod\s+\w+\s*\{", code):
+    # Test items may import anything of their file; they are not its imports.
+    while test := re.search(r"#\[cfg\(test\)\]\s*(pub(\([^)]*\))?\s+)?(mod\s+\w+\s*|fn\s[^{]*)\{", code):
         depth, j = 1, test.end()
         while j < len(code) and depth:
             depth += {"{": 1, "}": -1}.get(code[j], 0)
             j += 1
         code = code[: test.start()] + code[j:]
     # `pub(in crate::server)` says who may see an item, not what it imports.
-    return re.sub(r"pub\s*\(\s*in\s+[\w:]+\s*\)", "pub", code)
+    return re.sub(r"pub\s*\(\s*in\s+[\w:]+\s*\)", "pub(crate)", code)
 
 
-def use_paths(tree: str, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    """The paths of a `use` tree: `a::{b, c::{d, self}}` is a::b, a::c::d, a::c."""
+def use_paths(tree: str, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
+    """The paths of a `use` tree with the name each brings in: `a::{b, c as d}` is (a::b, b), (a::c, d)."""
     tree = tree.strip()
     if not tree.endswith("}"):
-        path = tuple(s.strip() for s in re.sub(r"\s+as\s+\w+$", "", tree).split("::") if s.strip())
-        path = prefix + path
-        return [path[:-1] if path and path[-1] in ("self", "*") else path]
+        alias = re.search(r"\s+as\s+(\w+)$", tree)
+        path = prefix + tuple(s.strip() for s in re.sub(r"\s+as\s+\w+$", "", tree).split("::") if s.strip())
+        if path and path[-1] in ("self", "*"):
+            path = path[:-1]
+        return [(path, alias.group(1) if alias else (path[-1] if path else ""))]
     head, _, body = tree.partition("{")
     head_path = prefix + tuple(s.strip() for s in head.split("::") if s.strip())
     items, depth, start = [], 0, 0
@@ -117,10 +141,16 @@ def use_paths(tree: str, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
 class Crate:
     def __init__(self):
         self.files = {module_of(p): p for p in sorted(SRC.rglob("*.rs")) if "bin" not in p.relative_to(SRC).parts}
+        self.code = {m: strip(p.read_text()) for m, p in self.files.items()}
+        # Each module's re-exports: the name, and the path it stands for.
+        self.exports = {
+            m: {name: path for tree in PUB_USE.findall(code) for path, name in use_paths(tree) if name != "*"}
+            for m, code in self.code.items()
+        }
 
-    def resolve(self, here: tuple[str, ...], path: tuple[str, ...]) -> tuple[str, ...] | None:
-        """The deepest module of the crate that `path`, named in module `here`, leads to."""
-        if not path:
+    def resolve(self, here: tuple[str, ...], path: tuple[str, ...], depth: int = 0) -> tuple[str, ...] | None:
+        """The module of the crate that defines what `path`, named in module `here`, leads to."""
+        if not path or depth > 16:
             return None
         module, rest = here, list(path)
         if rest[0] == "crate":
@@ -134,14 +164,16 @@ class Crate:
             return None  # std, or another crate
         while rest and module + (rest[0],) in self.files:
             module += (rest.pop(0),)
+        if rest and rest[0] in self.exports.get(module, {}):
+            return self.resolve(module, self.exports[module][rest[0]], depth + 1) or module
         return module
 
     def imports(self, module: tuple[str, ...]) -> set[tuple[str, ...]]:
-        """The modules `module` imports (itself and its own children's declarations aside)."""
-        code = strip(self.files[module].read_text())
+        """The modules `module` imports (itself, and what it only re-exports, aside)."""
+        code = PUB_USE.sub("", self.code[module])
         paths = []
         for tree in re.findall(r"\buse\s+([^;]+);", code):
-            paths += use_paths(tree)
+            paths += [path for path, _ in use_paths(tree)]
         code = re.sub(r"\buse\s+[^;]+;", "", code)
         for found in re.findall(r"(?<![\w:$])((?:crate|super|self)(?:\s*::\s*\w+)+)", code):
             paths.append(tuple(s.strip() for s in found.split("::")))
@@ -189,10 +221,10 @@ def name(module: tuple[str, ...], crate: Crate) -> str:
     return str(crate.files[module].relative_to(ROOT))
 
 
-def layer(module: tuple[str, ...], crate: Crate) -> str:
-    """The server's layer of a module: its folder under src/server/, or its file."""
-    parts = crate.files[module].relative_to(SRC / "server").parts
-    return "server/mod.rs" if parts == ("mod.rs",) else f"{parts[0]}/" if len(parts) > 1 else parts[0]
+def layer(side: str, module: tuple[str, ...], crate: Crate) -> str:
+    """A side's layer of one of its modules: its folder under src/SIDE/, or its file."""
+    parts = crate.files[module].relative_to(SRC / side).parts
+    return "mod.rs" if parts == ("mod.rs",) else f"{parts[0]}/" if len(parts) > 1 else parts[0]
 
 
 def circle(graph: dict, component: list) -> list:
@@ -210,26 +242,41 @@ def circle(graph: dict, component: list) -> list:
     return component
 
 
+def check_layers(side: str, crate: Crate, imports: dict, problems: list) -> dict[str, set[str]]:
+    """The rules of a side's layers; returns who imports whom among them."""
+    rank = {layer: r for r, layers in enumerate(LAYERS[side]) for layer in layers}
+    graph: dict[str, set[str]] = {}
+    for m, ts in imports.items():
+        if m[:1] != (side,):
+            continue
+        own = layer(side, m, crate)
+        if own != "mod.rs" and own not in rank:
+            problems.append(f"{name(m, crate)}: src/{side}/{own} is in no layer of tools/import_layers.py's LAYERS")
+        graph.setdefault(own, set())
+        for t in ts:
+            if t[:1] != (side,):
+                continue
+            theirs = layer(side, t, crate)
+            if theirs == "mod.rs" and own != "mod.rs":
+                problems.append(f"{name(m, crate)} imports src/{side}/mod.rs, which only assembles the side")
+            elif theirs != own:
+                graph[own].add(theirs)
+                if own in rank and theirs in rank and rank[theirs] > rank[own]:
+                    problems.append(f"{name(m, crate)} ({own}) imports {name(t, crate)} ({theirs}), a layer above it")
+    same_rank = {a: {b for b in bs if rank.get(a) == rank.get(b)} for a, bs in graph.items()}
+    for component in cycles(same_rank):
+        problems.append(f"src/{side}/: layers import each other in a circle: " + " -> ".join(circle(same_rank, component)))
+    return graph
+
+
 def main() -> int:
     crate = Crate()
     imports = {m: crate.imports(m) for m in crate.files}
-    problems = []
-    for side in ("server", "cli"):
-        graph = {m: {t for t in ts if t[:1] == (side,)} for m, ts in imports.items() if m[:1] == (side,)}
-        for component in cycles(graph):
-            problems.append(f"src/{side}/: files import each other in a circle: "
-                            + " -> ".join(name(m, crate) for m in circle(graph, component)))
-    layers: dict[str, set[str]] = {}
-    for m, ts in imports.items():
-        if m[:1] == ("server",):
-            own = layer(m, crate)
-            layers.setdefault(own, set())
-            layers[own] |= {layer(t, crate) for t in ts if t[:1] == ("server",) and layer(t, crate) != own}
-    for component in cycles(layers):
-        problems.append("src/server/: layers import each other in a circle: " + " -> ".join(circle(layers, component)))
-    for m, ts in sorted(imports.items()):
-        if m[:1] == ("server",) and layer(m, crate) != "server/mod.rs" and ("server",) in ts:
-            problems.append(f"{name(m, crate)} imports server/mod.rs, which assembles the layers")
+    problems: list[str] = []
+    for component in cycles(imports):
+        problems.append("src/: files import each other in a circle: "
+                        + " -> ".join(name(m, crate) for m in circle(imports, component)))
+    layers = {side: check_layers(side, crate, imports, problems) for side in LAYERS}
     for m, ts in sorted(imports.items()):
         side = m[0] if m and m[0] in SIDES else None
         for t in sorted(ts):
@@ -237,16 +284,19 @@ def main() -> int:
                 problems.append(f"{name(m, crate)} imports crate::{'::'.join(t)}: "
                                 f"{'the shared core' if side is None else 'the ' + side} must not import the {t[0]}")
     if "--graph" in sys.argv[1:]:
-        for source in sorted(layers):
-            print(f"{source:16} -> {', '.join(sorted(layers[source])) or '(nothing of the server)'}")
+        for side, graph in layers.items():
+            for source in sorted(graph):
+                print(f"{side + '/' + source:24} -> {', '.join(sorted(graph[source])) or '(nothing of the ' + side + ')'}")
     for problem in problems:
         print(problem)
     if problems:
         print(f"import_layers: {len(problems)} rules broken", file=sys.stderr)
         return 1
     edges = sum(len(ts) for ts in imports.values())
-    print(f"import_layers: {len(crate.files)} modules, {edges} imports between them; "
-          f"no circle in src/server/ ({len(layers)} layers) nor src/cli/, no side imports what it must not")
+    folders = sorted({str(p.parent.relative_to(ROOT)) for p in crate.files.values()})
+    print(f"import_layers: {len(crate.files)} modules in {len(folders)} folders ({', '.join(folders)}), "
+          f"{edges} imports between them; no circle anywhere, no arrow up a layer of "
+          f"{' or '.join(f'src/{s}/ ({len(g)} layers)' for s, g in layers.items())}, no side imports what it must not")
     return 0
 
 

@@ -10,7 +10,9 @@ use tokio::time::{Instant, Sleep, sleep_until};
 use tokio_stream::Stream;
 use tonic::{Code, Streaming};
 
-use super::{Client, Error, Subchannel};
+use super::Error;
+use super::call::Caller;
+use super::channel::Subchannel;
 use crate::traces::StreamSpans;
 
 /// The responses of a streaming call, ended by the call's deadline on this
@@ -18,7 +20,8 @@ use crate::traces::StreamSpans;
 pub struct Responses<T> {
     inner: Streaming<T>,
     deadline: Pin<Box<Sleep>>,
-    client: Client,
+    /// The call layer, for the errors the stream ends with.
+    caller: Arc<Caller>,
     /// The subchannel the call went to.
     sub: Arc<Subchannel>,
     done: bool,
@@ -36,11 +39,11 @@ impl<T> Responses<T> {
     pub(super) fn new(
         inner: Streaming<T>,
         deadline: Instant,
-        client: Client,
+        caller: Arc<Caller>,
         sub: Arc<Subchannel>,
         spans: Option<StreamSpans>,
     ) -> Self {
-        Self { inner, deadline: Box::pin(sleep_until(deadline)), client, sub, done: false, spans }
+        Self { inner, deadline: Box::pin(sleep_until(deadline)), caller, sub, done: false, spans }
     }
 
     /// The stream ended with `code`: its spans too.
@@ -71,14 +74,14 @@ impl<T> Stream for Responses<T> {
             this.done = true;
             this.sub.outlier.failure();
             this.end_spans(Code::DeadlineExceeded);
-            return Poll::Ready(Some(Err(this.client.deadline_exceeded(1, None))));
+            return Poll::Ready(Some(Err(this.caller.deadline_exceeded(1, None))));
         }
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(Err(status))) => {
                 this.done = true;
                 this.sub.outlier.failure();
                 this.end_spans(status.code());
-                Poll::Ready(Some(Err(this.client.failed(status, &this.sub, 1, None))))
+                Poll::Ready(Some(Err(this.caller.failed(status, &this.sub, 1, None))))
             }
             Poll::Ready(None) => {
                 this.done = true;

@@ -31,49 +31,49 @@ pub struct Stats {
 
 impl Stats {
     /// A call starts.
-    pub(super) fn call(&self) {
+    pub(in crate::client) fn call(&self) {
         self.calls.fetch_add(1, Ordering::Relaxed);
     }
 
     /// An attempt starts.
-    pub(super) fn attempt(&self) {
+    pub(in crate::client) fn attempt(&self) {
         self.attempts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A hedged attempt went out.
-    pub(super) fn hedge(&self) {
+    pub(in crate::client) fn hedge(&self) {
         self.hedges.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A hedged attempt gave the call its answer.
-    pub(super) fn hedge_won(&self) {
+    pub(in crate::client) fn hedge_won(&self) {
         self.hedges_won.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Outlier detection ejected a subchannel.
-    pub(super) fn ejected(&self) {
+    pub(in crate::client) fn ejected(&self) {
         self.ejections.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A call the server never took was sent again (transparently).
-    pub(super) fn resent(&self) {
+    pub(in crate::client) fn resent(&self) {
         self.resent.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A subchannel changed state.
-    pub(super) fn state_changed(&self) {
+    pub(in crate::client) fn state_changed(&self) {
         self.state_changes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A unary attempt ended after `duration`.
-    pub(super) fn attempt_took(&self, duration: Duration) {
+    pub(in crate::client) fn attempt_took(&self, duration: Duration) {
         let seconds = duration.as_secs_f64();
         let bucket = BUCKETS.iter().position(|&bound| seconds <= bound).unwrap_or(BUCKETS.len());
         self.durations[bucket].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The counts now.
-    pub(super) fn snapshot(&self) -> CallStats {
+    pub(in crate::client) fn snapshot(&self) -> CallStats {
         CallStats {
             calls: self.calls.load(Ordering::Relaxed),
             attempts: self.attempts.load(Ordering::Relaxed),

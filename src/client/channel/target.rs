@@ -14,7 +14,7 @@ use http::uri::Authority;
 /// `ipv6:[ADDR]:PORT,...`, or `unix:/PATH`.
 ///
 /// A name is resolved to every address it has, each a subchannel of its own
-/// (see `balancer.rs`). The article's Python client rejects a scheme (grpc
+/// (see `channel/balancer.rs`). The article's Python client rejects a scheme (grpc
 /// resolves `http://localhost:8100` as a DNS name and fails); this client
 /// takes both.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,17 +15,17 @@
 //! watcher: it is written here.
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Weak};
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tonic::Code;
+use tonic::transport::Channel;
+use tonic::{Code, Streaming};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
-use super::balancer::Subchannel;
-use super::{Backoff, ConnectivityState};
+use super::connectivity::ConnectivityState;
+use crate::client::backoff::Backoff;
 
 /// What the health service last said of a subchannel's connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,24 +82,22 @@ impl HealthCell {
     }
 }
 
-/// How a health change is reported: the subchannel, its new health, why.
-pub(super) type Report = Arc<dyn Fn(&Arc<Subchannel>, Health, &str) + Send + Sync>;
+/// What the watch needs of its subchannel: a receiver of its connection's
+/// state and the transport to call on, while the subchannel lives.
+pub(super) trait Watched: Send + Sync + 'static {
+    /// The connection's state and the transport now; `None` once the
+    /// subchannel is gone.
+    fn connection(&self) -> Option<(watch::Receiver<ConnectivityState>, Channel)>;
+    /// The health service said `health`, because of `why`.
+    fn report(&self, health: Health, why: &str);
+}
 
-/// Watches `service`'s health on `sub`'s every connection until `stop` is
-/// cancelled (the subchannel is gone).
-pub(super) async fn watch(
-    sub: Weak<Subchannel>,
-    service: String,
-    backoff: Backoff,
-    stop: CancellationToken,
-    report: Report,
-) {
+/// Watches `service`'s health on the subchannel's every connection until
+/// `stop` is cancelled (the subchannel is gone).
+pub(super) async fn watch(sub: impl Watched, service: String, backoff: Backoff, stop: CancellationToken) {
     let mut failures = 0u32;
     loop {
-        let Some(strong) = sub.upgrade() else { return };
-        let mut transport = strong.connectivity.subscribe();
-        let (_, channel) = strong.channel();
-        drop(strong);
+        let Some((mut transport, channel)) = sub.connection() else { return };
         // A connection first: the watch is made on it, never to dial.
         tokio::select! {
             () = stop.cancelled() => return,
@@ -114,38 +112,15 @@ pub(super) async fn watch(
         };
         let ended = match watched {
             Ok(response) => {
-                let mut answers = response.into_inner();
-                loop {
-                    let answer = tokio::select! {
-                        () = stop.cancelled() => return,
-                        () = lost(&mut transport) => break Ended::Lost,
-                        answer = answers.message() => answer,
-                    };
-                    let status = match answer {
-                        Ok(Some(HealthCheckResponse { status })) => status,
-                        Ok(None) => break Ended::Failed("the health watch ended".to_owned()),
-                        Err(status) => break Ended::Failed(format!("the health watch failed: {}", status.message())),
-                    };
-                    let (health, why) = match ServingStatus::try_from(status) {
-                        Ok(ServingStatus::Serving) => (Health::Serving, "SERVING".to_owned()),
-                        Ok(other) => (Health::NotServing, other.as_str_name().to_owned()),
-                        Err(_) => (Health::NotServing, format!("an unknown status {status}")),
-                    };
-                    if let Some(sub) = sub.upgrade() {
-                        report(&sub, health, &format!("health: {why} for {}", shown(&service)));
-                    }
-                    if health != Health::Serving {
-                        break Ended::Unhealthy;
-                    }
-                    // SERVING resets the backoff: a watch that fails next is
-                    // made again at once.
-                    failures = 0;
-                }
+                let Some(ended) =
+                    follow(&sub, response.into_inner(), &service, &mut transport, &stop, &mut failures).await
+                else {
+                    return;
+                };
+                ended
             }
             Err(status) if status.code() == Code::Unimplemented => {
-                if let Some(sub) = sub.upgrade() {
-                    report(&sub, Health::Unimplemented, "the server has no health service: taken as healthy");
-                }
+                sub.report(Health::Unimplemented, "the server has no health service: taken as healthy");
                 // Not asked again on this connection.
                 tokio::select! {
                     () = stop.cancelled() => return,
@@ -158,11 +133,7 @@ pub(super) async fn watch(
             Ended::Lost => continue,
             // The connection went: its state says so, not the health.
             Ended::Failed(_) if *transport.borrow() != ConnectivityState::Ready => continue,
-            Ended::Failed(why) => {
-                if let Some(sub) = sub.upgrade() {
-                    report(&sub, Health::Failed, &why);
-                }
-            }
+            Ended::Failed(why) => sub.report(Health::Failed, &why),
             Ended::Unhealthy => {}
         }
         failures += 1;
@@ -171,6 +142,41 @@ pub(super) async fn watch(
             () = lost(&mut transport) => {}
             () = tokio::time::sleep(backoff.delay(failures)) => {}
         }
+    }
+}
+
+/// Reports each answer of a watch until it ends, and how; `None` when
+/// `stop` was cancelled. SERVING resets `failures`: a watch that fails next
+/// is made again at once.
+async fn follow(
+    sub: &impl Watched,
+    mut answers: Streaming<HealthCheckResponse>,
+    service: &str,
+    transport: &mut watch::Receiver<ConnectivityState>,
+    stop: &CancellationToken,
+    failures: &mut u32,
+) -> Option<Ended> {
+    loop {
+        let answer = tokio::select! {
+            () = stop.cancelled() => return None,
+            () = lost(transport) => return Some(Ended::Lost),
+            answer = answers.message() => answer,
+        };
+        let status = match answer {
+            Ok(Some(HealthCheckResponse { status })) => status,
+            Ok(None) => return Some(Ended::Failed("the health watch ended".to_owned())),
+            Err(status) => return Some(Ended::Failed(format!("the health watch failed: {}", status.message()))),
+        };
+        let (health, why) = match ServingStatus::try_from(status) {
+            Ok(ServingStatus::Serving) => (Health::Serving, "SERVING".to_owned()),
+            Ok(other) => (Health::NotServing, other.as_str_name().to_owned()),
+            Err(_) => (Health::NotServing, format!("an unknown status {status}")),
+        };
+        sub.report(health, &format!("health: {why} for {}", shown(service)));
+        if health != Health::Serving {
+            return Some(Ended::Unhealthy);
+        }
+        *failures = 0;
     }
 }
 

@@ -39,7 +39,7 @@ impl Default for RetryBuffer {
 pub(super) type ChannelBytes = Arc<AtomicUsize>;
 
 /// A streaming call's messages, for its attempts.
-pub(super) struct Replay<S: Stream> {
+pub(in crate::client) struct Replay<S: Stream> {
     shared: Arc<Mutex<Shared<S>>>,
 }
 
@@ -94,7 +94,7 @@ where
 
     /// The messages for the next attempt, from the first; `None` once the
     /// call is committed (it cannot be sent again whole).
-    pub(super) fn attempt(&self) -> Option<Replayed<S>> {
+    pub(in crate::client) fn attempt(&self) -> Option<Replayed<S>> {
         let mut shared = self.lock();
         if shared.committed {
             return None;
@@ -104,7 +104,7 @@ where
     }
 
     /// The server took the call: nothing more is kept.
-    pub(super) fn commit(&self) {
+    pub(in crate::client) fn commit(&self) {
         self.lock().commit();
     }
 
@@ -116,7 +116,7 @@ where
 }
 
 /// One attempt's request messages.
-pub(super) struct Replayed<S: Stream> {
+pub(in crate::client) struct Replayed<S: Stream> {
     shared: Arc<Mutex<Shared<S>>>,
     attempt: u64,
     /// The next kept message to send again.

@@ -2,7 +2,7 @@
 //! side-effect free: when an attempt has not answered within the hedging
 //! delay, another is sent to a different subchannel, the first answer wins
 //! and the others are cancelled. This file holds the policy and the delay;
-//! the attempts themselves run in `calls.rs`.
+//! the attempts themselves run in `attempts.rs`, by `rules.rs`.
 //!
 //! The delay is fixed, or (the default) follows recent latency: the 99th
 //! percentile of the attempts answered in the last window (at least a

@@ -26,7 +26,11 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_util::either::Either;
 
-use super::connectivity::{Connectivity, TrackedStream};
+use super::connectivity::Connectivity;
+use super::dial::TrackedStream;
+use super::target::Target;
+use crate::client::Error;
+use crate::tls::ClientTls;
 
 /// What a dial can fail with: the dialer's error, or the TLS handshake's.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -133,4 +137,24 @@ impl AsyncWrite for Recorded {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut *self.get_mut().session).poll_shutdown(cx)
     }
+}
+
+/// The TLS settings and the name the server's certificate must have, for an
+/// `https://` target.
+///
+/// # Errors
+/// [`Error::Connect`] when the CA or the client certificate is refused, or
+/// the host is not a name a certificate can have.
+pub(super) fn client_config(
+    target: &Target,
+    tls: &ClientTls,
+) -> Result<Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>, Error> {
+    if !target.is_tls() {
+        return Ok(None);
+    }
+    let invalid =
+        |cause: String| Error::Connect { target: target.to_string(), cause: format!("invalid TLS settings: {cause}") };
+    let config = tls.rustls_config(vec![b"h2".to_vec()]).map_err(|err| invalid(err.to_string()))?;
+    let name = ServerName::try_from(target.host().to_owned()).map_err(|err| invalid(err.to_string()))?;
+    Ok(Some((config, name)))
 }

@@ -4,11 +4,13 @@
 
 use tonic::{Code, Status};
 
-use super::connectivity::ConnectFailed;
-use super::{Client, Error, Subchannel};
+use super::caller::Caller;
+use super::rules::Failed;
+use crate::client::Error;
+use crate::client::channel::{ConnectFailed, Subchannel};
 
 /// How an attempt failed, from where its status came from.
-pub(super) enum Failure {
+pub(in crate::client) enum Failure {
     /// The call was never sent: the dial or the TLS handshake failed.
     NotSent(String),
     /// The call was never processed because its connection is going away:
@@ -42,14 +44,24 @@ fn causes<'a>(
 impl Failure {
     /// Whether the server never had the call, so that sending it again is
     /// safe whatever the method.
-    pub(super) fn not_sent(&self) -> bool {
+    fn not_sent(&self) -> bool {
         matches!(self, Self::NotSent(_) | Self::GoingAway(_))
+    }
+
+    /// The failure as the rules read it, its status code `code`.
+    pub(super) fn read(&self, code: Code) -> Failed {
+        Failed {
+            not_sent: self.not_sent(),
+            unanswered: matches!(self, Self::Unanswered(_)),
+            deadline: matches!(self, Self::Deadline),
+            code,
+        }
     }
 }
 
-impl Client {
+impl Caller {
     /// Where the status of a failed attempt on `sub` came from.
-    pub(super) fn failure(&self, status: &Status, sub: &Subchannel) -> Failure {
+    pub(in crate::client) fn failure(&self, status: &Status, sub: &Subchannel) -> Failure {
         if status.code() == Code::Cancelled && status.message() == tonic::TimeoutExpired(()).to_string() {
             return Failure::Deadline;
         }
@@ -94,23 +106,44 @@ impl Client {
         let root = causes(source).last().map(ToString::to_string).unwrap_or_default();
         Failure::Unanswered(if root.contains("CertificateRequired") {
             refusal(&root)
-        } else if self.target.is_tls() {
+        } else if self.channel.target().is_tls() {
             format!("the connection closed before the server answered: {root}")
         } else {
             format!("the connection closed before the server answered: {root} (is the server using TLS? try https://)")
         })
     }
 
-    pub(super) fn deadline_exceeded(&self, attempts: u32, last: Option<String>) -> Error {
-        Error::DeadlineExceeded { timeout: self.options.timeout, attempts, last }
+    /// A call that ran out of time after `attempts` attempts, the last
+    /// failed one ending as `last` says.
+    pub(in crate::client) fn deadline_exceeded(&self, attempts: u32, last: Option<String>) -> Error {
+        Error::DeadlineExceeded { timeout: self.settings.timeout, attempts, last }
     }
 
     /// The error of a call that ended with `status` on `sub` after
     /// `attempts` attempts, the earlier ones ending as `last` said.
-    pub(super) fn failed(&self, status: Status, sub: &Subchannel, attempts: u32, last: Option<String>) -> Error {
-        match self.failure(&status, sub) {
+    pub(in crate::client) fn failed(
+        &self,
+        status: Status,
+        sub: &Subchannel,
+        attempts: u32,
+        last: Option<String>,
+    ) -> Error {
+        let failure = self.failure(&status, sub);
+        self.error(failure, status, attempts, last)
+    }
+
+    /// The error a call ends with when its last attempt failed as `failure`
+    /// with `status`, after `attempts` attempts.
+    pub(in crate::client) fn error(
+        &self,
+        failure: Failure,
+        status: Status,
+        attempts: u32,
+        last: Option<String>,
+    ) -> Error {
+        match failure {
             Failure::NotSent(cause) | Failure::GoingAway(cause) | Failure::Unanswered(cause) => {
-                Error::Connect { target: self.target.to_string(), cause }
+                Error::Connect { target: self.channel.target().to_string(), cause }
             }
             Failure::Deadline => self.deadline_exceeded(attempts, last),
             Failure::Status => Error::Rpc(status),

@@ -1,0 +1,365 @@
+//! The channel over a target's addresses, as grpc builds it: the name is
+//! resolved to every address it has (`resolver.rs`), each address is a
+//! subchannel with a connection and a state of its own (`subchannel.rs`),
+//! and a policy picks the subchannel of each call (`picker.rs`).
+//!
+//! A subchannel that fails to connect is in TRANSIENT_FAILURE, skipped while
+//! others can be used, and dialed again in the background after a backoff
+//! of its own (the client's `--retry-*` backoff, growing per failure) until
+//! it is READY again; under round robin every address is connected from
+//! the first call. The channel's state is grpc's aggregate: READY if any
+//! subchannel is, else CONNECTING if any is, else IDLE if any is, else
+//! TRANSIENT_FAILURE. A DNS name is resolved again when a connection is
+//! lost (at most once a second) and every 30 s otherwise, so that replicas
+//! that come and go are followed: new addresses get subchannels, gone ones
+//! lose theirs, kept ones keep theirs (with their connection, health and
+//! ejection, as gRFC A50 keeps an address's).
+//!
+//! tonic balances with `Channel::balance_channel` (tower's power of two
+//! choices over a discovery stream): it has no pick_first, no per-address
+//! connectivity state, no health or ejection, and does not say which
+//! address a call went to, which a retry or a hedge needs to go elsewhere.
+//! So the channel is built here from one tonic `Channel` per address.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use http::Uri;
+use rustls::pki_types::ServerName;
+use tokio::sync::Notify;
+use tonic::transport::Endpoint;
+
+use super::connectivity::{Connectivity, ConnectivityState};
+use super::dial::{Address, Keepalive, TrackingConnector};
+use super::events::{Event, SubchannelWatcher, Watchers};
+use super::health::Health;
+use super::outlier::OutlierDetection;
+use super::picker::{self, LoadBalancing};
+use super::resolver;
+use super::secure::{self, SecureConnector};
+use super::subchannel::{Backend, Subchannel};
+use super::target::Target;
+use crate::client::Error;
+use crate::client::backoff::Backoff;
+use crate::client::stats::Stats;
+use crate::tls::ClientTls;
+
+/// What the channel takes of the client's options.
+#[derive(Debug, Clone)]
+pub(in crate::client) struct ChannelSettings {
+    /// How long one dial (and one resolution) may take.
+    pub(in crate::client) connect_timeout: Duration,
+    /// The backoff between a subchannel's dials, and its health watches.
+    pub(in crate::client) backoff: Backoff,
+    /// TLS for `https://` targets.
+    pub(in crate::client) tls: ClientTls,
+    /// The policy.
+    pub(in crate::client) lb: LoadBalancing,
+    /// Client keepalive; `None`: no pings.
+    pub(in crate::client) keepalive: Option<Keepalive>,
+    /// The service whose health is watched (under round robin); `None`: off.
+    pub(in crate::client) health_check: Option<String>,
+    /// Outlier detection; `None`: off.
+    pub(in crate::client) outlier_detection: Option<OutlierDetection>,
+}
+
+/// The channel: see the module documentation.
+pub(in crate::client) struct Balancer {
+    pub(super) target: Target,
+    endpoint: Endpoint,
+    /// The TLS settings and the server's name, for `https://` targets.
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    pub(super) settings: ChannelSettings,
+    /// The subchannels, in the resolver's order; swapped whole when the name
+    /// resolves to other addresses. Empty until the first resolution.
+    subchannels: RwLock<Arc<[Arc<Subchannel>]>>,
+    /// Round robin's position.
+    cursor: AtomicUsize,
+    /// The hedges' own turn, so that hedging leaves round robin's even.
+    hedge_cursor: AtomicUsize,
+    /// The channel's aggregate state.
+    pub(super) channel: Connectivity,
+    /// A connection was lost: resolve again.
+    pub(super) lost: Arc<Notify>,
+    /// The re-resolving task was started.
+    pub(super) resolving: AtomicBool,
+    /// Told of every event, as it happens (`client -v`).
+    watchers: Watchers,
+    /// The first call was picked: round robin has connected everything,
+    /// health watches and the outlier sweep run.
+    started: AtomicBool,
+    /// The client's counts: state changes and ejections are counted here.
+    pub(super) stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for Balancer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Balancer")
+            .field("target", &self.target)
+            .field("subchannels", &self.current())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Balancer {
+    /// The channel for `target`; reports its aggregate state to `channel`
+    /// and counts into `stats`.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when the TLS settings are refused.
+    pub(in crate::client) fn new(
+        target: &Target,
+        settings: ChannelSettings,
+        channel: Connectivity,
+        stats: Arc<Stats>,
+    ) -> Result<Arc<Self>, Error> {
+        let balancer = Arc::new(Self {
+            target: target.clone(),
+            endpoint: endpoint(target, settings.keepalive),
+            tls: secure::client_config(target, &settings.tls)?,
+            settings,
+            subchannels: RwLock::new(Arc::from(Vec::new())),
+            cursor: AtomicUsize::new(0),
+            hedge_cursor: AtomicUsize::new(0),
+            channel,
+            lost: Arc::new(Notify::new()),
+            resolving: AtomicBool::new(false),
+            watchers: Watchers::default(),
+            started: AtomicBool::new(false),
+            stats,
+        });
+        if let Some(addresses) = resolver::fixed(target) {
+            balancer.update(addresses);
+        }
+        Ok(balancer)
+    }
+
+    /// The target, as the user wrote it.
+    pub(in crate::client) fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The settings it was made with.
+    pub(in crate::client) fn settings(&self) -> &ChannelSettings {
+        &self.settings
+    }
+
+    /// The channel's aggregate state.
+    pub(in crate::client) fn state(&self) -> ConnectivityState {
+        self.channel.state()
+    }
+
+    /// The subchannels now.
+    pub(super) fn current(&self) -> Arc<[Arc<Subchannel>]> {
+        Arc::clone(&self.subchannels.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The subchannel for the next call, resolving the name first if it
+    /// never was.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when the name does not resolve, or to nothing.
+    pub(in crate::client) async fn pick(self: &Arc<Self>) -> Result<Arc<Subchannel>, Error> {
+        self.pick_avoiding(&[]).await
+    }
+
+    /// The subchannel for the next attempt of a call that already went to
+    /// `tried`: one of the others if any can take it, else as [`pick`].
+    ///
+    /// [`pick`]: Balancer::pick
+    ///
+    /// # Errors
+    /// As [`pick`].
+    pub(in crate::client) async fn pick_avoiding(
+        self: &Arc<Self>,
+        tried: &[Arc<Subchannel>],
+    ) -> Result<Arc<Subchannel>, Error> {
+        let subchannels = self.subchannels().await?;
+        let chosen = picker::choose(self.settings.lb, &subchannels, &self.cursor, tried)
+            .or_else(|| picker::choose(self.settings.lb, &subchannels, &self.cursor, &[]))
+            .ok_or_else(|| Error::Connect {
+                target: self.target.to_string(),
+                cause: "no address to connect to".into(),
+            })?;
+        chosen.count_call();
+        Ok(Arc::clone(chosen))
+    }
+
+    /// A READY subchannel the call has not been to, for a hedge; none when
+    /// there is none (a hedge to where the call already waits is no hedge).
+    pub(in crate::client) fn pick_hedge(&self, tried: &[Arc<Subchannel>]) -> Option<Arc<Subchannel>> {
+        let subchannels = self.current();
+        let chosen = picker::choose_ready(&subchannels, &self.hedge_cursor, tried)?;
+        chosen.count_call();
+        Some(Arc::clone(chosen))
+    }
+
+    /// Whether a READY subchannel the call has not been to is there.
+    pub(in crate::client) fn has_ready(&self, tried: &[Arc<Subchannel>]) -> bool {
+        self.current().iter().any(|sub| picker::ready_elsewhere(sub, tried))
+    }
+
+    /// How many subchannels there are.
+    pub(in crate::client) fn len(&self) -> usize {
+        self.current().len()
+    }
+
+    /// Every subchannel's address, state and calls.
+    pub(in crate::client) fn backends(&self) -> Vec<Backend> {
+        self.current().iter().map(|sub| sub.backend()).collect()
+    }
+
+    /// Calls `watcher` at every event from now on.
+    pub(in crate::client) fn watch(&self, watcher: SubchannelWatcher) {
+        self.watchers.add(watcher);
+    }
+
+    /// Tells every watcher of `event`.
+    pub(in crate::client) fn emit(&self, event: &Event) {
+        self.watchers.emit(event);
+    }
+
+    /// Whether anyone watches the events (so that they are only built then).
+    pub(in crate::client) fn watched(&self) -> bool {
+        self.watchers.any()
+    }
+
+    /// The subchannels, resolved and started on the first call.
+    async fn subchannels(self: &Arc<Self>) -> Result<Arc<[Arc<Subchannel>]>, Error> {
+        let mut subchannels = self.current();
+        if subchannels.is_empty() {
+            let addresses = self.resolve().await?;
+            self.update(addresses);
+            self.start_resolving();
+            subchannels = self.current();
+        }
+        if !self.started.swap(true, Ordering::AcqRel) {
+            for sub in subchannels.iter() {
+                self.start(sub);
+            }
+            self.start_sweeping();
+        }
+        Ok(subchannels)
+    }
+
+    /// The service whose health the subchannels watch, if they do: only
+    /// under round robin, as in grpc (pick_first leaves a connection only
+    /// when it breaks, and a single call should not wait for a health answer).
+    pub(super) fn health_service(&self) -> Option<&str> {
+        self.settings.health_check.as_deref().filter(|_| self.settings.lb == LoadBalancing::RoundRobin)
+    }
+
+    /// The addresses the target stands for now: a name's, resolved again;
+    /// given addresses, as they are.
+    pub(super) async fn resolve(&self) -> Result<Vec<Address>, Error> {
+        match resolver::resolve(&self.target, self.settings.connect_timeout).await {
+            Some(resolved) => resolved,
+            None => Ok(self.current().iter().map(|sub| sub.address.clone()).collect()),
+        }
+    }
+
+    /// Makes the subchannels those of `addresses`, in their order, keeping
+    /// the ones whose address stays.
+    pub(super) fn update(self: &Arc<Self>, addresses: Vec<Address>) {
+        let old = self.current();
+        let mut added = Vec::new();
+        let subchannels: Vec<Arc<Subchannel>> = addresses
+            .into_iter()
+            .map(|address| {
+                old.iter().find(|sub| sub.address == address).cloned().unwrap_or_else(|| {
+                    let sub = self.subchannel(address);
+                    added.push(Arc::clone(&sub));
+                    sub
+                })
+            })
+            .collect();
+        if old.len() != subchannels.len() || !added.is_empty() {
+            tracing::debug!(target = %self.target, addresses = subchannels.len(), "subchannels");
+        }
+        *self.subchannels.write().unwrap_or_else(PoisonError::into_inner) = Arc::from(subchannels);
+        self.aggregate();
+        if self.started.load(Ordering::Acquire) {
+            for sub in &added {
+                self.start(sub);
+            }
+        }
+    }
+
+    /// A new subchannel for `address`, its transitions reported here.
+    fn subchannel(self: &Arc<Self>, address: Address) -> Arc<Subchannel> {
+        let connectivity = Connectivity::default();
+        let mut connector =
+            TrackingConnector::new(address.clone(), connectivity.clone(), self.settings.connect_timeout);
+        if let Some(keepalive) = self.settings.keepalive {
+            connector = connector.with_keepalive_timeout(keepalive.timeout);
+        }
+        let connector = SecureConnector::new(connector, self.tls.clone(), connectivity.clone());
+        let channel = self.endpoint.clone().connect_with_connector_lazy(connector.clone());
+        let health = if self.health_service().is_some() { Health::Unknown } else { Health::Unchecked };
+        let renewal = Some((self.endpoint.clone(), connector));
+        let sub = Arc::new(Subchannel::new(address, channel, renewal, connectivity, health));
+        // Each change is seen as it happens, in order: the channel's state
+        // goes through the same steps as its subchannels'.
+        let (balancer, watched) = (Arc::downgrade(self), Arc::downgrade(&sub));
+        sub.connectivity.on_change(Box::new(move |from, to, why| {
+            if let (Some(balancer), Some(sub)) = (balancer.upgrade(), watched.upgrade()) {
+                balancer.connection_changed(&sub, from, to, why);
+            }
+        }));
+        sub
+    }
+}
+
+/// The endpoint of every subchannel's transport. TLS is set up over each
+/// dialed socket by `secure.rs`, not by tonic: the channel speaks HTTP/2 to
+/// what the connector returns, its requests saying https.
+fn endpoint(target: &Target, keepalive: Option<Keepalive>) -> Endpoint {
+    let mut endpoint = if target.is_tls() {
+        let plain = Uri::builder()
+            .scheme("http")
+            .authority(target.uri().authority().map_or("localhost", |a| a.as_str()))
+            .path_and_query("/")
+            .build()
+            .unwrap_or_else(|_| Uri::from_static("http://localhost/"));
+        Endpoint::from(plain).origin(target.uri())
+    } else {
+        Endpoint::from(target.uri())
+    }
+    .tcp_nodelay(true);
+    if let Some(keepalive) = keepalive {
+        endpoint = endpoint
+            .http2_keep_alive_interval(keepalive.time)
+            .keep_alive_timeout(keepalive.timeout)
+            .keep_alive_while_idle(keepalive.without_calls);
+    }
+    endpoint
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn new_addresses_get_subchannels_and_kept_ones_keep_theirs() {
+        let target: Target = "ipv4:127.0.0.1:1001,127.0.0.1:1002".parse().expect("a target");
+        let settings = ChannelSettings {
+            connect_timeout: Duration::from_secs(1),
+            backoff: Backoff::DEFAULT,
+            tls: ClientTls::default(),
+            lb: LoadBalancing::PickFirst,
+            keepalive: None,
+            health_check: None,
+            outlier_detection: None,
+        };
+        let balancer = Balancer::new(&target, settings, Connectivity::default(), Arc::default()).expect("a channel");
+        let before = balancer.current();
+        let address = |port| Address::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+        balancer.update(vec![address(1002), address(1003)]);
+        let after = balancer.current();
+        let ports: Vec<String> = after.iter().map(|sub| sub.address.to_string()).collect();
+        assert_eq!(ports, ["127.0.0.1:1002", "127.0.0.1:1003"]);
+        assert!(Arc::ptr_eq(&before[1], &after[0]), "a kept address keeps its subchannel (and connection)");
+        assert!(!before.iter().any(|old| Arc::ptr_eq(old, &after[1])), "a new address gets a new one");
+    }
+}

@@ -1,0 +1,53 @@
+//! The channel: where a client's calls go. A target resolved to its
+//! addresses, a subchannel per address with its own connection and
+//! connectivity state, the policy that picks one per attempt, and what
+//! keeps those states true: dialing with TLS and keepalive, health
+//! checking (gRFC A17), outlier detection (gRFC A50), re-resolution.
+//!
+//! It knows nothing of calls: `call/` above it asks for a subchannel, sends
+//! an attempt on its transport and tells it how the attempt ended. It may
+//! import the client's base (`error.rs`, `stats.rs`, `backoff.rs`) and the
+//! crate's shared core; never `call/` nor the client's surface.
+//!
+//! Files, from the bottom up:
+//! - `target.rs`: [`Target`], where to connect, as the user writes it.
+//! - `resolver.rs`: a target's addresses, given or looked up, and when again.
+//! - `connectivity.rs`: the five connectivity states and [`Connectivity`].
+//! - `dial.rs`: dialing one address, each step reported as a state;
+//!   [`Keepalive`].
+//! - `secure.rs`: TLS over each dialed socket, its errors kept for the calls.
+//! - `health.rs`: client-side health checking (gRFC A17), per connection.
+//! - `outlier.rs`: outlier detection's settings (gRFC A50); `ejection.rs`
+//!   its counts per subchannel and its sweep.
+//! - `subchannel.rs`: one address with its transport and the one state
+//!   calls are picked by; [`Backend`], what `-v` shows of it.
+//! - `picker.rs`: [`LoadBalancing`]: pick_first, round_robin, a hedge's pick.
+//! - `events.rs`: [`Event`]s, what the channel did, for `-v`.
+//! - `balancer.rs`: the channel itself (`Balancer`): its subchannels,
+//!   picking, starting them; `upkeep.rs`: keeping their states, dialing
+//!   in the background, re-resolving, sweeping.
+
+mod balancer;
+mod connectivity;
+mod dial;
+mod ejection;
+mod events;
+mod health;
+mod outlier;
+mod picker;
+mod resolver;
+mod secure;
+mod subchannel;
+mod target;
+mod upkeep;
+
+pub(in crate::client) use self::balancer::{Balancer, ChannelSettings};
+pub use self::connectivity::{Connectivity, ConnectivityState, Transition};
+pub(in crate::client) use self::dial::ConnectFailed;
+pub use self::dial::Keepalive;
+pub use self::events::{Event, SubchannelWatcher};
+pub use self::outlier::{FailurePercentageEjection, OutlierDetection, OutlierError, SuccessRateEjection};
+pub use self::picker::LoadBalancing;
+pub use self::subchannel::Backend;
+pub(in crate::client) use self::subchannel::Subchannel;
+pub use self::target::{InvalidTarget, Target};

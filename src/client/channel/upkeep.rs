@@ -1,0 +1,215 @@
+//! What keeps the channel current while it is in use: each subchannel's
+//! state recomputed when its connection, health or ejection changes (and
+//! the channel's aggregate with it), background dials, re-resolution, and
+//! outlier detection's sweep.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError, Weak};
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use super::balancer::Balancer;
+use super::connectivity::ConnectivityState;
+use super::ejection::{self, Counted, Verdict};
+use super::events::Event;
+use super::health::{self, Health};
+use super::outlier::OutlierDetection;
+use super::picker::LoadBalancing;
+use super::resolver::{self, MIN_RERESOLVE, RERESOLVE_EVERY};
+use super::subchannel::Subchannel;
+
+impl Balancer {
+    /// Starts what a subchannel runs once the channel is in use: its health
+    /// watch, and under round robin its connection (every address is used).
+    pub(super) fn start(self: &Arc<Self>, sub: &Arc<Subchannel>) {
+        if let (Some(service), Ok(runtime)) = (self.health_service(), tokio::runtime::Handle::try_current()) {
+            let stop = CancellationToken::new();
+            let watched = HealthOf { sub: Arc::downgrade(sub), balancer: Arc::downgrade(self) };
+            runtime.spawn(health::watch(watched, service.to_owned(), self.settings.backoff, stop.clone()));
+            *sub.watching.lock().unwrap_or_else(PoisonError::into_inner) = Some(stop.drop_guard());
+        }
+        if self.settings.lb == LoadBalancing::RoundRobin {
+            self.connect_in_background(Arc::clone(sub), false);
+        }
+    }
+
+    /// A subchannel's connection changed state.
+    pub(super) fn connection_changed(
+        self: &Arc<Self>,
+        sub: &Arc<Subchannel>,
+        from: ConnectivityState,
+        to: ConnectivityState,
+        why: Option<&str>,
+    ) {
+        if to == ConnectivityState::Ready && self.health_service().is_some() {
+            // A new connection's health is not known until it is asked.
+            sub.health.set(Health::Unknown);
+        }
+        self.refresh(sub, why);
+        let lost = from == ConnectivityState::Ready && to == ConnectivityState::Idle;
+        if lost || to == ConnectivityState::TransientFailure {
+            self.lost.notify_one();
+        }
+        if to == ConnectivityState::TransientFailure {
+            self.connect_in_background(Arc::clone(sub), true);
+        } else if lost && self.settings.lb == LoadBalancing::RoundRobin {
+            // Round robin keeps every address connected.
+            self.connect_in_background(Arc::clone(sub), false);
+        }
+    }
+
+    /// Recomputes `sub`'s state from its connection, health and ejection,
+    /// and reports a change (with `why`) to the watchers and the channel.
+    pub(super) fn refresh(&self, sub: &Arc<Subchannel>, why: Option<&str>) {
+        let changed = sub.update_state(|from, to| {
+            let address = sub.address.to_string();
+            tracing::debug!(%address, %from, %to, why, "subchannel");
+            self.stats.state_changed();
+            self.emit(&Event::Subchannel { address, from, to, why: why.map(str::to_owned) });
+        });
+        if changed {
+            self.aggregate();
+        }
+    }
+
+    /// The channel's state from its subchannels' (grpc's aggregation).
+    pub(super) fn aggregate(&self) {
+        let states: Vec<ConnectivityState> = self.current().iter().map(|sub| sub.state()).collect();
+        let any = |state| states.contains(&state);
+        let state = if any(ConnectivityState::Ready) {
+            ConnectivityState::Ready
+        } else if any(ConnectivityState::Connecting) {
+            ConnectivityState::Connecting
+        } else if any(ConnectivityState::Idle) || states.is_empty() {
+            ConnectivityState::Idle
+        } else {
+            ConnectivityState::TransientFailure
+        };
+        self.channel.set(state);
+    }
+
+    /// Dials `sub` in the background (after a growing backoff when
+    /// `backing_off`), until it is READY or no longer a subchannel here.
+    pub(super) fn connect_in_background(self: &Arc<Self>, sub: Arc<Subchannel>, backing_off: bool) {
+        if sub.reconnecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            sub.reconnecting.store(false, Ordering::Release);
+            return;
+        };
+        let balancer = Arc::downgrade(self);
+        let (backoff, timeout) = (self.settings.backoff, self.settings.connect_timeout);
+        runtime.spawn(async move {
+            let mut failures = u32::from(backing_off);
+            loop {
+                if failures > 0 {
+                    tokio::time::sleep(backoff.delay(failures)).await;
+                }
+                let listed = balancer.upgrade().is_some_and(|b| b.current().iter().any(|s| Arc::ptr_eq(s, &sub)));
+                if !listed || sub.connectivity.state() == ConnectivityState::Ready || sub.probe(timeout).await {
+                    break;
+                }
+                failures += 1;
+            }
+            sub.reconnecting.store(false, Ordering::Release);
+        });
+    }
+
+    /// Starts the task that resolves the name again (DNS names only, once).
+    pub(super) fn start_resolving(self: &Arc<Self>) {
+        if resolver::fixed(&self.target).is_some() || self.resolving.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // The task holds the channel weakly: a client dropped closes its
+        // connections at once, and the task ends at its next wake.
+        let balancer = Arc::downgrade(self);
+        let lost = Arc::clone(&self.lost);
+        tokio::spawn(async move {
+            let mut last = Instant::now();
+            loop {
+                let _ = tokio::time::timeout(RERESOLVE_EVERY, lost.notified()).await;
+                tokio::time::sleep_until(last + MIN_RERESOLVE).await;
+                last = Instant::now();
+                let Some(balancer) = balancer.upgrade() else { return };
+                if balancer.channel.state() == ConnectivityState::Shutdown {
+                    return;
+                }
+                match balancer.resolve().await {
+                    Ok(addresses) => balancer.update(addresses),
+                    Err(err) => tracing::debug!(error = %err, "re-resolving failed; keeping the addresses"),
+                }
+            }
+        });
+    }
+
+    /// Starts outlier detection's sweep, every interval, while the channel
+    /// lives (once; only when it is on).
+    pub(super) fn start_sweeping(self: &Arc<Self>) {
+        let Some(config) = self.settings.outlier_detection else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let balancer = Arc::downgrade(self);
+        runtime.spawn(async move {
+            let mut ticks = tokio::time::interval_at(Instant::now() + config.interval, config.interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let now = ticks.tick().await;
+                let Some(balancer) = balancer.upgrade() else { return };
+                if balancer.channel.state() == ConnectivityState::Shutdown {
+                    return;
+                }
+                balancer.sweep(&config, now);
+            }
+        });
+    }
+
+    /// One sweep of outlier detection over the subchannels now.
+    fn sweep(&self, config: &OutlierDetection, now: Instant) {
+        let subchannels = self.current();
+        let mut counted: Vec<Counted> = subchannels
+            .iter()
+            .map(|sub| {
+                let (successes, failures) = sub.outlier.take();
+                Counted { successes, failures, ejection: sub.outlier.ejection() }
+            })
+            .collect();
+        let verdicts = ejection::sweep(config, now, &mut counted, || fastrand::u32(0..100));
+        for (sub, counted) in subchannels.iter().zip(&counted) {
+            sub.outlier.set_ejection(counted.ejection);
+        }
+        for verdict in verdicts {
+            match verdict {
+                Verdict::Eject { index, time, why } => {
+                    self.stats.ejected();
+                    let why = format!("ejected for {}: {why}", humantime::format_duration(time));
+                    self.refresh(&subchannels[index], Some(&why));
+                }
+                Verdict::Return { index } => self.refresh(&subchannels[index], Some("its ejection is over")),
+            }
+        }
+    }
+}
+
+/// A subchannel as its health watch sees it: its connection, and where the
+/// answers go (the subchannel's health, then its state).
+struct HealthOf {
+    sub: Weak<Subchannel>,
+    balancer: Weak<Balancer>,
+}
+
+impl health::Watched for HealthOf {
+    fn connection(&self) -> Option<(watch::Receiver<ConnectivityState>, Channel)> {
+        let sub = self.sub.upgrade()?;
+        Some((sub.connectivity.subscribe(), sub.channel().1))
+    }
+
+    fn report(&self, health: Health, why: &str) {
+        if let (Some(sub), Some(balancer)) = (self.sub.upgrade(), self.balancer.upgrade()) {
+            sub.health.set(health);
+            balancer.refresh(&sub, Some(why));
+        }
+    }
+}

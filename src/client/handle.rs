@@ -1,0 +1,204 @@
+//! [`Client`]: building one, connecting it, and what it tells of its
+//! channel: the connectivity state as grpc.aio gives it, the subchannels,
+//! their events, the counts. Its methods, one per RPC, are `methods.rs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::{Instant, timeout_at};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+use super::Error;
+use super::call::{Caller, Failure, with_timeout};
+use super::channel::{Backend, Balancer, Connectivity, ConnectivityState, LoadBalancing, SubchannelWatcher, Target};
+use super::options::ClientOptions;
+use super::stats::{CallStats, Stats};
+
+/// A Search client: one method per RPC of `search.v1.SearchService`.
+///
+/// The channel resolves the target and connects on the first call, over
+/// one subchannel per address (see `channel/balancer.rs`), and reconnects
+/// after a lost connection. Cloning is cheap; clones share the connections,
+/// their connectivity states, the retry budget and the counts.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// What every call shares, the channel among it.
+    pub(super) caller: Arc<Caller>,
+    /// The channel's aggregate state.
+    connectivity: Connectivity,
+    stats: Arc<Stats>,
+}
+
+impl Client {
+    /// A client for `target`. Nothing is dialed until the first call.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when the TLS settings are refused (a bad CA or
+    /// client certificate).
+    pub fn new(target: &Target, options: ClientOptions) -> Result<Self, Error> {
+        let connectivity = Connectivity::default();
+        let stats = Arc::<Stats>::default();
+        let channel = Balancer::new(target, options.channel(), connectivity.clone(), Arc::clone(&stats))?;
+        let caller = Arc::new(Caller::new(channel, options.call(), Arc::clone(&stats)));
+        Ok(Self { caller, connectivity, stats })
+    }
+
+    /// A client with the default options, connected now, so that an
+    /// unreachable server is reported before anything else happens.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when the server cannot be reached.
+    pub async fn connect(target: &Target) -> Result<Self, Error> {
+        Self::connect_with(target, ClientOptions::default()).await
+    }
+
+    /// [`Client::connect`] with `options`.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when the server cannot be reached.
+    pub async fn connect_with(target: &Target, options: ClientOptions) -> Result<Self, Error> {
+        let client = Self::new(target, options)?;
+        client.reach().await?;
+        Ok(client)
+    }
+
+    /// Connects now, so that an unreachable server is reported before
+    /// anything else happens: waiting for it (within the deadline) with
+    /// `wait_for_ready`, else failing at once.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when the server cannot be reached.
+    pub async fn reach(&self) -> Result<(), Error> {
+        let settings = self.caller.settings();
+        let deadline = Instant::now() + settings.timeout;
+        if settings.wait_for_ready { self.ready(deadline).await } else { self.probe(deadline).await }
+    }
+
+    /// The channel's connectivity state; with `try_to_connect`, an IDLE
+    /// channel starts connecting (as grpc.aio's `get_state(True)`).
+    #[must_use]
+    pub fn state(&self, try_to_connect: bool) -> ConnectivityState {
+        let state = self.connectivity.state();
+        if try_to_connect && state == ConnectivityState::Idle {
+            let client = self.clone();
+            tokio::spawn(async move {
+                let _ = client.probe(Instant::now() + client.caller.channel.settings().connect_timeout).await;
+            });
+        }
+        state
+    }
+
+    /// Waits until the state is no longer `last` and returns the new one
+    /// (as grpc.aio's `wait_for_state_change`).
+    pub async fn wait_for_state_change(&self, last: ConnectivityState) -> ConnectivityState {
+        self.connectivity.wait_for_state_change(last).await
+    }
+
+    /// The connectivity handle, to watch the state from elsewhere.
+    #[must_use]
+    pub fn connectivity(&self) -> &Connectivity {
+        &self.connectivity
+    }
+
+    /// Shuts the client down: SHUTDOWN, and every later call fails.
+    pub fn shutdown(&self) {
+        self.connectivity.shutdown();
+    }
+
+    /// Every subchannel: its address, its state, the attempts sent to it.
+    #[must_use]
+    pub fn backends(&self) -> Vec<Backend> {
+        self.caller.channel.backends()
+    }
+
+    /// Calls `watcher` with every event of the channel from now on, as it
+    /// happens, in order: subchannel transitions with their causes (a dial,
+    /// keepalive, health, an ejection) and hedges (`client -v`).
+    pub fn watch_subchannels(&self, watcher: SubchannelWatcher) {
+        self.caller.channel.watch(watcher);
+    }
+
+    /// Connects every subchannel the policy uses (round_robin: all of them;
+    /// pick_first: the first that works) and waits, within `within`, until
+    /// none is still connecting: so that a load test starts its clock on a
+    /// settled channel.
+    pub async fn settle(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        let _ = self.probe(deadline).await;
+        while Instant::now() < deadline {
+            let settling = self.backends().iter().any(|backend| match backend.state {
+                ConnectivityState::Connecting => true,
+                ConnectivityState::Idle => self.caller.channel.settings().lb == LoadBalancing::RoundRobin,
+                _ => false,
+            });
+            if !settling {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The hedging delay now (the automatic one moves with the latency).
+    #[must_use]
+    pub fn hedging_delay(&self) -> Option<Duration> {
+        self.caller.hedging_delay()
+    }
+
+    /// The client's counts so far: calls, attempts, attempt durations,
+    /// hedges, ejections, state changes.
+    #[must_use]
+    pub fn stats(&self) -> CallStats {
+        self.stats.snapshot()
+    }
+
+    /// Makes sure a connection is up: one side-effect-free health check
+    /// (any answer, even UNIMPLEMENTED, proves the connection).
+    async fn probe(&self, deadline: Instant) -> Result<(), Error> {
+        let caller = &self.caller;
+        let sub = caller.channel.pick().await?;
+        let request = with_timeout(HealthCheckRequest { service: String::new() }, deadline);
+        match timeout_at(deadline, HealthClient::new(sub.channel().1).check(request)).await {
+            Err(_) => Err(caller.deadline_exceeded(1, None)),
+            Ok(Ok(_)) => {
+                sub.connectivity.mark_answered();
+                Ok(())
+            }
+            Ok(Err(status)) => match caller.failure(&status, &sub) {
+                Failure::Status => {
+                    sub.connectivity.mark_answered();
+                    Ok(())
+                }
+                failure => Err(caller.error(failure, status, 1, None)),
+            },
+        }
+    }
+
+    /// With `wait_for_ready`, waits (backing off) until the server can be
+    /// reached, or fails with DEADLINE_EXCEEDED at the deadline.
+    async fn ready(&self, deadline: Instant) -> Result<(), Error> {
+        if !self.caller.settings().wait_for_ready || self.connectivity.state() == ConnectivityState::Ready {
+            return Ok(());
+        }
+        let mut attempt = 0;
+        let mut last = None;
+        loop {
+            attempt += 1;
+            match self.probe(deadline).await {
+                Err(Error::Connect { cause, .. }) => {
+                    last = Some(format!("cannot connect: {cause}"));
+                    let delay = self.caller.settings().backoff.delay(attempt);
+                    if Instant::now() + delay >= deadline {
+                        return Err(self.caller.deadline_exceeded(attempt, last));
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+                // The deadline passed during a dial: say why we were waiting.
+                Err(Error::DeadlineExceeded { .. }) if last.is_some() => {
+                    return Err(self.caller.deadline_exceeded(attempt, last));
+                }
+                other => return other,
+            }
+        }
+    }
+}
