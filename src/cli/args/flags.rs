@@ -177,6 +177,7 @@ pub struct Args {
     #[command(flatten)]
     pub traces: TraceArgs,
 
+    /// The command; none is the unary Search of QUERY.
     #[command(subcommand)]
     pub command: Option<Command>,
 
