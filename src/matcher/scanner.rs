@@ -1,8 +1,7 @@
 //! Occurrences of "banana" with their line and column, found a window at a
 //! time so that a caller can stream them while it scans ([`Scanner`]).
 
-use super::NEEDLE;
-use super::find::find_in;
+use super::find::{NEEDLE, find_in};
 
 /// One occurrence of "banana" found by [`Scanner`], positioned in its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
