@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser};
-use search::interop::{Case, Peer};
+use search::interop::{Case, InteropTarget};
 use search::tls::ClientTls;
 
 /// gRPC's interop client on this project's library.
@@ -66,8 +66,12 @@ async fn main() -> ExitCode {
         None
     };
     let _ = flags.use_test_ca;
-    let peer =
-        Peer { host: flags.server_host, port: flags.server_port, host_override: flags.server_host_override, tls };
+    let peer = InteropTarget {
+        host: flags.server_host,
+        port: flags.server_port,
+        host_override: flags.server_host_override,
+        tls,
+    };
     match flags.test_case.run(&peer).await {
         Ok(()) => {
             println!("{}: passed", flags.test_case.name());

@@ -16,8 +16,8 @@ use std::process::ExitCode;
 
 use clap::{ArgAction, Parser};
 use search::interop::{self, Interop};
+use search::logging::{self, LogFormat};
 use search::server::{self, Listeners, ServerConfig};
-use search::telemetry::{self, LogFormat};
 use search::tls::ServerTls;
 
 /// gRPC's interop server on this project's stack.
@@ -49,7 +49,7 @@ struct Flags {
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
-    telemetry::init("info", LogFormat::Text);
+    logging::init("info", LogFormat::Text);
     match server::runtime() {
         Ok(runtime) => runtime.block_on(run(flags)),
         Err(err) => {

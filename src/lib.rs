@@ -23,18 +23,18 @@
 //!   contract's methods from its descriptor, method paths, status-code
 //!   names), [`lenient`] (protobuf decoded as protobuf's own runtimes
 //!   decode it), [`tls`] (PEM files for both ends),
-//!   [`telemetry`] (logging for the binaries), [`traces`] (OpenTelemetry
+//!   [`logging`] (log lines for the binaries), [`traces`] (OpenTelemetry
 //!   spans for both sides, exported over OTLP).
 
 pub mod cli;
 pub mod client;
 pub mod interop;
 pub mod lenient;
+pub mod logging;
 pub mod matcher;
 pub mod pb;
 pub mod rpc;
 pub mod server;
-pub mod telemetry;
 pub mod tls;
 pub mod traces;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::pki::pki;
 use common::{TestServer, eventually};
-use search::interop::{self, Case, Interop, Peer};
+use search::interop::{self, Case, Interop, InteropTarget};
 use search::server::ServerConfig;
 use search::tls::{ClientTls, ServerTls};
 
@@ -45,7 +45,7 @@ fn cancelled_method(case: Case) -> Option<&'static str> {
 }
 
 /// Runs every case against `server`, as `peer` reaches it.
-async fn every_case(server: &TestServer, interop: &Interop, peer: &Peer) {
+async fn every_case(server: &TestServer, interop: &Interop, peer: &InteropTarget) {
     for case in Case::ALL {
         let method = cancelled_method(case);
         let before = match method {
@@ -74,7 +74,7 @@ async fn every_case(server: &TestServer, interop: &Interop, peer: &Peer) {
 async fn every_case_passes_in_plaintext() {
     let interop = Interop::default();
     let server = interop_server(&interop, None).await;
-    let peer = Peer { host: "127.0.0.1".into(), port: server.addr.port(), host_override: None, tls: None };
+    let peer = InteropTarget { host: "127.0.0.1".into(), port: server.addr.port(), host_override: None, tls: None };
     every_case(&server, &interop, &peer).await;
     server.stop().await;
 }
@@ -88,7 +88,7 @@ async fn every_case_passes_over_tls() {
     let tls = ClientTls::from_pem(Some(pki.ca.clone().into_bytes()), None);
     // The certificate names localhost: the address is overridden, as
     // grpc's clients do with --server_host_override.
-    let peer = Peer {
+    let peer = InteropTarget {
         host: "127.0.0.1".into(),
         port: server.addr.port(),
         host_override: Some("localhost".into()),

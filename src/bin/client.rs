@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use search::cli::{self, Args};
-use search::telemetry;
+use search::logging;
 
 fn main() -> ExitCode {
     let invocation = match Args::parse().validate() {
@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     // -v shows the retries (debug events of this crate) besides the
     // connectivity changes the run prints itself.
     let filter = if invocation.verbose { "warn,search=debug" } else { "warn" };
-    telemetry::init(filter, telemetry::LogFormat::Text);
+    logging::init(filter, logging::LogFormat::Text);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use search::server::{self, Listeners, ServerArgs};
-use search::{telemetry, traces};
+use search::{logging, traces};
 
 // Every call allocates (headers, buffers, boxed futures); mimalloc takes a
 // third of the allocator's instructions per call off glibc's malloc
@@ -39,7 +39,7 @@ static SMALL_PAGES: extern "C" fn() = {
 
 fn main() -> ExitCode {
     let args = ServerArgs::parse();
-    telemetry::init("info", args.log_format);
+    logging::init("info", args.log_format);
     match server::runtime() {
         Ok(runtime) => runtime.block_on(run(args)),
         Err(err) => {

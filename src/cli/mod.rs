@@ -5,14 +5,12 @@
 //! Files:
 //! - `mod.rs`: running one invocation ([`run`]).
 //! - `args.rs`: the flags ([`Args`]) and their checked form ([`Invocation`]).
-//! - `input.rs`: queries from lines, texts and `-d` JSON, batched for streams.
+//! - `input/`: queries from lines, texts and `-d` JSON, batched for streams.
 //! - `output.rs`: one text or JSON line per answer.
 //! - `exit.rs`: what a run can fail with, and its exit code.
 //! - `events.rs`: `-v`, the channel's events on stderr.
-//! - `bench.rs`: the load generator behind `client bench`; `load.rs` what a
-//!   run is (the RPC, the pacing, the settings), `report.rs` what it
-//!   measured. bench imports both, report only load.
-//! - `soak.rs`: mixed traffic for a given time behind `client soak`, with
+//! - `bench/`: the load generator behind `client bench`.
+//! - `soak/`: mixed traffic for a given time behind `client soak`, with
 //!   the server's memory and descriptors sampled.
 
 use std::io::Write;
@@ -23,18 +21,17 @@ pub mod bench;
 mod events;
 pub mod exit;
 pub mod input;
-mod load;
 pub mod output;
-mod report;
 pub mod soak;
 
 pub use self::args::{Args, BenchArgs, Call, Command, Input, Invocation, Query, SoakArgs};
+use self::bench::{LoadConfig, Model};
 use self::events::Shown;
 pub use self::exit::Error;
 use self::input::{Batches, LineBatches, Source};
-use self::load::{LoadConfig, Model};
 use self::output::Output;
-use crate::client::{self, Client, Transition};
+use self::soak::SoakConfig;
+use crate::client::{self, Client, ClientOptions, Target, Transition};
 use crate::pb::v1::{ClassifyRequest, CountRequest, ScanRequest, SearchRequest};
 
 /// A call with its input read (or opened) and checked, before connecting, so
@@ -113,39 +110,16 @@ pub async fn run(mut invocation: Invocation, out: impl Write) -> Result<(), Erro
 
 async fn run_untraced(invocation: Invocation, out: impl Write) -> Result<(), Error> {
     let mut out = Output::new(out, invocation.format);
+    let (target, options, verbose) = (invocation.target, invocation.options, invocation.verbose);
     let ready = match prepare(invocation.call).await? {
         Ready::Rpc(ready) => ready,
         Ready::Bench(bench, queries) => {
-            let config = LoadConfig {
-                target: invocation.target,
-                options: invocation.options,
-                call: bench.call,
-                connections: bench.connections as usize,
-                concurrency: bench.concurrency as usize,
-                total: bench.total,
-                duration: bench.duration.into(),
-                model: bench.rate.map_or(Model::Closed, |rate| Model::Open { rate }),
-                queries,
-                batch: bench.batch as usize,
-                legacy: bench.legacy,
-                progress: true,
-                verbose: invocation.verbose,
-            };
-            out.report(&bench::run(config).await?)?;
+            out.report(&bench::run(load_config(bench, queries, target, options, verbose)).await?)?;
             out.flush()?;
             return Ok(());
         }
         Ready::Soak(soak) => {
-            let config = soak::SoakConfig {
-                target: invocation.target,
-                options: invocation.options,
-                duration: soak.duration.into(),
-                workers: soak.concurrency as usize,
-                burst: soak.burst as usize,
-                server_pid: soak.server_pid,
-                verbose: invocation.verbose,
-            };
-            let report = soak::run(config).await?;
+            let report = soak::run(soak_config(soak, target, options, verbose)).await?;
             out.soak(&report)?;
             out.flush()?;
             if !report.passed() {
@@ -157,8 +131,8 @@ async fn run_untraced(invocation: Invocation, out: impl Write) -> Result<(), Err
             return Ok(());
         }
     };
-    let client = Client::new(&invocation.target, invocation.options)?;
-    if invocation.verbose {
+    let client = Client::new(&target, options)?;
+    if verbose {
         // Subscribed before the first call: no transition is missed.
         tokio::spawn(show_connectivity(client.connectivity().transitions()));
         events::show(&client, Shown::All, None);
@@ -185,6 +159,44 @@ async fn run_untraced(invocation: Invocation, out: impl Write) -> Result<(), Err
     }
     out.flush()?;
     Ok(())
+}
+
+/// What `client bench` runs, from its flags and the client's.
+fn load_config(
+    bench: BenchArgs,
+    queries: Vec<String>,
+    target: Target,
+    options: ClientOptions,
+    verbose: bool,
+) -> LoadConfig {
+    LoadConfig {
+        target,
+        options,
+        call: bench.call,
+        connections: bench.connections as usize,
+        concurrency: bench.concurrency as usize,
+        total: bench.total,
+        duration: bench.duration.into(),
+        model: bench.rate.map_or(Model::Closed, |rate| Model::Open { rate }),
+        queries,
+        batch: bench.batch as usize,
+        legacy: bench.legacy,
+        progress: true,
+        verbose,
+    }
+}
+
+/// What `client soak` runs, from its flags and the client's.
+fn soak_config(soak: SoakArgs, target: Target, options: ClientOptions, verbose: bool) -> SoakConfig {
+    SoakConfig {
+        target,
+        options,
+        duration: soak.duration.into(),
+        workers: soak.concurrency as usize,
+        burst: soak.burst as usize,
+        server_pid: soak.server_pid,
+        verbose,
+    }
 }
 
 /// Streams the batches and prints answers as they arrive, checking that

@@ -18,9 +18,9 @@ use crate::tls::ClientTls;
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A server to run cases against.
+/// The interop server the cases run against, and how to reach it.
 #[derive(Debug, Clone)]
-pub struct Peer {
+pub struct InteropTarget {
     /// Its host name or address.
     pub host: String,
     /// Its port.
@@ -51,7 +51,7 @@ impl From<Status> for Failed {
     }
 }
 
-impl Peer {
+impl InteropTarget {
     /// The name the server is known by: for its certificate and `:authority`.
     pub(super) fn authority_host(&self) -> &str {
         self.host_override.as_deref().unwrap_or(&self.host)

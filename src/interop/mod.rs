@@ -10,9 +10,9 @@
 //! Files:
 //! - `service.rs`: the TestService's handlers ([`Interop`]).
 //! - `echo.rs`: the metadata echo around them ([`Echo`]).
-//! - `cases.rs`: the cases, by name ([`Case`]).
-//! - `client.rs`: where the client connects ([`Peer`]) and how a case fails
-//!   ([`Failed`]).
+//! - `cases/`: the cases, by name ([`Case`]).
+//! - `client.rs`: where the client connects ([`InteropTarget`]) and how a
+//!   case fails ([`Failed`]).
 //! - `raw.rs`: calls over a bare HTTP/2 connection, for the compressed flags.
 
 mod cases;
@@ -22,7 +22,7 @@ mod raw;
 mod service;
 
 pub use self::cases::Case;
-pub use self::client::{Failed, Peer};
+pub use self::client::{Failed, InteropTarget};
 pub use self::echo::Echo;
 pub use self::service::Interop;
 use crate::pb::testing::FILE_DESCRIPTOR_SET;

@@ -13,7 +13,7 @@ use prost::Message;
 use tokio::net::TcpStream;
 use tonic::Code;
 
-use super::client::{Failed, Peer};
+use super::client::{Failed, InteropTarget};
 
 /// The encoding the raw calls compress with and accept.
 const GZIP: &str = "gzip";
@@ -51,14 +51,14 @@ pub(super) struct Raw {
 }
 
 impl Raw {
-    /// Connects to `peer`: TLS with ALPN `h2` when it has TLS, else HTTP/2
+    /// Connects to `target`: TLS with ALPN `h2` when it has TLS, else HTTP/2
     /// by prior knowledge.
-    pub(super) async fn connect(peer: &Peer) -> Result<Self, Failed> {
-        let cannot = |err: &dyn std::fmt::Display| Failed(format!("cannot connect to {}: {err}", peer.describe()));
-        let tcp = TcpStream::connect((peer.host.as_str(), peer.port)).await.map_err(|err| cannot(&err))?;
+    pub(super) async fn connect(target: &InteropTarget) -> Result<Self, Failed> {
+        let cannot = |err: &dyn std::fmt::Display| Failed(format!("cannot connect to {}: {err}", target.describe()));
+        let tcp = TcpStream::connect((target.host.as_str(), target.port)).await.map_err(|err| cannot(&err))?;
         let _ = tcp.set_nodelay(true);
-        let host = peer.authority_host();
-        let send = match &peer.tls {
+        let host = target.authority_host();
+        let send = match &target.tls {
             None => {
                 let (send, connection) = h2::client::handshake(tcp).await.map_err(|err| cannot(&err))?;
                 tokio::spawn(connection);
@@ -76,8 +76,8 @@ impl Raw {
                 send
             }
         };
-        let scheme = if peer.tls.is_some() { "https" } else { "http" };
-        Ok(Self { send, base: format!("{scheme}://{host}:{}", peer.port) })
+        let scheme = if target.tls.is_some() { "https" } else { "http" };
+        Ok(Self { send, base: format!("{scheme}://{host}:{}", target.port) })
     }
 
     /// Calls `path` with `messages` (then the end of the request), the

@@ -17,7 +17,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 use super::served::Services;
-use crate::telemetry::LogFormat;
+use crate::logging::LogFormat;
 use crate::tls::{self, ServerTls};
 use crate::traces::{TraceArgs, TraceConfig, TraceConfigError};
 

@@ -114,7 +114,7 @@ impl Handle {
 
 /// The server's runtime: tokio's multi-thread scheduler, a worker per core,
 /// each worker writing its log lines in batches (see
-/// [`crate::telemetry::Stderr`]): when it goes idle, or under load every
+/// [`crate::logging::Stderr`]): when it goes idle, or under load every
 /// 16 KiB or 50 ms, instead of a write per call.
 ///
 /// # Errors
@@ -122,8 +122,8 @@ impl Handle {
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .on_thread_park(crate::telemetry::worker_idle)
-        .on_thread_stop(crate::telemetry::flush_this_thread)
+        .on_thread_park(crate::logging::worker_idle)
+        .on_thread_stop(crate::logging::flush_this_thread)
         .build()
 }
 

@@ -30,6 +30,7 @@ use tower::{Layer, Service};
 use super::metrics::Metrics;
 use super::policy::{Admitted, CallPolicy};
 use super::routes::Routes;
+use crate::logging::Call;
 use crate::rpc::code_name;
 use crate::rpc::header::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_STATUS};
 use crate::server::protocols::compression::{self, Encoding};
@@ -38,7 +39,6 @@ use crate::server::protocols::{
     CallFuture, CallMark, Protocol, ReceivedCompression, RequestFrames, SendCompression, answered,
 };
 use crate::server::transport::{Busy, Peer};
-use crate::telemetry::Call;
 use crate::traces::ServerSpan;
 
 /// The per-call layer, outermost around the routes.

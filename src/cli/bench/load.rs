@@ -1,6 +1,6 @@
 //! What a load run is: the RPC it drives ([`LoadCall`]), how its calls are
 //! paced ([`Model`]) and its settings ([`LoadConfig`]). The flags build it,
-//! `bench.rs` runs it and `report.rs` names it in what was measured, so it
+//! `mod.rs` runs it and `report.rs` names it in what was measured, so it
 //! sits below both of them.
 
 use std::time::Duration;

@@ -1,16 +1,18 @@
-//! The client's input: queries one per line (batched for the streaming
-//! calls), whole texts to scan, and requests written as JSON (`-d`).
+//! Queries one per line, read in batches (one streaming message each) as
+//! they come ([`LineBatches`]), and fed to a streaming call from a task of
+//! their own ([`Batches::feed`]).
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
 
-use serde::de::DeserializeOwned;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
+
+use super::error::Error;
+use super::source::Source;
 
 /// The most queries one streaming message carries.
 pub const MAX_BATCH_QUERIES: usize = 1024;
@@ -21,184 +23,6 @@ pub const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 /// Bytes read from the input at a time.
 const READ_BUFFER: usize = 256 * 1024;
-
-/// Where input comes from: a file, or standard input (`-` or no file).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// Standard input.
-    Stdin,
-    /// A file.
-    File(PathBuf),
-}
-
-impl Source {
-    /// The source an optional FILE argument names; `-` is standard input.
-    #[must_use]
-    pub fn from_arg(file: Option<PathBuf>) -> Self {
-        match file {
-            Some(path) if path.as_os_str() != "-" => Self::File(path),
-            _ => Self::Stdin,
-        }
-    }
-
-    async fn open(&self) -> Result<Box<dyn AsyncRead + Send + Unpin>, Error> {
-        match self {
-            Self::Stdin => Ok(Box::new(tokio::io::stdin())),
-            Self::File(path) => match tokio::fs::File::open(path).await {
-                Ok(file) => Ok(Box::new(file)),
-                Err(err) => Err(Error::Read { what: self.to_string(), err }),
-            },
-        }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Stdin => f.write_str("standard input"),
-            Self::File(path) => write!(f, "{}", path.display()),
-        }
-    }
-}
-
-/// Why the input could not be used. Each names its source and position.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Opening or reading failed.
-    #[error("cannot read {what}: {err}")]
-    Read {
-        /// What was being read.
-        what: String,
-        /// Why it failed.
-        #[source]
-        err: io::Error,
-    },
-    /// A line of queries is not UTF-8 (a proto string must be).
-    #[error("{what}: line {line} is not valid UTF-8")]
-    LineNotUtf8 {
-        /// What was being read.
-        what: String,
-        /// The 1-based line number.
-        line: u64,
-    },
-    /// A text to scan is not UTF-8 (a proto string must be).
-    #[error("{what} is not valid UTF-8 (first invalid byte at offset {offset})")]
-    TextNotUtf8 {
-        /// What was being read.
-        what: String,
-        /// The 0-based offset of the first invalid byte.
-        offset: usize,
-    },
-    /// A `-d` request is not valid JSON for the call's message type.
-    #[error("invalid JSON request in {what}: {err}")]
-    Json {
-        /// What was being read.
-        what: String,
-        /// The parser's error, with its line and column.
-        #[source]
-        err: serde_json::Error,
-    },
-    /// A `-d` request names a field its message does not have.
-    #[error("invalid JSON request in {what}: unknown field `{field}`")]
-    UnknownField {
-        /// What was being read.
-        what: String,
-        /// The field's path in the message.
-        field: String,
-    },
-    /// A unary call was given no JSON message, or several.
-    #[error("{what} holds {count} JSON requests; this call takes exactly one")]
-    NotOneMessage {
-        /// What was being read.
-        what: String,
-        /// How many messages it held.
-        count: usize,
-    },
-}
-
-/// Where `-d` takes its JSON from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Data {
-    /// The JSON itself, written on the command line.
-    Inline(String),
-    /// `@FILE`, or `@-` for standard input.
-    From(Source),
-}
-
-impl Data {
-    /// Reads `-d`'s argument: `@-` is stdin, `@FILE` a file, anything else JSON.
-    #[must_use]
-    pub fn from_arg(arg: &str) -> Self {
-        match arg.strip_prefix('@') {
-            Some(file) => Self::From(Source::from_arg(Some(file.into()))),
-            None => Self::Inline(arg.to_owned()),
-        }
-    }
-
-    /// Every JSON message the data holds, one after another (whitespace or
-    /// nothing between them), as grpcurl reads `-d` for streaming calls.
-    ///
-    /// # Errors
-    /// When the data cannot be read or a message does not parse as `T`; the
-    /// message names the line and column.
-    pub async fn messages<T: DeserializeOwned>(&self) -> Result<Vec<T>, Error> {
-        let text = match self {
-            Self::Inline(json) => json.clone(),
-            Self::From(source) => read_text(source).await?,
-        };
-        let json_error = |err| Error::Json { what: self.to_string(), err };
-        let mut parser = serde_json::Deserializer::from_str(&text);
-        let mut messages = Vec::new();
-        // `end` succeeds once only white space is left.
-        while parser.end().is_err() {
-            // The generated JSON impls skip unknown fields, as a server must;
-            // here a field the message lacks is a typo to report, not drop.
-            let mut unknown = None;
-            let message =
-                T::deserialize(serde_ignored::Deserializer::new(&mut parser, &mut |path: serde_ignored::Path<'_>| {
-                    unknown.get_or_insert_with(|| path.to_string());
-                }))
-                .map_err(json_error)?;
-            if let Some(field) = unknown {
-                return Err(Error::UnknownField { what: self.to_string(), field });
-            }
-            messages.push(message);
-        }
-        Ok(messages)
-    }
-
-    /// The one JSON message of a unary call.
-    ///
-    /// # Errors
-    /// As [`Data::messages`], and when the data holds no message or several.
-    pub async fn message<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        let mut messages = self.messages::<T>().await?;
-        if messages.len() == 1 {
-            return Ok(messages.remove(0));
-        }
-        Err(Error::NotOneMessage { what: self.to_string(), count: messages.len() })
-    }
-}
-
-impl fmt::Display for Data {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Inline(_) => f.write_str("the -d argument"),
-            Self::From(source) => source.fmt(f),
-        }
-    }
-}
-
-/// Reads a whole source as UTF-8 text.
-///
-/// # Errors
-/// When it cannot be read or is not UTF-8.
-pub async fn read_text(source: &Source) -> Result<String, Error> {
-    let mut bytes = Vec::new();
-    source.open().await?.read_to_end(&mut bytes).await.map_err(|err| Error::Read { what: source.to_string(), err })?;
-    String::from_utf8(bytes)
-        .map_err(|err| Error::TextNotUtf8 { what: source.to_string(), offset: err.utf8_error().valid_up_to() })
-}
 
 /// Queries for a streaming call, a batch (one message) at a time.
 #[derive(Debug)]
@@ -343,7 +167,6 @@ mod tests {
     use proptest::prelude::Just;
 
     use super::*;
-    use crate::pb::v1::{ClassifyRequest, SearchRequest};
 
     fn lines_of(bytes: &'static [u8]) -> LineBatches {
         LineBatches::new(Source::File("input.txt".into()), Box::new(bytes))
@@ -387,32 +210,6 @@ mod tests {
         assert_eq!(err.to_string(), "input.txt: line 3 is not valid UTF-8");
     }
 
-    #[tokio::test]
-    async fn json_data_holds_one_or_many_messages() {
-        let data = Data::from_arg(r#"{"query":"Banana"}"#);
-        let request: SearchRequest = data.message().await.expect("one message");
-        assert_eq!(request.query, "Banana");
-
-        let data = Data::from_arg(r#"{"queries":["a","banana"]} {"queries":[]}{}"#);
-        let requests: Vec<ClassifyRequest> = data.messages().await.expect("three messages");
-        let queries: Vec<Vec<String>> = requests.into_iter().map(|r| r.queries).collect();
-        assert_eq!(queries, [vec!["a".to_owned(), "banana".to_owned()], vec![], vec![]]);
-    }
-
-    #[tokio::test]
-    async fn bad_json_names_the_position() {
-        let err = Data::from_arg("{\n  \"query\": Banana\n}").message::<SearchRequest>().await.expect_err("bad JSON");
-        let message = err.to_string();
-        assert!(message.starts_with("invalid JSON request in the -d argument: "), "{message}");
-        assert!(message.ends_with("at line 2 column 12"), "{message}");
-
-        let err = Data::from_arg(r#"{"qurey":"x"}"#).message::<SearchRequest>().await.expect_err("unknown field");
-        assert!(err.to_string().contains("unknown field `qurey`"), "{err}");
-
-        let err = Data::from_arg("{} {}").message::<SearchRequest>().await.expect_err("two messages");
-        assert_eq!(err.to_string(), "the -d argument holds 2 JSON requests; this call takes exactly one");
-    }
-
     /// The reference: lines cut at every `\n` (a final piece without one is
     /// a line too, an empty one is not), one `\r` before the `\n` dropped;
     /// or the number of the first line that is not UTF-8.
@@ -443,14 +240,6 @@ mod tests {
                 (Err(Error::LineNotUtf8 { line, .. }), Err(bad)) => proptest::prop_assert_eq!(line, bad),
                 (read, model) => proptest::prop_assert!(false, "read {read:?}, model {model:?}"),
             }
-        }
-
-        #[test]
-        fn json_data_never_panics(text in "\\PC{0,40}") {
-            // `@...` names a file (and `@-` standard input): inline JSON only.
-            proptest::prop_assume!(!text.starts_with('@'));
-            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
-            let _ = runtime.block_on(Data::from_arg(&text).messages::<ClassifyRequest>());
         }
     }
 }

@@ -8,6 +8,15 @@
 //! goose (checked), the Rust load-testing library, sends HTTP requests
 //! through reqwest; a run here must call through this crate's [`Client`],
 //! whose balancing and retries are part of what it measures.
+//!
+//! Files:
+//! - `mod.rs`: the run ([`run`]): its workers, pacing and progress bar.
+//! - `load.rs`: what a run is (the RPC, the pacing, the settings).
+//! - `report.rs`: what it measured ([`Report`]). mod.rs imports both,
+//!   report.rs only load.rs.
+
+mod load;
+mod report;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -20,10 +29,10 @@ use tokio::sync::{Mutex, Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 
+pub use self::load::{LoadCall, LoadConfig, Model};
+pub use self::report::{Bucket, Latency, Report};
+use self::report::{Recorder, report};
 use super::events::{self, Shown};
-pub use super::load::{LoadCall, LoadConfig, Model};
-pub use super::report::{Bucket, Latency, Report};
-use super::report::{Recorder, report};
 use crate::client::{self, Client, ClientOptions};
 use crate::pb::v1::{ClassifyRequest, SearchRequest};
 
