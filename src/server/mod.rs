@@ -54,7 +54,7 @@ use self::served::Served;
 pub use self::served::Services;
 pub use self::shutdown::signal;
 pub use self::transport::Listeners;
-use self::transport::{Limits, Serving};
+use self::transport::{ConnectionServer, Limits};
 use crate::pb::v1::FILE_DESCRIPTOR_SET;
 use crate::pb::v1::search_service_server::SearchServiceServer;
 use crate::tls::ServerTls;
@@ -221,17 +221,17 @@ pub async fn start(
         .add(accept_compressed!(reflection_v1alpha));
     let protocols = ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors), served);
     let page = PageLayer::new(config.page);
-    // Each connection's stack knows its peer, for the calls' log lines and
-    // its idle time.
-    let stack = move |peer| {
+    // Each connection's stack knows its connection, for the calls' log
+    // lines (the peer's address) and its idle time.
+    let stack = move |connection| {
         ServiceBuilder::new()
             .layer(page)
             .layer(protocols.clone())
-            .layer(CallLayer::new(Arc::clone(&policy), metrics.clone(), peer))
+            .layer(CallLayer::new(Arc::clone(&policy), metrics.clone(), connection))
             .service(routes.clone())
     };
     let draining = CancellationToken::new();
-    let serving = Serving::new(&config, stack, draining.clone());
+    let serving = ConnectionServer::new(&config, stack, draining.clone());
 
     let (drain_started, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let grace = config.grace;

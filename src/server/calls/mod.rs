@@ -11,7 +11,14 @@
 //! keeps busy, the connection counts for the metrics), never the reverse.
 //!
 //! Files:
-//! - `layer.rs`: the per-call layer around every route ([`CallLayer`]).
+//! - `layer.rs`: the per-call layer around every route ([`CallLayer`]):
+//!   admission, refusals, the deadline and the cut on the handler.
+//! - `call_body.rs`: the answer on its way out: the deadline and the cut on
+//!   a streamed answer, its status read from the trailers.
+//! - `call_end.rs`: the call's end: metrics, the log line, the span.
+//! - `mistakes.rs`: client mistakes that tonic reports as INTERNAL, given
+//!   their own codes.
+//! - `compressor.rs`: an answer's large messages compressed as they pass.
 //! - `policy.rs`: what it decides per call: the deadline from
 //!   `grpc-timeout`, admission under the limit of calls in flight, the
 //!   drain's cut ([`CallPolicy`]).
@@ -22,9 +29,13 @@
 //!   codec with buffers sized for the contract's messages.
 //! - `handlers.rs`: the four RPC handlers over the matcher ([`Search`]).
 
+mod call_body;
+mod call_end;
+mod compressor;
 mod handlers;
 mod layer;
 mod metrics;
+mod mistakes;
 mod policy;
 mod routes;
 mod streaming;
