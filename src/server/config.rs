@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use super::served::Services;
+use super::added::AddedServices;
 use crate::telemetry::LogFormat;
 use crate::tls::{self, ServerTls};
 use crate::traces::{TraceArgs, TraceConfig, TraceConfigError};
@@ -259,7 +259,7 @@ pub struct ServerConfig {
     pub metrics_listen: Option<String>,
     /// Services served beside Search, health and reflection (none from
     /// the flags: a program adds them, as the interop server does).
-    pub services: Services,
+    pub services: AddedServices,
     /// Where and how spans are exported, when tracing is on (the binary
     /// installs it: `traces::install`).
     pub traces: Option<TraceConfig>,
@@ -288,7 +288,7 @@ impl Default for ServerConfig {
             cors: CorsOrigins::None,
             page: true,
             metrics_listen: None,
-            services: Services::default(),
+            services: AddedServices::default(),
             traces: None,
         }
     }
@@ -377,7 +377,7 @@ impl ServerArgs {
             cors: CorsOrigins::parse(&self.cors_origins)?,
             page: !self.no_page,
             metrics_listen: self.metrics_listen,
-            services: Services::default(),
+            services: AddedServices::default(),
             traces: self.traces.check("search-server")?,
         })
     }

@@ -13,8 +13,10 @@
 //!
 //! Beside them, below all three:
 //! - `config.rs`: the server's flags and their defaults ([`ServerArgs`]).
-//! - `served.rs`: the services served and their method paths, and the
-//!   services a program adds beside Search ([`Services`]).
+//! - `added.rs`: the services a program adds beside Search, health and
+//!   reflection ([`AddedServices`]).
+//! - `method_table.rs`: every method served, read from the services'
+//!   descriptor sets (the method table).
 //!
 //! Above them, outermost:
 //! - `page.rs`: the web page (`web/dist/`, in the binary) at its own paths,
@@ -33,25 +35,25 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 use tower::ServiceBuilder;
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+mod added;
 mod calls;
 mod config;
+mod method_table;
 mod page;
 mod protocols;
-mod served;
 mod shutdown;
 mod transport;
 
+pub use self::added::AddedServices;
 pub use self::calls::Search;
 use self::calls::{CallLayer, CallPolicy, Routes};
 pub use self::config::{ByteSize, ConfigError, CorsOrigins, ServerArgs, ServerConfig};
+use self::method_table::MethodTable;
 use self::page::PageLayer;
-use self::protocols::ProtocolLayer;
 use self::protocols::compression;
+use self::protocols::{ProtocolLayer, cors};
 pub use self::protocols::{ReceivedCompression, SendCompression};
-use self::served::Served;
-pub use self::served::Services;
 pub use self::shutdown::signal;
 pub use self::transport::Listeners;
 use self::transport::{ConnectionServer, Limits};
@@ -164,7 +166,7 @@ pub async fn start(
     for name in &added {
         health.set_service_status(*name, ServingStatus::Serving).await;
     }
-    let served = Served::of(&config.services);
+    let table = MethodTable::of(&config.services);
     // Reflection describes every service served, health and the added ones
     // included, so that grpcurl and grpcui can list, describe and call all
     // of them.
@@ -172,11 +174,8 @@ pub async fn start(
         let builder = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-        config
-            .services
-            .added
-            .iter()
-            .fold(builder, |builder, added| builder.register_encoded_file_descriptor_set(added.descriptor_set))
+        let added = config.services.list.iter();
+        added.fold(builder, |builder, added| builder.register_encoded_file_descriptor_set(added.descriptor_set))
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -190,7 +189,7 @@ pub async fn start(
             let failed = |source| Error::Metrics { address: address.clone(), source };
             let listener = tokio::net::TcpListener::bind(address.as_str()).await.map_err(failed)?;
             let bound = listener.local_addr().map_err(failed)?;
-            let metrics = calls::Metrics::new(&policy, &limits, served);
+            let metrics = calls::Metrics::new(&policy, &limits, table);
             tokio::spawn(calls::serve_metrics(listener, Arc::clone(&metrics)));
             tracing::info!(address = %bound, "metrics at /metrics");
             (Some(metrics), Some(bound))
@@ -215,11 +214,11 @@ pub async fn start(
     // tonic-web, Connect through its translation, both behind CORS), and
     // every call, whatever its protocol, is a gRPC call through the
     // per-call layer.
-    let routes = Routes::new(config.max_recv_bytes, served, &config.services)
+    let routes = Routes::new(config.max_recv_bytes, table, &config.services)
         .add(accept_compressed!(health_service))
         .add(accept_compressed!(reflection_v1))
         .add(accept_compressed!(reflection_v1alpha));
-    let protocols = ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors), served);
+    let protocols = ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors), table);
     let page = PageLayer::new(config.page);
     // Each connection's stack knows its connection, for the calls' log
     // lines (the peer's address) and its idle time.
@@ -288,37 +287,6 @@ pub async fn start(
     };
     Ok((serving, handle))
 }
-
-/// The CORS layer for browsers on `origins`: the methods and headers gRPC-Web
-/// and Connect send, and the ones a page must be able to read. None without
-/// origins: no answer then carries its `vary` headers.
-fn cors(origins: &CorsOrigins) -> Option<CorsLayer> {
-    let allow_origin = match origins {
-        CorsOrigins::None => return None,
-        CorsOrigins::Any => AllowOrigin::any(),
-        CorsOrigins::List(list) => AllowOrigin::list(list.iter().cloned()),
-    };
-    let expose = [
-        "grpc-status",
-        "grpc-message",
-        "grpc-status-details-bin",
-        "grpc-encoding",
-        "grpc-accept-encoding",
-        "content-encoding",
-        "connect-content-encoding",
-        "connect-accept-encoding",
-    ];
-    let layer = CorsLayer::new()
-        .allow_origin(allow_origin)
-        .allow_methods([http::Method::GET, http::Method::POST])
-        .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers(expose.map(http::HeaderName::from_static))
-        .max_age(CORS_MAX_AGE);
-    Some(layer)
-}
-
-/// How long a browser may cache a preflight's answer.
-const CORS_MAX_AGE: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// How long connections get to close after the calls were cut.
 const CLOSE_MARGIN: Duration = Duration::from_secs(1);

@@ -126,7 +126,7 @@ impl Service<Request<Body>> for Calls {
         // A handler of an added service may ask which request messages
         // arrived compressed: only possible when an encoding is named.
         let mut request = request;
-        let received = (compressed_ok && self.inner.served().is_added(request.uri().path())).then(|| {
+        let received = (compressed_ok && self.inner.table().is_added(request.uri().path())).then(|| {
             let received = ReceivedCompression::default();
             request.extensions_mut().insert(received.clone());
             received

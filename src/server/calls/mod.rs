@@ -43,6 +43,6 @@ mod unary;
 
 pub use self::handlers::Search;
 pub(in crate::server) use self::layer::CallLayer;
-pub(in crate::server) use self::metrics::{Metrics, serve as serve_metrics};
+pub(in crate::server) use self::metrics::{Metrics, serve_metrics};
 pub(in crate::server) use self::policy::CallPolicy;
 pub(in crate::server) use self::routes::Routes;

@@ -3,7 +3,7 @@
 //! service's streaming calls to `streaming.rs`, any other gRPC path to the
 //! generated service that serves it (health, reflection, a service the
 //! program added), by its service name.
-//! Every served method is known from the descriptor sets (`served.rs`), so
+//! Every served method is known from the descriptor sets (`method_table.rs`), so
 //! a path that names none is answered UNIMPLEMENTED with what was asked for.
 //!
 //! tonic's own router (`tonic::service::Routes`, its `router` feature,
@@ -27,8 +27,9 @@ use super::handlers::Search;
 use super::{streaming, unary};
 use crate::pb::v1::search_service_server::SearchServiceServer;
 use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
+use crate::server::added::{AddedServices, Boxed};
+use crate::server::method_table::MethodTable;
 use crate::server::protocols::{CallFuture, answered};
-use crate::server::served::{Boxed, Served, Services};
 
 /// The Search service's name, as its paths start.
 const SEARCH_SERVICE: &str = <SearchServiceServer<Search> as NamedService>::NAME;
@@ -39,7 +40,7 @@ pub(in crate::server) struct Routes {
     /// The largest request message, for the Search service's calls.
     limit: usize,
     /// Every path served, and which belong to added services.
-    served: &'static Served,
+    table: &'static MethodTable,
     /// The other services, by their names: shared by every connection's
     /// stack, and each call clones the one it takes.
     others: Arc<[(&'static str, Boxed)]>,
@@ -55,14 +56,14 @@ impl std::fmt::Debug for Routes {
 impl Routes {
     /// The Search service, whose request messages are at most `limit`
     /// bytes, and the `services` a program added, routed as `served` says.
-    pub(in crate::server) fn new(limit: usize, served: &'static Served, services: &Services) -> Self {
-        let others = services.added.iter().map(|added| (added.name, added.service.clone())).collect();
-        Self { limit, served, others }
+    pub(in crate::server) fn new(limit: usize, table: &'static MethodTable, services: &AddedServices) -> Self {
+        let others = services.list.iter().map(|added| (added.name, added.service.clone())).collect();
+        Self { limit, table, others }
     }
 
     /// The table of what is served.
-    pub(in crate::server) fn served(&self) -> &'static Served {
-        self.served
+    pub(in crate::server) fn table(&self) -> &'static MethodTable {
+        self.table
     }
 
     /// Adds `service` under its name.
@@ -91,7 +92,7 @@ impl Service<Request<Body>> for Routes {
 
     fn call(&mut self, request: Request<Body>) -> CallFuture {
         let path = request.uri().path();
-        let Some(path) = self.served.path(path) else {
+        let Some(path) = self.table.path(path) else {
             return answered(Status::unimplemented(format!("no method {path} on this server")).into_http());
         };
         // The article's path has the same messages on the wire.
