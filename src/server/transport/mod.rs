@@ -39,6 +39,7 @@ mod watch;
 
 pub(in crate::server) use self::accept::incoming;
 pub(in crate::server) use self::activity::{Busy, ConnectionActivity};
+pub(in crate::server) use self::connection::Connection;
 pub(in crate::server) use self::connection_server::ConnectionServer;
 pub(in crate::server) use self::limits::Limits;
 pub use self::listen::Listeners;
