@@ -12,7 +12,8 @@
 //!   HTTP/2 limits and GOAWAYs.
 //!
 //! Beside them, below all three:
-//! - `config.rs`: the server's flags and their defaults ([`ServerArgs`]).
+//! - `config/`: the server's flags, each with its environment variable, and
+//!   their defaults ([`ServerArgs`], [`ServerConfig`]).
 //! - `added.rs`: the services a program adds beside Search, health and
 //!   reflection ([`AddedServices`]).
 //! - `method_table.rs`: every method served, read from the services'

@@ -8,7 +8,7 @@
 //!
 //! It imports nothing of the call layer nor of the transport layer; of the
 //! rest of the server only `method_table.rs` (the methods Connect can route)
-//! and `config.rs`.
+//! and `config/` (the CORS origins).
 //!
 //! Files:
 //! - `dispatch.rs`: the dispatch by content type, CORS for the browser

@@ -7,7 +7,7 @@
 //!
 //! It knows nothing of gRPC: a connection is served with whatever service
 //! stack `server/mod.rs` builds for it, and imports only the server's settings
-//! (`config.rs`) from outside this folder.
+//! (`config/`) from outside this folder.
 //!
 //! Files:
 //! - `listen.rs`: the sockets, bound before serving ([`Listeners`]).
