@@ -27,13 +27,13 @@ pub use self::echo::Echo;
 pub use self::service::Interop;
 use crate::pb::testing::FILE_DESCRIPTOR_SET;
 use crate::pb::testing::test_service_server::TestServiceServer;
-use crate::server::Services;
+use crate::server::AddedServices;
 
 /// The TestService `interop` as a service to add to a server, taking
 /// request messages of up to `max_recv_bytes` (the server's limit),
 /// compressed with any encoding the server takes.
 #[must_use]
-pub fn services(interop: Interop, max_recv_bytes: usize) -> Services {
+pub fn services(interop: Interop, max_recv_bytes: usize) -> AddedServices {
     use tonic::codec::CompressionEncoding::{Deflate, Gzip, Zstd};
     let service = TestServiceServer::new(interop)
         .accept_compressed(Gzip)
@@ -41,5 +41,5 @@ pub fn services(interop: Interop, max_recv_bytes: usize) -> Services {
         .accept_compressed(Deflate)
         .max_decoding_message_size(max_recv_bytes)
         .max_encoding_message_size(usize::MAX);
-    Services::default().add(Echo(service), FILE_DESCRIPTOR_SET)
+    AddedServices::default().add(Echo(service), FILE_DESCRIPTOR_SET)
 }

@@ -12,51 +12,56 @@
 //!   HTTP/2 limits and GOAWAYs.
 //!
 //! Beside them, below all three:
-//! - `config.rs`: the server's flags and their defaults ([`ServerArgs`]).
-//! - `served.rs`: the services served and their method paths, and the
-//!   services a program adds beside Search ([`Services`]).
+//! - `config/`: the server's flags, each with its environment variable, and
+//!   their defaults ([`ServerArgs`], [`ServerConfig`]).
+//! - `added.rs`: the services a program adds beside Search, health and
+//!   reflection ([`AddedServices`]).
+//! - `method_table.rs`: every method served, read from the services'
+//!   descriptor sets (the method table).
 //!
 //! Above them, outermost:
 //! - `page.rs`: the web page (`web/dist/`, in the binary) at its own paths,
 //!   before any protocol sees the request ([`ServerConfig::page`]).
 //!
 //! And above them all, importing them:
-//! - `mod.rs`: the stack assembled, serving and the drain ([`serve`],
-//!   [`start`]), the runtime ([`runtime`]).
+//! - `mod.rs`: the stack assembled and served ([`serve`], [`start`]), the
+//!   runtime ([`runtime`]).
+//! - `drain.rs`: serving until the shutdown future, then the drain: health
+//!   NOT_SERVING, GOAWAYs, the grace and the cut.
 //! - `shutdown.rs`: SIGINT and SIGTERM as the shutdown future ([`signal`]).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::{Health, HealthServer};
 use tower::ServiceBuilder;
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+mod added;
 mod calls;
 mod config;
+mod drain;
+mod method_table;
 mod page;
 mod protocols;
-mod served;
 mod shutdown;
 mod transport;
 
+pub use self::added::AddedServices;
 pub use self::calls::Search;
-use self::calls::{CallLayer, CallPolicy, Routes};
+use self::calls::{CallLayer, CallPolicy, Metrics, Routes};
 pub use self::config::{ByteSize, ConfigError, CorsOrigins, ServerArgs, ServerConfig};
+use self::method_table::MethodTable;
 use self::page::PageLayer;
-use self::protocols::ProtocolLayer;
 use self::protocols::compression;
+use self::protocols::{ProtocolLayer, cors};
 pub use self::protocols::{ReceivedCompression, SendCompression};
-use self::served::Served;
-pub use self::served::Services;
 pub use self::shutdown::signal;
 pub use self::transport::Listeners;
-use self::transport::{Limits, Serving};
+use self::transport::{ConnectionServer, Limits};
 use crate::pb::v1::FILE_DESCRIPTOR_SET;
-use crate::pb::v1::search_service_server::SearchServiceServer;
 use crate::tls::ServerTls;
 
 /// What can stop the server from serving.
@@ -83,7 +88,7 @@ pub enum Error {
 pub struct Handle {
     policy: Arc<CallPolicy>,
     limits: Arc<Limits>,
-    metrics_addr: Option<std::net::SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl Handle {
@@ -107,7 +112,7 @@ impl Handle {
 
     /// Where `/metrics` is served, when `--metrics-listen` is set.
     #[must_use]
-    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
     }
 }
@@ -159,50 +164,81 @@ pub async fn start(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(impl Future<Output = Result<(), Error>>, Handle), Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<SearchServiceServer<Search>>().await;
     let added = config.services.names();
-    for name in &added {
-        health.set_service_status(*name, ServingStatus::Serving).await;
-    }
-    let served = Served::of(&config.services);
-    // Reflection describes every service served, health and the added ones
-    // included, so that grpcurl and grpcui can list, describe and call all
-    // of them.
-    let reflection = || {
-        let builder = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-        config
-            .services
-            .added
-            .iter()
-            .fold(builder, |builder, added| builder.register_encoded_file_descriptor_set(added.descriptor_set))
-    };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
-
+    drain::health_serving(&health, &added).await;
+    let table = MethodTable::of(&config.services);
+    let routes = routes(&config, table, health_service)?;
     let cut = CancellationToken::new();
     let policy = Arc::new(CallPolicy::new(&config, cut.clone()));
     let limits = Limits::new(config.max_connections);
-    let (metrics, metrics_addr) = match &config.metrics_listen {
-        None => (None, None),
-        Some(address) => {
-            let failed = |source| Error::Metrics { address: address.clone(), source };
-            let listener = tokio::net::TcpListener::bind(address.as_str()).await.map_err(failed)?;
-            let bound = listener.local_addr().map_err(failed)?;
-            let metrics = calls::Metrics::new(&policy, &limits, served);
-            tokio::spawn(calls::serve_metrics(listener, Arc::clone(&metrics)));
-            tracing::info!(address = %bound, "metrics at /metrics");
-            (Some(metrics), Some(bound))
-        }
-    };
+    let (metrics, metrics_addr) = metrics(&config, &policy, &limits, table).await?;
     let handle = Handle { policy: Arc::clone(&policy), limits: Arc::clone(&limits), metrics_addr };
     // TLS is ours: both HTTP versions in ALPN, and handshakes off the
     // accept loop (see transport/accept.rs).
     let tls = config.tls.as_ref().map(ServerTls::config).transpose()?.map(TlsAcceptor::from);
-    // Every service takes compressed requests, which tonic inflates into a
-    // buffer bounded by the size limit; answers are compressed by the call
-    // layer, per message, above a size worth it.
+    // Outermost first: the page's few paths are answered at once (calls
+    // never reach them); each protocol takes its own path (gRPC-Web through
+    // tonic-web, Connect through its translation, both behind CORS), and
+    // every call, whatever its protocol, is a gRPC call through the
+    // per-call layer.
+    let protocols = ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors), table);
+    let page = PageLayer::new(config.page);
+    let calls = Arc::clone(&policy);
+    // Each connection's stack knows its connection, for the calls' log
+    // lines (the peer's address) and its idle time.
+    let stack = move |connection| {
+        ServiceBuilder::new()
+            .layer(page)
+            .layer(protocols.clone())
+            .layer(CallLayer::new(Arc::clone(&calls), metrics.clone(), connection))
+            .service(routes.clone())
+    };
+    let draining = CancellationToken::new();
+    let connections = ConnectionServer::new(&config, stack, draining.clone());
+    let (drain_started, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    let drain = drain::announce(shutdown, health, added, config.grace, drain_started);
+    let serving = async move {
+        let incoming = transport::incoming(listeners, tls, config.handshake_timeout, config.min_ping_interval, &limits);
+        tokio::select! {
+            () = drain::serve_until(incoming, connections, drain, draining) => {}
+            () = drain::cut_after_grace(drain_rx, config.grace, policy, cut) => {
+                tracing::warn!("connections still open after the drain: closing them");
+            }
+        }
+        Ok(())
+    };
+    Ok((serving, handle))
+}
+
+/// The metrics, and where they are served, when `--metrics-listen` asks
+/// for them: bound here, served by a task of their own.
+async fn metrics(
+    config: &ServerConfig,
+    policy: &Arc<CallPolicy>,
+    limits: &Arc<Limits>,
+    table: &'static MethodTable,
+) -> Result<(Option<Arc<Metrics>>, Option<SocketAddr>), Error> {
+    let Some(address) = &config.metrics_listen else { return Ok((None, None)) };
+    let failed = |source| Error::Metrics { address: address.clone(), source };
+    let listener = tokio::net::TcpListener::bind(address.as_str()).await.map_err(failed)?;
+    let bound = listener.local_addr().map_err(failed)?;
+    let metrics = Metrics::new(policy, limits, table);
+    tokio::spawn(calls::serve_metrics(listener, Arc::clone(&metrics)));
+    tracing::info!(address = %bound, "metrics at /metrics");
+    Ok((Some(metrics), Some(bound)))
+}
+
+/// Every service served below the per-call layer: Search (see `Routes`),
+/// the added services, health, and reflection v1 and v1alpha.
+///
+/// Every service takes compressed requests, which tonic inflates into a
+/// buffer bounded by the size limit; answers are compressed by the call
+/// layer, per message, above a size worth it.
+fn routes(
+    config: &ServerConfig,
+    table: &'static MethodTable,
+    health: HealthServer<impl Health>,
+) -> Result<Routes, Error> {
     macro_rules! accept_compressed {
         ($service:expr) => {
             compression::ENCODINGS
@@ -210,115 +246,20 @@ pub async fn start(
                 .fold($service, |service, encoding| service.accept_compressed(encoding.tonic()))
         };
     }
-    // Outermost first: the page's few paths are answered at once (calls
-    // never reach them); each protocol takes its own path (gRPC-Web through
-    // tonic-web, Connect through its translation, both behind CORS), and
-    // every call, whatever its protocol, is a gRPC call through the
-    // per-call layer.
-    let routes = Routes::new(config.max_recv_bytes, served, &config.services)
-        .add(accept_compressed!(health_service))
+    // Reflection describes every service served, health and the added ones
+    // included, so that grpcurl and grpcui can list, describe and call all
+    // of them.
+    let reflection = || {
+        let builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        let added = config.services.list.iter();
+        added.fold(builder, |builder, added| builder.register_encoded_file_descriptor_set(added.descriptor_set))
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    Ok(Routes::new(config.max_recv_bytes, table, &config.services)
+        .add(accept_compressed!(health))
         .add(accept_compressed!(reflection_v1))
-        .add(accept_compressed!(reflection_v1alpha));
-    let protocols = ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors), served);
-    let page = PageLayer::new(config.page);
-    // Each connection's stack knows its peer, for the calls' log lines and
-    // its idle time.
-    let stack = move |peer| {
-        ServiceBuilder::new()
-            .layer(page)
-            .layer(protocols.clone())
-            .layer(CallLayer::new(Arc::clone(&policy), metrics.clone(), peer))
-            .service(routes.clone())
-    };
-    let draining = CancellationToken::new();
-    let serving = Serving::new(&config, stack, draining.clone());
-
-    let (drain_started, drain_rx) = tokio::sync::oneshot::channel::<()>();
-    let grace = config.grace;
-    let drain = async move {
-        shutdown.await;
-        tracing::info!(grace = %humantime::format_duration(grace), "draining: NOT_SERVING, no new connections");
-        health.set_service_status("", ServingStatus::NotServing).await;
-        health.set_not_serving::<SearchServiceServer<Search>>().await;
-        for name in added {
-            health.set_service_status(name, ServingStatus::NotServing).await;
-        }
-        let _ = drain_started.send(());
-    };
-    let in_flight = handle.clone();
-    let serving = async move {
-        let mut incoming =
-            transport::incoming(listeners, tls, config.handshake_timeout, config.min_ping_interval, &limits);
-        let serving = async move {
-            tokio::pin!(drain);
-            loop {
-                tokio::select! {
-                    () = &mut drain => break,
-                    connection = incoming.recv() => match connection {
-                        Some(connection) => serving.spawn(connection),
-                        None => break,
-                    },
-                }
-            }
-            // No more connections: the listening sockets close, and every
-            // connection gets its GOAWAY.
-            drop(incoming);
-            draining.cancel();
-            serving.closed().await;
-        };
-        // The cut: calls still running after the grace end with UNAVAILABLE;
-        // connections still open a moment later are abandoned.
-        let watchdog = async move {
-            if drain_rx.await.is_err() {
-                return std::future::pending().await;
-            }
-            tokio::time::sleep(grace).await;
-            let calls = in_flight.in_flight();
-            if calls > 0 {
-                tracing::warn!(calls, "grace period over: cutting the calls still in flight");
-            }
-            cut.cancel();
-            tokio::time::sleep(CLOSE_MARGIN).await;
-        };
-        tokio::select! {
-            () = serving => {}
-            () = watchdog => tracing::warn!("connections still open after the drain: closing them"),
-        }
-        Ok(())
-    };
-    Ok((serving, handle))
+        .add(accept_compressed!(reflection_v1alpha)))
 }
-
-/// The CORS layer for browsers on `origins`: the methods and headers gRPC-Web
-/// and Connect send, and the ones a page must be able to read. None without
-/// origins: no answer then carries its `vary` headers.
-fn cors(origins: &CorsOrigins) -> Option<CorsLayer> {
-    let allow_origin = match origins {
-        CorsOrigins::None => return None,
-        CorsOrigins::Any => AllowOrigin::any(),
-        CorsOrigins::List(list) => AllowOrigin::list(list.iter().cloned()),
-    };
-    let expose = [
-        "grpc-status",
-        "grpc-message",
-        "grpc-status-details-bin",
-        "grpc-encoding",
-        "grpc-accept-encoding",
-        "content-encoding",
-        "connect-content-encoding",
-        "connect-accept-encoding",
-    ];
-    let layer = CorsLayer::new()
-        .allow_origin(allow_origin)
-        .allow_methods([http::Method::GET, http::Method::POST])
-        .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers(expose.map(http::HeaderName::from_static))
-        .max_age(CORS_MAX_AGE);
-    Some(layer)
-}
-
-/// How long a browser may cache a preflight's answer.
-const CORS_MAX_AGE: Duration = Duration::from_secs(2 * 60 * 60);
-
-/// How long connections get to close after the calls were cut.
-const CLOSE_MARGIN: Duration = Duration::from_secs(1);

@@ -30,8 +30,8 @@ use tonic::Code;
 
 use super::policy::CallPolicy;
 use crate::rpc::code_name;
+use crate::server::method_table::MethodTable;
 use crate::server::protocols::Flows;
-use crate::server::served::Served;
 use crate::server::transport::Limits;
 
 /// The bucket bounds of the call duration, in seconds: the ones the gRPC
@@ -67,13 +67,17 @@ pub(in crate::server) struct Metrics {
     /// per-call layer (answers).
     pub(super) flows: Arc<Flows>,
     /// What the server serves: the methods that have a label of their own.
-    served: &'static Served,
+    table: &'static MethodTable,
 }
 
 impl Metrics {
     /// The metrics of a server whose calls `policy` admits, whose
     /// connections `limits` counts, and which serves what `served` lists.
-    pub(in crate::server) fn new(policy: &Arc<CallPolicy>, limits: &Arc<Limits>, served: &'static Served) -> Arc<Self> {
+    pub(in crate::server) fn new(
+        policy: &Arc<CallPolicy>,
+        limits: &Arc<Limits>,
+        table: &'static MethodTable,
+    ) -> Arc<Self> {
         let mut registry = Registry::default();
         let started = Family::<Started, Counter>::default();
         registry.register(
@@ -92,13 +96,13 @@ impl Metrics {
         let flows = Arc::new(Flows::default());
         let scraped = Scraped { flows: Arc::clone(&flows), policy: Arc::clone(policy), limits: Arc::clone(limits) };
         registry.register_collector(Box::new(scraped));
-        Arc::new(Self { registry, started, duration, flows, served })
+        Arc::new(Self { registry, started, duration, flows, table })
     }
 
     /// A call to `path` starts; the method's label, for [`Metrics::finish`]
     /// (looked up once per call).
     pub(super) fn start(&self, path: &str, protocol: &'static str) -> &'static str {
-        let grpc_method = method_label(self.served, path);
+        let grpc_method = method_label(self.table, path);
         self.started.get_or_create(&Started { grpc_method, protocol }).inc();
         grpc_method
     }
@@ -123,8 +127,8 @@ impl Metrics {
 /// A served method as the `grpc_method` label spells it
 /// (`package.Service/Method`); anything else is `other`, so that a client
 /// cannot grow the label set (as the OpenTelemetry gRPC metrics say).
-fn method_label(served: &Served, path: &str) -> &'static str {
-    served.path(path).map_or("other", |served| &served[1..])
+fn method_label(table: &MethodTable, path: &str) -> &'static str {
+    table.path(path).map_or("other", |served| &served[1..])
 }
 
 /// What is read at scrape time from the server's own counters.
@@ -191,7 +195,7 @@ impl Collector for Scraped {
 }
 
 /// Serves `/metrics` on `listener` until the process ends.
-pub(in crate::server) async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+pub(in crate::server) async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -232,8 +236,8 @@ mod tests {
 
     #[test]
     fn served_methods_are_named_and_anything_else_is_other() {
-        let served = Served::of(&crate::server::Services::default());
-        let method_label = |path| method_label(served, path);
+        let table = MethodTable::of(&crate::server::AddedServices::default());
+        let method_label = |path| method_label(table, path);
         assert_eq!(method_label("/search.v1.SearchService/Search"), "search.v1.SearchService/Search");
         assert_eq!(method_label("/grpc.health.v1.Health/Check"), "grpc.health.v1.Health/Check");
         assert_eq!(method_label("/Search/search"), "Search/search");

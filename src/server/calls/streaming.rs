@@ -9,7 +9,10 @@
 //! The handlers are the generated trait's (`handlers.rs`); the codec
 //! differs from what the generated server would run in its buffer sizes,
 //! and in decoding requests as protobuf's own runtimes do
-//! ([`crate::lenient`]: a field of the wrong wire type is skipped).
+//! ([`crate::lenient`]: a field of the wrong wire type is skipped). A
+//! method of the service not named here is served by the generated server
+//! (`routes.rs`), so a method added to the contract is routed as soon as
+//! its handler is written; naming it here only gives it these buffers.
 
 use std::marker::PhantomData;
 
@@ -25,8 +28,8 @@ use tower::service_fn;
 
 use super::handlers::Search;
 use crate::pb::v1::search_service_server::SearchService;
+use crate::server::protocols::CallFuture;
 use crate::server::protocols::compression::ENCODINGS;
-use crate::server::protocols::{CallFuture, answered};
 
 /// Where each call's buffers start: a batch of a few dozen queries.
 const BUFFER_SIZE: usize = 1024;
@@ -96,22 +99,46 @@ where
         .max_decoding_message_size(limit)
 }
 
-/// A call of the Search service's streaming method named `method`.
-pub(super) fn call(method: &str, request: Request<Body>, limit: usize) -> CallFuture {
-    match method {
-        "Classify" => Box::pin(async move {
-            let classify = service_fn(|request| SearchService::classify(&Search, request));
-            Ok(grpc(limit).streaming(classify, request).await)
-        }),
-        "Count" => Box::pin(async move {
-            let count = service_fn(|request| SearchService::count(&Search, request));
-            Ok(grpc(limit).client_streaming(count, request).await)
-        }),
-        "Scan" => Box::pin(async move {
-            let scan = service_fn(|request| SearchService::scan(&Search, request));
-            Ok(grpc(limit).server_streaming(scan, request).await)
-        }),
-        // Routes serves only the contract's paths: Search went to unary.rs.
-        _ => answered(Status::unimplemented(format!("no method {method} in the Search service")).into_http()),
+/// The Search service's methods served here, with small buffers and
+/// lenient decoding; any other method of the service goes to the generated
+/// server (see `routes.rs`).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Streaming {
+    /// Bidirectional: a stream of batches, one answer each.
+    Classify,
+    /// Client streaming: a stream of batches, one summary.
+    Count,
+    /// Server streaming: one text, its matches as they are found.
+    Scan,
+}
+
+impl Streaming {
+    /// The method of the Search service named `method`, if it is served here.
+    pub(super) fn named(method: &str) -> Option<Self> {
+        match method {
+            "Classify" => Some(Self::Classify),
+            "Count" => Some(Self::Count),
+            "Scan" => Some(Self::Scan),
+            _ => None,
+        }
+    }
+
+    /// One call of this method, whose request messages are at most `limit`
+    /// bytes.
+    pub(super) fn call(self, request: Request<Body>, limit: usize) -> CallFuture {
+        match self {
+            Self::Classify => Box::pin(async move {
+                let classify = service_fn(|request| SearchService::classify(&Search, request));
+                Ok(grpc(limit).streaming(classify, request).await)
+            }),
+            Self::Count => Box::pin(async move {
+                let count = service_fn(|request| SearchService::count(&Search, request));
+                Ok(grpc(limit).client_streaming(count, request).await)
+            }),
+            Self::Scan => Box::pin(async move {
+                let scan = service_fn(|request| SearchService::scan(&Search, request));
+                Ok(grpc(limit).server_streaming(scan, request).await)
+            }),
+        }
     }
 }

@@ -16,9 +16,10 @@ use tower::util::Either;
 use tower::{Layer, Service, ServiceExt};
 use tower_http::cors::{Cors, CorsLayer};
 
-use super::connect::{ConnectService, Methods};
-use super::stack::{CallFuture, CallMark, Protocol, answered};
-use crate::server::served::Served;
+use super::call_future::{CallFuture, answered};
+use super::connect::{ConnectRoutes, ConnectService};
+use super::mark::{CallMark, Protocol};
+use crate::server::method_table::MethodTable;
 
 /// A request's content type, empty when it has none.
 fn content_type<B>(request: &Request<B>) -> &[u8] {
@@ -35,16 +36,16 @@ type Browser<S> = Either<Cors<S>, S>;
 pub(in crate::server) struct ProtocolLayer {
     max_recv_bytes: usize,
     cors: Option<CorsLayer>,
-    /// The methods served, as Connect (and the HTTP/1.1 check) needs them.
-    methods: &'static Methods,
+    /// The routes served, as Connect (and the HTTP/1.1 check) needs them.
+    routes: &'static ConnectRoutes,
 }
 
 impl ProtocolLayer {
     /// A layer whose Connect requests are at most `max_recv_bytes` a
     /// message, whose browser protocols answer CORS as `cors` says, and
     /// which serves what `served` lists.
-    pub(in crate::server) fn new(max_recv_bytes: usize, cors: Option<CorsLayer>, served: &'static Served) -> Self {
-        Self { max_recv_bytes, cors, methods: Methods::of(served) }
+    pub(in crate::server) fn new(max_recv_bytes: usize, cors: Option<CorsLayer>, table: &'static MethodTable) -> Self {
+        Self { max_recv_bytes, cors, routes: ConnectRoutes::of(table) }
     }
 
     fn browser<S>(&self, service: S) -> Browser<S> {
@@ -60,8 +61,8 @@ impl<S: Clone> Layer<S> for ProtocolLayer {
 
     fn layer(&self, inner: S) -> Protocols<S> {
         let web = self.browser(GrpcWebLayer::new().layer(inner.clone()));
-        let connect = self.browser(ConnectService::new(inner.clone(), self.max_recv_bytes, self.methods));
-        Protocols { grpc: inner, web, connect, methods: self.methods }
+        let connect = self.browser(ConnectService::new(inner.clone(), self.max_recv_bytes, self.routes));
+        Protocols { grpc: inner, web, connect, routes: self.routes }
     }
 }
 
@@ -72,7 +73,7 @@ pub(in crate::server) struct Protocols<S> {
     grpc: S,
     web: Browser<GrpcWebService<S>>,
     connect: Browser<ConnectService<S>>,
-    methods: &'static Methods,
+    routes: &'static ConnectRoutes,
 }
 
 impl<S> Service<Request<Body>> for Protocols<S>
@@ -108,7 +109,7 @@ where
         }
         request.extensions_mut().insert(CallMark { protocol, refused: None });
         if protocol == Protocol::GrpcWeb {
-            if request.version() < Version::HTTP_2 && self.methods.is_bidi(request.uri().path()) {
+            if request.version() < Version::HTTP_2 && self.routes.is_bidi(request.uri().path()) {
                 // Half-duplex HTTP/1.1 cannot carry it; tonic-web would try.
                 return refused(StatusCode::HTTP_VERSION_NOT_SUPPORTED);
             }

@@ -7,13 +7,17 @@
 //! too, for the per-call layer and the direct unary path to use.
 //!
 //! It imports nothing of the call layer nor of the transport layer; of the
-//! rest of the server only `served.rs` (the methods Connect can route).
+//! rest of the server only `method_table.rs` (the methods Connect can route)
+//! and `config/` (the CORS origins).
 //!
 //! Files:
 //! - `dispatch.rs`: the dispatch by content type, CORS for the browser
 //!   protocols ([`ProtocolLayer`]).
-//! - `stack.rs`: what every layer of the stack shares about a call: its
-//!   future ([`CallFuture`]), and the protocol's mark on it ([`CallMark`]).
+//! - `call_future.rs`: the future every service of the stack returns for a
+//!   call ([`CallFuture`]).
+//! - `mark.rs`: the protocol's mark on a call, for the per-call layer
+//!   ([`CallMark`]).
+//! - `cors.rs`: the CORS layer for the browser protocols ([`cors`]).
 //! - `connect/`: the Connect protocol, translated to and from gRPC.
 //! - `envelope.rs`: the 5-byte message envelope all three share.
 //! - `frames.rs`: a request's gRPC framing checked as it arrives (size
@@ -23,15 +27,19 @@
 //!   which answers must be, for handlers that know or choose it
 //!   ([`ReceivedCompression`], [`SendCompression`]).
 
+mod call_future;
 pub(in crate::server) mod compression;
 mod connect;
+mod cors;
 mod dispatch;
 pub(in crate::server) mod envelope;
 mod frames;
+mod mark;
 mod per_message;
-mod stack;
 
+pub(in crate::server) use self::call_future::{CallFuture, answered};
+pub(in crate::server) use self::cors::cors;
 pub(in crate::server) use self::dispatch::ProtocolLayer;
 pub(in crate::server) use self::frames::{Flows, RequestFrames, too_large};
+pub(in crate::server) use self::mark::{CallMark, Protocol};
 pub use self::per_message::{ReceivedCompression, SendCompression};
-pub(in crate::server) use self::stack::{CallFuture, CallMark, Protocol, answered};

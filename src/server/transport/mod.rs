@@ -7,24 +7,39 @@
 //!
 //! It knows nothing of gRPC: a connection is served with whatever service
 //! stack `server/mod.rs` builds for it, and imports only the server's settings
-//! (`config.rs`) from outside this folder.
+//! (`config/`) from outside this folder.
 //!
 //! Files:
 //! - `listen.rs`: the sockets, bound before serving ([`Listeners`]).
-//! - `accept.rs`: accepting on them: the connection limit ([`Limits`]),
-//!   TLS handshakes each in a task of its own, the first word's deadline.
-//! - `conn.rs`: serving each connection on hyper ([`Serving`]), its age and
-//!   idle time bounded; what the stack knows of its connection ([`Peer`]).
+//! - `accept.rs`: accepting on them ([`incoming`]): TLS handshakes each in
+//!   a task of its own, the connections ready to serve in one queue.
+//! - `limits.rs`: the connection limit ([`Limits`]).
+//! - `first_word.rs`: the first word's deadline and its parser.
+//! - `connection.rs`: an accepted connection as hyper reads and writes it
+//!   ([`Connection`]): the frame watch fed, an abusive peer's GOAWAY, the
+//!   socket closed gently.
+//! - `connection_server.rs`: serving each connection on hyper
+//!   ([`ConnectionServer`]), its age and idle time bounded.
+//! - `activity.rs`: what the stack knows of its connection
+//!   ([`ConnectionActivity`]): the peer's address, the calls holding it
+//!   busy ([`Busy`]).
 //! - `watch.rs`: the HTTP/2 frames both ways, for the floods h2 does not
 //!   bound (PING, SETTINGS, streams reset one by one).
 //! - `linger.rs`: reading the rest of an HTTP/1.1 body the server refused.
 
 mod accept;
-mod conn;
+mod activity;
+mod connection;
+mod connection_server;
+mod first_word;
+mod limits;
 mod linger;
 mod listen;
 mod watch;
 
-pub(in crate::server) use self::accept::{Limits, incoming};
-pub(in crate::server) use self::conn::{Busy, Peer, Serving};
+pub(in crate::server) use self::accept::incoming;
+pub(in crate::server) use self::activity::{Busy, ConnectionActivity};
+pub(in crate::server) use self::connection::Connection;
+pub(in crate::server) use self::connection_server::ConnectionServer;
+pub(in crate::server) use self::limits::Limits;
 pub use self::listen::Listeners;

@@ -1,6 +1,6 @@
 //! One Connect call as the gRPC call it means: the methods served, as
 //! Connect needs to know them ([`Route`], from the descriptor sets of
-//! `served.rs`), the checked call ([`Call`]), the request's head made into
+//! `method_table.rs`), the checked call ([`Call`]), the request's head made into
 //! gRPC's (method, content type, `connect-timeout-ms` as `grpc-timeout`),
 //! a header the call cannot run with left as a refusal for the per-call
 //! layer, and a response's custom metadata copied back.
@@ -18,9 +18,9 @@ use tower::Service;
 use super::codec::{self, FromJson, ToJson};
 use super::message::{Decoder, request_encoding};
 use crate::rpc::{Idempotency, LEGACY_SEARCH_PATH};
+use crate::server::method_table::{Kept, MethodTable, keep};
+use crate::server::protocols::mark::{CallMark, Protocol};
 use crate::server::protocols::per_message::ReceivedCompression;
-use crate::server::protocols::stack::{CallMark, Protocol};
-use crate::server::served::{Kept, Served, keep};
 
 /// Refuses the call of `extensions` with `status` (a bad timeout or
 /// compression header): the per-call layer answers it, and logs it like any
@@ -84,19 +84,19 @@ impl Route {
 
 /// Every method one server serves, as Connect needs to know them.
 #[derive(Debug)]
-pub(in crate::server::protocols) struct Methods(HashMap<&'static str, Route>);
+pub(in crate::server::protocols) struct ConnectRoutes(HashMap<&'static str, Route>);
 
-impl Methods {
-    /// The methods of `served`, from the descriptor sets of its services:
+impl ConnectRoutes {
+    /// The routes of the methods in `table`, from their descriptors:
     /// built once per table, the same after.
-    pub(in crate::server::protocols) fn of(served: &'static Served) -> &'static Self {
-        static TABLES: Kept<usize, Methods> = Mutex::new(Vec::new());
-        keep(&TABLES, std::ptr::from_ref(served) as usize, || Self::build(served))
+    pub(in crate::server::protocols) fn of(table: &'static MethodTable) -> &'static Self {
+        static TABLES: Kept<usize, ConnectRoutes> = Mutex::new(Vec::new());
+        keep(&TABLES, std::ptr::from_ref(table) as usize, || Self::build(table))
     }
 
-    fn build(served: &Served) -> Self {
+    fn build(table: &MethodTable) -> Self {
         let mut routes = HashMap::new();
-        for (path, method) in served.methods() {
+        for (path, method) in table.methods() {
             let json =
                 codec::json(&method.input).zip(codec::json(&method.output)).map(|((from, _), (_, to))| (from, to));
             let route = Route {
@@ -107,7 +107,7 @@ impl Methods {
                 get: method.idempotency == Idempotency::NoSideEffects && path != LEGACY_SEARCH_PATH,
                 json,
                 input: method.input.clone(),
-                added: served.is_added(path),
+                added: table.is_added(path),
             };
             routes.insert(path, route);
         }
@@ -249,7 +249,7 @@ mod tests {
 
     #[test]
     fn every_served_method_has_a_route() {
-        let routes = Methods::of(Served::of(&crate::server::Services::default()));
+        let routes = ConnectRoutes::of(MethodTable::of(&crate::server::AddedServices::default()));
         let search = routes.get(crate::rpc::SEARCH_PATH).expect("Search");
         assert!(search.get && !search.streaming() && search.json.is_some());
         let legacy = routes.get(LEGACY_SEARCH_PATH).expect("the legacy alias");

@@ -126,6 +126,21 @@ mod tests {
         assert!(json("grpc.reflection.v1.ServerReflectionRequest").is_none());
     }
 
+    /// Each message of the contract's methods has its JSON view, so that
+    /// Connect's JSON (the web page's, curl's) reaches every method: a
+    /// method added to the proto with new messages fails here until they
+    /// are in `json`.
+    #[test]
+    fn every_message_of_the_contract_has_a_json_view() {
+        let methods = crate::rpc::methods(crate::pb::v1::FILE_DESCRIPTOR_SET);
+        assert!(!methods.is_empty());
+        for method in &methods {
+            for name in [&method.input, &method.output] {
+                assert!(json(name).is_some(), "{name} of {} has no JSON view: add it to codec::json", method.path);
+            }
+        }
+    }
+
     #[test]
     fn bad_json_says_where() {
         let (from, _) = json("search.v1.SearchRequest").expect("known");

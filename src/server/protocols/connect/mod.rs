@@ -12,7 +12,7 @@
 //! - `mod.rs`: the service, and the checks made before a call, in
 //!   connect-go's order (HTTP version for bidi, HTTP method, content type),
 //!   each answered with its HTTP status.
-//! - `call.rs`: the methods served, and a Connect call's head made into
+//! - `call.rs`: the routes served, and a Connect call's head made into
 //!   the gRPC call's.
 //! - `unary.rs`: unary calls, `POST` and `GET`.
 //! - `stream.rs`: streaming calls, in enveloped bodies.
@@ -38,7 +38,7 @@ use tonic::Status;
 use tonic::body::Body;
 use tower::Service;
 
-pub(super) use self::call::Methods;
+pub(super) use self::call::ConnectRoutes;
 use self::call::{Call, Codec, Grpc, Route};
 use self::error::error_response;
 
@@ -48,13 +48,13 @@ pub(super) struct ConnectService<S> {
     inner: S,
     /// The largest request message (`--max-recv-bytes`).
     limit: usize,
-    /// The methods served.
-    methods: &'static Methods,
+    /// The routes served.
+    routes: &'static ConnectRoutes,
 }
 
 impl<S> ConnectService<S> {
-    pub(super) fn new(inner: S, limit: usize, methods: &'static Methods) -> Self {
-        Self { inner, limit, methods }
+    pub(super) fn new(inner: S, limit: usize, routes: &'static ConnectRoutes) -> Self {
+        Self { inner, limit, routes }
     }
 }
 
@@ -75,16 +75,21 @@ where
         // The clone that was ready serves this call (tower's clone-swap idiom).
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        let (limit, methods) = (self.limit, self.methods);
-        Box::pin(async move { Ok(serve(inner, request, limit, methods).await) })
+        let (limit, routes) = (self.limit, self.routes);
+        Box::pin(async move { Ok(check_and_call(inner, request, limit, routes).await) })
     }
 }
 
-/// Serves one Connect request with `inner`, the gRPC service below: checks
-/// it in connect-go's order, then runs its call. `limit` is the largest
-/// request message (`--max-recv-bytes`); `methods` the ones served.
-async fn serve(inner: impl Grpc, request: Request<Body>, limit: usize, methods: &'static Methods) -> Response<Body> {
-    let Some(route) = methods.get(request.uri().path()) else {
+/// One Connect request, with `inner` the gRPC service below: checked in
+/// connect-go's order, then its call run. `limit` is the largest request
+/// message (`--max-recv-bytes`); `routes` the methods served.
+async fn check_and_call(
+    inner: impl Grpc,
+    request: Request<Body>,
+    limit: usize,
+    routes: &'static ConnectRoutes,
+) -> Response<Body> {
+    let Some(route) = routes.get(request.uri().path()) else {
         let status = Status::unimplemented(format!("no method {} on this server", request.uri().path()));
         return error_response(StatusCode::NOT_FOUND, &status);
     };

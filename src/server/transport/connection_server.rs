@@ -1,4 +1,4 @@
-//! Serving one connection on hyper (HTTP/2, or HTTP/1.1 for the web
+//! Serving each connection on hyper (HTTP/2, or HTTP/1.1 for the web
 //! protocols), with its life bounded by the server, not by the peer:
 //!
 //! - at `--max-connection-age` (less up to 10% at random, so that clients
@@ -23,7 +23,6 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -40,14 +39,15 @@ use tonic::body::Body;
 use tower::util::Oneshot;
 use tower::{Service, ServiceExt};
 
-use super::accept::Connection;
+use super::activity::{Activity, ConnectionActivity};
+use super::connection::Connection;
 use super::linger::Lingering;
 use crate::server::config::ServerConfig;
 
-/// What every connection is served with: the HTTP settings, the service
-/// stack (built for each connection, knowing its peer) and the bounds on
-/// its life.
-pub(in crate::server) struct Serving<M> {
+/// The server of every accepted connection: each is served on hyper in a
+/// task of its own, with the HTTP settings, the service stack built for it
+/// (knowing its connection) and the bounds on its life.
+pub(in crate::server) struct ConnectionServer<M> {
     http: Builder<TokioExecutor>,
     make: M,
     max_age: Duration,
@@ -62,9 +62,9 @@ pub(in crate::server) struct Serving<M> {
 /// The largest share of `--max-connection-age` taken off at random.
 const AGE_JITTER: f64 = 0.1;
 
-impl<M, S> Serving<M>
+impl<M, S> ConnectionServer<M>
 where
-    M: Fn(Peer) -> S + Send + Sync + 'static,
+    M: Fn(ConnectionActivity) -> S + Send + Sync + 'static,
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
@@ -95,7 +95,7 @@ where
     /// Serves `connection` in a task of its own.
     pub(in crate::server) fn spawn(self: &Arc<Self>, connection: Connection) {
         let this = Arc::clone(self);
-        self.tasks.spawn(async move { this.serve(connection).await });
+        self.tasks.spawn(async move { this.serve_connection(connection).await });
     }
 
     /// Waits for every connection to close (after a drain).
@@ -104,10 +104,10 @@ where
         self.tasks.wait().await;
     }
 
-    async fn serve(&self, connection: Connection) {
+    async fn serve_connection(&self, connection: Connection) {
         // Formatted once here, not in every call's log line.
         let activity = Arc::new(Activity::new(connection.peer_addr().map(|addr| addr.to_string())));
-        let service = PerConnection { inner: Mutex::new((self.make)(Peer { activity: Arc::clone(&activity) })) };
+        let service = PerConnection { inner: Mutex::new((self.make)(ConnectionActivity::new(Arc::clone(&activity)))) };
         let served = self.http.serve_connection(TokioIo::new(connection), service);
         tokio::pin!(served);
         let jitter = 1.0 - AGE_JITTER * fastrand::f64();
@@ -148,82 +148,6 @@ where
     }
 }
 
-/// What a connection's service stack knows of it: the peer's address (for
-/// the log) and the connection's activity (each call holds it busy).
-#[derive(Debug, Clone)]
-pub(in crate::server) struct Peer {
-    activity: Arc<Activity>,
-}
-
-impl Peer {
-    /// Marks the connection busy until the returned guard is dropped.
-    pub(in crate::server) fn busy(&self) -> Busy {
-        self.activity.calls.fetch_add(1, Ordering::AcqRel);
-        Busy(Arc::clone(&self.activity))
-    }
-}
-
-/// The calls running on one connection, and since when it has had none.
-#[derive(Debug)]
-struct Activity {
-    /// The peer's address, as the call log writes it.
-    peer: Option<String>,
-    /// When the connection was opened, the origin of `idle_since`.
-    opened: Instant,
-    calls: AtomicUsize,
-    /// When the last call ended, in nanoseconds since `opened`.
-    idle_since: AtomicU64,
-}
-
-impl Activity {
-    fn new(peer: Option<String>) -> Self {
-        Self { peer, opened: Instant::now(), calls: AtomicUsize::new(0), idle_since: AtomicU64::new(0) }
-    }
-
-    /// Resolves once the connection has had no call for `max`. Calls touch
-    /// two atomics and no lock; this task looks at them when a deadline
-    /// passes, moving the deadline on while the connection is busy.
-    async fn idle_for(&self, max: Duration) {
-        let mut deadline = self.opened + max;
-        loop {
-            sleep_until(deadline).await;
-            if self.calls.load(Ordering::Acquire) > 0 {
-                deadline = Instant::now() + max;
-                continue;
-            }
-            let since = self.opened + Duration::from_nanos(self.idle_since.load(Ordering::Acquire));
-            // A call that started and ended while this slept moved the start
-            // of the idle time on.
-            if since + max <= Instant::now() {
-                return;
-            }
-            deadline = since + max;
-        }
-    }
-}
-
-/// A call on a connection: while one is held, the connection is not idle.
-#[derive(Debug)]
-pub(in crate::server) struct Busy(Arc<Activity>);
-
-impl Busy {
-    /// The peer's address, when the connection has one (not a Unix socket's).
-    pub(in crate::server) fn peer(&self) -> Option<&str> {
-        self.0.peer.as_deref()
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        let activity = &self.0;
-        // The idle time starts now; stored before the count drops, so the
-        // idle task never sees no calls with an old start.
-        let now = u64::try_from(activity.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        activity.idle_since.fetch_max(now, Ordering::AcqRel);
-        activity.calls.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// The service of one connection, called in place: hyper calls it from the
 /// connection's task, one request at a time, so the lock is never contended.
 struct PerConnection<S> {
@@ -254,36 +178,5 @@ where
             Poll::Ready(Ok(())) => Either::Left(service.call(request)),
             _ => Either::Right(Box::pin(service.clone().oneshot(request))),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn idle_counts_from_the_last_call_and_never_while_one_runs() {
-        let activity = Arc::new(Activity::new(None));
-        let peer = Peer { activity: Arc::clone(&activity) };
-        let max = Duration::from_secs(10);
-        let start = Instant::now();
-        // A call from 5 s to 25 s: idle from 25 s, so done at 35 s.
-        let call = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            let busy = peer.busy();
-            tokio::time::sleep(Duration::from_secs(20)).await;
-            drop(busy);
-        });
-        activity.idle_for(max).await;
-        assert_eq!(start.elapsed(), Duration::from_secs(35));
-        call.await.expect("the call ran");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_connection_with_no_call_is_idle_from_its_start() {
-        let activity = Activity::new(None);
-        let start = Instant::now();
-        activity.idle_for(Duration::from_secs(7)).await;
-        assert_eq!(start.elapsed(), Duration::from_secs(7));
     }
 }

@@ -1,24 +1,19 @@
-//! What the server serves: the services it always serves (the contract,
-//! health, reflection v1 and v1alpha), the ones a program adds beside them
-//! ([`Services`], such as the interop test service), and every method path
-//! they hold, the article's `/Search/search` included. Below every layer:
-//! the routes, the metrics' method label and the Connect protocol's method
-//! table all read it, and it imports nothing of the server.
+//! The method table: every method one server serves, read from the
+//! descriptor sets of its services (the contract, health, reflection v1
+//! and v1alpha, and the [`AddedServices`]), each path with what its
+//! descriptor says of it, the article's `/Search/search` included. Below
+//! every layer: the routes, the metrics' method label and the Connect
+//! protocol's method table all read it, and it imports nothing of the
+//! server but the added services.
 //!
-//! A server's table ([`Served`]) is built once per set of services and kept
-//! for the life of the process (a process serves one or two such sets), so
-//! that every layer holds it, and the paths in it, as `&'static`.
+//! A server's table ([`MethodTable`]) is built once per set of services and
+//! kept for the life of the process (a process serves one or two such
+//! sets), so that every layer holds it, and the paths in it, as `&'static`.
 
 use std::collections::HashSet;
-use std::convert::Infallible;
 use std::sync::{LazyLock, Mutex};
 
-use http::{Request, Response};
-use tonic::body::Body;
-use tonic::server::NamedService;
-use tower::Service;
-use tower::util::BoxCloneSyncService;
-
+use super::added::AddedServices;
 use crate::pb::v1::FILE_DESCRIPTOR_SET;
 use crate::rpc::{LEGACY_SEARCH_PATH, Method};
 
@@ -31,90 +26,30 @@ pub(super) const BUILT_IN: [&[u8]; 4] = [
     tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
 ];
 
-/// A service of the stack, boxed: every service but Search's own paths.
-pub(super) type Boxed = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
-
-/// Services a program serves beside Search, health and reflection, through
-/// the same stack: the connection loop and its limits, the protocols
-/// (gRPC, gRPC-Web, Connect), the per-call layer (admission, deadline, the
-/// drain, compression, metrics, the log line). Each is a generated tonic
-/// server (or any service that names itself the same way) with the encoded
-/// descriptor set that declares it: its methods are routed, counted and
-/// offered to Connect from there, and reflection describes it.
-///
-/// A call to an added service may learn, per message, whether its request
-/// messages arrived compressed, and choose whether each answer is
-/// ([`ReceivedCompression`](super::ReceivedCompression),
-/// [`SendCompression`](super::SendCompression)).
-#[derive(Clone, Default)]
-pub struct Services {
-    pub(super) added: Vec<Added>,
-}
-
-/// One added service.
-#[derive(Clone)]
-pub(super) struct Added {
-    /// Its full name, as its paths start (`grpc.testing.TestService`).
-    pub(super) name: &'static str,
-    pub(super) service: Boxed,
-    /// The encoded `FileDescriptorSet` that declares it.
-    pub(super) descriptor_set: &'static [u8],
-}
-
-impl Services {
-    /// Adds `service`, declared in `descriptor_set` (the generated
-    /// `FILE_DESCRIPTOR_SET` of its package). Requests to it may be
-    /// compressed with any encoding the server takes, so a generated server
-    /// should accept them all (`accept_compressed`); answers are compressed
-    /// by the per-call layer.
-    #[must_use]
-    pub fn add<S>(mut self, service: S, descriptor_set: &'static [u8]) -> Self
-    where
-        S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + NamedService,
-        S: Clone + Send + Sync + 'static,
-        S::Future: Send + 'static,
-    {
-        self.added.push(Added { name: S::NAME, service: BoxCloneSyncService::new(service), descriptor_set });
-        self
-    }
-
-    /// The names of the services added, in order.
-    #[must_use]
-    pub fn names(&self) -> Vec<&'static str> {
-        self.added.iter().map(|added| added.name).collect()
-    }
-}
-
-impl std::fmt::Debug for Services {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.names()).finish()
-    }
-}
-
 /// Everything one server serves: each method path with what its descriptor
 /// says of it, and which of them belong to added services.
 #[derive(Debug)]
-pub(super) struct Served {
+pub(super) struct MethodTable {
     /// Every method path served and its method, the article's path last.
     methods: Vec<(&'static str, Method)>,
     /// The names of the added services.
     added: Vec<&'static str>,
 }
 
-impl Served {
+impl MethodTable {
     /// The table of a server serving the built-in services and `services`:
     /// built on the first call for this set, the same one after.
-    pub(super) fn of(services: &Services) -> &'static Self {
-        static TABLES: Kept<Vec<(&'static str, usize)>, Served> = Mutex::new(Vec::new());
+    pub(super) fn of(services: &AddedServices) -> &'static Self {
+        static TABLES: Kept<Vec<(&'static str, usize)>, MethodTable> = Mutex::new(Vec::new());
         // The descriptor sets are statics: their addresses tell them apart.
-        let key = services.added.iter().map(|a| (a.name, a.descriptor_set.as_ptr() as usize)).collect();
+        let key = services.list.iter().map(|a| (a.name, a.descriptor_set.as_ptr() as usize)).collect();
         keep(&TABLES, key, || Self::build(services))
     }
 
-    fn build(services: &Services) -> Self {
+    fn build(services: &AddedServices) -> Self {
         let mut methods: Vec<(&'static str, Method)> =
             BUILT_IN.iter().flat_map(|set| crate::rpc::methods(set)).map(|m| (intern(&m.path), m)).collect();
-        for added in &services.added {
+        for added in &services.list {
             // Only the added service's own methods: its file may declare
             // others (grpc.testing's UnimplementedService), not served.
             let prefix = format!("/{}/", added.name);
@@ -175,22 +110,29 @@ fn intern(text: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
+
+    use http::{Request, Response};
+    use tonic::body::Body;
+    use tonic::server::NamedService;
+    use tower::Service;
+
     use super::*;
 
     #[test]
     fn every_served_path_is_known_and_nothing_else() {
-        let served = Served::of(&Services::default());
-        assert_eq!(served.path("/search.v1.SearchService/Search"), Some("/search.v1.SearchService/Search"));
-        assert_eq!(served.path("/Search/search"), Some("/Search/search"));
-        assert_eq!(served.path("/grpc.health.v1.Health/Check"), Some("/grpc.health.v1.Health/Check"));
+        let table = MethodTable::of(&AddedServices::default());
+        assert_eq!(table.path("/search.v1.SearchService/Search"), Some("/search.v1.SearchService/Search"));
+        assert_eq!(table.path("/Search/search"), Some("/Search/search"));
+        assert_eq!(table.path("/grpc.health.v1.Health/Check"), Some("/grpc.health.v1.Health/Check"));
         let reflection = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
-        assert_eq!(served.path(reflection), Some(reflection));
-        assert_eq!(served.path("/search.v1.SearchService/Nope"), None);
-        assert_eq!(served.path("/Search/Search"), None);
-        assert_eq!(served.path("/"), None);
-        assert_eq!(served.path(""), None);
-        assert_eq!(served.path("/grpc.testing.TestService/EmptyCall"), None, "not added");
-        assert!(!served.is_added("/search.v1.SearchService/Search"));
+        assert_eq!(table.path(reflection), Some(reflection));
+        assert_eq!(table.path("/search.v1.SearchService/Nope"), None);
+        assert_eq!(table.path("/Search/Search"), None);
+        assert_eq!(table.path("/"), None);
+        assert_eq!(table.path(""), None);
+        assert_eq!(table.path("/grpc.testing.TestService/EmptyCall"), None, "not added");
+        assert!(!table.is_added("/search.v1.SearchService/Search"));
     }
 
     /// A service named as grpc.testing's TestService that answers nothing:
@@ -218,17 +160,17 @@ mod tests {
 
     #[test]
     fn an_added_service_is_served_and_only_its_own_methods() {
-        let services = Services::default().add(Nothing, crate::pb::testing::FILE_DESCRIPTOR_SET);
-        let served = Served::of(&services);
+        let services = AddedServices::default().add(Nothing, crate::pb::testing::FILE_DESCRIPTOR_SET);
+        let table = MethodTable::of(&services);
         let empty = "/grpc.testing.TestService/EmptyCall";
-        assert_eq!(served.path(empty), Some(empty));
-        assert!(served.is_added(empty));
-        assert!(!served.is_added("/search.v1.SearchService/Search"));
-        assert_eq!(served.path("/search.v1.SearchService/Search"), Some("/search.v1.SearchService/Search"));
+        assert_eq!(table.path(empty), Some(empty));
+        assert!(table.is_added(empty));
+        assert!(!table.is_added("/search.v1.SearchService/Search"));
+        assert_eq!(table.path("/search.v1.SearchService/Search"), Some("/search.v1.SearchService/Search"));
         // Declared in the same file, not added: not served.
-        assert_eq!(served.path("/grpc.testing.UnimplementedService/UnimplementedCall"), None);
+        assert_eq!(table.path("/grpc.testing.UnimplementedService/UnimplementedCall"), None);
         // The same set of services, the same table.
-        assert!(std::ptr::eq(served, Served::of(&services.clone())));
-        assert!(!std::ptr::eq(served, Served::of(&Services::default())));
+        assert!(std::ptr::eq(table, MethodTable::of(&services.clone())));
+        assert!(!std::ptr::eq(table, MethodTable::of(&AddedServices::default())));
     }
 }

@@ -1,88 +1,24 @@
-//! The server's settings: flags with environment variables ([`ServerArgs`]),
-//! checked into the [`ServerConfig`] the library serves with.
+//! The server's flags ([`ServerArgs`]), each with its environment variable
+//! (`SEARCH_...`, or OpenTelemetry's own for the trace flags), checked into
+//! the [`ServerConfig`] the library serves with ([`ServerArgs::into_config`]),
+//! and why they may not make one ([`ConfigError`]).
 //!
-//! Every default is a constant here, shown by `server --help`, so the flags,
-//! [`ServerConfig::default`] and `docs/server.md` cannot drift apart.
-//!
-//! Durations are humantime's; sizes ([`ByteSize`]) are parsed here: the
-//! `bytesize` crate (checked) also takes decimal units and fractions
-//! (`1.5MB`) and writes `4.0 MiB`, where these flags take whole binary
-//! units and `--help` shows a default as it is typed (`4MiB`).
+//! Durations are humantime's; sizes are [`ByteSize`]s; a switch's variable
+//! takes what people write for yes and no (`1`, `true`, `yes`, `on`, and
+//! `0`, `false`, `no`, `off`), as clap's `BoolishValueParser` reads them.
 
-use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
-use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Parser, ValueEnum};
 
-use super::served::Services;
+use super::byte_size::ByteSize;
+use super::defaults::*;
+use super::settings::{CorsOrigins, ServerConfig};
+use crate::server::added::AddedServices;
 use crate::logging::LogFormat;
 use crate::tls::{self, ServerTls};
-use crate::traces::{TraceArgs, TraceConfig, TraceConfigError};
-
-/// Deadline of a call that arrives without one (no `grpc-timeout` header).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-/// The longest deadline a client may ask for; longer ones are cut to this.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-/// The largest request message accepted, as grpc's default receive limit.
-pub const MAX_RECV_BYTES: ByteSize = ByteSize(4 << 20);
-/// Calls served at once, over all connections; more are refused at once.
-pub const MAX_CONCURRENT_CALLS: u32 = 10_000;
-/// HTTP/2 streams (calls) open at once on one connection.
-pub const MAX_CONCURRENT_STREAMS: u32 = 256;
-/// How often an idle connection is pinged (HTTP/2 keepalive).
-pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
-/// How long a keepalive ping may go unanswered before the connection is closed.
-pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a connection may live, so that clients rebalance over servers.
-pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
-/// Extra time an aged connection gets before it is closed.
-pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(60);
-/// How long a connection may go without a call before it is closed.
-pub const MAX_CONNECTION_IDLE: Duration = Duration::from_secs(5 * 60);
-/// Bytes of answers buffered per stream for a client that does not read
-/// them (HTTP/2 flow control holds the rest back).
-pub const MAX_SEND_BUFFER: ByteSize = ByteSize(64 << 10);
-/// The shortest time between two PINGs (or SETTINGS) from a client that
-/// is not answered by any data in between: half this project's client
-/// keepalive time (10 s), so that its pings are never strikes, and short
-/// enough for grpc clients that ping every 10 s, the least grpc-go allows.
-/// grpc servers default to 5 minutes, which turns away every client that
-/// looks for a dead peer faster than that.
-pub const MIN_PING_INTERVAL: Duration = Duration::from_secs(5);
-/// The largest request header block over HTTP/2 (hyper's default).
-pub const MAX_HEADER_BYTES: ByteSize = ByteSize(16 << 10);
-/// How long a new connection may take to finish its TLS handshake and say
-/// its first word (the HTTP/2 preface and SETTINGS, or a request head).
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// File descriptors kept for everything but connections: listeners, logs,
-/// files, the runtime's own.
-const SPARE_FDS: u64 = 64;
-
-/// The default `--max-connections`: the process's open-file limit, less
-/// what the rest of the server needs (each connection is one descriptor).
-#[must_use]
-pub fn default_max_connections() -> u32 {
-    let limit = open_file_limit().unwrap_or(1024);
-    u32::try_from(limit.saturating_sub(SPARE_FDS).max(1)).unwrap_or(u32::MAX)
-}
-
-/// The soft limit on open files (`ulimit -n`).
-fn open_file_limit() -> Option<u64> {
-    #[cfg(unix)]
-    {
-        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        // SAFETY: getrlimit writes one rlimit into the struct it is given.
-        let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) };
-        (got == 0).then_some(limit.rlim_cur)
-    }
-    #[cfg(not(unix))]
-    None
-}
-/// How long calls in flight may run after a shutdown signal.
-pub const GRACE: Duration = Duration::from_secs(10);
+use crate::traces::{TraceArgs, TraceConfigError};
 
 /// Serves the Search service (does a query contain "banana"?) over gRPC.
 #[derive(Debug, Parser)]
@@ -198,7 +134,7 @@ pub struct ServerArgs {
 
     /// Do not serve the web page (at /, with its script, style and icon):
     /// the port then answers calls only.
-    #[arg(long, env = "SEARCH_NO_PAGE")]
+    #[arg(long, env = "SEARCH_NO_PAGE", value_parser = BoolishValueParser::new())]
     pub no_page: bool,
 
     /// Serve Prometheus metrics at http://HOST:PORT/metrics (off by default).
@@ -212,86 +148,6 @@ pub struct ServerArgs {
     /// OpenTelemetry traces: a span per call, sent over OTLP.
     #[command(flatten)]
     pub traces: TraceArgs,
-}
-
-/// The checked settings the server runs with.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// Deadline of a call without one.
-    pub default_timeout: Duration,
-    /// Cap on the deadline a client asks for.
-    pub max_timeout: Duration,
-    /// Largest request message, in bytes.
-    pub max_recv_bytes: usize,
-    /// Calls at once over all connections.
-    pub max_concurrent_calls: usize,
-    /// Streams at once per connection.
-    pub max_concurrent_streams: u32,
-    /// HTTP/2 keepalive ping interval.
-    pub keepalive_interval: Duration,
-    /// HTTP/2 keepalive ping timeout.
-    pub keepalive_timeout: Duration,
-    /// Maximum connection age.
-    pub max_connection_age: Duration,
-    /// Grace after the maximum connection age (and after any GOAWAY).
-    pub max_connection_age_grace: Duration,
-    /// How long a connection may go without a call.
-    pub max_connection_idle: Duration,
-    /// Answer bytes buffered per stream for a client that does not read.
-    pub max_send_buffer: usize,
-    /// The shortest gap between unanswered PINGs (or SETTINGS).
-    pub min_ping_interval: Duration,
-    /// Drain time after a shutdown signal.
-    pub grace: Duration,
-    /// The longest a TLS handshake and the first word may take.
-    pub handshake_timeout: Duration,
-    /// Connections open at once.
-    pub max_connections: usize,
-    /// Largest HTTP/2 request header block, in bytes.
-    pub max_header_bytes: u32,
-    /// TLS, when serving it.
-    pub tls: Option<ServerTls>,
-    /// Origins whose web pages may call the server (CORS).
-    pub cors: CorsOrigins,
-    /// Whether to serve the web page at `/` (`web/dist/`, in the binary).
-    pub page: bool,
-    /// Where to serve `/metrics`, if anywhere.
-    pub metrics_listen: Option<String>,
-    /// Services served beside Search, health and reflection (none from
-    /// the flags: a program adds them, as the interop server does).
-    pub services: Services,
-    /// Where and how spans are exported, when tracing is on (the binary
-    /// installs it: `traces::install`).
-    pub traces: Option<TraceConfig>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            default_timeout: DEFAULT_TIMEOUT,
-            max_timeout: MAX_TIMEOUT,
-            max_recv_bytes: MAX_RECV_BYTES.0,
-            max_concurrent_calls: MAX_CONCURRENT_CALLS as usize,
-            max_concurrent_streams: MAX_CONCURRENT_STREAMS,
-            keepalive_interval: KEEPALIVE_INTERVAL,
-            keepalive_timeout: KEEPALIVE_TIMEOUT,
-            max_connection_age: MAX_CONNECTION_AGE,
-            max_connection_age_grace: MAX_CONNECTION_AGE_GRACE,
-            max_connection_idle: MAX_CONNECTION_IDLE,
-            max_send_buffer: MAX_SEND_BUFFER.0,
-            min_ping_interval: MIN_PING_INTERVAL,
-            grace: GRACE,
-            handshake_timeout: HANDSHAKE_TIMEOUT,
-            max_connections: default_max_connections() as usize,
-            max_header_bytes: MAX_HEADER_BYTES.0 as u32,
-            tls: None,
-            cors: CorsOrigins::None,
-            page: true,
-            metrics_listen: None,
-            services: Services::default(),
-            traces: None,
-        }
-    }
 }
 
 /// Why the flags do not make a configuration.
@@ -377,21 +233,10 @@ impl ServerArgs {
             cors: CorsOrigins::parse(&self.cors_origins)?,
             page: !self.no_page,
             metrics_listen: self.metrics_listen,
-            services: Services::default(),
+            services: AddedServices::default(),
             traces: self.traces.check("search-server")?,
         })
     }
-}
-
-/// The origins allowed to call the server from a browser.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CorsOrigins {
-    /// None: no CORS headers, so browsers refuse cross-origin calls.
-    None,
-    /// Any origin (`*`).
-    Any,
-    /// These origins (`scheme://host[:port]`).
-    List(Vec<http::HeaderValue>),
 }
 
 impl CorsOrigins {
@@ -422,45 +267,6 @@ impl CorsOrigins {
     }
 }
 
-/// A size in bytes, written as a number with an optional binary unit:
-/// `4194304`, `4MiB`, `512KiB`, `1GiB`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteSize(pub usize);
-
-impl FromStr for ByteSize {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-        let (number, unit) = text.split_at(digits);
-        let scale: usize = match unit.trim() {
-            "" | "B" => 1,
-            "KiB" => 1 << 10,
-            "MiB" => 1 << 20,
-            "GiB" => 1 << 30,
-            other => return Err(format!("unknown unit {other:?} (use B, KiB, MiB or GiB)")),
-        };
-        let number: usize = number.parse().map_err(|_| format!("{text:?} is not a size such as 4MiB"))?;
-        match number.checked_mul(scale) {
-            Some(0) => Err("a size must be more than 0".to_owned()),
-            Some(bytes) => Ok(Self(bytes)),
-            None => Err(format!("{text} is too large")),
-        }
-    }
-}
-
-impl fmt::Display for ByteSize {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let bytes = self.0;
-        for (unit, scale) in [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-            if bytes >= scale && bytes.is_multiple_of(scale) {
-                return write!(f, "{}{unit}", bytes / scale);
-            }
-        }
-        write!(f, "{bytes}")
-    }
-}
-
 impl ValueEnum for LogFormat {
     fn value_variants<'a>() -> &'a [Self] {
         &[Self::Text, Self::Json]
@@ -476,24 +282,14 @@ impl ValueEnum for LogFormat {
 
 #[cfg(test)]
 mod tests {
+    use clap::{ArgAction, CommandFactory};
+
     use super::*;
 
     fn parse(args: &[&str]) -> Result<ServerConfig, String> {
         let args = ServerArgs::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
             .map_err(|err| err.kind().to_string())?;
         args.into_config().map_err(|err| err.to_string())
-    }
-
-    #[test]
-    fn sizes_read_and_print_with_binary_units() {
-        assert_eq!("4MiB".parse::<ByteSize>(), Ok(ByteSize(4 << 20)));
-        assert_eq!("4194304".parse::<ByteSize>(), Ok(ByteSize(4 << 20)));
-        assert_eq!("512 KiB".parse::<ByteSize>(), Ok(ByteSize(512 << 10)));
-        assert_eq!(ByteSize(4 << 20).to_string(), "4MiB");
-        assert_eq!(ByteSize(1000).to_string(), "1000");
-        assert!("4MB".parse::<ByteSize>().unwrap_err().contains("unknown unit"));
-        assert!("0".parse::<ByteSize>().is_err());
-        assert!("99999999999GiB".parse::<ByteSize>().is_err());
     }
 
     #[test]
@@ -529,6 +325,47 @@ mod tests {
         assert!(parse(&[]).expect("valid").page);
         assert!(ServerConfig::default().page);
         assert!(!parse(&["--no-page"]).expect("valid").page);
+    }
+
+    /// Every flag, the trace flags flattened in included, can be set from
+    /// the environment, as the README says: a flag added without its
+    /// variable fails here.
+    #[test]
+    fn every_flag_has_an_environment_variable() {
+        let command = ServerArgs::command();
+        let flags: Vec<_> = command
+            .get_arguments()
+            .filter(|arg| !matches!(arg.get_action(), ArgAction::Help | ArgAction::Version))
+            .collect();
+        assert!(flags.len() > 25, "the flags are walked: {}", flags.len());
+        let missing: Vec<_> = flags.iter().filter(|arg| arg.get_env().is_none()).map(|arg| arg.get_id()).collect();
+        assert!(missing.is_empty(), "flags without an environment variable: {missing:?}");
+    }
+
+    /// A switch's variable takes 1 and 0 as well as true and false
+    /// (`SEARCH_NO_PAGE=1`): clap reads a switch's variable with the
+    /// switch's value parser, which a command line never shows, so each
+    /// switch is made to take a value here and given those words.
+    #[test]
+    fn a_switch_variable_takes_1_and_0_as_well_as_true_and_false() {
+        let switches: Vec<String> = ServerArgs::command()
+            .get_arguments()
+            .filter(|arg| matches!(arg.get_action(), ArgAction::SetTrue | ArgAction::SetFalse))
+            .map(|arg| arg.get_id().to_string())
+            .collect();
+        assert!(switches.contains(&"no_page".to_owned()), "{switches:?}");
+        for id in &switches {
+            let command = ServerArgs::command().mut_arg(id, |arg| arg.action(ArgAction::Set));
+            let long = command.get_arguments().find(|arg| arg.get_id() == id).and_then(|arg| arg.get_long());
+            let flag = format!("--{}", long.expect("a long flag"));
+            for (word, value) in
+                [("1", true), ("0", false), ("true", true), ("false", false), ("yes", true), ("off", false)]
+            {
+                let matches = command.clone().try_get_matches_from(["server", &flag, word]);
+                let parsed = matches.map(|matches| matches.get_one::<bool>(id).copied());
+                assert_eq!(parsed.ok().flatten(), Some(value), "{id}={word}");
+            }
+        }
     }
 
     #[test]

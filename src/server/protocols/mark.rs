@@ -1,25 +1,9 @@
-//! What the layers of the service stack share about a call: the future
-//! every service returns for it, and the mark the protocol layer leaves on
-//! a call for the per-call layer (its protocol, a refusal). Below the
-//! dispatch and the Connect protocol, which both write marks, and the
-//! per-call layer, which reads them.
+//! The mark the protocol layer leaves on a call for the per-call layer
+//! ([`CallMark`]): the call's [`Protocol`], and the status it was refused
+//! with, if it was. Written by the dispatch and the Connect protocol, read
+//! by the per-call layer.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-
-use http::Response;
 use tonic::Status;
-use tonic::body::Body;
-
-/// What every service of the stack returns for a call: boxed, so that what
-/// hyper holds and moves per stream is two words.
-pub(in crate::server) type CallFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-/// A call answered at once with `response`.
-pub(in crate::server) fn answered(response: Response<Body>) -> CallFuture {
-    Box::pin(std::future::ready(Ok(response)))
-}
 
 /// The protocols served on the one port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,18 @@
+//! The server's settings: the flags with their environment variables,
+//! checked into the settings the library serves with, and their defaults.
+//!
+//! Files:
+//! - `flags.rs`: the flags ([`ServerArgs`]) and their check
+//!   ([`ServerArgs::into_config`], [`ConfigError`]).
+//! - `settings.rs`: the checked settings ([`ServerConfig`], [`CorsOrigins`]).
+//! - `defaults.rs`: every default, a constant each.
+//! - `byte_size.rs`: a size flag's value ([`ByteSize`]).
+
+mod byte_size;
+mod defaults;
+mod flags;
+mod settings;
+
+pub use self::byte_size::ByteSize;
+pub use self::flags::{ConfigError, ServerArgs};
+pub use self::settings::{CorsOrigins, ServerConfig};
