@@ -26,6 +26,8 @@
 //!   [`logging`] (log lines for the binaries), [`traces`] (OpenTelemetry
 //!   spans for both sides, exported over OTLP).
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod client;
 pub mod interop;
