@@ -7,7 +7,7 @@
 //! each fault a run at the client's defaults that loses no call beside a
 //! run with the mechanisms off that does.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,9 +17,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::proxy;
-use common::scripted::{ScriptedServer, always_ok, always_unavailable};
-use common::{TestServer, eventually};
+use crate::common::proxy;
+use crate::common::scripted::{ScriptedServer, always_ok, always_unavailable};
+use crate::common::{TestServer, eventually};
 use search::client::{
     Client, ClientOptions, ConnectivityState, Event, Hedging, HedgingDelay, Keepalive, LoadBalancing, Target,
 };
@@ -27,10 +27,6 @@ use search::pb::v1::SearchRequest;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
-
-/// These tests drive load and time faults: one at a time, so that they do
-/// not slow each other down on a small machine.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A server process of its own, to be frozen, black-holed or delayed.
 struct Replica {
@@ -310,7 +306,7 @@ async fn frozen_run(options: ClientOptions) -> (Ends, Client, SocketAddr) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_replica_costs_no_call_at_the_defaults_and_is_ejected() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = common::one_at_a_time().await;
     let (ends, client, frozen) = frozen_run(defaults()).await;
     let stats = client.stats();
     assert!(ends.failed.is_empty(), "no call failed: {ends:?} {stats:?}");
@@ -321,7 +317,7 @@ async fn a_frozen_replica_costs_no_call_at_the_defaults_and_is_ejected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_hedging_or_ejection_a_frozen_replica_fails_calls() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = common::one_at_a_time().await;
     let (ends, client, _) = frozen_run(bare()).await;
     let failed = ends.failed.get("DeadlineExceeded").copied().unwrap_or(0);
     assert!(failed > 10, "the calls the frozen replica held ran out of time: {ends:?}");
@@ -330,7 +326,7 @@ async fn without_hedging_or_ejection_a_frozen_replica_fails_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outlier_detection_alone_ejects_a_frozen_replica() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = common::one_at_a_time().await;
     // No hedging: the held calls fail at their deadline, which counts.
     let options = ClientOptions { outlier_detection: defaults().outlier_detection, ..bare() };
     let (ends, client, frozen) = frozen_run(options).await;
@@ -351,7 +347,7 @@ async fn a_black_holed_replica_costs_no_call_at_the_defaults() {
         );
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = common::one_at_a_time().await;
     for (options, loses) in [(defaults(), false), (bare(), true)] {
         let fleet = Fleet::start(&[]).await;
         let client = settled(&fleet.target, options).await;
@@ -374,7 +370,7 @@ async fn a_black_holed_replica_costs_no_call_at_the_defaults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_replica_loses_to_hedges_and_is_ejected() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = common::one_at_a_time().await;
     let fleet = Fleet::start_proxied(&[]).await;
     let client = settled(&fleet.target, defaults()).await;
     let events = recorded(&client);
@@ -421,7 +417,7 @@ async fn hanging_peer() -> (SocketAddr, Arc<Mutex<Vec<(String, Option<h2::Reason
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hedge_that_wins_cancels_the_attempt_it_beat() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = common::one_at_a_time().await;
     let server = TestServer::start().await;
     let (peer, ends) = hanging_peer().await;
     // The hanging peer has no health service to answer: no health checks,
@@ -432,7 +428,10 @@ async fn a_hedge_that_wins_cancels_the_attempt_it_beat() {
         outlier_detection: None,
         ..defaults()
     };
-    let client = settled(&ipv4([server.addr, peer].into_iter()), options).await;
+    // Not `settled`: its first call (`connect_with`'s) may go to the peer
+    // that never answers, and fail at the 1 s deadline.
+    let client = Client::new(&ipv4([server.addr, peer].into_iter()), options).expect("a client");
+    client.settle(Duration::from_secs(5)).await;
     for _ in 0..20 {
         let answer = client.search(SearchRequest { query: "Banana".into() }).await.expect("the hedge answers");
         assert_eq!(answer.status, 1);
@@ -474,7 +473,7 @@ async fn a_call_its_client_cancels_is_logged_once_as_cancelled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_closes_a_connection_whose_peer_went_silent() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = common::one_at_a_time().await;
     // Servers that allow the quick pings of this test.
     let fleet = Fleet::start(&["--min-ping-interval", "100ms"]).await;
     let quick =
@@ -502,7 +501,7 @@ async fn keepalive_closes_a_connection_whose_peer_went_silent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_go_only_to_servers_whose_health_says_serving() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = common::one_at_a_time().await;
     let checked = ClientOptions { hedging: None, ..defaults() };
     for (options, watches) in [(checked.clone(), true), (ClientOptions { health_check: None, ..checked }, false)] {
         let good = TestServer::start().await;
@@ -553,7 +552,7 @@ async fn calls_go_only_to_servers_whose_health_says_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_failing_every_call_is_ejected_and_gets_no_more() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = common::one_at_a_time().await;
     let ejecting = ClientOptions { outlier_detection: defaults().outlier_detection, ..bare() };
     for (options, ejects) in [(ejecting, true), (bare(), false)] {
         let good = [TestServer::start().await, TestServer::start().await];
@@ -581,7 +580,7 @@ async fn a_replica_failing_every_call_is_ejected_and_gets_no_more() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_bench_reports_hedges_and_ejections_and_v_shows_them() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = common::one_at_a_time().await;
     let fleet = Fleet::start(&[]).await;
     let target = fleet.target.to_string();
     let bench = Command::new(env!("CARGO_BIN_EXE_client"))

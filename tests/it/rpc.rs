@@ -1,9 +1,9 @@
 //! The four RPC kinds end to end, through the library client against a real
 //! server on loopback, plus the article's legacy path.
 
-mod common;
+use crate::common;
 
-use common::TestServer;
+use crate::common::TestServer;
 use search::client::Error;
 use search::pb::v1::{ClassifyRequest, CountRequest, ScanMatch, ScanRequest, SearchRequest};
 use search::rpc::LEGACY_SEARCH_PATH;

@@ -3,13 +3,11 @@
 //! encoding the server lacks refused by name, a decompression bomb stopped
 //! at the size limit, the client's `--compress`, and Connect's compression.
 
-mod common;
-
 use std::io::Write;
 
+use crate::common::TestServer;
+use crate::common::http::{Answer, envelope, envelopes, request, send};
 use bytes::Bytes;
-use common::TestServer;
-use common::http::{Answer, envelope, envelopes, request, send};
 use flate2::Compression;
 use flate2::write::{GzEncoder, ZlibEncoder};
 use http::Version;

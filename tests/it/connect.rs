@@ -3,13 +3,11 @@
 //! envelopes, the deadline, and every kind of bad input with the HTTP status
 //! and Connect code connect-go gives it, checked in connect-go's order.
 
-mod common;
-
+use crate::common::TestServer;
+use crate::common::http::{Answer, envelope, envelopes, request, send};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use common::TestServer;
-use common::http::{Answer, envelope, envelopes, request, send};
 use http::Version;
 use http_body_util::Full;
 use prost::Message;

@@ -3,14 +3,12 @@
 //! deadline, within a budget), deadlines, wait-for-ready, a restarting
 //! server, and the connectivity states.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::TestServer;
+use crate::common::TestServer;
 use search::client::{Backoff, RetryThrottle};
 use search::client::{Client, ClientOptions, ConnectivityState, Error, Target};
 use search::pb::v1::search_service_server::{SearchService, SearchServiceServer};

@@ -2,18 +2,23 @@
 //! every few hundred milliseconds (its GOAWAY, then the close a grace
 //! later), and clients that keep calls of every kind going across many
 //! rotations. No call may fail for it: a call the server never took is sent
-//! again, transparently, whatever its kind.
-
-mod common;
+//! again, transparently, whatever its kind. And a proxy that sends the
+//! GOAWAY when the test says, after which every subchannel is READY again.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{TestServer, eventually};
+use crate::common::frames::{GOAWAY, frame};
+use crate::common::{self, TestServer};
 use search::client::{Client, ClientOptions, ConnectivityState, Error, Event};
 use search::pb::v1::{ClassifyRequest, CountRequest, ScanRequest, SearchRequest};
 use search::server::ServerConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -67,6 +72,7 @@ async fn call(client: &Client, kind: usize) -> Result<(), Error> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_of_every_kind_survive_connections_aged_out_under_them() {
+    let _alone = common::one_at_a_time().await;
     let server = rotating().await;
     let client = Client::connect_with(&server.target(), ClientOptions::default()).await.expect("connects");
     let end = Instant::now() + Duration::from_secs(4);
@@ -102,54 +108,158 @@ async fn calls_of_every_kind_survive_connections_aged_out_under_them() {
     server.stop().await;
 }
 
+/// A proxy in front of a server that sends a graceful GOAWAY (NO_ERROR)
+/// down each connection open when the test calls [`Rotating::rotate`], as a
+/// server aging its connections out does, and keeps that connection open
+/// until the client closes it: connections rotate when the test says, never
+/// on a timer.
+struct Rotating {
+    addr: SocketAddr,
+    /// Bumped by each rotation: every connection open then gets its GOAWAY.
+    rotations: watch::Sender<u32>,
+    /// Connections accepted, and still open.
+    accepted: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
+}
+
+impl Rotating {
+    async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (rotations, _) = watch::channel(0);
+        let (accepted, open) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (told, counted, still) = (rotations.clone(), Arc::clone(&accepted), Arc::clone(&open));
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                still.fetch_add(1, Ordering::SeqCst);
+                let (rotation, still) = (told.subscribe(), Arc::clone(&still));
+                tokio::spawn(async move {
+                    relay(client, upstream, rotation).await;
+                    still.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Self { addr, rotations, accepted, open }
+    }
+
+    fn rotate(&self) {
+        self.rotations.send_modify(|n| *n += 1);
+    }
+
+    fn connections(&self) -> (usize, usize) {
+        (self.accepted.load(Ordering::SeqCst), self.open.load(Ordering::SeqCst))
+    }
+}
+
+/// Copies one connection both ways; the server's frames go on whole, so
+/// that the GOAWAY a rotation asks for goes in between two of them.
+async fn relay(client: TcpStream, upstream: SocketAddr, mut rotation: watch::Receiver<u32>) {
+    let Ok(server) = TcpStream::connect(upstream).await else { return };
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = server.into_split();
+    tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+        let _ = to_server.shutdown().await;
+    });
+    rotation.borrow_and_update();
+    let (mut pending, mut buffer, mut gone_away) = (Vec::new(), vec![0; 64 << 10], false);
+    loop {
+        tokio::select! {
+            read = from_server.read(&mut buffer) => {
+                let n = match read { Ok(0) | Err(_) => break, Ok(n) => n };
+                pending.extend_from_slice(&buffer[..n]);
+                let mut whole = 0;
+                while let Some(header) = pending.get(whole..whole + 9) {
+                    let length = 9 + u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+                    if pending.len() < whole + length {
+                        break;
+                    }
+                    whole += length;
+                }
+                if to_client.write_all(&pending[..whole]).await.is_err() {
+                    break;
+                }
+                pending.drain(..whole);
+            }
+            changed = rotation.changed(), if !gone_away => {
+                gone_away = true;
+                // Every stream open so far may finish (the last stream id the
+                // largest there is); no new one may start.
+                let goaway = frame(GOAWAY, 0, 0, &[0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+                if changed.is_err() || to_client.write_all(&goaway).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to_client.shutdown().await;
+}
+
+/// Calls Search (every call answered) until `done` holds: each GOAWAY'd
+/// connection is replaced when a call finds it going away. Bounded, as
+/// `common::eventually` is.
+async fn calls_until(client: &Client, what: &dyn Fn() -> String, done: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        client.search(SearchRequest { query: "Banana".into() }).await.expect("no call fails");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("not so after 500 calls: {}", what());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_keeps_every_rotated_subchannel_ready_and_in_turn() {
-    let servers = [rotating().await, rotating().await];
+    let _alone = common::one_at_a_time().await;
+    let servers = [TestServer::start().await, TestServer::start().await];
+    let fronts = [Rotating::start(servers[0].addr).await, Rotating::start(servers[1].addr).await];
     let target: search::client::Target =
-        format!("ipv4:{},{}", servers[0].addr, servers[1].addr).parse().expect("an ipv4: target");
+        format!("ipv4:{},{}", fronts[0].addr, fronts[1].addr).parse().expect("an ipv4: target");
     let options = ClientOptions { lb: search::client::LoadBalancing::RoundRobin, ..ClientOptions::default() };
     let client = Client::connect_with(&target, options).await.expect("connects");
     client.settle(Duration::from_secs(5)).await;
-    // Each subchannel's times out of READY, from its transitions.
-    let away = Arc::new(Mutex::new(BTreeMap::<String, (Option<Instant>, Vec<Duration>)>::new()));
-    let seen = Arc::clone(&away);
+    // Each subchannel's returns to READY, with their causes.
+    let returns = Arc::new(Mutex::new(BTreeMap::<String, Vec<Option<String>>>::new()));
+    let seen = Arc::clone(&returns);
     client.watch_subchannels(Box::new(move |event| {
-        if let Event::Subchannel { address, from, to, .. } = event {
-            let mut away = seen.lock().expect("away");
-            let (left, times) = away.entry(address.clone()).or_default();
-            if *from == ConnectivityState::Ready {
-                *left = Some(Instant::now());
-            } else if *to == ConnectivityState::Ready {
-                times.extend(left.take().map(|left| left.elapsed()));
-            }
+        if let Event::Subchannel { address, to: ConnectivityState::Ready, why, .. } = event {
+            seen.lock().expect("returns").entry(address.clone()).or_default().push(why.clone());
         }
     }));
-    // Four seconds of calls: each connection is replaced a dozen times or so.
-    let end = Instant::now() + Duration::from_secs(4);
-    while Instant::now() < end {
-        client.search(SearchRequest { query: "Banana".into() }).await.expect("no call fails");
+    // Each rotation, a new connection per server, however quickly it was
+    // dialed: the subchannel's health watch moves to it, its answer makes
+    // the subchannel READY again, and the old connection, left with no
+    // stream, closes. A watch left on the old connection would hold it open
+    // and keep the subchannel CONNECTING (health unknown) from then on.
+    const ROTATIONS: usize = 20;
+    for rotation in 1..=ROTATIONS {
+        for front in &fronts {
+            front.rotate();
+        }
+        let what = || {
+            format!(
+                "rotation {rotation}: {:?} {:?}",
+                fronts.iter().map(Rotating::connections).collect::<Vec<_>>(),
+                client.backends()
+            )
+        };
+        calls_until(&client, &what, || {
+            fronts.iter().all(|front| front.connections() == (rotation + 1, 1))
+                && client.backends().iter().all(|b| b.state == ConnectivityState::Ready)
+        })
+        .await;
     }
-    // Each replacement takes a subchannel out of READY for a dial and a
-    // health answer (milliseconds), never until the next rotation: its
-    // health watch moves to the new connection, however quickly the
-    // connection was replaced.
-    for (address, (_, times)) in away.lock().expect("away").iter() {
-        assert!(times.len() >= 3, "{address} was replaced a few times: {times:?}");
-        let longest = times.iter().max().expect("some");
-        assert!(*longest < Duration::from_millis(150), "{address} out of READY for {longest:?}: {times:?}");
+    for (address, causes) in returns.lock().expect("returns").iter() {
+        assert_eq!(causes.len(), ROTATIONS, "{address} back to READY once a rotation: {causes:?}");
+        assert!(
+            causes.iter().all(|why| why.as_deref().is_some_and(|why| why.starts_with("health: SERVING"))),
+            "{causes:?}"
+        );
     }
-    // An old connection that closes after its replacement is up says
-    // nothing of the subchannel: both are READY (but for a dial, should one
-    // be replacing its connection just now) and keep their turn.
-    eventually("every subchannel READY after the rotations", || {
-        client.backends().iter().all(|b| b.state == ConnectivityState::Ready)
-    })
-    .await;
-    // A subchannel is CONNECTING while it dials the connection that
-    // replaces one GOAWAY'd, and round robin passes it over meanwhile (as
-    // grpc's do): on a loaded machine one dial can take a good share of a
-    // few dozen calls. Over a few rotations each keeps its turn; a
-    // subchannel wrongly left IDLE would get none.
+    assert_eq!(returns.lock().expect("returns").len(), 2);
+    // Both READY, both keep their turn.
     let before: Vec<u64> = client.backends().iter().map(|b| b.calls).collect();
     for _ in 0..200 {
         client.search(SearchRequest { query: "Banana".into() }).await.expect("no call fails");
@@ -165,8 +275,8 @@ async fn round_robin_keeps_every_rotated_subchannel_ready_and_in_turn() {
 /// A peer that reads a Count call's request until `refuse_after` bytes have
 /// come, then refuses the stream unprocessed (RST_STREAM REFUSED_STREAM), as
 /// a server going away does; it answers anything else UNIMPLEMENTED at once.
-async fn refusing_peer(refuse_after: usize) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+async fn refusing_peer(refuse_after: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
@@ -264,6 +374,7 @@ async fn burst(client: &Client, n: usize) -> Vec<Result<(), Error>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bursts_of_held_streams_survive_rotations_on_one_connection() {
+    let _alone = common::one_at_a_time().await;
     // Streams held across a GOAWAY keep the old connection open while new
     // calls need a new one: the channel must not hand them to the old one.
     let config = ServerConfig {

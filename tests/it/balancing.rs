@@ -3,15 +3,13 @@
 //! back, DNS names with several addresses, and a Unix socket. Where calls
 //! went is read from each server's own `/metrics`, not from the client.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::TestServer;
-use common::frames::{ACK, GOAWAY, HEADERS, SETTINGS, frame};
+use crate::common::TestServer;
+use crate::common::frames::{ACK, GOAWAY, HEADERS, SETTINGS, frame};
 use search::client::{Client, ClientOptions, ConnectivityState, LoadBalancing, Target};
 use search::pb::v1::SearchRequest;
 use search::server::{self, Listeners, ServerConfig};
@@ -56,7 +54,11 @@ async fn search(client: &Client) {
 #[tokio::test]
 async fn round_robin_spreads_calls_evenly_over_every_address() {
     let servers = replicas(3).await;
-    let client = client(&ipv4(&servers), LoadBalancing::RoundRobin).await;
+    // One attempt a call: a hedge (after a call slower than the hedging
+    // delay, as on a loaded machine) would go to the next address out of turn.
+    let options = ClientOptions { lb: LoadBalancing::RoundRobin, hedging: None, ..ClientOptions::default() };
+    let client = Client::connect_with(&ipv4(&servers), options).await.expect("connects");
+    client.settle(Duration::from_secs(5)).await;
     assert_eq!(client.backends().len(), 3);
     assert!(client.backends().iter().all(|b| b.state == ConnectivityState::Ready), "{:?}", client.backends());
     let before: Vec<u64> = served_counts(&servers).await;
@@ -186,7 +188,21 @@ async fn the_cli_spreads_a_bench_and_shows_its_subchannels() {
     let servers = replicas(3).await;
     let target = ipv4(&servers).to_string();
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_client"))
-        .args(["-t", &target, "--lb", "round_robin", "--json", "bench", "-n", "300", "-c", "3"])
+        // No hedges, as above: one attempt a call, each address in turn.
+        .args([
+            "-t",
+            &target,
+            "--lb",
+            "round_robin",
+            "--hedging-delay",
+            "off",
+            "--json",
+            "bench",
+            "-n",
+            "300",
+            "-c",
+            "3",
+        ])
         .output()
         .await
         .expect("runs");

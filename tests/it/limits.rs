@@ -1,11 +1,11 @@
 //! Peers that connect and then misbehave: each limit acting on the real
 //! server, while a well-behaved client keeps being served in the same test.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::TestServer;
+use crate::common::TestServer;
 use search::pb::v1::SearchRequest;
 use search::server::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -2,13 +2,11 @@
 //! CORS for the browsers that send it (allowed origins only), and the web
 //! page served beside the calls (`web/test/` runs it in a real browser).
 
-mod common;
-
+use crate::common::TestServer;
+use crate::common::http::{Answer, envelope, envelopes, request, send};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use common::TestServer;
-use common::http::{Answer, envelope, envelopes, request, send};
 use http::Version;
 use http_body_util::Full;
 use prost::Message;

@@ -1,8 +1,6 @@
 //! A Search server started in-process for a test: bound on `127.0.0.1:0`
 //! before it is spawned (no sleeps, no port races), stopped by a oneshot.
 
-#![allow(dead_code)] // each test binary uses its own part of this module
-
 pub mod frames;
 pub mod http;
 pub mod pki;
@@ -93,6 +91,15 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("not so after 5 s: {what}");
+}
+
+/// Taken by the tests that load the machine (calls at a rate, faults timed
+/// against them, storms of calls) and by those whose outcome a loaded
+/// machine can change: one of them at a time, beside the light tests, which
+/// run in parallel with everything.
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }
 
 /// The server binary started with `args` (`RUST_LOG=info`, stdout and

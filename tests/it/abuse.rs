@@ -3,15 +3,13 @@
 //! its error code and last stream), while a well-behaved client keeps
 //! being served in the same test.
 
-mod common;
-
 use std::time::Duration;
 
-use common::frames::{
+use crate::common::frames::{
     self, ACK, CONTINUATION, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, End, GoAway, HEADERS, NO_ERROR, PING,
     RST_STREAM, Raw, SETTINGS, WINDOW_UPDATE, frame, grpc_headers, grpc_headers_with,
 };
-use common::{TestServer, eventually};
+use crate::common::{TestServer, eventually};
 use search::pb::v1::{ClassifyRequest, ScanRequest, SearchRequest};
 use search::server::ServerConfig;
 use tokio::net::TcpStream;

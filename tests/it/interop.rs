@@ -4,12 +4,12 @@
 //! ended (CANCELLED in the metrics, nothing in flight, no handler alive),
 //! which the client alone cannot see.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::pki::pki;
-use common::{TestServer, eventually};
+use crate::common::pki::pki;
+use crate::common::{TestServer, eventually};
 use search::interop::{self, Case, Interop, Peer};
 use search::server::ServerConfig;
 use search::tls::{ClientTls, ServerTls};

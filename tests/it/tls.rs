@@ -1,12 +1,10 @@
 //! TLS and mutual TLS, with certificates made at test time (rcgen): no key
 //! is committed. Each failure is one clear line.
 
-mod common;
-
 use std::time::Duration;
 
-use common::TestServer;
-use common::pki::{Pki, ca, pki};
+use crate::common::TestServer;
+use crate::common::pki::{Pki, ca, pki};
 use search::client::{Client, ClientOptions, Error, Target};
 use search::pb::v1::SearchRequest;
 use search::server::ServerConfig;

@@ -1,13 +1,13 @@
 //! `/metrics` on `--metrics-listen`: known calls made, the scraped counts
 //! add up exactly, per method, protocol and status, messages and bytes.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 
+use crate::common::TestServer;
+use crate::common::http::{request, send};
 use bytes::Bytes;
-use common::TestServer;
-use common::http::{request, send};
 use http::Version;
 use http_body_util::Full;
 use prost::Message;

@@ -2,12 +2,10 @@
 //! stopping), bad input and its status codes, load shedding, health,
 //! reflection, HTTP/2 settings, connection age and the drain.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{TestServer, eventually};
 use bytes::Bytes;
-use common::{TestServer, eventually};
 use search::pb::v1::{ClassifyRequest, CountRequest, SearchRequest};
 use search::server::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
