@@ -9,7 +9,7 @@ exporters, and a collector that is down or never answers costing no call.
 
 Run by `.ci/run` with the other interop tests:
 
-    cargo build --bins && python -m pytest interop/test_traces.py
+    cargo build --bins && python -m pytest peers/test_traces.py
 """
 
 import importlib.util
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import BUF, ROOT, SERVER
+from conftest import BUF, CLIENT, ROOT, SERVER
 
 
 def _load(path):
@@ -40,7 +40,6 @@ def _load(path):
 _receiver = _load(Path(__file__).resolve().parent / "peer" / "otlp_receiver.py")
 Receiver, Silent = _receiver.Receiver, _receiver.Silent
 
-CLIENT = Path(os.environ.get("SEARCH_CLIENT", ROOT / "target" / "debug" / "client"))
 SEARCH = "/search.v1.SearchService/Search"
 # The W3C specification's example.
 TRACE_ID, PARENT_ID = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"

@@ -3,7 +3,7 @@ opentelemetry.proto.collector.trace.v1.TraceService/Export over gRPC (grpcio),
 and the HTTP/protobuf path /v1/traces, both recording every span they get.
 
 Run alone, it prints its two endpoints, then each span as one JSON line:
-    python interop/peer/otlp_receiver.py
+    python peers/peer/otlp_receiver.py
 """
 
 import json

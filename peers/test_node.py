@@ -2,16 +2,16 @@
 
 - @connectrpc/connect-node 2.2 with each of its three transports (Connect,
   gRPC, gRPC-Web), over HTTP/1.1 and HTTP/2 where each allows, every RPC
-  kind, JSON and binary, GET for Search, gzip (`interop/node/client.mjs`). It
+  kind, JSON and binary, GET for Search, gzip (`peers/node/client.mjs`). It
   needs no generated code: a file registry from the descriptor set that
   `buf build` writes.
 - The same script against a connect-node reference server built from the
-  same descriptor (`interop/node/reference-server.mjs`): a differential
+  same descriptor (`peers/node/reference-server.mjs`): a differential
   oracle for what the protocols leave to the server (HTTP statuses, codes).
 - @grpc/grpc-js 1.14 on every RPC kind with its channel compression off,
-  deflate and gzip (`interop/node/grpc-js.mjs`).
+  deflate and gzip (`peers/node/grpc-js.mjs`).
 
-Needs `npm ci --prefix interop/node` (.ci/run does it) and buf.
+Needs `npm ci --prefix peers/node` (.ci/run does it) and buf.
 """
 
 import json
@@ -20,7 +20,7 @@ import subprocess
 import pytest
 from conftest import BUF, ROOT
 
-NODE = ROOT / "interop" / "node"
+NODE = ROOT / "peers" / "node"
 
 # Where the connect-node reference server itself falls short, as pinned
 # (2.2.0 on node's HTTP/1.1 server): a client stream over HTTP/1.1 is reset.
@@ -35,7 +35,7 @@ DETAIL_KEYS = {"allow", "accept-post", "code"}
 
 @pytest.fixture(scope="module")
 def descriptor(tmp_path_factory):
-    assert (NODE / "node_modules").is_dir(), "run `npm ci --prefix interop/node` first"
+    assert (NODE / "node_modules").is_dir(), "run `npm ci --prefix peers/node` first"
     path = tmp_path_factory.mktemp("descriptor") / "search.binpb"
     subprocess.run([BUF, "build", "-o", str(path)], cwd=ROOT, check=True, timeout=120)
     return path

@@ -1,6 +1,6 @@
 """Interop with the article's stack: grpcio from PyPI against the Rust server.
 
-- The Python peer that mirrors the article (`interop/peer/`: grpc.aio, the
+- The Python peer that mirrors the article (`peers/peer/`: grpc.aio, the
   article's path, messages, address and output) runs its `client.py` against
   the Rust server and prints the same `status=N` lines as against its own
   `server.py`.
@@ -12,11 +12,12 @@
 
 Run by `.ci/run`, not by `cargo test` (which needs nothing but Rust):
 
-    python -m pip install -r interop/requirements.txt
-    cargo build --bins && python -m pytest interop
+    python -m pip install -r peers/requirements.txt
+    cargo build --bins && python -m pytest peers
 
-`SEARCH_SERVER` names the server binary (default `target/debug/server`). Both
-servers listen on the article's fixed `localhost:8100`, one after the other.
+`SEARCH_SERVER` names the server binary (default: the debug build in cargo's
+target directory, see conftest.py). Both servers listen on the article's
+fixed `localhost:8100`, one after the other.
 """
 
 import os
@@ -28,11 +29,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from conftest import ROOT, SERVER
 from grpc_tools import protoc
 
-ROOT = Path(__file__).resolve().parent.parent
-PEER = ROOT / "interop" / "peer"
-SERVER = Path(os.environ.get("SEARCH_SERVER", ROOT / "target" / "debug" / "server"))
+PEER = ROOT / "peers" / "peer"
 ADDRESS = "localhost:8100"  # the article's address, the peer's default
 
 # Queries whose answers people would check by hand.

@@ -1,7 +1,7 @@
 """gRPC's interop test cases on grpcio (PyPI): the client side of the cross
 tests, run against the Rust interop server.
 
-    python interop/testing/client.py --server_port N --test_case large_unary [--use_tls true --ca_file CA]
+    python peers/testing/client.py --server_port N --test_case large_unary [--use_tls true --ca_file CA]
 
 Exit code 0 when the case passes, 1 when it does not (saying why).
 

@@ -3,12 +3,12 @@
 - The Rust interop client (`examples/interop_client.rs`) against the Rust
   interop server (`examples/interop_server.rs`: the TestService on the
   project's own stack), against an interop server on grpcio
-  (`interop/testing/server.py`) and one on grpc-js
-  (`interop/node/interop-server.mjs`); in plaintext and over TLS.
-- Interop clients on grpcio (`interop/testing/client.py`) and grpc-js
-  (`interop/node/interop-client.mjs`) against the Rust server, in plaintext
+  (`peers/testing/server.py`) and one on grpc-js
+  (`peers/node/interop-server.mjs`); in plaintext and over TLS.
+- Interop clients on grpcio (`peers/testing/client.py`) and grpc-js
+  (`peers/node/interop-client.mjs`) against the Rust server, in plaintext
   and over TLS.
-- connect-node (`interop/node/interop-connect.mjs`) against the Rust
+- connect-node (`peers/node/interop-connect.mjs`) against the Rust
   server over gRPC-Web and the Connect protocol, HTTP/1.1 and HTTP/2.
 
 A cell a peer cannot run is not applicable, for the reason `NOT_APPLICABLE`
@@ -17,25 +17,22 @@ cancellation case also checks the server's side: the call it cancelled
 ended there, CANCELLED, with nothing left in flight (its /metrics).
 
 Needs the debug build's examples (`cargo build --bins --examples`, which
-`cargo test` leaves built), `npm ci --prefix interop/node`, buf, and openssl
+`cargo test` leaves built), `npm ci --prefix peers/node`, buf, and openssl
 for the test certificates.
 """
 
 import json
-import os
 import re
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-from conftest import BUF, ROOT
+from conftest import BUF, EXAMPLES, ROOT
 
-BIN = Path(os.environ.get("SEARCH_EXAMPLES", ROOT / "target" / "debug" / "examples"))
-NODE = ROOT / "interop" / "node"
-TESTING = ROOT / "interop" / "testing"
+NODE = ROOT / "peers" / "node"
+TESTING = ROOT / "peers" / "testing"
 sys.path.insert(0, str(TESTING))
 
 CASES = [
@@ -132,7 +129,7 @@ def start(server: str, security: str, certificates) -> Server:
     tls = ["--use_tls", "true", "--tls_cert_file", str(certificates / "server.pem"),
            "--tls_key_file", str(certificates / "server.key")] if security == "tls" else []
     if server == "rust":
-        binary = BIN / "interop_server"
+        binary = EXAMPLES / "interop_server"
         assert binary.exists(), f"build the examples first (cargo build --bins --examples): {binary}"
         return Server([str(binary), "--port", "0", "--metrics_port", "0", *tls])
     if server == "grpcio":
@@ -198,7 +195,7 @@ def run_client(client, cases, port, security, certificates, descriptor) -> dict[
 def run_one(client, case, port, security, certificates) -> tuple[bool, str]:
     """Runs `case` with the Rust or the grpcio client."""
     if client == "rust":
-        done = subprocess.run([str(BIN / "interop_client"), *connection(security, certificates),
+        done = subprocess.run([str(EXAMPLES / "interop_client"), *connection(security, certificates),
                                "--server_port", str(port), "--test_case", case],
                               capture_output=True, text=True, timeout=120)
         return done.returncode == 0, done.stderr.strip()

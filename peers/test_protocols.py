@@ -6,11 +6,11 @@
 
 Run by `.ci/run` (which installs buf), not by `cargo test`:
 
-    bash tools/install.sh && cargo build --bins && python -m pytest interop/test_protocols.py
+    bash tools/install.sh && cargo build --bins && python -m pytest peers/test_protocols.py
 
-`SEARCH_SERVER` names the server binary (default `target/debug/server`);
-`BUF` the buf binary (default: `buf` on PATH, else ~/.local/bin/buf);
-see conftest.py.
+`SEARCH_SERVER` names the server binary (default: the debug build in cargo's
+target directory); `BUF` the buf binary (default: `buf` on PATH, else
+~/.local/bin/buf); see conftest.py.
 """
 
 import json

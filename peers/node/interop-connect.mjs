@@ -9,7 +9,7 @@
 //
 // Prints one JSON line per case, as interop-client.mjs does; exits 1 if any
 // failed. Which cases each transport can carry is the cross tests' table
-// (interop/test_cases.py); a case's steps that need a stream the
+// (peers/test_cases.py); a case's steps that need a stream the
 // transport cannot carry are left out there too.
 
 import { readFileSync } from "node:fs";

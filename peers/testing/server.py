@@ -1,7 +1,7 @@
 """gRPC's interop TestService on grpcio (PyPI): the server side of the cross
 tests, for the Rust interop client to run its cases against.
 
-    python interop/testing/server.py --port 0 [--use_tls true --tls_cert_file F --tls_key_file K]
+    python peers/testing/server.py --port 0 [--use_tls true --tls_cert_file F --tls_key_file K]
 
 Prints `HOST:PORT` once it listens; stops on SIGTERM or Ctrl-C.
 

@@ -1,14 +1,23 @@
-"""What the interop tests share: the Rust server on a free port, and buf."""
+"""What the interop tests share: the Rust binaries (from cargo's target
+directory, wherever CARGO_TARGET_DIR put it, unless SEARCH_SERVER,
+SEARCH_CLIENT or SEARCH_EXAMPLES name them), the server on a free port,
+and buf."""
 
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVER = Path(os.environ.get("SEARCH_SERVER", ROOT / "target" / "debug" / "server"))
+sys.path.insert(0, str(ROOT / "tools"))
+from cargo_target import built  # noqa: E402
+
+SERVER = built("debug/server", "SEARCH_SERVER")
+CLIENT = built("debug/client", "SEARCH_CLIENT")
+EXAMPLES = built("debug/examples", "SEARCH_EXAMPLES")
 BUF = os.environ.get("BUF") or shutil.which("buf") or str(Path.home() / ".local" / "bin" / "buf")
 
 
