@@ -10,7 +10,7 @@ use crate::common::frames::{
     RST_STREAM, Raw, SETTINGS, WINDOW_UPDATE, frame, grpc_headers, grpc_headers_with,
 };
 use crate::common::{TestServer, eventually};
-use search::pb::v1::{ClassifyRequest, ScanRequest, SearchRequest};
+use search::pb::v1::{ClassifyRequest, ScanRequest};
 use search::server::ServerConfig;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -18,11 +18,6 @@ use tokio::time::Instant;
 const SEARCH: &str = "/search.v1.SearchService/Search";
 const CLASSIFY: &str = "/search.v1.SearchService/Classify";
 const SCAN: &str = "/search.v1.SearchService/Scan";
-
-async fn answered(server: &TestServer) -> i32 {
-    let client = server.client().await;
-    client.search(SearchRequest { query: "Banana".into() }).await.expect("served").status
-}
 
 /// The GOAWAY that ended a connection, failing the test on any other end.
 fn goaway(end: End) -> GoAway {
@@ -71,7 +66,7 @@ async fn a_connection_idle_for_max_connection_idle_gets_a_goaway_and_a_busy_one_
     let answer = held.message().await.expect("answered on the held connection").expect("one answer");
     assert_eq!(answer.statuses, [1]);
     drop(tx);
-    assert_eq!(answered(&server).await, 1);
+    assert_eq!(server.answered().await, 1);
     server.stop().await;
 }
 
@@ -111,7 +106,7 @@ async fn a_ping_flood_gets_a_goaway_enhance_your_calm() {
     let (goaway, pongs) = flood(&server, &frame(PING, 0, 0, &[7; 8]), 10_000, PING).await;
     assert_eq!((goaway.code, goaway.debug.as_str()), (ENHANCE_YOUR_CALM, "too_many_pings"));
     assert!(pongs <= 4, "{pongs} PINGs answered: the fourth quick one is the last");
-    assert_eq!(answered(&server).await, 1);
+    assert_eq!(server.answered().await, 1);
     server.stop().await;
 }
 
@@ -122,7 +117,7 @@ async fn a_settings_flood_gets_a_goaway_enhance_your_calm() {
     assert_eq!((goaway.code, goaway.debug.as_str()), (ENHANCE_YOUR_CALM, "too_many_settings"));
     // The preface's SETTINGS and up to four of the flood.
     assert!(acks <= 5, "{acks} SETTINGS acknowledged");
-    assert_eq!(answered(&server).await, 1);
+    assert_eq!(server.answered().await, 1);
     server.stop().await;
 }
 
@@ -154,7 +149,7 @@ async fn a_continuation_flood_gets_a_goaway_enhance_your_calm() {
     let _ = raw.send(&bytes).await;
     let goaway = goaway(raw.end(Duration::from_secs(10)).await.0);
     assert_eq!((goaway.code, goaway.debug.as_str()), (ENHANCE_YOUR_CALM, "too_many_continuations"));
-    assert_eq!(answered(&server).await, 1);
+    assert_eq!(server.answered().await, 1);
     server.stop().await;
 }
 
@@ -188,7 +183,7 @@ async fn streams_reset_in_a_burst_get_a_goaway_enhance_your_calm() {
     assert!(err.is_go_away(), "{err:?}");
     assert_eq!(err.reason(), Some(h2::Reason::ENHANCE_YOUR_CALM), "{err:?}");
     assert!(sent < 100_000, "the server let all {sent} streams be opened and reset");
-    assert_eq!(answered(&server).await, 1);
+    assert_eq!(server.answered().await, 1);
     server.stop().await;
 }
 
@@ -223,7 +218,7 @@ async fn streams_reset_one_by_one_after_the_server_took_them_get_a_goaway() {
     // The 500th stream, or the next one when it came in the same read
     // (the server serves what it read before its GOAWAY).
     assert!([999, 1001].contains(&goaway.last_stream), "last stream {}", goaway.last_stream);
-    assert_eq!(answered(&server).await, 1);
+    assert_eq!(server.answered().await, 1);
     server.stop().await;
 }
 
@@ -263,7 +258,7 @@ async fn a_client_that_stops_reading_cannot_make_the_server_buffer_its_answers_w
     tokio::time::sleep(Duration::from_secs(2)).await;
     let waiting = server.handle.in_flight();
     assert!(waiting >= 6, "{} of {SCANS} answers went somewhere although the client read nothing", SCANS - waiting);
-    assert_eq!(answered(&server).await, 1);
+    assert_eq!(server.answered().await, 1);
     // A client that goes away takes its calls with it.
     drop(raw);
     eventually("the Scans end", || server.handle.in_flight() == 0).await;

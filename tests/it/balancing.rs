@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::common::TestServer;
 use crate::common::frames::{ACK, GOAWAY, HEADERS, SETTINGS, frame};
+use crate::common::{self, TestServer};
 use search::client::{Client, ClientOptions, ConnectivityState, LoadBalancing, Target};
 use search::pb::v1::SearchRequest;
 use search::server::{self, Listeners, ServerConfig};
@@ -35,8 +35,7 @@ async fn replicas(n: usize) -> Vec<TestServer> {
 
 /// `ipv4:` with every server's address.
 fn ipv4(servers: &[TestServer]) -> Target {
-    let list: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
-    format!("ipv4:{}", list.join(",")).parse().expect("an ipv4: target")
+    common::ipv4(servers.iter().map(|server| server.addr))
 }
 
 async fn client(target: &Target, lb: LoadBalancing) -> Client {

@@ -275,25 +275,17 @@ async fn a_closed_pipe_on_stdout_is_a_clean_exit() {
 }
 
 /// The server binary: prints where it listens, serves, stops on signals.
-async fn start_server_binary(args: &[&str]) -> (tokio::process::Child, String) {
-    common::server_process(args).await
-}
-
-async fn signal(child: &tokio::process::Child, name: &str) {
-    let pid = child.id().expect("running").to_string();
-    let status = Command::new("kill").args(["-s", name, &pid]).status().await.expect("run kill");
-    assert!(status.success());
-}
-
 #[tokio::test]
 async fn the_server_prints_its_address_and_stops_on_sigterm_and_ctrl_c() {
-    for (signal_name, logged) in [("TERM", "received SIGTERM"), ("INT", "received Ctrl-C")] {
-        let (child, addr) = start_server_binary(&["--listen", "127.0.0.1:0"]).await;
+    for (signal, signal_name, logged) in
+        [(libc::SIGTERM, "TERM", "received SIGTERM"), (libc::SIGINT, "INT", "received Ctrl-C")]
+    {
+        let (child, addr) = common::server_process(&["--listen", "127.0.0.1:0"]).await;
         let port: u16 = addr.strip_prefix("127.0.0.1:").expect("host as given").parse().expect("a port");
         assert_ne!(port, 0, "port 0 is replaced by the bound port");
         let output = client(&["-t", &addr, "Banana"], b"").await;
         assert_eq!(outcome(&output), (Some(0), "status=1\n", ""));
-        signal(&child, signal_name).await;
+        common::signal(&child, signal);
         let output = child.wait_with_output().await.expect("server exits");
         assert_eq!(output.status.code(), Some(0), "SIG{signal_name}");
         assert!(stderr(&output).contains(logged), "SIG{signal_name}: {}", stderr(&output));
@@ -302,19 +294,11 @@ async fn the_server_prints_its_address_and_stops_on_sigterm_and_ctrl_c() {
 
 #[tokio::test]
 async fn the_server_listens_where_the_environment_says() {
-    let mut child = Command::new(SERVER)
-        .env("SEARCH_LISTEN", "localhost:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the server");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let addr = lines.next_line().await.expect("read").expect("address line");
+    let (mut child, addr) = common::server_process_with(&[], &[("SEARCH_LISTEN", "localhost:0")]).await;
     assert!(addr.starts_with("localhost:"), "{addr}");
     let output = client(&["-t", &addr, "Banana"], b"").await;
     assert_eq!(outcome(&output), (Some(0), "status=1\n", ""));
-    signal(&child, "TERM").await;
+    common::signal(&child, libc::SIGTERM);
     assert_eq!(child.wait().await.expect("exit").code(), Some(0));
 }
 
@@ -351,7 +335,7 @@ async fn tls_through_the_binaries() {
     let ca = pem_file(&dir, "ca.pem", &pki.ca);
     let other_ca = pem_file(&dir, "other.pem", &common::pki::ca("another CA").pem());
     let (child, addr) =
-        start_server_binary(&["--listen", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key, "--grace", "1s"])
+        common::server_process(&["--listen", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key, "--grace", "1s"])
             .await;
     let port = addr.rsplit(':').next().expect("a port");
     let https = format!("https://localhost:{port}");
@@ -379,7 +363,7 @@ async fn tls_through_the_binaries() {
         assert_eq!(String::from_utf8_lossy(&output.stdout), r#"{"status":1}"#, "{version}: {}", stderr(&output));
     }
 
-    signal(&child, "TERM").await;
+    common::signal(&child, libc::SIGTERM);
     assert_eq!(child.wait_with_output().await.expect("exit").status.code(), Some(0));
 }
 
@@ -434,10 +418,10 @@ async fn wait_for_ready_waits_for_the_server_to_come_up() {
 
 /// The server's log lines on stderr, after a call and a SIGTERM.
 async fn server_log(format: &str) -> String {
-    let (child, addr) = start_server_binary(&["--listen", "127.0.0.1:0", "--log-format", format]).await;
+    let (child, addr) = common::server_process(&["--listen", "127.0.0.1:0", "--log-format", format]).await;
     let output = client(&["-t", &addr, "Banana"], b"").await;
     assert_eq!(stdout(&output), "status=1\n");
-    signal(&child, "TERM").await;
+    common::signal(&child, libc::SIGTERM);
     let output = child.wait_with_output().await.expect("exit");
     String::from_utf8(output.stderr).expect("UTF-8 log")
 }
@@ -467,18 +451,18 @@ async fn the_server_logs_one_line_per_call() {
 #[tokio::test]
 async fn the_server_process_runs_without_transparent_huge_pages() {
     // Set from .init_array, before anything allocates (src/bin/server.rs).
-    let (child, _) = start_server_binary(&["--listen", "127.0.0.1:0"]).await;
+    let (child, _) = common::server_process(&["--listen", "127.0.0.1:0"]).await;
     let pid = child.id().expect("running");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
     assert!(status.lines().any(|line| line.split_whitespace().eq(["THP_enabled:", "0"])), "{status}");
-    signal(&child, "TERM").await;
+    common::signal(&child, libc::SIGTERM);
 }
 
 #[tokio::test]
 async fn a_call_line_is_written_once_the_server_is_idle_not_at_its_exit() {
     // Worker threads batch their lines and write them when they go idle:
     // the line must come while the server runs on, not when it stops.
-    let (mut child, addr) = start_server_binary(&["--listen", "127.0.0.1:0"]).await;
+    let (mut child, addr) = common::server_process(&["--listen", "127.0.0.1:0"]).await;
     let mut log = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let output = client(&["-t", &addr, "Banana"], b"").await;
     assert_eq!(stdout(&output), "status=1\n");
@@ -494,7 +478,7 @@ async fn a_call_line_is_written_once_the_server_is_idle_not_at_its_exit() {
     .expect("the call line within 5 s of the call");
     assert!(line.contains("method=/search.v1.SearchService/Search"), "{line}");
     assert!(child.try_wait().expect("status").is_none(), "the server still runs");
-    signal(&child, "TERM").await;
+    common::signal(&child, libc::SIGTERM);
     assert_eq!(child.wait().await.expect("exit").code(), Some(0));
 }
 
@@ -509,7 +493,7 @@ async fn curl(args: &[&str]) -> (String, String) {
 
 #[tokio::test]
 async fn curl_calls_the_server_with_connect_json_over_http1() {
-    let (child, addr) = start_server_binary(&["--listen", "127.0.0.1:0"]).await;
+    let (child, addr) = common::server_process(&["--listen", "127.0.0.1:0"]).await;
     let url = format!("http://{addr}/search.v1.SearchService/Search");
     let json = ["-H", "content-type: application/json"];
     let (body, _) = curl(&[json[0], json[1], "-d", r#"{"query":"Banana"}"#, &url]).await;
@@ -523,7 +507,7 @@ async fn curl_calls_the_server_with_connect_json_over_http1() {
     let (body, _) = curl(&["-w", " %{http_code}", json[0], json[1], "-d", r#"{"query":"#, &url]).await;
     assert!(body.starts_with(r#"{"code":"invalid_argument","message":"#) && body.ends_with(" 400"), "{body}");
 
-    signal(&child, "TERM").await;
+    common::signal(&child, libc::SIGTERM);
     let output = child.wait_with_output().await.expect("exit");
     let log = stderr(&output);
     let calls: Vec<&str> = log.lines().filter(|line| line.contains("search::call")).collect();

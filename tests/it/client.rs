@@ -95,7 +95,7 @@ fn target(addr: SocketAddr) -> Target {
 }
 
 /// Options with quick retries, so tests take milliseconds: the retry policy,
-/// not hedging (tests/gray.rs has those).
+/// not hedging (gray.rs has those).
 fn quick(timeout: Duration) -> ClientOptions {
     ClientOptions {
         timeout,

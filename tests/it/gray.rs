@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::common::proxy;
 use crate::common::scripted::{ScriptedServer, always_ok, always_unavailable};
-use crate::common::{TestServer, eventually};
+use crate::common::{TestServer, eventually, ipv4};
 use search::client::{
     Client, ClientOptions, ConnectivityState, Event, Hedging, HedgingDelay, Keepalive, LoadBalancing, Target,
 };
@@ -52,20 +52,14 @@ impl Replica {
         Self { addr, child, log }
     }
 
-    fn signal(&self, signal: libc::c_int) {
-        let pid = i32::try_from(self.child.id().expect("running")).expect("a pid");
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "signal {signal}");
-    }
-
     /// SIGSTOP: the process stops; its kernel still accepts connections and
     /// ACKs what is sent to them.
     fn freeze(&self) {
-        self.signal(libc::SIGSTOP);
+        common::signal(&self.child, libc::SIGSTOP);
     }
 
     fn thaw(&self) {
-        self.signal(libc::SIGCONT);
+        common::signal(&self.child, libc::SIGCONT);
     }
 
     /// Its call lines for Search that ended with `code`.
@@ -81,7 +75,7 @@ impl Drop for Replica {
         // A stopped process is killed just as well, but thaw it first so
         // that nothing is left stopped if the kill fails.
         if let Some(pid) = self.child.id().and_then(|pid| i32::try_from(pid).ok()) {
-            // SAFETY: as in `signal`.
+            // SAFETY: kill(2) on our own child's pid; no memory is involved.
             unsafe { libc::kill(pid, libc::SIGCONT) };
         }
     }
@@ -196,11 +190,6 @@ impl Fleet {
         fleet.target = ipv4(fleet.addrs.iter().copied());
         fleet
     }
-}
-
-fn ipv4(addrs: impl Iterator<Item = SocketAddr>) -> Target {
-    let list: Vec<String> = addrs.map(|a| a.to_string()).collect();
-    format!("ipv4:{}", list.join(",")).parse().expect("an ipv4: target")
 }
 
 /// What a run's calls ended with.
@@ -430,7 +419,7 @@ async fn a_hedge_that_wins_cancels_the_attempt_it_beat() {
     };
     // Not `settled`: its first call (`connect_with`'s) may go to the peer
     // that never answers, and fail at the 1 s deadline.
-    let client = Client::new(&ipv4([server.addr, peer].into_iter()), options).expect("a client");
+    let client = Client::new(&ipv4([server.addr, peer]), options).expect("a client");
     client.settle(Duration::from_secs(5)).await;
     for _ in 0..20 {
         let answer = client.search(SearchRequest { query: "Banana".into() }).await.expect("the hedge answers");
@@ -507,7 +496,7 @@ async fn calls_go_only_to_servers_whose_health_says_serving() {
         let good = TestServer::start().await;
         let flipping = ScriptedServer::start(always_ok, true).await;
         let no_health = ScriptedServer::start(always_ok, false).await;
-        let target = ipv4([good.addr, flipping.addr, no_health.addr].into_iter());
+        let target = ipv4([good.addr, flipping.addr, no_health.addr]);
         let client = settled(&target, options).await;
         let calls = |n| {
             let client = client.clone();
@@ -557,7 +546,7 @@ async fn a_replica_failing_every_call_is_ejected_and_gets_no_more() {
     for (options, ejects) in [(ejecting, true), (bare(), false)] {
         let good = [TestServer::start().await, TestServer::start().await];
         let failing = ScriptedServer::start(always_unavailable, false).await;
-        let target = ipv4([good[0].addr, failing.addr, good[1].addr].into_iter());
+        let target = ipv4([good[0].addr, failing.addr, good[1].addr]);
         let client = settled(&target, options).await;
         let mut at_half = 0;
         let ends = drive(&client, RATE, Duration::from_secs(3), async {

@@ -29,11 +29,6 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     }
 }
 
-async fn answered(server: &TestServer) -> i32 {
-    let client = server.client().await;
-    client.search(SearchRequest { query: "Banana".into() }).await.expect("served").status
-}
-
 #[tokio::test]
 async fn a_connection_that_says_nothing_is_closed_at_the_handshake_timeout() {
     let config = ServerConfig { handshake_timeout: Duration::from_millis(300), ..ServerConfig::default() };
@@ -45,7 +40,7 @@ async fn a_connection_that_says_nothing_is_closed_at_the_handshake_timeout() {
     half_a_head.write_all(b"POST /search.v1.SearchService/Search HTTP/1.1\r\nHost: x\r\n").await.expect("write");
 
     // A client that talks is served all the while.
-    assert_eq!(answered(&server).await, 1);
+    assert_eq!(server.answered().await, 1);
     for (what, stream) in
         [("silent", &mut silent), ("preface, no SETTINGS", &mut preface_only), ("half a head", &mut half_a_head)]
     {
@@ -54,7 +49,7 @@ async fn a_connection_that_says_nothing_is_closed_at_the_handshake_timeout() {
     // A connection that said its first word in time stays: the call above
     // went over one, and a new one still works after the timeout passed.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(answered(&server).await, 1);
+    assert_eq!(server.answered().await, 1);
     server.stop().await;
 }
 
@@ -94,7 +89,7 @@ async fn past_max_connections_new_ones_are_closed_at_once_and_counted() {
     // A place given back is taken again.
     drop(idle);
     common::eventually("closed connections give their places back", || server.handle.connections() == 1).await;
-    assert_eq!(answered(&server).await, 1);
+    assert_eq!(server.answered().await, 1);
     assert_eq!(server.handle.refused_connections(), 1);
     server.stop().await;
 }

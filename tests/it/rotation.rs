@@ -215,8 +215,7 @@ async fn round_robin_keeps_every_rotated_subchannel_ready_and_in_turn() {
     let _alone = common::one_at_a_time().await;
     let servers = [TestServer::start().await, TestServer::start().await];
     let fronts = [Rotating::start(servers[0].addr).await, Rotating::start(servers[1].addr).await];
-    let target: search::client::Target =
-        format!("ipv4:{},{}", fronts[0].addr, fronts[1].addr).parse().expect("an ipv4: target");
+    let target = common::ipv4(fronts.iter().map(|front| front.addr));
     let options = ClientOptions { lb: search::client::LoadBalancing::RoundRobin, ..ClientOptions::default() };
     let client = Client::connect_with(&target, options).await.expect("connects");
     client.settle(Duration::from_secs(5)).await;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::{TestServer, eventually};
+use crate::common::{self, TestServer, eventually};
 use bytes::Bytes;
 use search::pb::v1::{ClassifyRequest, CountRequest, SearchRequest};
 use search::server::ServerConfig;
@@ -17,12 +17,9 @@ async fn channel(server: &TestServer) -> Channel {
     tonic::transport::Endpoint::from(server.target().uri()).connect().await.expect("connect")
 }
 
-/// A gRPC message: the 5-byte prefix and the payload.
+/// A gRPC message: the 5-byte prefix (not compressed) and the payload.
 fn framed(payload: &[u8]) -> Vec<u8> {
-    let mut bytes = vec![0];
-    bytes.extend_from_slice(&u32::try_from(payload.len()).expect("small").to_be_bytes());
-    bytes.extend_from_slice(payload);
-    bytes
+    common::http::envelope(0, payload)
 }
 
 /// A raw HTTP/2 connection, for what no well-behaved client does.

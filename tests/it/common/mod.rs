@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use search::client::{Client, Target};
+use search::pb::v1::SearchRequest;
 use search::server::{self, Handle, Listeners, ServerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -63,6 +64,13 @@ impl TestServer {
         Client::connect(&self.target()).await.expect("connect to the test server")
     }
 
+    /// The status of a Search for "Banana" from a new client: 1 while the
+    /// server serves.
+    pub async fn answered(&self) -> i32 {
+        let answer = self.client().await.search(SearchRequest { query: "Banana".into() }).await;
+        answer.expect("served").status
+    }
+
     /// `Search` calls this server has started (its `/metrics`; the server
     /// must have been started with `metrics_listen`).
     pub async fn searches(&self) -> u64 {
@@ -80,6 +88,12 @@ impl TestServer {
             Err(err) => panic!("server task: {err}"),
         }
     }
+}
+
+/// An `ipv4:` target over `addrs`, in order.
+pub fn ipv4(addrs: impl IntoIterator<Item = SocketAddr>) -> Target {
+    let list: Vec<String> = addrs.into_iter().map(|addr| addr.to_string()).collect();
+    format!("ipv4:{}", list.join(",")).parse().expect("an ipv4: target")
 }
 
 /// Waits (bounded: 5 s) until `check` holds; the tests' one polling loop.
@@ -102,14 +116,27 @@ pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
     LOCK.lock().await
 }
 
+/// Sends `signal` (`libc::SIGTERM`, say) to `child`, which must be running.
+pub fn signal(child: &tokio::process::Child, signal: libc::c_int) {
+    let pid = i32::try_from(child.id().expect("running")).expect("a pid");
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "signal {signal}");
+}
+
 /// The server binary started with `args` (`RUST_LOG=info`, stdout and
 /// stderr piped, killed when dropped), and the address it prints first.
 pub async fn server_process(args: &[&str]) -> (tokio::process::Child, String) {
+    server_process_with(args, &[]).await
+}
+
+/// [`server_process`] with the environment variables `env` too.
+pub async fn server_process_with(args: &[&str], env: &[(&str, &str)]) -> (tokio::process::Child, String) {
     use std::process::Stdio;
     use tokio::io::{AsyncBufReadExt, BufReader};
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
         .args(args)
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
