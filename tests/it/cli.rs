@@ -327,7 +327,7 @@ async fn tls_through_the_binaries() {
     // The plaintext call below is told to try https:// only when the TLS
     // server's close comes after hyper sent the call; on a loaded machine
     // it can come first ("closed before the call was sent", no hint).
-    let _alone = common::one_at_a_time().await;
+    let _machine = common::needs_a_quiet_machine().await;
     let pki = common::pki::pki();
     let dir = tempfile::tempdir().expect("temp dir");
     let cert = pem_file(&dir, "server.pem", &pki.server.0);

@@ -295,7 +295,7 @@ async fn frozen_run(options: ClientOptions) -> (Ends, Client, SocketAddr) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_replica_costs_no_call_at_the_defaults_and_is_ejected() {
-    let _alone = common::one_at_a_time().await;
+    let _machine = common::needs_a_quiet_machine().await;
     let (ends, client, frozen) = frozen_run(defaults()).await;
     let stats = client.stats();
     assert!(ends.failed.is_empty(), "no call failed: {ends:?} {stats:?}");
@@ -306,7 +306,7 @@ async fn a_frozen_replica_costs_no_call_at_the_defaults_and_is_ejected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_hedging_or_ejection_a_frozen_replica_fails_calls() {
-    let _alone = common::one_at_a_time().await;
+    let _machine = common::needs_a_quiet_machine().await;
     let (ends, client, _) = frozen_run(bare()).await;
     let failed = ends.failed.get("DeadlineExceeded").copied().unwrap_or(0);
     assert!(failed > 10, "the calls the frozen replica held ran out of time: {ends:?}");
@@ -315,7 +315,7 @@ async fn without_hedging_or_ejection_a_frozen_replica_fails_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outlier_detection_alone_ejects_a_frozen_replica() {
-    let _alone = common::one_at_a_time().await;
+    let _machine = common::needs_a_quiet_machine().await;
     // No hedging: the held calls fail at their deadline, which counts.
     let options = ClientOptions { outlier_detection: defaults().outlier_detection, ..bare() };
     let (ends, client, frozen) = frozen_run(options).await;
@@ -336,7 +336,7 @@ async fn a_black_holed_replica_costs_no_call_at_the_defaults() {
         );
         return;
     }
-    let _alone = common::one_at_a_time().await;
+    let _machine = common::needs_a_quiet_machine().await;
     for (options, loses) in [(defaults(), false), (bare(), true)] {
         let fleet = Fleet::start(&[]).await;
         let client = settled(&fleet.target, options).await;
@@ -359,7 +359,7 @@ async fn a_black_holed_replica_costs_no_call_at_the_defaults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_replica_loses_to_hedges_and_is_ejected() {
-    let _alone = common::one_at_a_time().await;
+    let _machine = common::needs_a_quiet_machine().await;
     let fleet = Fleet::start_proxied(&[]).await;
     let client = settled(&fleet.target, defaults()).await;
     let events = recorded(&client);
@@ -406,7 +406,7 @@ async fn hanging_peer() -> (SocketAddr, Arc<Mutex<Vec<(String, Option<h2::Reason
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hedge_that_wins_cancels_the_attempt_it_beat() {
-    let _alone = common::one_at_a_time().await;
+    let _machine = common::needs_a_quiet_machine().await;
     let server = TestServer::start().await;
     let (peer, ends) = hanging_peer().await;
     // The hanging peer has no health service to answer: no health checks,
@@ -462,7 +462,7 @@ async fn a_call_its_client_cancels_is_logged_once_as_cancelled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_closes_a_connection_whose_peer_went_silent() {
-    let _alone = common::one_at_a_time().await;
+    let _machine = common::needs_a_quiet_machine().await;
     // Servers that allow the quick pings of this test.
     let fleet = Fleet::start(&["--min-ping-interval", "100ms"]).await;
     let quick =
@@ -490,7 +490,7 @@ async fn keepalive_closes_a_connection_whose_peer_went_silent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_go_only_to_servers_whose_health_says_serving() {
-    let _alone = common::one_at_a_time().await;
+    let _machine = common::needs_a_quiet_machine().await;
     let checked = ClientOptions { hedging: None, ..defaults() };
     for (options, watches) in [(checked.clone(), true), (ClientOptions { health_check: None, ..checked }, false)] {
         let good = TestServer::start().await;
@@ -541,7 +541,7 @@ async fn calls_go_only_to_servers_whose_health_says_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_failing_every_call_is_ejected_and_gets_no_more() {
-    let _alone = common::one_at_a_time().await;
+    let _machine = common::needs_a_quiet_machine().await;
     let ejecting = ClientOptions { outlier_detection: defaults().outlier_detection, ..bare() };
     for (options, ejects) in [(ejecting, true), (bare(), false)] {
         let good = [TestServer::start().await, TestServer::start().await];
@@ -569,7 +569,7 @@ async fn a_replica_failing_every_call_is_ejected_and_gets_no_more() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_bench_reports_hedges_and_ejections_and_v_shows_them() {
-    let _alone = common::one_at_a_time().await;
+    let _machine = common::needs_a_quiet_machine().await;
     let fleet = Fleet::start(&[]).await;
     let target = fleet.target.to_string();
     let bench = Command::new(env!("CARGO_BIN_EXE_client"))

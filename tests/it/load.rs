@@ -173,7 +173,7 @@ fn soak_config(server: &TestServer, workers: usize, burst: usize, duration: Dura
 
 #[tokio::test]
 async fn a_short_soak_ends_every_call_with_a_code_its_traffic_allows() {
-    let _alone = common::one_at_a_time().await;
+    let _machine = common::loads_the_machine().await;
     let config = ServerConfig { max_concurrent_calls: 16, ..ServerConfig::default() };
     let server = TestServer::start_with("127.0.0.1:0", config).await;
     // Six workers, no bursts: six calls at most under a limit of 16, so

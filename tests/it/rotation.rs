@@ -72,7 +72,7 @@ async fn call(client: &Client, kind: usize) -> Result<(), Error> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_of_every_kind_survive_connections_aged_out_under_them() {
-    let _alone = common::one_at_a_time().await;
+    let _machine = common::loads_the_machine().await;
     let server = rotating().await;
     let client = Client::connect_with(&server.target(), ClientOptions::default()).await.expect("connects");
     let end = Instant::now() + Duration::from_secs(4);
@@ -212,7 +212,7 @@ async fn calls_until(client: &Client, what: &dyn Fn() -> String, done: impl Fn()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_keeps_every_rotated_subchannel_ready_and_in_turn() {
-    let _alone = common::one_at_a_time().await;
+    let _machine = common::loads_the_machine().await;
     let servers = [TestServer::start().await, TestServer::start().await];
     let fronts = [Rotating::start(servers[0].addr).await, Rotating::start(servers[1].addr).await];
     let target = common::ipv4(fronts.iter().map(|front| front.addr));
@@ -373,7 +373,7 @@ async fn burst(client: &Client, n: usize) -> Vec<Result<(), Error>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bursts_of_held_streams_survive_rotations_on_one_connection() {
-    let _alone = common::one_at_a_time().await;
+    let _machine = common::loads_the_machine().await;
     // Streams held across a GOAWAY keep the old connection open while new
     // calls need a new one: the channel must not hand them to the old one.
     let config = ServerConfig {

@@ -107,13 +107,22 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     panic!("not so after 5 s: {what}");
 }
 
-/// Taken by the tests that load the machine (calls at a rate, faults timed
-/// against them, storms of calls) and by those whose outcome a loaded
-/// machine can change: one of them at a time, beside the light tests, which
-/// run in parallel with everything.
-pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
-    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    LOCK.lock().await
+/// Shared by the tests that load the machine, held alone by those a loaded
+/// machine can fail.
+static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Held by a test that loads the machine (a storm of calls, a soak): such
+/// tests run together, and beside light tests, but never beside one that
+/// [`needs_a_quiet_machine`].
+pub async fn loads_the_machine() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().await
+}
+
+/// Held by a test whose outcome a loaded machine can change (faults timed
+/// against calls at a rate, a race the client loses under load): it runs
+/// beside light tests only.
+pub async fn needs_a_quiet_machine() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE.write().await
 }
 
 /// Sends `signal` (`libc::SIGTERM`, say) to `child`, which must be running.
