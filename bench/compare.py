@@ -7,7 +7,7 @@
     python3 bench/compare.py --redraw --plot DIR # redraw from target/bench/results.json
 
 Installs what it needs: the release build (server, client, examples), h2load
-from Debian's nghttp2-client, grpcio from PyPI (interop/requirements.txt) for
+from Debian's nghttp2-client, grpcio from PyPI (peers/requirements.txt) for
 the Python peer that mirrors the article's server and client, and matplotlib
 from PyPI (bench/requirements.txt) for the pictures, all in target/bench/venv.
 
@@ -15,13 +15,13 @@ Servers, one after another, each pinned to CPU 0 with taskset, on
 127.0.0.1:8100 (the article's port), in two rounds (the whole list twice,
 each row's best kept: a neighbour that takes the core during one row does not
 skew the ratios, as it did when every row ran once):
-  rust     target/release/server, per-call log lines off (RUST_LOG=warn)
+  rust     the release server (in cargo's target directory), per-call log lines off (RUST_LOG=warn)
   rust+log the same with its per-call info lines on, to price them
   rust+metrics  rust+log with --metrics-listen, to price the metrics
   cpp      bench/cpp/search_server.cc: a grpc C++ async server (Debian's
            libgrpc++), one completion queue and one thread
   python   the Python peer that mirrors the article's grpc.aio server
-           (interop/peer/server.py)
+           (peers/peer/server.py)
   floor    examples/h2_floor.rs: hyper h2c answering a canned gRPC response
            without decoding anything, the floor no gRPC server can beat
 Load generators on CPU 1: h2load sending a pre-encoded request frame, and
@@ -68,7 +68,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RELEASE = ROOT / "target" / "release"
+sys.path.insert(0, str(ROOT / "tools"))
+from cargo_target import built  # noqa: E402
+
+RELEASE = built("release")
 WORK = ROOT / "target" / "bench"
 ADDRESS = "127.0.0.1:8100"
 PATH = "/Search/search"
@@ -94,10 +97,10 @@ def setup():
         run(["apt-get", "update", "-qq"], stdout=subprocess.DEVNULL)
         run(["apt-get", "install", "-y", "-qq", *missing, "libgrpc++-dev"], stdout=subprocess.DEVNULL)
     build_cpp()
-    python = venv(ROOT / "interop" / "requirements.txt", ROOT / "bench" / "requirements.txt")
+    python = venv(ROOT / "peers" / "requirements.txt", ROOT / "bench" / "requirements.txt")
     stubs = WORK / "stubs"
     stubs.mkdir(parents=True, exist_ok=True)
-    run([str(python), "-m", "grpc_tools.protoc", f"-I{ROOT / 'interop' / 'peer'}",
+    run([str(python), "-m", "grpc_tools.protoc", f"-I{ROOT / 'peers' / 'peer'}",
          f"--python_out={stubs}", f"--grpc_python_out={stubs}", "search.proto"])
     (WORK / "request.bin").write_bytes(REQUEST)
     # 1,000 connections need file descriptors on both ends.
@@ -128,7 +131,7 @@ def build_cpp():
         return
     print("building the grpc C++ server...", file=sys.stderr)
     plugin = shutil.which("grpc_cpp_plugin")
-    run(["protoc", f"-I{ROOT / 'interop' / 'peer'}", f"--cpp_out={out}", f"--grpc_out={out}",
+    run(["protoc", f"-I{ROOT / 'peers' / 'peer'}", f"--cpp_out={out}", f"--grpc_out={out}",
          f"--plugin=protoc-gen-grpc={plugin}", "search.proto"])
     flags = run(["pkg-config", "--cflags", "--libs", "grpc++", "protobuf"], capture_output=True).stdout.split()
     run(["g++", "-O2", "-std=c++17", f"-I{out}", str(source), str(out / "search.pb.cc"),
@@ -207,7 +210,7 @@ def unary_servers(python, stubs):
         "rust+metrics": ([str(RELEASE / "server"), "--listen", ADDRESS, "--metrics-listen", "127.0.0.1:0"],
                          {"RUST_LOG": "info"}),
         "cpp": ([str(CPP_SERVER), ADDRESS], {}),
-        "python": ([str(python), str(ROOT / "interop" / "peer" / "server.py")], {"PYTHONPATH": str(stubs)}),
+        "python": ([str(python), str(ROOT / "peers" / "peer" / "server.py")], {"PYTHONPATH": str(stubs)}),
     }
 
 
@@ -375,7 +378,7 @@ def startup(python, stubs, rust_runs=30, python_runs=10):
     # The peer's client dials localhost:8100 by default: serve there.
     with Server("rust", [str(RELEASE / "server"), "--listen", "localhost:8100"]):
         ours = mean_seconds([str(RELEASE / "client"), "Banana"], rust_runs)
-        peer = mean_seconds([str(python), str(ROOT / "interop" / "peer" / "client.py"), "Banana"], python_runs,
+        peer = mean_seconds([str(python), str(ROOT / "peers" / "peer" / "client.py"), "Banana"], python_runs,
                                dict(os.environ, PYTHONPATH=str(stubs)))
     return dict(rust_ms=ours * 1000, python_ms=peer * 1000, ratio=peer / ours)
 

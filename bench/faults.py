@@ -41,7 +41,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RELEASE = ROOT / "target" / "release"
+sys.path.insert(0, str(ROOT / "tools"))
+from cargo_target import built  # noqa: E402
+
+RELEASE = built("release")
 RATE = 500
 IN_FLIGHT = 400
 DEADLINE = "1s"

@@ -24,7 +24,10 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-RELEASE = ROOT / "target" / "release"
+sys.path.insert(0, str(ROOT / "tools"))
+from cargo_target import built  # noqa: E402
+
+RELEASE = built("release")
 MAX_CONCURRENT_CALLS = "64"
 BURST = "100"
 WORKERS = "8"

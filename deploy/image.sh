@@ -19,7 +19,8 @@ name=${1:-search:ci}
 base=localhost/search-runtime-base:ci
 buildah=(buildah --storage-driver vfs)
 out=target/image
-release=target/release
+# The release build, wherever cargo put it (CARGO_TARGET_DIR).
+release=$(python3 tools/cargo_target.py)/release
 
 # Stripped binaries in a build context of their own; their debug info apart,
 # where their debuglink names it (gdb and addr2line find it there).

@@ -19,13 +19,17 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-DEBUG = ROOT / "target" / "debug"
+sys.path.insert(0, str(ROOT / "tools"))
+from cargo_target import built  # noqa: E402
+
+DEBUG = built("debug")
 DEPLOY = ROOT / "deploy"
 # The ports the checked-in configurations use, replaced by free ones here.
 FRONT, REPLICAS = 8100, (8101, 8102, 8103)

@@ -5,7 +5,7 @@
 //!
 //! `cargo run --release --example slow_proxy -- 127.0.0.1:0 127.0.0.1:8101 300ms`
 
-#[path = "../tests/common/proxy.rs"]
+#[path = "../tests/it/common/proxy.rs"]
 mod proxy;
 
 use std::sync::Arc;

@@ -10,7 +10,7 @@ reports:
     dropped, each space a `-`, a repeated anchor numbered `-1`, `-2`, ...),
     nor an explicit `<a name="...">` or `id="..."`;
   - a repository path written in backticks (`src/...`, `tests/...`,
-    `bench/...`, `deploy/...`, `interop/...`, `examples/...`, `proto/...`,
+    `bench/...`, `deploy/...`, `peers/...`, `examples/...`, `proto/...`,
     `tools/...`, `docs/...`, `benches/...`, `gen/...`, `.ci/...`) that names
     no file or folder; `*` globs and `{a,b}` lists must match something, and
     a `:LINE` or `::item` after the path is ignored.
@@ -36,7 +36,7 @@ PATH_PREFIXES = (
     "bench/",
     "benches/",
     "deploy/",
-    "interop/",
+    "peers/",
     "examples/",
     "proto/",
     "tools/",

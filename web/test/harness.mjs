@@ -14,8 +14,16 @@ import { chromium } from "playwright-core";
 export const root = new URL("../../", import.meta.url).pathname;
 const dist = join(root, "web/dist");
 
-/** The server binary: SEARCH_SERVER, or cargo's debug build. */
-const binary = process.env.SEARCH_SERVER ?? join(root, "target/debug/server");
+/**
+ * The server binary: SEARCH_SERVER, or the debug build in cargo's target
+ * directory (`cargo metadata` follows CARGO_TARGET_DIR).
+ */
+const binary = process.env.SEARCH_SERVER ?? join(targetDir(), "debug/server");
+
+function targetDir() {
+  const metadata = execFileSync("cargo", ["metadata", "--format-version", "1", "--no-deps"], { cwd: root });
+  return JSON.parse(metadata).target_directory;
+}
 
 /**
  * Starts the server on a free port of 127.0.0.1 with `flags`; resolves once

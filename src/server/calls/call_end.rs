@@ -12,10 +12,10 @@ use tonic::body::Body;
 
 use super::metrics::Metrics;
 use super::policy::Admitted;
+use crate::logging::Call;
 use crate::rpc::code_name;
 use crate::server::protocols::Protocol;
 use crate::server::transport::Busy;
-use crate::logging::Call;
 use crate::traces::ServerSpan;
 
 /// What is known of a call for its log line, written when the call ends.

@@ -15,8 +15,8 @@ use clap::{Parser, ValueEnum};
 use super::byte_size::ByteSize;
 use super::defaults::*;
 use super::settings::{CorsOrigins, ServerConfig};
-use crate::server::added::AddedServices;
 use crate::logging::LogFormat;
+use crate::server::added::AddedServices;
 use crate::tls::{self, ServerTls};
 use crate::traces::{TraceArgs, TraceConfigError};
 

@@ -1,0 +1,266 @@
+//! HTTP/2 peers that abuse the protocol, and connections that overstay:
+//! each limit acting on the real server, seen from the wire (the GOAWAY,
+//! its error code and last stream), while a well-behaved client keeps
+//! being served in the same test.
+
+use std::time::Duration;
+
+use crate::common::frames::{
+    self, ACK, CONTINUATION, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, End, GoAway, HEADERS, NO_ERROR, PING,
+    RST_STREAM, Raw, SETTINGS, WINDOW_UPDATE, frame, grpc_headers, grpc_headers_with,
+};
+use crate::common::{TestServer, eventually};
+use search::pb::v1::{ClassifyRequest, ScanRequest};
+use search::server::ServerConfig;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+const SEARCH: &str = "/search.v1.SearchService/Search";
+const CLASSIFY: &str = "/search.v1.SearchService/Classify";
+const SCAN: &str = "/search.v1.SearchService/Scan";
+
+/// The GOAWAY that ended a connection, failing the test on any other end.
+fn goaway(end: End) -> GoAway {
+    match end {
+        End::GoAway(goaway) => goaway,
+        other => panic!("expected a GOAWAY, then the close: {other:?}"),
+    }
+}
+
+/// Reads `raw` until the trailers of `stream` (its call is over).
+async fn until_trailers(raw: &mut Raw, stream: u32) {
+    loop {
+        let frame = raw.next(Duration::from_secs(10)).await.expect("the call's answer");
+        if frame.kind == HEADERS && frame.stream == stream && frame.flags & END_STREAM != 0 {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_connection_idle_for_max_connection_idle_gets_a_goaway_and_a_busy_one_does_not() {
+    let idle = Duration::from_millis(400);
+    let config = ServerConfig { max_connection_idle: idle, ..ServerConfig::default() };
+    let server = TestServer::start_with("127.0.0.1:0", config).await;
+
+    // A call, then nothing: the idle time counts from the call's end, which
+    // is after it was sent (the client sees the end later than the server,
+    // by as much as a loaded machine makes it, so its own view of the end
+    // is no lower bound).
+    let mut raw = Raw::connect(server.addr).await;
+    let sent = Instant::now();
+    raw.call(1, SEARCH, &[0x0a, 0x06, b'b', b'a', b'n', b'a', b'n', b'a']).await;
+    until_trailers(&mut raw, 1).await;
+    // A client holding a call open longer than the idle time keeps its
+    // connection: the stream still answers afterwards.
+    let client = server.client().await;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut held = client.classify(tokio_stream::wrappers::ReceiverStream::new(rx)).await.expect("starts");
+
+    let goaway = goaway(raw.end(Duration::from_secs(10)).await.0);
+    assert!(sent.elapsed() >= idle, "GOAWAY {:?} after the call, before the idle time", sent.elapsed());
+    assert_eq!(goaway, GoAway { last_stream: 1, code: NO_ERROR, debug: String::new() });
+
+    tokio::time::sleep(idle * 2).await;
+    tx.send(ClassifyRequest { queries: vec!["banana".into()] }).await.expect("the stream is open");
+    let answer = held.message().await.expect("answered on the held connection").expect("one answer");
+    assert_eq!(answer.statuses, [1]);
+    drop(tx);
+    assert_eq!(server.answered().await, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_aged_connection_gets_a_goaway_at_its_age_not_only_a_close_at_the_grace() {
+    let age = Duration::from_millis(500);
+    let config = ServerConfig {
+        max_connection_age: age,
+        max_connection_age_grace: Duration::from_secs(30),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start_with("127.0.0.1:0", config).await;
+    let opened = Instant::now();
+    let mut raw = Raw::connect(server.addr).await;
+    let goaway = goaway(raw.end(Duration::from_secs(10)).await.0);
+    assert_eq!((goaway.code, goaway.last_stream), (NO_ERROR, 0));
+    // Up to 10% earlier, so that connections opened together spread out.
+    let lived = opened.elapsed();
+    assert!(lived >= age.mul_f64(0.9) && lived < Duration::from_secs(10), "lived {lived:?}");
+    server.stop().await;
+}
+
+/// Sends `count` copies of `one` in a single write, then reads until the
+/// connection ends: the GOAWAY, and how many of the frames were answered.
+async fn flood(server: &TestServer, one: &[u8], count: usize, answer_kind: u8) -> (GoAway, usize) {
+    let mut raw = Raw::connect(server.addr).await;
+    // The server may close before it read everything.
+    let _ = raw.send(&one.repeat(count)).await;
+    let (end, frames) = raw.end(Duration::from_secs(10)).await;
+    let answers = frames.iter().filter(|f| f.kind == answer_kind && f.flags & ACK != 0).count();
+    (goaway(end), answers)
+}
+
+#[tokio::test]
+async fn a_ping_flood_gets_a_goaway_enhance_your_calm() {
+    let server = TestServer::start().await;
+    let (goaway, pongs) = flood(&server, &frame(PING, 0, 0, &[7; 8]), 10_000, PING).await;
+    assert_eq!((goaway.code, goaway.debug.as_str()), (ENHANCE_YOUR_CALM, "too_many_pings"));
+    assert!(pongs <= 4, "{pongs} PINGs answered: the fourth quick one is the last");
+    assert_eq!(server.answered().await, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_settings_flood_gets_a_goaway_enhance_your_calm() {
+    let server = TestServer::start().await;
+    let (goaway, acks) = flood(&server, &frame(SETTINGS, 0, 0, &[]), 10_000, SETTINGS).await;
+    assert_eq!((goaway.code, goaway.debug.as_str()), (ENHANCE_YOUR_CALM, "too_many_settings"));
+    // The preface's SETTINGS and up to four of the flood.
+    assert!(acks <= 5, "{acks} SETTINGS acknowledged");
+    assert_eq!(server.answered().await, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pings_between_calls_are_welcome() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::connect(server.addr).await;
+    for stream in (1..40).step_by(2) {
+        raw.send(&frame(PING, 0, 0, &[1; 8])).await.expect("a ping");
+        raw.call(stream, SEARCH, &[]).await;
+        until_trailers(&mut raw, stream).await;
+    }
+    let (end, _) = raw.end(Duration::from_millis(500)).await;
+    assert_eq!(end, End::Open, "a client that pings as it works keeps its connection");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_continuation_flood_gets_a_goaway_enhance_your_calm() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::connect(server.addr).await;
+    // A header block that never ends: HEADERS without END_HEADERS, then
+    // CONTINUATION frames of one small header each.
+    let mut bytes = frame(HEADERS, 0, 1, &grpc_headers(SEARCH));
+    let field = [0x00, 3, b'x', b'-', b'a', 1, b'b'];
+    for _ in 0..10_000 {
+        bytes.extend(frame(CONTINUATION, 0, 1, &field));
+    }
+    let _ = raw.send(&bytes).await;
+    let goaway = goaway(raw.end(Duration::from_secs(10)).await.0);
+    assert_eq!((goaway.code, goaway.debug.as_str()), (ENHANCE_YOUR_CALM, "too_many_continuations"));
+    assert_eq!(server.answered().await, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn streams_reset_in_a_burst_get_a_goaway_enhance_your_calm() {
+    let server = TestServer::start().await;
+    // The h2 crate as the attacker: requests opened and reset at once,
+    // never waiting for an answer (CVE-2023-44487).
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let (sender, connection) = h2::client::handshake(tcp).await.expect("HTTP/2 handshake");
+    let connection = tokio::spawn(connection);
+    let mut sender = sender;
+    let mut sent = 0;
+    for _ in 0..100_000 {
+        let Ok(ready) = sender.ready().await else { break };
+        sender = ready;
+        let request = http::Request::post(format!("http://{}{CLASSIFY}", server.addr))
+            .header("content-type", "application/grpc")
+            .body(())
+            .expect("a request");
+        let Ok((_, mut stream)) = sender.send_request(request, false) else { break };
+        stream.send_reset(h2::Reason::CANCEL);
+        sent += 1;
+        // Let the connection task write now and then.
+        if sent % 64 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(10), connection).await.expect("the connection ends");
+    let err = ended.expect("the connection task").expect_err("the server closed the connection");
+    assert!(err.is_go_away(), "{err:?}");
+    assert_eq!(err.reason(), Some(h2::Reason::ENHANCE_YOUR_CALM), "{err:?}");
+    assert!(sent < 100_000, "the server let all {sent} streams be opened and reset");
+    assert_eq!(server.answered().await, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn streams_reset_one_by_one_after_the_server_took_them_get_a_goaway() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::connect(server.addr).await;
+    // Each stream opened, its answer's headers awaited (the server took it
+    // and started the call), then reset: h2's burst rule never sees a
+    // stream it had not taken yet. The 500th reset is one too many.
+    let mut stream = 1;
+    let end = loop {
+        assert!(stream < 4000, "no GOAWAY after {} streams reset", stream / 2);
+        let _ = raw.send(&frame(HEADERS, END_HEADERS, stream, &grpc_headers(CLASSIFY))).await;
+        let started = loop {
+            match raw.next(Duration::from_secs(10)).await {
+                Some(f) if f.kind == HEADERS && f.stream == stream => break true,
+                Some(f) if f.kind == frames::GOAWAY => break false,
+                Some(_) => {}
+                None => break false,
+            }
+        };
+        if !started {
+            // The GOAWAY was read: the end from it on.
+            break raw.end(Duration::from_secs(10)).await.0;
+        }
+        let _ = raw.send(&frame(RST_STREAM, 0, stream, &8u32.to_be_bytes())).await;
+        stream += 2;
+    };
+    let goaway = goaway(end);
+    assert_eq!((goaway.code, goaway.debug.as_str()), (ENHANCE_YOUR_CALM, "too_many_resets"));
+    // The 500th stream, or the next one when it came in the same read
+    // (the server serves what it read before its GOAWAY).
+    assert!([999, 1001].contains(&goaway.last_stream), "last stream {}", goaway.last_stream);
+    assert_eq!(server.answered().await, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_cannot_make_the_server_buffer_its_answers_without_limit() {
+    let server = TestServer::start().await;
+    // A client with the largest windows HTTP/2 allows, which then reads
+    // nothing at all: only the server's own buffers hold its answers back.
+    // A small receive buffer keeps the kernels from holding much either.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("a small receive buffer");
+    socket.connect(&server.addr.into()).expect("connect");
+    socket.set_nonblocking(true).expect("non-blocking");
+    let tcp = TcpStream::from_std(socket.into()).expect("a tokio socket");
+    const INITIAL_WINDOW_SIZE: u16 = 0x4;
+    let mut raw = Raw::over(tcp, &[(INITIAL_WINDOW_SIZE, 0x7fff_ffff)]).await;
+    raw.send(&frame(WINDOW_UPDATE, 0, 0, &(0x7fff_ffff - 65_535u32).to_be_bytes())).await.expect("window");
+    // Scans whose answers (about 9 MB of matches each, 70 MB in all) dwarf
+    // every buffer on the way: 4 MB of text, gzipped to a few kilobytes,
+    // so that all go up within the server's first windows.
+    const SCANS: usize = 8;
+    let request = prost::Message::encode_to_vec(&ScanRequest { text: "banana".repeat(690_000) });
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gzip, &request).expect("gzip");
+    let compressed = gzip.finish().expect("gzip");
+    let headers = grpc_headers_with(SCAN, &[("grpc-encoding", "gzip")]);
+    for stream in (1..).step_by(2).take(SCANS) {
+        raw.call_with(stream, &headers, 1, &compressed).await;
+    }
+    eventually("every Scan in flight (they end at once when their answers are buffered whole)", || {
+        server.handle.in_flight() == SCANS
+    })
+    .await;
+    // Now the client reads nothing. Unbounded, the server would buffer
+    // every answer whole and the calls would end; bounded, the scans wait
+    // for the client, still in flight.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let waiting = server.handle.in_flight();
+    assert!(waiting >= 6, "{} of {SCANS} answers went somewhere although the client read nothing", SCANS - waiting);
+    assert_eq!(server.answered().await, 1);
+    // A client that goes away takes its calls with it.
+    drop(raw);
+    eventually("the Scans end", || server.handle.in_flight() == 0).await;
+    server.stop().await;
+}

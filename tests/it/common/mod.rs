@@ -1,0 +1,157 @@
+//! A Search server started in-process for a test: bound on `127.0.0.1:0`
+//! before it is spawned (no sleeps, no port races), stopped by a oneshot.
+
+pub mod frames;
+pub mod http;
+pub mod pki;
+pub mod proxy;
+pub mod scripted;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use search::client::{Client, Target};
+use search::pb::v1::SearchRequest;
+use search::server::{self, Handle, Listeners, ServerConfig};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running server; [`TestServer::stop`] shuts it down and re-raises a panic.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub handle: Handle,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), server::Error>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// A server on `addr` (`[::1]:0` for IPv6, say).
+    pub async fn start_on(addr: &str) -> Self {
+        Self::start_with(addr, ServerConfig::default()).await
+    }
+
+    /// A server on `addr` with `config`.
+    pub async fn start_with(addr: &str, config: ServerConfig) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("bind a free loopback port");
+        let addr = listener.local_addr().expect("bound address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (serving, handle) = server::start(Listeners::from_listener(listener), config, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("the server starts");
+        let task = tokio::spawn(serving);
+        Self { addr, handle, stop, task }
+    }
+
+    /// Starts the drain (as a signal would) without waiting for the end.
+    pub fn begin_stop(self) -> JoinHandle<Result<(), server::Error>> {
+        let _ = self.stop.send(());
+        self.task
+    }
+
+    /// The server as a client target, `127.0.0.1:PORT`.
+    pub fn target(&self) -> Target {
+        self.addr.to_string().parse().expect("a socket address is a valid target")
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.target()).await.expect("connect to the test server")
+    }
+
+    /// The status of a Search for "Banana" from a new client: 1 while the
+    /// server serves.
+    pub async fn answered(&self) -> i32 {
+        let answer = self.client().await.search(SearchRequest { query: "Banana".into() }).await;
+        answer.expect("served").status
+    }
+
+    /// `Search` calls this server has started (its `/metrics`; the server
+    /// must have been started with `metrics_listen`).
+    pub async fn searches(&self) -> u64 {
+        let samples = http::scrape(self.handle.metrics_addr().expect("metrics on")).await;
+        let name = r#"grpc_server_call_started_total{grpc_method="search.v1.SearchService/Search",protocol="grpc"}"#;
+        samples.get(name).copied().unwrap_or(0.0) as u64
+    }
+
+    /// Stops the server and waits for it, failing the test if it failed.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(result) => result.expect("the server stops cleanly"),
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            Err(err) => panic!("server task: {err}"),
+        }
+    }
+}
+
+/// An `ipv4:` target over `addrs`, in order.
+pub fn ipv4(addrs: impl IntoIterator<Item = SocketAddr>) -> Target {
+    let list: Vec<String> = addrs.into_iter().map(|addr| addr.to_string()).collect();
+    format!("ipv4:{}", list.join(",")).parse().expect("an ipv4: target")
+}
+
+/// Waits (bounded: 5 s) until `check` holds; the tests' one polling loop.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("not so after 5 s: {what}");
+}
+
+/// Shared by the tests that load the machine, held alone by those a loaded
+/// machine can fail.
+static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Held by a test that loads the machine (a storm of calls, a soak): such
+/// tests run together, and beside light tests, but never beside one that
+/// [`needs_a_quiet_machine`].
+pub async fn loads_the_machine() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().await
+}
+
+/// Held by a test whose outcome a loaded machine can change (faults timed
+/// against calls at a rate, a race the client loses under load): it runs
+/// beside light tests only.
+pub async fn needs_a_quiet_machine() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE.write().await
+}
+
+/// Sends `signal` (`libc::SIGTERM`, say) to `child`, which must be running.
+pub fn signal(child: &tokio::process::Child, signal: libc::c_int) {
+    let pid = i32::try_from(child.id().expect("running")).expect("a pid");
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "signal {signal}");
+}
+
+/// The server binary started with `args` (`RUST_LOG=info`, stdout and
+/// stderr piped, killed when dropped), and the address it prints first.
+pub async fn server_process(args: &[&str]) -> (tokio::process::Child, String) {
+    server_process_with(args, &[]).await
+}
+
+/// [`server_process`] with the environment variables `env` too.
+pub async fn server_process_with(args: &[&str], env: &[(&str, &str)]) -> (tokio::process::Child, String) {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the server");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = lines.next_line().await.expect("read stdout").expect("the server prints its address");
+    (child, addr)
+}

@@ -1,0 +1,23 @@
+//! The integration tests: one binary, one module per area, the helpers
+//! (`common`) compiled once. Cargo.toml declares it the only test target
+//! (`autotests = false`), so a new file here is a new module, never a binary.
+
+mod common;
+
+mod abuse;
+mod balancing;
+mod cli;
+mod client;
+mod client_env;
+mod compression;
+mod connect;
+mod gray;
+mod interop;
+mod limits;
+mod load;
+mod metrics;
+mod rotation;
+mod rpc;
+mod server;
+mod tls;
+mod web;
