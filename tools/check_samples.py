@@ -570,7 +570,7 @@ def main() -> int:
             print(f"{sample.name}: {first}")
         return 0
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--quiet", "--bins"], cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--locked", "--quiet", "--bins"], cwd=ROOT, check=True)
     bin_dir = target_dir() / "debug"
 
     failed, edits = [], {}
