@@ -56,16 +56,17 @@ commands see `$SERVER_PID` (the first server's process id) and `$REPO` (the
 repository, for `cargo run --manifest-path "$REPO/Cargo.toml"`).
 
     python3 tools/check_samples.py                   # every sample; exit 1 on a difference
-    python3 tools/check_samples.py docs/guide.md:97  # the samples of a file, or the one at a line
+    python3 tools/check_samples.py docs/guide.md:97  # a file's samples, or the one whose fence is that line
     python3 tools/check_samples.py --update          # write what was printed into the blocks
-    python3 tools/check_samples.py --list            # the samples, with their line
+    python3 tools/check_samples.py --list            # the samples, each with its fence's line
 
 `--update` rewrites a block that differs with what its commands printed
 (the sample's ports put back, nothing else normalised), unless it has a
 `...` line or compares `within`: such a block is a choice of lines, and is
-printed for a person to edit. Builds the
-binaries first (`cargo build --bins`), into cargo's target directory
-(`CARGO_TARGET_DIR` honoured); `--no-build` uses them as they are.
+printed for a person to edit. Builds the binaries first (`cargo build
+--bins`) and takes them from cargo's target directory (`cargo metadata`, so
+`CARGO_TARGET_DIR` is honoured); `--no-build` uses them as they are. Needs
+bash, curl, openssl and buf (`tools/install.sh`) on PATH.
 """
 
 from __future__ import annotations
