@@ -17,6 +17,29 @@ reports:
 Web links (http, https, mailto) are not fetched. Fenced code blocks are
 skipped: they hold commands and output, not references.
 
+And ARCHITECTURE.md, the code map, is checked both ways:
+  - every path it names exists: a token in backticks that ends with `/` or
+    with a file extension (`.rs`, `.py`, `.sh`, `.mjs`, ...) names a file or
+    folder under the repository's root, under `src/`, under a folder its
+    section or its block names (below) or the folder above one, or, when it
+    has a `/`, the end of the path of a file of `src/` (`calls/layer.rs`);
+    a bare name (`frames.rs`, `config/`) that is none of these, as in a
+    paragraph on a rule that crosses folders, may be any file or folder of
+    that name under `src/` or the section's folder;
+  - every folder and file of `src/` is named in it, one of two ways:
+      1. by its path: `src/cli/events.rs`, `cli/events.rs`, or any end of
+         the path with a `/` in it (`call/rules.rs` for
+         `src/client/call/rules.rs`);
+      2. by its file name, in a block (a paragraph or a list item) that
+         names its folder: the block is in the section whose heading names
+         the folder (`### `src/client/``), or the block itself names the
+         folder in backticks (`call/`, relative to the section's folder, or
+         from `src/`). So `mod.rs` is named for `src/cli/soak/` by the
+         paragraph that says `soak/` ... `mod.rs`. A folder is named by its
+         path (`src/client/channel/`, `channel/` in its parent's section,
+         or a section's heading); a folder's `mod.rs` is named with it (the
+         code map says that every folder has one, saying what it holds).
+
     python3 tools/check_docs.py [FILE.md ...]
 
 Exit 0 with a summary when everything resolves; exit 1 listing FILE:LINE and
@@ -189,16 +212,116 @@ def check(doc: Path, cache: dict) -> list[str]:
     return problems
 
 
+FILE_TOKEN = re.compile(r"^[\w./-]*\.(rs|py|sh|mjs|js|html|css|proto|yaml|toml|json)$")
+
+
+def blocks(text: str):
+    """(line number, heading folders, text) for every paragraph or list item of
+    prose; a heading's folders are the spans of the heading above that end
+    with `/` (`### `src/client/``, `### `benches/`, `bench/``)."""
+    folders: list[str] = []
+    current: list[str] = []
+    start = 0
+
+    def flush():
+        if current:
+            yield start, list(folders), " ".join(current)
+
+    for number, line in prose_lines(text):
+        heading = HEADING.match(line)
+        if heading or not line.strip() or re.match(r"^\s*(?:[-*]|\d+\.)\s", line):
+            yield from flush()
+            current.clear()
+        if heading:
+            folders[:] = [span.group(2) for span in CODE_SPAN.finditer(heading.group(2)) if span.group(2).endswith("/")]
+            continue
+        if line.strip():
+            if not current:
+                start = number
+            current.append(line)
+    yield from flush()
+
+
+def spans(text: str) -> list[str]:
+    """The tokens of the code spans of a text, trimmed as path_tokens does."""
+    found = []
+    for span in CODE_SPAN.finditer(text):
+        for token in span.group(2).split():
+            token = token.strip("\"'()[],;")
+            token = re.split(r"::|:(?=\d)", token)[0].rstrip(":.")
+            if token and "=" not in token and not token.startswith(("-", "http")):
+                found.append(token)
+    return found
+
+
+def bases(heading_folders: list[str], tokens: list[str]) -> set[Path]:
+    """The folders a block's bare file names may be in: the root, `src/`, its
+    heading's folders, and the folders the block names, from any of these."""
+    roots = [ROOT, ROOT / "src"] + [ROOT / folder for folder in heading_folders]
+    roots += [root.parent for root in roots[2:]]
+    found = {root for root in roots if root.is_dir()}
+    for token in tokens:
+        if token.endswith("/"):
+            found |= {root / token for root in roots if (root / token).is_dir()}
+    return {path.resolve() for path in found}
+
+
+def check_architecture(path: Path) -> list[str]:
+    """The code map's paths that name nothing, and the files and folders of
+    src/ it does not name (the rules are in this script's docstring)."""
+    src = ROOT / "src"
+    sources = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix == ".rs")
+    folders = sorted(p for p in src.rglob("*") if p.is_dir())
+    relative = {p: p.relative_to(src).as_posix() for p in sources + folders}
+    named: set[Path] = set()
+    problems = []
+    by_name: dict[str, list[Path]] = {}
+    for p in ROOT.rglob("*"):
+        if not any(part in ("target", "node_modules", ".git") for part in p.relative_to(ROOT).parts):
+            by_name.setdefault(p.name, []).append(p)
+    for number, heading_folders, text in blocks(path.read_text(encoding="utf-8")):
+        tokens = spans(text)
+        where = bases(heading_folders, tokens)
+        named |= {p for p in folders if f"src/{relative[p]}/" in heading_folders}
+        for token in tokens:
+            if not (token.endswith("/") or FILE_TOKEN.match(token)) or any(ch in token for ch in "*?{"):
+                continue
+            bare = token.rstrip("/")
+            hits = {p for p, rel in relative.items() if rel == bare or f"src/{rel}" == bare or ("/" in bare and rel.endswith("/" + bare))}
+            if "/" not in bare:
+                hits |= {p for p in sources + folders if p.parent.resolve() in where and p.name == bare}
+            named |= hits
+            exists = hits or (ROOT / bare).exists() or any((base / bare).exists() for base in where)
+            if not exists and "/" not in bare:
+                # A cross-cutting paragraph names a file or folder by its name alone.
+                scope = [ROOT / "src"] + [ROOT / folder for folder in heading_folders]
+                exists = any(any(s.resolve() in f.resolve().parents for s in scope) for f in by_name.get(bare, []))
+            if not exists:
+                problems.append(f"{display(path)}:{number}: `{token}` names no file or folder here")
+    named |= {p for p in sources if p.name == "mod.rs" and p.parent in named}
+    for p in folders + sources:
+        if p not in named:
+            kind = "folder" if p.is_dir() else "file"
+            problems.append(f"{display(path)}: the {kind} src/{relative[p]}{'/' if p.is_dir() else ''} is not named in the code map")
+    return problems
+
+
 def main() -> int:
     docs = [Path(arg).resolve() for arg in sys.argv[1:]] or documents()
     cache: dict = {}
     problems = [problem for doc in docs for problem in check(doc, cache)]
+    architecture = ROOT / "ARCHITECTURE.md"
+    if architecture in docs:
+        problems += check_architecture(architecture)
     for problem in problems:
         print(problem)
     if problems:
         print(f"check_docs: {len(problems)} broken links or paths in {len(docs)} documents", file=sys.stderr)
         return 1
-    print(f"check_docs: {len(docs)} documents, every relative link, anchor and repository path resolves")
+    print(
+        f"check_docs: {len(docs)} documents, every relative link, anchor and repository path resolves;"
+        " ARCHITECTURE.md names every file and folder of src/, and nothing that is not there"
+    )
     return 0
 
 

@@ -45,8 +45,9 @@ pub struct Args {
     #[arg(long, env = "SEARCH_WAIT_FOR_READY", global = true, value_parser = BoolishValueParser::new())]
     pub wait_for_ready: bool,
 
-    /// Attempts of a call the contract marks side-effect free (Search), the
-    /// first included; 1 turns retries off.
+    /// Attempts of a unary call the contract marks safe to retry
+    /// (NO_SIDE_EFFECTS or IDEMPOTENT: Search), the first included; 1 turns
+    /// retries off.
     #[arg(long, env = "SEARCH_RETRY_MAX_ATTEMPTS", value_name = "N", global = true,
           default_value_t = client::DEFAULT_MAX_ATTEMPTS, value_parser = clap::value_parser!(u32).range(1..))]
     pub retry_max_attempts: u32,
