@@ -8,7 +8,7 @@
 //! from six ASCII bytes of `text` spelling "banana" in any case, and the
 //! answer is an ASCII case-insensitive byte search: no lowering, no
 //! allocation. `lowercase_never_makes_banana_letters` checks that premise
-//! against every `char`, and the interop test (`interop/`) checks the answers
+//! against every `char`, and the interop test (`peers/`) checks the answers
 //! against Python itself.
 //!
 //! Files:

@@ -82,7 +82,14 @@ impl Caller {
                 if let Some(refused) = sub.connectivity.refused().filter(|_| !sub.connectivity.answered()) {
                     return Failure::NotSent(refusal(&refused));
                 }
-                return Failure::GoingAway("the connection closed before the call was sent".into());
+                // A plaintext connection closed before the server answered
+                // anything on it may be a TLS server's.
+                let hint = if self.channel.target().is_tls() || sub.connectivity.answered() {
+                    ""
+                } else {
+                    " (is the server using TLS? try https://)"
+                };
+                return Failure::GoingAway(format!("the connection closed before the call was sent{hint}"));
             }
             if let Some(h2) = cause.downcast_ref::<h2::Error>() {
                 // HTTP/2 says a refused stream was not processed at all (a

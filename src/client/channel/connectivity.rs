@@ -157,9 +157,23 @@ impl Connectivity {
 
     /// [`Connectivity::set`], saying why.
     pub(crate) fn set_because(&self, next: ConnectivityState, why: Option<&str>) {
+        self.change(next, why, None);
+    }
+
+    /// [`Connectivity::set_because`], only while connection number
+    /// `connection` is the current one: checked and set at once, so that a
+    /// connection replaced meanwhile (its successor READY) says nothing.
+    pub(super) fn set_if_current(&self, connection: u64, next: ConnectivityState, why: Option<&str>) {
+        self.change(next, why, Some(connection));
+    }
+
+    fn change(&self, next: ConnectivityState, why: Option<&str>, only_for: Option<u64>) {
         let mut from = None;
         self.state.send_if_modified(|state| {
-            let changes = *state != next && *state != ConnectivityState::Shutdown;
+            // Under the state's lock: a new connection's READY is set under
+            // it too, after its number was taken.
+            let current = only_for.is_none_or(|connection| self.connection.load(Ordering::Acquire) == connection);
+            let changes = current && *state != next && *state != ConnectivityState::Shutdown;
             if changes {
                 from = Some(*state);
                 *state = next;
@@ -176,18 +190,13 @@ impl Connectivity {
     }
 
     /// A new connection is up: nothing answered on it yet, and it is the
-    /// current one, READY. Returns its number, for [`Connectivity::is_current`].
+    /// current one, READY. Returns its number, for
+    /// [`Connectivity::set_if_current`].
     pub(super) fn connected(&self) -> u64 {
         self.answered.store(false, Ordering::Relaxed);
         let connection = self.connection.fetch_add(1, Ordering::AcqRel) + 1;
         self.set(ConnectivityState::Ready);
         connection
-    }
-
-    /// Whether connection number `connection` is still the current one (not
-    /// replaced by a newer after a GOAWAY).
-    pub(super) fn is_current(&self, connection: u64) -> bool {
-        self.connection.load(Ordering::Acquire) == connection
     }
 
     /// A receiver of the state, to wait for one.

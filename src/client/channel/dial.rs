@@ -190,11 +190,8 @@ macro_rules! on_stream {
 
 impl Drop for TrackedStream {
     fn drop(&mut self) {
-        // An older connection, replaced after its GOAWAY, ends quietly.
-        if !self.connectivity.is_current(self.connection) {
-            return;
-        }
-        // A peer that closes or resets the connection, or sends a GOAWAY, is
+        // An older connection, replaced after its GOAWAY, ends quietly. A
+        // peer that closes or resets the connection, or sends a GOAWAY, is
         // read just before: hyper closing after a silence longer than the
         // keepalive timeout means its ping went unanswered.
         match self.keepalive_timeout {
@@ -203,9 +200,9 @@ impl Drop for TrackedStream {
                     "no answer to a keepalive ping within {}: the connection is closed",
                     humantime::format_duration(timeout)
                 );
-                self.connectivity.set_because(ConnectivityState::TransientFailure, Some(&why));
+                self.connectivity.set_if_current(self.connection, ConnectivityState::TransientFailure, Some(&why));
             }
-            _ => self.connectivity.set(ConnectivityState::Idle),
+            _ => self.connectivity.set_if_current(self.connection, ConnectivityState::Idle, None),
         }
     }
 }
