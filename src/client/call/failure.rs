@@ -12,7 +12,7 @@ use tonic::{Code, Status};
 use super::caller::Caller;
 use super::rules::Failed;
 use crate::client::Error;
-use crate::client::channel::{ConnectFailed, Subchannel};
+use crate::client::channel::{ConnectFailed, Subchannel, refusal};
 
 /// How an attempt failed, from where its status came from.
 pub(in crate::client) enum Failure {
@@ -200,16 +200,6 @@ fn broken(status: &Status, source: &(dyn std::error::Error + 'static)) -> Option
         let root = causes(source).last().map(ToString::to_string).unwrap_or_default();
         format!("the transport failed under the call: {root}")
     })
-}
-
-/// What a TLS session that ended before the server answered says: a
-/// server that requires a client certificate, or the alert as it came.
-fn refusal(why: &str) -> String {
-    if why.contains("CertificateRequired") {
-        format!("the server refused the TLS session: {why} (it requires a client certificate)")
-    } else {
-        format!("the server ended the TLS session: {why}")
-    }
 }
 
 #[cfg(test)]

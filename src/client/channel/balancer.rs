@@ -36,6 +36,7 @@ use super::events::{Event, SubchannelWatcher, Watchers};
 use super::health::Health;
 use super::outlier::OutlierDetection;
 use super::picker::{self, LoadBalancing};
+use super::preface::PrefaceConnector;
 use super::resolver;
 use super::secure::{self, SecureConnector};
 use super::subchannel::{Backend, Subchannel};
@@ -295,6 +296,7 @@ impl Balancer {
             connector = connector.with_keepalive_timeout(keepalive.timeout);
         }
         let connector = SecureConnector::new(connector, self.tls.clone(), connectivity.clone());
+        let connector = PrefaceConnector::new(connector, connectivity.clone(), self.settings.connect_timeout);
         let channel = self.endpoint.clone().connect_with_connector_lazy(connector.clone());
         let health = if self.health_service().is_some() { Health::Unknown } else { Health::Unchecked };
         let renewal = Some((self.endpoint.clone(), connector));

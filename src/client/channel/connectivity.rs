@@ -161,8 +161,9 @@ impl Connectivity {
     }
 
     /// [`Connectivity::set_because`], only while connection number
-    /// `connection` is the current one: checked and set at once, so that a
-    /// connection replaced meanwhile (its successor READY) says nothing.
+    /// `connection` is the current one and READY: checked and set at once,
+    /// so that a connection replaced meanwhile (its successor READY) says
+    /// nothing, nor one that never was READY (its handshake said why).
     pub(super) fn set_if_current(&self, connection: u64, next: ConnectivityState, why: Option<&str>) {
         self.change(next, why, Some(connection));
     }
@@ -172,7 +173,9 @@ impl Connectivity {
         self.state.send_if_modified(|state| {
             // Under the state's lock: a new connection's READY is set under
             // it too, after its number was taken.
-            let current = only_for.is_none_or(|connection| self.connection.load(Ordering::Acquire) == connection);
+            let current = only_for.is_none_or(|connection| {
+                self.connection.load(Ordering::Acquire) == connection && *state == ConnectivityState::Ready
+            });
             let changes = current && *state != next && *state != ConnectivityState::Shutdown;
             if changes {
                 from = Some(*state);
@@ -189,14 +192,12 @@ impl Connectivity {
         }
     }
 
-    /// A new connection is up: nothing answered on it yet, and it is the
-    /// current one, READY. Returns its number, for
-    /// [`Connectivity::set_if_current`].
-    pub(super) fn connected(&self) -> u64 {
+    /// A new connection's socket is up: nothing answered on it yet, and it
+    /// is the current one (READY once its server has spoken: `preface.rs`).
+    /// Returns its number, for [`Connectivity::set_if_current`].
+    pub(super) fn new_connection(&self) -> u64 {
         self.answered.store(false, Ordering::Relaxed);
-        let connection = self.connection.fetch_add(1, Ordering::AcqRel) + 1;
-        self.set(ConnectivityState::Ready);
-        connection
+        self.connection.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     /// A receiver of the state, to wait for one.

@@ -50,6 +50,13 @@ pub struct ConnectFailed {
     cause: String,
 }
 
+impl ConnectFailed {
+    /// A dial that failed because of `cause`.
+    pub(super) fn new(cause: String) -> Self {
+        Self { cause }
+    }
+}
+
 /// One address a subchannel dials.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Address {
@@ -123,7 +130,7 @@ impl tower::Service<Uri> for TrackingConnector {
             });
             match dialed {
                 Ok(stream) => {
-                    let connection = connectivity.connected();
+                    let connection = connectivity.new_connection();
                     let heard = std::time::Instant::now();
                     Ok(TokioIo::new(TrackedStream { stream, connectivity, connection, keepalive_timeout, heard }))
                 }
@@ -190,7 +197,8 @@ macro_rules! on_stream {
 
 impl Drop for TrackedStream {
     fn drop(&mut self) {
-        // An older connection, replaced after its GOAWAY, ends quietly. A
+        // An older connection, replaced after its GOAWAY, ends quietly, and
+        // so does one that never became READY (its handshake said why). A
         // peer that closes or resets the connection, or sends a GOAWAY, is
         // read just before: hyper closing after a silence longer than the
         // keepalive timeout means its ping went unanswered.
@@ -249,7 +257,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn dialing_reports_connecting_then_ready_or_transient_failure() {
+    async fn dialing_reports_connecting_then_the_socket_s_end_or_transient_failure() {
         use tower::ServiceExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -257,13 +265,18 @@ mod tests {
         let connector = TrackingConnector::new(Address::Tcp(addr), connectivity.clone(), Duration::from_secs(5));
         let uri: Uri = format!("http://{addr}").parse().expect("uri");
         let stream = connector.clone().oneshot(uri.clone()).await.expect("dials");
-        assert_eq!(connectivity.state(), ConnectivityState::Ready);
+        assert_eq!(connectivity.state(), ConnectivityState::Connecting, "READY waits for the server's preface");
+        drop(stream);
+        assert_eq!(connectivity.state(), ConnectivityState::Connecting, "a socket that never was READY ends quietly");
+        let stream = connector.clone().oneshot(uri.clone()).await.expect("dials");
+        connectivity.set(ConnectivityState::Ready);
         drop(stream);
         assert_eq!(connectivity.state(), ConnectivityState::Idle, "a closed connection is IDLE");
         // A second connection replaces the first (a GOAWAY, say): the first
         // closing later leaves the subchannel READY.
         let first = connector.clone().oneshot(uri.clone()).await.expect("dials");
         let second = connector.clone().oneshot(uri.clone()).await.expect("dials again");
+        connectivity.set(ConnectivityState::Ready);
         drop(first);
         assert_eq!(connectivity.state(), ConnectivityState::Ready, "the replaced connection ends quietly");
         drop(second);

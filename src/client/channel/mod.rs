@@ -16,6 +16,7 @@
 //! - `dial.rs`: dialing one address, each step reported as a state;
 //!   [`Keepalive`].
 //! - `secure.rs`: TLS over each dialed socket, its errors kept for the calls.
+//! - `preface.rs`: READY only once the server has spoken HTTP/2.
 //! - `health.rs`: client-side health checking (gRFC A17), per connection.
 //! - `outlier.rs`: outlier detection's settings (gRFC A50); `ejection.rs`
 //!   its counts per subchannel and its sweep.
@@ -35,6 +36,7 @@ mod events;
 mod health;
 mod outlier;
 mod picker;
+mod preface;
 mod resolver;
 mod secure;
 mod subchannel;
@@ -48,6 +50,7 @@ pub use self::dial::Keepalive;
 pub use self::events::{Event, SubchannelWatcher};
 pub use self::outlier::{FailurePercentageEjection, OutlierDetection, OutlierError, SuccessRateEjection};
 pub use self::picker::LoadBalancing;
+pub(in crate::client) use self::secure::refusal;
 pub use self::subchannel::Backend;
 pub(in crate::client) use self::subchannel::Subchannel;
 pub use self::target::{InvalidTarget, Target};

@@ -158,3 +158,13 @@ pub(super) fn client_config(
     let name = ServerName::try_from(target.host().to_owned()).map_err(|err| invalid(err.to_string()))?;
     Ok(Some((config, name)))
 }
+
+/// What a TLS session that ended before the server answered says: a
+/// server that requires a client certificate, or the alert as it came.
+pub(in crate::client) fn refusal(why: &str) -> String {
+    if why.contains("CertificateRequired") {
+        format!("the server refused the TLS session: {why} (it requires a client certificate)")
+    } else {
+        format!("the server ended the TLS session: {why}")
+    }
+}

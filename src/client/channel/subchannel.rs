@@ -16,11 +16,12 @@ use super::connectivity::{Connectivity, ConnectivityState};
 use super::dial::{Address, TrackingConnector};
 use super::ejection::Tally;
 use super::health::{Health, HealthCell};
+use super::preface::PrefaceConnector;
 use super::secure::SecureConnector;
 
 /// What makes a subchannel's new transport: the endpoint, and the connector
 /// that reports to its connectivity.
-pub(super) type Renewal = (Endpoint, SecureConnector<TrackingConnector>);
+pub(super) type Renewal = (Endpoint, PrefaceConnector<SecureConnector<TrackingConnector>>);
 
 /// One address with its connection.
 pub(in crate::client) struct Subchannel {
