@@ -6,11 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::{Instant, timeout_at};
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_client::HealthClient;
 
 use super::Error;
-use super::call::{Caller, Failure, with_timeout};
+use super::call::Caller;
 use super::channel::{Backend, Balancer, Connectivity, ConnectivityState, LoadBalancing, SubchannelWatcher, Target};
 use super::options::ClientOptions;
 use super::stats::{CallStats, Stats};
@@ -64,15 +62,17 @@ impl Client {
     }
 
     /// Connects now, so that an unreachable server is reported before
-    /// anything else happens: waiting for it (within the deadline) with
-    /// `wait_for_ready`, else failing at once.
+    /// anything else happens: a subchannel READY (its server has spoken
+    /// HTTP/2, and answered its health check where health is checked), no
+    /// call made; waiting for it (within the deadline) with
+    /// `wait_for_ready`, else failing as soon as no address can be reached.
     ///
     /// # Errors
-    /// [`Error::Connect`] when the server cannot be reached.
+    /// [`Error::Connect`] when the server cannot be reached;
+    /// [`Error::DeadlineExceeded`] when none was READY by the deadline.
     pub async fn reach(&self) -> Result<(), Error> {
         let settings = self.caller.settings();
-        let deadline = Instant::now() + settings.timeout;
-        if settings.wait_for_ready { self.ready(deadline).await } else { self.probe(deadline).await }
+        self.ready_within(settings.timeout, settings.wait_for_ready).await
     }
 
     /// The channel's connectivity state; with `try_to_connect`, an IDLE
@@ -83,7 +83,7 @@ impl Client {
         if try_to_connect && state == ConnectivityState::Idle {
             let client = self.clone();
             tokio::spawn(async move {
-                let _ = client.probe(Instant::now() + client.caller.channel.settings().connect_timeout).await;
+                let _ = client.ready_within(client.caller.channel.settings().connect_timeout, false).await;
             });
         }
         state
@@ -125,11 +125,11 @@ impl Client {
     /// settled channel.
     pub async fn settle(&self, within: Duration) {
         let deadline = Instant::now() + within;
-        let _ = self.probe(deadline).await;
+        let _ = self.ready_within(within, false).await;
         while Instant::now() < deadline {
             let settling = self.backends().iter().any(|backend| match backend.state {
                 ConnectivityState::Connecting => true,
-                ConnectivityState::Idle => self.caller.channel.settings().lb == LoadBalancing::RoundRobin,
+                ConnectivityState::Idle => self.caller.channel.policy() == LoadBalancing::RoundRobin,
                 _ => false,
             });
             if !settling {
@@ -152,53 +152,12 @@ impl Client {
         self.stats.snapshot()
     }
 
-    /// Makes sure a connection is up: one side-effect-free health check
-    /// (any answer, even UNIMPLEMENTED, proves the connection).
-    async fn probe(&self, deadline: Instant) -> Result<(), Error> {
-        let caller = &self.caller;
-        let sub = caller.channel.pick().await?;
-        let request = with_timeout(HealthCheckRequest { service: String::new() }, deadline);
-        match timeout_at(deadline, HealthClient::new(sub.channel().1).check(request)).await {
-            Err(_) => Err(caller.deadline_exceeded(1, None)),
-            Ok(Ok(_)) => {
-                sub.connectivity.mark_answered();
-                Ok(())
-            }
-            Ok(Err(status)) => match caller.failure(&status, &sub) {
-                Failure::Status => {
-                    sub.connectivity.mark_answered();
-                    Ok(())
-                }
-                failure => Err(caller.error(failure, status, 1, None)),
-            },
-        }
-    }
-
-    /// With `wait_for_ready`, waits (backing off) until the server can be
-    /// reached, or fails with DEADLINE_EXCEEDED at the deadline.
-    async fn ready(&self, deadline: Instant) -> Result<(), Error> {
-        if !self.caller.settings().wait_for_ready || self.connectivity.state() == ConnectivityState::Ready {
-            return Ok(());
-        }
-        let mut attempt = 0;
-        let mut last = None;
-        loop {
-            attempt += 1;
-            match self.probe(deadline).await {
-                Err(Error::Connect { cause, .. }) => {
-                    last = Some(format!("cannot connect: {cause}"));
-                    let delay = self.caller.settings().backoff.delay(attempt);
-                    if Instant::now() + delay >= deadline {
-                        return Err(self.caller.deadline_exceeded(attempt, last));
-                    }
-                    tokio::time::sleep(delay).await;
-                }
-                // The deadline passed during a dial: say why we were waiting.
-                Err(Error::DeadlineExceeded { .. }) if last.is_some() => {
-                    return Err(self.caller.deadline_exceeded(attempt, last));
-                }
-                other => return other,
-            }
+    /// Waits, within `within`, for a READY subchannel.
+    async fn ready_within(&self, within: Duration, wait_for_ready: bool) -> Result<(), Error> {
+        let channel = &self.caller.channel;
+        match timeout_at(Instant::now() + within, channel.ready(wait_for_ready)).await {
+            Ok(ready) => ready.map(|_| ()),
+            Err(_) => Err(self.caller.deadline_exceeded(1, Some(channel.why_not_ready()))),
         }
     }
 }

@@ -311,9 +311,9 @@ async fn a_call_past_a_graceful_goaway_goes_to_another_subchannel_with_retries_o
     let (away, turned_away) = going_away().await;
     let server = TestServer::start_with("127.0.0.1:0", with_metrics()).await;
     let target: Target = format!("ipv4:{away},{}", server.addr).parse().expect("a target");
-    let options = ClientOptions { lb: LoadBalancing::RoundRobin, max_attempts: 1, ..ClientOptions::default() };
-    // Nothing dialed yet: round robin's first pick is the first address, the
-    // peer going away, whatever the background connections are doing.
+    let options = ClientOptions { lb: LoadBalancing::PickFirst, max_attempts: 1, ..ClientOptions::default() };
+    // pick_first dials the first address first: the call goes to the peer
+    // going away, which has spoken HTTP/2 (its SETTINGS) before it is READY.
     let client = Client::new(&target, options).expect("a client");
     search(&client).await;
     assert!(turned_away.load(Ordering::SeqCst) >= 1, "the peer going away saw the call");

@@ -246,8 +246,12 @@ where
             }
             return Ok(sub);
         }
-        match timeout_at(self.deadline, channel.pick_avoiding(&self.tried)).await {
-            Err(_) => Err(self.caller.deadline_exceeded(self.counts.sent.max(1), self.last.take())),
+        let wait_for_ready = self.caller.settings().wait_for_ready;
+        match timeout_at(self.deadline, channel.pick_avoiding(&self.tried, wait_for_ready)).await {
+            Err(_) => {
+                let last = self.last.take().or_else(|| Some(channel.why_not_ready()));
+                Err(self.caller.deadline_exceeded(self.counts.sent.max(1), last))
+            }
             Ok(Ok(sub)) => Ok(Some(sub)),
             // Attempts still running may yet answer.
             Ok(Err(_)) if !self.running.is_empty() => Ok(None),

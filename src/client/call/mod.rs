@@ -31,8 +31,7 @@ mod rules;
 
 pub(in crate::client) use self::attempts::Answered;
 pub use self::caller::Compression;
-pub(in crate::client) use self::caller::{CallSettings, Caller, with_timeout};
-pub(in crate::client) use self::failure::Failure;
+pub(in crate::client) use self::caller::{CallSettings, Caller};
 pub use self::hedging::{COLD_DELAY, Hedging, HedgingDelay, MIN_DELAY};
 pub use self::replay::RetryBuffer;
 pub use self::retry::RetryThrottle;

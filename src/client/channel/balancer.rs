@@ -22,12 +22,12 @@
 //! So the channel is built here from one tonic `Channel` per address.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use http::Uri;
 use rustls::pki_types::ServerName;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tonic::transport::Endpoint;
 
 use super::connectivity::{Connectivity, ConnectivityState};
@@ -35,7 +35,7 @@ use super::dial::{Address, Keepalive, TrackingConnector};
 use super::events::{Event, SubchannelWatcher, Watchers};
 use super::health::Health;
 use super::outlier::OutlierDetection;
-use super::picker::{self, LoadBalancing};
+use super::picker::{self, LoadBalancing, Pick};
 use super::preface::PrefaceConnector;
 use super::resolver;
 use super::secure::{self, SecureConnector};
@@ -75,6 +75,13 @@ pub(in crate::client) struct Balancer {
     /// The subchannels, in the resolver's order; swapped whole when the name
     /// resolves to other addresses. Empty until the first resolution.
     subchannels: RwLock<Arc<[Arc<Subchannel>]>>,
+    /// The policy in effect, decided when the target first resolved.
+    policy: OnceLock<LoadBalancing>,
+    /// Counts every change of a subchannel's state or of the subchannels:
+    /// picks waiting for a READY subchannel wait for it.
+    pub(super) changes: watch::Sender<u64>,
+    /// pick_first is dialing the addresses in order (gRFC A61).
+    pub(super) connecting_first: AtomicBool,
     /// Round robin's position.
     cursor: AtomicUsize,
     /// The hedges' own turn, so that hedging leaves round robin's even.
@@ -121,6 +128,9 @@ impl Balancer {
             tls: secure::client_config(target, &settings.tls)?,
             settings,
             subchannels: RwLock::new(Arc::from(Vec::new())),
+            policy: OnceLock::new(),
+            changes: watch::Sender::new(0),
+            connecting_first: AtomicBool::new(false),
             cursor: AtomicUsize::new(0),
             hedge_cursor: AtomicUsize::new(0),
             channel,
@@ -156,35 +166,89 @@ impl Balancer {
         Arc::clone(&self.subchannels.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The subchannel for the next call, resolving the name first if it
-    /// never was.
+    /// A READY subchannel, resolving the name first if it never was:
+    /// waiting while none is READY but one may become so (see `picker.rs`),
+    /// failing when none may, unless `wait_for_ready`. No call is counted:
+    /// for a client that makes sure it can reach its server.
     ///
     /// # Errors
-    /// [`Error::Connect`] when the name does not resolve, or to nothing.
-    pub(in crate::client) async fn pick(self: &Arc<Self>) -> Result<Arc<Subchannel>, Error> {
-        self.pick_avoiding(&[]).await
+    /// [`Error::Connect`] when the name does not resolve, or every
+    /// subchannel has failed (naming why).
+    pub(in crate::client) async fn ready(self: &Arc<Self>, wait_for_ready: bool) -> Result<Arc<Subchannel>, Error> {
+        self.wait_for_pick(&[], wait_for_ready).await
     }
 
     /// The subchannel for the next attempt of a call that already went to
-    /// `tried`: one of the others if any can take it, else as [`pick`].
-    ///
-    /// [`pick`]: Balancer::pick
+    /// `tried`: one of the others if any is READY, else as
+    /// [`Balancer::ready`]; counted as a call of that subchannel's.
     ///
     /// # Errors
-    /// As [`pick`].
+    /// As [`Balancer::ready`].
     pub(in crate::client) async fn pick_avoiding(
         self: &Arc<Self>,
         tried: &[Arc<Subchannel>],
+        wait_for_ready: bool,
     ) -> Result<Arc<Subchannel>, Error> {
-        let subchannels = self.subchannels().await?;
-        let chosen = picker::choose(self.settings.lb, &subchannels, &self.cursor, tried)
-            .or_else(|| picker::choose(self.settings.lb, &subchannels, &self.cursor, &[]))
-            .ok_or_else(|| Error::Connect {
-                target: self.target.to_string(),
-                cause: "no address to connect to".into(),
-            })?;
+        let chosen = self.wait_for_pick(tried, wait_for_ready).await?;
         chosen.count_call();
-        Ok(Arc::clone(chosen))
+        Ok(chosen)
+    }
+
+    /// The policy's pick, once there is one.
+    async fn wait_for_pick(
+        self: &Arc<Self>,
+        tried: &[Arc<Subchannel>],
+        wait_for_ready: bool,
+    ) -> Result<Arc<Subchannel>, Error> {
+        let mut changes = self.changes.subscribe();
+        loop {
+            let subchannels = self.subchannels().await?;
+            match picker::pick(self.policy(), &subchannels, &self.cursor, tried) {
+                Pick::Ready(chosen) => return Ok(Arc::clone(chosen)),
+                Pick::Fail if !wait_for_ready => return Err(self.unreachable(&subchannels)),
+                Pick::Wait | Pick::Fail => self.connect_for_picks(tried),
+            }
+            // A subchannel changed state, or the addresses changed.
+            if changes.changed().await.is_err() {
+                return Err(self.unreachable(&subchannels));
+            }
+        }
+    }
+
+    /// Why no subchannel is READY now, for a call that waited for one until
+    /// its deadline.
+    pub(in crate::client) fn why_not_ready(&self) -> String {
+        let states: Vec<String> = self
+            .current()
+            .iter()
+            .map(|sub| match sub.last_failure() {
+                Some(why) => format!("{} {}: {why}", sub.address, sub.state()),
+                None => format!("{} {}", sub.address, sub.state()),
+            })
+            .collect();
+        format!("no subchannel was READY ({})", states.join("; "))
+    }
+
+    /// Why no subchannel can take a call: each one's last failure.
+    fn unreachable(&self, subchannels: &[Arc<Subchannel>]) -> Error {
+        let failures: Vec<String> = subchannels.iter().filter_map(|sub| sub.last_failure()).collect();
+        let cause = match (subchannels.len(), failures.as_slice()) {
+            (0, _) => "no address to connect to".to_owned(),
+            (1, [only]) => only.clone(),
+            (_, []) => "no address could be reached".to_owned(),
+            (_, _) => subchannels
+                .iter()
+                .filter_map(|sub| sub.last_failure().map(|why| format!("{}: {why}", sub.address)))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        Error::Connect { target: self.target.to_string(), cause }
+    }
+
+    /// The policy calls are picked by: the one asked for, `auto` made
+    /// `round_robin` or `pick_first` when the target first resolved.
+    pub(in crate::client) fn policy(&self) -> LoadBalancing {
+        self.policy.get().copied().unwrap_or(self.settings.lb.for_addresses(1))
     }
 
     /// A READY subchannel the call has not been to, for a hedge; none when
@@ -248,7 +312,7 @@ impl Balancer {
     /// under round robin, as in grpc (pick_first leaves a connection only
     /// when it breaks, and a single call should not wait for a health answer).
     pub(super) fn health_service(&self) -> Option<&str> {
-        self.settings.health_check.as_deref().filter(|_| self.settings.lb == LoadBalancing::RoundRobin)
+        self.settings.health_check.as_deref().filter(|_| self.policy() == LoadBalancing::RoundRobin)
     }
 
     /// The addresses the target stands for now: a name's, resolved again;
@@ -263,6 +327,7 @@ impl Balancer {
     /// Makes the subchannels those of `addresses`, in their order, keeping
     /// the ones whose address stays.
     pub(super) fn update(self: &Arc<Self>, addresses: Vec<Address>) {
+        let _ = self.policy.set(self.settings.lb.for_addresses(addresses.len()));
         let old = self.current();
         let mut added = Vec::new();
         let subchannels: Vec<Arc<Subchannel>> = addresses
@@ -279,6 +344,7 @@ impl Balancer {
             tracing::debug!(target = %self.target, addresses = subchannels.len(), "subchannels");
         }
         *self.subchannels.write().unwrap_or_else(PoisonError::into_inner) = Arc::from(subchannels);
+        self.changes.send_modify(|n| *n += 1);
         self.aggregate();
         if self.started.load(Ordering::Acquire) {
             for sub in &added {

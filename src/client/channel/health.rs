@@ -97,12 +97,14 @@ pub(super) trait Watched: Send + Sync + 'static {
 pub(super) async fn watch(sub: impl Watched, service: String, backoff: Backoff, stop: CancellationToken) {
     let mut failures = 0u32;
     loop {
-        let Some((mut transport, channel)) = sub.connection() else { return };
+        let Some((mut transport, _)) = sub.connection() else { return };
         // A connection first: the watch is made on it, never to dial.
         tokio::select! {
             () = stop.cancelled() => return,
             ready = transport.wait_for(|state| *state == ConnectivityState::Ready) => if ready.is_err() { return },
         }
+        // The transport of the connection now READY.
+        let Some((_, channel)) = sub.connection() else { return };
         let request = HealthCheckRequest { service: service.clone() };
         let mut health = HealthClient::new(channel);
         let watched = tokio::select! {

@@ -1,12 +1,19 @@
 //! The load-balancing policies: which subchannel a call (or a retry, or a
 //! hedge) goes to, from the subchannels' states alone.
 //!
-//! - `pick_first` (the default, as grpc's): the first address that works,
-//!   in the resolver's order, until it stops working;
-//! - `round_robin`: every READY subchannel in turn.
+//! - `pick_first`: the first address that works, in the resolver's order,
+//!   until it stops working (gRFC A61);
+//! - `round_robin`: every READY subchannel in turn;
+//! - `auto` (the default): `round_robin` when the target has more than one
+//!   address, `pick_first` for one.
 //!
-//! A later attempt of a call avoids the subchannels the call already went to,
-//! while another can take it.
+//! A call goes only to a READY subchannel (one whose server has spoken
+//! HTTP/2, whose health says SERVING, that is not ejected). While none is,
+//! it waits for one as long as a subchannel may still become READY; when
+//! every subchannel has failed since it was last READY (grpc's sticky
+//! TRANSIENT_FAILURE, even while it dials again) it fails at once, unless it
+//! waits for ready. A later attempt of a call avoids the subchannels the
+//! call already went to, while another can take it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,8 +24,13 @@ use super::subchannel::Subchannel;
 /// How calls are spread over the subchannels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LoadBalancing {
-    /// The first address that works (grpc's default).
+    /// `round_robin` for a target with several addresses, with health
+    /// checking, outlier detection and hedging over them; `pick_first` for
+    /// one. Decided when the target first resolves.
     #[default]
+    #[value(name = "auto")]
+    Auto,
+    /// The first address that works, in order (grpc's default policy).
     #[value(name = "pick_first")]
     PickFirst,
     /// Every READY address in turn.
@@ -26,27 +38,60 @@ pub enum LoadBalancing {
     RoundRobin,
 }
 
-/// The subchannel of the next call under `policy`, avoiding those in
-/// `avoid`; none when no other is left.
-pub(super) fn choose<'a>(
+impl LoadBalancing {
+    /// The policy a target of `addresses` addresses is served by.
+    #[must_use]
+    pub fn for_addresses(self, addresses: usize) -> Self {
+        match self {
+            Self::Auto if addresses > 1 => Self::RoundRobin,
+            Self::Auto => Self::PickFirst,
+            policy => policy,
+        }
+    }
+}
+
+/// What a call's pick found.
+#[derive(Debug)]
+pub(super) enum Pick<'a> {
+    /// This READY subchannel.
+    Ready(&'a Arc<Subchannel>),
+    /// None READY yet, but one may become so: wait.
+    Wait,
+    /// Every subchannel has failed since it was last READY.
+    Fail,
+}
+
+/// The subchannel of the next call under `policy` (`pick_first` or
+/// `round_robin`), avoiding those in `avoid` while another is READY.
+pub(super) fn pick<'a>(
     policy: LoadBalancing,
     subchannels: &'a [Arc<Subchannel>],
     cursor: &AtomicUsize,
     avoid: &[Arc<Subchannel>],
-) -> Option<&'a Arc<Subchannel>> {
-    let fresh = |sub: &&Arc<Subchannel>| !avoid.iter().any(|a| Arc::ptr_eq(a, sub));
-    let usable = |sub: &&Arc<Subchannel>| sub.state() != ConnectivityState::TransientFailure && fresh(sub);
-    let ready = |sub: &&Arc<Subchannel>| sub.state() == ConnectivityState::Ready && fresh(sub);
-    match policy {
-        LoadBalancing::PickFirst => subchannels
-            .iter()
-            .find(ready)
-            .or_else(|| subchannels.iter().find(usable))
-            // All failing: each in turn, so that a retry tries another.
-            .or_else(|| turn(subchannels, cursor, &fresh)),
-        LoadBalancing::RoundRobin => turn(subchannels, cursor, &ready)
-            .or_else(|| turn(subchannels, cursor, &usable))
-            .or_else(|| turn(subchannels, cursor, &fresh)),
+) -> Pick<'a> {
+    let ready = |sub: &&Arc<Subchannel>| sub.state() == ConnectivityState::Ready;
+    let untried = |sub: &&Arc<Subchannel>| !avoid.iter().any(|a| Arc::ptr_eq(a, sub));
+    let fresh = |sub: &&Arc<Subchannel>| ready(sub) && untried(sub);
+    let chosen = match policy {
+        LoadBalancing::RoundRobin => turn(subchannels, cursor, &fresh),
+        _ => subchannels.iter().find(fresh),
+    };
+    if let Some(sub) = chosen {
+        return Pick::Ready(sub);
+    }
+    // A later attempt waits for another subchannel while one may come up,
+    // before it goes back to one the call already went to.
+    if subchannels.iter().filter(untried).any(|sub| sub.may_become_ready()) {
+        return Pick::Wait;
+    }
+    let again = match policy {
+        LoadBalancing::RoundRobin => turn(subchannels, cursor, &ready),
+        _ => subchannels.iter().find(ready),
+    };
+    match again {
+        Some(sub) => Pick::Ready(sub),
+        None if subchannels.iter().any(|sub| sub.may_become_ready()) => Pick::Wait,
+        None => Pick::Fail,
     }
 }
 
@@ -92,40 +137,71 @@ mod tests {
         }
     }
 
-    fn picks(policy: LoadBalancing, states: &[ConnectivityState], n: usize) -> Vec<u16> {
-        let subs = in_states(states);
+    /// Where `n` calls go: a port, or `None` to wait, or `Some(u16::MAX)`
+    /// to fail.
+    fn picks(policy: LoadBalancing, subs: &[Arc<Subchannel>], avoid: &[Arc<Subchannel>], n: usize) -> Vec<Option<u16>> {
         let cursor = AtomicUsize::new(0);
-        (0..n).map(|_| port(choose(policy, &subs, &cursor, &[]).expect("one"))).collect()
+        (0..n)
+            .map(|_| match pick(policy, subs, &cursor, avoid) {
+                Pick::Ready(sub) => Some(port(sub)),
+                Pick::Wait => None,
+                Pick::Fail => Some(u16::MAX),
+            })
+            .collect()
     }
 
     #[tokio::test]
-    async fn pick_first_takes_the_first_ready_else_the_first_not_failing() {
+    async fn pick_first_takes_the_first_ready_else_waits_while_one_may_connect() {
         use LoadBalancing::PickFirst;
-        assert_eq!(picks(PickFirst, &[Idle, Ready, Ready], 3), [1, 1, 1]);
-        assert_eq!(picks(PickFirst, &[Failing, Idle, Connecting], 2), [1, 1]);
-        assert_eq!(picks(PickFirst, &[Failing, Failing], 4), [0, 1, 0, 1], "all failing: each in turn");
+        assert_eq!(picks(PickFirst, &in_states(&[Idle, Ready, Ready]), &[], 3), [Some(1); 3]);
+        assert_eq!(picks(PickFirst, &in_states(&[Failing, Idle, Connecting]), &[], 1), [None], "waits");
+        assert_eq!(picks(PickFirst, &in_states(&[Failing, Failing]), &[], 1), [Some(u16::MAX)], "all failed: fails");
     }
 
     #[tokio::test]
     async fn round_robin_turns_over_the_ready_ones_only() {
         use LoadBalancing::RoundRobin;
-        assert_eq!(picks(RoundRobin, &[Ready, Failing, Ready, Ready], 6), [0, 2, 3, 0, 2, 3]);
-        assert_eq!(picks(RoundRobin, &[Failing, Idle, Connecting], 4), [1, 2, 1, 2], "none ready: the usable ones");
-        assert_eq!(picks(RoundRobin, &[], 0), Vec::<u16>::new());
+        let ready = picks(RoundRobin, &in_states(&[Ready, Failing, Ready, Ready]), &[], 6);
+        assert_eq!(ready, [0, 2, 3, 0, 2, 3].map(Some));
+        assert_eq!(picks(RoundRobin, &in_states(&[Failing, Idle, Connecting]), &[], 1), [None], "none ready: waits");
+        assert_eq!(picks(RoundRobin, &[], &[], 1), [Some(u16::MAX)], "no address: fails");
+    }
+
+    #[tokio::test]
+    async fn a_subchannel_that_failed_stays_failed_while_it_dials_again() {
+        let subs = in_states(&[Failing, Failing]);
+        for sub in &subs {
+            sub.connectivity.set(Connecting);
+            sub.update_state(|_, _| {});
+        }
+        assert_eq!(picks(LoadBalancing::RoundRobin, &subs, &[], 1), [Some(u16::MAX)], "sticky: fails at once");
+        subs[1].connectivity.set(Ready);
+        subs[1].update_state(|_, _| {});
+        assert_eq!(picks(LoadBalancing::RoundRobin, &subs, &[], 2), [Some(1); 2], "READY again: taken");
     }
 
     #[tokio::test]
     async fn a_later_attempt_avoids_the_subchannels_the_call_went_to() {
         let subs = in_states(&[Ready, Ready, Ready]);
-        let cursor = AtomicUsize::new(0);
         for policy in [LoadBalancing::PickFirst, LoadBalancing::RoundRobin] {
             let tried = [Arc::clone(&subs[0]), Arc::clone(&subs[2])];
-            for _ in 0..3 {
-                assert_eq!(port(choose(policy, &subs, &cursor, &tried).expect("one left")), 1, "{policy:?}");
-            }
-            let all: Vec<Arc<Subchannel>> = subs.clone();
-            assert!(choose(policy, &subs, &cursor, &all).is_none(), "{policy:?}: none left");
+            assert_eq!(picks(policy, &subs, &tried, 3), [Some(1); 3], "{policy:?}");
+            let all = picks(policy, &subs, &subs, 1);
+            assert!(all[0].is_some_and(|port| port < 3), "{policy:?}: none left, a READY one again");
         }
+        // One that may still come up is waited for first.
+        let subs = in_states(&[Ready, Idle, Failing]);
+        let tried = [Arc::clone(&subs[0])];
+        for policy in [LoadBalancing::PickFirst, LoadBalancing::RoundRobin] {
+            assert_eq!(picks(policy, &subs, &tried, 1), [None], "{policy:?}: waits for the IDLE one");
+        }
+    }
+
+    #[test]
+    fn auto_is_round_robin_for_several_addresses_and_pick_first_for_one() {
+        assert_eq!(LoadBalancing::Auto.for_addresses(3), LoadBalancing::RoundRobin);
+        assert_eq!(LoadBalancing::Auto.for_addresses(1), LoadBalancing::PickFirst);
+        assert_eq!(LoadBalancing::PickFirst.for_addresses(3), LoadBalancing::PickFirst);
     }
 
     #[tokio::test]

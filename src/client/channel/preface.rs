@@ -16,6 +16,8 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -49,13 +51,21 @@ pub(super) struct PrefaceConnector<C> {
     inner: C,
     connectivity: Connectivity,
     connect_timeout: Duration,
+    /// READY is left to the caller, who makes the connection its transport
+    /// first (`Subchannel::connect`).
+    defer_ready: Arc<AtomicBool>,
 }
 
 impl<C> PrefaceConnector<C> {
     /// `inner`'s connections, READY on `connectivity` once the server's
     /// SETTINGS came within `connect_timeout` of the dial's start.
     pub(super) fn new(inner: C, connectivity: Connectivity, connect_timeout: Duration) -> Self {
-        Self { inner, connectivity, connect_timeout }
+        Self { inner, connectivity, connect_timeout, defer_ready: Arc::default() }
+    }
+
+    /// While `on`, a dial that succeeds leaves READY to the caller.
+    pub(super) fn defer_ready(&self, on: bool) {
+        self.defer_ready.store(on, Ordering::Release);
     }
 }
 
@@ -77,6 +87,7 @@ where
     fn call(&mut self, uri: Uri) -> Connecting {
         let deadline = Instant::now() + self.connect_timeout;
         let (dialing, connectivity, timeout) = (self.inner.call(uri), self.connectivity.clone(), self.connect_timeout);
+        let defer_ready = Arc::clone(&self.defer_ready);
         Box::pin(async move {
             let handshake = async {
                 let mut socket = dialing.await?.into_inner();
@@ -89,12 +100,14 @@ where
             };
             match timeout_at(deadline, handshake).await {
                 Ok(Ok(prefaced)) => {
-                    connectivity.set(ConnectivityState::Ready);
+                    if !defer_ready.load(Ordering::Acquire) {
+                        connectivity.set(ConnectivityState::Ready);
+                    }
                     Ok(TokioIo::new(prefaced))
                 }
                 // The dial's and the TLS handshake's own errors, as they are.
                 Ok(Err(err)) if err.downcast_ref::<Preface>().is_none() => {
-                    connectivity.set_because(ConnectivityState::TransientFailure, Some(&err.to_string()));
+                    connectivity.set_because(ConnectivityState::TransientFailure, Some(&dial_failure(&*err)));
                     Err(err)
                 }
                 Ok(Err(err)) => Err(failed(err.to_string()).into()),
@@ -107,6 +120,22 @@ where
             }
         })
     }
+}
+
+/// What a failed dial or TLS handshake says, as the calls it failed say it
+/// (`call/failure.rs`).
+fn dial_failure(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return format!("TLS handshake failed: {tls}");
+        }
+        cause = match err.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    err.to_string()
 }
 
 /// Why the server's preface was not what HTTP/2 says.

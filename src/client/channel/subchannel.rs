@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use tokio_util::sync::DropGuard;
 use tonic::transport::{Channel, Endpoint};
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_client::HealthClient;
 
 use super::connectivity::{Connectivity, ConnectivityState};
 use super::dial::{Address, TrackingConnector};
@@ -50,6 +48,13 @@ pub(in crate::client) struct Subchannel {
     reporting: Mutex<()>,
     /// Calls (attempts) sent on it.
     calls: AtomicU64,
+    /// Whether it failed since it was last READY: a subchannel dialing again
+    /// after a failure is still taken as failing (grpc's sticky
+    /// TRANSIENT_FAILURE), so that calls fail fast rather than wait for it.
+    failed: AtomicBool,
+    /// Why it last went TRANSIENT_FAILURE, for the error of a call that
+    /// found no subchannel to take it.
+    last_failure: Mutex<Option<String>>,
     /// Whether a background reconnection is under way.
     pub(super) reconnecting: AtomicBool,
     /// Stops the health watch when the subchannel goes.
@@ -102,6 +107,8 @@ impl Subchannel {
             outlier: Tally::default(),
             reporting: Mutex::new(()),
             calls: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            last_failure: Mutex::new(None),
             reconnecting: AtomicBool::new(false),
             watching: Mutex::new(None),
         }
@@ -135,11 +142,44 @@ impl Subchannel {
     pub(super) fn update_state(&self, report: impl FnOnce(ConnectivityState, ConnectivityState)) -> bool {
         let _order = self.reporting.lock().unwrap_or_else(PoisonError::into_inner);
         let to = self.derived();
+        match to {
+            ConnectivityState::TransientFailure => self.failed.store(true, Ordering::Release),
+            ConnectivityState::Ready => self.failed.store(false, Ordering::Release),
+            _ => {}
+        }
         let from = decode(self.state.swap(encode(to), Ordering::AcqRel));
         if from != to {
             report(from, to);
         }
         from != to
+    }
+
+    /// Whether it may yet take calls without a new failure of its own: it is
+    /// READY, IDLE (it has not been dialed), or CONNECTING without having
+    /// failed since it was last READY.
+    pub(super) fn may_become_ready(&self) -> bool {
+        match self.state() {
+            ConnectivityState::Ready | ConnectivityState::Idle => true,
+            ConnectivityState::Connecting => !self.failed.load(Ordering::Acquire),
+            ConnectivityState::TransientFailure | ConnectivityState::Shutdown => false,
+        }
+    }
+
+    /// Whether it failed since it was last READY.
+    pub(super) fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Records why it went TRANSIENT_FAILURE.
+    pub(super) fn set_last_failure(&self, why: Option<&str>) {
+        let why = why.unwrap_or("TRANSIENT_FAILURE").to_owned();
+        *self.last_failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(why);
+    }
+
+    /// Why it last went TRANSIENT_FAILURE, while it has not been READY since.
+    pub(super) fn last_failure(&self) -> Option<String> {
+        let why = self.last_failure.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        why.filter(|_| self.failed())
     }
 
     /// The state its connection, health and ejection make together: an
@@ -175,17 +215,27 @@ impl Subchannel {
         }
     }
 
-    /// Connects with one health check (any answer proves the connection);
-    /// whether it worked within `timeout`.
-    pub(super) async fn probe(&self, timeout: Duration) -> bool {
-        let mut health = HealthClient::new(self.channel().1);
-        let request = tonic::Request::new(HealthCheckRequest { service: String::new() });
-        match tokio::time::timeout(timeout, health.check(request)).await {
-            Ok(Ok(_)) => true,
-            // A status from the server (UNIMPLEMENTED, say) proves it too.
-            Ok(Err(status)) => std::error::Error::source(&status).is_none(),
-            Err(_) => false,
+    /// Dials a new connection now and makes it the transport new calls go
+    /// on, without a call: whether it came up (its server spoke HTTP/2)
+    /// within `timeout`.
+    pub(super) async fn connect(&self, timeout: Duration) -> bool {
+        let Some((endpoint, connector)) = &self.renewal else { return false };
+        // READY once the connection is the transport: what waits for READY
+        // (a health watch, a pick) finds it there.
+        connector.defer_ready(true);
+        // The connector bounds the dial by the connect timeout; this only
+        // guards against a dial that would not end.
+        let endpoint = endpoint.clone();
+        let dialing = endpoint.connect_with_connector(connector.clone());
+        let dialed = tokio::time::timeout(timeout + Duration::from_secs(1), dialing).await;
+        connector.defer_ready(false);
+        let Ok(Ok(channel)) = dialed else { return false };
+        {
+            let mut transport = self.transport.write().unwrap_or_else(PoisonError::into_inner);
+            *transport = (transport.0 + 1, channel);
         }
+        self.connectivity.set(ConnectivityState::Ready);
+        true
     }
 }
 
@@ -222,7 +272,9 @@ pub(super) fn in_states(states: &[ConnectivityState]) -> Vec<std::sync::Arc<Subc
             let port = 1000 + u16::try_from(i).expect("few");
             let address = Address::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
             let channel = Endpoint::from_static("http://localhost").connect_lazy();
-            std::sync::Arc::new(Subchannel::new(address, channel, None, connectivity, Health::Unchecked))
+            let sub = Subchannel::new(address, channel, None, connectivity, Health::Unchecked);
+            sub.update_state(|_, _| {});
+            std::sync::Arc::new(sub)
         })
         .collect()
 }

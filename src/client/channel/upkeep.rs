@@ -5,6 +5,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, Weak};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -21,6 +22,10 @@ use super::picker::LoadBalancing;
 use super::resolver::{self, MIN_RERESOLVE, RERESOLVE_EVERY};
 use super::subchannel::Subchannel;
 
+/// How long pick_first waits for an address to be READY before it dials
+/// the next beside it (gRFC A61).
+const HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
+
 impl Balancer {
     /// Starts what a subchannel runs once the channel is in use: its health
     /// watch, and under round robin its connection (every address is used).
@@ -31,7 +36,7 @@ impl Balancer {
             runtime.spawn(health::watch(watched, service.to_owned(), self.settings.backoff, stop.clone()));
             *sub.watching.lock().unwrap_or_else(PoisonError::into_inner) = Some(stop.drop_guard());
         }
-        if self.settings.lb == LoadBalancing::RoundRobin {
+        if self.policy() == LoadBalancing::RoundRobin {
             self.connect_in_background(Arc::clone(sub), false);
         }
     }
@@ -55,7 +60,7 @@ impl Balancer {
         }
         if to == ConnectivityState::TransientFailure {
             self.connect_in_background(Arc::clone(sub), true);
-        } else if lost && self.settings.lb == LoadBalancing::RoundRobin {
+        } else if lost && self.policy() == LoadBalancing::RoundRobin {
             // Round robin keeps every address connected.
             self.connect_in_background(Arc::clone(sub), false);
         }
@@ -65,12 +70,16 @@ impl Balancer {
     /// and reports a change (with `why`) to the watchers and the channel.
     pub(super) fn refresh(&self, sub: &Arc<Subchannel>, why: Option<&str>) {
         let changed = sub.update_state(|from, to| {
+            if to == ConnectivityState::TransientFailure {
+                sub.set_last_failure(why);
+            }
             let address = sub.address.to_string();
             tracing::debug!(%address, %from, %to, why, "subchannel");
             self.stats.state_changed();
             self.emit(&Event::Subchannel { address, from, to, why: why.map(str::to_owned) });
         });
         if changed {
+            self.changes.send_modify(|n| *n += 1);
             self.aggregate();
         }
     }
@@ -109,13 +118,63 @@ impl Balancer {
                 if failures > 0 {
                     tokio::time::sleep(backoff.delay(failures)).await;
                 }
-                let listed = balancer.upgrade().is_some_and(|b| b.current().iter().any(|s| Arc::ptr_eq(s, &sub)));
-                if !listed || sub.connectivity.state() == ConnectivityState::Ready || sub.probe(timeout).await {
+                let Some(this) = balancer.upgrade() else { break };
+                let others = this.current();
+                // pick_first needs one connection: another READY one ends it.
+                let served = this.policy() == LoadBalancing::PickFirst
+                    && others.iter().any(|s| !Arc::ptr_eq(s, &sub) && s.state() == ConnectivityState::Ready);
+                drop(this);
+                let listed = others.iter().any(|s| Arc::ptr_eq(s, &sub));
+                if !listed
+                    || served
+                    || sub.connectivity.state() == ConnectivityState::Ready
+                    || sub.connect(timeout).await
+                {
                     break;
                 }
                 failures += 1;
             }
             sub.reconnecting.store(false, Ordering::Release);
+        });
+    }
+
+    /// Makes sure a subchannel, one not in `tried` first, is on its way to
+    /// READY for the calls waiting for one. Round robin dials every address
+    /// from its first call and again whenever one is lost; pick_first dials
+    /// the addresses in order (gRFC A61's Happy Eyeballs): the next when the
+    /// one before failed, or after 250 ms without being READY, the first
+    /// READY taking the calls.
+    pub(super) fn connect_for_picks(self: &Arc<Self>, tried: &[Arc<Subchannel>]) {
+        if self.policy() == LoadBalancing::RoundRobin || self.connecting_first.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.connecting_first.store(false, Ordering::Release);
+            return;
+        };
+        // The addresses in order, those the call has not been to first.
+        let (mut subchannels, again): (Vec<Arc<Subchannel>>, Vec<Arc<Subchannel>>) =
+            self.current().iter().cloned().partition(|sub| !tried.iter().any(|t| Arc::ptr_eq(t, sub)));
+        subchannels.extend(again);
+        let balancer = Arc::downgrade(self);
+        let mut changes = self.changes.subscribe();
+        runtime.spawn(async move {
+            for sub in subchannels.iter() {
+                let ready = |sub: &Arc<Subchannel>| sub.state() == ConnectivityState::Ready;
+                let Some(this) = balancer.upgrade().filter(|_| !subchannels.iter().any(ready)) else { break };
+                this.connect_in_background(Arc::clone(sub), false);
+                drop(this);
+                let next = Instant::now() + HAPPY_EYEBALLS_DELAY;
+                while !sub.failed() && !ready(sub) {
+                    tokio::select! {
+                        changed = changes.changed() => if changed.is_err() { break },
+                        () = tokio::time::sleep_until(next) => break,
+                    }
+                }
+            }
+            if let Some(this) = balancer.upgrade() {
+                this.connecting_first.store(false, Ordering::Release);
+            }
         });
     }
 
