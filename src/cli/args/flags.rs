@@ -83,9 +83,12 @@ pub struct Args {
     #[arg(long, env = "SEARCH_COMPRESS", value_enum, value_name = "ENCODING", global = true)]
     pub compress: Option<Compression>,
 
-    /// How calls are spread over the target's addresses: pick_first (the
-    /// first that works, as grpc) or round_robin (every ready one in turn).
-    #[arg(long, env = "SEARCH_LB", value_enum, default_value = "pick_first", global = true)]
+    /// How calls are spread over the target's addresses. auto: round_robin
+    /// when the target has several, so that health checking, outlier
+    /// detection and hedging keep a hung, lost or slow replica from costing
+    /// calls; pick_first for one. pick_first: the first address that works,
+    /// in order (grpc's default policy). round_robin: every READY one in turn.
+    #[arg(long, env = "SEARCH_LB", value_enum, default_value = "auto", global = true)]
     pub lb: LoadBalancing,
 
     /// Ping the server after this long without hearing from it; no answer

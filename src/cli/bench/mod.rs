@@ -16,6 +16,7 @@
 //!   report.rs only load.rs.
 
 mod load;
+mod record;
 mod report;
 
 use std::collections::BTreeMap;
@@ -30,8 +31,9 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 
 pub use self::load::{LoadCall, LoadConfig, Model};
+use self::record::Recorder;
+use self::report::report;
 pub use self::report::{Bucket, Latency, Report};
-use self::report::{Recorder, report};
 use super::events::{self, Shown};
 use crate::client::{self, Client, ClientOptions};
 use crate::pb::v1::{ClassifyRequest, SearchRequest};
@@ -126,9 +128,9 @@ async fn closed(config: &LoadConfig, clients: &[Client], started: Instant, progr
         let client = clients[worker % clients.len()].clone();
         let (tickets, progress) = (Arc::clone(&tickets), progress.clone());
         let (queries, call, batch, total) = (config.queries.clone(), config.call, config.batch, config.total);
-        let legacy = config.legacy;
+        let (legacy, timeout) = (config.legacy, config.options.timeout);
         workers.push(tokio::spawn(async move {
-            let mut recorder = Recorder::new();
+            let mut recorder = Recorder::new(timeout);
             let take = || tickets.fetch_add(1, Ordering::Relaxed) < total && Instant::now() < end;
             match call {
                 LoadCall::Search => {
@@ -138,7 +140,8 @@ async fn closed(config: &LoadConfig, clients: &[Client], started: Instant, progr
                         next += 1;
                         let sent = Instant::now();
                         let outcome = search(&client, legacy, query).await;
-                        recorder.record(sent.elapsed(), outcome.as_ref().copied());
+                        let took = sent.elapsed();
+                        recorder.record(took, took, outcome.as_ref().copied());
                         progress.inc(1);
                     }
                 }
@@ -149,7 +152,7 @@ async fn closed(config: &LoadConfig, clients: &[Client], started: Instant, progr
             recorder
         }));
     }
-    let mut all = Recorder::new();
+    let mut all = Recorder::new(config.options.timeout);
     for worker in workers {
         // A worker never panics on a server's answer; a panic is a bug.
         match worker.await {
@@ -185,7 +188,8 @@ async fn classify_worker(
         let mut answers = match client.classify(ReceiverStream::new(rx)).await {
             Ok(answers) => answers,
             Err(err) => {
-                recorder.record(sent.elapsed(), Err(&err));
+                let took = sent.elapsed();
+                recorder.record(took, took, Err(&err));
                 progress.inc(1);
                 continue;
             }
@@ -205,7 +209,8 @@ async fn classify_worker(
                 },
                 Err(_) => Err(client::Error::Protocol("the stream closed".into())),
             };
-            recorder.record(sent.elapsed(), outcome.as_ref().copied());
+            let took = sent.elapsed();
+            recorder.record(took, took, outcome.as_ref().copied());
             progress.inc(1);
             if outcome.is_err() {
                 continue 'streams;
@@ -229,7 +234,7 @@ async fn open(
 ) -> Recorder {
     let end = started + config.duration;
     let places = Arc::new(Semaphore::new(config.concurrency));
-    let recorder = Arc::new(Mutex::new(Recorder::new()));
+    let recorder = Arc::new(Mutex::new(Recorder::new(config.options.timeout)));
     let mut calls = Vec::new();
     for i in 0..config.total {
         let due = started + Duration::from_secs_f64(i as f64 / rate);
@@ -245,9 +250,11 @@ async fn open(
         let query = config.queries[i as usize % config.queries.len()].clone();
         let (recorder, progress, legacy) = (Arc::clone(&recorder), progress.clone(), config.legacy);
         calls.push(tokio::spawn(async move {
+            let sent = Instant::now();
             let outcome = search(&client, legacy, query).await;
-            // From when the call was due, not from when it could be sent.
-            recorder.lock().await.record(from.elapsed(), outcome.as_ref().copied());
+            // From when the call was due, not from when it could be sent;
+            // and its own time, against its deadline.
+            recorder.lock().await.record(from.elapsed(), sent.elapsed(), outcome.as_ref().copied());
             progress.inc(1);
             drop(place);
         }));
@@ -257,5 +264,5 @@ async fn open(
             std::panic::resume_unwind(err.into_panic());
         }
     }
-    Arc::try_unwrap(recorder).map_or_else(|_| Recorder::new(), Mutex::into_inner)
+    Arc::try_unwrap(recorder).map_or_else(|_| Recorder::new(config.options.timeout), Mutex::into_inner)
 }

@@ -1,5 +1,5 @@
-//! What a load run measured: per-worker recorders (HDR latency, counts per
-//! status code), merged into one [`Report`], printed as text or JSON.
+//! What a load run measured, merged from its recorders (`record.rs`) into
+//! one [`Report`], printed as text or JSON.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,8 +9,8 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::load::{LoadCall, LoadConfig, Model};
+use super::record::{Deadlines, ErrorCount, Recorder};
 use crate::client;
-use crate::rpc::code_name;
 
 /// Latency figures, in microseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -79,45 +79,21 @@ pub struct Report {
     /// The clients' own counts: calls, attempts, attempt durations.
     #[serde(default)]
     pub client: client::CallStats,
+    /// The open model's queueing: from when each call was due to when it
+    /// could be sent (it waited for a place); part of `latency_us`, and not
+    /// of the call's own time. `None` in the closed model.
+    #[serde(default)]
+    pub queueing_us: Option<Latency>,
+    /// The calls' deadline, and those that ended past it.
+    #[serde(default)]
+    pub deadline: Deadlines,
+    /// Each distinct error, its code and how many calls ended with it, the
+    /// most frequent first (as ghz's error distribution).
+    #[serde(default)]
+    pub error_messages: Vec<ErrorCount>,
 }
 
-/// What one worker (or the open model's collector) recorded.
-pub(super) struct Recorder {
-    latency: Histogram<u64>,
-    codes: BTreeMap<&'static str, u64>,
-    queries: u64,
-}
-
-impl Recorder {
-    pub(super) fn new() -> Self {
-        // Microseconds from 1 µs to an hour, 3 significant digits.
-        let latency = Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid");
-        Self { latency, codes: BTreeMap::new(), queries: 0 }
-    }
-
-    pub(super) fn record(&mut self, elapsed: Duration, outcome: Result<u64, &client::Error>) {
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).max(1);
-        self.latency.saturating_record(micros);
-        let code = match outcome {
-            Ok(queries) => {
-                self.queries += queries;
-                "OK"
-            }
-            Err(err) => err.code().map_or("UNAVAILABLE", code_name),
-        };
-        *self.codes.entry(code).or_default() += 1;
-    }
-
-    pub(super) fn merge(&mut self, other: &Self) {
-        // Same bounds on both sides: adding cannot fail.
-        let _ = self.latency.add(&other.latency);
-        for (code, n) in &other.codes {
-            *self.codes.entry(code).or_default() += n;
-        }
-        self.queries += other.queries;
-    }
-}
-
+/// The report of a run that took `elapsed`, from what `recorder` holds.
 pub(super) fn report(
     config: &LoadConfig,
     recorder: &Recorder,
@@ -128,19 +104,6 @@ pub(super) fn report(
     let latency = &recorder.latency;
     let calls = latency.len();
     let ok = recorder.codes.get("OK").copied().unwrap_or(0);
-    let figures = if calls == 0 {
-        Latency::default()
-    } else {
-        Latency {
-            min: latency.min(),
-            mean: latency.mean(),
-            p50: latency.value_at_quantile(0.5),
-            p90: latency.value_at_quantile(0.9),
-            p99: latency.value_at_quantile(0.99),
-            p999: latency.value_at_quantile(0.999),
-            max: latency.max(),
-        }
-    };
     let (model, rate) = match config.model {
         Model::Closed => ("closed", None),
         Model::Open { rate } => ("open", Some(rate)),
@@ -157,11 +120,30 @@ pub(super) fn report(
         queries: recorder.queries,
         elapsed_seconds: elapsed.as_secs_f64(),
         throughput: if elapsed.is_zero() { 0.0 } else { calls as f64 / elapsed.as_secs_f64() },
-        latency_us: figures,
+        latency_us: figures(latency),
         histogram: histogram(latency),
         status_codes: recorder.codes.iter().map(|(code, n)| ((*code).to_owned(), *n)).collect(),
         backends,
         client,
+        queueing_us: rate.map(|_| figures(&recorder.queueing)),
+        deadline: recorder.deadlines(),
+        error_messages: recorder.error_counts(),
+    }
+}
+
+/// The percentiles of `latency`.
+fn figures(latency: &Histogram<u64>) -> Latency {
+    if latency.is_empty() {
+        return Latency::default();
+    }
+    Latency {
+        min: latency.min(),
+        mean: latency.mean(),
+        p50: latency.value_at_quantile(0.5),
+        p90: latency.value_at_quantile(0.9),
+        p99: latency.value_at_quantile(0.99),
+        p999: latency.value_at_quantile(0.999),
+        max: latency.max(),
     }
 }
 
@@ -209,6 +191,16 @@ impl fmt::Display for Report {
             "  min {}  mean {:.1}  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
             l.min, l.mean, l.p50, l.p90, l.p99, l.p999, l.max
         )?;
+        if let Some(q) = &self.queueing_us {
+            writeln!(f, "Queueing (µs, due to sent, part of the latency above):")?;
+            writeln!(f, "  p50 {}  p90 {}  p99 {}  max {}", q.p50, q.p90, q.p99, q.max)?;
+        }
+        let d = &self.deadline;
+        writeln!(
+            f,
+            "Deadline:     {} ms; {} calls ended more than 5 ms past it (the latest {} µs past)",
+            d.timeout_ms, d.late, d.most_past_us
+        )?;
         writeln!(f, "Histogram (µs):")?;
         let widest = self.histogram.iter().map(|b| b.count).max().unwrap_or(1).max(1);
         for bucket in &self.histogram {
@@ -218,6 +210,12 @@ impl fmt::Display for Report {
         writeln!(f, "Status codes:")?;
         for (code, count) in &self.status_codes {
             writeln!(f, "  {code:<20} {count}")?;
+        }
+        if !self.error_messages.is_empty() {
+            writeln!(f, "Error distribution:")?;
+            for error in &self.error_messages {
+                writeln!(f, "  [{}] {}", error.count, error.message)?;
+            }
         }
         if !self.backends.is_empty() {
             writeln!(f, "Backends (attempts):")?;

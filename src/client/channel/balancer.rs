@@ -25,13 +25,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
-use http::Uri;
 use rustls::pki_types::ServerName;
 use tokio::sync::{Notify, watch};
 use tonic::transport::Endpoint;
 
 use super::connectivity::{Connectivity, ConnectivityState};
-use super::dial::{Address, Keepalive, TrackingConnector};
+use super::dial::{self, Address, Keepalive, TrackingConnector};
 use super::events::{Event, SubchannelWatcher, Watchers};
 use super::health::Health;
 use super::outlier::OutlierDetection;
@@ -124,7 +123,7 @@ impl Balancer {
     ) -> Result<Arc<Self>, Error> {
         let balancer = Arc::new(Self {
             target: target.clone(),
-            endpoint: endpoint(target, settings.keepalive),
+            endpoint: dial::endpoint(target, settings.keepalive),
             tls: secure::client_config(target, &settings.tls)?,
             settings,
             subchannels: RwLock::new(Arc::from(Vec::new())),
@@ -205,50 +204,26 @@ impl Balancer {
             let subchannels = self.subchannels().await?;
             match picker::pick(self.policy(), &subchannels, &self.cursor, tried) {
                 Pick::Ready(chosen) => return Ok(Arc::clone(chosen)),
-                Pick::Fail if !wait_for_ready => return Err(self.unreachable(&subchannels)),
+                Pick::Fail if !wait_for_ready => return Err(picker::unreachable(&self.target, &subchannels)),
                 Pick::Wait | Pick::Fail => self.connect_for_picks(tried),
             }
             // A subchannel changed state, or the addresses changed.
             if changes.changed().await.is_err() {
-                return Err(self.unreachable(&subchannels));
+                return Err(picker::unreachable(&self.target, &subchannels));
             }
         }
-    }
-
-    /// Why no subchannel is READY now, for a call that waited for one until
-    /// its deadline.
-    pub(in crate::client) fn why_not_ready(&self) -> String {
-        let states: Vec<String> = self
-            .current()
-            .iter()
-            .map(|sub| match sub.last_failure() {
-                Some(why) => format!("{} {}: {why}", sub.address, sub.state()),
-                None => format!("{} {}", sub.address, sub.state()),
-            })
-            .collect();
-        format!("no subchannel was READY ({})", states.join("; "))
-    }
-
-    /// Why no subchannel can take a call: each one's last failure.
-    fn unreachable(&self, subchannels: &[Arc<Subchannel>]) -> Error {
-        let failures: Vec<String> = subchannels.iter().filter_map(|sub| sub.last_failure()).collect();
-        let cause = match (subchannels.len(), failures.as_slice()) {
-            (0, _) => "no address to connect to".to_owned(),
-            (1, [only]) => only.clone(),
-            (_, []) => "no address could be reached".to_owned(),
-            (_, _) => subchannels
-                .iter()
-                .filter_map(|sub| sub.last_failure().map(|why| format!("{}: {why}", sub.address)))
-                .collect::<Vec<_>>()
-                .join("; "),
-        };
-        Error::Connect { target: self.target.to_string(), cause }
     }
 
     /// The policy calls are picked by: the one asked for, `auto` made
     /// `round_robin` or `pick_first` when the target first resolved.
     pub(in crate::client) fn policy(&self) -> LoadBalancing {
         self.policy.get().copied().unwrap_or(self.settings.lb.for_addresses(1))
+    }
+
+    /// Why no subchannel is READY now, for a call that waited for one until
+    /// its deadline.
+    pub(in crate::client) fn why_not_ready(&self) -> String {
+        picker::why_not_ready(&self.current())
     }
 
     /// A READY subchannel the call has not been to, for a hedge; none when
@@ -377,31 +352,6 @@ impl Balancer {
         }));
         sub
     }
-}
-
-/// The endpoint of every subchannel's transport. TLS is set up over each
-/// dialed socket by `secure.rs`, not by tonic: the channel speaks HTTP/2 to
-/// what the connector returns, its requests saying https.
-fn endpoint(target: &Target, keepalive: Option<Keepalive>) -> Endpoint {
-    let mut endpoint = if target.is_tls() {
-        let plain = Uri::builder()
-            .scheme("http")
-            .authority(target.uri().authority().map_or("localhost", |a| a.as_str()))
-            .path_and_query("/")
-            .build()
-            .unwrap_or_else(|_| Uri::from_static("http://localhost/"));
-        Endpoint::from(plain).origin(target.uri())
-    } else {
-        Endpoint::from(target.uri())
-    }
-    .tcp_nodelay(true);
-    if let Some(keepalive) = keepalive {
-        endpoint = endpoint
-            .http2_keep_alive_interval(keepalive.time)
-            .keep_alive_timeout(keepalive.timeout)
-            .keep_alive_while_idle(keepalive.without_calls);
-    }
-    endpoint
 }
 
 #[cfg(test)]

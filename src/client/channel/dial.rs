@@ -15,6 +15,9 @@ use http::Uri;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tonic::transport::Endpoint;
+
+use super::target::Target;
 
 use super::connectivity::{Connectivity, ConnectivityState};
 
@@ -250,6 +253,31 @@ impl AsyncWrite for TrackedStream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         on_stream!(&mut self.get_mut().stream, s => Pin::new(s).poll_shutdown(cx))
     }
+}
+
+/// The endpoint of every subchannel's transport. TLS is set up over each
+/// dialed socket by `secure.rs`, not by tonic: the channel speaks HTTP/2 to
+/// what the connector returns, its requests saying https.
+pub(super) fn endpoint(target: &Target, keepalive: Option<Keepalive>) -> Endpoint {
+    let mut endpoint = if target.is_tls() {
+        let plain = Uri::builder()
+            .scheme("http")
+            .authority(target.uri().authority().map_or("localhost", |a| a.as_str()))
+            .path_and_query("/")
+            .build()
+            .unwrap_or_else(|_| Uri::from_static("http://localhost/"));
+        Endpoint::from(plain).origin(target.uri())
+    } else {
+        Endpoint::from(target.uri())
+    }
+    .tcp_nodelay(true);
+    if let Some(keepalive) = keepalive {
+        endpoint = endpoint
+            .http2_keep_alive_interval(keepalive.time)
+            .keep_alive_timeout(keepalive.timeout)
+            .keep_alive_while_idle(keepalive.without_calls);
+    }
+    endpoint
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::connectivity::ConnectivityState;
 use super::subchannel::Subchannel;
+use super::target::Target;
+use crate::client::error::Error;
 
 /// How calls are spread over the subchannels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -108,6 +110,35 @@ pub(super) fn choose_ready<'a>(
 /// Whether `sub` is READY and not in `tried`.
 pub(super) fn ready_elsewhere(sub: &Arc<Subchannel>, tried: &[Arc<Subchannel>]) -> bool {
     sub.state() == ConnectivityState::Ready && !tried.iter().any(|t| Arc::ptr_eq(t, sub))
+}
+
+/// Why no subchannel of `target` can take a call: each one's last failure.
+pub(super) fn unreachable(target: &Target, subchannels: &[Arc<Subchannel>]) -> Error {
+    let failures: Vec<String> = subchannels.iter().filter_map(|sub| sub.last_failure()).collect();
+    let cause = match (subchannels.len(), failures.as_slice()) {
+        (0, _) => "no address to connect to".to_owned(),
+        (1, [only]) => only.clone(),
+        (_, []) => "no address could be reached".to_owned(),
+        (_, _) => subchannels
+            .iter()
+            .filter_map(|sub| sub.last_failure().map(|why| format!("{}: {why}", sub.address)))
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
+    Error::Connect { target: target.to_string(), cause }
+}
+
+/// Why none of `subchannels` is READY now: each one's state and last
+/// failure, for a call that waited for one until its deadline.
+pub(super) fn why_not_ready(subchannels: &[Arc<Subchannel>]) -> String {
+    let states: Vec<String> = subchannels
+        .iter()
+        .map(|sub| match sub.last_failure() {
+            Some(why) => format!("{} {}: {why}", sub.address, sub.state()),
+            None => format!("{} {}", sub.address, sub.state()),
+        })
+        .collect();
+    format!("no subchannel was READY ({})", states.join("; "))
 }
 
 /// The next of the subchannels that `keep`, turning with the cursor.
