@@ -17,9 +17,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tonic::transport::Endpoint;
 
-use super::target::Target;
-
 use super::connectivity::{Connectivity, ConnectivityState};
+use super::target::Target;
 
 /// Client keepalive, as grpc's channel arguments name it: after
 /// `KEEPALIVE_TIME` without hearing from the server, the client pings it;
