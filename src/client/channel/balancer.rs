@@ -228,9 +228,17 @@ impl Balancer {
 
     /// A READY subchannel the call has not been to, for a hedge; none when
     /// there is none (a hedge to where the call already waits is no hedge).
-    pub(in crate::client) fn pick_hedge(&self, tried: &[Arc<Subchannel>]) -> Option<Arc<Subchannel>> {
+    /// Under pick_first, which keeps one connection, none may be READY: the
+    /// next address is dialed for the hedge to follow, so that a call stuck
+    /// on a server that stopped answering fails over within its deadline.
+    pub(in crate::client) fn pick_hedge(self: &Arc<Self>, tried: &[Arc<Subchannel>]) -> Option<Arc<Subchannel>> {
         let subchannels = self.current();
-        let chosen = picker::choose_ready(&subchannels, &self.hedge_cursor, tried)?;
+        let Some(chosen) = picker::choose_ready(&subchannels, &self.hedge_cursor, tried) else {
+            if self.policy() == LoadBalancing::PickFirst {
+                self.connect_for_picks(tried);
+            }
+            return None;
+        };
         chosen.count_call();
         Some(Arc::clone(chosen))
     }

@@ -120,8 +120,10 @@ impl Balancer {
                 }
                 let Some(this) = balancer.upgrade() else { break };
                 let others = this.current();
-                // pick_first needs one connection: another READY one ends it.
-                let served = this.policy() == LoadBalancing::PickFirst
+                // pick_first needs one connection: another READY one ends the
+                // dialing again of an address that failed.
+                let served = failures > 0
+                    && this.policy() == LoadBalancing::PickFirst
                     && others.iter().any(|s| !Arc::ptr_eq(s, &sub) && s.state() == ConnectivityState::Ready);
                 drop(this);
                 let listed = others.iter().any(|s| Arc::ptr_eq(s, &sub));
@@ -159,9 +161,11 @@ impl Balancer {
         let balancer = Arc::downgrade(self);
         let mut changes = self.changes.subscribe();
         runtime.spawn(async move {
-            for sub in subchannels.iter() {
-                let ready = |sub: &Arc<Subchannel>| sub.state() == ConnectivityState::Ready;
-                let Some(this) = balancer.upgrade().filter(|_| !subchannels.iter().any(ready)) else { break };
+            let ready = |sub: &Arc<Subchannel>| sub.state() == ConnectivityState::Ready;
+            for (n, sub) in subchannels.iter().enumerate() {
+                // Done once one dialed here, or the next in order, is READY.
+                let done = subchannels[..=n].iter().any(ready);
+                let Some(this) = balancer.upgrade().filter(|_| !done) else { break };
                 this.connect_in_background(Arc::clone(sub), false);
                 drop(this);
                 let next = Instant::now() + HAPPY_EYEBALLS_DELAY;
