@@ -1,6 +1,6 @@
 //! How a failed attempt is read: whether the call was ever sent (a dial or
-//! TLS failure), whether the connection ever worked, whether it broke under
-//! the call, whether the deadline ended it; and the one-line error each
+//! TLS failure, a connection going away), whether the connection broke
+//! under it, whether the deadline ended it; and the one-line error each
 //! becomes. A transport event is never UNKNOWN: a connection that broke
 //! under a call (reset, closed, a GOAWAY with an error, an unanswered
 //! keepalive) is UNAVAILABLE naming the event, as grpc's "status codes
@@ -23,9 +23,6 @@ pub(in crate::client) enum Failure {
     /// server refused the stream, or it came past a GOAWAY's last stream.
     /// New calls need a new connection.
     GoingAway(String),
-    /// The connection closed before the server ever answered on it (a TLS
-    /// alert, a plaintext client at a TLS server): it never worked.
-    Unanswered(String),
     /// The connection broke under the call after it had worked: the server
     /// may have had the call. UNAVAILABLE, naming what happened.
     Broken(String),
@@ -61,7 +58,6 @@ impl Failure {
     pub(super) fn read(&self, code: Code) -> Failed {
         Failed {
             not_sent: self.not_sent(),
-            unanswered: matches!(self, Self::Unanswered(_)),
             deadline: matches!(self, Self::Deadline),
             code: if matches!(self, Self::Broken(_)) { Code::Unavailable } else { code },
         }
@@ -116,17 +112,9 @@ impl Caller {
                 }
             }
         }
-        if sub.connectivity.answered() {
-            return broken(status, source).map_or(Failure::Status, Failure::Broken);
-        }
-        let root = causes(source).last().map(ToString::to_string).unwrap_or_default();
-        Failure::Unanswered(if root.contains("CertificateRequired") {
-            refusal(&root)
-        } else if self.channel.target().is_tls() {
-            format!("the connection closed before the server answered: {root}")
-        } else {
-            format!("the connection closed before the server answered: {root} (is the server using TLS? try https://)")
-        })
+        // The connection had worked (its server spoke HTTP/2 before it was
+        // READY): what broke it is named, never UNKNOWN.
+        broken(status, source).map_or(Failure::Status, Failure::Broken)
     }
 
     /// A call that ran out of time after `attempts` attempts, the last
@@ -158,7 +146,7 @@ impl Caller {
         last: Option<String>,
     ) -> Error {
         match failure {
-            Failure::NotSent(cause) | Failure::GoingAway(cause) | Failure::Unanswered(cause) => {
+            Failure::NotSent(cause) | Failure::GoingAway(cause) => {
                 Error::Connect { target: self.channel.target().to_string(), cause }
             }
             Failure::Broken(event) => Error::Rpc(Status::unavailable(event)),

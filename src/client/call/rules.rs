@@ -56,8 +56,6 @@ pub(super) struct Failed {
     /// The server surely never had the call: it was not sent (the dial or
     /// TLS failed), or refused unprocessed (REFUSED_STREAM, past a GOAWAY).
     pub(super) not_sent: bool,
-    /// The connection closed before the server ever answered on it.
-    pub(super) unanswered: bool,
     /// The call's deadline ended it.
     pub(super) deadline: bool,
     /// Its status code.
@@ -66,10 +64,11 @@ pub(super) struct Failed {
 
 impl Failed {
     /// Whether another attempt may succeed where this one failed: a call
-    /// the server never had or never answered, or one it answered
-    /// UNAVAILABLE (grpc's default `retryableStatusCodes`).
+    /// the server never had, or one that ended UNAVAILABLE (from the server,
+    /// or a connection that broke under it: grpc's default
+    /// `retryableStatusCodes`).
     fn transient(self) -> bool {
-        self.not_sent || self.unanswered || self.code == Code::Unavailable
+        self.not_sent || self.code == Code::Unavailable
     }
 }
 
@@ -179,7 +178,7 @@ mod tests {
     const HEDGED: Option<Hedging> = Some(Hedging { max_attempts: 3, delay: super::super::HedgingDelay::Auto });
 
     fn failed(code: Code) -> Failed {
-        Failed { not_sent: false, unanswered: false, deadline: false, code }
+        Failed { not_sent: false, deadline: false, code }
     }
 
     fn not_sent() -> Failed {
@@ -210,11 +209,9 @@ mod tests {
     }
 
     #[test]
-    fn only_unavailable_and_calls_never_answered_are_retried() {
+    fn only_unavailable_is_retried() {
         let rules = Rules::new(SEARCH_PATH, Kind::Unary, None, 5, false);
         assert_eq!(after(rules, failed(Code::Unavailable)), After::Retry);
-        let unanswered = Failed { unanswered: true, ..failed(Code::Unknown) };
-        assert_eq!(after(rules, unanswered), After::Retry);
         for code in [Code::Internal, Code::InvalidArgument, Code::ResourceExhausted, Code::Unknown] {
             assert_eq!(after(rules, failed(code)), After::Fail, "{code:?}");
         }
