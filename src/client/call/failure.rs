@@ -87,14 +87,9 @@ impl Caller {
                 if let Some(refused) = sub.connectivity.refused().filter(|_| !sub.connectivity.answered()) {
                     return Failure::NotSent(refusal(&refused));
                 }
-                // A plaintext connection closed before the server answered
-                // anything on it may be a TLS server's.
-                let hint = if self.channel.target().is_tls() || sub.connectivity.answered() {
-                    ""
-                } else {
-                    " (is the server using TLS? try https://)"
-                };
-                return Failure::GoingAway(format!("the connection closed before the call was sent{hint}"));
+                // The server spoke HTTP/2 on it (its preface): a connection
+                // going away, not a TLS server taken for a plaintext one.
+                return Failure::GoingAway("the connection closed before the call was sent".into());
             }
             if let Some(h2) = cause.downcast_ref::<h2::Error>() {
                 // HTTP/2 says a refused stream was not processed at all (a

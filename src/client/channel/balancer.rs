@@ -345,7 +345,9 @@ impl Balancer {
             connector = connector.with_keepalive_timeout(keepalive.timeout);
         }
         let connector = SecureConnector::new(connector, self.tls.clone(), connectivity.clone());
-        let connector = PrefaceConnector::new(connector, connectivity.clone(), self.settings.connect_timeout);
+        let plaintext = self.tls.is_none();
+        let connector =
+            PrefaceConnector::new(connector, connectivity.clone(), self.settings.connect_timeout, plaintext);
         let channel = self.endpoint.clone().connect_with_connector_lazy(connector.clone());
         let health = if self.health_service().is_some() { Health::Unknown } else { Health::Unchecked };
         let renewal = Some((self.endpoint.clone(), connector));

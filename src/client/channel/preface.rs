@@ -54,13 +54,17 @@ pub(super) struct PrefaceConnector<C> {
     /// READY is left to the caller, who makes the connection its transport
     /// first (`Subchannel::connect`).
     defer_ready: Arc<AtomicBool>,
+    /// The target is plaintext: a server that ends the connection without a
+    /// word may be a TLS server's, and the error says so.
+    plaintext: bool,
 }
 
 impl<C> PrefaceConnector<C> {
     /// `inner`'s connections, READY on `connectivity` once the server's
-    /// SETTINGS came within `connect_timeout` of the dial's start.
-    pub(super) fn new(inner: C, connectivity: Connectivity, connect_timeout: Duration) -> Self {
-        Self { inner, connectivity, connect_timeout, defer_ready: Arc::default() }
+    /// SETTINGS came within `connect_timeout` of the dial's start;
+    /// `plaintext` when the target has no TLS.
+    pub(super) fn new(inner: C, connectivity: Connectivity, connect_timeout: Duration, plaintext: bool) -> Self {
+        Self { inner, connectivity, connect_timeout, defer_ready: Arc::default(), plaintext }
     }
 
     /// While `on`, a dial that succeeds leaves READY to the caller.
@@ -87,11 +91,11 @@ where
     fn call(&mut self, uri: Uri) -> Connecting {
         let deadline = Instant::now() + self.connect_timeout;
         let (dialing, connectivity, timeout) = (self.inner.call(uri), self.connectivity.clone(), self.connect_timeout);
-        let defer_ready = Arc::clone(&self.defer_ready);
+        let (defer_ready, plaintext) = (Arc::clone(&self.defer_ready), self.plaintext);
         Box::pin(async move {
             let handshake = async {
                 let mut socket = dialing.await?.into_inner();
-                let first = server_preface(&mut socket).await?;
+                let first = server_preface(&mut socket, plaintext).await?;
                 Ok::<_, BoxError>(Prefaced { socket, replay: first, replayed: 0, unsent: MAGIC.len() })
             };
             let failed = |cause: String| {
@@ -144,8 +148,10 @@ fn dial_failure(err: &(dyn std::error::Error + 'static)) -> String {
 struct Preface(String);
 
 /// Sends the client's preface and reads the server's first frame, which
-/// must be SETTINGS: its bytes, for hyper to read again.
-async fn server_preface(socket: &mut Secured) -> Result<Vec<u8>, BoxError> {
+/// must be SETTINGS: its bytes, for hyper to read again. Over `plaintext`,
+/// a connection that ends first suggests TLS.
+async fn server_preface(socket: &mut Secured, plaintext: bool) -> Result<Vec<u8>, BoxError> {
+    let hint = if plaintext { " (is the server using TLS? try https://)" } else { "" };
     let bad = |why: String| -> BoxError { Box::new(Preface(why)) };
     socket.write_all(MAGIC).await?;
     socket.flush().await?;
@@ -170,10 +176,10 @@ async fn server_preface(socket: &mut Secured) -> Result<Vec<u8>, BoxError> {
         let read = match socket.read(&mut chunk).await {
             Ok(read) => read,
             Err(err) if err.to_string().contains("CertificateRequired") => return Err(bad(refusal(&err.to_string()))),
-            Err(err) => return Err(bad(format!("the connection failed before the server spoke HTTP/2: {err}"))),
+            Err(err) => return Err(bad(format!("the connection failed before the server spoke HTTP/2: {err}{hint}"))),
         };
         if read == 0 {
-            return Err(bad("the server closed the connection before it spoke HTTP/2".into()));
+            return Err(bad(format!("the server closed the connection before it spoke HTTP/2{hint}")));
         }
         first.extend_from_slice(&chunk[..read]);
     }
@@ -290,8 +296,12 @@ mod tests {
         let connectivity = Connectivity::default();
         let timeout = Duration::from_millis(300);
         let tcp = TrackingConnector::new(Address::Tcp(addr), connectivity.clone(), timeout);
-        let connector =
-            PrefaceConnector::new(SecureConnector::new(tcp, None, connectivity.clone()), connectivity.clone(), timeout);
+        let connector = PrefaceConnector::new(
+            SecureConnector::new(tcp, None, connectivity.clone()),
+            connectivity.clone(),
+            timeout,
+            true,
+        );
         let uri: Uri = format!("http://{addr}").parse().expect("uri");
         let dialing = tokio::spawn(connector.oneshot(uri));
         let (mut accepted, _) = listener.accept().await.expect("accept");
@@ -340,8 +350,12 @@ mod tests {
         let connectivity = Connectivity::default();
         let timeout = Duration::from_secs(5);
         let tcp = TrackingConnector::new(Address::Tcp(addr), connectivity.clone(), timeout);
-        let connector =
-            PrefaceConnector::new(SecureConnector::new(tcp, None, connectivity.clone()), connectivity.clone(), timeout);
+        let connector = PrefaceConnector::new(
+            SecureConnector::new(tcp, None, connectivity.clone()),
+            connectivity.clone(),
+            timeout,
+            true,
+        );
         let dialing = tokio::spawn(connector.oneshot(format!("http://{addr}").parse::<Uri>().expect("uri")));
         let (mut server, _) = listener.accept().await.expect("accept");
         server.write_all(EMPTY_SETTINGS).await.expect("settings");
