@@ -42,7 +42,8 @@ pub struct ClientOptions {
     /// Compress request messages with this encoding (answers in gzip, zstd
     /// or deflate are read whatever it is).
     pub compression: Option<Compression>,
-    /// How calls are spread over the target's addresses.
+    /// How calls are spread over the target's addresses: by default
+    /// (`auto`) round robin when there are several, pick_first for one.
     pub lb: LoadBalancing,
     /// Client keepalive; `None`: no pings.
     pub keepalive: Option<Keepalive>,
@@ -69,7 +70,7 @@ impl Default for ClientOptions {
             retry_buffer: RetryBuffer::default(),
             tls: ClientTls::default(),
             compression: None,
-            lb: LoadBalancing::PickFirst,
+            lb: LoadBalancing::Auto,
             keepalive: Some(Keepalive::default()),
             health_check: Some(HEALTH_SERVICE.to_owned()),
             outlier_detection: Some(OutlierDetection::default()),

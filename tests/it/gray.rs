@@ -20,9 +20,7 @@ use std::time::Duration;
 use crate::common::proxy;
 use crate::common::scripted::{ScriptedServer, always_ok, always_unavailable};
 use crate::common::{TestServer, eventually, ipv4};
-use search::client::{
-    Client, ClientOptions, ConnectivityState, Event, Hedging, HedgingDelay, Keepalive, LoadBalancing, Target,
-};
+use search::client::{Client, ClientOptions, ConnectivityState, Event, Hedging, HedgingDelay, Keepalive, Target};
 use search::pb::v1::SearchRequest;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -38,7 +36,12 @@ struct Replica {
 
 impl Replica {
     async fn start(args: &[&str]) -> Self {
-        let args: Vec<&str> = ["--listen", "127.0.0.1:0", "--grace", "1s"].iter().chain(args).copied().collect();
+        Self::start_at("127.0.0.1:0", args).await
+    }
+
+    /// A replica listening on `listen` (a port freed by one killed, say).
+    async fn start_at(listen: &str, args: &[&str]) -> Self {
+        let args: Vec<&str> = ["--listen", listen, "--grace", "1s"].iter().chain(args).copied().collect();
         let (mut child, addr) = common::server_process(&args).await;
         let addr = addr.parse().expect("an address");
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -87,6 +90,8 @@ impl Drop for Replica {
 /// without removing its own (killed) removed by the next.
 struct BlackHole {
     port: u16,
+    /// Drop only this share of the packets, in percent (`None`: all).
+    loss: Option<u8>,
 }
 
 /// The start of every tag: `search-gray-test-PID-PORT`.
@@ -95,9 +100,16 @@ const TAG: &str = "search-gray-test-";
 impl BlackHole {
     fn rule(&self, way: &str) -> Vec<String> {
         let tag = format!("{TAG}{}-{}", std::process::id(), self.port);
-        ["INPUT", "-p", "tcp", way, &self.port.to_string(), "-m", "comment", "--comment", &tag, "-j", "DROP"]
-            .map(str::to_owned)
-            .to_vec()
+        let mut rule: Vec<String> =
+            ["INPUT", "-p", "tcp", way, &self.port.to_string(), "-m", "comment", "--comment", &tag]
+                .map(str::to_owned)
+                .to_vec();
+        if let Some(percent) = self.loss {
+            let share = format!("{:.2}", f64::from(percent) / 100.0);
+            rule.extend(["-m", "statistic", "--mode", "random", "--probability", &share].map(str::to_owned));
+        }
+        rule.extend(["-j", "DROP"].map(str::to_owned));
+        rule
     }
 
     fn iptables(action: &str, rule: &[String]) -> bool {
@@ -140,8 +152,13 @@ impl BlackHole {
     }
 
     fn open(port: u16) -> Self {
+        Self::lossy(port, None)
+    }
+
+    /// `loss` percent of the packets to and from `port` dropped (`None`: all).
+    fn lossy(port: u16, loss: Option<u8>) -> Self {
         Self::sweep();
-        let hole = Self { port };
+        let hole = Self { port, loss };
         for way in ["--dport", "--sport"] {
             assert!(Self::iptables("-I", &hole.rule(way)), "iptables -I {:?}", hole.rule(way));
         }
@@ -230,9 +247,11 @@ async fn drive(client: &Client, rate: u32, length: Duration, faults: impl Future
     ends
 }
 
-/// The client's defaults, round robin, the fault runs' 1 s deadline.
+/// The client's defaults (no policy, health or hedging named: `auto`
+/// makes a target of three addresses round robin), the fault runs' 1 s
+/// deadline.
 fn defaults() -> ClientOptions {
-    ClientOptions { lb: LoadBalancing::RoundRobin, timeout: Duration::from_secs(1), ..ClientOptions::default() }
+    ClientOptions { timeout: Duration::from_secs(1), ..ClientOptions::default() }
 }
 
 /// Before these mechanisms: no keepalive, health checking, outlier
@@ -325,15 +344,21 @@ async fn outlier_detection_alone_ejects_a_frozen_replica() {
     assert!(backend.ejected, "{backend:?}");
 }
 
+/// Whether netfilter can be used here; says on stderr that `test` is
+/// skipped when it cannot.
+fn netfilter_or_skip(test: &str) -> bool {
+    let possible = BlackHole::possible();
+    if !possible {
+        // Straight to stderr: the test harness would swallow a printed line.
+        let _ =
+            writeln!(std::io::stderr(), "{test}: SKIPPED: iptables cannot add rules here (not installed, or not root)");
+    }
+    possible
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_black_holed_replica_costs_no_call_at_the_defaults() {
-    if !BlackHole::possible() {
-        // Straight to stderr: the test harness would swallow a printed line.
-        let _ = writeln!(
-            std::io::stderr(),
-            "a_black_holed_replica_costs_no_call_at_the_defaults: SKIPPED: iptables cannot add rules here \
-             (not installed, or not root)"
-        );
+    if !netfilter_or_skip("a_black_holed_replica_costs_no_call_at_the_defaults") {
         return;
     }
     let _machine = common::needs_a_quiet_machine().await;
@@ -355,6 +380,93 @@ async fn a_black_holed_replica_costs_no_call_at_the_defaults() {
             assert!(client.stats().hedges_won > 0, "{:?}", client.stats());
         }
     }
+}
+
+/// A run at the defaults with `fault` on the fleet from `FAULT_AT`: no call
+/// may fail.
+async fn costs_no_call(fleet: &mut Fleet, fault: impl AsyncFnOnce(&mut Fleet)) -> Client {
+    let client = settled(&fleet.target, defaults()).await;
+    let calls = async {
+        let ends = drive(&client, RATE, RUN, std::future::ready(())).await;
+        assert!(ends.failed.is_empty(), "no call failed: {ends:?} {:?}", client.stats());
+    };
+    let faults = async {
+        tokio::time::sleep(FAULT_AT).await;
+        fault(fleet).await;
+    };
+    tokio::join!(calls, faults);
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_losing_30_percent_of_its_packets_costs_no_call_at_the_defaults() {
+    if !netfilter_or_skip("a_replica_losing_30_percent_of_its_packets_costs_no_call_at_the_defaults") {
+        return;
+    }
+    let _machine = common::needs_a_quiet_machine().await;
+    let mut fleet = Fleet::start(&[]).await;
+    let port = fleet.replicas[0].addr.port();
+    costs_no_call(&mut fleet, async |_| {
+        let lossy = BlackHole::lossy(port, Some(30));
+        tokio::time::sleep(FAULT_FOR).await;
+        drop(lossy);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_frozen_replicas_of_three_cost_no_call_at_the_defaults() {
+    let _machine = common::needs_a_quiet_machine().await;
+    let mut fleet = Fleet::start(&[]).await;
+    let client = costs_no_call(&mut fleet, async |fleet| {
+        fleet.replicas[0].freeze();
+        fleet.replicas[1].freeze();
+        tokio::time::sleep(FAULT_FOR).await;
+        fleet.replicas[0].thaw();
+        fleet.replicas[1].thaw();
+    })
+    .await;
+    assert!(client.stats().hedges_won > 0, "hedges answered what the frozen ones held: {:?}", client.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_and_restarted_costs_no_call_at_the_defaults() {
+    let _machine = common::needs_a_quiet_machine().await;
+    let mut fleet = Fleet::start(&[]).await;
+    let client = costs_no_call(&mut fleet, async |fleet| {
+        let addr = fleet.replicas[0].addr;
+        common::signal(&fleet.replicas[0].child, libc::SIGKILL);
+        let _ = fleet.replicas[0].child.wait().await;
+        tokio::time::sleep(FAULT_FOR).await;
+        fleet.replicas[0] = Replica::start_at(&addr.to_string(), &[]).await;
+    })
+    .await;
+    // The restarted replica takes calls again.
+    let addr = fleet.replicas[0].addr.to_string();
+    common::eventually("the restarted replica READY", || {
+        client.backends().iter().any(|b| b.address == addr && b.state == ConnectivityState::Ready)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_call_with_the_first_replica_frozen_is_answered_within_its_deadline() {
+    let _machine = common::needs_a_quiet_machine().await;
+    let fleet = Fleet::start(&[]).await;
+    fleet.replicas[0].freeze();
+    // The defaults (round robin over three addresses) and pick_first
+    // (Happy Eyeballs: the next address 250 ms on): the frozen replica
+    // accepts the connection but never speaks HTTP/2, so it is never READY.
+    for lb in [None, Some("pick_first")] {
+        let mut args = vec!["-t".to_owned(), fleet.target.to_string(), "--timeout".into(), "1s".into()];
+        args.extend(lb.map(|lb| ["--lb".to_owned(), lb.to_owned()]).into_iter().flatten());
+        args.push("Banana".into());
+        let output = Command::new(env!("CARGO_BIN_EXE_client")).args(&args).output().await.expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{lb:?}: answered within the 1 s deadline: {stderr}");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "status=1\n");
+    }
+    fleet.replicas[0].thaw();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
