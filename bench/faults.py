@@ -6,14 +6,19 @@ costs, with each mechanism on or off, in one run.
     python3 bench/faults.py --quick    # 6 s per run: a smoke run (CI)
 
 Three release servers on 127.0.0.1, and `client bench` over an ipv4: target
-with round_robin, a 1 s deadline, 500 calls/s (open model, at most 400 in
-flight) for 20 s. From 5 s to 15 s one replica is:
-  frozen     SIGSTOP, then SIGCONT: the kernel still accepts and ACKs;
-  blackhole  every packet to and from its port dropped by iptables (Debian's
-             iptables, installed if missing; skipped, and said, when netfilter
-             cannot be used here);
-  slow       behind examples/slow_proxy.rs, which adds 300 ms to everything it
-             sends back.
+with the client's default policy (`--lb` to name one: pick_first, or
+round_robin), a 1 s deadline, 500 calls/s (open model, at most 400 in
+flight) for 20 s. From 5 s to 15 s the first replica (the one pick_first
+sends every call to) is:
+  frozen      SIGSTOP, then SIGCONT: the kernel still accepts and ACKs;
+  blackhole   every packet to and from its port dropped by iptables (Debian's
+              iptables, installed if missing; skipped, and said, when
+              netfilter cannot be used here);
+  loss        30% of those packets dropped (iptables' statistic match);
+  two-frozen  the first two replicas frozen;
+  killed      SIGKILL, then a new server on its port;
+  slow        behind examples/slow_proxy.rs, which adds 300 ms to everything
+              it sends back.
 Each fault runs with four clients:
   today          no keepalive, health checking, outlier detection or hedging;
   keepalive+od   keepalive and outlier detection only;
@@ -91,11 +96,14 @@ def replicas(n=3):
 TAG = "search-faults-"
 
 
-def iptables(action, port):
+def iptables(action, port, loss=None):
+    """Adds (-I) or removes (-D) the rules dropping every packet to and from
+    `port`, or `loss` (a share, 0.3) of them."""
+    share = ["-m", "statistic", "--mode", "random", "--probability", f"{loss:.2f}"] if loss else []
     rules = []
     for way in ("--dport", "--sport"):
         rules.append(["iptables", "-w", action, "INPUT", "-p", "tcp", way, str(port),
-                      "-m", "comment", "--comment", f"{TAG}{os.getpid()}-{port}", "-j", "DROP"])
+                      "-m", "comment", "--comment", f"{TAG}{os.getpid()}-{port}", *share, "-j", "DROP"])
     return all(subprocess.run(rule, stderr=subprocess.DEVNULL).returncode == 0 for rule in rules)
 
 
@@ -127,33 +135,43 @@ def netfilter_usable():
                           stderr=subprocess.DEVNULL).returncode == 0
 
 
-def bench(target, flags, args):
-    command = [RELEASE / "client", "-t", target, "--lb", "round_robin", "--timeout", DEADLINE, *flags, "--json",
-               "bench", *args]
+def bench(target, flags, args, lb=None):
+    policy = ["--lb", lb] if lb else []
+    command = [RELEASE / "client", "-t", target, *policy, "--timeout", DEADLINE, *flags, "--json", "bench", *args]
     done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"client bench failed ({done.returncode}): {done.stderr.strip()}")
     return json.loads(done.stdout)
 
 
-def fault_run(fault, row, length, start, end):
-    """One open-model run with `fault` on the second replica from `start` to `end` seconds."""
+LOSS = 0.3
+
+
+def fault_run(fault, row, length, start, end, lb=None):
+    """One open-model run with `fault` on the first replica (the first two
+    for two-frozen) from `start` to `end` seconds."""
     fleet = replicas()
     proxy = None
     try:
         addresses = [r.address for r in fleet]
         if fault == "slow":
-            proxy = Process([RELEASE / "examples" / "slow_proxy", "127.0.0.1:0", addresses[1], SLOW])
-            addresses[1] = proxy.address
-        port = int(fleet[1].address.rsplit(":", 1)[1])
+            proxy = Process([RELEASE / "examples" / "slow_proxy", "127.0.0.1:0", addresses[0], SLOW])
+            addresses[0] = proxy.address
+        port = int(fleet[0].address.rsplit(":", 1)[1])
         target = "ipv4:" + ",".join(addresses)
+        loss = LOSS if fault == "loss" else None
 
         def apply(on):
-            if fault == "frozen":
-                fleet[1].signal(signal.SIGSTOP if on else signal.SIGCONT)
-            elif fault == "blackhole":
-                if not iptables("-I" if on else "-D", port):
+            if fault in ("frozen", "two-frozen"):
+                for replica in fleet[: 2 if fault == "two-frozen" else 1]:
+                    replica.signal(signal.SIGSTOP if on else signal.SIGCONT)
+            elif fault in ("blackhole", "loss"):
+                if not iptables("-I" if on else "-D", port, loss):
                     print(f"faults: iptables {'-I' if on else '-D'} failed for port {port}", file=sys.stderr)
+            elif fault == "killed" and on:
+                fleet[0].stop()
+            elif fault == "killed":
+                fleet[0] = Process([RELEASE / "server", "--listen", fleet[0].address, "--grace", "1s"])
             elif fault == "slow":
                 proxy.signal(signal.SIGUSR1)
 
@@ -162,14 +180,14 @@ def fault_run(fault, row, length, start, end):
             timer.start()
         try:
             report = bench(target, ROWS[row], ["--rate", str(RATE), "-c", str(IN_FLIGHT),
-                                               "-n", str(RATE * length), "-z", f"{length}s"])
+                                               "-n", str(RATE * length), "-z", f"{length}s"], lb)
         finally:
             for timer in timers:
                 timer.cancel()
-            if fault == "blackhole":
+            if fault in ("blackhole", "loss"):
                 # Removed even when the run failed, and whether or not the
                 # timer got to it (deleting a rule that is gone fails quietly).
-                while iptables("-D", port):
+                while iptables("-D", port, loss):
                     pass
         return report
     finally:
@@ -222,33 +240,46 @@ def row_line(fault, row, report):
     client = report["client"]
     extra = client["attempts"] / max(client["calls"], 1) - 1
     latency = report["latency_us"]
-    return (f"| {fault} | {row} | {report['calls']} | {failed(report)} | {ms(latency['p50'])} | {ms(latency['p99'])} "
-            f"| {ms(latency['p999'])} | {extra:+.1%} | {client.get('hedges', 0)} / {client.get('hedges_won', 0)} "
-            f"| {client.get('ejections', 0)} |")
+    unknown = report["status_codes"].get("UNKNOWN", 0)
+    late = report.get("deadline", {}).get("late", 0)
+    return (f"| {fault} | {row} | {report['calls']} | {failed(report)} | {unknown} | {ms(latency['p50'])} "
+            f"| {ms(latency['p99'])} | {ms(latency['p999'])} | {late} | {extra:+.1%} "
+            f"| {client.get('hedges', 0)} / {client.get('hedges_won', 0)} | {client.get('ejections', 0)} |")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="6 s runs (fault from 2 s to 4 s): a smoke run")
-    parser.add_argument("--faults", default="frozen,blackhole,slow", help="which faults (comma-separated; empty: only the healthy fleet)")
+    parser.add_argument("--faults", default="frozen,blackhole,slow",
+                        help="which faults: frozen, blackhole, loss, two-frozen, killed, slow (comma-separated; "
+                             "empty: only the healthy fleet)")
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"which clients (comma-separated): {', '.join(ROWS)}")
+    parser.add_argument("--lb", choices=["pick_first", "round_robin"],
+                        help="the policy (default: none named, the client's own default)")
+    parser.add_argument("--no-healthy", action="store_true", help="skip the healthy fleet's runs")
     args = parser.parse_args()
     length, start, end = (6, 2, 4) if args.quick else (20, 5, 15)
     build()
     faults = [fault for fault in args.faults.split(",") if fault]
-    if "blackhole" in faults and not netfilter_usable():
-        print("faults: skipped the black hole: iptables cannot add rules here (not installed, or not root)")
-        faults.remove("blackhole")
-    elif "blackhole" in faults:
+    netfilter = [fault for fault in ("blackhole", "loss") if fault in faults]
+    if netfilter and not netfilter_usable():
+        print(f"faults: skipped {', '.join(netfilter)}: iptables cannot add rules here (not installed, or not root)")
+        faults = [fault for fault in faults if fault not in netfilter]
+    elif netfilter:
         sweep()
+    rows = [row for row in args.rows.split(",") if row]
 
-    print(f"One replica of three faulty from {start} s to {end} s of {length} s; {RATE} calls/s, at most "
-          f"{IN_FLIGHT} in flight, {DEADLINE} deadline, round_robin. Latency in ms; extra attempts over calls; "
-          f"hedges sent / won.\n")
-    print("| fault | client | calls | failed | p50 | p99 | p99.9 | extra attempts | hedges | ejections |")
-    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"The first replica of three faulty from {start} s to {end} s of {length} s; {RATE} calls/s, at most "
+          f"{IN_FLIGHT} in flight, {DEADLINE} deadline, {args.lb or 'the default policy'}. Latency in ms (from when "
+          f"each call was due); late: ended over 5 ms past the deadline; extra attempts over calls; hedges sent / "
+          f"won.\n")
+    print("| fault | client | calls | failed | UNKNOWN | p50 | p99 | p99.9 | late | extra attempts | hedges | ejections |")
+    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for fault in faults:
-        for row in ROWS:
-            print(row_line(fault, row, fault_run(fault, row, length, start, end)), flush=True)
+        for row in rows:
+            print(row_line(fault, row, fault_run(fault, row, length, start, end, args.lb)), flush=True)
+    if args.no_healthy:
+        return
 
     rounds, healthy = (2, 2) if args.quick else (7, 3)
     print(f"\nHealthy fleet, closed model (50 workers), {rounds} runs of {healthy} s each, alternated; medians:\n")
