@@ -320,7 +320,8 @@ async fn a_refused_client_stream_is_sent_again_whole_unless_it_outgrew_the_retry
         let peer = refusing_peer(refuse_after).await;
         // pick_first: the refusing peer first, the real server next.
         let target = format!("ipv4:{peer},{}", server.addr).parse().expect("an ipv4: target");
-        let options = ClientOptions { retry_buffer: buffer, ..ClientOptions::default() };
+        let lb = search::client::LoadBalancing::PickFirst;
+        let options = ClientOptions { retry_buffer: buffer, lb, ..ClientOptions::default() };
         let client = Client::connect_with(&target, options).await.expect("connects");
         let counted = client.count(tokio_stream::iter(vec![message(); messages])).await;
         if resent {

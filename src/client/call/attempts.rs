@@ -10,7 +10,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep_until, timeout_at};
@@ -19,7 +18,8 @@ use tonic::{Code, Request, Status};
 
 use super::caller::{Caller, send_context, with_timeout};
 use super::failure::Failure;
-use super::rules::{After, Counts, Kind, Rules};
+use super::rules::{After, Counts, Failed, Kind, Rules};
+use super::running::{Attempt, first};
 use crate::client::Error;
 use crate::client::channel::{ConnectivityState, Event, Subchannel};
 use crate::traces::{AttemptSpan, CallSpan, StreamSpans};
@@ -85,18 +85,6 @@ enum Next {
     Attempt,
     /// A hedge beside the attempts running.
     Hedge,
-}
-
-/// One attempt, while it runs.
-struct Attempt {
-    /// 1 for the first; hedges and retries count on.
-    number: u32,
-    sub: Arc<Subchannel>,
-    /// The subchannel's transport it went on.
-    transport: u64,
-    started: Instant,
-    /// Its span, when tracing is on: ended when the attempt is dropped.
-    span: Option<AttemptSpan>,
 }
 
 /// One call under way: its rules, what it did so far, its attempts.
@@ -255,18 +243,32 @@ where
             Ok(Ok(sub)) => Ok(Some(sub)),
             // Attempts still running may yet answer.
             Ok(Err(_)) if !self.running.is_empty() => Ok(None),
-            Ok(Err(err)) if !self.caller.settings().wait_for_ready => Err(err),
-            // Waiting for the server: the name may resolve later.
-            Ok(Err(err)) => {
-                let delay = self.caller.settings().backoff.delay(self.counts.sent.max(1));
-                if Instant::now() + delay >= self.deadline {
-                    return Err(self.caller.deadline_exceeded(self.counts.sent.max(1), Some(err.to_string())));
-                }
-                self.last = Some(err.to_string());
-                self.next = Some((Instant::now() + delay, Next::Attempt));
-                Ok(None)
-            }
+            Ok(Err(err)) => self.unsent(err).map(|()| None),
         }
+    }
+
+    /// No subchannel could take the call (every one has failed, or the name
+    /// did not resolve): an attempt never sent, after which the rules say
+    /// whether another follows, after a backoff (not at once: no subchannel
+    /// would take it now).
+    fn unsent(&mut self, err: Error) -> Result<(), Error> {
+        self.counts.sent += 1;
+        self.caller.stats.attempt();
+        let failed = Failed { not_sent: true, deadline: false, code: Code::Unavailable };
+        let (in_time, budget) = (Instant::now() < self.deadline, &self.caller.budget);
+        if self.rules.after(&mut self.counts, failed, 0, in_time, false, || budget.failed()) != After::Retry {
+            return Err(err);
+        }
+        let delay = self.caller.settings().backoff.delay(self.counts.retried + 1);
+        let error = err.to_string();
+        if Instant::now() + delay >= self.deadline {
+            return Err(self.caller.deadline_exceeded(self.counts.sent, Some(error)));
+        }
+        tracing::debug!(method = self.path, attempts = self.counts.sent, ?delay, error, "retrying");
+        self.counts.retried += 1;
+        self.last = Some(error);
+        self.next = Some((Instant::now() + delay, Next::Attempt));
+        Ok(())
     }
 
     /// An attempt ended: the call's end, if this is it.
@@ -379,19 +381,4 @@ where
             }
         }
     }
-}
-
-/// The first of `running` to end, and how.
-fn first<Fut: Future>(
-    running: &mut Vec<(Attempt, Pin<Box<Fut>>)>,
-) -> impl Future<Output = (Attempt, Fut::Output)> + '_ {
-    std::future::poll_fn(move |cx| {
-        for i in 0..running.len() {
-            if let Poll::Ready(ended) = running[i].1.as_mut().poll(cx) {
-                let (attempt, _) = running.swap_remove(i);
-                return Poll::Ready((attempt, ended));
-            }
-        }
-        Poll::Pending
-    })
 }

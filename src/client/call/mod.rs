@@ -14,7 +14,8 @@
 //!   settings the call layer takes; [`Compression`].
 //! - `rules.rs`: the rules, without I/O: what is hedged, retried, sent
 //!   again, and when the budget says no.
-//! - `attempts.rs`: the attempt loop that follows them, for every call.
+//! - `attempts.rs`: the attempt loop that follows them, for every call;
+//!   `running.rs` its attempts while they run.
 //! - `failure.rs`: what a failed attempt means (never sent, never
 //!   answered, the deadline) and the error it becomes.
 //! - `retry.rs`: the methods the contract marks safe; the retry budget.
@@ -28,6 +29,7 @@ mod hedging;
 mod replay;
 mod retry;
 mod rules;
+mod running;
 
 pub(in crate::client) use self::attempts::Answered;
 pub use self::caller::Compression;
