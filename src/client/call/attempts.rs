@@ -264,7 +264,7 @@ where
         if Instant::now() + delay >= self.deadline {
             return Err(self.caller.deadline_exceeded(self.counts.sent, Some(error)));
         }
-        tracing::debug!(method = self.path, attempts = self.counts.sent, ?delay, error, "retrying");
+        tracing::debug!(method = self.path, attempts = self.counts.sent, ?delay, %error, "retrying");
         self.counts.retried += 1;
         self.last = Some(error);
         self.next = Some((Instant::now() + delay, Next::Attempt));
