@@ -52,6 +52,7 @@ LAYERS = {
         ["config/", "added.rs", "method_table.rs", "shutdown.rs"],
         ["transport/"],
         ["protocols/"],
+        ["security/"],
         ["calls/", "page.rs"],
         ["drain.rs"],
     ],

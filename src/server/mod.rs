@@ -46,21 +46,26 @@ mod drain;
 mod method_table;
 mod page;
 mod protocols;
+mod security;
 mod shutdown;
 mod transport;
 
 pub use self::added::AddedServices;
 pub use self::calls::Search;
 use self::calls::{CallLayer, CallPolicy, Metrics, Routes};
-pub use self::config::{ByteSize, ConfigError, CorsOrigins, ServerArgs, ServerConfig};
+pub use self::config::{
+    AuditCondition, ByteSize, ConfigError, CorsOrigins, SecurityArgs, SecurityConfig, ServerArgs, ServerConfig,
+};
 use self::method_table::MethodTable;
 use self::page::PageLayer;
 use self::protocols::compression;
 use self::protocols::{ProtocolLayer, cors};
 pub use self::protocols::{ReceivedCompression, SendCompression};
+use self::security::Security;
+pub use self::security::{Caller, PolicyError, SKEW as JWT_CLOCK_SKEW, TokenError};
 pub use self::shutdown::signal;
-pub use self::transport::Listeners;
 use self::transport::{ConnectionServer, Limits};
+pub use self::transport::{Listeners, Peer, PeerNames};
 use crate::pb::v1::FILE_DESCRIPTOR_SET;
 use crate::tls::ServerTls;
 
@@ -81,6 +86,10 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// The authorization policy or the key set cannot be used: the file and
+    /// the reason (a policy's line and column).
+    #[error("{0}")]
+    Security(String),
 }
 
 /// A running server's shared state: how many calls are in flight.
@@ -184,13 +193,14 @@ pub async fn start(
     let protocols = ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors), table);
     let page = PageLayer::new(config.page);
     let calls = Arc::clone(&policy);
+    let security = Security::new(&config.security).map_err(Error::Security)?;
     // Each connection's stack knows its connection, for the calls' log
     // lines (the peer's address) and its idle time.
     let stack = move |connection| {
         ServiceBuilder::new()
             .layer(page)
             .layer(protocols.clone())
-            .layer(CallLayer::new(Arc::clone(&calls), metrics.clone(), connection))
+            .layer(CallLayer::new(Arc::clone(&calls), metrics.clone(), security.clone(), connection))
             .service(routes.clone())
     };
     let draining = CancellationToken::new();

@@ -25,8 +25,10 @@ use super::metrics::Metrics;
 use super::policy::CallPolicy;
 use super::routes::Routes;
 use crate::rpc::header::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING};
+use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
 use crate::server::protocols::compression::{self, Encoding};
 use crate::server::protocols::{CallFuture, CallMark, Protocol, ReceivedCompression, RequestFrames, answered};
+use crate::server::security::Security;
 use crate::server::transport::ConnectionActivity;
 
 /// The per-call layer, outermost around the routes.
@@ -34,19 +36,21 @@ use crate::server::transport::ConnectionActivity;
 pub struct CallLayer {
     policy: Arc<CallPolicy>,
     metrics: Option<Arc<Metrics>>,
+    security: Option<Arc<Security>>,
     connection: ConnectionActivity,
 }
 
 impl CallLayer {
     /// A layer applying `policy` to the calls of `connection`, recording
-    /// them in `metrics` when given.
+    /// them in `metrics` and checking who calls with `security` when given.
     #[must_use]
     pub(in crate::server) fn new(
         policy: Arc<CallPolicy>,
         metrics: Option<Arc<Metrics>>,
+        security: Option<Arc<Security>>,
         connection: ConnectionActivity,
     ) -> Self {
-        Self { policy, metrics, connection }
+        Self { policy, metrics, security, connection }
     }
 }
 
@@ -58,6 +62,7 @@ impl Layer<Routes> for CallLayer {
             inner,
             policy: Arc::clone(&self.policy),
             metrics: self.metrics.clone(),
+            security: self.security.clone(),
             connection: self.connection.clone(),
         }
     }
@@ -70,8 +75,28 @@ pub struct Calls {
     inner: Routes,
     policy: Arc<CallPolicy>,
     metrics: Option<Arc<Metrics>>,
-    /// The connection: each call holds it busy.
+    /// Who may call what; `None`: everyone, everything.
+    security: Option<Arc<Security>>,
+    /// The connection: each call holds it busy, and its TLS says who it is.
     connection: ConnectionActivity,
+}
+
+impl Calls {
+    /// Who makes `request`, and whether they may, on the method's canonical
+    /// name (the one the routes serve; the article's path is the method it
+    /// serves); the caller goes with the request, for the handler.
+    fn authorize(&self, request: &mut Request<Body>) -> Result<(), tonic::Status> {
+        let Some(security) = &self.security else { return Ok(()) };
+        let path = request.uri().path();
+        let method = match self.inner.table().path(path) {
+            Some(LEGACY_SEARCH_PATH) => SEARCH_PATH,
+            Some(served) => served,
+            None => path,
+        };
+        let caller = security.check(self.connection.peer(), method, request.headers())?;
+        request.extensions_mut().insert(caller);
+        Ok(())
+    }
 }
 
 impl Service<Request<Body>> for Calls {
@@ -83,7 +108,7 @@ impl Service<Request<Body>> for Calls {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         // Marked by the protocol layer, which sees every request first;
         // unmarked is gRPC (the hot path stores nothing).
         let mark = request.extensions().get::<CallMark>();
@@ -93,6 +118,11 @@ impl Service<Request<Body>> for Calls {
         // A call the protocol layer already refused (a bad header) is
         // answered here, so that it is logged like any other.
         if let Some(status) = mark.and_then(|mark| mark.refused.clone()) {
+            end.code = Some(status.code());
+            return answered(status.into_http());
+        }
+        // Who calls, and whether they may, before the call takes a slot.
+        if let Err(status) = self.authorize(&mut request) {
             end.code = Some(status.code());
             return answered(status.into_http());
         }
@@ -125,7 +155,6 @@ impl Service<Request<Body>> for Calls {
         let flows = self.metrics.as_ref().map(|metrics| Arc::clone(&metrics.flows));
         // A handler of an added service may ask which request messages
         // arrived compressed: only possible when an encoding is named.
-        let mut request = request;
         let received = (compressed_ok && self.inner.table().is_added(request.uri().path())).then(|| {
             let received = ReceivedCompression::default();
             request.extensions_mut().insert(received.clone());

@@ -14,6 +14,7 @@ use clap::{Parser, ValueEnum};
 
 use super::byte_size::ByteSize;
 use super::defaults::*;
+use super::security::SecurityArgs;
 use super::settings::{CorsOrigins, ServerConfig};
 use crate::logging::LogFormat;
 use crate::server::added::AddedServices;
@@ -148,6 +149,10 @@ pub struct ServerArgs {
     /// OpenTelemetry traces: a span per call, sent over OTLP.
     #[command(flatten)]
     pub traces: TraceArgs,
+
+    /// Who may call what.
+    #[command(flatten)]
+    pub security: SecurityArgs,
 }
 
 /// Why the flags do not make a configuration.
@@ -235,6 +240,7 @@ impl ServerArgs {
             metrics_listen: self.metrics_listen,
             services: AddedServices::default(),
             traces: self.traces.check("search-server")?,
+            security: self.security.config(),
         })
     }
 }

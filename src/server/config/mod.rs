@@ -7,12 +7,16 @@
 //! - `settings.rs`: the checked settings ([`ServerConfig`], [`CorsOrigins`]).
 //! - `defaults.rs`: every default, a constant each.
 //! - `byte_size.rs`: a size flag's value ([`ByteSize`]).
+//! - `security.rs`: who may call what: the policy, the key set, the audit
+//!   ([`SecurityArgs`], [`SecurityConfig`]).
 
 mod byte_size;
 mod defaults;
 mod flags;
+mod security;
 mod settings;
 
 pub use self::byte_size::ByteSize;
 pub use self::flags::{ConfigError, ServerArgs};
+pub use self::security::{AuditCondition, SecurityArgs, SecurityConfig};
 pub use self::settings::{CorsOrigins, ServerConfig};

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::defaults::*;
+use super::security::SecurityConfig;
 use crate::server::added::AddedServices;
 use crate::tls::ServerTls;
 use crate::traces::TraceConfig;
@@ -58,6 +59,8 @@ pub struct ServerConfig {
     /// Where and how spans are exported, when tracing is on (the binary
     /// installs it: `traces::install`).
     pub traces: Option<TraceConfig>,
+    /// Who may call what (off unless a policy or a key set is given).
+    pub security: SecurityConfig,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +88,7 @@ impl Default for ServerConfig {
             metrics_listen: None,
             services: AddedServices::default(),
             traces: None,
+            security: SecurityConfig::default(),
         }
     }
 }

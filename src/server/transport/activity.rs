@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use tokio::time::{Instant, sleep_until};
 
+use super::peer::Peer;
+
 /// What a connection's service stack knows of it: the peer's address (for
 /// the log) and the connection's activity (each call holds it busy).
 #[derive(Debug, Clone)]
@@ -20,6 +22,11 @@ impl ConnectionActivity {
     /// The stack's view of the connection whose activity is `activity`.
     pub(super) fn new(activity: Arc<Activity>) -> Self {
         Self { activity }
+    }
+
+    /// What the TLS session says of the peer.
+    pub(in crate::server) fn peer(&self) -> &Peer {
+        &self.activity.identity
     }
 
     /// Marks the connection busy until the returned guard is dropped.
@@ -34,6 +41,8 @@ impl ConnectionActivity {
 pub(super) struct Activity {
     /// The peer's address, as the call log writes it.
     peer: Option<String>,
+    /// What the TLS session says of the peer.
+    identity: Peer,
     /// When the connection was opened, the origin of `idle_since`.
     opened: Instant,
     calls: AtomicUsize,
@@ -42,8 +51,8 @@ pub(super) struct Activity {
 }
 
 impl Activity {
-    pub(super) fn new(peer: Option<String>) -> Self {
-        Self { peer, opened: Instant::now(), calls: AtomicUsize::new(0), idle_since: AtomicU64::new(0) }
+    pub(super) fn new(peer: Option<String>, identity: Peer) -> Self {
+        Self { peer, identity, opened: Instant::now(), calls: AtomicUsize::new(0), idle_since: AtomicU64::new(0) }
     }
 
     /// Resolves once the connection has had no call for `max`. Calls touch
@@ -96,7 +105,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_counts_from_the_last_call_and_never_while_one_runs() {
-        let activity = Arc::new(Activity::new(None));
+        let activity = Arc::new(Activity::new(None, Peer::Plaintext));
         let connection = ConnectionActivity::new(Arc::clone(&activity));
         let max = Duration::from_secs(10);
         let start = Instant::now();
@@ -114,7 +123,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_with_no_call_is_idle_from_its_start() {
-        let activity = Activity::new(None);
+        let activity = Activity::new(None, Peer::Plaintext);
         let start = Instant::now();
         activity.idle_for(Duration::from_secs(7)).await;
         assert_eq!(start.elapsed(), Duration::from_secs(7));

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
+
+use super::peer::{Peer, PeerNames};
 use tokio_util::either::Either;
 
 use super::first_word::{FirstWord, FirstWordParser};
@@ -75,6 +78,19 @@ impl Connection {
             watch: Watch::new(min_ping_interval),
             closing: None,
             slot: Some(slot),
+        }
+    }
+
+    /// What the TLS session says of the peer: plaintext, or its client
+    /// certificate's names (read once, here).
+    pub(super) fn peer(&self) -> Peer {
+        match self.io.as_ref() {
+            Some(Either::Right(Either::Left(tls))) => match tls.get_ref().1.peer_certificates().and_then(|c| c.first())
+            {
+                Some(cert) => PeerNames::of(cert).map_or(Peer::Anonymous, |names| Peer::Certified(Arc::new(names))),
+                None => Peer::Anonymous,
+            },
+            _ => Peer::Plaintext,
         }
     }
 

@@ -106,7 +106,7 @@ where
 
     async fn serve_connection(&self, connection: Connection) {
         // Formatted once here, not in every call's log line.
-        let activity = Arc::new(Activity::new(connection.peer_addr().map(|addr| addr.to_string())));
+        let activity = Arc::new(Activity::new(connection.peer_addr().map(|addr| addr.to_string()), connection.peer()));
         let service = PerConnection { inner: Mutex::new((self.make)(ConnectionActivity::new(Arc::clone(&activity)))) };
         let served = self.http.serve_connection(TokioIo::new(connection), service);
         tokio::pin!(served);

@@ -26,6 +26,8 @@
 //! - `watch.rs`: the HTTP/2 frames both ways, for the floods h2 does not
 //!   bound (PING, SETTINGS, streams reset one by one).
 //! - `linger.rs`: reading the rest of an HTTP/1.1 body the server refused.
+//! - `peer.rs`: what the TLS session says of the peer ([`Peer`]): its
+//!   client certificate's names, for the authorization policy.
 
 mod accept;
 mod activity;
@@ -35,6 +37,7 @@ mod first_word;
 mod limits;
 mod linger;
 mod listen;
+mod peer;
 mod watch;
 
 pub(in crate::server) use self::accept::incoming;
@@ -43,3 +46,4 @@ pub(in crate::server) use self::connection::Connection;
 pub(in crate::server) use self::connection_server::ConnectionServer;
 pub(in crate::server) use self::limits::Limits;
 pub use self::listen::Listeners;
+pub use self::peer::{Peer, PeerNames};

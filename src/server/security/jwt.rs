@@ -1,0 +1,274 @@
+//! Bearer tokens: a JWT in `authorization: Bearer`, checked against the
+//! keys of a JWKS file, an issuer and an audience, with a small clock skew
+//! for `exp`, `nbf` and `iat`. RS256 (and the other RSA algorithms), ES256,
+//! ES384 and EdDSA are taken with their own kind of key only; `none` never;
+//! HMAC only with a shared secret given on its own (a JWKS `oct` key is not
+//! one: a public key can never be taken as an HMAC secret). The signature
+//! and the claims are checked by `jsonwebtoken` (no hand-written crypto);
+//! what failed is said in the error, never the token.
+//!
+//! A token that passed is kept (by its SHA-256) until it expires or the
+//! keys change, so that a caller's every call does not verify a signature.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// The clock skew allowed on `exp`, `nbf` and `iat`.
+pub const SKEW: Duration = Duration::from_secs(30);
+/// Tokens kept as verified at once; past it the cache starts again.
+const CACHE: usize = 10_000;
+
+/// Why a token was refused: each a message a caller can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not a JWT: three base64url parts, a JSON header and claims.
+    #[error("the bearer token is malformed ({0})")]
+    Malformed(&'static str),
+    /// `exp` has passed (beyond the skew).
+    #[error("the bearer token has expired")]
+    Expired,
+    /// `nbf` or `iat` is still ahead (beyond the skew).
+    #[error("the bearer token is not yet valid")]
+    NotYetValid,
+    /// `iss` is not the one the server takes.
+    #[error("the bearer token's issuer is not the one this server trusts")]
+    WrongIssuer,
+    /// `aud` does not name this server.
+    #[error("the bearer token's audience does not include this server")]
+    WrongAudience,
+    /// `kid` names no key of the key set.
+    #[error("the bearer token's key id is unknown: {0:?}")]
+    UnknownKey(String),
+    /// The signature does not verify.
+    #[error("the bearer token's signature does not verify")]
+    BadSignature,
+    /// `alg` is `none`, HMAC without a secret given, or not the key's kind.
+    #[error("the bearer token's algorithm is not allowed: {0}")]
+    AlgorithmNotAllowed(String),
+}
+
+/// One key of the key set, and the algorithms it may verify.
+struct Key {
+    kid: Option<String>,
+    key: DecodingKey,
+    algorithms: Vec<Algorithm>,
+}
+
+/// The keys tokens are checked against: a JWKS file's, and a shared HMAC
+/// secret when one is given.
+pub(in crate::server) struct Keys {
+    keys: Vec<Key>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<&Option<String>> = self.keys.iter().map(|k| &k.kid).collect();
+        f.debug_struct("Keys").field("kids", &kids).finish()
+    }
+}
+
+impl Keys {
+    /// The keys of the JWKS `json`, and `hmac_secret` when given.
+    ///
+    /// # Errors
+    /// The JSON is not a JWKS, a key does not load, or it holds no key.
+    pub(in crate::server) fn parse(json: &str, hmac_secret: Option<&[u8]>) -> Result<Self, String> {
+        let set: JwkSet = serde_json::from_str(json).map_err(|err| format!("not a JWKS: {err}"))?;
+        let mut keys = Vec::new();
+        for jwk in &set.keys {
+            let kid = jwk.common.key_id.clone();
+            let named = |why: &str| format!("key {:?}: {why}", kid.as_deref().unwrap_or("(no kid)"));
+            let algorithms = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => vec![
+                    Algorithm::RS256,
+                    Algorithm::RS384,
+                    Algorithm::RS512,
+                    Algorithm::PS256,
+                    Algorithm::PS384,
+                    Algorithm::PS512,
+                ],
+                AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+                    EllipticCurve::P256 => vec![Algorithm::ES256],
+                    EllipticCurve::P384 => vec![Algorithm::ES384],
+                    _ => return Err(named("an EC curve other than P-256 or P-384")),
+                },
+                AlgorithmParameters::OctetKeyPair(_) => vec![Algorithm::EdDSA],
+                AlgorithmParameters::OctetKey(_) => {
+                    return Err(named("an HMAC (oct) key: give a shared secret with --jwt-hmac-secret-file instead"));
+                }
+                _ => return Err(named("an unknown key type")),
+            };
+            let key = DecodingKey::from_jwk(jwk).map_err(|err| named(&err.to_string()))?;
+            keys.push(Key { kid, key, algorithms });
+        }
+        if let Some(secret) = hmac_secret {
+            let key = DecodingKey::from_secret(secret).map_err(|err| format!("the HMAC secret: {err}"))?;
+            keys.push(Key { kid: None, key, algorithms: vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] });
+        }
+        if keys.is_empty() {
+            return Err("the JWKS holds no key".into());
+        }
+        Ok(Self { keys })
+    }
+
+    /// The key for a token of `alg` naming `kid`.
+    fn find(&self, alg: Algorithm, kid: Option<&str>) -> Result<&Key, TokenError> {
+        let takes = |key: &&Key| key.algorithms.contains(&alg);
+        match kid {
+            Some(kid) => {
+                let key = self.keys.iter().find(|key| key.kid.as_deref() == Some(kid));
+                let key = key.ok_or_else(|| TokenError::UnknownKey(kid.to_owned()))?;
+                if takes(&key) {
+                    Ok(key)
+                } else {
+                    Err(TokenError::AlgorithmNotAllowed(format!(
+                        "{alg:?} with key {kid:?}, which is not that kind of key"
+                    )))
+                }
+            }
+            // No kid: the one key of that kind, if there is one.
+            None => {
+                let mut fit = self.keys.iter().filter(takes);
+                match (fit.next(), fit.next()) {
+                    (Some(key), None) => Ok(key),
+                    (None, _) => Err(TokenError::AlgorithmNotAllowed(format!("{alg:?}: no key of that kind"))),
+                    (Some(_), Some(_)) => Err(TokenError::UnknownKey("(none: the token names no kid)".into())),
+                }
+            }
+        }
+    }
+}
+
+/// The claims a token must carry.
+#[derive(Debug, Deserialize)]
+struct Claims {
+    iss: String,
+    sub: String,
+    #[serde(default)]
+    iat: Option<u64>,
+    exp: u64,
+}
+
+/// What a token's header says.
+#[derive(Debug, Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+}
+
+/// SHA-256 of a token that passed -> its caller and expiry.
+type Passed = HashMap<[u8; 32], (Arc<str>, u64)>;
+
+/// Checks tokens for one issuer and audience, keeping those that passed.
+pub(in crate::server) struct Verifier {
+    issuer: String,
+    audience: String,
+    /// Tokens that passed, for the keys of generation `.0`.
+    cache: Mutex<(u64, Passed)>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier").field("issuer", &self.issuer).field("audience", &self.audience).finish()
+    }
+}
+
+impl Verifier {
+    /// A verifier of tokens from `issuer` for `audience`.
+    pub(in crate::server) fn new(issuer: String, audience: String) -> Self {
+        Self { issuer, audience, cache: Mutex::new((0, HashMap::new())) }
+    }
+
+    /// The caller, `ISSUER/SUBJECT`, of `token` checked against `keys` (of
+    /// key-set generation `generation`: a new one empties the cache).
+    ///
+    /// # Errors
+    /// [`TokenError`]: which check failed.
+    pub(in crate::server) fn verify(&self, token: &str, keys: &Keys, generation: u64) -> Result<Arc<str>, TokenError> {
+        let now = now();
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            if cache.0 != generation {
+                *cache = (generation, HashMap::new());
+            }
+            if let Some((caller, exp)) = cache.1.get(&digest)
+                && now < exp.saturating_add(SKEW.as_secs())
+            {
+                return Ok(Arc::clone(caller));
+            }
+        }
+        let (caller, exp) = self.check(token, keys, now)?;
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.0 == generation {
+            if cache.1.len() >= CACHE {
+                cache.1.clear();
+            }
+            cache.1.insert(digest, (Arc::clone(&caller), exp));
+        }
+        Ok(caller)
+    }
+
+    /// Every check, in the order a caller would fix them.
+    fn check(&self, token: &str, keys: &Keys, now: u64) -> Result<(Arc<str>, u64), TokenError> {
+        let header = header(token)?;
+        let alg = match header.alg.as_str() {
+            "none" => return Err(TokenError::AlgorithmNotAllowed("none (an unsigned token)".into())),
+            name => name.parse::<Algorithm>().map_err(|_| TokenError::AlgorithmNotAllowed(format!("{name:?}")))?,
+        };
+        let key = keys.find(alg, header.kid.as_deref())?;
+        let mut validation = Validation::new(alg);
+        validation.leeway = SKEW.as_secs();
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|err| refusal(&err))?;
+        let claims = data.claims;
+        if claims.iat.is_some_and(|iat| iat > now.saturating_add(SKEW.as_secs())) {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok((Arc::from(format!("{}/{}", claims.iss, claims.sub)), claims.exp))
+    }
+}
+
+/// The header of `token`, read before anything is verified, so that what
+/// is wrong with it can be named.
+fn header(token: &str) -> Result<Header, TokenError> {
+    let mut parts = token.split('.');
+    let (Some(head), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(TokenError::Malformed("not three dot-separated parts"));
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(head)
+        .map_err(|_| TokenError::Malformed("the header is not base64url"))?;
+    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed("the header is not a JWT header"))
+}
+
+/// What `jsonwebtoken` refused, as the caller's error.
+fn refusal(err: &jsonwebtoken::errors::Error) -> TokenError {
+    use jsonwebtoken::errors::ErrorKind;
+    match err.kind() {
+        ErrorKind::InvalidSignature => TokenError::BadSignature,
+        ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+        ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+        ErrorKind::InvalidAudience => TokenError::WrongAudience,
+        ErrorKind::InvalidAlgorithm => TokenError::AlgorithmNotAllowed("not the key's".into()),
+        ErrorKind::MissingRequiredClaim(_) => TokenError::Malformed("a required claim (exp, iss, aud, sub) is missing"),
+        _ => TokenError::Malformed("the claims or the signature do not decode"),
+    }
+}
+
+/// Seconds since the epoch.
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
