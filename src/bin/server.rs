@@ -65,6 +65,12 @@ async fn run(args: ServerArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A policy or a key set that cannot be used stops the server before it
+    // listens: the file, the line and the reason.
+    if let Err(err) = server::check_security(&config.security) {
+        eprintln!("server: {err}");
+        return ExitCode::from(2);
+    }
     if listen.starts_with("unix:") && config.tls.is_some() {
         eprintln!("server: TLS serves TCP; a unix: socket is plaintext (drop --tls-cert, or listen on HOST:PORT)");
         return ExitCode::from(2);

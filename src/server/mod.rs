@@ -62,7 +62,7 @@ use self::protocols::compression;
 use self::protocols::{ProtocolLayer, cors};
 pub use self::protocols::{ReceivedCompression, SendCompression};
 use self::security::Security;
-pub use self::security::{Caller, PolicyError, SKEW as JWT_CLOCK_SKEW, TokenError};
+pub use self::security::{Caller, PolicyError, SKEW as JWT_CLOCK_SKEW, TokenError, check as check_security};
 pub use self::shutdown::signal;
 use self::transport::{ConnectionServer, Limits};
 pub use self::transport::{Listeners, Peer, PeerNames};

@@ -18,6 +18,7 @@ mod load;
 mod metrics;
 mod rotation;
 mod rpc;
+mod security;
 mod server;
 mod tls;
 mod web;

@@ -22,7 +22,10 @@ use sha2::{Digest, Sha256};
 
 /// The clock skew allowed on `exp`, `nbf` and `iat`.
 pub const SKEW: Duration = Duration::from_secs(30);
-/// Tokens kept as verified at once; past it the cache starts again.
+/// The algorithms an RSA key verifies.
+const RSA: [Algorithm; 6] =
+    [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::PS256, Algorithm::PS384, Algorithm::PS512];
+/// Tokens kept as verified at once (past it, the cache starts again).
 const CACHE: usize = 10_000;
 
 /// Why a token was refused: each a message a caller can act on.
@@ -54,24 +57,25 @@ pub enum TokenError {
     AlgorithmNotAllowed(String),
 }
 
-/// One key of the key set, and the algorithms it may verify.
+/// One key of the key set, and the algorithms it may verify (its Debug
+/// leaves the key out: an HMAC secret is one).
 struct Key {
     kid: Option<String>,
     key: DecodingKey,
     algorithms: Vec<Algorithm>,
 }
 
-/// The keys tokens are checked against: a JWKS file's, and a shared HMAC
-/// secret when one is given.
-pub(in crate::server) struct Keys {
-    keys: Vec<Key>,
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key").field("kid", &self.kid).field("algorithms", &self.algorithms).finish_non_exhaustive()
+    }
 }
 
-impl std::fmt::Debug for Keys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kids: Vec<&Option<String>> = self.keys.iter().map(|k| &k.kid).collect();
-        f.debug_struct("Keys").field("kids", &kids).finish()
-    }
+/// The keys tokens are checked against: a JWKS file's, and a shared HMAC
+/// secret when one is given.
+#[derive(Debug)]
+pub(in crate::server) struct Keys {
+    keys: Vec<Key>,
 }
 
 impl Keys {
@@ -86,14 +90,7 @@ impl Keys {
             let kid = jwk.common.key_id.clone();
             let named = |why: &str| format!("key {:?}: {why}", kid.as_deref().unwrap_or("(no kid)"));
             let algorithms = match &jwk.algorithm {
-                AlgorithmParameters::RSA(_) => vec![
-                    Algorithm::RS256,
-                    Algorithm::RS384,
-                    Algorithm::RS512,
-                    Algorithm::PS256,
-                    Algorithm::PS384,
-                    Algorithm::PS512,
-                ],
+                AlgorithmParameters::RSA(_) => RSA.to_vec(),
                 AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
                     EllipticCurve::P256 => vec![Algorithm::ES256],
                     EllipticCurve::P384 => vec![Algorithm::ES384],
@@ -271,4 +268,130 @@ fn refusal(err: &jsonwebtoken::errors::Error) -> TokenError {
 /// Seconds since the epoch.
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{EncodingKey, Header as JwtHeader};
+    use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ED25519};
+    use serde_json::json;
+
+    use super::*;
+
+    const ISSUER: &str = "https://issuer.example";
+    const AUDIENCE: &str = "search";
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// A P-256 key and an Ed25519 key, and the JWKS of their public halves.
+    fn keys() -> (KeyPair, KeyPair, String) {
+        let ec = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("a P-256 key");
+        let ed = KeyPair::generate_for(&PKCS_ED25519).expect("an Ed25519 key");
+        let point = ec.public_key_raw();
+        let jwks = json!({"keys": [
+            {"kty": "EC", "crv": "P-256", "kid": "ec1", "x": b64(&point[1..33]), "y": b64(&point[33..65])},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "ed1", "x": b64(ed.public_key_raw())},
+        ]});
+        (ec, ed, jwks.to_string())
+    }
+
+    /// A token of `alg` signed with `key`, naming `kid`, with `claims`
+    /// over good defaults.
+    fn mint(alg: Algorithm, key: &EncodingKey, kid: Option<&str>, claims: serde_json::Value) -> String {
+        let now = now();
+        let mut all = json!({"iss": ISSUER, "sub": "alice", "aud": AUDIENCE, "iat": now, "exp": now + 600});
+        for (k, v) in claims.as_object().expect("an object") {
+            all[k] = v.clone();
+        }
+        let header = JwtHeader { kid: kid.map(str::to_owned), ..JwtHeader::new(alg) };
+        jsonwebtoken::encode(&header, &all, key).expect("signed")
+    }
+
+    fn check(token: &str, keys: &Keys) -> Result<String, TokenError> {
+        Verifier::new(ISSUER.into(), AUDIENCE.into()).verify(token, keys, 0).map(|who| who.to_string())
+    }
+    #[test]
+    fn good_tokens_name_their_caller_and_each_failed_check_is_named() {
+        let (ec, ed, jwks) = keys();
+        let keys = Keys::parse(&jwks, None).expect("the JWKS loads");
+        let es = EncodingKey::from_ec_der(&ec.serialize_der());
+        let eddsa = EncodingKey::from_ed_der(&ed.serialize_der());
+        let now = now();
+        let ok = |claims| mint(Algorithm::ES256, &es, Some("ec1"), claims);
+        assert_eq!(check(&ok(json!({})), &keys), Ok(format!("{ISSUER}/alice")));
+        assert_eq!(
+            check(&mint(Algorithm::EdDSA, &eddsa, Some("ed1"), json!({})), &keys),
+            Ok(format!("{ISSUER}/alice"))
+        );
+        assert_eq!(check(&ok(json!({"exp": now - 3600})), &keys), Err(TokenError::Expired));
+        assert!(check(&ok(json!({"exp": now - 10})), &keys).is_ok(), "within the clock skew");
+        assert_eq!(check(&ok(json!({"nbf": now + 3600})), &keys), Err(TokenError::NotYetValid));
+        assert_eq!(check(&ok(json!({"iat": now + 3600})), &keys), Err(TokenError::NotYetValid));
+        assert_eq!(check(&ok(json!({"iss": "https://evil.example"})), &keys), Err(TokenError::WrongIssuer));
+        assert_eq!(check(&ok(json!({"aud": "other"})), &keys), Err(TokenError::WrongAudience));
+        let unknown = mint(Algorithm::ES256, &es, Some("nope"), json!({}));
+        assert_eq!(check(&unknown, &keys), Err(TokenError::UnknownKey("nope".into())));
+        // Signed with the EC key, claimed to be the Ed25519 key's.
+        assert!(matches!(
+            check(&mint(Algorithm::ES256, &es, Some("ed1"), json!({})), &keys),
+            Err(TokenError::AlgorithmNotAllowed(_))
+        ));
+        let good = ok(json!({}));
+        let (head, rest) = good.split_once('.').expect("parts");
+        let (_, signature) = rest.rsplit_once('.').expect("parts");
+        let forged = format!(
+            "{head}.{}.{signature}",
+            b64(br#"{"iss":"https://issuer.example","sub":"root","aud":"search","exp":9999999999}"#)
+        );
+        assert_eq!(check(&forged, &keys), Err(TokenError::BadSignature));
+        assert!(matches!(check("not-a-token", &keys), Err(TokenError::Malformed(_))));
+        assert!(matches!(check(&ok(json!({"sub": null})), &keys), Err(TokenError::Malformed(_))));
+    }
+
+    #[test]
+    fn none_and_hmac_with_a_public_key_are_refused_hmac_only_with_its_secret() {
+        let (ec, _, jwks) = keys();
+        let keys = Keys::parse(&jwks, None).expect("the JWKS loads");
+        let claims = b64(br#"{"iss":"https://issuer.example","sub":"root","aud":"search","exp":9999999999}"#);
+        let unsigned = format!("{}.{claims}.", b64(br#"{"alg":"none","typ":"JWT"}"#));
+        assert!(matches!(check(&unsigned, &keys), Err(TokenError::AlgorithmNotAllowed(why)) if why.contains("none")));
+        // The classic confusion: HS256 "signed" with the server's public key.
+        let public = EncodingKey::from_secret(ec.public_key_raw()).expect("any bytes");
+        let confused = mint(Algorithm::HS256, &public, Some("ec1"), json!({}));
+        assert!(matches!(check(&confused, &keys), Err(TokenError::AlgorithmNotAllowed(_))));
+        let no_kid = mint(Algorithm::HS256, &public, None, json!({}));
+        assert!(matches!(check(&no_kid, &keys), Err(TokenError::AlgorithmNotAllowed(_))));
+        // With a secret given on its own, HS256 tokens signed with it pass.
+        let with_secret = Keys::parse(&jwks, Some(b"a shared secret of enough bytes")).expect("loads");
+        let hs = mint(
+            Algorithm::HS256,
+            &EncodingKey::from_secret(b"a shared secret of enough bytes").expect("a secret"),
+            None,
+            json!({}),
+        );
+        assert_eq!(check(&hs, &with_secret), Ok(format!("{ISSUER}/alice")));
+        // An HMAC key inside a JWKS is refused at load.
+        let oct = json!({"keys": [{"kty": "oct", "kid": "s", "k": b64(b"secret")}]}).to_string();
+        assert!(Keys::parse(&oct, None).expect_err("oct refused").contains("--jwt-hmac-secret-file"));
+    }
+
+    #[test]
+    fn a_token_kept_as_verified_is_checked_again_when_the_keys_change() {
+        let (ec, _, jwks) = keys();
+        let first = Keys::parse(&jwks, None).expect("loads");
+        let (_, _, other) = keys();
+        let second = Keys::parse(&other.replace("ec1", "ec2"), None).expect("loads");
+        let es = EncodingKey::from_ec_der(&ec.serialize_der());
+        let token = mint(Algorithm::ES256, &es, Some("ec1"), json!({}));
+        let verifier = Verifier::new(ISSUER.into(), AUDIENCE.into());
+        assert!(verifier.verify(&token, &first, 0).is_ok());
+        assert!(verifier.verify(&token, &first, 0).is_ok(), "kept");
+        assert_eq!(
+            verifier.verify(&token, &second, 1),
+            Err(TokenError::UnknownKey("ec1".into())),
+            "not kept past new keys"
+        );
+    }
 }

@@ -33,6 +33,29 @@ use self::reload::Reloaded;
 use crate::server::config::{AuditCondition, SecurityConfig};
 use crate::server::transport::Peer;
 
+/// Checks that the files `config` names can be used (the policy parses,
+/// the key set loads), so that a program can refuse to start before it
+/// listens.
+///
+/// # Errors
+/// The file and the reason (a policy's line and column).
+pub fn check(config: &SecurityConfig) -> Result<(), String> {
+    if let Some(path) = &config.authz_policy {
+        let text =
+            std::fs::read_to_string(path).map_err(|err| format!("authorization policy {}: {err}", path.display()))?;
+        Policy::parse(&text).map_err(|err| format!("authorization policy {}: {err}", path.display()))?;
+    }
+    if let Some(path) = &config.jwks {
+        let text = std::fs::read_to_string(path).map_err(|err| format!("key set (JWKS) {}: {err}", path.display()))?;
+        let secret = match &config.jwt_hmac_secret {
+            Some(file) => Some(std::fs::read(file).map_err(|err| format!("HMAC secret {}: {err}", file.display()))?),
+            None => None,
+        };
+        Keys::parse(&text, secret.as_deref()).map_err(|err| format!("key set (JWKS) {}: {err}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// The security layer's state: see the module documentation.
 pub(in crate::server) struct Security {
     policy: Option<Arc<Reloaded<Policy>>>,

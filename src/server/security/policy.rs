@@ -251,3 +251,136 @@ fn header_matches(headers: &http::HeaderMap, key: &str, values: &[Pattern]) -> b
     let joined = all.collect::<Vec<_>>().join(",");
     values.iter().any(|v| v.matches(&joined))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::server::transport::{Peer, PeerNames};
+
+    /// gRFC A43's own example, unchanged.
+    const EXAMPLE: &str = r#"{
+        "name": "example-policy",
+        "allow_rules": [
+            {"name": "admin-access",
+             "source": {"principals": ["spiffe://foo.com/sa/admin1", "spiffe://foo.com/sa/admin2"]},
+             "request": {"paths": ["/pkg.service/*"]}},
+            {"name": "dev-access",
+             "source": {"principals": ["*", ""]},
+             "request": {"paths": ["/pkg.service/foo", "/pkg.service/bar"],
+                         "headers": [{"key": "dev-path", "values": ["/dev/path/*"]}]}}
+        ],
+        "deny_rules": [{"name": "deny-access", "request": {"paths": ["*/secret"]}}]
+    }"#;
+
+    fn certified(uris: &[&str], dns: &[&str], subject: &str) -> Caller {
+        let names = PeerNames {
+            uris: uris.iter().map(|s| (*s).to_owned()).collect(),
+            dns: dns.iter().map(|s| (*s).to_owned()).collect(),
+            subject: subject.to_owned(),
+        };
+        Caller { peer: Peer::Certified(Arc::new(names)), request_principal: None }
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (key, value) in pairs {
+            map.append(*key, http::HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    fn decide(
+        policy: &Policy,
+        caller: &Caller,
+        path: &str,
+        with: &[(&'static str, &'static str)],
+    ) -> (bool, Option<String>) {
+        let decision = policy.decide(caller, path, &headers(with));
+        (decision.allowed, decision.rule)
+    }
+
+    #[test]
+    fn the_a43_example_means_what_grpc_says() {
+        let policy = Policy::parse(EXAMPLE).expect("A43's example loads");
+        assert_eq!(policy.name(), "example-policy");
+        let admin = certified(&["spiffe://foo.com/sa/admin1"], &[], "CN=admin");
+        assert_eq!(decide(&policy, &admin, "/pkg.service/anything", &[]), (true, Some("admin-access".into())));
+        // Deny rules first: not even the admins reach the secret.
+        assert_eq!(decide(&policy, &admin, "/pkg.service/secret", &[]), (false, Some("deny-access".into())));
+        // Any authenticated caller, or one without a certificate ("" over TLS), with the header.
+        let dev = certified(&[], &["dev.example.com"], "CN=dev");
+        assert!(decide(&policy, &dev, "/pkg.service/foo", &[("dev-path", "/dev/path/x")]).0);
+        assert_eq!(decide(&policy, &dev, "/pkg.service/foo", &[("dev-path", "/prod/x")]), (false, None));
+        assert_eq!(decide(&policy, &dev, "/pkg.service/foo", &[]), (false, None), "the header is required");
+        let anonymous = Caller { peer: Peer::Anonymous, request_principal: None };
+        assert!(decide(&policy, &anonymous, "/pkg.service/bar", &[("dev-path", "/dev/path/")]).0);
+        // Over plaintext no principal matches at all (A43), not even "".
+        let plaintext = Caller::default();
+        assert_eq!(decide(&policy, &plaintext, "/pkg.service/bar", &[("dev-path", "/dev/path/")]), (false, None));
+    }
+
+    #[test]
+    fn principals_are_uri_sans_then_dns_sans_then_the_subject() {
+        let policy = Policy::parse(
+            r#"{"name": "p", "allow_rules": [
+                {"name": "by-uri", "source": {"principals": ["spiffe://acme/*"]}},
+                {"name": "by-dns", "source": {"principals": ["*.acme.internal"]}},
+                {"name": "by-subject", "source": {"principals": ["CN=robot,O=acme"]}}]}"#,
+        )
+        .expect("loads");
+        let rule = |caller: &Caller| decide(&policy, caller, "/a.B/C", &[]).1;
+        assert_eq!(rule(&certified(&["spiffe://acme/sa/x"], &["x.acme.internal"], "")), Some("by-uri".into()));
+        assert_eq!(rule(&certified(&["spiffe://other/sa/x"], &["x.acme.internal"], "")), Some("by-dns".into()));
+        assert_eq!(rule(&certified(&[], &[], "CN=robot,O=acme")), Some("by-subject".into()));
+        assert_eq!(rule(&certified(&[], &[], "CN=human,O=acme")), None);
+    }
+
+    #[test]
+    fn a_jwt_caller_is_matched_by_request_principals() {
+        let policy = Policy::parse(
+            r#"{"name": "p", "allow_rules": [
+                {"name": "alice", "source": {"request_principals": ["https://issuer.example/alice"]},
+                 "request": {"paths": ["/search.v1.SearchService/*"]}}]}"#,
+        )
+        .expect("loads");
+        let alice = Caller { peer: Peer::Plaintext, request_principal: Some("https://issuer.example/alice".into()) };
+        let bob = Caller { request_principal: Some("https://issuer.example/bob".into()), ..alice.clone() };
+        assert!(decide(&policy, &alice, "/search.v1.SearchService/Search", &[]).0);
+        assert!(!decide(&policy, &bob, "/search.v1.SearchService/Search", &[]).0);
+        assert!(!decide(&policy, &Caller::default(), "/search.v1.SearchService/Search", &[]).0, "no token: no caller");
+    }
+
+    #[test]
+    fn multi_valued_headers_are_one_value_joined_with_commas() {
+        let policy = Policy::parse(
+            r#"{"name": "p", "allow_rules": [{"name": "r", "request": {"headers": [{"key": "x-team", "values": ["red,blue"]}]}}]}"#,
+        )
+        .expect("loads");
+        assert!(decide(&policy, &Caller::default(), "/a.B/C", &[("x-team", "red"), ("x-team", "blue")]).0);
+        assert!(!decide(&policy, &Caller::default(), "/a.B/C", &[("x-team", "red")]).0);
+    }
+
+    #[test]
+    fn headers_a43_forbids_and_unknown_fields_are_refused_at_load_with_where() {
+        for (key, why) in [
+            (":path", "a pseudo-header"),
+            ("grpc-timeout", "a grpc- header"),
+            ("Host", "Host"),
+            ("connection", "a hop-by-hop header"),
+            ("TE", "a hop-by-hop header"),
+        ] {
+            let json = format!(
+                r#"{{"name": "p", "allow_rules": [{{"name": "r", "request": {{"headers": [{{"key": "{key}", "values": ["x"]}}]}}}}]}}"#
+            );
+            let err = Policy::parse(&json).expect_err(key).to_string();
+            assert!(err.contains(why) && err.contains(&format!("{key:?}")), "{key}: {err}");
+        }
+        let unknown =
+            Policy::parse("{\n  \"name\": \"p\",\n  \"allow_rules\": [],\n  \"allow_rulez\": []\n}").expect_err("typo");
+        assert!(unknown.to_string().starts_with("line 4, column"), "{unknown}");
+        let missing = Policy::parse(r#"{"name": "p"}"#).expect_err("allow_rules is required");
+        assert!(missing.to_string().contains("allow_rules"), "{missing}");
+    }
+}
