@@ -306,3 +306,88 @@ fn write_atomically(path: &Path, text: &str) {
     std::fs::write(&next, text).expect("write");
     std::fs::rename(&next, path).expect("rename");
 }
+
+#[tokio::test]
+async fn a_client_certificate_names_the_caller_and_each_decision_is_one_audit_line() {
+    use rcgen::{CertificateParams, SanType};
+    use search::client::{Client, ClientOptions, Target};
+    use search::tls::ClientTls;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let dir = tempfile::tempdir().expect("a folder");
+    let pki = crate::common::pki::pki();
+    // A workload's certificate names it by a SPIFFE URI; another's by DNS.
+    let leaf = |san: SanType, name: &str| {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, "acme");
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.subject_alt_names = vec![san];
+        (params.signed_by(&key, &pki.issuer).expect("signed").pem(), key.serialize_pem())
+    };
+    let searcher = leaf(SanType::URI("spiffe://acme/ns/web/sa/searcher".try_into().expect("a URI")), "searcher");
+    let stranger = leaf(SanType::DnsName("stranger.acme.internal".try_into().expect("a name")), "stranger");
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path.to_str().expect("UTF-8").to_owned()
+    };
+    let policy = write(
+        "policy.json",
+        r#"{"name": "mesh", "allow_rules": [{"name": "searchers",
+            "source": {"principals": ["spiffe://acme/ns/web/sa/searcher"]},
+            "request": {"paths": ["/search.v1.SearchService/Search"]}}]}"#,
+    );
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &write("server.pem", &pki.server.0),
+        "--tls-key",
+        &write("server.key", &pki.server.1),
+        "--client-ca",
+        &write("ca.pem", &pki.ca),
+        "--authz-policy",
+        &policy,
+        "--audit-log",
+        "on-deny-and-allow",
+    ];
+    let (mut child, addr) = crate::common::server_process(&args).await;
+    let port = addr.rsplit(':').next().expect("a port");
+    let target: Target = format!("https://localhost:{port}").parse().expect("a target");
+    let call = |(cert, key): (String, String)| {
+        let tls = ClientTls::from_pem(Some(pki.ca.clone().into_bytes()), Some((cert.into_bytes(), key.into_bytes())));
+        let client =
+            Client::new(&target, ClientOptions { tls, max_attempts: 1, ..ClientOptions::default() }).expect("client");
+        async move { client.search(SearchRequest { query: "Banana".into() }).await }
+    };
+    assert_eq!(call(searcher).await.expect("the searcher may search").status, 1);
+    let refused = call(stranger).await.expect_err("the stranger may not");
+    assert_eq!(refused.code(), Some(tonic::Code::PermissionDenied), "{refused}");
+
+    // Two audit lines, in grpc-go's shape, then the server's other lines.
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut audits = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while audits.len() < 2 {
+        let line = tokio::time::timeout_at(deadline, stderr.next_line()).await.expect("two audit lines in time");
+        let line = line.expect("read stderr").expect("the server is still up");
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
+            && value.get("grpc_audit_log").is_some()
+        {
+            audits.push(value["grpc_audit_log"].clone());
+        }
+    }
+    assert_eq!(
+        audits[0],
+        json!({"rpc_method": "/search.v1.SearchService/Search", "principals": ["spiffe://acme/ns/web/sa/searcher", "CN=searcher,O=acme"],
+               "policy_name": "mesh", "matched_rule": "searchers", "authorized": true})
+    );
+    assert_eq!(
+        audits[1],
+        json!({"rpc_method": "/search.v1.SearchService/Search", "principals": ["stranger.acme.internal", "CN=stranger,O=acme"],
+               "policy_name": "mesh", "matched_rule": "", "authorized": false})
+    );
+    child.kill().await.expect("stop the server");
+}

@@ -3,8 +3,9 @@
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
-/// A CA and what it signed, as PEM.
+/// A CA and what it signed, as PEM, and the CA to sign more.
 pub struct Pki {
+    pub issuer: CertifiedIssuer<'static, KeyPair>,
     pub ca: String,
     pub server: (String, String),
     pub client: (String, String),
@@ -28,5 +29,6 @@ fn leaf(issuer: &CertifiedIssuer<'static, KeyPair>, names: &[&str]) -> (String, 
 /// A fresh CA with a server and a client certificate.
 pub fn pki() -> Pki {
     let ca = ca("test CA");
-    Pki { ca: ca.pem(), server: leaf(&ca, &["localhost", "127.0.0.1"]), client: leaf(&ca, &["client"]) }
+    let (server, client) = (leaf(&ca, &["localhost", "127.0.0.1"]), leaf(&ca, &["client"]));
+    Pki { ca: ca.pem(), server, client, issuer: ca }
 }
