@@ -47,7 +47,9 @@ Then: bulk classification of 1,000,000 lines through Classify; the whole-
 process time of `client Banana` against the peer's `python client.py
 Banana`; the server's RSS idle, with 1,000 connections each holding a
 Classify call, and with 1,000 connections after one Search each, holding
-none; instructions per call under callgrind for ours, the floor and C++.
+none; instructions per call under callgrind for ours (also with an
+authorization policy, and with a bearer token checked too), the floor and
+C++, and what a token the server has not seen costs.
 
 Absolute numbers on a shared 2-core machine mean little: read the ratios,
 measured in the same run.
@@ -317,31 +319,102 @@ def callgrind(calls):
     """Instructions per call, counted by callgrind (repeatable where
     seconds are not): the server runs under valgrind twice, for `calls` and
     3 x `calls` h2load calls at 16 x 1; the difference, over the difference
-    in calls, is the cost of one call without the start and the stop."""
+    in calls, is the cost of one call without the start and the stop. The
+    rust+authz rows price who-may-call-what: an authorization policy alone,
+    and a bearer token checked against a key set as well (one token, as a
+    client sends the same one on every call: verified once, then cached)."""
+    security = security_files()
+    log = {"RUST_LOG": "info"}
+    ours = [str(RELEASE / "server"), "--listen", ADDRESS]
     servers = {
-        "rust+log": ([str(RELEASE / "server"), "--listen", ADDRESS], {"RUST_LOG": "info"}),
-        "floor": ([str(RELEASE / "examples" / "h2_floor"), ADDRESS], {}),
-        "cpp": ([str(CPP_SERVER), ADDRESS], {}),
+        "rust+log": (ours, log, []),
+        "rust+authz": (ours + ["--authz-policy", str(security / "open.json")], log, []),
+        "rust+authz+jwt": (ours + jwt_flags(security), log,
+                           ["-H", f"authorization: Bearer {token(security, 'alice')}"]),
+        "floor": ([str(RELEASE / "examples" / "h2_floor"), ADDRESS], {}, []),
+        "cpp": ([str(CPP_SERVER), ADDRESS], {}, []),
     }
     figures = {}
-    for name, (command, env) in servers.items():
+    for name, (command, env, headers) in servers.items():
         totals = []
         for n in (calls, 3 * calls):
-            out_file = WORK / f"callgrind.{name}.out"
-            wrapped = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", *command]
-            with Server(name, wrapped, env) as server:
+            def load():
                 out = run(["h2load", "-n", str(n), "-c", "16", "-m", "1", "-d", str(WORK / "request.bin"),
-                           "-H", "content-type: application/grpc", "-H", "te: trailers", f"http://{ADDRESS}{PATH}"],
-                          capture_output=True).stdout
+                           "-H", "content-type: application/grpc", "-H", "te: trailers", *headers,
+                           f"http://{ADDRESS}{PATH}"], capture_output=True).stdout
                 assert f"status codes: {n} 2xx" in out, out
-                # callgrind writes its totals when the program ends.
-                server.process.send_signal(signal.SIGINT)
-                server.process.wait(timeout=120)
-            text = out_file.read_text()
-            totals.append(int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1)))
+            totals.append(instructions(name, command, env, load))
         figures[name] = (totals[1] - totals[0]) / (2 * calls)
         print(f"  {name:9} {figures[name]:,.0f} instructions per call", file=sys.stderr)
+    figures["token check"] = token_check(calls)
     return figures
+
+
+def instructions(name, command, env, load):
+    """The instructions the server `command` runs, under callgrind, while
+    `load()` calls it."""
+    out_file = WORK / f"callgrind.{name}.out"
+    wrapped = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", *command]
+    with Server(name, wrapped, env) as server:
+        load()
+        # callgrind writes its totals when the program ends.
+        server.process.send_signal(signal.SIGINT)
+        server.process.wait(timeout=120)
+    return int(re.search(r"^(?:summary|totals): (\d+)", out_file.read_text(), re.M).group(1))
+
+
+ISSUER, AUDIENCE = "https://issuer.example", "search"
+
+
+def security_files():
+    """A signing key and its JWKS (examples/jwt.rs), and two policies: one
+    that lets anyone search, one that lets the issuer's callers."""
+    directory = WORK / "security"
+    run([str(RELEASE / "examples" / "jwt"), "keys", str(directory)])
+    path = "/search.v1.SearchService/Search"
+    (directory / "open.json").write_text(json.dumps(
+        {"name": "bench", "allow_rules": [{"name": "search", "request": {"paths": [path]}}]}))
+    (directory / "callers.json").write_text(json.dumps(
+        {"name": "bench", "allow_rules": [{"name": "callers", "source": {"request_principals": [f"{ISSUER}/*"]},
+                                           "request": {"paths": [path]}}]}))
+    return directory
+
+
+def jwt_flags(directory):
+    return ["--authz-policy", str(directory / "callers.json"), "--jwks", str(directory / "jwks.json"),
+            "--jwt-issuer", ISSUER, "--jwt-audience", AUDIENCE]
+
+
+def token(directory, subject):
+    return run([str(RELEASE / "examples" / "jwt"), "token", str(directory), subject],
+               capture_output=True).stdout.strip()
+
+
+def token_check(calls):
+    """What checking a token the server has not seen costs (its ES256
+    signature verified, its claims read): the server under callgrind
+    answers `calls` Connect calls over one HTTP/1.1 connection twice, once
+    with one token and once with a new token each call; the difference, per
+    call."""
+    import http.client
+    directory = WORK / "security"
+    command = [str(RELEASE / "server"), "--listen", ADDRESS, *jwt_flags(directory)]
+    tokens = [token(directory, f"caller-{i}") for i in range(calls)]
+    totals = []
+    for name, each in (("same token", [tokens[0]] * calls), ("new tokens", tokens)):
+        def load():
+            host, port = ADDRESS.split(":")
+            connection = http.client.HTTPConnection(host, int(port), timeout=60)
+            for value in each:
+                connection.request("POST", "/search.v1.SearchService/Search", body=b'{"query":"Banana"}',
+                                   headers={"content-type": "application/json", "authorization": f"Bearer {value}"})
+                answer = connection.getresponse()
+                assert answer.status == 200 and answer.read() == b'{"status":1}', answer.status
+            connection.close()
+        totals.append(instructions(name.replace(" ", "-"), command, {"RUST_LOG": "info"}, load))
+    per_token = (totals[1] - totals[0]) / calls
+    print(f"  a new token: {per_token:,.0f} instructions more", file=sys.stderr)
+    return per_token
 
 
 def bulk(lines=1_000_000):
@@ -444,8 +517,10 @@ def print_instructions(figures):
     print("| server | instructions per call | vs floor |")
     print("| --- | ---: | ---: |")
     for name, per_call in figures.items():
-        print(f"| {name} | {per_call:,.0f} | {per_call / figures['floor']:.2f} |")
-    print()
+        if name != "token check":
+            print(f"| {name} | {per_call:,.0f} | {per_call / figures['floor']:.2f} |")
+    print(f"\nA token the server has not seen yet costs {figures['token check']:,.0f} instructions more than one "
+          "it has (ES256, over Connect on HTTP/1.1).\n")
 
 
 def print_latency(rows):
@@ -570,15 +645,15 @@ def main():
     load = os.getloadavg()[0]  # the last minute's, the server and the load generator included
     protocol_rows = protocols(seconds)
     figures = bulk(), startup(python, stubs), memory()
-    instructions = callgrind(500 if args.quick else 2000)
+    counts = callgrind(500 if args.quick else 2000)
     results = dict(throughput=rows, latency=latency_rows, protocols=protocol_rows, bulk=figures[0],
-                   startup=figures[1], memory=figures[2], instructions=instructions, machine=machine(),
+                   startup=figures[1], memory=figures[2], instructions=counts, machine=machine(),
                    load=load, seconds=seconds)
     (WORK / "results.json").write_text(json.dumps(results, indent=2))
     print_tables(rows, *figures)
     print_latency(latency_rows)
     print_protocols(protocol_rows)
-    print_instructions(instructions)
+    print_instructions(counts)
     redraw(args.plot, python)
 
 

@@ -1,6 +1,7 @@
 //! A plain HTTP client for the web protocols' tests: one request on a new
-//! connection, over HTTP/1.1 or HTTP/2 (h2c), answered with its status,
-//! headers, whole body and trailers, so that a test sees every byte.
+//! connection, over HTTP/1.1 or HTTP/2 (h2c, or h2 over TLS), answered with
+//! its status, headers, whole body and trailers, so that a test sees every
+//! byte.
 
 use std::net::SocketAddr;
 
@@ -11,7 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 /// An answer read whole.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Answer {
     pub status: http::StatusCode,
     pub headers: HeaderMap,
@@ -38,7 +39,29 @@ impl Answer {
 
 /// Sends `request` to `addr` over `version` (HTTP_11 or HTTP_2).
 pub async fn send(addr: SocketAddr, version: Version, request: Request<Full<Bytes>>) -> Answer {
-    let stream = TcpStream::connect(addr).await.expect("connect");
+    exchange(TcpStream::connect(addr).await.expect("connect"), version, request).await
+}
+
+/// [`send`] over TLS to `localhost` at `addr`, offering `version`'s ALPN
+/// name, with `tls`'s CA and client certificate.
+pub async fn send_tls(
+    addr: SocketAddr,
+    version: Version,
+    request: Request<Full<Bytes>>,
+    tls: &search::tls::ClientTls,
+) -> Answer {
+    let alpn = if version == Version::HTTP_2 { b"h2".to_vec() } else { b"http/1.1".to_vec() };
+    let config = tls.rustls_config(vec![alpn]).expect("the client's TLS");
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a name");
+    let stream = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.expect("TLS handshake");
+    exchange(stream, version, request).await
+}
+
+async fn exchange<S>(stream: S, version: Version, request: Request<Full<Bytes>>) -> Answer
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let io = TokioIo::new(stream);
     let response: Response<hyper::body::Incoming> = if version == Version::HTTP_2 {
         let (mut sender, connection) =
