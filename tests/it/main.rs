@@ -20,4 +20,5 @@ mod rotation;
 mod rpc;
 mod server;
 mod tls;
+mod tokens;
 mod web;
