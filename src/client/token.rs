@@ -137,8 +137,11 @@ impl BearerToken {
         match &*self.source {
             Source::Fixed(header) => header.clone(),
             Source::File { path, cache } => {
+                // The stat outside the lock: calls on several threads hold
+                // it only to compare, unless the file changed.
+                let now = stamp(path);
                 let mut cached = cache.lock().unwrap_or_else(PoisonError::into_inner);
-                cached.refresh(path);
+                cached.refresh(path, now);
                 cached.header.clone()
             }
         }
@@ -162,12 +165,13 @@ impl fmt::Debug for BearerToken {
 }
 
 impl Cached {
-    /// Reads the file again if it changed since it was last read; keeps
-    /// the token it has when the file cannot be read or holds none.
-    fn refresh(&mut self, path: &Path) {
+    /// Reads the file again if `now` (its stamp, taken before) says it
+    /// changed since it was last read; keeps the token it has when the file
+    /// cannot be read or holds none.
+    fn refresh(&mut self, path: &Path, now: io::Result<Stamp>) {
         // The stamp is taken before the file is read: a change between the
         // two is read again on the next call, never missed.
-        let read = match stamp(path) {
+        let read = match now {
             Ok(stamp) if stamp == self.stamp => return,
             Ok(_) => read(path),
             Err(source) => Err(TokenError::Read { path: path.to_owned(), source }),
