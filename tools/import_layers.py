@@ -57,7 +57,7 @@ LAYERS = {
         ["drain.rs"],
     ],
     "client": [
-        ["error.rs", "stats.rs", "backoff.rs"],
+        ["error.rs", "stats.rs", "backoff.rs", "token.rs"],
         ["channel/"],
         ["call/"],
         ["handle.rs", "methods.rs", "options.rs", "responses.rs"],

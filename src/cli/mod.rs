@@ -94,11 +94,12 @@ const TRACES_AT_EXIT: Duration = Duration::from_secs(2);
 /// # Errors
 /// See [`Error`]; output already printed stays printed.
 pub async fn run(mut invocation: Invocation, out: impl Write) -> Result<(), Error> {
+    let token = invocation.options.token.is_some();
     let Some(config) = invocation.traces.take() else {
-        return run_untraced(invocation, out).await;
+        return run_untraced(invocation, out).await.map_err(|err| err.advised(token));
     };
     let traces = crate::traces::install(&config)?;
-    let result = run_untraced(invocation, out).await;
+    let result = run_untraced(invocation, out).await.map_err(|err| err.advised(token));
     // The exporter's thread runs its requests on this runtime: wait beside it.
     tokio::task::spawn_blocking(move || traces.shutdown(TRACES_AT_EXIT)).await.ok();
     let dropped = crate::traces::dropped();

@@ -39,6 +39,16 @@ pub enum Error {
     /// The client was shut down.
     #[error("the client was shut down")]
     Shutdown,
+    /// A bearer token would have gone over plaintext to a target that is
+    /// not loopback, and the token does not allow it: nothing was sent.
+    #[error(
+        "a token is not sent over plaintext to {target}, which is not loopback: call an https:// target, \
+         or allow the token over plaintext"
+    )]
+    TokenOverPlaintext {
+        /// The target as the user wrote it.
+        target: String,
+    },
 }
 
 struct DisplayDeadline(Duration);
@@ -67,7 +77,7 @@ impl Error {
         match self {
             Self::Rpc(status) => Some(status.code()),
             Self::DeadlineExceeded { .. } => Some(Code::DeadlineExceeded),
-            Self::Connect { .. } | Self::Protocol(_) | Self::Shutdown => None,
+            Self::Connect { .. } | Self::Protocol(_) | Self::Shutdown | Self::TokenOverPlaintext { .. } => None,
         }
     }
 }

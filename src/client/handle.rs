@@ -33,8 +33,15 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::Connect`] when the TLS settings are refused (a bad CA or
-    /// client certificate).
+    /// client certificate); [`Error::TokenOverPlaintext`] when a token
+    /// would go over plaintext to a target that is not loopback (see
+    /// [`Target::is_loopback`]) and does not allow it, as grpc refuses call
+    /// credentials on an insecure channel.
     pub fn new(target: &Target, options: ClientOptions) -> Result<Self, Error> {
+        let plaintext = !target.is_tls() && !target.is_loopback();
+        if options.token.as_ref().is_some_and(|token| plaintext && !token.plaintext_allowed()) {
+            return Err(Error::TokenOverPlaintext { target: target.to_string() });
+        }
         let connectivity = Connectivity::default();
         let stats = Arc::<Stats>::default();
         let channel = Balancer::new(target, options.channel(), connectivity.clone(), Arc::clone(&stats))?;

@@ -16,7 +16,8 @@
 //! - `channel/`: where calls go: the target, resolution, subchannels and
 //!   their connections, the balancing policy, health, outlier detection;
 //! - the base: `error.rs` ([`Error`], what a call ends with), `stats.rs`
-//!   (the client's counts), `backoff.rs` ([`Backoff`]).
+//!   (the client's counts), `backoff.rs` ([`Backoff`]), `token.rs`
+//!   ([`BearerToken`], the per-call credentials).
 
 mod backoff;
 mod call;
@@ -27,6 +28,7 @@ mod methods;
 mod options;
 mod responses;
 mod stats;
+mod token;
 
 pub use self::backoff::{Backoff, BackoffError};
 pub use self::call::{COLD_DELAY, Compression, Hedging, HedgingDelay, MIN_DELAY, RetryBuffer, RetryThrottle};
@@ -41,3 +43,4 @@ pub use self::options::{
 };
 pub use self::responses::Responses;
 pub use self::stats::{CallStats, Stats};
+pub use self::token::{BearerToken, MAX_TOKEN_BYTES, TokenError};

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::backoff::Backoff;
 use super::call::{CallSettings, Compression, Hedging, RetryBuffer, RetryThrottle};
 use super::channel::{ChannelSettings, Keepalive, LoadBalancing, OutlierDetection};
+use super::token::BearerToken;
 use crate::tls::ClientTls;
 
 /// The deadline of a call unless told otherwise, as the Google API clients use.
@@ -56,6 +57,9 @@ pub struct ClientOptions {
     /// Hedge the calls the contract marks side-effect free (gRFC A6);
     /// `None`: retry them instead (see `max_attempts`).
     pub hedging: Option<Hedging>,
+    /// The token sent with every attempt and health watch
+    /// (`authorization: Bearer`); `None`: none.
+    pub token: Option<BearerToken>,
 }
 
 impl Default for ClientOptions {
@@ -75,6 +79,7 @@ impl Default for ClientOptions {
             health_check: Some(HEALTH_SERVICE.to_owned()),
             outlier_detection: Some(OutlierDetection::default()),
             hedging: Some(Hedging::default()),
+            token: None,
         }
     }
 }
@@ -90,6 +95,7 @@ impl ClientOptions {
             keepalive: self.keepalive,
             health_check: self.health_check.clone(),
             outlier_detection: self.outlier_detection,
+            token: self.token.clone(),
         }
     }
 
@@ -104,6 +110,7 @@ impl ClientOptions {
             retry_buffer: self.retry_buffer,
             compression: self.compression,
             hedging: self.hedging,
+            token: self.token.clone(),
         }
     }
 }

@@ -3,25 +3,9 @@
 
 use std::process::Output;
 
-use crate::common::TestServer;
+use crate::common::{TestServer, client_with_env as client};
 use search::cli::bench::Report;
 use search::pb::v1::SearchResponse;
-use tokio::process::Command;
-
-const CLIENT: &str = env!("CARGO_BIN_EXE_client");
-
-/// Runs the client with `args` and the environment variables `env`, no
-/// inherited target.
-async fn client(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(CLIENT)
-        .args(args)
-        .env_remove("SEARCH_TARGET")
-        .env_remove("RUST_LOG")
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .expect("client output")
-}
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

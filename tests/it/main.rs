@@ -21,4 +21,5 @@ mod rpc;
 mod security;
 mod server;
 mod tls;
+mod tokens;
 mod web;

@@ -1,6 +1,7 @@
 //! The checked command line ([`Invocation`]): what clap cannot check,
 //! checked ([`Args::validate`]), the flags turned into the client's options.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::CommandFactory;
@@ -12,9 +13,15 @@ use super::values::HedgeDelay;
 use crate::cli::bench::LoadCall;
 use crate::cli::input::{Data, Source};
 use crate::cli::output::Format;
-use crate::client::{self, Backoff, ClientOptions, Hedging, HedgingDelay, Keepalive, OutlierDetection, Target};
+use crate::client::{
+    self, Backoff, BearerToken, ClientOptions, Hedging, HedgingDelay, Keepalive, OutlierDetection, Target,
+};
 use crate::tls::ClientTls;
 use crate::traces::TraceConfig;
+
+/// The environment variable that holds a bearer token (no flag does: a
+/// command line is visible to every user of the machine).
+const TOKEN_VARIABLE: &str = "SEARCH_TOKEN";
 
 /// A checked command line: what to call, with what, where and how.
 #[derive(Debug)]
@@ -82,7 +89,8 @@ impl Args {
         let data = self.data.as_deref().map(Data::from_arg);
         let call = call(self.command.take(), self.query.take(), data)?;
         let format = if self.json { Format::Json } else { Format::Text };
-        let options = self.options()?;
+        let mut options = self.options()?;
+        options.token = self.token(std::env::var_os(TOKEN_VARIABLE))?;
         let traces =
             self.traces.check("search-client").map_err(|err| usage(ErrorKind::ValueValidation, err.to_string()))?;
         Ok(Invocation { target: self.target, options, verbose: self.verbose, format, call, traces })
@@ -116,6 +124,35 @@ impl Args {
             hedging: self.hedging(),
             ..ClientOptions::default()
         })
+    }
+
+    /// The bearer token of `--token-file`, or `from_env` (SEARCH_TOKEN's
+    /// value; empty is none), read now: refused over plaintext to a target
+    /// that is not loopback unless `--allow-token-over-plaintext`.
+    fn token(&self, from_env: Option<OsString>) -> Result<Option<BearerToken>, clap::Error> {
+        let token = match (&self.token_file, from_env.filter(|value| !value.is_empty())) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => {
+                let message =
+                    format!("--token-file and {TOKEN_VARIABLE} cannot be used together: give the token one way");
+                return Err(usage(ErrorKind::ArgumentConflict, message));
+            }
+            (Some(file), None) => BearerToken::from_file(file).map_err(|err| usage(ErrorKind::Io, err))?,
+            (None, Some(value)) => {
+                let value = value.to_str().unwrap_or("\u{fffd}");
+                let invalid = |err| usage(ErrorKind::ValueValidation, format!("{TOKEN_VARIABLE}: {err}"));
+                BearerToken::new(value).map_err(invalid)?
+            }
+        };
+        let target = &self.target;
+        if !target.is_tls() && !target.is_loopback() && !self.allow_token_over_plaintext {
+            let message = format!(
+                "the token is not sent over plaintext to {target}, which is not loopback: call an https:// target, \
+                 or pass --allow-token-over-plaintext if the whole network path is trusted"
+            );
+            return Err(usage(ErrorKind::ArgumentConflict, message));
+        }
+        Ok(Some(token.allowing_plaintext(self.allow_token_over_plaintext)))
     }
 
     /// `--keepalive-*`: `None` for `--keepalive-time off`.
@@ -220,5 +257,56 @@ fn query(text: Option<String>, data: Option<Data>) -> Result<Query, clap::Error>
             ErrorKind::MissingRequiredArgument,
             "a QUERY to search is required (or --data, or a command: classify, count, scan)",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// The token `args` give with SEARCH_TOKEN set to `env`, or the error.
+    fn token(args: &[&str], env: Option<&str>) -> Result<Option<BearerToken>, String> {
+        let args = Args::try_parse_from(["client"].iter().chain(args)).map_err(|err| err.to_string())?;
+        args.token(env.map(OsString::from)).map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn a_token_goes_over_tls_or_to_loopback_and_over_plaintext_only_when_allowed() {
+        for target in ["https://example.com:443", "localhost:8100", "127.0.0.1:1", "[::1]:1", "unix:/tmp/s"] {
+            let token = token(&["-t", target, "q"], Some("t0k3n")).expect(target).expect("a token");
+            assert!(!token.plaintext_allowed(), "{target}");
+        }
+        let refused = token(&["-t", "example.com:80", "q"], Some("t0k3n")).expect_err("plaintext");
+        assert!(
+            refused.contains(
+                "the token is not sent over plaintext to example.com:80, which is not loopback: call an https:// \
+                 target, or pass --allow-token-over-plaintext"
+            ),
+            "{refused}"
+        );
+        assert!(!refused.contains("t0k3n"), "{refused}");
+        let allowed = token(&["-t", "example.com:80", "--allow-token-over-plaintext", "q"], Some("t0k3n"));
+        assert!(allowed.expect("allowed").expect("a token").plaintext_allowed());
+        assert!(token(&["-t", "example.com:80", "q"], None).expect("no token").is_none(), "nothing to refuse");
+        assert!(token(&["-t", "example.com:80", "q"], Some("")).expect("empty").is_none(), "empty is none");
+    }
+
+    #[test]
+    fn a_token_comes_one_way_and_a_bad_one_is_named_not_quoted() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\n").expect("write");
+        let path = file.to_str().expect("UTF-8");
+        let from_file = token(&["--token-file", path, "q"], None).expect("read").expect("a token");
+        assert!(format!("{from_file:?}").contains(path));
+        let both = token(&["--token-file", path, "q"], Some("t0k3n")).expect_err("both");
+        assert!(both.contains("--token-file and SEARCH_TOKEN cannot be used together"), "{both}");
+        let missing = token(&["--token-file", "/nonexistent/token", "q"], None).expect_err("missing");
+        assert!(missing.contains("cannot read the token file /nonexistent/token"), "{missing}");
+        let bad = token(&["q"], Some("two words")).expect_err("bad");
+        assert!(bad.contains("SEARCH_TOKEN: the token has a character a bearer token cannot hold at byte 3"), "{bad}");
+        assert!(!bad.contains("words"), "{bad}");
     }
 }

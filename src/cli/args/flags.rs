@@ -78,6 +78,21 @@ pub struct Args {
     #[arg(long, env = "SEARCH_KEY", value_name = "FILE", global = true, requires = "cert")]
     pub key: Option<PathBuf>,
 
+    /// A file holding the bearer token sent with every call and health watch
+    /// (authorization: Bearer), read again whenever it changes (a rotated
+    /// service-account token). Or the token itself in SEARCH_TOKEN (not a
+    /// flag: a command line is visible to every user of the machine). Sent
+    /// only over https:// or to a loopback target unless
+    /// --allow-token-over-plaintext.
+    #[arg(long, env = "SEARCH_TOKEN_FILE", value_name = "FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+
+    /// Send the token over plaintext to a target that is not loopback (an
+    /// http:// target on another machine): only where the whole network
+    /// path is trusted, such as a sidecar's or a private link's.
+    #[arg(long, env = "SEARCH_ALLOW_TOKEN_OVER_PLAINTEXT", global = true, value_parser = BoolishValueParser::new())]
+    pub allow_token_over_plaintext: bool,
+
     /// Compress the requests: gzip or zstd (off by default). Answers are read
     /// in whatever encoding the server picks.
     #[arg(long, env = "SEARCH_COMPRESS", value_enum, value_name = "ENCODING", global = true)]

@@ -201,6 +201,9 @@ where
             }
         }
         let mut request = with_timeout(message, self.deadline);
+        if let Some(token) = &self.caller.settings().token {
+            token.authorize(&mut request);
+        }
         let span = self.span.map(|span| {
             let previous = self.tried.len() as u32;
             let attempt = span.attempt(previous, &sub.address.to_string(), self.resending, next == Next::Hedge);

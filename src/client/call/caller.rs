@@ -19,6 +19,7 @@ use crate::client::backoff::Backoff;
 use crate::client::channel::{Balancer, Event, Subchannel};
 use crate::client::error::Error;
 use crate::client::stats::Stats;
+use crate::client::token::BearerToken;
 use crate::pb::v1::search_service_client::SearchServiceClient;
 use crate::traces::{AttemptSpan, TRACEPARENT, TRACESTATE};
 
@@ -41,6 +42,8 @@ pub(in crate::client) struct CallSettings {
     pub(in crate::client) compression: Option<Compression>,
     /// Hedging of side-effect-free methods; `None`: off.
     pub(in crate::client) hedging: Option<Hedging>,
+    /// The token every attempt carries; `None`: none.
+    pub(in crate::client) token: Option<BearerToken>,
 }
 
 /// How the client compresses what it sends.

@@ -220,6 +220,27 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_caller_is_never_retried_nor_waited_on_and_takes_no_budget() {
+        // UNAUTHENTICATED and PERMISSION_DENIED answer the caller, not the
+        // server's state: another attempt, a hedge's included, would get
+        // the same answer. The call ends at once, cancelling running hedges.
+        for code in [Code::Unauthenticated, Code::PermissionDenied] {
+            for hedging in [None, HEDGED] {
+                let rules = Rules::new(SEARCH_PATH, Kind::Unary, hedging, 5, true);
+                let mut counts = Counts { sent: 2, ..Counts::default() };
+                let mut asked = false;
+                let after = rules.after(&mut counts, failed(code), 3, true, true, || {
+                    asked = true;
+                    true
+                });
+                assert_eq!(after, After::Fail, "{code:?}, hedging {hedging:?}");
+                assert!(!asked, "{code:?} takes no token of the retry budget");
+                assert_eq!(counts, Counts { sent: 2, ..Counts::default() });
+            }
+        }
+    }
+
+    #[test]
     fn retries_stop_at_max_attempts_and_when_the_budget_says_no() {
         let rules = Rules::new(SEARCH_PATH, Kind::Unary, None, 3, false);
         let mut counts = Counts { sent: 3, retried: 2, sent_again: 0 };

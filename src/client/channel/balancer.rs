@@ -43,6 +43,7 @@ use super::target::Target;
 use crate::client::Error;
 use crate::client::backoff::Backoff;
 use crate::client::stats::Stats;
+use crate::client::token::BearerToken;
 use crate::tls::ClientTls;
 
 /// What the channel takes of the client's options.
@@ -62,6 +63,8 @@ pub(in crate::client) struct ChannelSettings {
     pub(in crate::client) health_check: Option<String>,
     /// Outlier detection; `None`: off.
     pub(in crate::client) outlier_detection: Option<OutlierDetection>,
+    /// The token health watches carry; `None`: none.
+    pub(in crate::client) token: Option<BearerToken>,
 }
 
 /// The channel: see the module documentation.
@@ -379,6 +382,7 @@ mod tests {
             keepalive: None,
             health_check: None,
             outlier_detection: None,
+            token: None,
         };
         let balancer = Balancer::new(&target, settings, Connectivity::default(), Arc::default()).expect("a channel");
         let before = balancer.current();

@@ -19,13 +19,15 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
-use tonic::{Code, Streaming};
+use tonic::{Code, Request, Streaming};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 use super::connectivity::ConnectivityState;
 use crate::client::backoff::Backoff;
+use crate::client::error::describe_status;
+use crate::client::token::BearerToken;
 
 /// What the health service last said of a subchannel's connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,8 +95,16 @@ pub(super) trait Watched: Send + Sync + 'static {
 }
 
 /// Watches `service`'s health on the subchannel's every connection until
-/// `stop` is cancelled (the subchannel is gone).
-pub(super) async fn watch(sub: impl Watched, service: String, backoff: Backoff, stop: CancellationToken) {
+/// `stop` is cancelled (the subchannel is gone); each watch carries `token`,
+/// as grpc's health watches carry the channel's call credentials (a server
+/// whose policy governs health must let the caller watch it).
+pub(super) async fn watch(
+    sub: impl Watched,
+    service: String,
+    token: Option<BearerToken>,
+    backoff: Backoff,
+    stop: CancellationToken,
+) {
     let mut failures = 0u32;
     loop {
         let Some((mut transport, _)) = sub.connection() else { return };
@@ -105,7 +115,10 @@ pub(super) async fn watch(sub: impl Watched, service: String, backoff: Backoff, 
         }
         // The transport of the connection now READY.
         let Some((_, channel)) = sub.connection() else { return };
-        let request = HealthCheckRequest { service: service.clone() };
+        let mut request = Request::new(HealthCheckRequest { service: service.clone() });
+        if let Some(token) = &token {
+            token.authorize(&mut request);
+        }
         let mut health = HealthClient::new(channel);
         let watched = tokio::select! {
             () = stop.cancelled() => return,
@@ -129,7 +142,7 @@ pub(super) async fn watch(sub: impl Watched, service: String, backoff: Backoff, 
                     () = lost(&mut transport) => continue,
                 }
             }
-            Err(status) => Ended::Failed(format!("the health watch failed: {}", status.message())),
+            Err(status) => Ended::Failed(format!("the health watch failed: {}", describe_status(&status))),
         };
         match ended {
             Ended::Lost => continue,
@@ -167,7 +180,9 @@ async fn follow(
         let status = match answer {
             Ok(Some(HealthCheckResponse { status })) => status,
             Ok(None) => return Some(Ended::Failed("the health watch ended".to_owned())),
-            Err(status) => return Some(Ended::Failed(format!("the health watch failed: {}", status.message()))),
+            Err(status) => {
+                return Some(Ended::Failed(format!("the health watch failed: {}", describe_status(&status))));
+            }
         };
         let (health, why) = match ServingStatus::try_from(status) {
             Ok(ServingStatus::Serving) => (Health::Serving, "SERVING".to_owned()),

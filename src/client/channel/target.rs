@@ -2,7 +2,7 @@
 //! forms, checked into a name to resolve or the addresses themselves.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -154,6 +154,24 @@ impl Target {
         self.tls
     }
 
+    /// Whether every address the target can lead to is on this machine by
+    /// definition, so that what goes to it in plaintext never crosses a
+    /// network: a Unix socket, `localhost`, or loopback addresses only
+    /// (127.0.0.0/8, `::1`, and 127.0.0.0/8 mapped into IPv6). Any other
+    /// name is not, whatever it resolves to now; nor is `0.0.0.0`, the
+    /// unspecified address.
+    #[must_use]
+    pub fn is_loopback(&self) -> bool {
+        match &self.kind {
+            Kind::Unix(_) => true,
+            Kind::Addresses(addresses) => addresses.iter().all(|address| is_loopback(address.ip())),
+            Kind::Dns { host, .. } => {
+                host.parse().is_ok_and(is_loopback)
+                    || host.strip_suffix('.').unwrap_or(host).eq_ignore_ascii_case("localhost")
+            }
+        }
+    }
+
     /// The host, without IPv6 brackets: the name TLS checks the certificate for.
     #[must_use]
     pub fn host(&self) -> &str {
@@ -163,6 +181,14 @@ impl Target {
     /// Where the addresses come from.
     pub(super) fn kind(&self) -> &Kind {
         &self.kind
+    }
+}
+
+/// Whether `ip` is a loopback address, an IPv4 one mapped into IPv6 too.
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
     }
 }
 
@@ -238,6 +264,37 @@ mod tests {
         assert_eq!(reason("ftp://localhost:8100"), "the schemes are http://, https://, dns:, ipv4:, ipv6: and unix:");
         assert_eq!(reason("user@localhost:8100"), "a target has no user name");
         assert_eq!(reason(""), "the port is missing");
+    }
+
+    #[test]
+    fn loopback_is_a_unix_socket_localhost_or_loopback_addresses_only() {
+        let loopback = |target: &str| target.parse::<Target>().expect(target).is_loopback();
+        for local in [
+            "unix:/tmp/s.sock",
+            "localhost:1",
+            "LocalHost.:1",
+            "http://localhost:1",
+            "dns:///localhost:1",
+            "127.0.0.1:1",
+            "127.1.2.3:1",
+            "[::1]:1",
+            "[::ffff:127.0.0.1]:1",
+            "ipv4:127.0.0.1:1,127.0.0.2:2",
+            "ipv6:[::1]:1",
+        ] {
+            assert!(loopback(local), "{local}");
+        }
+        for remote in [
+            "example.com:1",
+            "localhost.example.com:1",
+            "0.0.0.0:1",
+            "[::]:1",
+            "10.0.0.1:1",
+            "[::ffff:10.0.0.1]:1",
+            "ipv4:127.0.0.1:1,10.0.0.1:1",
+        ] {
+            assert!(!loopback(remote), "{remote}");
+        }
     }
 
     #[test]

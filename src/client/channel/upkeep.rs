@@ -33,7 +33,8 @@ impl Balancer {
         if let (Some(service), Ok(runtime)) = (self.health_service(), tokio::runtime::Handle::try_current()) {
             let stop = CancellationToken::new();
             let watched = HealthOf { sub: Arc::downgrade(sub), balancer: Arc::downgrade(self) };
-            runtime.spawn(health::watch(watched, service.to_owned(), self.settings.backoff, stop.clone()));
+            let (token, backoff) = (self.settings.token.clone(), self.settings.backoff);
+            runtime.spawn(health::watch(watched, service.to_owned(), token, backoff, stop.clone()));
             *sub.watching.lock().unwrap_or_else(PoisonError::into_inner) = Some(stop.drop_guard());
         }
         if self.policy() == LoadBalancing::RoundRobin {

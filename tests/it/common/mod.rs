@@ -155,3 +155,18 @@ pub async fn server_process_with(args: &[&str], env: &[(&str, &str)]) -> (tokio:
     let addr = lines.next_line().await.expect("read stdout").expect("the server prints its address");
     (child, addr)
 }
+
+/// Runs the client binary with `args` and the environment variables `env`,
+/// none inherited that would choose its target, its token or its logs.
+pub async fn client_with_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_client"))
+        .args(args)
+        .env_remove("SEARCH_TARGET")
+        .env_remove("SEARCH_TOKEN")
+        .env_remove("SEARCH_TOKEN_FILE")
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("client output")
+}

@@ -1,11 +1,12 @@
 //! A Search server whose every answer the test decides, served by tonic's
-//! own transport (not the project's server): for failures on purpose, and
-//! for a server whose health the test turns NOT_SERVING and back.
+//! own transport (not the project's server): for failures on purpose, for a
+//! server whose health the test turns NOT_SERVING and back, and for one
+//! that records the `authorization` header of every request it gets.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use search::pb::v1::search_service_server::{SearchService, SearchServiceServer};
 use search::pb::v1::{
@@ -16,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status, Streaming};
 use tonic_health::server::HealthReporter;
+use tower::util::MapRequestLayer;
 
 /// How call number `n` (from 0) is answered.
 pub type Script = fn(u64) -> Result<SearchResponse, Status>;
@@ -30,11 +32,35 @@ pub fn always_unavailable(_: u64) -> Result<SearchResponse, Status> {
     Err(Status::unavailable("down on purpose"))
 }
 
-/// The Search service answering as its script says, counting calls.
+/// Fails the first Search with UNAVAILABLE, answers the others.
+pub fn unavailable_first(n: u64) -> Result<SearchResponse, Status> {
+    if n == 0 { always_unavailable(n) } else { always_ok(n) }
+}
+
+/// Refuses every Search's credentials.
+pub fn always_unauthenticated(_: u64) -> Result<SearchResponse, Status> {
+    Err(Status::unauthenticated("token expired"))
+}
+
+/// Refuses every Search by policy.
+pub fn always_permission_denied(_: u64) -> Result<SearchResponse, Status> {
+    Err(Status::permission_denied("no rule allows this caller"))
+}
+
+/// What a request carried: its path and its `authorization` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub path: String,
+    pub authorization: Option<String>,
+}
+
+/// The Search service answering as its script says (or never, when it
+/// holds every Search), counting calls.
 #[derive(Clone)]
 pub struct Scripted {
     pub calls: Arc<AtomicU64>,
     script: Script,
+    hold: bool,
 }
 
 type Stream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
@@ -42,7 +68,11 @@ type Stream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Se
 #[tonic::async_trait]
 impl SearchService for Scripted {
     async fn search(&self, _: Request<SearchRequest>) -> Result<Response<SearchResponse>, Status> {
-        (self.script)(self.calls.fetch_add(1, Ordering::SeqCst)).map(Response::new)
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.hold {
+            std::future::pending::<()>().await;
+        }
+        (self.script)(n).map(Response::new)
     }
 
     type ClassifyStream = Stream<ClassifyResponse>;
@@ -66,6 +96,8 @@ impl SearchService for Scripted {
 pub struct ScriptedServer {
     pub addr: SocketAddr,
     pub calls: Arc<AtomicU64>,
+    /// Every request it got, health watches included, in order.
+    seen: Arc<Mutex<Vec<Seen>>>,
     /// Its health service, when it has one.
     pub health: Option<HealthReporter>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -75,21 +107,45 @@ impl ScriptedServer {
     /// Serves `script` on a free port, with the health service (SERVING)
     /// when `with_health`.
     pub async fn start(script: Script, with_health: bool) -> Self {
-        let scripted = Scripted { calls: Arc::default(), script };
+        Self::serve(Scripted { calls: Arc::default(), script, hold: false }, with_health).await
+    }
+
+    /// Serves Search calls that are never answered, without health.
+    pub async fn start_holding() -> Self {
+        Self::serve(Scripted { calls: Arc::default(), script: always_ok, hold: true }, false).await
+    }
+
+    async fn serve(scripted: Scripted, with_health: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let incoming = tonic::transport::server::TcpIncoming::from(listener);
         let service = SearchServiceServer::new(scripted.clone());
+        let seen = Arc::<Mutex<Vec<Seen>>>::default();
+        let record = Arc::clone(&seen);
+        let layer = MapRequestLayer::new(move |request: http::Request<tonic::body::Body>| {
+            let authorization =
+                request.headers().get("authorization").map(|value| String::from_utf8_lossy(value.as_bytes()).into());
+            let path = request.uri().path().to_owned();
+            record.lock().expect("seen").push(Seen { path, authorization });
+            request
+        });
+        let mut builder = tonic::transport::Server::builder().layer(layer);
         let (health, task) = if with_health {
             let (reporter, health) = tonic_health::server::health_reporter();
             reporter.set_serving::<SearchServiceServer<Scripted>>().await;
-            let router = tonic::transport::Server::builder().add_service(health).add_service(service);
+            let router = builder.add_service(health).add_service(service);
             (Some(reporter), tokio::spawn(router.serve_with_incoming(incoming)))
         } else {
-            let router = tonic::transport::Server::builder().add_service(service);
+            let router = builder.add_service(service);
             (None, tokio::spawn(router.serve_with_incoming(incoming)))
         };
-        Self { addr, calls: scripted.calls, health, task }
+        Self { addr, calls: scripted.calls, seen, health, task }
+    }
+
+    /// The `authorization` header of every request it got for `path`.
+    pub fn authorizations(&self, path: &str) -> Vec<Option<String>> {
+        let seen = self.seen.lock().expect("seen");
+        seen.iter().filter(|seen| seen.path == path).map(|seen| seen.authorization.clone()).collect()
     }
 
     /// Calls it has answered.
