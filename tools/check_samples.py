@@ -7,7 +7,8 @@ The block is a transcript: each line that starts with `$ ` is a command, and
 the lines after it, up to the next command, are what it printed, standard
 output and standard error together as a terminal shows them (`$ # ...` is a
 remark, not run). The script runs every command with `bash -c` in a scratch
-folder, with the `client` and `server` that cargo built first on PATH,
+folder (in the repository's `target/`, so that `cargo run --example` finds
+the project), with the `client` and `server` that cargo built first on PATH,
 against servers it starts on free ports of 127.0.0.1, and fails when an
 output differs from the block's.
 
@@ -24,8 +25,9 @@ comment on one line may hold several, separated by `;`. All are optional:
                          `thaw PORT` (SIGCONT), `start PORT` (again, with
                          its flags), `start ARGS` (a server not started yet)
     above                first run the ```sh block just above the comment,
-                         line by line (`\\` continues a line); its lines
-                         that start with `server` start servers
+                         line by line (`\\` continues a line, a here-document
+                         goes with its command); its lines that start with
+                         `server` start servers
     run CMD              first run CMD in the scratch folder (files, keys)
     command CMD          a command the block does not show: the block is its
                          output (several: their outputs, one after another)
@@ -151,11 +153,21 @@ def seconds(text: str) -> float:
     return value / 1000 if unit == "ms" else value * 60 if unit == "m" else value
 
 
+HEREDOC = re.compile(r"<<-?\s*'?(\w+)'?\s*$")
+
+
 def join_continued(lines: list[str]) -> list[str]:
-    """Shell lines with their `\\` continuations joined, comments and blanks dropped."""
-    joined, pending = [], ""
+    """Shell lines with their `\\` continuations joined, a here-document
+    (`<<'EOF'` up to `EOF`) kept with its command, comments and blanks
+    dropped."""
+    joined, pending, heredoc = [], "", None
     for raw in lines:
         line = raw.rstrip()
+        if heredoc is not None:
+            joined[-1] += "\n" + line
+            if line == heredoc:
+                heredoc = None
+            continue
         if line.endswith("\\"):
             pending += line[:-1].strip() + " "
             continue
@@ -163,6 +175,8 @@ def join_continued(lines: list[str]) -> list[str]:
         pending = ""
         if line and not line.startswith("#"):
             joined.append(line)
+            opened = HEREDOC.search(line)
+            heredoc = opened.group(1) if opened else None
     return joined
 
 
@@ -577,7 +591,8 @@ def main() -> int:
     failed, edits = [], {}
     for sample in samples:
         started = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="check-samples-") as scratch:
+        (ROOT / "target").mkdir(exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="check-samples-", dir=ROOT / "target") as scratch:
             run = Run(sample, bin_dir, Path(scratch))
             try:
                 outputs = run.execute()
