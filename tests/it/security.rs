@@ -798,3 +798,57 @@ async fn every_case_over_every_protocol_gets_its_code() {
     println!("{}", table.join("\n"));
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+#[tokio::test]
+async fn no_token_is_ever_in_the_server_s_output_even_at_trace() {
+    use tokio::io::AsyncReadExt;
+    let issuer = Issuer::new();
+    let dir = tempfile::tempdir().expect("a folder");
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path.to_str().expect("UTF-8").to_owned()
+    };
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--jwks",
+        &write("jwks.json", &issuer.jwks.to_string()),
+        "--jwt-issuer",
+        ISSUER,
+        "--jwt-audience",
+        AUDIENCE,
+        "--authz-policy",
+        &write("policy.json", TABLE_POLICY),
+        "--audit-log",
+        "on-deny-and-allow",
+    ];
+    let (mut child, addr) = crate::common::server_process_with(&args, &[("RUST_LOG", "trace")]).await;
+    // Read as it comes: trace output would fill the pipe and stop the server.
+    let mut stderr = child.stderr.take().expect("stderr");
+    let reader = tokio::spawn(async move {
+        let mut output = String::new();
+        stderr.read_to_string(&mut output).await.expect("read stderr");
+        output
+    });
+    let door = Door { addr: addr.parse().expect("an address"), tls: None };
+    let good = issuer.es256("alice", json!({}));
+    let expired = issuer.es256("alice", json!({"exp": 1_000_000_000}));
+    let tampered = format!("{}x", issuer.es256("alice", json!({})));
+    let path = "/search.v1.SearchService/Search";
+    let mut secrets = Vec::new();
+    for (token, want) in [(&good, "Ok"), (&expired, "Unauthenticated"), (&tampered, "Unauthenticated")] {
+        for protocol in ALL {
+            assert_eq!(call(&door, protocol, path, &[("authorization", token)], &banana()).await, want);
+        }
+        // The token, and its signature alone.
+        let token = token.strip_prefix("Bearer ").expect("a bearer token");
+        secrets.extend([token.to_owned(), token.rsplit('.').next().expect("a signature").to_owned()]);
+    }
+    child.kill().await.expect("stop the server");
+    let output = reader.await.expect("the reader");
+    assert!(output.contains("search::call"), "the trace-level output was read: {} bytes", output.len());
+    for secret in &secrets {
+        assert!(!output.contains(secret.as_str()), "a token was printed");
+    }
+}
