@@ -36,6 +36,9 @@ const MAGIC: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const HEADER: usize = 9;
 /// The SETTINGS frame type.
 const SETTINGS: u8 = 0x4;
+/// How much later than the connect timeout a dial is given up here, so that
+/// the TCP connect's own timeout, which says what it was, comes first.
+const DIAL_GRACE: Duration = Duration::from_millis(100);
 /// The largest first frame read: a SETTINGS frame holds a few six-byte
 /// settings; HTTP/2's default frame size limit is far above any real one.
 const MAX_FIRST_FRAME: usize = 16_384;
@@ -93,35 +96,40 @@ where
         let (dialing, connectivity, timeout) = (self.inner.call(uri), self.connectivity.clone(), self.connect_timeout);
         let (defer_ready, plaintext) = (Arc::clone(&self.defer_ready), self.plaintext);
         Box::pin(async move {
-            let handshake = async {
-                let mut socket = dialing.await?.into_inner();
-                let first = server_preface(&mut socket, plaintext).await?;
-                Ok::<_, BoxError>(Prefaced { socket, replay: first, replayed: 0, unsent: MAGIC.len() })
-            };
-            let failed = |cause: String| {
+            let failed = |cause: String| -> BoxError {
                 connectivity.set_because(ConnectivityState::TransientFailure, Some(&cause));
-                ConnectFailed::new(cause)
+                Box::new(ConnectFailed::new(cause))
             };
-            match timeout_at(deadline, handshake).await {
-                Ok(Ok(prefaced)) => {
-                    if !defer_ready.load(Ordering::Acquire) {
-                        connectivity.set(ConnectivityState::Ready);
-                    }
-                    Ok(TokioIo::new(prefaced))
-                }
-                // The dial's and the TLS handshake's own errors, as they are.
-                Ok(Err(err)) if err.downcast_ref::<Preface>().is_none() => {
+            let within = humantime::format_duration(timeout);
+            // The dial bounds its TCP connect by the same timeout, and says
+            // so itself: this bound, a little later, is for a TLS handshake
+            // that does not end.
+            let socket = match timeout_at(deadline + DIAL_GRACE, dialing).await {
+                Ok(Ok(socket)) => socket,
+                Ok(Err(err)) => {
+                    // The dial's and the TLS handshake's own errors, as they are.
                     connectivity.set_because(ConnectivityState::TransientFailure, Some(&dial_failure(&*err)));
-                    Err(err)
+                    return Err(err);
                 }
-                Ok(Err(err)) => Err(failed(err.to_string()).into()),
-                Err(_) => Err(failed(format!(
-                    "the server did not speak HTTP/2 within the {} connect timeout (is it frozen, or is \
-                     another program listening there?)",
-                    humantime::format_duration(timeout)
-                ))
-                .into()),
+                Err(_) => {
+                    return Err(failed(format!("the TLS handshake did not end within the {within} connect timeout")));
+                }
+            };
+            let mut socket = socket.into_inner();
+            let first = match timeout_at(deadline, server_preface(&mut socket, plaintext)).await {
+                Ok(Ok(first)) => first,
+                Ok(Err(err)) => return Err(failed(err.to_string())),
+                Err(_) => {
+                    return Err(failed(format!(
+                        "the server did not speak HTTP/2 within the {within} connect timeout (is it frozen, or is \
+                         another program listening there?)"
+                    )));
+                }
+            };
+            if !defer_ready.load(Ordering::Acquire) {
+                connectivity.set(ConnectivityState::Ready);
             }
+            Ok(TokioIo::new(Prefaced { socket, replay: first, replayed: 0, unsent: MAGIC.len() }))
         })
     }
 }
