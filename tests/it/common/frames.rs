@@ -175,6 +175,11 @@ impl Raw {
         }
     }
 
+    /// The last GOAWAY read, if any.
+    pub fn goaway(&self) -> Option<&GoAway> {
+        self.goaway.as_ref()
+    }
+
     /// Reads until the connection ends or `within` passes, answering the
     /// server's PINGs as any client does (a graceful GOAWAY waits for one);
     /// the frames read on the way are returned with the end, which names
