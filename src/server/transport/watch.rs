@@ -2,7 +2,8 @@
 //! stack (h2) does not bound by itself.
 //!
 //! h2 already answers with a GOAWAY (ENHANCE_YOUR_CALM) a CONTINUATION
-//! flood, a header block past `--max-header-bytes` many times over, and
+//! flood, a header block past `--max-header-bytes` many times over, a flood
+//! of small or empty DATA frames, 1,024 streams it had to reset, and
 //! streams reset before the server took them (the batched form of rapid
 //! reset, CVE-2023-44487); and it answers one PING or SETTINGS at a time,
 //! reading no more while its answer waits, so a client that stops reading
