@@ -1,23 +1,23 @@
 //! HTTP/2 peers that abuse the protocol, and connections that overstay:
 //! each limit acting on the real server, seen from the wire (the GOAWAY,
 //! its error code and last stream), while a well-behaved client keeps
-//! being served in the same test.
+//! being served in the same test. The floods, with the server's memory,
+//! are in `attacks.rs`.
 
 use std::time::Duration;
 
+use crate::common::TestServer;
 use crate::common::frames::{
-    self, ACK, CONTINUATION, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, End, GoAway, HEADERS, NO_ERROR, PING,
-    RST_STREAM, Raw, SETTINGS, WINDOW_UPDATE, frame, grpc_headers, grpc_headers_with,
+    self, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, End, GoAway, HEADERS, NO_ERROR, PING, RST_STREAM, Raw, frame,
+    grpc_headers,
 };
-use crate::common::{TestServer, eventually};
-use search::pb::v1::{ClassifyRequest, ScanRequest};
+use search::pb::v1::ClassifyRequest;
 use search::server::ServerConfig;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 const SEARCH: &str = "/search.v1.SearchService/Search";
 const CLASSIFY: &str = "/search.v1.SearchService/Classify";
-const SCAN: &str = "/search.v1.SearchService/Scan";
 
 /// The GOAWAY that ended a connection, failing the test on any other end.
 fn goaway(end: End) -> GoAway {
@@ -89,38 +89,6 @@ async fn an_aged_connection_gets_a_goaway_at_its_age_not_only_a_close_at_the_gra
     server.stop().await;
 }
 
-/// Sends `count` copies of `one` in a single write, then reads until the
-/// connection ends: the GOAWAY, and how many of the frames were answered.
-async fn flood(server: &TestServer, one: &[u8], count: usize, answer_kind: u8) -> (GoAway, usize) {
-    let mut raw = Raw::connect(server.addr).await;
-    // The server may close before it read everything.
-    let _ = raw.send(&one.repeat(count)).await;
-    let (end, frames) = raw.end(Duration::from_secs(10)).await;
-    let answers = frames.iter().filter(|f| f.kind == answer_kind && f.flags & ACK != 0).count();
-    (goaway(end), answers)
-}
-
-#[tokio::test]
-async fn a_ping_flood_gets_a_goaway_enhance_your_calm() {
-    let server = TestServer::start().await;
-    let (goaway, pongs) = flood(&server, &frame(PING, 0, 0, &[7; 8]), 10_000, PING).await;
-    assert_eq!((goaway.code, goaway.debug.as_str()), (ENHANCE_YOUR_CALM, "too_many_pings"));
-    assert!(pongs <= 4, "{pongs} PINGs answered: the fourth quick one is the last");
-    assert_eq!(server.answered().await, 1);
-    server.stop().await;
-}
-
-#[tokio::test]
-async fn a_settings_flood_gets_a_goaway_enhance_your_calm() {
-    let server = TestServer::start().await;
-    let (goaway, acks) = flood(&server, &frame(SETTINGS, 0, 0, &[]), 10_000, SETTINGS).await;
-    assert_eq!((goaway.code, goaway.debug.as_str()), (ENHANCE_YOUR_CALM, "too_many_settings"));
-    // The preface's SETTINGS and up to four of the flood.
-    assert!(acks <= 5, "{acks} SETTINGS acknowledged");
-    assert_eq!(server.answered().await, 1);
-    server.stop().await;
-}
-
 #[tokio::test]
 async fn pings_between_calls_are_welcome() {
     let server = TestServer::start().await;
@@ -132,24 +100,6 @@ async fn pings_between_calls_are_welcome() {
     }
     let (end, _) = raw.end(Duration::from_millis(500)).await;
     assert_eq!(end, End::Open, "a client that pings as it works keeps its connection");
-    server.stop().await;
-}
-
-#[tokio::test]
-async fn a_continuation_flood_gets_a_goaway_enhance_your_calm() {
-    let server = TestServer::start().await;
-    let mut raw = Raw::connect(server.addr).await;
-    // A header block that never ends: HEADERS without END_HEADERS, then
-    // CONTINUATION frames of one small header each.
-    let mut bytes = frame(HEADERS, 0, 1, &grpc_headers(SEARCH));
-    let field = [0x00, 3, b'x', b'-', b'a', 1, b'b'];
-    for _ in 0..10_000 {
-        bytes.extend(frame(CONTINUATION, 0, 1, &field));
-    }
-    let _ = raw.send(&bytes).await;
-    let goaway = goaway(raw.end(Duration::from_secs(10)).await.0);
-    assert_eq!((goaway.code, goaway.debug.as_str()), (ENHANCE_YOUR_CALM, "too_many_continuations"));
-    assert_eq!(server.answered().await, 1);
     server.stop().await;
 }
 
@@ -193,7 +143,8 @@ async fn streams_reset_one_by_one_after_the_server_took_them_get_a_goaway() {
     let mut raw = Raw::connect(server.addr).await;
     // Each stream opened, its answer's headers awaited (the server took it
     // and started the call), then reset: h2's burst rule never sees a
-    // stream it had not taken yet. The 500th reset is one too many.
+    // stream it had not taken yet. The 500th premature reset (a stream
+    // younger than 100 ms) is one too many.
     let mut stream = 1;
     let end = loop {
         assert!(stream < 4000, "no GOAWAY after {} streams reset", stream / 2);
@@ -215,52 +166,48 @@ async fn streams_reset_one_by_one_after_the_server_took_them_get_a_goaway() {
     };
     let goaway = goaway(end);
     assert_eq!((goaway.code, goaway.debug.as_str()), (ENHANCE_YOUR_CALM, "too_many_resets"));
-    // The 500th stream, or the next one when it came in the same read
-    // (the server serves what it read before its GOAWAY).
-    assert!([999, 1001].contains(&goaway.last_stream), "last stream {}", goaway.last_stream);
+    // The 500th stream, or a later one when it came in the same read (the
+    // server serves what it read before its GOAWAY) or when a loaded
+    // machine let a stream live past 100 ms before its reset was read.
+    assert!(goaway.last_stream >= 999, "last stream {}", goaway.last_stream);
     assert_eq!(server.answered().await, 1);
     server.stop().await;
 }
 
 #[tokio::test]
-async fn a_client_that_stops_reading_cannot_make_the_server_buffer_its_answers_without_limit() {
+async fn a_client_cancelling_every_call_at_its_deadline_keeps_its_connection() {
     let server = TestServer::start().await;
-    // A client with the largest windows HTTP/2 allows, which then reads
-    // nothing at all: only the server's own buffers hold its answers back.
-    // A small receive buffer keeps the kernels from holding much either.
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
-    socket.set_recv_buffer_size(4096).expect("a small receive buffer");
-    socket.connect(&server.addr.into()).expect("connect");
-    socket.set_nonblocking(true).expect("non-blocking");
-    let tcp = TcpStream::from_std(socket.into()).expect("a tokio socket");
-    const INITIAL_WINDOW_SIZE: u16 = 0x4;
-    let mut raw = Raw::over(tcp, &[(INITIAL_WINDOW_SIZE, 0x7fff_ffff)]).await;
-    raw.send(&frame(WINDOW_UPDATE, 0, 0, &(0x7fff_ffff - 65_535u32).to_be_bytes())).await.expect("window");
-    // Scans whose answers (about 9 MB of matches each, 70 MB in all) dwarf
-    // every buffer on the way: 4 MB of text, gzipped to a few kilobytes,
-    // so that all go up within the server's first windows.
-    const SCANS: usize = 8;
-    let request = prost::Message::encode_to_vec(&ScanRequest { text: "banana".repeat(690_000) });
-    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    std::io::Write::write_all(&mut gzip, &request).expect("gzip");
-    let compressed = gzip.finish().expect("gzip");
-    let headers = grpc_headers_with(SCAN, &[("grpc-encoding", "gzip")]);
-    for stream in (1..).step_by(2).take(SCANS) {
-        raw.call_with(stream, &headers, 1, &compressed).await;
+    let mut raw = Raw::connect(server.addr).await;
+    // Rounds of 200 calls held open by the server (Classify waits for its
+    // queries), each cancelled once its deadline passed: every stream is
+    // reset, 1,000 of them, which the rapid-reset guard would close at the
+    // 500th if it counted resets of streams that lived as long as a
+    // deadline (here 150 ms, past the 100 ms a premature reset is within).
+    const ROUND: u32 = 200;
+    let deadline = Duration::from_millis(150);
+    let mut next = 1;
+    for _ in 0..5 {
+        let streams: Vec<u32> = (next..).step_by(2).take(ROUND as usize).collect();
+        next += 2 * ROUND;
+        let opened: Vec<u8> =
+            streams.iter().flat_map(|&stream| frame(HEADERS, END_HEADERS, stream, &grpc_headers(CLASSIFY))).collect();
+        raw.send(&opened).await.expect("calls");
+        // Each call's answer headers: the server took it (its age counts
+        // from before them).
+        let mut started = 0;
+        while started < streams.len() {
+            let f = raw.next(Duration::from_secs(10)).await.expect("the answers' headers");
+            assert_ne!(f.kind, frames::GOAWAY, "GOAWAY while the calls start");
+            started += usize::from(f.kind == HEADERS);
+        }
+        tokio::time::sleep(deadline).await;
+        let resets: Vec<u8> =
+            streams.iter().flat_map(|&stream| frame(RST_STREAM, 0, stream, &8u32.to_be_bytes())).collect();
+        raw.send(&resets).await.expect("cancels");
     }
-    eventually("every Scan in flight (they end at once when their answers are buffered whole)", || {
-        server.handle.in_flight() == SCANS
-    })
-    .await;
-    // Now the client reads nothing. Unbounded, the server would buffer
-    // every answer whole and the calls would end; bounded, the scans wait
-    // for the client, still in flight.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let waiting = server.handle.in_flight();
-    assert!(waiting >= 6, "{} of {SCANS} answers went somewhere although the client read nothing", SCANS - waiting);
-    assert_eq!(server.answered().await, 1);
-    // A client that goes away takes its calls with it.
-    drop(raw);
-    eventually("the Scans end", || server.handle.in_flight() == 0).await;
+    // The connection still serves.
+    raw.call(next, SEARCH, &[0x0a, 0x06, b'b', b'a', b'n', b'a', b'n', b'a']).await;
+    until_trailers(&mut raw, next).await;
+    assert!(raw.goaway().is_none(), "GOAWAY {:?}", raw.goaway());
     server.stop().await;
 }

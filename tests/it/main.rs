@@ -5,6 +5,8 @@
 mod common;
 
 mod abuse;
+mod advisories;
+mod attacks;
 mod balancing;
 mod cli;
 mod client;

@@ -101,8 +101,9 @@ pub struct ServerArgs {
     #[arg(long, env = "SEARCH_HANDSHAKE_TIMEOUT", value_name = "DURATION", default_value_t = HANDSHAKE_TIMEOUT.into())]
     pub handshake_timeout: humantime::Duration,
 
-    /// The largest header block of an HTTP/2 request (`SETTINGS_MAX_HEADER_LIST_SIZE`);
-    /// a larger one is refused.
+    /// The largest request header block: over HTTP/2 its
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE`, over HTTP/1.1 the request head as sent
+    /// (at least 8 KiB there); a larger one is refused with 431.
     #[arg(long, env = "SEARCH_MAX_HEADER_BYTES", value_name = "SIZE", default_value_t = MAX_HEADER_BYTES)]
     pub max_header_bytes: ByteSize,
 

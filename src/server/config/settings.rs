@@ -43,7 +43,8 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Connections open at once.
     pub max_connections: usize,
-    /// Largest HTTP/2 request header block, in bytes.
+    /// Largest request header block, in bytes (over HTTP/1.1, the request
+    /// head, at least 8 KiB).
     pub max_header_bytes: u32,
     /// TLS, when serving it.
     pub tls: Option<ServerTls>,

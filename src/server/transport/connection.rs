@@ -130,6 +130,23 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Starts closing for `abuse`: the GOAWAY goes out once the server's
+    /// frame in progress is whole.
+    fn close_for(&mut self, abuse: Abuse) {
+        let peer = self.peer_addr();
+        tracing::warn!(?peer, reason = abuse.name(), "closing an abusive HTTP/2 connection with a GOAWAY");
+        self.closing = Some(Closing { abuse, goaway: self.watch.goaway(abuse), sent: 0, done: false });
+    }
+
+    /// Follows what the socket took of a write.
+    fn written(&mut self, bytes: &[u8]) {
+        if let Some(abuse) = self.watch.written(bytes) {
+            self.close_for(abuse);
+        }
+    }
+}
+
 impl Drop for Connection {
     /// Closes the socket gently: its sending side first, then whatever the
     /// peer still sends is read and dropped until it closes too, for at
@@ -199,9 +216,7 @@ impl AsyncRead for Connection {
             this.first_word = None;
         }
         if let Some(abuse) = this.watch.read(read) {
-            let peer = this.peer_addr();
-            tracing::warn!(?peer, reason = abuse.name(), "closing an abusive HTTP/2 connection with a GOAWAY");
-            this.closing = Some(Closing { abuse, goaway: this.watch.goaway(abuse), sent: 0, done: false });
+            this.close_for(abuse);
         }
         // What was read is still served; the GOAWAY goes out before the
         // next read or write.
@@ -225,7 +240,7 @@ impl AsyncWrite for Connection {
             buf = &buf[..rest];
         }
         let n = ready!(socket(&mut this.io)?.poll_write(cx, buf))?;
-        this.watch.written(&buf[..n]);
+        this.written(&buf[..n]);
         Poll::Ready(Ok(n))
     }
 
@@ -244,7 +259,7 @@ impl AsyncWrite for Connection {
         let mut left = n;
         for slice in bufs {
             let take = left.min(slice.len());
-            this.watch.written(&slice[..take]);
+            this.written(&slice[..take]);
             left -= take;
             if left == 0 {
                 break;
@@ -261,6 +276,11 @@ impl AsyncWrite for Connection {
         let this = self.get_mut();
         if this.closing.as_ref().is_some_and(|closing| closing.done) {
             return Poll::Ready(Ok(())); // flushed and shut with the GOAWAY
+        }
+        if this.closing.is_some() && this.watch.at_boundary() {
+            // A verdict on what the server wrote (its resets): the GOAWAY
+            // goes out now, not at the next read, which may never come.
+            return this.poll_goaway(cx);
         }
         socket(&mut this.io)?.poll_flush(cx)
     }

@@ -73,7 +73,11 @@ where
     pub(in crate::server) fn new(config: &ServerConfig, make: M, drain: CancellationToken) -> Arc<Self> {
         let mut http = Builder::new(TokioExecutor::new());
         // hyper enforces the HTTP/1.1 header read timeout only with a timer.
-        http.http1().timer(TokioTimer::new());
+        // A request head (request line and headers, as sent) must fit the
+        // read buffer; past it, 431 and the connection closes. hyper-util's
+        // builder offers no limit of the head alone, and the buffer none
+        // under 8 KiB.
+        http.http1().timer(TokioTimer::new()).max_buf_size(http1_max_buf_size(config.max_header_bytes));
         http.http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(config.max_concurrent_streams)
@@ -146,6 +150,15 @@ where
             }
         }
     }
+}
+
+/// hyper's smallest HTTP/1.1 read buffer.
+const HTTP1_MIN_BUF: usize = 8 << 10;
+
+/// The HTTP/1.1 read buffer that holds a request head of `max_header_bytes`
+/// and no more (at least hyper's smallest).
+fn http1_max_buf_size(max_header_bytes: u32) -> usize {
+    usize::try_from(max_header_bytes).unwrap_or(usize::MAX).max(HTTP1_MIN_BUF)
 }
 
 /// The service of one connection, called in place: hyper calls it from the

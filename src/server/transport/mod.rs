@@ -24,7 +24,8 @@
 //!   ([`ConnectionActivity`]): the peer's address, the calls holding it
 //!   busy ([`Busy`]).
 //! - `watch.rs`: the HTTP/2 frames both ways, for the floods h2 does not
-//!   bound (PING, SETTINGS, streams reset one by one).
+//!   bound (PING, SETTINGS, streams reset one by one); `cursor.rs` follows
+//!   the frames of one direction, `resets.rs` is the reset budget.
 //! - `linger.rs`: reading the rest of an HTTP/1.1 body the server refused.
 //! - `peer.rs`: what the TLS session says of the peer ([`Peer`]): its
 //!   client certificate's names, for the authorization policy.
@@ -33,11 +34,13 @@ mod accept;
 mod activity;
 mod connection;
 mod connection_server;
+mod cursor;
 mod first_word;
 mod limits;
 mod linger;
 mod listen;
 mod peer;
+mod resets;
 mod watch;
 
 pub(in crate::server) use self::accept::incoming;

@@ -2,7 +2,8 @@
 //! stack (h2) does not bound by itself.
 //!
 //! h2 already answers with a GOAWAY (ENHANCE_YOUR_CALM) a CONTINUATION
-//! flood, a header block past `--max-header-bytes` many times over, and
+//! flood, a header block past `--max-header-bytes` many times over, a flood
+//! of small or empty DATA frames, 1,024 streams it had to reset, and
 //! streams reset before the server took them (the batched form of rapid
 //! reset, CVE-2023-44487); and it answers one PING or SETTINGS at a time,
 //! reading no more while its answer waits, so a client that stops reading
@@ -14,30 +15,29 @@
 //!   a strike; the third strike closes the connection (`too_many_pings`,
 //!   `too_many_settings`);
 //! - streams opened and reset one by one, each taken and started by the
-//!   server before its reset arrives: as Envoy does, once a client has reset
-//!   500 of its streams and more than half of all it opened, the connection
-//!   is closed (`too_many_resets`).
+//!   server before its reset arrives, or reset by the server because the
+//!   client sent a frame it had to refuse (MadeYouReset): as Envoy does,
+//!   once 500 streams were reset soon after they opened, and more than half
+//!   of all the client opened, the connection is closed (`too_many_resets`;
+//!   the budget is `resets.rs`).
 //!
 //! The watcher sees the bytes between hyper and the socket (above TLS):
 //! the client's frames as they are read, and the server's as they are
-//! written, to know where a frame ends. It cannot speak for hyper, so when
-//! it closes a connection it writes the GOAWAY itself between two of
-//! hyper's frames, then ends the connection.
+//! written, to know where a frame ends and which resets the server sends.
+//! It cannot speak for hyper, so when it closes a connection it writes the
+//! GOAWAY itself between two of hyper's frames, then ends the connection.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::cursor::{Cursor, DATA, FRAME_HEADER, HEADERS, RST_STREAM, SETTINGS, Seen};
+use super::resets::Resets;
+
 /// The HTTP/2 connection preface a client starts with.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// The length of a frame header.
-const FRAME_HEADER: usize = 9;
 
-/// Frame types (RFC 9113, section 6).
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
+/// Frame types (RFC 9113, section 6), and those of `cursor.rs`.
 const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
 /// The ACK flag of SETTINGS and PING.
@@ -47,57 +47,6 @@ const ENHANCE_YOUR_CALM: u32 = 0xb;
 
 /// Strikes allowed; one more closes the connection (grpc's default).
 const MAX_STRIKES: u32 = 2;
-/// Resets a client may make before the share of reset streams is judged.
-const MIN_RESETS: u64 = 500;
-
-/// The header of one frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Head {
-    kind: u8,
-    flags: u8,
-    stream: u32,
-}
-
-/// Follows the frames of one direction across reads or writes, however the
-/// bytes are cut: it keeps a frame header until it is whole, then skips the
-/// payload.
-#[derive(Debug, Default)]
-struct Cursor {
-    header: [u8; FRAME_HEADER],
-    have: usize,
-    /// Payload bytes of the current frame still to come.
-    payload_left: usize,
-}
-
-impl Cursor {
-    /// Whether the bytes so far end exactly at the end of a frame.
-    fn at_boundary(&self) -> bool {
-        self.have == 0 && self.payload_left == 0
-    }
-
-    /// Follows `data`, calling `frame` with each frame header completed.
-    fn feed(&mut self, mut data: &[u8], mut frame: impl FnMut(Head)) {
-        while !data.is_empty() {
-            if self.payload_left > 0 {
-                let skip = self.payload_left.min(data.len());
-                self.payload_left -= skip;
-                data = &data[skip..];
-                continue;
-            }
-            let take = (FRAME_HEADER - self.have).min(data.len());
-            self.header[self.have..self.have + take].copy_from_slice(&data[..take]);
-            self.have += take;
-            data = &data[take..];
-            if self.have == FRAME_HEADER {
-                let h = &self.header;
-                self.payload_left = usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
-                let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
-                self.have = 0;
-                frame(Head { kind: h[3], flags: h[4], stream });
-            }
-        }
-    }
-}
 
 /// Frames that demand an answer, counted against the strike rule.
 #[derive(Debug, Default)]
@@ -155,9 +104,8 @@ pub(super) struct Watch {
     answered: u64,
     pings: Strikes,
     settings: Strikes,
-    /// Streams the client opened, and RST_STREAMs it sent.
-    opened: u64,
-    resets: u64,
+    /// Streams opened and reset.
+    resets: Resets,
     /// The highest stream the client opened.
     last_stream: u32,
     verdict: Option<Abuse>,
@@ -173,8 +121,7 @@ impl Watch {
             answered: 0,
             pings: Strikes::default(),
             settings: Strikes::default(),
-            opened: 0,
-            resets: 0,
+            resets: Resets::default(),
             last_stream: 0,
             verdict: None,
         }
@@ -198,13 +145,14 @@ impl Watch {
         } else {
             return None;
         }
-        // The clock is read only for the frames the strike rule times.
+        // The clock is read only for the frames whose time matters.
         let mut now = None;
         let mut found = None;
         let (pings, settings, answered, min) =
             (&mut self.pings, &mut self.settings, self.answered, self.min_ping_interval);
-        let (opened, resets, last_stream) = (&mut self.opened, &mut self.resets, &mut self.last_stream);
-        self.read.feed(data, |head| {
+        let (resets, last_stream) = (&mut self.resets, &mut self.last_stream);
+        self.read.feed(data, |seen| {
+            let Seen::Frame(head) = seen else { return };
             let abuse = match head.kind {
                 PING if head.flags & ACK == 0 => {
                     pings.strike(*now.get_or_insert_with(Instant::now), answered, min).then_some(Abuse::Pings)
@@ -214,12 +162,11 @@ impl Watch {
                 }
                 HEADERS if head.stream > *last_stream => {
                     *last_stream = head.stream;
-                    *opened += 1;
+                    resets.opened(head.stream, *now.get_or_insert_with(Instant::now));
                     None
                 }
                 RST_STREAM => {
-                    *resets += 1;
-                    (*resets >= MIN_RESETS && *resets * 2 > *opened).then_some(Abuse::Resets)
+                    resets.client_reset(head.stream, *now.get_or_insert_with(Instant::now)).then_some(Abuse::Resets)
                 }
                 _ => None,
             };
@@ -229,17 +176,22 @@ impl Watch {
         found
     }
 
-    /// Follows bytes the server wrote.
-    pub(super) fn written(&mut self, data: &[u8]) {
-        if self.preface.is_none() {
-            return;
-        }
-        let answered = &mut self.answered;
-        self.written.feed(data, |head| {
-            if matches!(head.kind, HEADERS | DATA) {
-                *answered += 1;
-            }
+    /// Follows bytes the server wrote; the abuse found (resets the client
+    /// made the server send), the first time.
+    pub(super) fn written(&mut self, data: &[u8]) -> Option<Abuse> {
+        // Nothing to follow on HTTP/1.1.
+        self.preface?;
+        let (answered, resets, mut found) = (&mut self.answered, &mut self.resets, None);
+        self.written.feed(data, |seen| match seen {
+            Seen::Frame(head) if matches!(head.kind, HEADERS | DATA) => *answered += 1,
+            Seen::Reset { stream, code } if resets.server_reset(stream, code) => found = Some(Abuse::Resets),
+            _ => {}
         });
+        if self.verdict.is_some() {
+            return None;
+        }
+        self.verdict = found;
+        found
     }
 
     /// Whether a connection closing for abuse may write its GOAWAY now:
@@ -273,37 +225,13 @@ impl Watch {
 
 #[cfg(test)]
 mod tests {
+    use super::super::cursor::frame;
     use super::*;
-
-    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let len = u32::try_from(payload.len()).expect("small").to_be_bytes();
-        let mut out = vec![len[1], len[2], len[3], kind, flags];
-        out.extend_from_slice(&stream.to_be_bytes());
-        out.extend_from_slice(payload);
-        out
-    }
 
     fn connection(frames: &[Vec<u8>]) -> Vec<u8> {
         let mut out = PREFACE.to_vec();
         out.extend(frames.concat());
         out
-    }
-
-    #[test]
-    fn frames_are_found_however_the_bytes_are_cut() {
-        let frames = [frame(SETTINGS, 0, 0, &[0; 6]), frame(HEADERS, 4, 1, &[1, 2, 3]), frame(DATA, 1, 1, &[9; 40])];
-        let bytes = frames.concat();
-        for cut in 0..bytes.len() {
-            let mut cursor = Cursor::default();
-            let mut seen = Vec::new();
-            cursor.feed(&bytes[..cut], |head| seen.push(head));
-            for byte in &bytes[cut..] {
-                cursor.feed(std::slice::from_ref(byte), |head| seen.push(head));
-            }
-            let kinds: Vec<(u8, u32)> = seen.iter().map(|head| (head.kind, head.stream)).collect();
-            assert_eq!(kinds, [(SETTINGS, 0), (HEADERS, 1), (DATA, 1)], "cut at {cut}");
-            assert!(cursor.at_boundary());
-        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -343,26 +271,29 @@ mod tests {
     }
 
     #[test]
-    fn resets_close_the_connection_only_when_most_streams_are_reset() {
+    fn quick_resets_either_way_close_the_connection() {
         let mut watch = Watch::new(Duration::from_secs(300));
         watch.read(PREFACE);
         let mut stream = 1;
-        let mut open = |watch: &mut Watch, reset: bool| {
+        // Each stream opened and reset at once: by the client, or by the
+        // server because the client sent a frame it had to refuse.
+        let verdict = (0..10_000).find_map(|i| {
+            let reset = frame(RST_STREAM, 0, stream, &[0, 0, 0, if i % 2 == 0 { 8 } else { 1 }]);
             let mut bytes = frame(HEADERS, 4, stream, &[0x83]);
-            if reset {
-                bytes.extend(frame(RST_STREAM, 0, stream, &[0, 0, 0, 8]));
-            }
             stream += 2;
-            watch.read(&bytes)
-        };
-        // Half the streams cancelled, 1,000 times over: allowed.
-        for i in 0..2000 {
-            assert_eq!(open(&mut watch, i % 2 == 1), None, "stream {i}");
-        }
-        // Every stream reset: past half once the resets outnumber the rest.
-        let verdict = (0..10_000).find_map(|_| open(&mut watch, true));
+            if i % 2 == 0 {
+                bytes.extend(reset);
+                return watch.read(&bytes);
+            }
+            assert_eq!(watch.read(&bytes), None);
+            // Answered whole first (a reset with NO_ERROR does not count).
+            assert_eq!(watch.written(&frame(RST_STREAM, 0, stream - 2, &[0; 4])), None);
+            watch.written(&reset)
+        });
         assert_eq!(verdict, Some(Abuse::Resets));
-        assert_eq!(watch.goaway(Abuse::Resets)[9..13], (stream - 2).to_be_bytes());
+        assert_eq!(watch.goaway(Abuse::Resets)[9..13], 999u32.to_be_bytes(), "the 500th stream");
+        // The verdict is given once.
+        assert_eq!(watch.read(&frame(RST_STREAM, 0, 1001, &[0, 0, 0, 8])), None);
     }
 
     #[test]

@@ -22,7 +22,13 @@ pub const ACK: u8 = 0x1;
 pub const END_HEADERS: u8 = 0x4;
 
 pub const NO_ERROR: u32 = 0x0;
+pub const PROTOCOL_ERROR: u32 = 0x1;
+pub const FLOW_CONTROL_ERROR: u32 = 0x3;
+pub const COMPRESSION_ERROR: u32 = 0x9;
 pub const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+/// SETTINGS parameters.
+pub const INITIAL_WINDOW_SIZE: u16 = 0x4;
 
 /// One frame, as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +94,40 @@ pub fn grpc_headers_with(path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
     block
 }
 
+/// An HPACK integer (RFC 7541, section 5.1): `value` in an `n`-bit prefix
+/// after the high bits of `pattern`, then 7 bits a byte.
+pub fn hpack_int(pattern: u8, n: u32, value: u64) -> Vec<u8> {
+    let max = (1u64 << n) - 1;
+    if value < max {
+        return vec![pattern | u8::try_from(value).expect("under the prefix")];
+    }
+    let mut out = vec![pattern | u8::try_from(max).expect("a prefix")];
+    let mut rest = value - max;
+    while rest >= 0x80 {
+        out.push(0x80 | (rest & 0x7f) as u8);
+        rest >>= 7;
+    }
+    out.push(rest as u8);
+    out
+}
+
+/// A dynamic table size update to `size` (RFC 7541, section 6.3).
+pub fn table_size_update(size: u64) -> Vec<u8> {
+    hpack_int(0x20, 5, size)
+}
+
+/// A header field added to the dynamic table, its name new, its value
+/// `value_len` bytes long of which only `value` follows (RFC 7541, section
+/// 6.2.1): a length the bytes never reach is what a huge literal claims.
+pub fn literal_indexed(name: &str, value_len: u64, value: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x40];
+    out.extend(hpack_int(0, 7, name.len() as u64));
+    out.extend_from_slice(name.as_bytes());
+    out.extend(hpack_int(0, 7, value_len));
+    out.extend_from_slice(value);
+    out
+}
+
 /// A raw HTTP/2 connection, past its preface and SETTINGS.
 pub struct Raw {
     socket: TcpStream,
@@ -118,6 +158,31 @@ impl Raw {
     /// Sends bytes (frames), as one write.
     pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.socket.write_all(bytes).await
+    }
+
+    /// Writes `chunk` over and over, `max` bytes at most, while keeping
+    /// what the server sends for [`Raw::next`] and [`Raw::end`]; stops early
+    /// when the server closes (its side, or the socket). The bytes written.
+    pub async fn flood(&mut self, chunk: &[u8], max: usize) -> usize {
+        let (mut reader, mut writer) = self.socket.split();
+        let sent = std::cell::Cell::new(0);
+        let writing = async {
+            while sent.get() < max && writer.write_all(chunk).await.is_ok() {
+                sent.set(sent.get() + chunk.len());
+            }
+        };
+        tokio::pin!(writing);
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            tokio::select! {
+                () = &mut writing => break,
+                read = reader.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                },
+            }
+        }
+        sent.get()
     }
 
     /// A unary gRPC call on `stream`: headers, one message, end of stream
@@ -173,6 +238,11 @@ impl Raw {
                 Ok(Ok(n)) => self.pending.extend_from_slice(&buf[..n]),
             }
         }
+    }
+
+    /// The last GOAWAY read, if any.
+    pub fn goaway(&self) -> Option<&GoAway> {
+        self.goaway.as_ref()
     }
 
     /// Reads until the connection ends or `within` passes, answering the
