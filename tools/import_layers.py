@@ -53,7 +53,7 @@ LAYERS = {
         ["transport/"],
         ["protocols/"],
         ["calls/", "page.rs"],
-        ["drain.rs"],
+        ["drain.rs", "fuzzing/"],
     ],
     "client": [
         ["error.rs", "stats.rs", "backoff.rs"],
