@@ -26,15 +26,18 @@ fi
 # cargo fuzz builds where cargo would: CARGO_TARGET_DIR, else fuzz/target.
 work="${CARGO_TARGET_DIR:-$PWD/target}/fuzz-run"
 
+# Built once, then each binary run as it is (cargo fuzz run would build
+# again whenever a source file changed).
 cargo fuzz build -s none
+bin="${CARGO_TARGET_DIR:-$PWD/target}/$(rustc -vV | sed -n 's/^host: //p')/release"
 passed=0
 failed=0
 for target in "${targets[@]}"; do
   scratch="$work/corpus/$target"
   log="$work/$target.log"
-  mkdir -p "$scratch"
-  if cargo fuzz run -s none "$target" "$scratch" "corpus/$target" -- \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -print_final_stats=1 >"$log" 2>&1; then
+  mkdir -p "$scratch" "artifacts/$target"
+  if "$bin/$target" -artifact_prefix="artifacts/$target/" -max_total_time="$seconds" -timeout=10 \
+    -rss_limit_mb=1024 -print_final_stats=1 "$scratch" "corpus/$target" >"$log" 2>&1; then
     passed=$((passed + 1))
   else
     failed=$((failed + 1))

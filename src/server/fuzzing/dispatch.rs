@@ -9,6 +9,8 @@
 use std::convert::Infallible;
 use std::sync::{Arc, LazyLock};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use http::{HeaderValue, Method, Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 use tonic::body::Body;
@@ -92,8 +94,10 @@ pub(super) fn paths() -> &'static [&'static str] {
 }
 
 /// One request through the server's stack: its answer must be whole and
-/// bounded, a gRPC answer must carry a status, and the call must give its
-/// place among the calls in flight back.
+/// bounded, a gRPC answer must carry a status under HTTP 200, no answer may
+/// blame the server for the peer's bytes (INTERNAL or UNKNOWN, in any
+/// protocol's words), and the call must give its place among the calls in
+/// flight back.
 pub fn dispatch(data: &[u8]) {
     let _ = answer(data);
 }
@@ -105,6 +109,48 @@ pub(super) struct Answer {
     pub(super) status: http::StatusCode,
     pub(super) grpc_status: Option<HeaderValue>,
     pub(super) body: Vec<u8>,
+}
+
+impl Answer {
+    /// The gRPC code, wherever the protocol puts it: gRPC's headers or
+    /// trailers, gRPC-Web's trailer frame (in base64 for text); none for
+    /// Connect and the page.
+    pub(super) fn code(&self) -> Option<u8> {
+        let value = match &self.grpc_status {
+            Some(value) => value.to_str().ok()?.to_owned(),
+            None => {
+                // gRPC-Web text is base64, a piece per frame, each padded.
+                let text = self.body.split_inclusive(|&b| b == b'=').map(|piece| STANDARD.decode(piece).ok());
+                let body = text.collect::<Option<Vec<_>>>().map_or_else(|| self.body.clone(), |pieces| pieces.concat());
+                let trailers = web_trailers(&body)?;
+                let trailers = String::from_utf8_lossy(&trailers).into_owned();
+                trailers.lines().find_map(|line| Some(line.strip_prefix("grpc-status:")?.trim().to_owned()))?
+            }
+        };
+        value.parse().ok()
+    }
+
+    /// Connect's error code, from its JSON (a unary error, or a stream's
+    /// end); empty when there is none.
+    pub(super) fn connect_code(&self) -> &str {
+        let body = self.body.as_slice();
+        let Some(at) = body.windows(8).position(|window| window == b"\"code\":\"") else { return "" };
+        let code = &body[at + 8..];
+        std::str::from_utf8(&code[..code.iter().position(|&b| b == b'"').unwrap_or(0)]).unwrap_or("")
+    }
+}
+
+/// The trailer frame of a gRPC-Web body (flag 0x80), if it has one.
+fn web_trailers(mut body: &[u8]) -> Option<Vec<u8>> {
+    while let [flags, a, b, c, d, rest @ ..] = body {
+        let len = u32::from_be_bytes([*a, *b, *c, *d]) as usize;
+        let message = rest.get(..len)?;
+        if flags & 0x80 != 0 {
+            return Some(message.to_vec());
+        }
+        body = &rest[len..];
+    }
+    None
 }
 
 /// [`dispatch`], with what the request got; none for a request hyper
@@ -138,9 +184,14 @@ pub(super) fn answer(data: &[u8]) -> Option<Answer> {
         read(response).await
     });
     if grpc {
-        let code = answer.grpc_status.as_ref().and_then(|value| value.to_str().ok()?.parse::<u8>().ok());
+        // gRPC's statuses are the trailers' (or a trailers-only answer's),
+        // always under HTTP 200.
+        let code = answer.code();
         assert!(code.is_some_and(|code| code <= 16), "a gRPC answer's status: {:?}", answer.grpc_status);
+        assert_eq!(answer.status, http::StatusCode::OK, "a gRPC answer's HTTP status");
     }
+    let blamed = matches!(answer.code(), Some(2 | 13)) || ["internal", "unknown"].contains(&answer.connect_code());
+    assert!(!blamed, "the server blamed itself for a peer's bytes: {answer:?}");
     assert_eq!(server.policy.in_flight(), 0, "a call still holds its place among the calls in flight");
     Some(answer)
 }
