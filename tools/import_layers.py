@@ -54,7 +54,7 @@ LAYERS = {
         ["protocols/"],
         ["security/"],
         ["calls/", "page.rs"],
-        ["drain.rs"],
+        ["drain.rs", "fuzzing/"],
     ],
     "client": [
         ["error.rs", "stats.rs", "backoff.rs", "token.rs"],

@@ -43,6 +43,11 @@ mod added;
 mod calls;
 mod config;
 mod drain;
+/// Entry points for the fuzz targets (`fuzz/`): not part of the API, compiled
+/// only for the fuzzers (`--cfg fuzzing`) and the tests.
+#[cfg(any(fuzzing, test))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod method_table;
 mod page;
 mod protocols;

@@ -202,7 +202,11 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        if self.on {
+        // A gRPC or gRPC-Web request is a call, whatever its path: its
+        // client reads a grpc-status (UNIMPLEMENTED here), not a page's 405.
+        let call =
+            request.headers().get(CONTENT_TYPE).is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"));
+        if self.on && !call {
             let path = request.uri().path();
             if let Some(asset) = ASSETS.iter().find(|asset| asset.path == path) {
                 return answered(answer(asset, &request));
@@ -241,6 +245,29 @@ mod tests {
         assert!(not_modified(&headers(&[(IF_NONE_MATCH, "*")]), &etag));
         assert!(!not_modified(&headers(&[(IF_NONE_MATCH, "\"0123456789abcdee\"")]), &etag));
         assert!(!not_modified(&HeaderMap::new(), &etag));
+    }
+
+    /// Found by the dispatch fuzz target: a gRPC call to `/` got the page's
+    /// 405, without the grpc-status its client reads.
+    #[test]
+    fn a_grpc_request_to_a_page_path_is_a_call() {
+        use futures_util::FutureExt;
+        use tower::ServiceExt;
+        let status = |method: Method, content_type: Option<&'static str>| {
+            let inner = tower::service_fn(|_: Request<Body>| answered(Response::new(Body::empty())));
+            let mut request = Request::builder().method(method).uri("/");
+            if let Some(content_type) = content_type {
+                request = request.header(CONTENT_TYPE, content_type);
+            }
+            let request = request.body(Body::empty()).expect("a request");
+            let answer = PageLayer::new(true).layer(inner).oneshot(request).now_or_never().expect("answered at once");
+            answer.map_or_else(|never| match never {}, |answer| answer.status())
+        };
+        // The inner service's 200: the request went on to the calls.
+        assert_eq!(status(Method::POST, Some("application/grpc")), StatusCode::OK);
+        assert_eq!(status(Method::POST, Some("application/grpc-web-text")), StatusCode::OK);
+        assert_eq!(status(Method::POST, None), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(status(Method::POST, Some("application/json")), StatusCode::METHOD_NOT_ALLOWED);
     }
 
     #[test]

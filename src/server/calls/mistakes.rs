@@ -1,5 +1,6 @@
-//! Client mistakes given their codes: what tonic's decoder reports as
-//! INTERNAL (a message that does not decode or inflate) is INVALID_ARGUMENT,
+//! Client mistakes given their codes: what tonic reports as INTERNAL (a
+//! message that does not decode or inflate, a unary request without its
+//! message, a gRPC-Web text body that is not base64) is INVALID_ARGUMENT,
 //! and its decompression limit is worded as this server's other limits. The
 //! status is read from a response's headers or trailers without decoding
 //! its message, and only two codes are looked at further.
@@ -24,17 +25,33 @@ pub(super) fn maybe_mistake(code: Code) -> bool {
 }
 
 /// Maps what tonic reports as INTERNAL but is the client's mistake (a
-/// message that does not decode or inflate), and words its decompression
-/// limit as this server's other limits are worded.
+/// message that does not decode or inflate, a unary request without its
+/// message, a gRPC-Web text body that is not base64), and words its
+/// decompression limit as this server's other limits are worded.
 pub(super) fn client_mistake(status: &Status, limit: usize) -> Option<Status> {
     const DECODE: &str = "failed to decode Protobuf message: ";
     const INFLATE: &str = "Error decompressing: ";
+    // tonic's generated server, for a unary call (0.14, server/grpc.rs).
+    const NO_MESSAGE: &str = "Missing request message.";
+    // tonic-web's words for a text body it cannot decode: base64's own
+    // errors, or a length that is not a multiple of 4 (0.14, call.rs).
+    const WEB_TEXT: &str = "tonic-web: ";
     let message = status.message();
     match status.code() {
         Code::Internal => {
             if let Some(detail) = message.strip_prefix(DECODE) {
                 return Some(Status::invalid_argument(format!(
                     "the request is not a valid protobuf message: {detail}"
+                )));
+            }
+            if message == NO_MESSAGE {
+                return Some(Status::invalid_argument("a unary call takes one request message; the request has none"));
+            }
+            if let Some(detail) = message.strip_prefix(WEB_TEXT)
+                && (detail.starts_with("malformed base64") || detail.starts_with("Invalid "))
+            {
+                return Some(Status::invalid_argument(format!(
+                    "the request body is not valid base64 (application/grpc-web-text): {detail}"
                 )));
             }
             let detail = message.strip_prefix(INFLATE)?;
@@ -62,6 +79,21 @@ mod tests {
             "the request is not a valid protobuf message: SearchRequest.query: invalid string value: data is not UTF-8 encoded"
         );
         assert!(client_mistake(&Status::internal("something else"), 100).is_none());
+        // Found by the dispatch fuzz target: a unary call with no message
+        // through tonic's generated server, and a gRPC-Web text body that
+        // is not base64, were answered INTERNAL.
+        let none = client_mistake(&Status::internal("Missing request message."), 100).expect("mapped");
+        assert_eq!(
+            (none.code(), none.message()),
+            (Code::InvalidArgument, "a unary call takes one request message; the request has none")
+        );
+        for detail in ["Invalid symbol 93, offset 17.", "malformed base64 request", "Invalid last symbol 65, offset 3."]
+        {
+            let web = client_mistake(&Status::internal(format!("tonic-web: {detail}")), 100).expect("mapped");
+            assert_eq!(web.code(), Code::InvalidArgument, "{detail}");
+            assert!(web.message().ends_with(detail), "{}", web.message());
+        }
+        assert!(client_mistake(&Status::internal("tonic-web: error reading a body from connection"), 100).is_none());
         assert!(client_mistake(&Status::unavailable("failed to decode Protobuf message: x"), 100).is_none());
     }
 

@@ -63,7 +63,7 @@ impl CallPolicy {
 
     /// The deadline of a call, from its `grpc-timeout` header: the default
     /// when there is none, the cap when it asks for more.
-    pub(super) fn timeout(&self, headers: &HeaderMap) -> Result<Duration, Status> {
+    pub(in crate::server) fn timeout(&self, headers: &HeaderMap) -> Result<Duration, Status> {
         let Some(value) = headers.get(GRPC_TIMEOUT) else {
             return Ok(self.default_timeout);
         };

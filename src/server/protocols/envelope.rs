@@ -167,7 +167,7 @@ impl Splitter {
 
     /// Bytes of an envelope that has not arrived whole: at the end of the
     /// body, anything but 0 means it was cut short.
-    pub(super) fn pending(&self) -> usize {
+    pub(in crate::server) fn pending(&self) -> usize {
         self.buffer.len()
     }
 }

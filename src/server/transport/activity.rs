@@ -29,6 +29,13 @@ impl ConnectionActivity {
         &self.activity.identity
     }
 
+    /// A plaintext connection without a socket, for the fuzz targets'
+    /// stack (`server/fuzzing/`).
+    #[cfg(any(fuzzing, test))]
+    pub(in crate::server) fn detached() -> Self {
+        Self::new(Arc::new(Activity::new(None, Peer::Plaintext)))
+    }
+
     /// Marks the connection busy until the returned guard is dropped.
     pub(in crate::server) fn busy(&self) -> Busy {
         self.activity.calls.fetch_add(1, Ordering::AcqRel);

@@ -209,7 +209,7 @@ static PROTOCOL_HEADERS: LazyLock<[HeaderName; 9]> = LazyLock::new(|| {
 
 /// `connect-timeout-ms` (1 to 10 digits of milliseconds) as `grpc-timeout`
 /// (at most 8 digits and a unit).
-fn grpc_timeout(value: &HeaderValue) -> Result<HeaderValue, Status> {
+pub(in crate::server) fn grpc_timeout(value: &HeaderValue) -> Result<HeaderValue, Status> {
     let invalid = || {
         Status::invalid_argument(format!(
             "invalid connect-timeout-ms header {value:?}: expected 1 to 10 digits of milliseconds"

@@ -18,13 +18,13 @@ use crate::pb::v1::{
 };
 
 /// JSON to protobuf, or why the JSON is not that message.
-pub(super) type FromJson = fn(&[u8]) -> Result<Vec<u8>, String>;
+pub(in crate::server) type FromJson = fn(&[u8]) -> Result<Vec<u8>, String>;
 /// Protobuf to JSON, or why the bytes are not that message.
-pub(super) type ToJson = fn(&[u8]) -> Result<Vec<u8>, String>;
+pub(in crate::server) type ToJson = fn(&[u8]) -> Result<Vec<u8>, String>;
 
 /// The JSON transcoders of the message named `name` (`search.v1.SearchRequest`),
 /// if it has a JSON view here.
-pub(super) fn json(name: &str) -> Option<(FromJson, ToJson)> {
+pub(in crate::server) fn json(name: &str) -> Option<(FromJson, ToJson)> {
     Some(match name {
         "search.v1.SearchRequest" => (from_json::<SearchRequest>, to_json::<SearchRequest>),
         "search.v1.SearchResponse" => (from_json::<SearchResponse>, to_json::<SearchResponse>),

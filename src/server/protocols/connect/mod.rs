@@ -41,6 +41,9 @@ use tower::Service;
 pub(super) use self::call::ConnectRoutes;
 use self::call::{Call, Codec, Grpc, Route};
 use self::error::error_response;
+/// For the fuzz targets (`server/fuzzing/`): Connect's parsers of a peer's bytes.
+#[cfg(any(fuzzing, test))]
+pub(in crate::server) use self::{call::grpc_timeout as connect_timeout, codec::json};
 
 /// The Connect protocol as a service over `inner`, the gRPC service below.
 #[derive(Debug, Clone)]

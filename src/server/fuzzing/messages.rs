@@ -1,0 +1,80 @@
+//! The fuzz targets of a request's messages (see `mod.rs`): Connect's JSON
+//! view, and protobuf decoded as the server decodes it.
+
+use std::fmt::Debug;
+
+use bytes::Bytes;
+use prost::{Message, Name};
+
+use super::Input;
+use crate::pb::testing as interop;
+use crate::pb::v1::{ClassifyRequest, CountRequest, ScanRequest, SearchRequest};
+use crate::server::protocols::connect_json as json_view;
+
+/// The messages that have a JSON view for the Connect protocol.
+const JSON_MESSAGES: &[&str] = &[
+    "search.v1.SearchRequest",
+    "search.v1.SearchResponse",
+    "search.v1.ClassifyRequest",
+    "search.v1.ClassifyResponse",
+    "search.v1.CountRequest",
+    "search.v1.CountResponse",
+    "search.v1.ScanRequest",
+    "search.v1.ScanResponse",
+    "grpc.testing.Empty",
+    "grpc.testing.SimpleRequest",
+    "grpc.testing.SimpleResponse",
+    "grpc.testing.StreamingInputCallRequest",
+    "grpc.testing.StreamingInputCallResponse",
+    "grpc.testing.StreamingOutputCallRequest",
+    "grpc.testing.StreamingOutputCallResponse",
+    "grpc.health.v1.HealthCheckRequest",
+    "grpc.health.v1.HealthCheckResponse",
+];
+
+/// Connect's JSON view of a message: a client's JSON read as protobuf
+/// writes back as JSON that reads as the same protobuf; protobuf bytes
+/// written as JSON read back to the same JSON.
+pub fn connect_json(data: &[u8]) {
+    let mut input = Input::new(data);
+    let name = input.pick(JSON_MESSAGES);
+    let (from_json, to_json) = json_view(name).unwrap_or_else(|| panic!("{name} has no JSON view"));
+    let bytes = input.rest();
+    if let Ok(proto) = from_json(bytes) {
+        let json = to_json(&proto).unwrap_or_else(|err| panic!("{name}: its own protobuf: {err}"));
+        let again = from_json(&json).unwrap_or_else(|err| panic!("{name}: its own JSON: {err}"));
+        assert_eq!(again, proto, "{name}: {}", String::from_utf8_lossy(&json));
+    }
+    if let Ok(json) = to_json(bytes) {
+        let proto = from_json(&json).unwrap_or_else(|err| panic!("{name}: its own JSON: {err}"));
+        assert_eq!(to_json(&proto), Ok(json), "{name}");
+    }
+}
+
+/// Protobuf decoded as the server decodes requests ([`crate::lenient`]):
+/// whatever prost takes, taken the same; what it keeps, a message every
+/// decoder takes.
+pub fn lenient(data: &[u8]) {
+    let mut input = Input::new(data);
+    let which = input.byte();
+    let bytes = Bytes::copy_from_slice(input.rest());
+    match which % 7 {
+        0 => same_as_prost::<SearchRequest>(bytes),
+        1 => same_as_prost::<ClassifyRequest>(bytes),
+        2 => same_as_prost::<CountRequest>(bytes),
+        3 => same_as_prost::<ScanRequest>(bytes),
+        4 => same_as_prost::<interop::SimpleRequest>(bytes),
+        5 => same_as_prost::<interop::StreamingInputCallRequest>(bytes),
+        _ => same_as_prost::<interop::StreamingOutputCallRequest>(bytes),
+    }
+}
+
+fn same_as_prost<M: Message + Name + Default + PartialEq + Debug>(bytes: Bytes) {
+    let lenient = crate::lenient::decode::<M>(bytes.clone());
+    if let Ok(strict) = M::decode(bytes) {
+        assert_eq!(lenient.as_ref(), Ok(&strict), "{}", M::full_name());
+    }
+    if let Ok(message) = lenient {
+        assert_eq!(M::decode(&message.encode_to_vec()[..]).as_ref(), Ok(&message), "{}", M::full_name());
+    }
+}

@@ -1,0 +1,232 @@
+//! The corpus's seeds, written as the targets read their bytes ([`Seed`]
+//! mirrors [`super::Input`]): a few good inputs of each kind, from which
+//! the fuzzers and the mutation test start. Written again, after a change
+//! to how a target reads its bytes, by
+//! `cargo test --lib server::fuzzing::seeds -- --ignored`; the inputs of
+//! bugs found (`crash-*`) stay as they are.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use prost::Message;
+
+use super::dispatch::paths;
+use crate::pb::testing::{Payload, SimpleRequest};
+use crate::pb::v1::{ClassifyRequest, CountRequest, ScanRequest, SearchRequest};
+use crate::server::protocols::compression::{ENCODINGS, Encoding};
+use crate::server::protocols::envelope::encode;
+
+/// The bytes of one input, written choice by choice.
+#[derive(Debug, Default, Clone)]
+struct Seed(Vec<u8>);
+
+impl Seed {
+    fn byte(mut self, byte: u8) -> Self {
+        self.0.push(byte);
+        self
+    }
+
+    fn short(mut self, bytes: &[u8]) -> Self {
+        let len = u8::try_from(bytes.len()).expect("a short value");
+        self.0.push(len);
+        self.0.extend_from_slice(bytes);
+        self
+    }
+
+    /// Headers as `fuzzing::headers::headers` reads them: each by its
+    /// index in `HEADER_NAMES`.
+    fn headers(self, headers: &[(&str, &[u8])]) -> Self {
+        let names = super::headers::HEADER_NAMES;
+        let count = u8::try_from(headers.len()).expect("a few headers");
+        headers.iter().fold(self.byte(count), |seed, (name, value)| {
+            let index = names.iter().position(|known| known == name).expect("a known header");
+            seed.byte(u8::try_from(index).expect("a short list")).short(value)
+        })
+    }
+
+    /// A body in chunks of these `lengths`, the last taking the rest.
+    fn chunks(self, lengths: &[u8], body: &[u8]) -> Vec<u8> {
+        let mut seed = self.short(lengths);
+        seed.0.extend_from_slice(body);
+        seed.0
+    }
+
+    fn rest(mut self, bytes: &[u8]) -> Vec<u8> {
+        self.0.extend_from_slice(bytes);
+        self.0
+    }
+}
+
+fn search(query: &str) -> Vec<u8> {
+    SearchRequest { query: query.into() }.encode_to_vec()
+}
+
+fn envelope_seeds() -> Vec<Vec<u8>> {
+    let body = [encode(0, b"hello"), encode(1, b"x"), encode(0, b"")].concat();
+    vec![
+        Seed::default().byte(4).byte(1).chunks(&[3, 7], &body),
+        Seed::default().byte(4).byte(0).chunks(&[], &body[..body.len() - 2]),
+        Seed::default().byte(2).byte(1).chunks(&[1, 1, 1], &encode(0, b"too long")),
+        Seed::default().byte(3).byte(1).chunks(&[], &encode(2, b"flags")),
+    ]
+}
+
+fn compression_seeds() -> Vec<Vec<u8>> {
+    let text = "banana ".repeat(100);
+    let zeros = vec![0u8; 64 << 10];
+    let mut seeds = Vec::new();
+    for (index, encoding) in ENCODINGS.into_iter().enumerate() {
+        let index = u8::try_from(index).expect("three");
+        seeds.push(Seed::default().byte(index).byte(4).short(b"gzip, zstd").rest(&encoding.compress(text.as_bytes())));
+        seeds.push(Seed::default().byte(index).byte(3).short(b"identity").rest(&encoding.compress(&zeros)));
+    }
+    seeds.push(Seed::default().byte(0).byte(2).short(b"deflate;q=1, br").rest(b"not gzip at all"));
+    seeds
+}
+
+fn grpc_timeout_seeds() -> Vec<Vec<u8>> {
+    ["1S", "250m", "99999999n", "0m", "2H", "1500", "9999999999", "soon"].map(|s| s.as_bytes().to_vec()).to_vec()
+}
+
+const TRACEPARENT: &[u8] = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+fn trace_bin() -> Vec<u8> {
+    let mut bytes = vec![0, 0];
+    bytes.extend_from_slice(&[0x4b; 16]);
+    bytes.push(1);
+    bytes.extend_from_slice(&[0x0f; 8]);
+    bytes.extend_from_slice(&[2, 1]);
+    bytes
+}
+
+fn metadata_seeds() -> Vec<Vec<u8>> {
+    let binary = STANDARD.encode(trace_bin());
+    let headers: [(&str, &[u8]); 6] = [
+        ("traceparent", TRACEPARENT),
+        ("tracestate", b"congo=t61rcWkgMzE"),
+        ("grpc-trace-bin", binary.as_bytes()),
+        ("grpc-timeout", b"5S"),
+        ("grpc-accept-encoding", b"identity, gzip"),
+        ("x-user-bin", b"AAEC"),
+    ];
+    vec![
+        Seed::default().headers(&headers).short(TRACEPARENT).short(b"a=1,b=2").rest(&trace_bin()),
+        Seed::default().headers(&headers[2..3]).short(b"00-bad").short(b"").rest(&trace_bin()[..20]),
+    ]
+}
+
+fn connect_json_seeds() -> Vec<Vec<u8>> {
+    let json: [(u8, &[u8]); 7] = [
+        (0, br#"{"query":"Banana"}"#),
+        (2, br#"{"queries":["a","banana"]}"#),
+        (5, br#"{"queries":"3","matches":2}"#),
+        (7, br#"{"matches":[{"line":"1","column":"2","offset":"3"}]}"#),
+        (9, br#"{"responseSize":3,"payload":{"body":"AAE="},"expectCompressed":{"value":true}}"#),
+        (16, br#"{"status":"SERVING"}"#),
+        (0, &search("banana")),
+    ];
+    json.iter().map(|(index, bytes)| Seed::default().byte(*index).rest(bytes)).collect()
+}
+
+fn lenient_seeds() -> Vec<Vec<u8>> {
+    let simple = SimpleRequest {
+        response_size: 7,
+        payload: Some(Payload { body: vec![1, 2], ..Payload::default() }),
+        ..SimpleRequest::default()
+    };
+    vec![
+        Seed::default().byte(0).rest(&search("banana")),
+        Seed::default().byte(0).rest(&[0x08, 0x01, 0x0a, 0x01, b'b']),
+        Seed::default().byte(1).rest(&ClassifyRequest { queries: vec!["a".into(), "b".into()] }.encode_to_vec()),
+        Seed::default().byte(2).rest(&CountRequest { queries: vec!["x".into()] }.encode_to_vec()),
+        Seed::default().byte(3).rest(&ScanRequest { text: "banana\nbanana".into() }.encode_to_vec()),
+        Seed::default().byte(4).rest(&simple.encode_to_vec()),
+        Seed::default().byte(6).rest(&[0x12, 0x02, 0x08, 0x05, 0x12, 0x02, 0x1a, 0x00]),
+    ]
+}
+
+/// A request to `path` over protocol `protocol` (an index into
+/// `dispatch::PROTOCOLS`), HTTP/2.
+fn request(protocol: u8, path: &str, headers: &[(&str, &[u8])], query: &str, body: &[u8]) -> Vec<u8> {
+    let index = paths().iter().position(|known| *known == path).unwrap_or_else(|| panic!("{path} is served"));
+    let seed = Seed::default().byte(protocol).byte(u8::try_from(index).expect("a few paths")).byte(0);
+    seed.headers(headers).short(query.as_bytes()).chunks(&[], body)
+}
+
+fn dispatch_seeds() -> Vec<Vec<u8>> {
+    const SEARCH: &str = "/search.v1.SearchService/Search";
+    let message = encode(0, &search("banana"));
+    let gzipped = encode(1, &Encoding::Gzip.compress(&search("banana")));
+    let classify = [
+        encode(0, &ClassifyRequest { queries: vec!["banana".into()] }.encode_to_vec()),
+        encode(0, &ClassifyRequest { queries: vec!["kiwi".into(), "BANANA".into()] }.encode_to_vec()),
+    ]
+    .concat();
+    let scan = ScanRequest { text: "one banana\ntwo bananas".into() }.encode_to_vec();
+    let get = format!("connect=v1&encoding=proto&base64=1&message={}", URL_SAFE_NO_PAD.encode(search("banana")));
+    vec![
+        request(0, SEARCH, &[("grpc-timeout", b"1S")], "", &message),
+        request(0, SEARCH, &[("grpc-encoding", b"gzip"), ("grpc-accept-encoding", b"gzip")], "", &gzipped),
+        request(1, "/search.v1.SearchService/Classify", &[("traceparent", TRACEPARENT)], "", &classify),
+        request(0, "/search.v1.SearchService/Scan", &[], "", &encode(0, &scan)),
+        request(0, "/grpc.health.v1.Health/Check", &[], "", &encode(0, b"")),
+        request(0, "/Search/search", &[], "", &message),
+        request(2, SEARCH, &[], "", &message),
+        request(3, SEARCH, &[("x-user-bin", b"AAEC")], "", STANDARD.encode(&message).as_bytes()),
+        request(
+            6,
+            SEARCH,
+            &[("connect-protocol-version", b"1"), ("connect-timeout-ms", b"500")],
+            "",
+            br#"{"query":"banana"}"#,
+        ),
+        request(5, SEARCH, &[("content-encoding", b"gzip")], "", &Encoding::Gzip.compress(&search("banana"))),
+        request(7, SEARCH, &[], "connect=v1&encoding=json&message=%7B%22query%22%3A%22banana%22%7D", b""),
+        request(7, SEARCH, &[], &get, b""),
+        request(9, "/search.v1.SearchService/Scan", &[], "", &encode(0, br#"{"text":"banana"}"#)),
+        request(
+            8,
+            "/search.v1.SearchService/Count",
+            &[],
+            "",
+            &encode(0, &CountRequest { queries: vec!["a".into()] }.encode_to_vec()),
+        ),
+        request(7, "/", &[], "", b""),
+    ]
+}
+
+#[test]
+#[ignore = "writes fuzz/corpus/*/seed-*: run by hand after a change to how a target reads its bytes"]
+fn write_seeds() {
+    let all: [(&str, Vec<Vec<u8>>); 7] = [
+        ("envelope", envelope_seeds()),
+        ("compression", compression_seeds()),
+        ("grpc_timeout", grpc_timeout_seeds()),
+        ("metadata", metadata_seeds()),
+        ("connect_json", connect_json_seeds()),
+        ("lenient", lenient_seeds()),
+        ("dispatch", dispatch_seeds()),
+    ];
+    for (target, seeds) in all {
+        let dir = super::tests::fuzz_dir().join("corpus").join(target);
+        std::fs::create_dir_all(&dir).expect("the corpus folder");
+        for (index, seed) in seeds.iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{index:02}")), seed).expect("a seed written");
+        }
+    }
+}
+
+/// Each dispatch seed is a good call that its protocol answers OK: the
+/// seeds reach the handlers, and a change to how the target reads its bytes
+/// fails here until they are written again.
+#[test]
+fn the_dispatch_seeds_are_answered_ok() {
+    for (index, seed) in dispatch_seeds().iter().enumerate() {
+        let answer = super::dispatch::answer(seed).unwrap_or_else(|| panic!("seed {index}: no request"));
+        assert_eq!(answer.status, http::StatusCode::OK, "seed {index}: {answer:?}");
+        // gRPC and gRPC-Web: OK; Connect: no error code.
+        match answer.code() {
+            Some(code) => assert_eq!(code, 0, "seed {index}: {answer:?}"),
+            None => assert_eq!(answer.connect_code(), "", "seed {index}: {answer:?}"),
+        }
+    }
+}
