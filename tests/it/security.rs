@@ -856,3 +856,44 @@ async fn no_token_is_ever_in_the_server_s_output_even_at_trace() {
         assert!(!output.contains(secret.as_str()), "a token was printed");
     }
 }
+
+#[tokio::test]
+async fn a_policy_without_a_health_rule_takes_servers_out_of_round_robin() {
+    use search::client::{BearerToken, Client, ClientOptions, LoadBalancing};
+    let secured = Secured::start().await;
+    let alice = secured.token("alice", json!({}));
+    let no_health = POLICY.replace(r#"{"name": "health", "request": {"paths": ["/grpc.health.v1.Health/*"]}},"#, "");
+    assert_ne!(no_health, POLICY);
+    write_atomically(&secured.policy_file(), &no_health);
+    let check = "/grpc.health.v1.Health/Check";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while search(&secured.server, Protocol::Grpc, check, &[]).await != "PermissionDenied" {
+        assert!(tokio::time::Instant::now() < deadline, "the policy without health was taken");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let target = secured.server.addr.to_string().parse().expect("a target");
+    let options = |health: bool| ClientOptions {
+        lb: LoadBalancing::RoundRobin,
+        token: Some(BearerToken::new(&alice).expect("a token")),
+        timeout: Duration::from_secs(5),
+        health_check: if health { ClientOptions::default().health_check } else { None },
+        ..ClientOptions::default()
+    };
+    // Round robin watches health, which the policy denies: out of rotation.
+    let watched = Client::new(&target, options(true)).expect("a client");
+    let err = watched.search(SearchRequest { query: "Banana".into() }).await.expect_err("no server in rotation");
+    let message = err.to_string();
+    assert!(message.contains("cannot connect") && message.contains("health watch failed: PERMISSION_DENIED"), "{err}");
+    // Without health checking, the same caller is served.
+    let unwatched = Client::new(&target, options(false)).expect("a client");
+    assert_eq!(unwatched.search(SearchRequest { query: "Banana".into() }).await.expect("served").status, 1);
+    // A rule for health puts the server back.
+    write_atomically(&secured.policy_file(), POLICY);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while search(&secured.server, Protocol::Grpc, check, &[]).await == "PermissionDenied" {
+        assert!(tokio::time::Instant::now() < deadline, "the policy with health was taken");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let watched = Client::new(&target, options(true)).expect("a client");
+    assert_eq!(watched.search(SearchRequest { query: "Banana".into() }).await.expect("served").status, 1);
+}
