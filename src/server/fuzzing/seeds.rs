@@ -10,6 +10,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use prost::Message;
 
 use super::dispatch::paths;
+use super::tokens::{AUDIENCE, ISSUER, LATER};
 use crate::pb::testing::{Payload, SimpleRequest};
 use crate::pb::v1::{ClassifyRequest, CountRequest, ScanRequest, SearchRequest};
 use crate::server::protocols::compression::{ENCODINGS, Encoding};
@@ -194,10 +195,57 @@ fn dispatch_seeds() -> Vec<Vec<u8>> {
     ]
 }
 
+/// A token the `jwt` target signs: with signer `by` (an index of its
+/// signers) and its algorithm `alg`, the header naming `name` (an index of
+/// its algorithm names, 0 the signer's own) and a kid (`kid`, a choice),
+/// claims of issuer and audience choices and times from now.
+fn signed(by: u8, alg: u8, name: u8, kid: u8, (iss, aud): (u8, u8), times: [Option<i16>; 3]) -> Vec<u8> {
+    let seed = Seed::default().byte(1).byte(0).byte(by).byte(alg).byte(0).byte(name).byte(kid);
+    let seed = seed.byte(0).byte(iss).byte(aud).byte(0);
+    let seed = times.into_iter().fold(seed, |seed, time| match time {
+        None => seed.byte(0),
+        Some(offset) => offset.to_be_bytes().into_iter().fold(seed.byte(3), Seed::byte),
+    });
+    seed.0
+}
+
+fn jwt_seeds() -> Vec<Vec<u8>> {
+    let mut seeds: Vec<Vec<u8>> = super::tokens::fixed_tokens_for_seeds()
+        .into_iter()
+        .map(|token| Seed::default().byte(0).rest(format!("Bearer {token}").as_bytes()))
+        .collect();
+    for malformed in ["Bearer not.a.token", "Bearer a.b", "Basic dXNlcjpwYXNz", "Bearer eyJhbGciOiJub25lIn0.e30."] {
+        seeds.push(Seed::default().byte(0).rest(malformed.as_bytes()));
+    }
+    let good = [Some(600), None, Some(0)];
+    seeds.extend([
+        signed(0, 0, 0, 0, (0, 0), good),
+        signed(1, 0, 0, 0, (0, 1), good),
+        signed(1, 3, 0, 1, (0, 0), good),
+        signed(2, 0, 0, 0, (0, 0), good),
+        signed(0, 0, 0, 0, (0, 0), [Some(-3600), None, Some(-4000)]),
+        signed(0, 0, 0, 0, (0, 0), [Some(600), Some(3600), None]),
+        signed(0, 0, 0, 0, (0, 0), [Some(600), None, Some(3600)]),
+        signed(0, 0, 0, 0, (1, 0), good),
+        signed(0, 0, 0, 0, (0, 2), good),
+        signed(0, 0, 7, 0, (0, 0), good),
+        signed(3, 0, 0, 0, (0, 0), good),
+        signed(4, 0, 0, 0, (0, 0), good),
+        signed(5, 0, 6, 1, (0, 0), good),
+        signed(0, 0, 0, 2, (0, 0), good),
+        signed(0, 0, 0, 3, (0, 0), good),
+        signed(0, 0, 2, 0, (0, 0), good),
+    ]);
+    let header = br#"{"alg":"ES256","kid":"ec1","crit":["exp"]}"#;
+    let claims = format!(r#"{{"iss":"{ISSUER}","aud":"{AUDIENCE}","sub":"alice","exp":{LATER},"exp":1}}"#);
+    seeds.push(Seed::default().byte(1).byte(0).byte(0).byte(0).byte(1).short(header).byte(1).rest(claims.as_bytes()));
+    seeds
+}
+
 #[test]
 #[ignore = "writes fuzz/corpus/*/seed-*: run by hand after a change to how a target reads its bytes"]
 fn write_seeds() {
-    let all: [(&str, Vec<Vec<u8>>); 7] = [
+    let all: [(&str, Vec<Vec<u8>>); 8] = [
         ("envelope", envelope_seeds()),
         ("compression", compression_seeds()),
         ("grpc_timeout", grpc_timeout_seeds()),
@@ -205,6 +253,7 @@ fn write_seeds() {
         ("connect_json", connect_json_seeds()),
         ("lenient", lenient_seeds()),
         ("dispatch", dispatch_seeds()),
+        ("jwt", jwt_seeds()),
     ];
     for (target, seeds) in all {
         let dir = super::tests::fuzz_dir().join("corpus").join(target);
@@ -229,4 +278,19 @@ fn the_dispatch_seeds_are_answered_ok() {
             None => assert_eq!(answer.connect_code(), "", "seed {index}: {answer:?}"),
         }
     }
+}
+
+/// The good tokens among the jwt seeds are taken (the seeds reach past the
+/// signature), the near misses refused.
+#[test]
+fn the_good_jwt_seeds_are_taken_and_the_others_refused() {
+    let taken: Vec<usize> = jwt_seeds()
+        .iter()
+        .enumerate()
+        .filter(|(_, seed)| super::tokens::taken_or_not(seed).expect("a header"))
+        .map(|(index, _)| index)
+        .collect();
+    // Fixed tokens: ES256, RS256, EdDSA, PS256 for two audiences; signed
+    // ones: ES256, RS256 for two audiences, PS384 without a kid, EdDSA.
+    assert_eq!(taken, [0, 1, 2, 5, 13, 14, 15, 16]);
 }
