@@ -242,10 +242,71 @@ fn jwt_seeds() -> Vec<Vec<u8>> {
     seeds
 }
 
+/// gRFC A43's example, the policies of docs/security.md and
+/// tests/it/security.rs, shapes of grpc-go's examples, and near misses.
+const POLICIES: [&str; 10] = [
+    r#"{"name": "example-policy",
+        "allow_rules": [
+          {"name": "admin-access",
+           "source": {"principals": ["spiffe://foo.com/sa/admin1", "spiffe://foo.com/sa/admin2"]},
+           "request": {"paths": ["/pkg.service/*"]}},
+          {"name": "dev-access", "source": {"principals": ["*", ""]},
+           "request": {"paths": ["/pkg.service/foo", "/pkg.service/bar"],
+                       "headers": [{"key": "dev-path", "values": ["/dev/path/*"]}]}}],
+        "deny_rules": [{"name": "deny-access", "request": {"paths": ["*/secret"]}}]}"#,
+    r#"{"name": "search-policy", "allow_rules": [
+        {"name": "health", "request": {"paths": ["/grpc.health.v1.Health/*"]}},
+        {"name": "alice", "source": {"request_principals": ["https://issuer.example/alice"]}}]}"#,
+    r#"{"name": "table",
+        "deny_rules": [{"name": "not-bob", "source": {"request_principals": ["https://issuer.example/bob"]}}],
+        "allow_rules": [
+          {"name": "tokens", "source": {"request_principals": ["https://issuer.example/alice", "https://issuer.example/bob"]},
+           "request": {"paths": ["/search.v1.SearchService/Search"]}},
+          {"name": "workloads", "source": {"principals": ["spiffe://acme/ns/web/sa/searcher"]},
+           "request": {"paths": ["/search.v1.SearchService/Search"]}},
+          {"name": "team", "request": {"paths": ["/search.v1.SearchService/Search"],
+                                       "headers": [{"key": "x-team", "values": ["search"]}]}},
+          {"name": "carol-everything", "source": {"request_principals": ["https://issuer.example/carol"]},
+           "request": {"paths": ["/search.v1.SearchService/*"]}},
+          {"name": "probes", "request": {"paths": ["/grpc.health.v1.Health/*"]}}]}"#,
+    r#"{"name": "mesh", "allow_rules": [{"name": "searchers",
+        "source": {"principals": ["spiffe://acme/ns/web/sa/searcher", "*.acme.internal", "CN=robot,O=acme"]},
+        "request": {"paths": ["/search.v1.SearchService/Search"]}}]}"#,
+    r#"{"name": "authz", "deny_rules": [],
+        "allow_rules": [
+          {"name": "allow_UnaryEcho", "request": {"paths": ["/grpc.examples.echo.Echo/UnaryEcho"],
+           "headers": [{"key": "UNARY_ECHO:W", "values": ["true"]}]}},
+          {"name": "allow_all_with_key", "source": {"principals": ["*"]},
+           "request": {"headers": [{"key": "key-abc", "values": ["val-abc", "val-def"]}]}}]}"#,
+    r#"{"name": "p", "allow_rules": [{"name": "r", "request": {"headers": [{"key": "x-team", "values": ["red,blue", "*"]}]}}]}"#,
+    r#"{"name": "p", "allow_rules": [{"name": "r", "request": {"headers": [{"key": "grpc-timeout", "values": ["1S"]}]}}]}"#,
+    "{\n  \"name\": \"p\",\n  \"allow_rules\": [],\n  \"allow_rulez\": []\n}",
+    r#"{"name": "p"}"#,
+    r#"{"name": "p", "allow_rules": [{"name": "r", "request": {"headers": [{"key": "TE", "values": ["trailers"]}]}},]}"#,
+];
+
+/// Calls the `policy` target builds, each twelve choices: a path, a peer
+/// (and its names), a JWT caller, headers; a word by its index among
+/// `WORDS` (0 to 9), then the policy's own strings.
+const CALLS: [[u8; 12]; 6] = [
+    [0, 0, 1, 4, 1, 5, 7, 0, 0, 0, 0, 0],
+    [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    [2, 2, 3, 9, 9, 0, 0, 0, 0, 0, 0, 0],
+    [12, 2, 3, 9, 8, 1, 4, 1, 6, 13, 0, 0],
+    [15, 1, 1, 11, 2, 6, 14, 16, 17, 0, 0, 0],
+    [11, 2, 10, 12, 14, 1, 19, 3, 18, 21, 5, 20],
+];
+
+fn policy_seeds() -> Vec<Vec<u8>> {
+    let calls = CALLS.as_flattened();
+    let count = u8::try_from(CALLS.len()).expect("a few calls");
+    POLICIES.iter().map(|policy| Seed::default().byte(count).rest(&[calls, policy.as_bytes()].concat())).collect()
+}
+
 #[test]
 #[ignore = "writes fuzz/corpus/*/seed-*: run by hand after a change to how a target reads its bytes"]
 fn write_seeds() {
-    let all: [(&str, Vec<Vec<u8>>); 8] = [
+    let all: [(&str, Vec<Vec<u8>>); 9] = [
         ("envelope", envelope_seeds()),
         ("compression", compression_seeds()),
         ("grpc_timeout", grpc_timeout_seeds()),
@@ -254,6 +315,7 @@ fn write_seeds() {
         ("lenient", lenient_seeds()),
         ("dispatch", dispatch_seeds()),
         ("jwt", jwt_seeds()),
+        ("policy", policy_seeds()),
     ];
     for (target, seeds) in all {
         let dir = super::tests::fuzz_dir().join("corpus").join(target);
@@ -290,7 +352,17 @@ fn the_good_jwt_seeds_are_taken_and_the_others_refused() {
         .filter(|(_, seed)| super::tokens::taken_or_not(seed).expect("a header"))
         .map(|(index, _)| index)
         .collect();
-    // Fixed tokens: ES256, RS256, EdDSA, PS256 for two audiences; signed
+    // Fixed tokens: ES256, RS256, EdDSA, RS512 for two audiences; signed
     // ones: ES256, RS256 for two audiences, PS384 without a kid, EdDSA.
     assert_eq!(taken, [0, 1, 2, 5, 13, 14, 15, 16]);
+}
+
+/// The policy seeds reach every kind of decision: allowed, denied by a deny
+/// rule, denied for want of an allow rule.
+#[test]
+fn the_policy_seeds_reach_every_kind_of_decision() {
+    let decisions: Vec<(bool, bool)> = policy_seeds().iter().flat_map(|seed| super::policies::decided(seed)).collect();
+    for kind in [(true, true), (false, true), (false, false)] {
+        assert!(decisions.contains(&kind), "no decision (allowed, by a rule) = {kind:?}: {decisions:?}");
+    }
 }

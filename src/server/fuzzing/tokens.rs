@@ -135,7 +135,7 @@ fn fixed_tokens(signers: &[Signer]) -> Vec<(String, usize)> {
         (2, Algorithm::EdDSA, r#"{"alg":"EdDSA"}"#, json!({})),
         (0, Algorithm::ES256, r#"{"alg":"ES256","kid":"ec1"}"#, json!({"exp": 1_700_000_600})),
         (0, Algorithm::ES256, r#"{"alg":"ES256","kid":"ec1"}"#, json!({"iss": "https://evil.example"})),
-        (1, Algorithm::PS256, r#"{"alg":"PS256","kid":"rsa1"}"#, json!({"aud": ["other", AUDIENCE]})),
+        (1, Algorithm::RS512, r#"{"alg":"RS512","kid":"rsa1"}"#, json!({"aud": ["other", AUDIENCE]})),
         (3, Algorithm::ES256, r#"{"alg":"ES256","kid":"ec1"}"#, json!({"sub": "root"})),
         (4, Algorithm::HS256, r#"{"alg":"HS256","kid":"ec1"}"#, json!({"sub": "root"})),
         (2, Algorithm::EdDSA, r#"{"alg":"none"}"#, json!({"sub": "root"})),
