@@ -16,7 +16,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use http::{HeaderMap, HeaderValue};
-use jsonwebtoken::{Algorithm, EncodingKey};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde_json::{Value, json};
 
 use super::{Input, keys};
@@ -35,14 +36,16 @@ const MAX_MESSAGE: usize = 240;
 /// (a `kid`, an `alg`): a token or signature this long is never in one.
 const MAX_ECHO: usize = 64;
 /// `exp` of the fixed tokens: 2100-01-01.
+#[cfg(test)]
 pub(super) const LATER: u64 = 4_102_444_800;
 
-/// A key tokens are signed with; `trusted`: one of the server's set.
+/// A key tokens are signed with, and its public half if it is one of the
+/// server's set.
 struct Signer {
     kid: &'static str,
     key: EncodingKey,
     algorithms: &'static [Algorithm],
-    trusted: bool,
+    trusted: Option<DecodingKey>,
 }
 
 const RSA: &[Algorithm] =
@@ -53,14 +56,17 @@ const HMAC: &[Algorithm] = &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS51
 struct Fixture {
     security: Arc<Security>,
     signers: Vec<Signer>,
-    /// The fixed tokens' signed parts (`header.claims`), and their signer.
-    fixed: Vec<(String, usize)>,
 }
 
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let der = |b64: &str| STANDARD.decode(b64).expect("a committed key");
     let secret = |bytes: &str| EncodingKey::from_secret(bytes.as_bytes()).expect("any bytes");
-    let signer = |kid, key, algorithms, trusted| Signer { kid, key, algorithms, trusted };
+    let set: JwkSet = serde_json::from_str(keys::JWKS).expect("the committed JWKS");
+    let signer = |kid, key, algorithms, trusted: bool| {
+        let jwk = set.find(kid).filter(|_| trusted);
+        let trusted = jwk.map(|jwk| DecodingKey::from_jwk(jwk).expect("a key of the committed JWKS"));
+        Signer { kid, key, algorithms, trusted }
+    };
     let signers = vec![
         signer("ec1", EncodingKey::from_ec_der(&der(keys::EC)), &[Algorithm::ES256], true),
         signer("rsa1", EncodingKey::from_rsa_der(&der(keys::RSA)), RSA, true),
@@ -69,8 +75,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         signer("ec1", secret(keys::EC_X), HMAC, false),
         signer("rsa1", secret(keys::JWKS), HMAC, false),
     ];
-    let fixed = fixed_tokens(&signers).into_iter().map(|(token, by)| (signed_part(&token).to_owned(), by)).collect();
-    Fixture { security: security(None, Some(keys::JWKS)), signers, fixed }
+    Fixture { security: security(None, Some(keys::JWKS)), signers }
 });
 
 /// The security layer of a server given `policy` and `jwks` (through
@@ -123,6 +128,7 @@ pub(super) fn fixed_tokens_for_seeds() -> Vec<String> {
 }
 
 /// The same, each with the index of its signer.
+#[cfg(test)]
 fn fixed_tokens(signers: &[Signer]) -> Vec<(String, usize)> {
     let claims = |extra: Value| {
         let mut all = json!({"iss": ISSUER, "sub": "alice", "aud": AUDIENCE, "iat": 1_700_000_000, "exp": LATER});
@@ -152,8 +158,8 @@ fn fixed_tokens(signers: &[Signer]) -> Vec<(String, usize)> {
 /// with UNAUTHENTICATED, saying why in a bounded message that never holds
 /// the token or its signature; or taken, only if signed by a key of the set
 /// with an algorithm of that key's kind, with the issuer, the audience and
-/// times the server takes. The fuzzer's bytes are the header (a fixed
-/// token a seed), or choices of a token the target signs.
+/// times the server takes. The fuzzer's bytes are the header (tokens the
+/// target signed, seeds), or choices of a token the target signs.
 pub fn jwt(data: &[u8]) {
     let _ = taken_or_not(data);
 }
@@ -181,11 +187,13 @@ pub(super) fn taken_or_not(data: &[u8]) -> Option<bool> {
     match (&first, &again) {
         (Ok(caller), Ok(same)) => {
             assert_eq!(caller, same, "the cache named another caller");
-            // What was taken is what the target signed: this input's token,
-            // or a fixed one.
-            let mut signed = signer.iter().chain(&fixture.fixed);
-            let Some(&(_, by)) = signed.find(|(signed, _)| signed == signed_part(token)) else {
-                panic!("a token the target did not sign was taken: {token}")
+            // What was taken the target signed: this input's token, or
+            // (the fuzzer's bytes) one a key of the set signed, those keys
+            // being the target's alone.
+            let by = match signer {
+                Some((signed, by)) if signed == signed_part(token) => by,
+                _ => signed_by(fixture, token)
+                    .unwrap_or_else(|| panic!("a token no key of the set signed was taken: {token}")),
             };
             taken(&fixture.signers[by], token, caller.request_principal.as_deref(), (before, after));
         }
@@ -270,11 +278,22 @@ fn claims(input: &mut Input<'_>) -> String {
     claims.to_string()
 }
 
+/// The index of the key of the set whose signature `token` carries, with
+/// one of the algorithms of that key's kind.
+fn signed_by(fixture: &Fixture, token: &str) -> Option<usize> {
+    let (signed, signature) = token.rsplit_once('.')?;
+    fixture.signers.iter().position(|signer| {
+        let verifies =
+            |key, &alg| jsonwebtoken::crypto::verify(signature, signed.as_bytes(), key, alg).unwrap_or(false);
+        signer.trusted.as_ref().is_some_and(|key| signer.algorithms.iter().any(|alg| verifies(key, alg)))
+    })
+}
+
 /// A token the server took: signed by a key of the set, with an algorithm
 /// of that key's kind named in its header, and claims the server takes at
 /// some time between `before` and `after`; its caller `ISSUER/SUBJECT`.
 fn taken(signer: &Signer, token: &str, caller: Option<&str>, (before, after): (u64, u64)) {
-    assert!(signer.trusted, "a token signed with a key not in the set was taken: {token}");
+    assert!(signer.trusted.is_some(), "a token signed with a key not in the set was taken: {token}");
     let part = |index: usize| -> Value {
         let text = token.split('.').nth(index).unwrap_or_default();
         let bytes = URL_SAFE_NO_PAD.decode(text).unwrap_or_else(|_| panic!("taken, not base64url: {token}"));
