@@ -148,8 +148,13 @@ fn lenient_seeds() -> Vec<Vec<u8>> {
 /// A request to `path` over protocol `protocol` (an index into
 /// `dispatch::PROTOCOLS`), HTTP/2.
 fn request(protocol: u8, path: &str, headers: &[(&str, &[u8])], query: &str, body: &[u8]) -> Vec<u8> {
+    on(Seed::default().byte(protocol), path, headers, query, body)
+}
+
+/// [`request`] after `seed`'s first choices.
+fn on(seed: Seed, path: &str, headers: &[(&str, &[u8])], query: &str, body: &[u8]) -> Vec<u8> {
     let index = paths().iter().position(|known| *known == path).unwrap_or_else(|| panic!("{path} is served"));
-    let seed = Seed::default().byte(protocol).byte(u8::try_from(index).expect("a few paths")).byte(0);
+    let seed = seed.byte(u8::try_from(index).expect("a few paths")).byte(0);
     seed.headers(headers).short(query.as_bytes()).chunks(&[], body)
 }
 
@@ -193,6 +198,23 @@ fn dispatch_seeds() -> Vec<Vec<u8>> {
         ),
         request(7, "/", &[], "", b""),
     ]
+}
+
+/// Requests to the secured stack of the dispatch target (protocol
+/// `protocol`, then `authorization`, a choice), and the code each must get.
+fn secured_dispatch_seeds() -> Vec<(Vec<u8>, u8)> {
+    let message = encode(0, &search("banana"));
+    let search = |protocol: u8, authorization: u8| {
+        let seed = Seed::default().byte(132 + protocol).byte(authorization);
+        on(seed, "/search.v1.SearchService/Search", &[], "", &message)
+    };
+    let health = Seed::default().byte(132).byte(0);
+    let health = on(health, "/grpc.health.v1.Health/Check", &[], "", &encode(0, b""));
+    [(0, 1, 0), (2, 1, 0), (0, 0, 7), (0, 2, 7), (1, 3, 7), (0, 4, 16), (3, 5, 16)]
+        .into_iter()
+        .map(|(protocol, authorization, code)| (search(protocol, authorization), code))
+        .chain([(health, 0)])
+        .collect()
 }
 
 /// A token the `jwt` target signs: with signer `by` (an index of its
@@ -313,7 +335,7 @@ fn write_seeds() {
         ("metadata", metadata_seeds()),
         ("connect_json", connect_json_seeds()),
         ("lenient", lenient_seeds()),
-        ("dispatch", dispatch_seeds()),
+        ("dispatch", [dispatch_seeds(), secured_dispatch_seeds().into_iter().map(|(seed, _)| seed).collect()].concat()),
         ("jwt", jwt_seeds()),
         ("policy", policy_seeds()),
     ];
@@ -339,6 +361,16 @@ fn the_dispatch_seeds_are_answered_ok() {
             Some(code) => assert_eq!(code, 0, "seed {index}: {answer:?}"),
             None => assert_eq!(answer.connect_code(), "", "seed {index}: {answer:?}"),
         }
+    }
+}
+
+/// Each secured dispatch seed gets its code: OK for alice's search and for
+/// health, PERMISSION_DENIED or UNAUTHENTICATED for the others.
+#[test]
+fn the_secured_dispatch_seeds_get_their_codes() {
+    for (index, (seed, code)) in secured_dispatch_seeds().iter().enumerate() {
+        let answer = super::dispatch::answer(seed).unwrap_or_else(|| panic!("seed {index}: no request"));
+        assert_eq!(answer.code(), Some(*code), "secured seed {index}: {answer:?}");
     }
 }
 

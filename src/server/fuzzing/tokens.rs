@@ -36,7 +36,6 @@ const MAX_MESSAGE: usize = 240;
 /// (a `kid`, an `alg`): a token or signature this long is never in one.
 const MAX_ECHO: usize = 64;
 /// `exp` of the fixed tokens: 2100-01-01.
-#[cfg(test)]
 pub(super) const LATER: u64 = 4_102_444_800;
 
 /// A key tokens are signed with, and its public half if it is one of the
@@ -118,6 +117,13 @@ fn sign(signer: &Signer, alg: Algorithm, header: &[u8], claims: &[u8]) -> Option
     let signed = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
     let signature = jsonwebtoken::crypto::sign(signed.as_bytes(), &signer.key, alg).ok()?;
     Some(format!("{signed}.{signature}"))
+}
+
+/// `Bearer` and an ES256 token of the set for `sub`, expiring at `exp`.
+pub(super) fn bearer(sub: &str, exp: u64) -> String {
+    let claims = json!({"iss": ISSUER, "sub": sub, "aud": AUDIENCE, "exp": exp}).to_string();
+    let token = sign(&FIXTURE.signers[0], Algorithm::ES256, br#"{"alg":"ES256","kid":"ec1"}"#, claims.as_bytes());
+    format!("Bearer {}", token.expect("signed"))
 }
 
 /// The tokens the corpus holds whole (each signed by the target itself):
