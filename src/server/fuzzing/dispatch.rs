@@ -4,7 +4,10 @@
 //! query and a body cut into chunks, through the server's own stack (the
 //! page, the protocols' dispatch, the per-call layer, the routes and
 //! handlers) in memory, on a runtime whose clock only moves when every task
-//! waits, so that a deadline passes at once and every call ends.
+//! waits, so that a deadline passes at once and every call ends. The same
+//! stack with the security layer (a policy, the `jwt` target's key set) is
+//! the second half of the inputs, each with an `authorization` of its
+//! choosing: none, a token allowed or not, garbage, the fuzzed one.
 
 use std::convert::Infallible;
 use std::sync::{Arc, LazyLock};
@@ -17,9 +20,10 @@ use tonic::body::Body;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 
-use super::Input;
 use super::framing::body_of;
 use super::headers::{headers, policy};
+use super::tokens::{LATER, bearer, security};
+use super::{Input, keys};
 use crate::pb::v1::FILE_DESCRIPTOR_SET;
 use crate::server::AddedServices;
 use crate::server::ServerConfig;
@@ -28,6 +32,7 @@ use crate::server::method_table::MethodTable;
 use crate::server::page::PageLayer;
 use crate::server::protocols::compression::ENCODINGS;
 use crate::server::protocols::{ProtocolLayer, cors};
+use crate::server::security::Security;
 use crate::server::transport::ConnectionActivity;
 
 /// The largest answer a fuzzed request may get: the inputs are small, and
@@ -59,33 +64,59 @@ struct Server {
     paths: Vec<&'static str>,
 }
 
-static SERVER: LazyLock<Server> = LazyLock::new(|| {
-    let config = ServerConfig::default();
-    let table = MethodTable::of(&AddedServices::default());
-    let (_, health) = tonic_health::server::health_reporter();
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .expect("the contract's descriptor sets");
-    let health = ENCODINGS.iter().fold(health, |health, encoding| health.accept_compressed(encoding.tonic()));
-    let routes = Routes::new(config.max_recv_bytes, table, &config.services).add(health).add(reflection);
-    let policy = Arc::new(policy());
-    let calls = CallLayer::new(Arc::clone(&policy), None, None, ConnectionActivity::detached());
-    let stack = ServiceBuilder::new()
-        .layer(PageLayer::new(config.page))
-        .layer(ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors), table))
-        .service(calls.layer(routes));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("a runtime on this thread");
-    let mut paths: Vec<&'static str> = table.methods().map(|(path, _)| path).collect();
-    paths.sort_unstable();
-    paths.insert(0, "/");
-    Server { stack: BoxCloneSyncService::new(stack), policy, runtime, paths }
+/// The secured stack's policy: alice may call the search service, anyone
+/// may check health, bob may call nothing.
+const POLICY: &str = r#"{"name": "fuzz",
+    "deny_rules": [{"name": "not-bob", "source": {"request_principals": ["https://issuer.example/bob"]}}],
+    "allow_rules": [
+      {"name": "alice", "source": {"request_principals": ["https://issuer.example/alice"]},
+       "request": {"paths": ["/search.v1.SearchService/*"]}},
+      {"name": "probes", "request": {"paths": ["/grpc.health.v1.Health/*"]}}]}"#;
+
+/// The `authorization` of a call to the secured stack: none, a token of
+/// alice's, bob's, carol's (in no rule), garbage, alice's expired token, or
+/// the fuzzed headers' own.
+const AUTHORIZATIONS: u8 = 7;
+
+static SERVER: LazyLock<Server> = LazyLock::new(|| Server::new(None));
+/// The same stack with the security layer: [`POLICY`] and the key set of
+/// the `jwt` target.
+static SECURED: LazyLock<Server> = LazyLock::new(|| Server::new(Some(security(Some(POLICY), Some(keys::JWKS)))));
+/// The values of [`AUTHORIZATIONS`] that are the target's.
+static BEARERS: LazyLock<[String; 5]> = LazyLock::new(|| {
+    let alice = bearer("alice", LATER);
+    [alice.clone(), bearer("bob", LATER), bearer("carol", LATER), "Bearer a.b.c".into(), bearer("alice", 1_700_000_000)]
 });
+
+impl Server {
+    fn new(security: Option<Arc<Security>>) -> Self {
+        let config = ServerConfig::default();
+        let table = MethodTable::of(&AddedServices::default());
+        let (_, health) = tonic_health::server::health_reporter();
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .expect("the contract's descriptor sets");
+        let health = ENCODINGS.iter().fold(health, |health, encoding| health.accept_compressed(encoding.tonic()));
+        let routes = Routes::new(config.max_recv_bytes, table, &config.services).add(health).add(reflection);
+        let policy = Arc::new(policy());
+        let calls = CallLayer::new(Arc::clone(&policy), None, security, ConnectionActivity::detached());
+        let stack = ServiceBuilder::new()
+            .layer(PageLayer::new(config.page))
+            .layer(ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors), table))
+            .service(calls.layer(routes));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("a runtime on this thread");
+        let mut paths: Vec<&'static str> = table.methods().map(|(path, _)| path).collect();
+        paths.sort_unstable();
+        paths.insert(0, "/");
+        Server { stack: BoxCloneSyncService::new(stack), policy, runtime, paths }
+    }
+}
 
 /// The paths a target's byte picks, in order (for the seeds).
 #[cfg(test)]
@@ -97,7 +128,8 @@ pub(super) fn paths() -> &'static [&'static str] {
 /// bounded, a gRPC answer must carry a status under HTTP 200, no answer may
 /// blame the server for the peer's bytes (INTERNAL or UNKNOWN, in any
 /// protocol's words), and the call must give its place among the calls in
-/// flight back.
+/// flight back. On the secured stack, a call the policy does not let
+/// through is never answered OK.
 pub fn dispatch(data: &[u8]) {
     let _ = answer(data);
 }
@@ -158,7 +190,11 @@ fn web_trailers(mut body: &[u8]) -> Option<Vec<u8>> {
 pub(super) fn answer(data: &[u8]) -> Option<Answer> {
     let server = &*SERVER;
     let mut input = Input::new(data);
-    let (method, content_type) = input.pick(PROTOCOLS);
+    // A first byte past 127: the secured stack, and an authorization.
+    let first = input.byte();
+    let (method, content_type) = PROTOCOLS[usize::from(first) % PROTOCOLS.len()];
+    let (server, authorization) =
+        if first < 128 { (server, None) } else { (&*SECURED, Some(input.byte() % AUTHORIZATIONS)) };
     let path = match server.paths.get(usize::from(input.byte())) {
         Some(path) => (*path).to_owned(),
         None => String::from_utf8_lossy(input.short()).into_owned(),
@@ -179,6 +215,8 @@ pub(super) fn answer(data: &[u8]) -> Option<Answer> {
         request.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     }
     request.headers_mut().extend(fuzzed);
+    let alice = authorize(request.headers_mut(), authorization);
+    let path = request.uri().path().to_owned();
     let answer = server.runtime.block_on(async {
         let Ok(response) = server.stack.clone().oneshot(request).await;
         read(response).await
@@ -190,10 +228,39 @@ pub(super) fn answer(data: &[u8]) -> Option<Answer> {
         assert!(code.is_some_and(|code| code <= 16), "a gRPC answer's status: {:?}", answer.grpc_status);
         assert_eq!(answer.status, http::StatusCode::OK, "a gRPC answer's HTTP status");
     }
+    if authorization.is_some() && !alice {
+        // Only health is anyone's; the page is no call.
+        let reached = match answer.code() {
+            Some(code) => code == 0,
+            None => answer.status == http::StatusCode::OK && answer.connect_code().is_empty() && path != "/",
+        };
+        assert!(!reached || path.starts_with("/grpc.health.v1.Health/"), "a call not allowed was answered: {answer:?}");
+    }
     let blamed = matches!(answer.code(), Some(2 | 13)) || ["internal", "unknown"].contains(&answer.connect_code());
     assert!(!blamed, "the server blamed itself for a peer's bytes: {answer:?}");
     assert_eq!(server.policy.in_flight(), 0, "a call still holds its place among the calls in flight");
     Some(answer)
+}
+
+/// Sets the `authorization` the secured stack's input chose (an index of
+/// [`AUTHORIZATIONS`]); whether the call may be alice's.
+fn authorize(headers: &mut http::HeaderMap, authorization: Option<u8>) -> bool {
+    let key = http::header::AUTHORIZATION;
+    match authorization {
+        None | Some(6) => {
+            let token = BEARERS[0].trim_start_matches("Bearer ");
+            headers.get(&key).is_some_and(|value| value.as_bytes().windows(token.len()).any(|w| w == token.as_bytes()))
+        }
+        Some(0) => {
+            headers.remove(&key);
+            false
+        }
+        Some(choice) => {
+            let value = HeaderValue::from_str(&BEARERS[usize::from(choice) - 1]).expect("a token is a header value");
+            headers.insert(key, value);
+            choice == 1
+        }
+    }
 }
 
 /// Reads an answer to its end, never past [`MAX_ANSWER_BYTES`].

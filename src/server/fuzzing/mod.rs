@@ -16,6 +16,10 @@
 //! - `headers.rs`: a request's headers: `grpc-timeout` (and Connect's
 //!   `connect-timeout-ms`), the trace context, binary metadata.
 //! - `messages.rs`: a request's messages: Connect's JSON, protobuf decoding.
+//! - `policies.rs`: an authorization policy file through its loader, and
+//!   the loaded policy's decisions.
+//! - `tokens.rs`: a bearer token through the security layer, with the key
+//!   set of `keys.rs`.
 //! - `dispatch.rs`: whole requests through the server's stack, every
 //!   protocol (gRPC, gRPC-Web binary and text, Connect POST, GET, streams).
 //! - `tests.rs`: the corpus replayed and mutated in `cargo test`;
@@ -30,13 +34,18 @@ mod alloc;
 mod dispatch;
 mod framing;
 mod headers;
+mod keys;
 mod messages;
+mod policies;
+mod tokens;
 
 pub use self::alloc::{Capped, MAX_LIVE, MAX_ONE, capped};
 pub use self::dispatch::dispatch;
 pub use self::framing::{compression, envelope};
 pub use self::headers::{grpc_timeout, metadata};
 pub use self::messages::{connect_json, lenient};
+pub use self::policies::policy;
+pub use self::tokens::jwt;
 
 /// A fuzz target: the fuzzer's bytes in, a panic or an abort for a bug.
 pub type Target = fn(&[u8]);
@@ -50,6 +59,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("connect_json", connect_json),
     ("lenient", lenient),
     ("dispatch", dispatch),
+    ("jwt", jwt),
+    ("policy", policy),
 ];
 
 /// The fuzzer's bytes read as the choices of one input, from the front; a

@@ -46,8 +46,8 @@ pub enum TokenError {
     /// `aud` does not name this server.
     #[error("the bearer token's audience does not include this server")]
     WrongAudience,
-    /// `kid` names no key of the key set.
-    #[error("the bearer token's key id is unknown: {0:?}")]
+    /// `kid` names no key of the key set (shown as [`shown`] shows it).
+    #[error("the bearer token's key id is unknown: {0}")]
     UnknownKey(String),
     /// The signature does not verify.
     #[error("the bearer token's signature does not verify")]
@@ -121,14 +121,9 @@ impl Keys {
         match kid {
             Some(kid) => {
                 let key = self.keys.iter().find(|key| key.kid.as_deref() == Some(kid));
-                let key = key.ok_or_else(|| TokenError::UnknownKey(kid.to_owned()))?;
-                if takes(&key) {
-                    Ok(key)
-                } else {
-                    Err(TokenError::AlgorithmNotAllowed(format!(
-                        "{alg:?} with key {kid:?}, which is not that kind of key"
-                    )))
-                }
+                let key = key.ok_or_else(|| TokenError::UnknownKey(shown(kid)))?;
+                let wrong = || format!("{alg:?} with key {}, which is not that kind of key", shown(kid));
+                takes(&key).then_some(key).ok_or_else(|| TokenError::AlgorithmNotAllowed(wrong()))
             }
             // No kid: the one key of that kind, if there is one.
             None => {
@@ -136,7 +131,7 @@ impl Keys {
                 match (fit.next(), fit.next()) {
                     (Some(key), None) => Ok(key),
                     (None, _) => Err(TokenError::AlgorithmNotAllowed(format!("{alg:?}: no key of that kind"))),
-                    (Some(_), Some(_)) => Err(TokenError::UnknownKey("(none: the token names no kid)".into())),
+                    (Some(_), Some(_)) => Err(TokenError::UnknownKey("none (the token names no kid)".into())),
                 }
             }
         }
@@ -219,7 +214,7 @@ impl Verifier {
         let header = header(token)?;
         let alg = match header.alg.as_str() {
             "none" => return Err(TokenError::AlgorithmNotAllowed("none (an unsigned token)".into())),
-            name => name.parse::<Algorithm>().map_err(|_| TokenError::AlgorithmNotAllowed(format!("{name:?}")))?,
+            name => name.parse::<Algorithm>().map_err(|_| TokenError::AlgorithmNotAllowed(shown(name)))?,
         };
         let key = keys.find(alg, header.kid.as_deref())?;
         let mut validation = Validation::new(alg);
@@ -248,6 +243,13 @@ fn header(token: &str) -> Result<Header, TokenError> {
         .decode(head)
         .map_err(|_| TokenError::Malformed("the header is not base64url"))?;
     serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed("the header is not a JWT header"))
+}
+
+/// Text from a token (a `kid`, an `alg`) as a refusal shows it: quoted, cut
+/// to 40 characters, so that a refusal stays short whatever a token says.
+fn shown(text: &str) -> String {
+    let quoted = format!("{text:?}");
+    quoted.char_indices().nth(40).map_or_else(|| quoted.clone(), |(cut, _)| format!("{}...", &quoted[..cut]))
 }
 
 /// What `jsonwebtoken` refused, as the caller's error.
@@ -332,7 +334,9 @@ mod tests {
         assert_eq!(check(&ok(json!({"iss": "https://evil.example"})), &keys), Err(TokenError::WrongIssuer));
         assert_eq!(check(&ok(json!({"aud": "other"})), &keys), Err(TokenError::WrongAudience));
         let unknown = mint(Algorithm::ES256, &es, Some("nope"), json!({}));
-        assert_eq!(check(&unknown, &keys), Err(TokenError::UnknownKey("nope".into())));
+        assert_eq!(check(&unknown, &keys), Err(TokenError::UnknownKey(r#""nope""#.into())));
+        let long = check(&mint(Algorithm::ES256, &es, Some(&"k".repeat(500)), json!({})), &keys);
+        assert_eq!(long, Err(TokenError::UnknownKey(format!("\"{}...", "k".repeat(39)))), "cut short");
         // Signed with the EC key, claimed to be the Ed25519 key's.
         assert!(matches!(
             check(&mint(Algorithm::ES256, &es, Some("ed1"), json!({})), &keys),
@@ -365,12 +369,8 @@ mod tests {
         assert!(matches!(check(&no_kid, &keys), Err(TokenError::AlgorithmNotAllowed(_))));
         // With a secret given on its own, HS256 tokens signed with it pass.
         let with_secret = Keys::parse(&jwks, Some(b"a shared secret of enough bytes")).expect("loads");
-        let hs = mint(
-            Algorithm::HS256,
-            &EncodingKey::from_secret(b"a shared secret of enough bytes").expect("a secret"),
-            None,
-            json!({}),
-        );
+        let secret = EncodingKey::from_secret(b"a shared secret of enough bytes").expect("a secret");
+        let hs = mint(Algorithm::HS256, &secret, None, json!({}));
         assert_eq!(check(&hs, &with_secret), Ok(format!("{ISSUER}/alice")));
         // An HMAC key inside a JWKS is refused at load.
         let oct = json!({"keys": [{"kty": "oct", "kid": "s", "k": b64(b"secret")}]}).to_string();
@@ -390,7 +390,7 @@ mod tests {
         assert!(verifier.verify(&token, &first, 0).is_ok(), "kept");
         assert_eq!(
             verifier.verify(&token, &second, 1),
-            Err(TokenError::UnknownKey("ec1".into())),
+            Err(TokenError::UnknownKey(r#""ec1""#.into())),
             "not kept past new keys"
         );
     }

@@ -27,7 +27,7 @@ use tonic::Status;
 pub use self::identity::Caller;
 use self::jwt::{Keys, Verifier};
 pub use self::jwt::{SKEW, TokenError};
-use self::policy::Policy;
+pub(in crate::server) use self::policy::Policy;
 pub use self::policy::PolicyError;
 use self::reload::Reloaded;
 use crate::server::config::{AuditCondition, SecurityConfig};

@@ -1,0 +1,2 @@
+#![no_main]
+search_fuzz::target!(policy);
