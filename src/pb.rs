@@ -17,3 +17,34 @@ pub mod v1;
 #[allow(clippy::all, clippy::pedantic, missing_docs, unused_qualifications)]
 #[path = "../gen/grpc/testing/grpc.testing.rs"]
 pub mod testing;
+
+/// `xds.*`: the xDS project's ORCA load reports (`proto/xds/`), the message
+/// (`xds::data::orca::v3::OrcaLoadReport`) and the out-of-band stream
+/// (`xds::service::orca::v3`), nested as the generated code names them
+/// (its paths climb four modules up), so included rather than `#[path]`ed.
+pub mod xds {
+    /// `xds.data`.
+    pub mod data {
+        /// `xds.data.orca`.
+        pub mod orca {
+            /// `xds.data.orca.v3`: the load report.
+            #[rustfmt::skip]
+            #[allow(clippy::all, clippy::pedantic, missing_docs, unused_qualifications)]
+            pub mod v3 {
+                include!("../gen/xds/data/orca/v3/xds.data.orca.v3.rs");
+            }
+        }
+    }
+    /// `xds.service`.
+    pub mod service {
+        /// `xds.service.orca`.
+        pub mod orca {
+            /// `xds.service.orca.v3`: `OpenRcaService`, the out-of-band stream.
+            #[rustfmt::skip]
+            #[allow(clippy::all, clippy::pedantic, missing_docs, unused_qualifications)]
+            pub mod v3 {
+                include!("../gen/xds/service/orca/v3/xds.service.orca.v3.rs");
+            }
+        }
+    }
+}

@@ -712,6 +712,9 @@ impl serde::Serialize for SimpleRequest {
         if true {
             len += 1;
         }
+        if true {
+            len += 1;
+        }
         let mut struct_ser = serializer.serialize_struct("grpc.testing.SimpleRequest", len)?;
         if true {
             let v = PayloadType::try_from(self.response_type)
@@ -745,6 +748,9 @@ impl serde::Serialize for SimpleRequest {
         if true {
             struct_ser.serialize_field("fillGrpclbRouteType", &self.fill_grpclb_route_type)?;
         }
+        if let Some(v) = self.orca_per_query_report.as_ref() {
+            struct_ser.serialize_field("orcaPerQueryReport", v)?;
+        }
         struct_ser.end()
     }
 }
@@ -774,6 +780,8 @@ impl<'de> serde::Deserialize<'de> for SimpleRequest {
             "fillServerId",
             "fill_grpclb_route_type",
             "fillGrpclbRouteType",
+            "orca_per_query_report",
+            "orcaPerQueryReport",
         ];
 
         #[allow(clippy::enum_variant_names)]
@@ -788,6 +796,7 @@ impl<'de> serde::Deserialize<'de> for SimpleRequest {
             ExpectCompressed,
             FillServerId,
             FillGrpclbRouteType,
+            OrcaPerQueryReport,
             __SkipField__,
         }
         impl<'de> serde::Deserialize<'de> for GeneratedField {
@@ -820,6 +829,7 @@ impl<'de> serde::Deserialize<'de> for SimpleRequest {
                             "expectCompressed" | "expect_compressed" => Ok(GeneratedField::ExpectCompressed),
                             "fillServerId" | "fill_server_id" => Ok(GeneratedField::FillServerId),
                             "fillGrpclbRouteType" | "fill_grpclb_route_type" => Ok(GeneratedField::FillGrpclbRouteType),
+                            "orcaPerQueryReport" | "orca_per_query_report" => Ok(GeneratedField::OrcaPerQueryReport),
                             _ => Ok(GeneratedField::__SkipField__),
                         }
                     }
@@ -849,6 +859,7 @@ impl<'de> serde::Deserialize<'de> for SimpleRequest {
                 let mut expect_compressed__ = None;
                 let mut fill_server_id__ = None;
                 let mut fill_grpclb_route_type__ = None;
+                let mut orca_per_query_report__ = None;
                 while let Some(k) = map_.next_key()? {
                     match k {
                         GeneratedField::ResponseType => {
@@ -913,6 +924,12 @@ impl<'de> serde::Deserialize<'de> for SimpleRequest {
                             }
                             fill_grpclb_route_type__ = Some(map_.next_value()?);
                         }
+                        GeneratedField::OrcaPerQueryReport => {
+                            if orca_per_query_report__.is_some() {
+                                return Err(serde::de::Error::duplicate_field("orcaPerQueryReport"));
+                            }
+                            orca_per_query_report__ = map_.next_value()?;
+                        }
                         GeneratedField::__SkipField__ => {
                             let _ = map_.next_value::<serde::de::IgnoredAny>()?;
                         }
@@ -929,6 +946,7 @@ impl<'de> serde::Deserialize<'de> for SimpleRequest {
                     expect_compressed: expect_compressed__,
                     fill_server_id: fill_server_id__.unwrap_or_default(),
                     fill_grpclb_route_type: fill_grpclb_route_type__.unwrap_or_default(),
+                    orca_per_query_report: orca_per_query_report__,
                 })
             }
         }
@@ -1351,6 +1369,9 @@ impl serde::Serialize for StreamingOutputCallRequest {
         if true {
             len += 1;
         }
+        if true {
+            len += 1;
+        }
         let mut struct_ser = serializer.serialize_struct("grpc.testing.StreamingOutputCallRequest", len)?;
         if true {
             let v = PayloadType::try_from(self.response_type)
@@ -1365,6 +1386,9 @@ impl serde::Serialize for StreamingOutputCallRequest {
         }
         if let Some(v) = self.response_status.as_ref() {
             struct_ser.serialize_field("responseStatus", v)?;
+        }
+        if let Some(v) = self.orca_oob_report.as_ref() {
+            struct_ser.serialize_field("orcaOobReport", v)?;
         }
         struct_ser.end()
     }
@@ -1383,6 +1407,8 @@ impl<'de> serde::Deserialize<'de> for StreamingOutputCallRequest {
             "payload",
             "response_status",
             "responseStatus",
+            "orca_oob_report",
+            "orcaOobReport",
         ];
 
         #[allow(clippy::enum_variant_names)]
@@ -1391,6 +1417,7 @@ impl<'de> serde::Deserialize<'de> for StreamingOutputCallRequest {
             ResponseParameters,
             Payload,
             ResponseStatus,
+            OrcaOobReport,
             __SkipField__,
         }
         impl<'de> serde::Deserialize<'de> for GeneratedField {
@@ -1417,6 +1444,7 @@ impl<'de> serde::Deserialize<'de> for StreamingOutputCallRequest {
                             "responseParameters" | "response_parameters" => Ok(GeneratedField::ResponseParameters),
                             "payload" => Ok(GeneratedField::Payload),
                             "responseStatus" | "response_status" => Ok(GeneratedField::ResponseStatus),
+                            "orcaOobReport" | "orca_oob_report" => Ok(GeneratedField::OrcaOobReport),
                             _ => Ok(GeneratedField::__SkipField__),
                         }
                     }
@@ -1440,6 +1468,7 @@ impl<'de> serde::Deserialize<'de> for StreamingOutputCallRequest {
                 let mut response_parameters__ = None;
                 let mut payload__ = None;
                 let mut response_status__ = None;
+                let mut orca_oob_report__ = None;
                 while let Some(k) = map_.next_key()? {
                     match k {
                         GeneratedField::ResponseType => {
@@ -1466,6 +1495,12 @@ impl<'de> serde::Deserialize<'de> for StreamingOutputCallRequest {
                             }
                             response_status__ = map_.next_value()?;
                         }
+                        GeneratedField::OrcaOobReport => {
+                            if orca_oob_report__.is_some() {
+                                return Err(serde::de::Error::duplicate_field("orcaOobReport"));
+                            }
+                            orca_oob_report__ = map_.next_value()?;
+                        }
                         GeneratedField::__SkipField__ => {
                             let _ = map_.next_value::<serde::de::IgnoredAny>()?;
                         }
@@ -1476,6 +1511,7 @@ impl<'de> serde::Deserialize<'de> for StreamingOutputCallRequest {
                     response_parameters: response_parameters__.unwrap_or_default(),
                     payload: payload__,
                     response_status: response_status__,
+                    orca_oob_report: orca_oob_report__,
                 })
             }
         }
@@ -1575,5 +1611,164 @@ impl<'de> serde::Deserialize<'de> for StreamingOutputCallResponse {
             }
         }
         deserializer.deserialize_struct("grpc.testing.StreamingOutputCallResponse", FIELDS, GeneratedVisitor)
+    }
+}
+impl serde::Serialize for TestOrcaReport {
+    #[allow(deprecated)]
+    fn serialize<S>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error>
+    where
+        S: serde::Serializer,
+    {
+        use serde::ser::SerializeStruct;
+        let mut len = 0;
+        if true {
+            len += 1;
+        }
+        if true {
+            len += 1;
+        }
+        if true {
+            len += 1;
+        }
+        if true {
+            len += 1;
+        }
+        let mut struct_ser = serializer.serialize_struct("grpc.testing.TestOrcaReport", len)?;
+        if true {
+            struct_ser.serialize_field("cpuUtilization", &self.cpu_utilization)?;
+        }
+        if true {
+            struct_ser.serialize_field("memoryUtilization", &self.memory_utilization)?;
+        }
+        if true {
+            struct_ser.serialize_field("requestCost", &self.request_cost)?;
+        }
+        if true {
+            struct_ser.serialize_field("utilization", &self.utilization)?;
+        }
+        struct_ser.end()
+    }
+}
+impl<'de> serde::Deserialize<'de> for TestOrcaReport {
+    #[allow(deprecated)]
+    fn deserialize<D>(deserializer: D) -> std::result::Result<Self, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+    {
+        const FIELDS: &[&str] = &[
+            "cpu_utilization",
+            "cpuUtilization",
+            "memory_utilization",
+            "memoryUtilization",
+            "request_cost",
+            "requestCost",
+            "utilization",
+        ];
+
+        #[allow(clippy::enum_variant_names)]
+        enum GeneratedField {
+            CpuUtilization,
+            MemoryUtilization,
+            RequestCost,
+            Utilization,
+            __SkipField__,
+        }
+        impl<'de> serde::Deserialize<'de> for GeneratedField {
+            fn deserialize<D>(deserializer: D) -> std::result::Result<GeneratedField, D::Error>
+            where
+                D: serde::Deserializer<'de>,
+            {
+                struct GeneratedVisitor;
+
+                impl<'de> serde::de::Visitor<'de> for GeneratedVisitor {
+                    type Value = GeneratedField;
+
+                    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        write!(formatter, "expected one of: {:?}", &FIELDS)
+                    }
+
+                    #[allow(unused_variables)]
+                    fn visit_str<E>(self, value: &str) -> std::result::Result<GeneratedField, E>
+                    where
+                        E: serde::de::Error,
+                    {
+                        match value {
+                            "cpuUtilization" | "cpu_utilization" => Ok(GeneratedField::CpuUtilization),
+                            "memoryUtilization" | "memory_utilization" => Ok(GeneratedField::MemoryUtilization),
+                            "requestCost" | "request_cost" => Ok(GeneratedField::RequestCost),
+                            "utilization" => Ok(GeneratedField::Utilization),
+                            _ => Ok(GeneratedField::__SkipField__),
+                        }
+                    }
+                }
+                deserializer.deserialize_identifier(GeneratedVisitor)
+            }
+        }
+        struct GeneratedVisitor;
+        impl<'de> serde::de::Visitor<'de> for GeneratedVisitor {
+            type Value = TestOrcaReport;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("struct grpc.testing.TestOrcaReport")
+            }
+
+            fn visit_map<V>(self, mut map_: V) -> std::result::Result<TestOrcaReport, V::Error>
+                where
+                    V: serde::de::MapAccess<'de>,
+            {
+                let mut cpu_utilization__ = None;
+                let mut memory_utilization__ = None;
+                let mut request_cost__ = None;
+                let mut utilization__ = None;
+                while let Some(k) = map_.next_key()? {
+                    match k {
+                        GeneratedField::CpuUtilization => {
+                            if cpu_utilization__.is_some() {
+                                return Err(serde::de::Error::duplicate_field("cpuUtilization"));
+                            }
+                            cpu_utilization__ = 
+                                Some(map_.next_value::<::pbjson::private::NumberDeserialize<_>>()?.0)
+                            ;
+                        }
+                        GeneratedField::MemoryUtilization => {
+                            if memory_utilization__.is_some() {
+                                return Err(serde::de::Error::duplicate_field("memoryUtilization"));
+                            }
+                            memory_utilization__ = 
+                                Some(map_.next_value::<::pbjson::private::NumberDeserialize<_>>()?.0)
+                            ;
+                        }
+                        GeneratedField::RequestCost => {
+                            if request_cost__.is_some() {
+                                return Err(serde::de::Error::duplicate_field("requestCost"));
+                            }
+                            request_cost__ = Some(
+                                map_.next_value::<std::collections::HashMap<_, ::pbjson::private::NumberDeserialize<f64>>>()?
+                                    .into_iter().map(|(k,v)| (k, v.0)).collect()
+                            );
+                        }
+                        GeneratedField::Utilization => {
+                            if utilization__.is_some() {
+                                return Err(serde::de::Error::duplicate_field("utilization"));
+                            }
+                            utilization__ = Some(
+                                map_.next_value::<std::collections::HashMap<_, ::pbjson::private::NumberDeserialize<f64>>>()?
+                                    .into_iter().map(|(k,v)| (k, v.0)).collect()
+                            );
+                        }
+                        GeneratedField::__SkipField__ => {
+                            let _ = map_.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(TestOrcaReport {
+                    cpu_utilization: cpu_utilization__.unwrap_or_default(),
+                    memory_utilization: memory_utilization__.unwrap_or_default(),
+                    request_cost: request_cost__.unwrap_or_default(),
+                    utilization: utilization__.unwrap_or_default(),
+                })
+            }
+        }
+        deserializer.deserialize_struct("grpc.testing.TestOrcaReport", FIELDS, GeneratedVisitor)
     }
 }
