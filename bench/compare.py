@@ -322,13 +322,16 @@ def callgrind(calls):
     in calls, is the cost of one call without the start and the stop. The
     rust+authz rows price who-may-call-what: an authorization policy alone,
     and a bearer token checked against a key set as well (one token, as a
-    client sends the same one on every call: verified once, then cached)."""
+    client sends the same one on every call: verified once, then cached).
+    The rust+orca row prices load reports (--orca): a trailer per call and
+    the call counted."""
     security = security_files()
     log = {"RUST_LOG": "info"}
     ours = [str(RELEASE / "server"), "--listen", ADDRESS]
     servers = {
         "rust+log": (ours, log, []),
         "rust+authz": (ours + ["--authz-policy", str(security / "open.json")], log, []),
+        "rust+orca": (ours + ["--orca"], log, []),
         "rust+authz+jwt": (ours + jwt_flags(security), log,
                            ["-H", f"authorization: Bearer {token(security, 'alice')}"]),
         "floor": ([str(RELEASE / "examples" / "h2_floor"), ADDRESS], {}, []),

@@ -49,7 +49,7 @@ FORBIDDEN = {
 # of its own rank without a circle; never one above it.
 LAYERS = {
     "server": [
-        ["config/", "added.rs", "method_table.rs", "shutdown.rs"],
+        ["config/", "added.rs", "method_table.rs", "shutdown.rs", "orca/"],
         ["transport/"],
         ["protocols/"],
         ["security/"],

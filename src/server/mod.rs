@@ -18,6 +18,8 @@
 //!   reflection ([`AddedServices`]).
 //! - `method_table.rs`: every method served, read from the services'
 //!   descriptor sets (the method table).
+//! - `orca/`: load reports (ORCA): the server's figures, each call's
+//!   trailer, the out-of-band stream ([`Orca`]).
 //!
 //! Above them, outermost:
 //! - `page.rs`: the web page (`web/dist/`, in the binary) at its own paths,
@@ -49,6 +51,7 @@ mod drain;
 #[doc(hidden)]
 pub mod fuzzing;
 mod method_table;
+mod orca;
 mod page;
 mod protocols;
 mod security;
@@ -59,9 +62,11 @@ pub use self::added::AddedServices;
 pub use self::calls::Search;
 use self::calls::{CallLayer, CallPolicy, Metrics, Routes};
 pub use self::config::{
-    AuditCondition, ByteSize, ConfigError, CorsOrigins, SecurityArgs, SecurityConfig, ServerArgs, ServerConfig,
+    AuditCondition, ByteSize, ConfigError, CorsOrigins, OrcaArgs, SecurityArgs, SecurityConfig, ServerArgs,
+    ServerConfig,
 };
 use self::method_table::MethodTable;
+pub use self::orca::{CallLoad, Figures, ORCA_TRAILER, Orca, OrcaSettings};
 use self::page::PageLayer;
 use self::protocols::compression;
 use self::protocols::{ProtocolLayer, cors};
@@ -72,6 +77,7 @@ pub use self::shutdown::signal;
 use self::transport::{ConnectionServer, Limits};
 pub use self::transport::{Listeners, Peer, PeerNames};
 use crate::pb::v1::FILE_DESCRIPTOR_SET;
+use crate::pb::xds::service::orca::v3::FILE_DESCRIPTOR_SET as ORCA_DESCRIPTORS;
 use crate::tls::ServerTls;
 
 /// What can stop the server from serving.
@@ -174,9 +180,16 @@ pub async fn serve(
 /// When the TLS configuration or the reflection service cannot be built.
 pub async fn start(
     listeners: Listeners,
-    config: ServerConfig,
+    mut config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(impl Future<Output = Result<(), Error>>, Handle), Error> {
+    // The out-of-band load reports are a service like an added one: routed,
+    // counted, described by reflection.
+    if let Some(orca) = &config.orca {
+        orca.start_sampling();
+        let reports = orca::service(orca);
+        config.services = std::mem::take(&mut config.services).add(reports, ORCA_DESCRIPTORS);
+    }
     let (health, health_service) = tonic_health::server::health_reporter();
     let added = config.services.names();
     drain::health_serving(&health, &added).await;
@@ -199,13 +212,14 @@ pub async fn start(
     let page = PageLayer::new(config.page);
     let calls = Arc::clone(&policy);
     let security = Security::new(&config.security).map_err(Error::Security)?;
+    let orca = config.orca.clone();
     // Each connection's stack knows its connection, for the calls' log
     // lines (the peer's address) and its idle time.
     let stack = move |connection| {
         ServiceBuilder::new()
             .layer(page)
             .layer(protocols.clone())
-            .layer(CallLayer::new(Arc::clone(&calls), metrics.clone(), security.clone(), connection))
+            .layer(CallLayer::new(Arc::clone(&calls), metrics.clone(), security.clone(), orca.clone(), connection))
             .service(routes.clone())
     };
     let draining = CancellationToken::new();

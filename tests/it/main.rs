@@ -18,6 +18,7 @@ mod interop;
 mod limits;
 mod load;
 mod metrics;
+mod orca;
 mod rotation;
 mod rpc;
 mod security;

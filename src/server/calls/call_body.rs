@@ -60,6 +60,7 @@ pub(super) fn finish(
             return mapped.into_http();
         }
         end.code = Some(code);
+        end.report_load(response.headers_mut());
         return response;
     }
     let compressor = compress.map(|encoding| {
@@ -126,6 +127,7 @@ impl CallBody {
         let mut trailers = HeaderMap::new();
         // Only fails on a message that cannot be a header; ours are ASCII.
         let _ = status.add_header(&mut trailers);
+        self.end.report_load(&mut trailers);
         Poll::Ready(Some(Ok(Frame::trailers(trailers))))
     }
 }
@@ -165,7 +167,7 @@ impl HttpBody for CallBody {
             }
         }
         match frame {
-            Some(Ok(frame)) if frame.is_trailers() => {
+            Some(Ok(mut frame)) if frame.is_trailers() => {
                 let trailers = frame.trailers_ref();
                 let code = trailers.and_then(grpc_code).unwrap_or(Code::Ok);
                 if maybe_mistake(code) {
@@ -177,6 +179,9 @@ impl HttpBody for CallBody {
                 }
                 this.end.code = Some(code);
                 this.inner = None;
+                if let Some(trailers) = frame.trailers_mut() {
+                    this.end.report_load(trailers);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Some(Ok(frame)) => match frame.into_data() {

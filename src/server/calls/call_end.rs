@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use http::Request;
+use http::{HeaderMap, Request};
 use tokio::time::Instant;
 use tonic::Code;
 use tonic::body::Body;
@@ -14,6 +14,7 @@ use super::metrics::Metrics;
 use super::policy::Admitted;
 use crate::logging::Call;
 use crate::rpc::code_name;
+use crate::server::orca::{CallLoad, ORCA_TRAILER, Orca};
 use crate::server::protocols::Protocol;
 use crate::server::transport::Busy;
 use crate::traces::ServerSpan;
@@ -36,6 +37,8 @@ pub(super) struct CallEnd {
     pub(super) metrics: Option<(Arc<Metrics>, &'static str)>,
     /// The call's span, when tracing is on (boxed: one word when off).
     pub(super) span: Option<Box<ServerSpan>>,
+    /// The load reporter and the call's own figures, when reports are on.
+    pub(super) load: Option<(Orca, CallLoad)>,
 }
 
 impl CallEnd {
@@ -53,7 +56,17 @@ impl CallEnd {
         });
         let uri = request.uri().clone();
         let span = ServerSpan::start(request.headers(), &uri, protocol == Protocol::Connect, busy.peer());
-        Self { uri, protocol, limit, started, code: None, admitted: None, busy, metrics, span }
+        Self { uri, protocol, limit, started, code: None, admitted: None, busy, metrics, span, load: None }
+    }
+
+    /// Adds the call's load report to the answer's trailers (or to the
+    /// headers of a trailers-only answer), when reports are on.
+    pub(super) fn report_load(&self, trailers: &mut HeaderMap) {
+        if let Some((orca, call)) = &self.load
+            && let Some(value) = orca.trailer(call)
+        {
+            trailers.insert(ORCA_TRAILER, value);
+        }
     }
 }
 
@@ -66,6 +79,9 @@ impl Drop for CallEnd {
         let protocol = self.protocol.name();
         if let Some((metrics, label)) = &self.metrics {
             metrics.finish(label, protocol, code, duration);
+        }
+        if let Some((orca, _)) = &self.load {
+            orca.count(code);
         }
         let (method, name, peer) = (self.uri.path(), code_name(code), self.busy.peer());
         let trace_id = self.span.as_ref().map(|span| span.trace_id());

@@ -13,6 +13,7 @@ use crate::pb::v1::{
     ClassifyRequest, ClassifyResponse, CountRequest, CountResponse, ScanMatch, ScanRequest, ScanResponse,
     SearchRequest, SearchResponse,
 };
+use crate::server::orca::CallLoad;
 
 /// How many bytes of a Scan text are searched between two looks at whether
 /// the response can be sent: small enough that a match reaches the client
@@ -25,6 +26,12 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 /// The Search service. Stateless: every answer comes from the request alone.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Search;
+
+impl Search {
+    /// The name of the cost Classify and Count put in their calls' load
+    /// reports (`request_cost`): the lines (queries) answered.
+    pub const LINES_COST: &'static str = "lines";
+}
 
 #[tonic::async_trait]
 impl SearchService for Search {
@@ -40,12 +47,14 @@ impl SearchService for Search {
         request: Request<Streaming<ClassifyRequest>>,
     ) -> Result<Response<Self::ClassifyStream>, Status> {
         let mut next_index: u64 = 0;
+        let load = CallLoad::of(request.extensions()).cloned();
         // One response per request, computed as each request arrives. A
         // failed read (a corrupt message, a reset) ends the stream with it.
         let answers = request.into_inner().map(move |batch| {
             let batch = batch?;
             let first_index = next_index;
             next_index += batch.queries.len() as u64;
+            record_lines(load.as_ref(), batch.queries.len());
             let statuses = batch.queries.iter().map(|q| matcher::status(q)).collect();
             Ok(ClassifyResponse { first_index, statuses })
         });
@@ -53,6 +62,7 @@ impl SearchService for Search {
     }
 
     async fn count(&self, request: Request<Streaming<CountRequest>>) -> Result<Response<CountResponse>, Status> {
+        let load = CallLoad::of(request.extensions()).cloned();
         let mut batches = request.into_inner();
         let mut summary = CountResponse::default();
         while let Some(batch) = batches.next().await {
@@ -61,6 +71,7 @@ impl SearchService for Search {
                 summary.matches += u64::from(matcher::contains_banana(&query));
             }
         }
+        record_lines(load.as_ref(), usize::try_from(summary.queries).unwrap_or(usize::MAX));
         Ok(Response::new(summary))
     }
 
@@ -69,6 +80,16 @@ impl SearchService for Search {
     async fn scan(&self, request: Request<ScanRequest>) -> Result<Response<Self::ScanStream>, Status> {
         let text = request.into_inner().text;
         Ok(Response::new(Box::pin(scan_stream(text))))
+    }
+}
+
+/// The call's load report's cost: the lines (queries) it answered, added
+/// per batch, when load reports are on.
+fn record_lines(load: Option<&CallLoad>, lines: usize) {
+    if let Some(load) = load
+        && lines > 0
+    {
+        load.add_cost(Search::LINES_COST, lines as f64);
     }
 }
 

@@ -26,6 +26,7 @@ use super::policy::CallPolicy;
 use super::routes::Routes;
 use crate::rpc::header::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING};
 use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
+use crate::server::orca::Orca;
 use crate::server::protocols::compression::{self, Encoding};
 use crate::server::protocols::{CallFuture, CallMark, Protocol, ReceivedCompression, RequestFrames, answered};
 use crate::server::security::Security;
@@ -37,20 +38,23 @@ pub struct CallLayer {
     policy: Arc<CallPolicy>,
     metrics: Option<Arc<Metrics>>,
     security: Option<Arc<Security>>,
+    orca: Option<Orca>,
     connection: ConnectionActivity,
 }
 
 impl CallLayer {
     /// A layer applying `policy` to the calls of `connection`, recording
-    /// them in `metrics` and checking who calls with `security` when given.
+    /// them in `metrics`, checking who calls with `security` and reporting
+    /// load with `orca` when given.
     #[must_use]
     pub(in crate::server) fn new(
         policy: Arc<CallPolicy>,
         metrics: Option<Arc<Metrics>>,
         security: Option<Arc<Security>>,
+        orca: Option<Orca>,
         connection: ConnectionActivity,
     ) -> Self {
-        Self { policy, metrics, security, connection }
+        Self { policy, metrics, security, orca, connection }
     }
 }
 
@@ -63,6 +67,7 @@ impl Layer<Routes> for CallLayer {
             policy: Arc::clone(&self.policy),
             metrics: self.metrics.clone(),
             security: self.security.clone(),
+            orca: self.orca.clone(),
             connection: self.connection.clone(),
         }
     }
@@ -77,6 +82,8 @@ pub struct Calls {
     metrics: Option<Arc<Metrics>>,
     /// Who may call what; `None`: everyone, everything.
     security: Option<Arc<Security>>,
+    /// The load reporter, when reports are on.
+    orca: Option<Orca>,
     /// The connection: each call holds it busy, and its TLS says who it is.
     connection: ConnectionActivity,
 }
@@ -115,6 +122,8 @@ impl Service<Request<Body>> for Calls {
         let limit = self.policy.max_recv_bytes;
         let protocol = mark.map_or(Protocol::Grpc, |mark| mark.protocol);
         let mut end = CallEnd::new(&request, protocol, limit, self.connection.busy(), self.metrics.clone());
+        // Every call is counted in the load report's rates.
+        end.load = self.orca.as_ref().map(|orca| (orca.clone(), orca.call_started()));
         // A call the protocol layer already refused (a bad header) is
         // answered here, so that it is logged like any other.
         if let Some(status) = mark.and_then(|mark| mark.refused.clone()) {
@@ -125,6 +134,10 @@ impl Service<Request<Body>> for Calls {
         if let Err(status) = self.authorize(&mut request) {
             end.code = Some(status.code());
             return answered(status.into_http());
+        }
+        // The handler may add to the call's own figures.
+        if let Some((_, load)) = &end.load {
+            request.extensions_mut().insert(load.clone());
         }
         let admitted = self.policy.admit();
         let timeout = self.policy.timeout(request.headers());

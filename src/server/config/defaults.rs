@@ -43,6 +43,9 @@ pub const MAX_HEADER_BYTES: ByteSize = ByteSize(16 << 10);
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long calls in flight may run after a shutdown signal.
 pub const GRACE: Duration = Duration::from_secs(10);
+/// The shortest interval of the out-of-band load reports: gRPC's own
+/// servers' minimum (grpc-go's and grpc C++'s ORCA services).
+pub const ORCA_MIN_INTERVAL: Duration = Duration::from_secs(30);
 
 /// File descriptors kept for everything but connections: listeners, logs,
 /// files, the runtime's own.

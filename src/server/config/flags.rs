@@ -14,6 +14,7 @@ use clap::{Parser, ValueEnum};
 
 use super::byte_size::ByteSize;
 use super::defaults::*;
+use super::orca::OrcaArgs;
 use super::security::SecurityArgs;
 use super::settings::{CorsOrigins, ServerConfig};
 use crate::logging::LogFormat;
@@ -154,6 +155,10 @@ pub struct ServerArgs {
     /// Who may call what.
     #[command(flatten)]
     pub security: SecurityArgs,
+
+    /// Load reports.
+    #[command(flatten)]
+    pub orca: OrcaArgs,
 }
 
 /// Why the flags do not make a configuration.
@@ -205,6 +210,7 @@ impl ServerArgs {
             ("max-connection-age", self.max_connection_age),
             ("max-connection-idle", self.max_connection_idle),
             ("handshake-timeout", self.handshake_timeout),
+            ("orca-min-interval", self.orca.orca_min_interval),
         ] {
             if value.is_zero() {
                 return Err(ConfigError::Zero { flag });
@@ -242,6 +248,7 @@ impl ServerArgs {
             services: AddedServices::default(),
             traces: self.traces.check("search-server")?,
             security: self.security.config(),
+            orca: self.orca.reporter(),
         })
     }
 }

@@ -9,14 +9,17 @@
 //! - `byte_size.rs`: a size flag's value ([`ByteSize`]).
 //! - `security.rs`: who may call what: the policy, the key set, the audit
 //!   ([`SecurityArgs`], [`SecurityConfig`]).
+//! - `orca.rs`: the load report flags ([`OrcaArgs`]).
 
 mod byte_size;
 mod defaults;
 mod flags;
+mod orca;
 mod security;
 mod settings;
 
 pub use self::byte_size::ByteSize;
 pub use self::flags::{ConfigError, ServerArgs};
+pub use self::orca::OrcaArgs;
 pub use self::security::{AuditCondition, SecurityArgs, SecurityConfig};
 pub use self::settings::{CorsOrigins, ServerConfig};

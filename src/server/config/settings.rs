@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::defaults::*;
 use super::security::SecurityConfig;
 use crate::server::added::AddedServices;
+use crate::server::orca::Orca;
 use crate::tls::ServerTls;
 use crate::traces::TraceConfig;
 
@@ -62,6 +63,8 @@ pub struct ServerConfig {
     pub traces: Option<TraceConfig>,
     /// Who may call what (off unless a policy or a key set is given).
     pub security: SecurityConfig,
+    /// Load reports (ORCA), per call and out of band, when on.
+    pub orca: Option<Orca>,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +93,7 @@ impl Default for ServerConfig {
             services: AddedServices::default(),
             traces: None,
             security: SecurityConfig::default(),
+            orca: None,
         }
     }
 }

@@ -101,7 +101,7 @@ impl Server {
         let health = ENCODINGS.iter().fold(health, |health, encoding| health.accept_compressed(encoding.tonic()));
         let routes = Routes::new(config.max_recv_bytes, table, &config.services).add(health).add(reflection);
         let policy = Arc::new(policy());
-        let calls = CallLayer::new(Arc::clone(&policy), None, security, ConnectionActivity::detached());
+        let calls = CallLayer::new(Arc::clone(&policy), None, security, None, ConnectionActivity::detached());
         let stack = ServiceBuilder::new()
             .layer(PageLayer::new(config.page))
             .layer(ProtocolLayer::new(config.max_recv_bytes, cors(&config.cors), table))
