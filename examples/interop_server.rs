@@ -70,12 +70,16 @@ async fn run(flags: Flags) -> ExitCode {
         },
         _ => None,
     };
+    // Load reports as gRPC's interop servers give them: the figures the
+    // ORCA cases' requests set, per call and out of band.
+    let orca = interop::orca::reporter();
     let mut config = ServerConfig {
         tls,
         metrics_listen: flags.metrics_port.map(|p| format!("localhost:{p}")),
+        orca: Some(orca.clone()),
         ..ServerConfig::default()
     };
-    config.services = interop::services(Interop::default(), config.max_recv_bytes);
+    config.services = interop::services(Interop::with_orca(orca), config.max_recv_bytes);
     let listen = format!("{}:{}", flags.host, flags.port);
     let listeners = match Listeners::bind(&listen).await {
         Ok(listeners) => listeners,

@@ -14,10 +14,13 @@
 //! - `client.rs`: where the client connects ([`InteropTarget`]) and how a
 //!   case fails ([`Failed`]).
 //! - `raw.rs`: calls over a bare HTTP/2 connection, for the compressed flags.
+//! - `orca.rs`: the ORCA cases' server side: the figures a request asks
+//!   for, as its call's or the server's load report ([`orca::reporter`]).
 
 mod cases;
 mod client;
 mod echo;
+pub mod orca;
 mod raw;
 mod service;
 

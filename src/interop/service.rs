@@ -14,12 +14,13 @@ use std::time::Duration;
 use futures_util::stream::{self, Stream, StreamExt};
 use tonic::{Code, Request, Response, Status, Streaming};
 
+use super::orca::set_to;
 use crate::pb::testing::test_service_server::TestService;
 use crate::pb::testing::{
     BoolValue, EchoStatus, Empty, Payload, PayloadType, ResponseParameters, SimpleRequest, SimpleResponse,
     StreamingInputCallRequest, StreamingInputCallResponse, StreamingOutputCallRequest, StreamingOutputCallResponse,
 };
-use crate::server::{ReceivedCompression, SendCompression};
+use crate::server::{CallLoad, Orca, ReceivedCompression, SendCompression};
 
 /// What a response stream of this service yields.
 type Answers = Pin<Box<dyn Stream<Item = Result<StreamingOutputCallResponse, Status>> + Send>>;
@@ -31,9 +32,19 @@ const SERVER_ID: &str = "search-interop";
 #[derive(Debug, Clone, Default)]
 pub struct Interop {
     running: Arc<AtomicUsize>,
+    /// The server's load reporter, for the ORCA cases' out-of-band figures.
+    orca: Option<Orca>,
 }
 
 impl Interop {
+    /// The service, setting `orca`'s figures from the requests'
+    /// `orca_oob_report` (the server must report with the same reporter,
+    /// [`super::orca::reporter`]).
+    #[must_use]
+    pub fn with_orca(orca: Orca) -> Self {
+        Self { running: Arc::default(), orca: Some(orca) }
+    }
+
     /// Calls whose handler (or response stream) is still alive: 0 once
     /// every call has ended, cancelled ones included.
     #[must_use]
@@ -119,6 +130,7 @@ struct Duplex {
     read_all_first: bool,
     send: SendCompression,
     done: bool,
+    orca: Option<Orca>,
     _live: Live,
 }
 
@@ -141,6 +153,9 @@ impl Duplex {
                     if let Err(status) = echo_status(request.response_status.as_ref()) {
                         self.done = true;
                         return Some((Err(status), self));
+                    }
+                    if let (Some(orca), Some(test)) = (&self.orca, &request.orca_oob_report) {
+                        orca.update(set_to(test));
                     }
                     let response_type = request.response_type;
                     self.pending.extend(request.response_parameters.into_iter().map(|p| (p, response_type)));
@@ -173,6 +188,7 @@ impl Interop {
             read_all_first,
             send: send.clone(),
             done: false,
+            orca: self.orca.clone(),
             _live: self.live(),
         };
         streamed(Box::pin(stream::unfold(duplex, Duplex::next)), send)
@@ -181,9 +197,13 @@ impl Interop {
     fn unary(&self, request: Request<SimpleRequest>) -> Result<Response<SimpleResponse>, Status> {
         let _live = self.live();
         let received = request.extensions().get::<ReceivedCompression>().cloned();
+        let load = CallLoad::of(request.extensions()).cloned();
         let request = request.into_inner();
         check_compressed(request.expect_compressed.as_ref(), received.as_ref())?;
         echo_status(request.response_status.as_ref())?;
+        if let (Some(load), Some(test)) = (load, &request.orca_per_query_report) {
+            load.update(set_to(test));
+        }
         let payload = payload(request.response_type, request.response_size)?;
         let server_id = if request.fill_server_id { SERVER_ID.to_owned() } else { String::new() };
         let mut response = Response::new(SimpleResponse { payload: Some(payload), server_id, ..Default::default() });

@@ -98,10 +98,35 @@ async fn every_case_passes_over_tls() {
     server.stop().await;
 }
 
+/// The load report cases, against the interop server as
+/// `examples/interop_server.rs` runs it; and against one without load
+/// reports, where they fail.
+#[tokio::test]
+async fn the_orca_cases_pass_with_load_reports_on() {
+    let orca = interop::orca::reporter();
+    let mut config = ServerConfig { orca: Some(orca.clone()), ..ServerConfig::default() };
+    config.services = interop::services(Interop::with_orca(orca), config.max_recv_bytes);
+    let server = TestServer::start_with("127.0.0.1:0", config).await;
+    let peer = InteropTarget { host: "127.0.0.1".into(), port: server.addr.port(), host_override: None, tls: None };
+    for case in Case::ORCA {
+        if let Err(err) = case.run(&peer).await {
+            panic!("{}: {err}", case.name());
+        }
+    }
+    server.stop().await;
+    let interop = Interop::default();
+    let server = interop_server(&interop, None).await;
+    let peer = InteropTarget { host: "127.0.0.1".into(), port: server.addr.port(), host_override: None, tls: None };
+    for case in Case::ORCA {
+        assert!(case.run(&peer).await.is_err(), "{} passes without load reports", case.name());
+    }
+    server.stop().await;
+}
+
 #[test]
 fn every_case_has_its_name() {
     assert_eq!(Case::ALL.len(), 18);
-    for case in Case::ALL {
+    for case in Case::ALL.into_iter().chain(Case::ORCA) {
         assert_eq!(Case::from_name(case.name()), Some(case));
     }
     assert_eq!(Case::from_name("cacheable_unary"), None);

@@ -69,7 +69,7 @@ pub(super) async fn server_streaming(client: &mut Test) -> Result<(), Failed> {
 }
 
 /// A request stream the case writes into as it goes.
-fn requests<T: Send + 'static>() -> (mpsc::Sender<T>, impl Stream<Item = T> + Send + 'static) {
+pub(super) fn requests<T: Send + 'static>() -> (mpsc::Sender<T>, impl Stream<Item = T> + Send + 'static) {
     let (send, receive) = mpsc::channel(4);
     (send, ReceiverStream::new(receive))
 }

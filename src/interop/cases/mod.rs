@@ -8,9 +8,11 @@
 //! - `calls.rs`: the cases over tonic's generated client.
 //! - `compressed.rs`: the compression cases, over a bare HTTP/2 connection.
 //! - `payloads.rs`: the messages the cases send and the checks on answers.
+//! - `orca.rs`: the load report cases, per call and out of band.
 
 mod calls;
 mod compressed;
+mod orca;
 mod payloads;
 
 use tonic::Code;
@@ -62,6 +64,10 @@ pub enum Case {
     UnimplementedMethod,
     /// A service the server does not serve.
     UnimplementedService,
+    /// A load report asked for comes back in the call's trailer.
+    OrcaPerRpc,
+    /// Figures set by a stream's requests come on the out-of-band reports.
+    OrcaOob,
 }
 
 impl Case {
@@ -87,6 +93,10 @@ impl Case {
         Self::UnimplementedService,
     ];
 
+    /// The load report cases: apart from [`Case::ALL`], as only a server
+    /// with load reports on passes them.
+    pub const ORCA: [Self; 2] = [Self::OrcaPerRpc, Self::OrcaOob];
+
     /// The case's name (`large_unary`).
     #[must_use]
     pub fn name(self) -> &'static str {
@@ -109,13 +119,15 @@ impl Case {
             Self::SpecialStatusMessage => "special_status_message",
             Self::UnimplementedMethod => "unimplemented_method",
             Self::UnimplementedService => "unimplemented_service",
+            Self::OrcaPerRpc => "orca_per_rpc",
+            Self::OrcaOob => "orca_oob",
         }
     }
 
     /// The case named `name`, if there is one.
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|case| case.name() == name)
+        Self::ALL.into_iter().chain(Self::ORCA).find(|case| case.name() == name)
     }
 
     /// Runs the case against `target`.
@@ -163,6 +175,8 @@ impl Case {
                 let mut other = UnimplementedServiceClient::new(channel);
                 expect_code(other.unimplemented_call(Empty {}).await.map(drop), Code::Unimplemented)
             }
+            Self::OrcaPerRpc => orca::orca_per_rpc(&mut client).await,
+            Self::OrcaOob => orca::orca_oob(&mut client, channel).await,
             Self::ClientCompressedUnary
             | Self::ServerCompressedUnary
             | Self::ClientCompressedStreaming
