@@ -897,3 +897,35 @@ async fn a_policy_without_a_health_rule_takes_servers_out_of_round_robin() {
     let watched = Client::new(&target, options(true)).expect("a client");
     assert_eq!(watched.search(SearchRequest { query: "Banana".into() }).await.expect("served").status, 1);
 }
+
+#[test]
+fn a_broken_policy_or_key_set_at_start_stops_the_server_saying_where_and_why() {
+    let dir = tempfile::tempdir().expect("a folder");
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path.to_str().expect("UTF-8").to_owned()
+    };
+    let comma = file("comma.json", "{\n  \"name\": \"p\",\n  \"allow_rules\": [{\"name\": \"x\"},]\n}\n");
+    let host = file(
+        "host.json",
+        r#"{"name": "p", "allow_rules": [{"name": "x", "request": {"headers": [{"key": "host", "values": ["a"]}]}}]}"#,
+    );
+    let jwks = file("jwks.json", r#"{"keys": [{"kty": "EC", "crv": "P-256", "x": "AA"}]}"#);
+    for (args, says) in [
+        (vec!["--authz-policy", comma.as_str()], "line 3, column"),
+        (vec!["--authz-policy", host.as_str()], "rule \"x\": header \"host\" cannot be matched"),
+        (vec!["--jwks", jwks.as_str(), "--jwt-issuer", ISSUER, "--jwt-audience", AUDIENCE], "key set (JWKS)"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(&args)
+            .output()
+            .expect("run the server");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "it never listened: {}", String::from_utf8_lossy(&output.stdout));
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(says) && stderr.contains(dir.path().to_str().expect("UTF-8")), "{stderr}");
+    }
+}

@@ -46,7 +46,7 @@ pub enum TokenError {
     /// `aud` does not name this server.
     #[error("the bearer token's audience does not include this server")]
     WrongAudience,
-    /// `kid` names no key of the key set (shown as [`shown`] shows it).
+    /// `kid` names no key of the key set (quoted, cut to 40 characters).
     #[error("the bearer token's key id is unknown: {0}")]
     UnknownKey(String),
     /// The signature does not verify.
