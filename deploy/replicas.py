@@ -4,6 +4,7 @@ Shared by test_balancers.py (nginx, HAProxy) and test_envoy.py: free ports,
 waiting for a port to listen, and a replica process with its /metrics.
 """
 
+import os
 import pathlib
 import signal
 import socket
@@ -42,15 +43,18 @@ def wait_for_port(port: int, seconds: float = 10) -> None:
 class Replica:
     """One server process on a fixed port, with its metrics on another."""
 
-    def __init__(self, port: int, metrics_port: int, *flags: str):
-        self.port, self.metrics_port, self.flags = port, metrics_port, flags
+    def __init__(self, port: int, metrics_port: int, *flags: str, cpus: set[int] | None = None):
+        """flags: more of the server's flags; cpus: the CPUs it may run on (all by default)."""
+        self.port, self.metrics_port, self.flags, self.cpus = port, metrics_port, flags, cpus
         self.process = None
 
     def start(self) -> None:
+        cpus = self.cpus
         self.process = subprocess.Popen(
             [DEBUG / "server", "--listen", f"127.0.0.1:{self.port}", "--grace", "3s",
              "--metrics-listen", f"127.0.0.1:{self.metrics_port}", *self.flags],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
         assert self.process.stdout.readline().strip() == f"127.0.0.1:{self.port}"
         wait_for_port(self.metrics_port)

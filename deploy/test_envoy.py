@@ -12,12 +12,14 @@ served (Envoy's /clusters).
 With client_side_weighted_round_robin, Envoy weighs each replica by the ORCA
 report in its answers' endpoint-load-metrics-bin trailer: /clusters shows
 each replica's weight move from 1 (the configuration's) to qps / utilization.
-With round_robin and least_request the weights stay 1. A last test puts
+With round_robin and least_request the weights stay 1. A replica that may
+run on one CPU of two gets a smaller weight than the others. A last test puts
 Envoy's adaptive concurrency filter in front of one replica.
 
     cargo build --bins && python -m pytest deploy/test_envoy.py -s
 """
 
+import contextlib
 import json
 import os
 import pathlib
@@ -50,7 +52,7 @@ class Envoy:
     def __init__(self, workdir: pathlib.Path, front: int, admin: int, replicas: list[int], policy: str, **extra):
         self.front, self.admin = front, admin
         path = workdir / "envoy.json"
-        addresses = [f"127.0.0.1:{port}" for port in replicas]
+        self.addresses = addresses = [f"127.0.0.1:{port}" for port in replicas]
         path.write_text(json.dumps(config(f"127.0.0.1:{front}", f"127.0.0.1:{admin}", addresses, policy, **extra)))
         # One worker thread (the machine has two cores, shared with the replicas);
         # --disable-hot-restart: no shared memory, so several can run at once.
@@ -95,25 +97,32 @@ class Envoy:
         return log
 
 
-@pytest.fixture
-def fleet(request, tmp_path):
-    """Three replicas with --orca behind Envoy with the given policy; yields (envoy, replicas)."""
-    policy = request.param
+@contextlib.contextmanager
+def envoy_in_front(workdir: pathlib.Path, policy: str, pinned: set[int] | None = None):
+    """Three replicas with --orca behind Envoy with the given policy, once Envoy's
+    health checks find all three serving; the third runs on the `pinned` CPUs only."""
     ports = free_ports(8)
-    replicas = [Replica(port, metrics, "--orca") for port, metrics in zip(ports[2:5], ports[5:8])]
+    cpus = [None, None, pinned]
+    replicas = [Replica(port, metrics, "--orca", cpus=cpu) for port, metrics, cpu in zip(ports[2:5], ports[5:8], cpus)]
     envoy = None
     try:
         for replica in replicas:
             replica.start()
-        envoy = Envoy(tmp_path, ports[0], ports[1], ports[2:5], policy)
+        envoy = Envoy(workdir, ports[0], ports[1], ports[2:5], policy)
         envoy.wait_for("every replica healthy by the gRPC health check",
                        lambda hosts: len(hosts) == 3 and all(h["health_flags"] == "healthy" for h in hosts.values()))
-        yield envoy, replicas
+        yield envoy
     finally:
         if envoy:
             print(f"envoy said:\n{envoy.stop()[-3000:]}")
         for replica in replicas:
             replica.stop()
+
+
+@pytest.fixture
+def fleet(request, tmp_path):
+    with envoy_in_front(tmp_path, request.param) as envoy:
+        yield envoy
 
 
 def buf_curl(url: str, *flags: str) -> list[dict]:
@@ -123,14 +132,21 @@ def buf_curl(url: str, *flags: str) -> list[dict]:
     return json.loads(done.stdout)
 
 
-def bench(front: int, concurrency: int, all_ok: bool = True) -> dict:
-    done = subprocess.run(
-        [DEBUG / "client", "-t", f"127.0.0.1:{front}", "--json", "--timeout", "5s", "bench",
-         "-z", f"{BENCH_SECONDS}s", "-n", "100000000", "-c", str(concurrency), "--connections", "2"],
-        capture_output=True, text=True, timeout=BENCH_SECONDS + 60,
+def start_bench(front: int, concurrency: int, seconds: int = BENCH_SECONDS) -> subprocess.Popen:
+    # Retries off: every attempt counts, and a call Envoy refuses fails.
+    return subprocess.Popen(
+        [DEBUG / "client", "-t", f"127.0.0.1:{front}", "--json", "--timeout", "5s", "--retry-max-attempts", "1",
+         "bench", "-z", f"{seconds}s", "-n", "100000000", "-c", str(concurrency), "--connections", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+
+
+def bench(front: int, concurrency: int, all_ok: bool = True, running: subprocess.Popen | None = None) -> dict:
+    """Runs `client bench` through Envoy (or waits for the one running) and checks its report."""
+    process = running or start_bench(front, concurrency)
+    out, err = process.communicate(timeout=BENCH_SECONDS + 60)
+    assert process.returncode == 0, err
+    report = json.loads(out)
     codes = report["status_codes"]
     print(f"bench through Envoy: {report['calls']} calls, {codes}, p50 {report['latency_us']['p50']} us, "
           f"p99 {report['latency_us']['p99']} us")
@@ -145,7 +161,7 @@ POLICIES = ["round_robin", "least_request", "client_side_weighted_round_robin"]
 
 @pytest.mark.parametrize("fleet", POLICIES, indirect=True)
 def test_calls_pass_through_envoy_in_every_protocol(fleet):
-    envoy, replicas = fleet
+    envoy = fleet
     url = f"http://127.0.0.1:{envoy.front}"
     done = subprocess.run([DEBUG / "client", "-t", f"127.0.0.1:{envoy.front}", "Banana"],
                           capture_output=True, text=True, timeout=30)
@@ -172,7 +188,7 @@ def weights(hosts: dict[str, dict[str, str]]) -> dict[str, int]:
 
 @pytest.mark.parametrize("fleet", POLICIES, indirect=True)
 def test_only_client_side_weighted_round_robin_weighs_replicas_by_their_orca_reports(fleet, request):
-    envoy, _ = fleet
+    envoy = fleet
     policy = request.node.callspec.params["fleet"]
     bench(envoy.front, concurrency=8)
     if policy == "client_side_weighted_round_robin":
@@ -213,3 +229,28 @@ def test_adaptive_concurrency_filter_in_front_of_one_replica(tmp_path):
     assert codes.get("UNAVAILABLE", 0) == stats[prefix + "rq_blocked"], (codes, stats)
     # It starts at its minimum, 3 calls, and grows while latency stays under the fixed minimum RTT.
     assert stats[prefix + "concurrency_limit"] > 4, stats
+
+
+def test_client_side_weighted_round_robin_weighs_a_replica_with_one_cpu_below_those_with_two(tmp_path):
+    """The third replica may run on one CPU only: its reports show twice the CPU
+    utilization per call of the others' (utilization is of the CPUs a process may
+    use), so Envoy gives it a smaller weight and fewer calls."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs")
+    with envoy_in_front(tmp_path, "client_side_weighted_round_robin", pinned={cpus[0]}) as envoy:
+        running = start_bench(envoy.front, concurrency=8, seconds=12)
+
+        def in_order(hosts: dict[str, dict[str, str]]) -> list[int]:
+            return [int(hosts[address]["weight"]) for address in envoy.addresses]
+
+        def pinned_weighs_less(hosts: dict[str, dict[str, str]]) -> bool:
+            w = in_order(hosts)
+            return min(w) > 1 and w[2] < 0.75 * min(w[:2])
+
+        try:
+            hosts = envoy.wait_for("the one-CPU replica weighted under 3/4 of the others", pinned_weighs_less, 12)
+        finally:
+            bench(envoy.front, 8, running=running)
+        served = [int(envoy.hosts()[address]["rq_success"]) for address in envoy.addresses]
+    print(f"Envoy's weights, the third replica on one CPU: {in_order(hosts)}; calls served: {served}")
