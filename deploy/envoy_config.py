@@ -17,7 +17,8 @@ Search service's name) every second. The policy chooses how calls spread:
 - client_side_weighted_round_robin: round robin weighted by the ORCA load
   report each answer carries in its endpoint-load-metrics-bin trailer (the
   server's --orca): weight = qps / utilization, so a replica that reports
-  more load per call gets fewer calls. Envoy reads the per-call reports only.
+  more load per call gets fewer calls. With --oob, Envoy also opens the
+  out-of-band stream (OpenRcaService/StreamCoreMetrics) to each replica.
 
 --adaptive-concurrency adds Envoy's adaptive concurrency filter in front of
 the replicas (meant for one replica: the filter limits the listener's calls as
@@ -52,13 +53,16 @@ def socket_address(host_port: str) -> dict:
     return {"socket_address": {"address": host, "port_value": int(port)}}
 
 
-def load_balancing_policy(policy: str, blackout: str) -> dict:
+def load_balancing_policy(policy: str, blackout: str, oob: str | None) -> dict:
     settings = {}
     if policy == "client_side_weighted_round_robin":
         # gRFC A58's defaults, but for the blackout period (10 s there): how long a
         # replica's reports are ignored after its first one.
         settings = {"blackout_period": blackout, "weight_update_period": "1s",
                     "weight_expiration_period": "180s", "error_utilization_penalty": 1.0}
+        if oob:
+            # Also a StreamCoreMetrics stream to each replica, asking for a report every `oob`.
+            settings.update(enable_oob_load_report=True, oob_reporting_period=oob)
     name = POLICIES[policy]
     config = typed(f"envoy.extensions.load_balancing_policies.{name}", **settings)
     return {"policies": [{"typed_extension_config": {
@@ -81,7 +85,7 @@ def adaptive_concurrency(min_rtt: str | None) -> dict:
         gradient_controller_config=controller)}
 
 
-def cluster(replicas: list[str], policy: str, blackout: str) -> dict:
+def cluster(replicas: list[str], policy: str, blackout: str, oob: str | None) -> dict:
     http2 = typed("envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
                   explicit_http_config={"http2_protocol_options": {}})
     endpoints = [{"endpoint": {"address": socket_address(r)}} for r in replicas]
@@ -95,7 +99,7 @@ def cluster(replicas: list[str], policy: str, blackout: str) -> dict:
             "timeout": "1s", "interval": "1s", "unhealthy_threshold": 1, "healthy_threshold": 1,
             "grpc_health_check": {"service_name": SERVICE},
         }],
-        "load_balancing_policy": load_balancing_policy(policy, blackout),
+        "load_balancing_policy": load_balancing_policy(policy, blackout, oob),
     }
 
 
@@ -124,13 +128,13 @@ def listener(listen: str, adaptive: bool, min_rtt: str | None) -> dict:
 
 
 def config(listen: str, admin: str, replicas: list[str], policy: str, blackout: str = "1s",
-           adaptive: bool = False, min_rtt: str | None = None) -> dict:
+           oob: str | None = None, adaptive: bool = False, min_rtt: str | None = None) -> dict:
     """The whole bootstrap configuration, as a dict (Envoy reads it as JSON)."""
     return {
         "admin": {"address": socket_address(admin)},
         "static_resources": {
             "listeners": [listener(listen, adaptive, min_rtt)],
-            "clusters": [cluster(replicas, policy, blackout)],
+            "clusters": [cluster(replicas, policy, blackout, oob)],
         },
     }
 
@@ -144,13 +148,17 @@ def main() -> None:
     parser.add_argument("--policy", choices=sorted(POLICIES), default="round_robin")
     parser.add_argument("--blackout", default="1s",
                         help="client_side_weighted_round_robin's blackout period (gRFC A58: 10s)")
+    parser.add_argument("--oob", metavar="PERIOD",
+                        help="client_side_weighted_round_robin: also read the out-of-band stream, a report "
+                             "every PERIOD (1s; the server sends no faster than its --orca-min-interval)")
     parser.add_argument("--adaptive-concurrency", action="store_true",
                         help="add the adaptive concurrency filter")
     parser.add_argument("--min-rtt", help="the filter's fixed minimum RTT (5ms, 0.005s) instead of sampling it")
     args = parser.parse_args()
     replicas = args.replicas or [f"127.0.0.1:{port}" for port in (8101, 8102, 8103)]
     json.dump(config(args.listen, args.admin, replicas, args.policy, duration(args.blackout),
-                     args.adaptive_concurrency, args.min_rtt), sys.stdout, indent=2)
+                     duration(args.oob) if args.oob else None, args.adaptive_concurrency, args.min_rtt),
+              sys.stdout, indent=2)
     print()
 
 

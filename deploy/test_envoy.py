@@ -75,15 +75,16 @@ class Envoy:
                 hosts.setdefault(parts[1], {})[parts[2]] = parts[3]
         return hosts
 
-    def wait_for(self, what: str, ready, seconds: float = 20) -> dict[str, dict[str, str]]:
-        """Polls /clusters until ready(hosts) holds, for at most `seconds`."""
+    def wait_for(self, what: str, ready, seconds: float = 20, read=None):
+        """Polls read() (/clusters by default) until ready(its answer) holds, for at most `seconds`."""
+        read = read or self.hosts
         deadline = time.monotonic() + seconds
         while True:
-            hosts = self.hosts()
-            if ready(hosts):
-                return hosts
+            answer = read()
+            if ready(answer):
+                return answer
             if time.monotonic() > deadline:
-                raise AssertionError(f"Envoy's /clusters after {seconds} s: not {what}: {hosts}")
+                raise AssertionError(f"Envoy's admin after {seconds} s: not {what}: {answer}")
             time.sleep(0.2)
 
     def stats(self, pattern: str) -> dict[str, int]:
@@ -98,17 +99,18 @@ class Envoy:
 
 
 @contextlib.contextmanager
-def envoy_in_front(workdir: pathlib.Path, policy: str, pinned: set[int] | None = None):
+def envoy_in_front(workdir: pathlib.Path, policy: str, pinned: set[int] | None = None, **extra):
     """Three replicas with --orca behind Envoy with the given policy, once Envoy's
     health checks find all three serving; the third runs on the `pinned` CPUs only."""
     ports = free_ports(8)
     cpus = [None, None, pinned]
-    replicas = [Replica(port, metrics, "--orca", cpus=cpu) for port, metrics, cpu in zip(ports[2:5], ports[5:8], cpus)]
+    flags = ("--orca", "--orca-min-interval", "1s")
+    replicas = [Replica(port, metrics, *flags, cpus=cpu) for port, metrics, cpu in zip(ports[2:5], ports[5:8], cpus)]
     envoy = None
     try:
         for replica in replicas:
             replica.start()
-        envoy = Envoy(workdir, ports[0], ports[1], ports[2:5], policy)
+        envoy = Envoy(workdir, ports[0], ports[1], ports[2:5], policy, **extra)
         envoy.wait_for("every replica healthy by the gRPC health check",
                        lambda hosts: len(hosts) == 3 and all(h["health_flags"] == "healthy" for h in hosts.values()))
         yield envoy
@@ -202,6 +204,20 @@ def test_only_client_side_weighted_round_robin_weighs_replicas_by_their_orca_rep
         assert all(w > 1 for w in weights(hosts).values()), weights(hosts)
     else:
         assert set(weights(hosts).values()) == {1}, weights(hosts)
+
+
+def test_client_side_weighted_round_robin_reads_the_out_of_band_stream(tmp_path):
+    """With enable_oob_load_report, Envoy holds a StreamCoreMetrics stream open to
+    each replica and counts the reports that arrive on it (lb_orca_oob stats)."""
+    with envoy_in_front(tmp_path, "client_side_weighted_round_robin", oob="1s") as envoy:
+        bench(envoy.front, concurrency=8)
+        hosts = envoy.wait_for("weighted", lambda hosts: all(w > 1 for w in weights(hosts).values()))
+        # Two reports a replica at least (one a second on each stream).
+        oob = envoy.wait_for("6 out-of-band reports received", lambda oob: oob.get(
+            "cluster.search.lb_orca_oob.reports_received", 0) >= 6, read=lambda: envoy.stats(r"lb_orca_oob"))
+    print(f"out-of-band: {oob}; weights {weights(hosts)}")
+    assert oob["cluster.search.lb_orca_oob.active_sessions"] == 3, oob
+    assert oob["cluster.search.lb_orca_oob.stream_failures"] == 0, oob
 
 
 def test_adaptive_concurrency_filter_in_front_of_one_replica(tmp_path):
