@@ -96,7 +96,9 @@ def cluster(replicas: list[str], policy: str, blackout: str, oob: str | None) ->
         "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": http2},
         "load_assignment": {"cluster_name": "search", "endpoints": [{"lb_endpoints": endpoints}]},
         "health_checks": [{
-            "timeout": "1s", "interval": "1s", "unhealthy_threshold": 1, "healthy_threshold": 1,
+            # no_traffic_interval: Envoy checks every 60 s while no call has come yet.
+            "timeout": "1s", "interval": "1s", "no_traffic_interval": "1s",
+            "unhealthy_threshold": 1, "healthy_threshold": 1,
             "grpc_health_check": {"service_name": SERVICE},
         }],
         "load_balancing_policy": load_balancing_policy(policy, blackout, oob),
