@@ -248,9 +248,9 @@ def test_adaptive_concurrency_filter_in_front_of_one_replica(tmp_path):
 
 
 def test_client_side_weighted_round_robin_weighs_a_replica_with_one_cpu_below_those_with_two(tmp_path):
-    """The third replica may run on one CPU only: its reports show a higher CPU
-    utilization per call than the others' (utilization is of the CPUs a process
-    may use), so Envoy gives it a smaller weight and fewer calls."""
+    """The third replica may run on one CPU only, so its runtime has one worker where
+    the others have two: its reports show a higher utilization for the same calls,
+    and Envoy gives it a smaller weight and so fewer calls."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         pytest.skip("needs two CPUs")
@@ -262,11 +262,13 @@ def test_client_side_weighted_round_robin_weighs_a_replica_with_one_cpu_below_th
 
         def pinned_weighs_less(hosts: dict[str, dict[str, str]]) -> bool:
             w = in_order(hosts)
-            # Equal CPU time per call would halve it; three runs here gave 0.35-0.72.
-            return min(w) > 1 and w[2] < 0.9 * min(w[:2])
+            # Its one runtime worker is busy about twice as long per call as the others'
+            # two (application_utilization, which Envoy prefers to CPU): 0.35-0.86 of
+            # their weight in runs here, as the machine's other load varies.
+            return min(w) > 1 and w[2] < min(w[:2])
 
         try:
-            hosts = envoy.wait_for("the one-CPU replica weighted under 9/10 of the others", pinned_weighs_less, 12)
+            hosts = envoy.wait_for("the one-CPU replica weighted below the others", pinned_weighs_less, 12)
         finally:
             bench(envoy.front, 8, running=running)
         served = [int(envoy.hosts()[address]["rq_success"]) for address in envoy.addresses]
