@@ -13,7 +13,8 @@ With client_side_weighted_round_robin, Envoy weighs each replica by the ORCA
 report in its answers' endpoint-load-metrics-bin trailer: /clusters shows
 each replica's weight move from 1 (the configuration's) to qps / utilization.
 With round_robin and least_request the weights stay 1. A replica that may
-run on one CPU of two gets a smaller weight than the others. A last test puts
+run on one CPU of two gets a smaller weight than the others. With --oob, Envoy
+also reads each replica's out-of-band stream. A last test puts
 Envoy's adaptive concurrency filter in front of one replica.
 
     cargo build --bins && python -m pytest deploy/test_envoy.py -s
@@ -60,8 +61,11 @@ class Envoy:
             [envoy_binary(), "-c", str(path), "--disable-hot-restart", "--concurrency", "1", "-l", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
-        wait_for_port(admin)
-        wait_for_port(front)
+        try:
+            wait_for_port(admin)
+            wait_for_port(front)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; Envoy said:\n{self.stop()[-3000:]}") from None
 
     def get(self, path: str) -> str:
         return urllib.request.urlopen(f"http://127.0.0.1:{self.admin}{path}", timeout=5).read().decode()
@@ -93,6 +97,7 @@ class Envoy:
         return {s["name"]: s["value"] for s in json.loads(text)["stats"] if "value" in s}
 
     def stop(self) -> str:
+        """Stops Envoy (SIGTERM) and returns what it logged."""
         self.process.terminate()
         _, log = self.process.communicate(timeout=10)
         return log
@@ -127,7 +132,7 @@ def fleet(request, tmp_path):
         yield envoy
 
 
-def buf_curl(url: str, *flags: str) -> list[dict]:
+def buf_curl(url: str, *flags: str) -> dict:
     command = [BUF, "curl", "--schema", "proto", *flags, "-d", '{"query": "Banana"}', f"{url}/{SERVICE}/Search"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"{command}: {done.stderr}"
