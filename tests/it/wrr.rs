@@ -7,14 +7,16 @@
 //! weights known is `-v`'s weight events.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use search::client::{Client, ClientOptions, Event, LoadBalancing, WeightSettings};
+use search::client::{Client, ClientOptions, ConnectivityState, Event, LoadBalancing, WeightSettings};
 use search::pb::v1::SearchRequest;
 use search::server::{Figures, Orca, OrcaSettings, ServerConfig};
 use tokio::time::Instant;
 
+use crate::common::scripted::{ScriptedServer, always_ok, always_unavailable};
 use crate::common::{self, TestServer};
 
 /// Calls counted once the weights are known.
@@ -42,10 +44,15 @@ async fn one_idle_of_three(figures: Figures) -> Vec<TestServer> {
     ]
 }
 
+/// The servers' addresses.
+fn addrs(servers: &[TestServer]) -> Vec<SocketAddr> {
+    servers.iter().map(|server| server.addr).collect()
+}
+
 /// A weighted round robin client over `servers`: its weights in use 100 ms
 /// after the first report; one attempt a call (a hedge goes elsewhere out of
 /// turn). The weights it shows are recorded.
-async fn client(servers: &[TestServer], oob: bool) -> (Client, Arc<Mutex<HashMap<String, f64>>>) {
+async fn client(addrs: &[SocketAddr], oob: bool) -> (Client, Arc<Mutex<HashMap<String, f64>>>) {
     let weights = WeightSettings {
         blackout_period: Duration::from_millis(100),
         weight_update_period: Duration::from_millis(100),
@@ -55,7 +62,7 @@ async fn client(servers: &[TestServer], oob: bool) -> (Client, Arc<Mutex<HashMap
     };
     let options =
         ClientOptions { lb: LoadBalancing::WeightedRoundRobin, weights, hedging: None, ..ClientOptions::default() };
-    let target = common::ipv4(servers.iter().map(|server| server.addr));
+    let target = common::ipv4(addrs.iter().copied());
     let client = Client::connect_with(&target, options).await.expect("connects");
     let shown = Arc::new(Mutex::new(HashMap::new()));
     let seen = Arc::clone(&shown);
@@ -83,12 +90,7 @@ async fn search(client: &Client) {
 
 /// Calls until `known` subchannels show a weight (bounded: 5,000 calls or
 /// 10 s), then the calls of [`CALLS`] more, per server in `servers`' order.
-async fn shares(
-    client: &Client,
-    shown: &Mutex<HashMap<String, f64>>,
-    known: usize,
-    servers: &[TestServer],
-) -> Vec<u64> {
+async fn shares(client: &Client, shown: &Mutex<HashMap<String, f64>>, known: usize, addrs: &[SocketAddr]) -> Vec<u64> {
     let until = Instant::now() + Duration::from_secs(10);
     for _ in 0..5_000 {
         if shown.lock().expect("not poisoned").values().filter(|weight| **weight > 0.0).count() >= known
@@ -102,10 +104,10 @@ async fn shares(
     assert!(weights.values().filter(|weight| **weight > 0.0).count() >= known, "weights shown: {weights:?}");
     let calls = |client: &Client| -> Vec<u64> {
         let backends = client.backends();
-        servers
+        addrs
             .iter()
-            .map(|server| {
-                let address = server.addr.to_string();
+            .map(|addr| {
+                let address = addr.to_string();
                 backends.iter().find(|backend| backend.address == address).map_or(0, |backend| backend.calls)
             })
             .collect()
@@ -130,8 +132,8 @@ fn assert_follows_the_weights(shares: &[u64]) {
 #[tokio::test]
 async fn calls_follow_the_weights_from_each_call_s_report() {
     let servers = one_idle_of_three(Figures::Given).await;
-    let (client, shown) = client(&servers, false).await;
-    let shares = shares(&client, &shown, 3, &servers).await;
+    let (client, shown) = client(&addrs(&servers), false).await;
+    let shares = shares(&client, &shown, 3, &addrs(&servers)).await;
     assert_follows_the_weights(&shares);
     let weights = shown.lock().expect("not poisoned").clone();
     let idle = weights[&servers[2].addr.to_string()];
@@ -144,8 +146,8 @@ async fn calls_follow_the_weights_from_the_out_of_band_stream() {
     // Set figures go only on the out-of-band stream: no call's trailer has
     // them.
     let servers = one_idle_of_three(Figures::Set).await;
-    let (client, shown) = client(&servers, true).await;
-    let shares = shares(&client, &shown, 3, &servers).await;
+    let (client, shown) = client(&addrs(&servers), true).await;
+    let shares = shares(&client, &shown, 3, &addrs(&servers)).await;
     assert_follows_the_weights(&shares);
     stop(client, servers).await;
 }
@@ -159,8 +161,8 @@ async fn a_server_without_reports_takes_the_mean_weight_s_share() {
         replica(Some(Figures::Given), 100.0, 0.1).await,
         replica(None, 0.0, 0.0).await,
     ];
-    let (client, shown) = client(&servers, false).await;
-    let shares = shares(&client, &shown, 2, &servers).await;
+    let (client, shown) = client(&addrs(&servers), false).await;
+    let shares = shares(&client, &shown, 2, &addrs(&servers)).await;
     println!("calls per replica (busy, idle, silent): {shares:?}");
     let [busy, idle, silent] = shares[..] else { panic!("three replicas") };
     assert!(idle > silent && silent > busy, "by weight: {shares:?}");
@@ -177,8 +179,8 @@ async fn with_one_weight_known_calls_go_round_robin() {
         replica(Some(Figures::Given), 0.0, 0.0).await,
         replica(None, 0.0, 0.0).await,
     ];
-    let (client, shown) = client(&servers, false).await;
-    let shares = shares(&client, &shown, 1, &servers).await;
+    let (client, shown) = client(&addrs(&servers), false).await;
+    let shares = shares(&client, &shown, 1, &addrs(&servers)).await;
     println!("calls per replica (reporting, no figures, silent): {shares:?}");
     for share in &shares {
         assert!(share.abs_diff(CALLS / 3) <= 2, "an even turn each: {shares:?}");
@@ -223,6 +225,43 @@ async fn verbose_shows_each_weight_and_a_bench_follows_them() {
     println!("bench calls per replica: {:?}", servers.iter().map(calls).collect::<Vec<_>>());
     assert!(calls(&servers[2]) > calls(&servers[0]).max(calls(&servers[1])), "{:?}", report.backends);
     for server in servers {
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checking_and_outlier_detection_act_under_it() {
+    let _machine = common::needs_a_quiet_machine().await;
+    let weighted = [replica(Some(Figures::Given), 100.0, 0.9).await, replica(Some(Figures::Given), 100.0, 0.1).await];
+    // Neither reports: each takes the mean weight.
+    let flipping = ScriptedServer::start(always_ok, true).await;
+    let failing = ScriptedServer::start(always_unavailable, false).await;
+    let all = [weighted[0].addr, weighted[1].addr, flipping.addr, failing.addr];
+    let (client, shown) = client(&all, false).await;
+    // Calls until the failing one is ejected (bounded); its calls are
+    // retried elsewhere while the retry budget lasts.
+    for _ in 0..2_000 {
+        if client.stats().ejections > 0 {
+            break;
+        }
+        let _ = client.search(SearchRequest { query: "Banana".into() }).await;
+    }
+    assert!(client.stats().ejections > 0, "the failing replica is ejected: {:?}", client.backends());
+    flipping.set_serving(false).await;
+    let flipped = flipping.addr.to_string();
+    let watcher = client.clone();
+    common::eventually("the NOT_SERVING replica is out", move || {
+        watcher.backends().iter().any(|b| b.address == flipped && b.state == ConnectivityState::TransientFailure)
+    })
+    .await;
+    let (flipped_before, failing_before) = (flipping.calls(), failing.calls());
+    let shares = shares(&client, &shown, 2, &all).await;
+    println!("calls per replica (busy, idle, not serving, ejected): {shares:?}");
+    assert_eq!(flipping.calls() - flipped_before, 0, "none to the NOT_SERVING one: {shares:?}");
+    assert_eq!(failing.calls() - failing_before, 0, "none to the ejected one: {shares:?}");
+    assert!(shares[1] > 3 * shares[0] && shares[0] > 0, "the rest by weight: {shares:?}");
+    drop(client);
+    for server in weighted {
         server.stop().await;
     }
 }
