@@ -70,11 +70,27 @@ impl Edf {
     }
 
     /// The entry due first, set due again a period later.
+    #[cfg(test)]
     pub(super) fn next(&mut self) -> Option<usize> {
-        let mut top = self.due.peek_mut()?;
-        let index = top.0.index;
-        top.0.deadline += top.0.period;
-        Some(index)
+        self.next_kept(|_| true)
+    }
+
+    /// The entry due first of those `keep` keeps, set due again a period
+    /// later; the others stay due as they were.
+    pub(super) fn next_kept(&mut self, keep: impl Fn(usize) -> bool) -> Option<usize> {
+        let mut skipped = Vec::new();
+        let mut chosen = None;
+        while let Some(Reverse(mut entry)) = self.due.pop() {
+            if keep(entry.index) {
+                chosen = Some(entry.index);
+                entry.deadline += entry.period;
+                self.due.push(Reverse(entry));
+                break;
+            }
+            skipped.push(Reverse(entry));
+        }
+        self.due.extend(skipped);
+        chosen
     }
 }
 
@@ -88,7 +104,7 @@ impl Schedule {
     pub(super) fn pick(&self, fresh: impl Fn(&Arc<Subchannel>) -> bool) -> Option<Arc<Subchannel>> {
         let mut schedule = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let (subchannels, edf) = schedule.as_mut()?;
-        (0..subchannels.len()).find_map(|_| edf.next().map(|i| &subchannels[i]).filter(|sub| fresh(sub)).cloned())
+        edf.next_kept(|i| fresh(&subchannels[i])).map(|i| Arc::clone(&subchannels[i]))
     }
 }
 
@@ -133,6 +149,22 @@ mod tests {
         assert!(Edf::new(&[100.0, 0.0, 0.0], || 0.0).is_none(), "one known: round robin");
         assert!(Edf::new(&[], || 0.0).is_none());
         assert!(Edf::new(&[f64::NAN, 1.0], || 0.0).is_none(), "NaN is not a weight");
+    }
+
+    #[tokio::test]
+    async fn a_schedule_skips_what_its_caller_does_not_keep() {
+        use crate::client::channel::connectivity::ConnectivityState::Ready;
+        let subs = crate::client::channel::subchannel::in_states(&[Ready, Ready]);
+        let schedule = Schedule::default();
+        assert!(schedule.pick(|_| true).is_none(), "no scheduler: round robin decides");
+        schedule.set(subs.clone(), &[1.0, 9.0]);
+        let heavy = (0..100).filter(|_| schedule.pick(|_| true).is_some_and(|sub| Arc::ptr_eq(&sub, &subs[1]))).count();
+        assert_eq!(heavy, 90);
+        let light = schedule.pick(|sub| !Arc::ptr_eq(sub, &subs[1])).expect("the other");
+        assert!(Arc::ptr_eq(&light, &subs[0]), "the heavy one skipped (tried, or no longer READY)");
+        assert!(schedule.pick(|_| false).is_none(), "none kept: round robin decides");
+        schedule.set(subs, &[1.0, 0.0]);
+        assert!(schedule.pick(|_| true).is_none(), "one weight known: no scheduler");
     }
 
     #[test]
