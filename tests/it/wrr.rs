@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use search::client::{Client, ClientOptions, ConnectivityState, Event, LoadBalancing, WeightSettings};
-use search::pb::v1::SearchRequest;
+use search::pb::v1::{ScanRequest, SearchRequest};
 use search::server::{Figures, Orca, OrcaSettings, ServerConfig};
 use tokio::time::Instant;
 
@@ -264,4 +264,25 @@ async fn health_checking_and_outlier_detection_act_under_it() {
     for server in weighted {
         server.stop().await;
     }
+}
+
+#[tokio::test]
+async fn a_streaming_call_s_trailer_reports_too() {
+    // Only Scan calls: their reports come in the trailers at their ends.
+    let servers = one_idle_of_three(Figures::Given).await;
+    let (client, shown) = client(&addrs(&servers), false).await;
+    let until = Instant::now() + Duration::from_secs(10);
+    for _ in 0..2_000 {
+        if shown.lock().expect("not poisoned").values().filter(|weight| **weight > 0.0).count() == 3
+            || Instant::now() > until
+        {
+            break;
+        }
+        let mut answers = client.scan(ScanRequest { text: "banana banana".into() }).await.expect("scans");
+        while answers.message().await.expect("no Scan fails").is_some() {}
+    }
+    let weights = shown.lock().expect("not poisoned").clone();
+    let idle = weights.get(&servers[2].addr.to_string()).copied().unwrap_or_default();
+    assert!((idle - 1000.0).abs() < 1.0, "weights from the streams' trailers: {weights:?}");
+    stop(client, servers).await;
 }

@@ -1,6 +1,7 @@
 //! Weighted round robin in the channel (gRFC A58): the load reports taken
 //! into each subchannel's weight (`weights.rs`), from each call's
-//! `endpoint-load-metrics-bin` trailer or, when asked, from each server's
+//! `endpoint-load-metrics-bin` trailer (read by `call/attempts.rs` and, for
+//! a stream read to its end, `responses.rs`) or, when asked, from each server's
 //! out-of-band stream (`OpenRcaService/StreamCoreMetrics`); the READY
 //! subchannels' weights read into an earliest-deadline-first scheduler
 //! (`edf.rs`) every update period and whenever a subchannel comes or goes;
