@@ -1,5 +1,5 @@
 //! `-v`: the channel's events on stderr as they happen (subchannel changes
-//! with their causes, ejections, hedges, calls sent again), one
+//! with their causes, ejections, weights, hedges, calls sent again), one
 //! `client: ...` line each.
 
 use crate::client::{Client, Event};

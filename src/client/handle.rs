@@ -9,7 +9,7 @@ use tokio::time::{Instant, timeout_at};
 
 use super::Error;
 use super::call::Caller;
-use super::channel::{Backend, Balancer, Connectivity, ConnectivityState, LoadBalancing, SubchannelWatcher, Target};
+use super::channel::{Backend, Balancer, Connectivity, ConnectivityState, SubchannelWatcher, Target};
 use super::options::ClientOptions;
 use super::stats::{CallStats, Stats};
 
@@ -136,7 +136,7 @@ impl Client {
         while Instant::now() < deadline {
             let settling = self.backends().iter().any(|backend| match backend.state {
                 ConnectivityState::Connecting => true,
-                ConnectivityState::Idle => self.caller.channel.policy() == LoadBalancing::RoundRobin,
+                ConnectivityState::Idle => self.caller.channel.policy().spreads(),
                 _ => false,
             });
             if !settling {

@@ -27,9 +27,9 @@ impl Client {
         let message = || Some(request.clone());
         let attempt = |channel, request| {
             let mut client = caller.grpc(channel);
-            async move { client.search(request).await.map(tonic::Response::into_inner) }
+            async move { client.search(request).await }
         };
-        Ok(caller.call(SEARCH_PATH, Kind::Unary, message, attempt).await?.value)
+        Ok(caller.call(SEARCH_PATH, Kind::Unary, message, attempt).await?.value.into_inner())
     }
 
     /// The article's unary `/Search/search` (wire-compatible with `Search`),
@@ -46,10 +46,10 @@ impl Client {
             async move {
                 grpc.ready().await.map_err(|err| tonic::Status::from_error(err.into()))?;
                 let path = http::uri::PathAndQuery::from_static(LEGACY_SEARCH_PATH);
-                grpc.unary(request, path, tonic_prost::ProstCodec::default()).await.map(tonic::Response::into_inner)
+                grpc.unary(request, path, tonic_prost::ProstCodec::default()).await
             }
         };
-        Ok(caller.call(LEGACY_SEARCH_PATH, Kind::Unary, message, attempt).await?.value)
+        Ok(caller.call(LEGACY_SEARCH_PATH, Kind::Unary, message, attempt).await?.value.into_inner())
     }
 
     /// Bidirectional `Classify`: one response per request, in order, read as

@@ -35,6 +35,7 @@ pub use self::call::{COLD_DELAY, Compression, Hedging, HedgingDelay, MIN_DELAY, 
 pub use self::channel::{
     Backend, Connectivity, ConnectivityState, Event, FailurePercentageEjection, InvalidTarget, Keepalive,
     LoadBalancing, OutlierDetection, OutlierError, SubchannelWatcher, SuccessRateEjection, Target, Transition,
+    WeightSettings,
 };
 pub use self::error::{Error, describe_status};
 pub use self::handle::Client;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::backoff::Backoff;
 use super::call::{CallSettings, Compression, Hedging, RetryBuffer, RetryThrottle};
-use super::channel::{ChannelSettings, Keepalive, LoadBalancing, OutlierDetection};
+use super::channel::{ChannelSettings, Keepalive, LoadBalancing, OutlierDetection, WeightSettings};
 use super::token::BearerToken;
 use crate::tls::ClientTls;
 
@@ -46,6 +46,8 @@ pub struct ClientOptions {
     /// How calls are spread over the target's addresses: by default
     /// (`auto`) round robin when there are several, pick_first for one.
     pub lb: LoadBalancing,
+    /// Weighted round robin's settings, under `lb: WeightedRoundRobin`.
+    pub weights: WeightSettings,
     /// Client keepalive; `None`: no pings.
     pub keepalive: Option<Keepalive>,
     /// Watch this service's health on every connection and send calls only
@@ -75,6 +77,7 @@ impl Default for ClientOptions {
             tls: ClientTls::default(),
             compression: None,
             lb: LoadBalancing::Auto,
+            weights: WeightSettings::default(),
             keepalive: Some(Keepalive::default()),
             health_check: Some(HEALTH_SERVICE.to_owned()),
             outlier_detection: Some(OutlierDetection::default()),
@@ -95,6 +98,7 @@ impl ClientOptions {
             keepalive: self.keepalive,
             health_check: self.health_check.clone(),
             outlier_detection: self.outlier_detection,
+            weights: self.weights,
             token: self.token.clone(),
         }
     }

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use futures_util::FutureExt;
 use tokio::time::{Instant, Sleep, sleep_until};
 use tokio_stream::Stream;
 use tonic::{Code, Streaming};
@@ -79,12 +80,17 @@ impl<T> Stream for Responses<T> {
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(Err(status))) => {
                 this.done = true;
+                this.caller.channel.load_reported(&this.sub, status.metadata());
                 this.sub.outlier.failure();
                 this.end_spans(status.code());
                 Poll::Ready(Some(Err(this.caller.failed(status, &this.sub, 1, None))))
             }
             Poll::Ready(None) => {
                 this.done = true;
+                // The stream is read to its end: its trailers are there.
+                if let Some(Ok(Some(trailers))) = this.inner.trailers().now_or_never() {
+                    this.caller.channel.load_reported(&this.sub, &trailers);
+                }
                 this.sub.outlier.success();
                 this.end_spans(Code::Ok);
                 Poll::Ready(None)

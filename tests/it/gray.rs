@@ -723,6 +723,11 @@ async fn every_new_flag_names_its_grpc_setting_and_bad_values_exit_2() {
         ("--outlier-failure-percentage", "failure_percentage_ejection threshold"),
         ("--hedging-delay", "hedgingPolicy.hedgingDelay"),
         ("--hedging-max-attempts", "hedgingPolicy.maxAttempts"),
+        ("--wrr-blackout-period", "blackout_period"),
+        ("--wrr-weight-expiration-period", "weight_expiration_period"),
+        ("--wrr-weight-update-period", "weight_update_period"),
+        ("--wrr-error-utilization-penalty", "error_utilization_penalty"),
+        ("--wrr-oob-reporting-period", "oob_reporting_period"),
     ] {
         let at = help.find(flag).unwrap_or_else(|| panic!("{flag} in --help"));
         let next = help[at + flag.len()..].find("\n  -").map_or(help.len(), |end| at + flag.len() + end);
@@ -734,6 +739,8 @@ async fn every_new_flag_names_its_grpc_setting_and_bad_values_exit_2() {
         (["--keepalive-time", "0s"], "--keepalive-time must be more than 0"),
         (["--outlier-max-ejection-percent", "101"], "--outlier-max-ejection-percent"),
         (["--hedging-max-attempts", "9"], "--hedging-max-attempts"),
+        (["--wrr-error-utilization-penalty", "NaN"], "--wrr-error-utilization-penalty must be 0 or more"),
+        (["--wrr-oob-reporting-period", "0s"], "--wrr-oob-reporting-period must be more than 0"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_client")).args(args).arg("Banana").output().await.expect("runs");
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -26,3 +26,4 @@ mod server;
 mod tls;
 mod tokens;
 mod web;
+mod wrr;

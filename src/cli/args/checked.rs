@@ -15,6 +15,7 @@ use crate::cli::input::{Data, Source};
 use crate::cli::output::Format;
 use crate::client::{
     self, Backoff, BearerToken, ClientOptions, Hedging, HedgingDelay, Keepalive, OutlierDetection, Target,
+    WeightSettings,
 };
 use crate::tls::ClientTls;
 use crate::traces::TraceConfig;
@@ -121,6 +122,7 @@ impl Args {
             keepalive: self.keepalive()?,
             health_check: (!self.no_health_check).then(|| self.health_check_service.clone()),
             outlier_detection: self.outlier_detection()?,
+            weights: self.weights()?,
             hedging: self.hedging(),
             ..ClientOptions::default()
         })
@@ -189,6 +191,27 @@ impl Args {
         };
         config.check().map_err(|err| usage(ErrorKind::ValueValidation, format!("bad outlier detection: {err}")))?;
         Ok(Some(config))
+    }
+
+    /// `--wrr-*`: weighted round robin's settings.
+    fn weights(&self) -> Result<WeightSettings, clap::Error> {
+        let penalty = self.wrr_error_utilization_penalty;
+        if !(penalty.is_finite() && penalty >= 0.0) {
+            return Err(usage(ErrorKind::ValueValidation, "--wrr-error-utilization-penalty must be 0 or more"));
+        }
+        let oob = self.wrr_oob_reporting_period.0;
+        if oob.is_some_and(|period| period.is_zero()) {
+            return Err(usage(ErrorKind::ValueValidation, "--wrr-oob-reporting-period must be more than 0 (or off)"));
+        }
+        let defaults = WeightSettings::default();
+        Ok(WeightSettings {
+            blackout_period: self.wrr_blackout_period.into(),
+            weight_expiration_period: self.wrr_weight_expiration_period.into(),
+            weight_update_period: self.wrr_weight_update_period.into(),
+            error_utilization_penalty: penalty,
+            enable_oob_load_report: oob.is_some(),
+            oob_reporting_period: oob.unwrap_or(defaults.oob_reporting_period),
+        })
     }
 
     /// `--hedging-*`: `None` for `--hedging-delay off`.

@@ -8,7 +8,9 @@ use clap::builder::BoolishValueParser;
 
 use super::commands::Command;
 use super::values::{HedgeDelay, Toggle};
-use crate::client::{self, Backoff, Compression, Hedging, Keepalive, LoadBalancing, OutlierDetection, Target};
+use crate::client::{
+    self, Backoff, Compression, Hedging, Keepalive, LoadBalancing, OutlierDetection, Target, WeightSettings,
+};
 use crate::traces::TraceArgs;
 
 /// Calls the Search service: `client Banana` prints `status=1`.
@@ -103,8 +105,43 @@ pub struct Args {
     /// detection and hedging keep a hung, lost or slow replica from costing
     /// calls; pick_first for one. pick_first: the first address that works,
     /// in order (grpc's default policy). round_robin: every READY one in turn.
+    /// weighted_round_robin: READY ones in proportion to their servers' load
+    /// reports (ORCA; servers run with --orca), round robin until two are
+    /// known (see --wrr-*).
     #[arg(long, env = "SEARCH_LB", value_enum, default_value = "auto", global = true)]
     pub lb: LoadBalancing,
+
+    /// weighted_round_robin: how long a server reports before its weight is
+    /// used, from its first report and each time it is READY again.
+    /// [grpc: blackout_period]
+    #[arg(long, env = "SEARCH_WRR_BLACKOUT_PERIOD", value_name = "DURATION", global = true,
+          default_value_t = WeightSettings::default().blackout_period.into())]
+    pub wrr_blackout_period: humantime::Duration,
+
+    /// weighted_round_robin: a weight with no report for this long is dropped
+    /// (the server takes the mean weight's share). [grpc: weight_expiration_period]
+    #[arg(long, env = "SEARCH_WRR_WEIGHT_EXPIRATION_PERIOD", value_name = "DURATION", global = true,
+          default_value_t = WeightSettings::default().weight_expiration_period.into())]
+    pub wrr_weight_expiration_period: humantime::Duration,
+
+    /// weighted_round_robin: how often the weights are read again (at least
+    /// 100ms). [grpc: weight_update_period]
+    #[arg(long, env = "SEARCH_WRR_WEIGHT_UPDATE_PERIOD", value_name = "DURATION", global = true,
+          default_value_t = WeightSettings::default().weight_update_period.into())]
+    pub wrr_weight_update_period: humantime::Duration,
+
+    /// weighted_round_robin: how much errors weigh: a server's utilization
+    /// counts its errors per query times this. [grpc: error_utilization_penalty]
+    #[arg(long, env = "SEARCH_WRR_ERROR_UTILIZATION_PENALTY", value_name = "FACTOR", global = true,
+          default_value_t = WeightSettings::default().error_utilization_penalty)]
+    pub wrr_error_utilization_penalty: f64,
+
+    /// weighted_round_robin: take the load reports from each server's
+    /// out-of-band stream, asked for every DURATION, instead of each call's
+    /// trailer; off: from the trailers. [grpc: enable_oob_load_report,
+    /// oob_reporting_period]
+    #[arg(long, env = "SEARCH_WRR_OOB_REPORTING_PERIOD", value_name = "DURATION|off", global = true, default_value_t = Toggle(None))]
+    pub wrr_oob_reporting_period: Toggle,
 
     /// Ping the server after this long without hearing from it; no answer
     /// within --keepalive-timeout closes the connection and moves calls to

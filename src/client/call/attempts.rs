@@ -19,7 +19,7 @@ use tonic::{Code, Request, Status};
 use super::caller::{Caller, send_context, with_timeout};
 use super::failure::Failure;
 use super::rules::{After, Counts, Failed, Kind, Rules};
-use super::running::{Attempt, first};
+use super::running::{Answer, Attempt, first};
 use crate::client::Error;
 use crate::client::channel::{ConnectivityState, Event, Subchannel};
 use crate::traces::{AttemptSpan, CallSpan, StreamSpans};
@@ -55,6 +55,7 @@ impl Caller {
         attempt: impl FnMut(Channel, Request<R>) -> Fut,
     ) -> Result<Answered<T>, Error>
     where
+        T: Answer,
         Fut: Future<Output = Result<T, Status>>,
     {
         let Some(span) = CallSpan::start(path) else {
@@ -118,6 +119,7 @@ impl<'a, R, T, M, A, Fut> Call<'a, R, M, A, Fut>
 where
     M: FnMut() -> Option<R>,
     A: FnMut(Channel, Request<R>) -> Fut,
+    T: Answer,
     Fut: Future<Output = Result<T, Status>>,
 {
     fn new(
@@ -281,9 +283,13 @@ where
             self.caller.stats.attempt_took(took);
         }
         let status = match ended {
-            Ok(value) => return Some(Ok(self.answered(done, value, took))),
+            Ok(value) => {
+                self.caller.channel.load_reported(&done.sub, value.metadata());
+                return Some(Ok(self.answered(done, value, took)));
+            }
             Err(status) => status,
         };
+        self.caller.channel.load_reported(&done.sub, status.metadata());
         if let Some(span) = done.span.as_mut() {
             span.ended(Some(status.code()));
         }

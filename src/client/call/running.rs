@@ -11,6 +11,20 @@ use tokio::time::Instant;
 use crate::client::channel::Subchannel;
 use crate::traces::AttemptSpan;
 
+/// What an attempt answers with: a tonic response, whose metadata (with a
+/// unary answer's trailers, which tonic merges in) may carry the server's
+/// load report.
+pub(in crate::client) trait Answer {
+    /// Its metadata.
+    fn metadata(&self) -> &tonic::metadata::MetadataMap;
+}
+
+impl<M> Answer for tonic::Response<M> {
+    fn metadata(&self) -> &tonic::metadata::MetadataMap {
+        tonic::Response::metadata(self)
+    }
+}
+
 /// One attempt, while it runs.
 pub(super) struct Attempt {
     /// 1 for the first; hedges and retries count on.

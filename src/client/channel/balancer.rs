@@ -31,6 +31,7 @@ use tonic::transport::Endpoint;
 
 use super::connectivity::{Connectivity, ConnectivityState};
 use super::dial::{self, Address, Keepalive, TrackingConnector};
+use super::edf::Schedule;
 use super::events::{Event, SubchannelWatcher, Watchers};
 use super::health::Health;
 use super::outlier::OutlierDetection;
@@ -40,6 +41,7 @@ use super::resolver;
 use super::secure::{self, SecureConnector};
 use super::subchannel::{Backend, Subchannel};
 use super::target::Target;
+use super::weights::WeightSettings;
 use crate::client::Error;
 use crate::client::backoff::Backoff;
 use crate::client::stats::Stats;
@@ -63,6 +65,8 @@ pub(in crate::client) struct ChannelSettings {
     pub(in crate::client) health_check: Option<String>,
     /// Outlier detection; `None`: off.
     pub(in crate::client) outlier_detection: Option<OutlierDetection>,
+    /// Weighted round robin's settings (used under it only).
+    pub(in crate::client) weights: WeightSettings,
     /// The token health watches carry; `None`: none.
     pub(in crate::client) token: Option<BearerToken>,
 }
@@ -76,9 +80,9 @@ pub(in crate::client) struct Balancer {
     pub(super) settings: ChannelSettings,
     /// The subchannels, in the resolver's order; swapped whole when the name
     /// resolves to other addresses. Empty until the first resolution.
-    subchannels: RwLock<Arc<[Arc<Subchannel>]>>,
+    pub(super) subchannels: RwLock<Arc<[Arc<Subchannel>]>>,
     /// The policy in effect, decided when the target first resolved.
-    policy: OnceLock<LoadBalancing>,
+    pub(super) policy: OnceLock<LoadBalancing>,
     /// Counts every change of a subchannel's state or of the subchannels:
     /// picks waiting for a READY subchannel wait for it.
     pub(super) changes: watch::Sender<u64>,
@@ -98,9 +102,11 @@ pub(in crate::client) struct Balancer {
     watchers: Watchers,
     /// The first call was picked: round robin has connected everything,
     /// health watches and the outlier sweep run.
-    started: AtomicBool,
+    pub(super) started: AtomicBool,
     /// The client's counts: state changes and ejections are counted here.
     pub(super) stats: Arc<Stats>,
+    /// Weighted round robin's scheduler, when it has one.
+    pub(super) schedule: Schedule,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -141,6 +147,7 @@ impl Balancer {
             watchers: Watchers::default(),
             started: AtomicBool::new(false),
             stats,
+            schedule: Schedule::default(),
         });
         if let Some(addresses) = resolver::fixed(target) {
             balancer.update(addresses);
@@ -205,6 +212,9 @@ impl Balancer {
         let mut changes = self.changes.subscribe();
         loop {
             let subchannels = self.subchannels().await?;
+            if let Some(chosen) = self.pick_weighted(tried) {
+                return Ok(chosen);
+            }
             match picker::pick(self.policy(), &subchannels, &self.cursor, tried) {
                 Pick::Ready(chosen) => return Ok(Arc::clone(chosen)),
                 Pick::Fail if !wait_for_ready => return Err(picker::unreachable(&self.target, &subchannels)),
@@ -290,57 +300,20 @@ impl Balancer {
                 self.start(sub);
             }
             self.start_sweeping();
+            self.start_weighing();
         }
         Ok(subchannels)
     }
 
     /// The service whose health the subchannels watch, if they do: only
-    /// under round robin, as in grpc (pick_first leaves a connection only
+    /// under (weighted) round robin, as in grpc (pick_first leaves a connection only
     /// when it breaks, and a single call should not wait for a health answer).
     pub(super) fn health_service(&self) -> Option<&str> {
-        self.settings.health_check.as_deref().filter(|_| self.policy() == LoadBalancing::RoundRobin)
-    }
-
-    /// The addresses the target stands for now: a name's, resolved again;
-    /// given addresses, as they are.
-    pub(super) async fn resolve(&self) -> Result<Vec<Address>, Error> {
-        match resolver::resolve(&self.target, self.settings.connect_timeout).await {
-            Some(resolved) => resolved,
-            None => Ok(self.current().iter().map(|sub| sub.address.clone()).collect()),
-        }
-    }
-
-    /// Makes the subchannels those of `addresses`, in their order, keeping
-    /// the ones whose address stays.
-    pub(super) fn update(self: &Arc<Self>, addresses: Vec<Address>) {
-        let _ = self.policy.set(self.settings.lb.for_addresses(addresses.len()));
-        let old = self.current();
-        let mut added = Vec::new();
-        let subchannels: Vec<Arc<Subchannel>> = addresses
-            .into_iter()
-            .map(|address| {
-                old.iter().find(|sub| sub.address == address).cloned().unwrap_or_else(|| {
-                    let sub = self.subchannel(address);
-                    added.push(Arc::clone(&sub));
-                    sub
-                })
-            })
-            .collect();
-        if old.len() != subchannels.len() || !added.is_empty() {
-            tracing::debug!(target = %self.target, addresses = subchannels.len(), "subchannels");
-        }
-        *self.subchannels.write().unwrap_or_else(PoisonError::into_inner) = Arc::from(subchannels);
-        self.changes.send_modify(|n| *n += 1);
-        self.aggregate();
-        if self.started.load(Ordering::Acquire) {
-            for sub in &added {
-                self.start(sub);
-            }
-        }
+        self.settings.health_check.as_deref().filter(|_| self.policy().spreads())
     }
 
     /// A new subchannel for `address`, its transitions reported here.
-    fn subchannel(self: &Arc<Self>, address: Address) -> Arc<Subchannel> {
+    pub(super) fn subchannel(self: &Arc<Self>, address: Address) -> Arc<Subchannel> {
         let connectivity = Connectivity::default();
         let mut connector =
             TrackingConnector::new(address.clone(), connectivity.clone(), self.settings.connect_timeout);
@@ -364,34 +337,5 @@ impl Balancer {
             }
         }));
         sub
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn new_addresses_get_subchannels_and_kept_ones_keep_theirs() {
-        let target: Target = "ipv4:127.0.0.1:1001,127.0.0.1:1002".parse().expect("a target");
-        let settings = ChannelSettings {
-            connect_timeout: Duration::from_secs(1),
-            backoff: Backoff::DEFAULT,
-            tls: ClientTls::default(),
-            lb: LoadBalancing::PickFirst,
-            keepalive: None,
-            health_check: None,
-            outlier_detection: None,
-            token: None,
-        };
-        let balancer = Balancer::new(&target, settings, Connectivity::default(), Arc::default()).expect("a channel");
-        let before = balancer.current();
-        let address = |port| Address::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
-        balancer.update(vec![address(1002), address(1003)]);
-        let after = balancer.current();
-        let ports: Vec<String> = after.iter().map(|sub| sub.address.to_string()).collect();
-        assert_eq!(ports, ["127.0.0.1:1002", "127.0.0.1:1003"]);
-        assert!(Arc::ptr_eq(&before[1], &after[0]), "a kept address keeps its subchannel (and connection)");
-        assert!(!before.iter().any(|old| Arc::ptr_eq(old, &after[1])), "a new address gets a new one");
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::connectivity::ConnectivityState;
 
 /// What the channel did, as it happened: what `client -v` prints.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A subchannel changed state.
     Subchannel {
@@ -44,6 +44,15 @@ pub enum Event {
         /// How long after the call began.
         after: Duration,
     },
+    /// A subchannel's weight under weighted round robin changed (by more
+    /// than a tenth, or to or from unknown).
+    Weight {
+        /// Its address.
+        address: String,
+        /// Its weight now; 0 while unknown (in its blackout, expired, or
+        /// never reported), when it takes the mean weight's share.
+        weight: f64,
+    },
 }
 
 impl fmt::Display for Event {
@@ -59,6 +68,8 @@ impl fmt::Display for Event {
             Self::Hedge { method, attempt, address, after } => {
                 write!(f, "hedge: attempt {attempt} of {method} to {address}, {after:.1?} after the first")
             }
+            Self::Weight { address, weight } if *weight > 0.0 => write!(f, "subchannel {address} weight {weight:.1}"),
+            Self::Weight { address, .. } => write!(f, "subchannel {address} weight unknown"),
         }
     }
 }

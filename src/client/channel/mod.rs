@@ -23,6 +23,10 @@
 //! - `subchannel.rs`: one address with its transport and the one state
 //!   calls are picked by; [`Backend`], what `-v` shows of it.
 //! - `picker.rs`: [`LoadBalancing`]: pick_first, round_robin, a hedge's pick.
+//! - `weights.rs`: weighted round robin's weights from load reports
+//!   ([`WeightSettings`]); `edf.rs` its earliest-deadline-first scheduler;
+//!   `weighted.rs` the policy in the channel: reports taken per call or out
+//!   of band, the scheduler rebuilt, its picks.
 //! - `events.rs`: [`Event`]s, what the channel did, for `-v`.
 //! - `balancer.rs`: the channel itself (`Balancer`): its subchannels,
 //!   picking, starting them; `upkeep.rs`: keeping their states, dialing
@@ -31,6 +35,7 @@
 mod balancer;
 mod connectivity;
 mod dial;
+mod edf;
 mod ejection;
 mod events;
 mod health;
@@ -42,6 +47,8 @@ mod secure;
 mod subchannel;
 mod target;
 mod upkeep;
+mod weighted;
+mod weights;
 
 pub(in crate::client) use self::balancer::{Balancer, ChannelSettings};
 pub use self::connectivity::{Connectivity, ConnectivityState, Transition};
@@ -54,3 +61,4 @@ pub(in crate::client) use self::secure::refusal;
 pub use self::subchannel::Backend;
 pub(in crate::client) use self::subchannel::Subchannel;
 pub use self::target::{InvalidTarget, Target};
+pub use self::weights::WeightSettings;

@@ -4,6 +4,9 @@
 //! - `pick_first`: the first address that works, in the resolver's order,
 //!   until it stops working (gRFC A61);
 //! - `round_robin`: every READY subchannel in turn;
+//! - `weighted_round_robin`: READY subchannels in proportion to their
+//!   servers' load reports (gRFC A58, `weighted.rs`), round robin while
+//!   fewer than two weights are known;
 //! - `auto` (the default): `round_robin` when the target has more than one
 //!   address, `pick_first` for one.
 //!
@@ -38,6 +41,10 @@ pub enum LoadBalancing {
     /// Every READY address in turn.
     #[value(name = "round_robin")]
     RoundRobin,
+    /// READY addresses in proportion to their weights from their servers'
+    /// load reports (gRFC A58).
+    #[value(name = "weighted_round_robin")]
+    WeightedRoundRobin,
 }
 
 impl LoadBalancing {
@@ -49,6 +56,13 @@ impl LoadBalancing {
             Self::Auto => Self::PickFirst,
             policy => policy,
         }
+    }
+
+    /// Whether it spreads calls over every address, and so keeps every one
+    /// connected and watches their health: round robin, weighted or not.
+    #[must_use]
+    pub fn spreads(self) -> bool {
+        matches!(self, Self::RoundRobin | Self::WeightedRoundRobin)
     }
 }
 
@@ -64,7 +78,7 @@ pub(super) enum Pick<'a> {
 }
 
 /// The subchannel of the next call under `policy` (`pick_first` or
-/// `round_robin`), avoiding those in `avoid` while another is READY.
+/// `round_robin`; weighted round robin's fallback is round robin), avoiding those in `avoid` while another is READY.
 pub(super) fn pick<'a>(
     policy: LoadBalancing,
     subchannels: &'a [Arc<Subchannel>],
@@ -75,7 +89,7 @@ pub(super) fn pick<'a>(
     let untried = |sub: &&Arc<Subchannel>| !avoid.iter().any(|a| Arc::ptr_eq(a, sub));
     let fresh = |sub: &&Arc<Subchannel>| ready(sub) && untried(sub);
     let chosen = match policy {
-        LoadBalancing::RoundRobin => turn(subchannels, cursor, &fresh),
+        policy if policy.spreads() => turn(subchannels, cursor, &fresh),
         _ => subchannels.iter().find(fresh),
     };
     if let Some(sub) = chosen {
@@ -87,7 +101,7 @@ pub(super) fn pick<'a>(
         return Pick::Wait;
     }
     let again = match policy {
-        LoadBalancing::RoundRobin => turn(subchannels, cursor, &ready),
+        policy if policy.spreads() => turn(subchannels, cursor, &ready),
         _ => subchannels.iter().find(ready),
     };
     match again {

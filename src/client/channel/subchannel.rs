@@ -16,6 +16,7 @@ use super::ejection::Tally;
 use super::health::{Health, HealthCell};
 use super::preface::PrefaceConnector;
 use super::secure::SecureConnector;
+use super::weights::Weight;
 
 /// What makes a subchannel's new transport: the endpoint, and the connector
 /// that reports to its connectivity.
@@ -59,6 +60,10 @@ pub(in crate::client) struct Subchannel {
     pub(super) reconnecting: AtomicBool,
     /// Stops the health watch when the subchannel goes.
     pub(super) watching: Mutex<Option<DropGuard>>,
+    /// Stops the out-of-band load reports' stream when the subchannel goes.
+    pub(super) load_reports: Mutex<Option<DropGuard>>,
+    /// Its weight under weighted round robin, from its load reports.
+    pub(super) weight: Weight,
 }
 
 impl fmt::Debug for Subchannel {
@@ -111,6 +116,8 @@ impl Subchannel {
             last_failure: Mutex::new(None),
             reconnecting: AtomicBool::new(false),
             watching: Mutex::new(None),
+            load_reports: Mutex::new(None),
+            weight: Weight::default(),
         }
     }
 

@@ -14,6 +14,7 @@ use tonic::transport::Channel;
 
 use super::balancer::Balancer;
 use super::connectivity::ConnectivityState;
+use super::dial::Address;
 use super::ejection::{self, Counted, Verdict};
 use super::events::Event;
 use super::health::{self, Health};
@@ -21,6 +22,8 @@ use super::outlier::OutlierDetection;
 use super::picker::LoadBalancing;
 use super::resolver::{self, MIN_RERESOLVE, RERESOLVE_EVERY};
 use super::subchannel::Subchannel;
+use super::weighted;
+use crate::client::Error;
 
 /// How long pick_first waits for an address to be READY before it dials
 /// the next beside it (gRFC A61).
@@ -37,7 +40,15 @@ impl Balancer {
             runtime.spawn(health::watch(watched, service.to_owned(), token, backoff, stop.clone()));
             *sub.watching.lock().unwrap_or_else(PoisonError::into_inner) = Some(stop.drop_guard());
         }
-        if self.policy() == LoadBalancing::RoundRobin {
+        if self.reports_out_of_band()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let stop = CancellationToken::new();
+            let (settings, backoff) = (self.settings.weights, self.settings.backoff);
+            runtime.spawn(weighted::follow_reports(Arc::downgrade(sub), settings, backoff, stop.clone()));
+            *sub.load_reports.lock().unwrap_or_else(PoisonError::into_inner) = Some(stop.drop_guard());
+        }
+        if self.policy().spreads() {
             self.connect_in_background(Arc::clone(sub), false);
         }
     }
@@ -61,7 +72,7 @@ impl Balancer {
         }
         if to == ConnectivityState::TransientFailure {
             self.connect_in_background(Arc::clone(sub), true);
-        } else if lost && self.policy() == LoadBalancing::RoundRobin {
+        } else if lost && self.policy().spreads() {
             // Round robin keeps every address connected.
             self.connect_in_background(Arc::clone(sub), false);
         }
@@ -74,12 +85,16 @@ impl Balancer {
             if to == ConnectivityState::TransientFailure {
                 sub.set_last_failure(why);
             }
+            if to == ConnectivityState::Ready {
+                sub.weight.restart();
+            }
             let address = sub.address.to_string();
             tracing::debug!(%address, %from, %to, why, "subchannel");
             self.stats.state_changed();
             self.emit(&Event::Subchannel { address, from, to, why: why.map(str::to_owned) });
         });
         if changed {
+            self.reweigh();
             self.changes.send_modify(|n| *n += 1);
             self.aggregate();
         }
@@ -148,7 +163,7 @@ impl Balancer {
     /// one before failed, or after 250 ms without being READY, the first
     /// READY taking the calls.
     pub(super) fn connect_for_picks(self: &Arc<Self>, tried: &[Arc<Subchannel>]) {
-        if self.policy() == LoadBalancing::RoundRobin || self.connecting_first.swap(true, Ordering::AcqRel) {
+        if self.policy().spreads() || self.connecting_first.swap(true, Ordering::AcqRel) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -181,6 +196,44 @@ impl Balancer {
                 this.connecting_first.store(false, Ordering::Release);
             }
         });
+    }
+
+    /// The addresses the target stands for now: a name's, resolved again;
+    /// given addresses, as they are.
+    pub(super) async fn resolve(&self) -> Result<Vec<Address>, Error> {
+        match resolver::resolve(&self.target, self.settings.connect_timeout).await {
+            Some(resolved) => resolved,
+            None => Ok(self.current().iter().map(|sub| sub.address.clone()).collect()),
+        }
+    }
+
+    /// Makes the subchannels those of `addresses`, in their order, keeping
+    /// the ones whose address stays.
+    pub(super) fn update(self: &Arc<Self>, addresses: Vec<Address>) {
+        let _ = self.policy.set(self.settings.lb.for_addresses(addresses.len()));
+        let old = self.current();
+        let mut added = Vec::new();
+        let subchannels: Vec<Arc<Subchannel>> = addresses
+            .into_iter()
+            .map(|address| {
+                old.iter().find(|sub| sub.address == address).cloned().unwrap_or_else(|| {
+                    let sub = self.subchannel(address);
+                    added.push(Arc::clone(&sub));
+                    sub
+                })
+            })
+            .collect();
+        if old.len() != subchannels.len() || !added.is_empty() {
+            tracing::debug!(target = %self.target, addresses = subchannels.len(), "subchannels");
+        }
+        *self.subchannels.write().unwrap_or_else(PoisonError::into_inner) = Arc::from(subchannels);
+        self.changes.send_modify(|n| *n += 1);
+        self.aggregate();
+        if self.started.load(Ordering::Acquire) {
+            for sub in &added {
+                self.start(sub);
+            }
+        }
     }
 
     /// Starts the task that resolves the name again (DNS names only, once).
@@ -275,5 +328,39 @@ impl health::Watched for HealthOf {
             sub.health.set(health);
             balancer.refresh(&sub, Some(why));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Backoff;
+    use crate::client::channel::weights::WeightSettings;
+    use crate::client::channel::{ChannelSettings, Connectivity, Target};
+    use crate::tls::ClientTls;
+
+    #[tokio::test]
+    async fn new_addresses_get_subchannels_and_kept_ones_keep_theirs() {
+        let target: Target = "ipv4:127.0.0.1:1001,127.0.0.1:1002".parse().expect("a target");
+        let settings = ChannelSettings {
+            connect_timeout: Duration::from_secs(1),
+            backoff: Backoff::DEFAULT,
+            tls: ClientTls::default(),
+            lb: LoadBalancing::PickFirst,
+            keepalive: None,
+            health_check: None,
+            outlier_detection: None,
+            weights: WeightSettings::default(),
+            token: None,
+        };
+        let balancer = Balancer::new(&target, settings, Connectivity::default(), Arc::default()).expect("a channel");
+        let before = balancer.current();
+        let address = |port| Address::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+        balancer.update(vec![address(1002), address(1003)]);
+        let after = balancer.current();
+        let ports: Vec<String> = after.iter().map(|sub| sub.address.to_string()).collect();
+        assert_eq!(ports, ["127.0.0.1:1002", "127.0.0.1:1003"]);
+        assert!(Arc::ptr_eq(&before[1], &after[0]), "a kept address keeps its subchannel (and connection)");
+        assert!(!before.iter().any(|old| Arc::ptr_eq(old, &after[1])), "a new address gets a new one");
     }
 }

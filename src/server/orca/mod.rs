@@ -56,6 +56,11 @@ pub enum Figures {
     /// them from its requests; each call's report carries only the call's
     /// own figures.
     Set,
+    /// Set by the program ([`Orca::update`]) and carried in every call's
+    /// report, as measured ones are: for a program that measures its load
+    /// its own way, and for tests that need a server to report given
+    /// figures.
+    Given,
 }
 
 /// How the server reports its load.
@@ -169,7 +174,7 @@ impl Orca {
     /// `call`: the server's (when measured) with the call's over them;
     /// `None` when there is nothing to report.
     pub(in crate::server) fn trailer(&self, call: &CallLoad) -> Option<HeaderValue> {
-        let with_server = self.shared.settings.figures == Figures::Measured;
+        let with_server = self.shared.settings.figures != Figures::Set;
         let Some(own) = call.encoded() else {
             return if with_server { self.shared.read().trailer.clone() } else { None };
         };
