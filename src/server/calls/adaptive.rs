@@ -13,7 +13,10 @@
 //! - the gradient is `TOLERANCE * baseline / mean`, held to 0.5..1;
 //! - the new limit is `limit * gradient`, plus `sqrt(limit)` of headroom
 //!   when the window used at least half the limit, smoothed (a fifth of
-//!   the way each window) and held between the floor and the ceiling.
+//!   the way each window) and held between the floor and the ceiling;
+//! - but a window that shed calls while its latency was within the
+//!   tolerance doubles the limit (as TCP's slow start): the limit held
+//!   those calls back, not the server.
 //!
 //! Envoy's filter measures its minimum latency by cutting the limit to a
 //! few calls now and then, which sheds most calls at a steady load the
@@ -92,10 +95,17 @@ impl Gradient {
         let baseline = self.baseline().unwrap_or(window.mean).as_secs_f64();
         let mean = window.mean.as_secs_f64().max(1e-9);
         let gradient = (TOLERANCE * baseline / mean).clamp(0.5, 1.0);
+        let (floor, ceiling) = (self.settings.floor as f64, self.settings.ceiling as f64);
+        if window.shed > 0 && gradient >= 1.0 {
+            // Calls shed while latency was within the tolerance: the limit
+            // is what held them back, not the server; it doubles (as TCP's
+            // slow start), and the next windows' latency says how far.
+            self.limit = (self.limit * 2.0).clamp(floor, ceiling);
+            return self.limit();
+        }
         let used = window.peak as f64 * 2.0 >= self.limit;
         let headroom = if used { self.limit.sqrt() } else { 0.0 };
         let target = self.limit * gradient + headroom;
-        let (floor, ceiling) = (self.settings.floor as f64, self.settings.ceiling as f64);
         self.limit = (self.limit + (target - self.limit) * SMOOTHING).clamp(floor, ceiling);
         self.limit()
     }
@@ -220,6 +230,17 @@ mod tests {
         let rising = run(&mut gradient, 30, 1000, false);
         assert!(rising.windows(2).all(|w| w[1] >= w[0]), "{rising:?}");
         assert!(gradient.limit() > low * 2, "{low} -> {}", gradient.limit());
+    }
+
+    #[test]
+    fn shedding_at_good_latency_doubles_the_limit() {
+        let mut gradient = Gradient::new(SETTINGS);
+        run(&mut gradient, 5, 1000, false);
+        let before = gradient.limit();
+        let doubled = gradient.update(window(1500, before, 7));
+        assert!(doubled.abs_diff(before * 2) <= 1, "{before} -> {doubled}");
+        // Shedding at high latency is the server's limit: no doubling.
+        assert!(gradient.update(window(9000, doubled, 7)) < doubled);
     }
 
     #[test]
