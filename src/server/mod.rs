@@ -62,8 +62,8 @@ pub use self::added::AddedServices;
 pub use self::calls::Search;
 use self::calls::{CallLayer, CallPolicy, Metrics, Routes};
 pub use self::config::{
-    AuditCondition, ByteSize, ConfigError, CorsOrigins, OrcaArgs, SecurityArgs, SecurityConfig, ServerArgs,
-    ServerConfig,
+    AdmissionArgs, AdmissionSettings, AuditCondition, ByteSize, ConfigError, CorsOrigins, OrcaArgs, SecurityArgs,
+    SecurityConfig, ServerArgs, ServerConfig,
 };
 use self::method_table::MethodTable;
 pub use self::orca::{CallLoad, Figures, ORCA_TRAILER, Orca, OrcaSettings};

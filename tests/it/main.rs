@@ -5,6 +5,7 @@
 mod common;
 
 mod abuse;
+mod admission;
 mod advisories;
 mod attacks;
 mod balancing;

@@ -45,6 +45,8 @@ pub struct ErrorCount {
 /// The recorder of one worker.
 pub(super) struct Recorder {
     pub(super) latency: Histogram<u64>,
+    /// The latency of the calls that ended OK alone.
+    pub(super) ok_latency: Histogram<u64>,
     pub(super) queueing: Histogram<u64>,
     pub(super) codes: BTreeMap<&'static str, u64>,
     errors: HashMap<(&'static str, String), u64>,
@@ -59,6 +61,7 @@ impl Recorder {
     pub(super) fn new(deadline: Duration) -> Self {
         Self {
             latency: micros(),
+            ok_latency: micros(),
             queueing: micros(),
             codes: BTreeMap::new(),
             errors: HashMap::new(),
@@ -82,6 +85,7 @@ impl Recorder {
         let code = match outcome {
             Ok(queries) => {
                 self.queries += queries;
+                self.ok_latency.saturating_record(as_micros(latency));
                 "OK"
             }
             Err(err) => {
@@ -99,6 +103,7 @@ impl Recorder {
     pub(super) fn merge(&mut self, other: &Self) {
         // Same bounds on both sides: adding cannot fail.
         let _ = self.latency.add(&other.latency);
+        let _ = self.ok_latency.add(&other.ok_latency);
         let _ = self.queueing.add(&other.queueing);
         for (code, n) in &other.codes {
             *self.codes.entry(code).or_default() += n;

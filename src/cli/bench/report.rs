@@ -68,6 +68,10 @@ pub struct Report {
     pub throughput: f64,
     /// Latency of every completed call, errors included.
     pub latency_us: Latency,
+    /// Latency of the calls that ended OK alone (a server shedding load
+    /// answers its refusals fast, which lowers `latency_us`).
+    #[serde(default)]
+    pub ok_latency_us: Latency,
     /// The latency histogram.
     pub histogram: Vec<Bucket>,
     /// Calls per final status code (`OK`, `UNAVAILABLE`, ...).
@@ -121,6 +125,7 @@ pub(super) fn report(
         elapsed_seconds: elapsed.as_secs_f64(),
         throughput: if elapsed.is_zero() { 0.0 } else { calls as f64 / elapsed.as_secs_f64() },
         latency_us: figures(latency),
+        ok_latency_us: figures(&recorder.ok_latency),
         histogram: histogram(latency),
         status_codes: recorder.codes.iter().map(|(code, n)| ((*code).to_owned(), *n)).collect(),
         backends,
@@ -191,6 +196,8 @@ impl fmt::Display for Report {
             "  min {}  mean {:.1}  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
             l.min, l.mean, l.p50, l.p90, l.p99, l.p999, l.max
         )?;
+        let ok = &self.ok_latency_us;
+        writeln!(f, "  OK calls alone: p50 {}  p99 {}  max {}", ok.p50, ok.p99, ok.max)?;
         if let Some(q) = &self.queueing_us {
             writeln!(f, "Queueing (µs, due to sent, part of the latency above):")?;
             writeln!(f, "  p50 {}  p90 {}  p99 {}  max {}", q.p50, q.p90, q.p99, q.max)?;

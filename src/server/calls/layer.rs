@@ -149,7 +149,8 @@ impl Service<Request<Body>> for Calls {
             }
         };
         end.admitted = Some(admitted);
-        let deadline = end.started + timeout;
+        let started = end.started;
+        let deadline = started + timeout;
         let encoding = request.headers().get(GRPC_ENCODING);
         if let Some(name) = encoding.map(|v| v.to_str().unwrap_or("(not text)"))
             && name != "identity"
@@ -188,6 +189,7 @@ impl Service<Request<Body>> for Calls {
                 () = sleep_until(deadline) => deadline_status(timeout).into_http(),
                 () = policy.cut.cancelled() => cut_status().into_http(),
             };
+            policy.sample(started.elapsed());
             Ok(finish(response, end, Expiry { deadline, timeout, policy }, compress))
         })
     }

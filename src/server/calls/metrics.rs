@@ -162,6 +162,20 @@ impl Collector for Scraped {
             "Calls refused at --max-concurrent-calls",
             self.policy.shed(),
         )?;
+        if let Some((limit, shed)) = self.policy.adaptive() {
+            gauge(
+                &mut encoder,
+                "search_server_adaptive_limit",
+                "The adaptive limit of calls in flight now (--adaptive-concurrency)",
+                count(limit),
+            )?;
+            counter(
+                &mut encoder,
+                "search_server_adaptive_shed",
+                "Calls refused at the adaptive limit (--adaptive-concurrency), answered UNAVAILABLE",
+                shed,
+            )?;
+        }
         gauge(&mut encoder, "search_server_connections", "Connections open", count(self.limits.open()))?;
         counter(
             &mut encoder,

@@ -23,6 +23,8 @@
 //! - `policy.rs`: what it decides per call: the deadline from
 //!   `grpc-timeout`, admission under the limit of calls in flight, the
 //!   drain's cut ([`CallPolicy`]).
+//! - `adaptive.rs`: the adaptive limit of calls in flight, a gradient
+//!   controller on the latency of admitted calls.
 //! - `metrics.rs`: Prometheus metrics at `--metrics-listen`.
 //! - `routes.rs`: each gRPC path to what serves it ([`Routes`]); a method
 //!   of the contract without a path of its own goes to the generated
@@ -32,6 +34,7 @@
 //!   codec with buffers sized for the contract's messages.
 //! - `handlers.rs`: the RPC handlers over the matcher ([`Search`]).
 
+mod adaptive;
 mod call_body;
 mod call_end;
 mod compressor;

@@ -1,6 +1,7 @@
 //! The per-call decisions of the server: a call's deadline (from
 //! `grpc-timeout`, a default, a cap), admission under the limit of calls in
-//! flight (load shedding, no queue), and the cut that ends every call when a
+//! flight (load shedding, no queue; a fixed limit, and an adaptive one
+//! when on: `adaptive.rs`), and the cut that ends every call when a
 //! drain's grace is over.
 //!
 //! Crates checked: tower's `ConcurrencyLimit` with `LoadShed` sheds the
@@ -17,6 +18,7 @@ use http::HeaderMap;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
+use super::adaptive::Adaptive;
 use crate::rpc::header::GRPC_TIMEOUT;
 use crate::server::config::ServerConfig;
 
@@ -30,6 +32,8 @@ pub struct CallPolicy {
     in_flight: AtomicUsize,
     /// Calls refused at the limit since the start.
     shed: AtomicU64,
+    /// The adaptive limit, when on.
+    adaptive: Option<Adaptive>,
     /// Cancelled when a drain's grace is over: every call still running ends.
     pub(super) cut: CancellationToken,
 }
@@ -45,6 +49,7 @@ impl CallPolicy {
             max_concurrent_calls: config.max_concurrent_calls,
             in_flight: AtomicUsize::new(0),
             shed: AtomicU64::new(0),
+            adaptive: config.admission.map(Adaptive::new),
             cut,
         }
     }
@@ -59,6 +64,21 @@ impl CallPolicy {
     #[must_use]
     pub fn shed(&self) -> u64 {
         self.shed.load(Ordering::Relaxed)
+    }
+
+    /// The adaptive limit now and the calls it shed since the start, when
+    /// it is on.
+    #[must_use]
+    pub fn adaptive(&self) -> Option<(usize, u64)> {
+        self.adaptive.as_ref().map(|adaptive| (adaptive.limit(), adaptive.shed()))
+    }
+
+    /// An admitted call's answer was ready after `latency`: a sample for
+    /// the adaptive limit.
+    pub(super) fn sample(&self, latency: Duration) {
+        if let Some(adaptive) = &self.adaptive {
+            adaptive.sample(latency);
+        }
     }
 
     /// The deadline of a call, from its `grpc-timeout` header: the default
@@ -88,6 +108,17 @@ impl CallPolicy {
             return Err(Status::resource_exhausted(format!(
                 "the server is at its limit of {} calls in flight (--max-concurrent-calls); try again later",
                 self.max_concurrent_calls
+            )));
+        }
+        if let Some(adaptive) = &self.adaptive
+            && !adaptive.admits(before)
+        {
+            // Never started: safe to retry elsewhere, which UNAVAILABLE
+            // tells a gRPC client (docs/server.md, "Admission control").
+            return Err(Status::unavailable(format!(
+                "the server is at its adaptive limit of {} calls in flight (--adaptive-concurrency), \
+                 set by its latency under load; try another server or later",
+                adaptive.limit()
             )));
         }
         Ok(admitted)

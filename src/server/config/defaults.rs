@@ -14,6 +14,11 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub const MAX_RECV_BYTES: ByteSize = ByteSize(4 << 20);
 /// Calls served at once, over all connections; more are refused at once.
 pub const MAX_CONCURRENT_CALLS: u32 = 10_000;
+/// The least the adaptive limit of calls in flight comes down to, and
+/// where it starts (`--adaptive-concurrency`).
+pub const ADAPTIVE_MIN_CALLS: u32 = 16;
+/// The most the adaptive limit grows to.
+pub const ADAPTIVE_MAX_CALLS: u32 = 1000;
 /// HTTP/2 streams (calls) open at once on one connection.
 pub const MAX_CONCURRENT_STREAMS: u32 = 256;
 /// How often an idle connection is pinged (HTTP/2 keepalive).

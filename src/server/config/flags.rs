@@ -12,15 +12,17 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{Parser, ValueEnum};
 
+use super::admission::AdmissionArgs;
 use super::byte_size::ByteSize;
 use super::defaults::*;
+pub use super::error::ConfigError;
 use super::orca::OrcaArgs;
 use super::security::SecurityArgs;
 use super::settings::{CorsOrigins, ServerConfig};
 use crate::logging::LogFormat;
 use crate::server::added::AddedServices;
-use crate::tls::{self, ServerTls};
-use crate::traces::{TraceArgs, TraceConfigError};
+use crate::tls::ServerTls;
+use crate::traces::TraceArgs;
 
 /// Serves the Search service (does a query contain "banana"?) over gRPC.
 #[derive(Debug, Parser)]
@@ -159,40 +161,10 @@ pub struct ServerArgs {
     /// Load reports.
     #[command(flatten)]
     pub orca: OrcaArgs,
-}
 
-/// Why the flags do not make a configuration.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A duration flag that must be positive is zero.
-    #[error("--{flag} must be more than 0")]
-    Zero {
-        /// The flag.
-        flag: &'static str,
-    },
-    /// The default deadline is longer than the cap on deadlines.
-    #[error("--default-timeout ({default}) is longer than --max-timeout ({max})")]
-    DefaultOverMax {
-        /// The default timeout.
-        default: humantime::Duration,
-        /// The cap.
-        max: humantime::Duration,
-    },
-    /// The TLS files cannot be used.
-    #[error(transparent)]
-    Tls(#[from] tls::Error),
-    /// A size flag past what the protocol can say.
-    #[error("--{flag} is too large (at most 4GiB - 1)")]
-    TooLarge {
-        /// The flag.
-        flag: &'static str,
-    },
-    /// A `--cors-origin` that is not an origin.
-    #[error("--cors-origin {0:?} is not an origin such as https://app.example.com, or *")]
-    CorsOrigin(String),
-    /// A trace flag that cannot be used.
-    #[error(transparent)]
-    Traces(#[from] TraceConfigError),
+    /// Admission control.
+    #[command(flatten)]
+    pub admission: AdmissionArgs,
 }
 
 impl ServerArgs {
@@ -228,6 +200,7 @@ impl ServerArgs {
             max_timeout: self.max_timeout.into(),
             max_recv_bytes: self.max_recv_bytes.0,
             max_concurrent_calls: self.max_concurrent_calls as usize,
+            admission: self.admission.settings()?,
             max_concurrent_streams: self.max_concurrent_streams,
             keepalive_interval: self.keepalive_interval.into(),
             keepalive_timeout: self.keepalive_timeout.into(),

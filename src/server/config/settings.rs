@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::admission::AdmissionSettings;
 use super::defaults::*;
 use super::security::SecurityConfig;
 use crate::server::added::AddedServices;
@@ -22,6 +23,8 @@ pub struct ServerConfig {
     pub max_recv_bytes: usize,
     /// Calls at once over all connections.
     pub max_concurrent_calls: usize,
+    /// The adaptive limit of calls in flight, when on.
+    pub admission: Option<AdmissionSettings>,
     /// Streams at once per connection.
     pub max_concurrent_streams: u32,
     /// HTTP/2 keepalive ping interval.
@@ -74,6 +77,7 @@ impl Default for ServerConfig {
             max_timeout: MAX_TIMEOUT,
             max_recv_bytes: MAX_RECV_BYTES.0,
             max_concurrent_calls: MAX_CONCURRENT_CALLS as usize,
+            admission: None,
             max_concurrent_streams: MAX_CONCURRENT_STREAMS,
             keepalive_interval: KEEPALIVE_INTERVAL,
             keepalive_timeout: KEEPALIVE_TIMEOUT,

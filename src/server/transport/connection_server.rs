@@ -59,6 +59,19 @@ pub(in crate::server) struct ConnectionServer<M> {
     tasks: TaskTracker,
 }
 
+/// Streams the client reset before the server took them that h2 lets wait
+/// to be taken at once (its default: 20, past which it closes the
+/// connection). An overloaded server reads late, and then finds, in one
+/// read, thousands of calls that their clients cancelled at their deadline
+/// while they waited: overload, not an attack, and closing the connection
+/// would fail every call on it. Such a stream costs the server its header
+/// block and a few hundred bytes until the read ends, never a handler. The
+/// reset budget (`resets.rs`) judges those resets by their share of all
+/// the streams the client opened (from 500 on, as Envoy's premature-reset
+/// rule does), so a flood is closed long before this bound, which only
+/// caps what one read can make h2 hold (a few MiB).
+const PENDING_ACCEPT_RESETS: usize = 16 << 10;
+
 /// The largest share of `--max-connection-age` taken off at random.
 const AGE_JITTER: f64 = 0.1;
 
@@ -81,6 +94,7 @@ where
         http.http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(config.max_concurrent_streams)
+            .max_pending_accept_reset_streams(PENDING_ACCEPT_RESETS)
             .max_header_list_size(config.max_header_bytes)
             .max_send_buf_size(config.max_send_buffer)
             .keep_alive_interval(config.keepalive_interval)
