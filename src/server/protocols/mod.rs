@@ -40,7 +40,7 @@ mod per_message;
 pub(in crate::server) use self::call_future::{CallFuture, answered};
 /// For the fuzz targets (`server/fuzzing/`).
 #[cfg(any(fuzzing, test))]
-pub(in crate::server) use self::connect::{connect_timeout, json as connect_json};
+pub(in crate::server) use self::connect::{NON_FINITE, connect_timeout, json as connect_json};
 pub(in crate::server) use self::cors::cors;
 pub(in crate::server) use self::dispatch::ProtocolLayer;
 pub(in crate::server) use self::frames::{Flows, RequestFrames, too_large};

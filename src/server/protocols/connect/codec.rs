@@ -61,7 +61,28 @@ fn from_json<M: Message + DeserializeOwned>(json: &[u8]) -> Result<Vec<u8>, Stri
 
 fn to_json<M: Message + Default + Serialize>(proto: &[u8]) -> Result<Vec<u8>, String> {
     let message = M::decode(proto).map_err(|err| err.to_string())?;
-    serde_json::to_vec(&message).map_err(|err| err.to_string())
+    let json = serde_json::to_vec(&message).map_err(|err| err.to_string())?;
+    // pbjson leaves a double that is NaN or infinite to serde_json, which
+    // writes `null` (read back as 0, or refused); the JSON mapping spells
+    // them "NaN", "Infinity": refuse rather than write a different value.
+    // No field of the contract is ever null otherwise.
+    let has_null = json.windows(4).any(|window| window == b"null");
+    if has_null && serde_json::from_slice::<serde_json::Value>(&json).is_ok_and(|value| holds_null(&value)) {
+        return Err(NON_FINITE.to_owned());
+    }
+    Ok(json)
+}
+
+/// Why [`to_json`] refuses a message.
+pub(in crate::server) const NON_FINITE: &str = "a double that is NaN or infinite, which this JSON view cannot write";
+
+fn holds_null(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null => true,
+        serde_json::Value::Array(values) => values.iter().any(holds_null),
+        serde_json::Value::Object(fields) => fields.values().any(holds_null),
+        _ => false,
+    }
 }
 
 /// `{"service": "..."}`; unknown fields are ignored, as everywhere else.
@@ -139,6 +160,19 @@ mod tests {
                 assert!(json(name).is_some(), "{name} of {} has no JSON view: add it to codec::json", method.path);
             }
         }
+    }
+
+    /// JSON's "NaN" reads as a NaN double; writing it back is refused, not
+    /// written as `null` (which reads back as 0), and a query of "null"
+    /// still writes.
+    #[test]
+    fn a_double_json_cannot_hold_is_refused_not_written_as_null() {
+        let (from, to) = json("grpc.testing.SimpleRequest").expect("known");
+        let proto = from(br#"{"orcaPerQueryReport":{"cpuUtilization":"NaN"}}"#).expect("JSON's NaN");
+        assert_eq!(to(&proto), Err(NON_FINITE.to_owned()));
+        let proto = from(br#"{"orcaPerQueryReport":{"cpuUtilization":0.5}}"#).expect("a double");
+        assert!(to(&proto).is_ok());
+        assert_eq!(round_trip("search.v1.SearchRequest", r#"{"query":"null"}"#), r#"{"query":"null"}"#);
     }
 
     #[test]

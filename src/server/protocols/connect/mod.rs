@@ -43,7 +43,10 @@ use self::call::{Call, Codec, Grpc, Route};
 use self::error::error_response;
 /// For the fuzz targets (`server/fuzzing/`): Connect's parsers of a peer's bytes.
 #[cfg(any(fuzzing, test))]
-pub(in crate::server) use self::{call::grpc_timeout as connect_timeout, codec::json};
+pub(in crate::server) use self::{
+    call::grpc_timeout as connect_timeout,
+    codec::{NON_FINITE, json},
+};
 
 /// The Connect protocol as a service over `inner`, the gRPC service below.
 #[derive(Debug, Clone)]
