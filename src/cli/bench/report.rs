@@ -196,8 +196,10 @@ impl fmt::Display for Report {
             "  min {}  mean {:.1}  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
             l.min, l.mean, l.p50, l.p90, l.p99, l.p999, l.max
         )?;
-        let ok = &self.ok_latency_us;
-        writeln!(f, "  OK calls alone: p50 {}  p99 {}  max {}", ok.p50, ok.p99, ok.max)?;
+        if self.errors > 0 {
+            let ok = &self.ok_latency_us;
+            writeln!(f, "  OK calls alone: p50 {}  p99 {}  max {}", ok.p50, ok.p99, ok.max)?;
+        }
         if let Some(q) = &self.queueing_us {
             writeln!(f, "Queueing (µs, due to sent, part of the latency above):")?;
             writeln!(f, "  p50 {}  p90 {}  p99 {}  max {}", q.p50, q.p90, q.p99, q.max)?;
