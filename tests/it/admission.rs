@@ -22,7 +22,7 @@ use search::server::{AdmissionSettings, ServerConfig};
 #[tokio::test]
 async fn calls_past_the_adaptive_limit_are_shed_with_unavailable_and_counted() {
     // Floor and ceiling 2: the limit cannot move, whatever the latency.
-    let admission = Some(AdmissionSettings { floor: 2, ceiling: 2 });
+    let admission = Some(AdmissionSettings { floor: 2, ceiling: 2, initial: 2 });
     let config = ServerConfig { admission, metrics_listen: Some("127.0.0.1:0".into()), ..ServerConfig::default() };
     let server = TestServer::start_with("127.0.0.1:0", config).await;
     let client = server.client().await;

@@ -3,6 +3,11 @@
 //! adaptive concurrency filter and Netflix's Gradient2, with the no-load
 //! latency estimated under the load the server is serving, not when idle.
 //!
+//! The limit starts at `--adaptive-initial-calls` (one connection's streams
+//! by default), not at its floor: as Netflix's limiters start at their
+//! initial limit, so that a load within capacity is not shed while the
+//! first windows learn it; an overload brings it down within a few windows.
+//!
 //! Every admitted call gives one sample: the time from its admission to
 //! its answer's head. Samples are summed in a window of at least
 //! [`WINDOW`] and [`MIN_SAMPLES`] calls; at the end of each window:
@@ -68,7 +73,8 @@ pub(super) struct Gradient {
 
 impl Gradient {
     pub(super) fn new(settings: AdmissionSettings) -> Self {
-        Self { settings, limit: settings.floor as f64, quiet: VecDeque::with_capacity(BASELINE_WINDOWS) }
+        let initial = settings.initial.clamp(settings.floor, settings.ceiling);
+        Self { settings, limit: initial as f64, quiet: VecDeque::with_capacity(BASELINE_WINDOWS) }
     }
 
     /// The limit now, in calls.
@@ -192,7 +198,7 @@ impl Adaptive {
 mod tests {
     use super::*;
 
-    const SETTINGS: AdmissionSettings = AdmissionSettings { floor: 10, ceiling: 200 };
+    const SETTINGS: AdmissionSettings = AdmissionSettings { floor: 10, ceiling: 200, initial: 10 };
 
     fn window(micros: u64, peak: usize, shed: u64) -> Window {
         Window { mean: Duration::from_micros(micros), peak, shed }
@@ -278,5 +284,22 @@ mod tests {
         assert!(!adaptive.admits(50));
         assert_eq!(adaptive.shed(), 2);
         assert_eq!(adaptive.limit(), 10);
+    }
+
+    #[test]
+    fn the_limit_starts_at_its_initial_value_not_at_the_floor() {
+        let settings = AdmissionSettings { floor: 10, ceiling: 1000, initial: 256 };
+        // A load within capacity that keeps 200 calls in flight: none is
+        // shed before the first window has measured it.
+        let adaptive = Adaptive::new(settings);
+        assert!((0..256).all(|in_flight| adaptive.admits(in_flight)));
+        assert!(!adaptive.admits(256));
+        assert_eq!(adaptive.shed(), 1);
+        // Its windows, steady at the baseline, leave room above it.
+        let mut gradient = Gradient::new(settings);
+        assert!((0..50).all(|_| gradient.update(window(1000, 200, 0)) >= 256));
+        // An overload brings it down from there.
+        let falling = run(&mut gradient, 30, 5000, true);
+        assert!(falling.last().is_some_and(|&limit| limit < 100), "{falling:?}");
     }
 }

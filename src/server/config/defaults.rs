@@ -14,9 +14,12 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub const MAX_RECV_BYTES: ByteSize = ByteSize(4 << 20);
 /// Calls served at once, over all connections; more are refused at once.
 pub const MAX_CONCURRENT_CALLS: u32 = 10_000;
-/// The least the adaptive limit of calls in flight comes down to, and
-/// where it starts (`--adaptive-concurrency`).
+/// The least the adaptive limit of calls in flight comes down to
+/// (`--adaptive-concurrency`).
 pub const ADAPTIVE_MIN_CALLS: u32 = 16;
+/// Where the adaptive limit starts: one connection's streams at once
+/// (`MAX_CONCURRENT_STREAMS`).
+pub const ADAPTIVE_INITIAL_CALLS: u32 = MAX_CONCURRENT_STREAMS;
 /// The most the adaptive limit grows to.
 pub const ADAPTIVE_MAX_CALLS: u32 = 1000;
 /// HTTP/2 streams (calls) open at once on one connection.
