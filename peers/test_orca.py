@@ -1,6 +1,7 @@
 """The server's load reports read by a client that is not ours: grpcio from
-PyPI, with the ORCA messages from `xds-protos` (the xDS and Envoy API as
-Python modules, the ones grpc's own xDS code uses). With `--orca`, a call's
+PyPI, with the ORCA messages compiled from `proto/xds/` by grpc_tools (the
+xDS project's definitions; Envoy reads the same reports with its own in
+deploy/test_envoy.py). With `--orca`, a call's
 trailing metadata carries `endpoint-load-metrics-bin`, an
 `xds.data.orca.v3.OrcaLoadReport` (gRFC A51), and
 `xds.service.orca.v3.OpenRcaService/StreamCoreMetrics` streams the same
@@ -11,14 +12,22 @@ import base64
 import json
 import struct
 import subprocess
+import sys
 import time
 import urllib.request
 
 import grpc
 import pytest
-from conftest import SERVER
-from xds.data.orca.v3.orca_load_report_pb2 import OrcaLoadReport
-from xds.service.orca.v3.orca_pb2 import OrcaLoadReportRequest
+from conftest import ROOT, SERVER
+from google.protobuf import message_factory
+
+sys.path.insert(0, str(ROOT / "peers" / "testing"))
+from contract import descriptors  # noqa: E402
+
+_ORCA = descriptors("xds/service/orca/v3/orca.proto")
+OrcaLoadReport = message_factory.GetMessageClass(_ORCA.FindMessageTypeByName("xds.data.orca.v3.OrcaLoadReport"))
+OrcaLoadReportRequest = message_factory.GetMessageClass(
+    _ORCA.FindMessageTypeByName("xds.service.orca.v3.OrcaLoadReportRequest"))
 
 SEARCH = "/search.v1.SearchService/Search"
 COUNT = "/search.v1.SearchService/Count"
@@ -63,7 +72,7 @@ def connect(address, method, body):
     return document, report
 
 
-def test_every_answer_carries_a_load_report_xds_protos_reads(reporting):
+def test_every_answer_carries_a_load_report_protobuf_reads(reporting):
     _, address = reporting
     # The sampler measures once a second: a call after it sees the figures.
     connect(address, SEARCH, {"query": "Banana"})

@@ -18,14 +18,15 @@ SERVICE = "grpc.testing.TestService"
 UNIMPLEMENTED_SERVICE = "grpc.testing.UnimplementedService"
 
 
-def _load():
+def descriptors(*protos: str) -> descriptor_pool.DescriptorPool:
+    """The messages and services of `protos` (paths under proto/), compiled by grpc_tools."""
     with tempfile.TemporaryDirectory() as out:
-        descriptor = Path(out) / "testing.binpb"
+        descriptor = Path(out) / "contract.binpb"
         include = str(Path(protoc.__file__).parent / "_proto")
         args = ["protoc", f"-I{PROTO}", f"-I{include}", "--include_imports", f"--descriptor_set_out={descriptor}",
-                "grpc/testing/test.proto"]
+                *protos]
         if protoc.main(args) != 0:
-            raise RuntimeError("grpc_tools cannot compile proto/grpc/testing/test.proto")
+            raise RuntimeError(f"grpc_tools cannot compile {', '.join(protos)}")
         files = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes())
     pool = descriptor_pool.DescriptorPool()
     for file in files.file:
@@ -33,7 +34,7 @@ def _load():
     return pool
 
 
-_POOL = _load()
+_POOL = descriptors("grpc/testing/test.proto")
 
 
 def message(name: str):
