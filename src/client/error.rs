@@ -39,6 +39,21 @@ pub enum Error {
     /// The client was shut down.
     #[error("the client was shut down")]
     Shutdown,
+    /// The client throttled itself: the servers refused or left unanswered
+    /// so many of its recent attempts that this one was not sent (see
+    /// [`Throttling`](crate::client::Throttling)). UNAVAILABLE, as a
+    /// server's refusal would be.
+    #[error(
+        "UNAVAILABLE: not sent: the client is throttling itself, refusing {:.0}% of its attempts while the servers \
+         take fewer than 1 in {ratio} of them",
+        refusing * 100.0
+    )]
+    Throttled {
+        /// The share of attempts refused when this one was.
+        refusing: f64,
+        /// The throttle's ratio (attempts sent per attempt taken).
+        ratio: f64,
+    },
     /// A bearer token would have gone over plaintext to a target that is
     /// not loopback, and the token does not allow it: nothing was sent.
     #[error(
@@ -77,6 +92,7 @@ impl Error {
         match self {
             Self::Rpc(status) => Some(status.code()),
             Self::DeadlineExceeded { .. } => Some(Code::DeadlineExceeded),
+            Self::Throttled { .. } => Some(Code::Unavailable),
             Self::Connect { .. } | Self::Protocol(_) | Self::Shutdown | Self::TokenOverPlaintext { .. } => None,
         }
     }

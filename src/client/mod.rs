@@ -31,7 +31,9 @@ mod stats;
 mod token;
 
 pub use self::backoff::{Backoff, BackoffError};
-pub use self::call::{COLD_DELAY, Compression, Hedging, HedgingDelay, MIN_DELAY, RetryBuffer, RetryThrottle};
+pub use self::call::{
+    COLD_DELAY, Compression, Hedging, HedgingDelay, MIN_DELAY, RetryBuffer, RetryThrottle, Throttling,
+};
 pub use self::channel::{
     Backend, Connectivity, ConnectivityState, Event, FailurePercentageEjection, InvalidTarget, Keepalive,
     LoadBalancing, OutlierDetection, OutlierError, SubchannelWatcher, SuccessRateEjection, Target, Transition,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::backoff::Backoff;
-use super::call::{CallSettings, Compression, Hedging, RetryBuffer, RetryThrottle};
+use super::call::{CallSettings, Compression, Hedging, RetryBuffer, RetryThrottle, Throttling};
 use super::channel::{ChannelSettings, Keepalive, LoadBalancing, OutlierDetection, WeightSettings};
 use super::token::BearerToken;
 use crate::tls::ClientTls;
@@ -35,6 +35,9 @@ pub struct ClientOptions {
     pub max_attempts: u32,
     /// The retry budget shared by the client's calls.
     pub retry_budget: RetryThrottle,
+    /// Client-side adaptive throttling: attempts refused locally while the
+    /// servers refuse a large share of them; `None`: off.
+    pub throttling: Option<Throttling>,
     /// What a streaming call keeps of its request messages to send them
     /// again when the server never took the call.
     pub retry_buffer: RetryBuffer,
@@ -73,6 +76,7 @@ impl Default for ClientOptions {
             backoff: Backoff::DEFAULT,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             retry_budget: RetryThrottle::default(),
+            throttling: None,
             retry_buffer: RetryBuffer::default(),
             tls: ClientTls::default(),
             compression: None,
@@ -111,6 +115,7 @@ impl ClientOptions {
             backoff: self.backoff,
             max_attempts: self.max_attempts,
             retry_budget: self.retry_budget,
+            throttling: self.throttling,
             retry_buffer: self.retry_buffer,
             compression: self.compression,
             hedging: self.hedging,

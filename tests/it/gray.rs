@@ -741,6 +741,7 @@ async fn every_new_flag_names_its_grpc_setting_and_bad_values_exit_2() {
         (["--hedging-max-attempts", "9"], "--hedging-max-attempts"),
         (["--wrr-error-utilization-penalty", "NaN"], "--wrr-error-utilization-penalty must be 0 or more"),
         (["--wrr-oob-reporting-period", "0s"], "--wrr-oob-reporting-period must be more than 0"),
+        (["--throttle-ratio", "0.5"], "--throttle-ratio must be 1 or more"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_client")).args(args).arg("Banana").output().await.expect("runs");
         let stderr = String::from_utf8_lossy(&output.stderr);

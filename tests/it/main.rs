@@ -24,6 +24,7 @@ mod rotation;
 mod rpc;
 mod security;
 mod server;
+mod throttle;
 mod tls;
 mod tokens;
 mod web;

@@ -14,7 +14,7 @@ use crate::cli::bench::LoadCall;
 use crate::cli::input::{Data, Source};
 use crate::cli::output::Format;
 use crate::client::{
-    self, Backoff, BearerToken, ClientOptions, Hedging, HedgingDelay, Keepalive, OutlierDetection, Target,
+    self, Backoff, BearerToken, ClientOptions, Hedging, HedgingDelay, Keepalive, OutlierDetection, Target, Throttling,
     WeightSettings,
 };
 use crate::tls::ClientTls;
@@ -124,6 +124,7 @@ impl Args {
             outlier_detection: self.outlier_detection()?,
             weights: self.weights()?,
             hedging: self.hedging(),
+            throttling: self.throttling()?,
             ..ClientOptions::default()
         })
     }
@@ -191,6 +192,18 @@ impl Args {
         };
         config.check().map_err(|err| usage(ErrorKind::ValueValidation, format!("bad outlier detection: {err}")))?;
         Ok(Some(config))
+    }
+
+    /// `--throttle-*`: `None` without `--throttle-ratio`.
+    fn throttling(&self) -> Result<Option<Throttling>, clap::Error> {
+        let Some(ratio) = self.throttle_ratio else { return Ok(None) };
+        if !(ratio.is_finite() && ratio >= 1.0) {
+            return Err(usage(ErrorKind::ValueValidation, "--throttle-ratio must be 1 or more"));
+        }
+        if self.throttle_window.is_zero() {
+            return Err(usage(ErrorKind::ValueValidation, "--throttle-window must be more than 0"));
+        }
+        Ok(Some(Throttling { ratio, window: self.throttle_window.into() }))
     }
 
     /// `--wrr-*`: weighted round robin's settings.

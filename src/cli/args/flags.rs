@@ -9,7 +9,7 @@ use clap::builder::BoolishValueParser;
 use super::commands::Command;
 use super::values::{HedgeDelay, Toggle};
 use crate::client::{
-    self, Backoff, Compression, Hedging, Keepalive, LoadBalancing, OutlierDetection, Target, WeightSettings,
+    self, Backoff, Compression, Hedging, Keepalive, LoadBalancing, OutlierDetection, Target, Throttling, WeightSettings,
 };
 use crate::traces::TraceArgs;
 
@@ -66,6 +66,19 @@ pub struct Args {
     /// How much the wait grows after each retry.
     #[arg(long, env = "SEARCH_RETRY_MULTIPLIER", value_name = "FACTOR", global = true, default_value_t = Backoff::DEFAULT.multiplier())]
     pub retry_multiplier: f64,
+
+    /// Throttle the client itself when the servers refuse its calls: at
+    /// most FACTOR attempts sent per attempt a server took (not answered
+    /// UNAVAILABLE or RESOURCE_EXHAUSTED, nor left unanswered at the
+    /// deadline) over --throttle-window; the rest fail at once, unsent, as
+    /// UNAVAILABLE. 2 is the SRE book's; at least 1. Off unless given.
+    #[arg(long, env = "SEARCH_THROTTLE_RATIO", value_name = "FACTOR", global = true)]
+    pub throttle_ratio: Option<f64>,
+
+    /// How far back --throttle-ratio counts.
+    #[arg(long, env = "SEARCH_THROTTLE_WINDOW", value_name = "DURATION", global = true,
+          default_value_t = Throttling::default().window.into())]
+    pub throttle_window: humantime::Duration,
 
     /// For https:// targets: the CA that signs the server's certificate (PEM);
     /// the system roots when not given.

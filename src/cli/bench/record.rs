@@ -89,7 +89,10 @@ impl Recorder {
                 "OK"
             }
             Err(err) => {
-                let code = err.code().map_or_else(|| kind(err), code_name);
+                let code = match err {
+                    client::Error::Throttled { .. } => "THROTTLED",
+                    err => err.code().map_or_else(|| kind(err), code_name),
+                };
                 let known = self.errors.len() < MAX_MESSAGES;
                 let message = if known { err.to_string() } else { "(other errors)".to_owned() };
                 *self.errors.entry((code, message)).or_default() += 1;

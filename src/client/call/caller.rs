@@ -15,6 +15,7 @@ use tonic::transport::Channel;
 use super::hedging::{self, Hedging, HedgingDelay};
 use super::replay::{ChannelBytes, Replay, RetryBuffer};
 use super::retry::{RetryBudget, RetryThrottle};
+use super::throttle::{Throttle, Throttling};
 use crate::client::backoff::Backoff;
 use crate::client::channel::{Balancer, Event, Subchannel};
 use crate::client::error::Error;
@@ -36,6 +37,8 @@ pub(in crate::client) struct CallSettings {
     pub(in crate::client) max_attempts: u32,
     /// The retry budget's size.
     pub(in crate::client) retry_budget: RetryThrottle,
+    /// Client-side adaptive throttling; `None`: off.
+    pub(in crate::client) throttling: Option<Throttling>,
     /// What a streaming call keeps to send again.
     pub(in crate::client) retry_buffer: RetryBuffer,
     /// The encoding of request messages; `None`: uncompressed.
@@ -78,6 +81,8 @@ pub(in crate::client) struct Caller {
     pub(in crate::client) channel: Arc<Balancer>,
     pub(super) settings: CallSettings,
     pub(super) budget: RetryBudget,
+    /// The throttle every attempt goes through, when throttling is on.
+    pub(super) throttle: Option<Throttle>,
     /// The hedging delay, learned from the answers.
     pub(super) hedge_delay: hedging::Delay,
     /// The bytes the streaming calls keep to send again, all together.
@@ -91,6 +96,7 @@ impl Caller {
         Self {
             channel,
             budget: RetryBudget::new(settings.retry_budget),
+            throttle: settings.throttling.map(Throttle::new),
             hedge_delay: hedging::Delay::new(settings.hedging.map_or(HedgingDelay::Auto, |h| h.delay)),
             retry_bytes: ChannelBytes::default(),
             settings,

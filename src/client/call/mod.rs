@@ -21,6 +21,8 @@
 //! - `retry.rs`: the methods the contract marks safe; the retry budget.
 //! - `hedging.rs`: the hedging policy and its delay, learned from answers.
 //! - `replay.rs`: a streaming call's retry buffer, for sending it again.
+//! - `throttle.rs`: client-side adaptive throttling, from the share of
+//!   attempts the servers took.
 
 mod attempts;
 mod caller;
@@ -30,6 +32,7 @@ mod replay;
 mod retry;
 mod rules;
 mod running;
+mod throttle;
 
 pub(in crate::client) use self::attempts::Answered;
 pub use self::caller::Compression;
@@ -38,3 +41,4 @@ pub use self::hedging::{COLD_DELAY, Hedging, HedgingDelay, MIN_DELAY};
 pub use self::replay::RetryBuffer;
 pub use self::retry::RetryThrottle;
 pub(in crate::client) use self::rules::Kind;
+pub use self::throttle::Throttling;

@@ -63,6 +63,13 @@ pub(super) struct Failed {
 }
 
 impl Failed {
+    /// Whether a server took the attempt (for the client's throttle): it
+    /// ended neither at the deadline nor refused (UNAVAILABLE,
+    /// RESOURCE_EXHAUSTED).
+    pub(super) fn taken(self) -> bool {
+        !self.deadline && !matches!(self.code, Code::Unavailable | Code::ResourceExhausted)
+    }
+
     /// Whether another attempt may succeed where this one failed: a call
     /// the server never had, or one that ended UNAVAILABLE (from the server,
     /// or a connection that broke under it: grpc's default
