@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """One server offered more than it can serve: admission control off and on.
 
-    python3 bench/overload.py              # 4 s per point, 27 runs: about three minutes
+    python3 bench/overload.py              # 4 s per point, 35 runs: about four minutes
     python3 bench/overload.py --seconds 2  # a smoke run
 
 The last line checks the load generator: the client offers the top rate
@@ -18,9 +18,9 @@ a closed-model run (50 workers) against that server, with admission off.
 Then, each on a new server, `client bench --rate` offers 0.8x, 1x, 2x and
 4x that capacity (open model, 1 s deadline, retries and hedging off), with
 `--adaptive-concurrency` off and on; then with the client throttling
-itself (`--throttle-ratio 2 --throttle-window 2s`), beside the adaptive
-limit and alone: the calls it refused without sending them are THROTTLED
-among the failures.
+itself (`--throttle-ratio 2` and `1.1`, `--throttle-window 2s`), beside the
+adaptive limit, beside a fixed `--max-concurrent-calls 32`, and alone: the
+calls it refused without sending them are THROTTLED among the failures.
 
 Per point: goodput (calls that ended OK, per second of the run), p50 and
 p99 of the calls that ended OK (from when each was due), the calls shed by
@@ -70,9 +70,17 @@ LOADS = [0.8, 1.0, 2.0, 4.0]
 # Envoy's adaptive concurrency filter in front: at its defaults, and its minimum RTT fixed.
 ENVOY_ROWS = ["envoy adaptive concurrency (defaults)", "envoy adaptive concurrency, min RTT"]
 NO_RETRIES = ["--retry-max-attempts", "1", "--hedging-delay", "off"]
-# The client throttle's rows: the SRE book's ratio, over a window short
-# enough for a run of a few seconds (the default, 30 s, is for services).
-THROTTLE_RATIO, THROTTLE_WINDOW = "2", "2s"
+# The client throttle's rows, over a window short enough for a run of a few
+# seconds (the default, 30 s, is for services): the SRE book's ratio, 2, and
+# 1.1, which lets through little more than the server takes.
+THROTTLE_WINDOW = "2s"
+# The fixed limit of calls in flight of the row that pairs one with the
+# throttle: a few times what the server runs at once at capacity.
+FIXED_LIMIT = "32"
+
+
+def throttle(ratio):
+    return ["--throttle-ratio", ratio, "--throttle-window", THROTTLE_WINDOW]
 
 
 def build():
@@ -237,10 +245,13 @@ def main():
               "| closed as abusive |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
         min_rtt = f"{unloaded['p99'] / 1000:.1f}ms"
-        throttle = ["--throttle-ratio", THROTTLE_RATIO, "--throttle-window", THROTTLE_WINDOW]
-        rows = [("off", [], None, []), ("adaptive", ["--adaptive-concurrency"], None, []),
-                (f"adaptive, client throttle {THROTTLE_RATIO}", ["--adaptive-concurrency"], None, throttle),
-                (f"client throttle {THROTTLE_RATIO}", [], None, throttle),
+        adaptive = ["--adaptive-concurrency"]
+        rows = [("off", [], None, []), ("adaptive", adaptive, None, []),
+                ("adaptive, client throttle 2", adaptive, None, throttle("2")),
+                ("adaptive, client throttle 1.1", adaptive, None, throttle("1.1")),
+                (f"{FIXED_LIMIT} calls at most, client throttle 1.1", ["--max-concurrent-calls", FIXED_LIMIT], None,
+                 throttle("1.1")),
+                ("client throttle 1.1", [], None, throttle("1.1")),
                 (ENVOY_ROWS[0], [], {"adaptive": True}, []),
                 (f"{ENVOY_ROWS[1]} {min_rtt}", [], {"adaptive": True, "min_rtt": min_rtt}, [])]
         for name, flags, envoy, client in rows:
