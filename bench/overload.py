@@ -19,7 +19,8 @@ Then, each on a new server, `client bench --rate` offers 0.8x, 1x, 2x and
 4x that capacity (open model, 1 s deadline, retries and hedging off), with
 `--adaptive-concurrency` off and on; then with the client throttling
 itself (`--throttle-ratio 2` and `1.1`, `--throttle-window 2s`), beside the
-adaptive limit, beside a fixed `--max-concurrent-calls 32`, and alone: the
+adaptive limit, beside a fixed `--max-concurrent-calls` (the calls in
+flight at capacity if each took 15 ms, by Little's law), and alone: the
 calls it refused without sending them are THROTTLED among the failures.
 
 Per point: goodput (calls that ended OK, per second of the run), p50 and
@@ -75,8 +76,9 @@ NO_RETRIES = ["--retry-max-attempts", "1", "--hedging-delay", "off"]
 # 1.1, which lets through little more than the server takes.
 THROTTLE_WINDOW = "2s"
 # The fixed limit of calls in flight of the row that pairs one with the
-# throttle: a few times what the server runs at once at capacity.
-FIXED_LIMIT = "32"
+# throttle, by Little's law: the calls in flight at capacity if each took
+# this long, so that an admitted call waits about that at most.
+FIXED_LIMIT_WAIT = 0.015
 
 
 def throttle(ratio):
@@ -245,11 +247,11 @@ def main():
               "| closed as abusive |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
         min_rtt = f"{unloaded['p99'] / 1000:.1f}ms"
-        adaptive = ["--adaptive-concurrency"]
+        adaptive, limit = ["--adaptive-concurrency"], round(cap * FIXED_LIMIT_WAIT)
         rows = [("off", [], None, []), ("adaptive", adaptive, None, []),
                 ("adaptive, client throttle 2", adaptive, None, throttle("2")),
                 ("adaptive, client throttle 1.1", adaptive, None, throttle("1.1")),
-                (f"{FIXED_LIMIT} calls at most, client throttle 1.1", ["--max-concurrent-calls", FIXED_LIMIT], None,
+                (f"{limit} calls at most, client throttle 1.1", ["--max-concurrent-calls", str(limit)], None,
                  throttle("1.1")),
                 ("client throttle 1.1", [], None, throttle("1.1")),
                 (ENVOY_ROWS[0], [], {"adaptive": True}, []),
