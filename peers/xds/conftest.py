@@ -92,12 +92,15 @@ class ControlPlane:
             time.sleep(0.05)
 
     def apply(self, scenario: dict) -> str | None:
-        """Writes the scenario and waits for the version it becomes (None: it is the one served)."""
-        versions = len([r for r in self.records() if r["event"] == "version"])
+        """Writes the scenario and waits for the version it becomes (None: it is the one
+        served); fails when the server refuses it."""
+        seen = len(self.records())
         if not self.write(scenario):
             return None
-        return self.wait_for("a new version", lambda records: (
-            [r for r in records if r["event"] == "version"][versions:] or [None])[0])["version"]
+        loaded = self.wait_for("the new scenario loaded or refused", lambda records: next(
+            (r for r in records[seen:] if r["event"] in ("version", "scenario")), None))
+        assert loaded["event"] == "version", f"control_plane.py refused the scenario: {loaded['error']}"
+        return loaded["version"]
 
     def answers(self, node: str, version: str) -> dict[str, dict]:
         """How `node` answered what the latest version `version` pushed to it: {type: its ack

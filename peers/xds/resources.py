@@ -58,7 +58,7 @@ envoy.config.core.v3.HealthStatus name (HEALTHY, UNHEALTHY, DRAINING, ...).
 from google.protobuf import any_pb2, duration_pb2, json_format, wrappers_pb2
 
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import base_pb2, config_source_pb2, health_check_pb2
+from envoy.config.core.v3 import config_source_pb2, extension_pb2, health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
@@ -187,7 +187,7 @@ def weighted_round_robin(kind: str) -> any_pb2.Any:
     # Traffic Director and Istio send it.
     locality = wrr_locality_pb2.WrrLocality()
     locality.endpoint_picking_policy.policies.add().typed_extension_config.CopyFrom(
-        base_pb2.TypedExtensionConfig(name="envoy.load_balancing_policies.client_side_weighted_round_robin",
+        extension_pb2.TypedExtensionConfig(name="envoy.load_balancing_policies.client_side_weighted_round_robin",
                                       typed_config=packed(picker)))
     return packed(locality)
 
@@ -206,7 +206,7 @@ def cluster(spec: dict, kind: str, where: str) -> cluster_pb2.Cluster:
         name = "envoy.load_balancing_policies." + ("client_side_weighted_round_robin" if kind == "envoy"
                                                    else "wrr_locality")
         built.load_balancing_policy.policies.add().typed_extension_config.CopyFrom(
-            base_pb2.TypedExtensionConfig(name=name, typed_config=weighted_round_robin(kind)))
+            extension_pb2.TypedExtensionConfig(name=name, typed_config=weighted_round_robin(kind)))
     elif kind == "envoy":
         built.common_lb_config.locality_weighted_lb_config.SetInParent()
     if "outlier_detection" in spec:

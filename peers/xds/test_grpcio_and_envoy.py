@@ -4,8 +4,10 @@
 Replica 0 is cluster main, replica 1 (or 2) cluster canary; listener
 `search` splits calls between them by weight (RDS). grpcio calls
 xds:///search; a plain grpcio client calls Envoy's listener, which the same
-management server gave it. Every run is bounded in calls and seconds, on
-127.0.0.1 only; the figures are printed (pytest -s).
+management server gave it. A last test serves every part of the scenario
+schema at once: both ACK all of it, and route by header, path and regular
+expression, ring hash and weighted round robin alike. Every run is bounded in
+calls and seconds, on 127.0.0.1 only; the figures are printed (pytest -s).
 
     bash peers/xds/venv.sh && cargo build --bin server
     target/xds-venv/bin/python -m pytest peers/xds -s
@@ -102,3 +104,77 @@ def test_the_management_server_killed_and_restarted_mid_traffic_fails_no_call(fl
         assert taken[who]["eds"]["event"] == "ack", taken[who]
     for name, run in runs.items():
         assert run["codes"] == {"OK": Traffic.CALLS}, (name, run)
+
+
+def every_feature(fleet) -> dict:
+    """A scenario with every part of resources.py's schema: header, exact path and
+    regular expression matches, a retry policy, timeouts, a hash policy; round robin
+    over weighted localities and priorities with an endpoint draining, ring hash,
+    weighted round robin, outlier detection, a max_requests circuit breaker."""
+    r = fleet.addresses
+    retry = {"retry_on": "unavailable", "num_retries": 2,
+             "retry_back_off": {"base_interval": "0.01s", "max_interval": "0.1s"}}
+    routes = [
+        {"match": {"prefix": "/", "headers": [{"name": "x-canary", "string_match": {"exact": "1"}}]},
+         "cluster": "canary", "retry_policy": retry, "timeout": "5s", "max_stream_duration": "5s"},
+        {"match": {"path": "/search.v1.SearchService/Search", "headers": [{"name": "x-user", "present_match": True}]},
+         "cluster": "hashed", "hash_policy": [{"header": {"header_name": "x-user"}}]},
+        {"match": {"safe_regex": {"regex": "/search[.]v1[.]SearchService/.*"},
+                   "headers": [{"name": "x-weighted", "string_match": {"exact": "1"}}]},
+         "cluster": "weighted"},
+        {"match": {"prefix": "/"}, "cluster": "main"},
+    ]
+
+    def at(*addresses, health="HEALTHY"):
+        return [{"address": a, "health": health} for a in addresses]
+    return {
+        "listeners": [{"name": "search", "port": fleet.envoy_port, "rds": "search-routes", "routes": routes}],
+        "clusters": [
+            {"name": "main", "lb_policy": "round_robin", "max_requests": 1000,
+             "outlier_detection": {"consecutive_5xx": 5, "interval": "1s", "base_ejection_time": "1s",
+                                   "max_ejection_percent": 50},
+             "localities": [{"zone": "a", "weight": 1, "endpoints": at(r[0])},
+                            {"zone": "b", "weight": 2, "endpoints": at(r[1], health="DRAINING")},
+                            {"zone": "c", "priority": 1, "endpoints": at(r[2])}]},
+            {"name": "canary", "localities": [{"zone": "a", "endpoints": at(r[1])}]},
+            {"name": "hashed", "lb_policy": "ring_hash", "ring_hash": {"minimum_ring_size": 64,
+                                                                        "maximum_ring_size": 1024},
+             "localities": [{"zone": "a", "endpoints": at(r[0], r[1], r[2])}]},
+            {"name": "weighted", "lb_policy": "weighted_round_robin",
+             "localities": [{"zone": "a", "endpoints": at(r[1], r[2])}]},
+        ],
+    }
+
+
+def test_every_part_of_the_schema_is_acked_by_both_and_routes_alike(fleet, tmp_path):
+    control = fleet.control_plane
+    seen = len(control.records())
+    fleet.settle(every_feature(fleet))
+    node = bootstrap(tmp_path, control, "grpcio-features")
+    targets = {"grpcio": ("xds:///search", node), "Envoy": (f"127.0.0.1:{fleet.envoy_port}", None)}
+    headers = {"none": [], "x-canary": ["--metadata=x-canary=1"], "x-user": ["--metadata=x-user=ada"],
+               "x-weighted": ["--metadata=x-weighted=1"]}
+    runs = {}
+    for name, (target, node_file) in targets.items():
+        for header, flags in headers.items():
+            runs[name, header] = report(grpcio(target, "--calls=60", *flags, *fleet.replica_flags(),
+                                               bootstrap_file=node_file))
+    answers = [r for r in control.records()[seen:] if r["event"] in ("ack", "nack")
+               and r["node"] in ("grpcio-features", ENVOY_NODE)]
+    fleet.settle(fleet.base)
+    for (name, header), run in runs.items():
+        print(f"every feature, {name}, header {header}: {run['codes']}, calls per replica "
+              f"{[run['replicas'][a] for a in fleet.addresses]}")
+    assert [a for a in answers if a["event"] == "nack"] == [], "refused: " + str(answers)
+    # grpcio subscribed to all four; Envoy had the listener already, and took the rest.
+    acked = {(a["node"], a["type"]) for a in answers}
+    assert acked >= {("grpcio-features", t) for t in ("lds", "rds", "cds", "eds")}, answers
+    assert acked >= {(ENVOY_NODE, t) for t in ("rds", "cds", "eds")}, answers
+    for (name, header), run in runs.items():
+        assert run["codes"] == {"OK": 60}, (name, header, run)
+    for name in targets:
+        # The header route to the canary, and a ring hash on one user: one replica each.
+        assert runs[name, "x-canary"]["replicas"][fleet.addresses[1]] == 60, runs[name, "x-canary"]
+        assert sorted(runs[name, "x-user"]["replicas"].values()) == [0, 0, 60], runs[name, "x-user"]
+        # Weighted round robin over the second and third replicas only.
+        assert runs[name, "x-weighted"]["replicas"][fleet.addresses[0]] == 0, runs[name, "x-weighted"]
