@@ -160,11 +160,12 @@ def report(process: subprocess.Popen, seconds: float = 120) -> dict:
     return json.loads(out)
 
 
-def wait_for_progress(process: subprocess.Popen, calls: int) -> None:
-    """Reads the run's progress lines until `calls` calls have ended (the run is bounded, so is this)."""
+def wait_for_progress(process: subprocess.Popen, calls: int) -> int:
+    """Reads the run's progress lines until `calls` calls have ended (the run is bounded,
+    so is this); how many had."""
     for line in process.stderr:
-        if line.startswith("{") and json.loads(line).get("progress", 0) >= calls:
-            return
+        if line.startswith("{") and (done := json.loads(line).get("progress", 0)) >= calls:
+            return done
     raise AssertionError(f"the run ended before {calls} calls: {process.wait(timeout=60)}")
 
 

@@ -19,14 +19,18 @@ The line on stdout:
 "replicas": the Search calls each --replica ADDRESS=METRICS started during
 the run, from its /metrics before and after (so runs against the same
 replicas must not overlap). Every --progress calls, a line on stderr:
-{"progress": N, "codes": {...}}. Exit code 0 when the run happened, whatever
-the calls' codes; 2 on a bad flag or a channel not ready in --ready-timeout.
+{"progress": N, "codes": {...}}. SIGTERM ends the run after the call under
+way, and the line tells of the calls made. Exit code 0 when the run happened,
+whatever the calls' codes; 2 on a bad flag or a channel not ready in
+--ready-timeout.
 """
 
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -50,7 +54,7 @@ def searches(metrics: str) -> int:
     return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines() if line.startswith(METRIC))
 
 
-def run(channel, args, metadata) -> dict:
+def run(channel, args, metadata, stop: threading.Event) -> dict:
     search = channel.unary_unary(SEARCH, request_serializer=SearchRequest.SerializeToString,
                                  response_deserializer=SearchResponse.FromString)
     request = SearchRequest(query=args.query)
@@ -58,11 +62,11 @@ def run(channel, args, metadata) -> dict:
     started = time.monotonic()
     for n in range(args.calls):
         now = time.monotonic()
-        if now - started > args.seconds:
+        if now - started > args.seconds or stop.is_set():
             break
         if args.rate:
             # Open loop within one thread: each call at its time, none skipped.
-            time.sleep(max(0.0, started + n / args.rate - now))
+            stop.wait(max(0.0, started + n / args.rate - now))
         try:
             search(request, timeout=args.deadline, metadata=metadata)
             code = "OK"
@@ -109,6 +113,8 @@ def main() -> int:
         parser.error("--calls, --seconds, --rate and --deadline are not negative, and the last two not 0")
     if args.bootstrap:
         os.environ["GRPC_XDS_BOOTSTRAP"] = args.bootstrap
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with grpc.insecure_channel(args.target) as channel:
         if args.ready_timeout:
             try:
@@ -117,7 +123,7 @@ def main() -> int:
                 print(f"grpcio_client: {args.target} not ready in {args.ready_timeout} s", file=sys.stderr)
                 return 2
         before = {address: searches(metrics) for address, metrics in args.replica}
-        report = run(channel, args, args.metadata)
+        report = run(channel, args, args.metadata, stop)
     after = {address: searches(metrics) for address, metrics in args.replica}
     report = {"target": args.target, **report, "replicas": {a: after[a] - before[a] for a in after}}
     print(json.dumps(report), flush=True)
