@@ -35,10 +35,13 @@ pub struct Cluster {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutlierSettings {
     /// How often ejections are decided (10 s).
+    #[serde(serialize_with = "super::fields::human")]
     pub interval: Duration,
     /// The first ejection's length (30 s).
+    #[serde(serialize_with = "super::fields::human")]
     pub base_ejection_time: Duration,
     /// The longest ejection (the larger of 300 s and the base).
+    #[serde(serialize_with = "super::fields::human")]
     pub max_ejection_time: Duration,
     /// The most endpoints ejected at once, in percent (10).
     pub max_ejection_percent: u32,

@@ -43,12 +43,16 @@ pub struct WrrConfig {
     /// Load reports out of band rather than in each call's trailer.
     pub enable_oob_load_report: bool,
     /// How often out-of-band reports come (10 s).
+    #[serde(serialize_with = "super::fields::human")]
     pub oob_reporting_period: Duration,
     /// How long a new weight waits before use (10 s).
+    #[serde(serialize_with = "super::fields::human")]
     pub blackout_period: Duration,
     /// How long a weight lasts without a report (3 min).
+    #[serde(serialize_with = "super::fields::human")]
     pub weight_expiration_period: Duration,
     /// How often weights are recomputed (1 s, at least 100 ms).
+    #[serde(serialize_with = "super::fields::human")]
     pub weight_update_period: Duration,
     /// The weight's penalty for errors (1.0, not negative).
     pub error_utilization_penalty: f32,

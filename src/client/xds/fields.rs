@@ -52,6 +52,20 @@ pub fn per_million(numerator: u32, denominator: i32) -> u32 {
     numerator.saturating_mul(scale).min(1_000_000)
 }
 
+/// A duration in the dump as people write it ("2s", "25ms").
+pub(super) fn human<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_duration(*d))
+}
+
+/// An optional duration in the dump, as [`human`].
+#[allow(clippy::ref_option)] // serde's serialize_with hands a reference
+pub(super) fn human_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => human(d, s),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

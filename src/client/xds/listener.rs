@@ -31,6 +31,7 @@ pub struct Listener {
     pub routes: RouteSource,
     /// `common_http_protocol_options.max_stream_duration`: the deadline cap
     /// of routes that set none.
+    #[serde(serialize_with = "super::fields::human_opt")]
     pub max_stream_duration: Option<Duration>,
     /// The HTTP filters' names, the router last.
     pub http_filters: Vec<String>,

@@ -28,9 +28,11 @@ pub struct Forward {
     /// The clusters and their weights (one cluster: weight 1).
     pub clusters: Vec<WeightedCluster>,
     /// `max_stream_duration.max_stream_duration`: the call's deadline cap.
+    #[serde(serialize_with = "super::fields::human_opt")]
     pub max_stream_duration: Option<Duration>,
     /// `max_stream_duration.grpc_timeout_header_max`: the caller's timeout
     /// cap, which takes over from `max_stream_duration` when set.
+    #[serde(serialize_with = "super::fields::human_opt")]
     pub grpc_timeout_header_max: Option<Duration>,
     /// The retry policy (the virtual host's when the route has none).
     pub retry_policy: Option<RetryPolicy>,
@@ -57,8 +59,10 @@ pub struct RetryPolicy {
     /// `num_retries + 1`.
     pub max_attempts: u32,
     /// `retry_back_off.base_interval` (25 ms by default).
+    #[serde(serialize_with = "super::fields::human")]
     pub base_interval: Duration,
     /// `retry_back_off.max_interval` (ten base intervals by default).
+    #[serde(serialize_with = "super::fields::human")]
     pub max_interval: Duration,
 }
 
