@@ -119,9 +119,24 @@ impl Ads {
             }
         }
         let mut client = AggregatedDiscoveryServiceClient::new(channel);
-        let mut inbound = match client.stream_aggregated_resources(UnboundedReceiverStream::new(rx)).await {
-            Ok(response) => response.into_inner(),
-            Err(status) => return Ended::Stream { heard: false, why: crate::client::describe_status(&status) },
+        // The call returns with the server's headers, which a server may
+        // hold back until it has a response to send: take commands (new
+        // subscriptions) meanwhile, or a stream opened with none would wait
+        // for ever.
+        let call = client.stream_aggregated_resources(UnboundedReceiverStream::new(rx));
+        tokio::pin!(call);
+        let mut inbound = loop {
+            tokio::select! {
+                response = &mut call => match response {
+                    Ok(response) => break response.into_inner(),
+                    Err(status) => return Ended::Stream { heard: false, why: crate::client::describe_status(&status) },
+                },
+                command = self.commands.recv() => {
+                    if let Some(ended) = self.command(&tx, command, &mut first) {
+                        return ended;
+                    }
+                }
+            }
         };
         let mut heard = false;
         loop {
@@ -135,15 +150,11 @@ impl Ads {
                     Ok(None) => return Ended::Stream { heard, why: "the server ended the stream".to_owned() },
                     Err(status) => return Ended::Stream { heard, why: crate::client::describe_status(&status) },
                 },
-                command = self.commands.recv() => match command {
-                    None => return Ended::Closed,
-                    Some(Command::Subscribe(kind)) => self.send(&tx, kind, &mut first),
-                    Some(Command::Unwatched(kind, name)) => {
-                        if self.cache().unwatch_if_unwatched(kind, &name) {
-                            self.send(&tx, kind, &mut first);
-                        }
+                command = self.commands.recv() => {
+                    if let Some(ended) = self.command(&tx, command, &mut first) {
+                        return ended;
                     }
-                },
+                }
                 () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     for (kind, name) in self.cache().expire(Instant::now()) {
                         tracing::warn!(%kind, %name, "xDS resource does not exist (nothing heard within the timer)");
@@ -151,6 +162,26 @@ impl Ads {
                 }
             }
         }
+    }
+
+    /// Takes a command on a stream: a subscription changed is sent;
+    /// `Closed` when the handle is gone.
+    fn command(
+        &mut self,
+        tx: &mpsc::UnboundedSender<DiscoveryRequest>,
+        command: Option<Command>,
+        first: &mut bool,
+    ) -> Option<Ended> {
+        let Some(command) = command else { return Some(Ended::Closed) };
+        match command {
+            Command::Subscribe(kind) => self.send(tx, kind, first),
+            Command::Unwatched(kind, name) => {
+                if self.cache().unwatch_if_unwatched(kind, &name) {
+                    self.send(tx, kind, first);
+                }
+            }
+        }
+        None
     }
 
     /// Sends `kind`'s subscriptions and starts their timers.

@@ -249,6 +249,8 @@ mod tests {
         cache.arm_timers(EDS, now);
         assert_eq!(cache.next_deadline(), Some(now + Duration::from_secs(15)));
         cache.apply(EDS, "v1", Outcome { valid: vec![("b".to_owned(), resource())], ..Outcome::default() });
+        // Sent again (a new stream): a resource already heard of gets no timer.
+        cache.arm_timers(EDS, now);
         assert!(cache.expire(now + Duration::from_secs(14)).is_empty());
         assert_eq!(cache.expire(now + Duration::from_secs(15)), [(EDS, "a".to_owned())]);
         assert_eq!(rx.borrow().status, Status::DoesNotExist);

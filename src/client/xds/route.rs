@@ -148,6 +148,7 @@ mod tests {
             ("exact", &["Search.Example.com"]),
         ]);
         assert_eq!(pick(&c, "search.example.com"), Some("exact"));
+        assert_eq!(pick(&c, "SEARCH.example.com"), Some("exact"));
     }
 
     #[test]
@@ -155,6 +156,9 @@ mod tests {
         let c = config(&[("prefix", &["search.*"]), ("short", &["*.com"]), ("long", &["*.example.com"])]);
         assert_eq!(pick(&c, "search.example.com"), Some("long"));
         assert_eq!(pick(&c, "search.example.org"), Some("prefix"));
+        // The kind first, then the length: a short suffix beats a long prefix.
+        let c = config(&[("long prefix", &["search.example.*"]), ("short suffix", &["*.com"])]);
+        assert_eq!(pick(&c, "search.example.com"), Some("short suffix"));
         let c = config(&[("p1", &["s*"]), ("p2", &["search.*"]), ("any", &["*"])]);
         assert_eq!(pick(&c, "search.org"), Some("p2"));
         assert_eq!(pick(&c, "other"), Some("any"));
