@@ -3,8 +3,7 @@
 /// SocketAddress is an IP address and a port.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct SocketAddress {
-    /// The IP address, v4 or v6, as text; a gRPC client takes no host names
-    /// here.
+    /// The IP address, v4 or v6, as text.
     #[prost(string, tag="2")]
     pub address: ::prost::alloc::string::String,
     /// The port; in Envoy's API a member of the oneof port_specifier (beside a
@@ -62,7 +61,7 @@ pub struct Node {
     /// Where the client runs.
     #[prost(message, optional, tag="4")]
     pub locality: ::core::option::Option<Locality>,
-    /// The name of the client's implementation ("banana-search", "gRPC Go").
+    /// The name of the client's implementation, such as "gRPC Go".
     #[prost(string, tag="6")]
     pub user_agent_name: ::prost::alloc::string::String,
     /// Its version; in Envoy's API a member of the oneof
@@ -152,8 +151,8 @@ impl ::prost::Name for SelfConfigSource {
 const NAME: &'static str = "SelfConfigSource";
 const PACKAGE: &'static str = "envoy.config.core.v3";
 fn full_name() -> ::prost::alloc::string::String { "envoy.config.core.v3.SelfConfigSource".into() }fn type_url() -> ::prost::alloc::string::String { "/envoy.config.core.v3.SelfConfigSource".into() }}
-/// ConfigSource says where to fetch a resource that another one names. A gRPC
-/// client accepts only ads or self (the same stream either way).
+/// ConfigSource says where to fetch a resource that another one names; for a
+/// gRPC client, the same ADS stream (ads, or self where it is allowed).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ConfigSource {
     /// The API version of the resource.

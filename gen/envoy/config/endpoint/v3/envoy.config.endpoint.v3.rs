@@ -42,8 +42,8 @@ pub struct LocalityLbEndpoints {
     /// gets no calls.
     #[prost(message, optional, tag="3")]
     pub load_balancing_weight: ::core::option::Option<u32>,
-    /// Its priority, 0 the highest: a lower one takes calls only when the
-    /// higher ones cannot.
+    /// Its priority, 0 the highest: calls go to a priority only when the ones
+    /// above it cannot take them.
     #[prost(uint32, tag="5")]
     pub priority: u32,
 }

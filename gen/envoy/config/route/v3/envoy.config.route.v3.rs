@@ -97,15 +97,13 @@ pub struct RouteMatch {
     /// call (it has no query string).
     #[prost(message, repeated, tag="7")]
     pub query_parameters: ::prost::alloc::vec::Vec<QueryParameterMatcher>,
-    /// The path condition; one must be set (a route with another kind, absent
-    /// here, is rejected).
+    /// The path condition; Envoy's other kinds, absent here, leave it unset.
     #[prost(oneof="route_match::PathSpecifier", tags="1, 2, 10")]
     pub path_specifier: ::core::option::Option<route_match::PathSpecifier>,
 }
 /// Nested message and enum types in `RouteMatch`.
 pub mod route_match {
-    /// The path condition; one must be set (a route with another kind, absent
-    /// here, is rejected).
+    /// The path condition; Envoy's other kinds, absent here, leave it unset.
     #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
     pub enum PathSpecifier {
         /// The path starts with this.

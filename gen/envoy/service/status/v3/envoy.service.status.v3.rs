@@ -23,8 +23,8 @@ pub struct ClientConfig {
     /// Every resource the client holds or waits for.
     #[prost(message, repeated, tag="3")]
     pub generic_xds_configs: ::prost::alloc::vec::Vec<client_config::GenericXdsConfig>,
-    /// Which of the client's xDS channels this is (the target, for a client
-    /// that keeps one per target); empty for the default.
+    /// Which of the client's xDS clients this is, when it keeps several (one
+    /// per target, say); empty otherwise.
     #[prost(string, tag="4")]
     pub client_scope: ::prost::alloc::string::String,
 }
@@ -48,7 +48,7 @@ pub mod client_config {
         /// When the client accepted it.
         #[prost(message, optional, tag="5")]
         pub last_updated: ::core::option::Option<::prost_types::Timestamp>,
-        /// Its state as a management server sees it; unset by clients.
+        /// Its state as a management server sees it.
         #[prost(enumeration="super::ConfigStatus", tag="6")]
         pub config_status: i32,
         /// Its state as the client sees it.

@@ -36,7 +36,7 @@ fn full_name() -> ::prost::alloc::string::String { "envoy.extensions.filters.net
 /// Rds names the RouteConfiguration to fetch.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Rds {
-    /// Where to fetch it: ads or self for a gRPC client.
+    /// Where to fetch it: ads, for a gRPC client.
     #[prost(message, optional, tag="1")]
     pub config_source: ::core::option::Option<super::super::super::super::super::config::core::v3::ConfigSource>,
     /// Its name.
