@@ -5,7 +5,7 @@
 //! and the ORCA report's) carry pbjson serde impls for the proto3 JSON mapping,
 //! and [`v1::FILE_DESCRIPTOR_SET`] is the encoded contract for reflection and
 //! for reading method options at run time. The xDS packages ([`envoy`],
-//! [`google`], `xds::r#type`) are binary protobuf only, without descriptor
+//! [`google`], [`udpa`], `xds::r#type`) are binary protobuf only, without descriptor
 //! sets (`docs/protocols.md`, "The xDS protos").
 
 /// One generated package as a module: its file from `gen/` included as
@@ -216,6 +216,18 @@ pub mod envoy {
                 v3 = "../gen/envoy/r#type/matcher/v3/envoy.type.matcher.v3.rs"
             );
         }
+    }
+}
+
+/// `udpa.*`: the xDS project's older package names.
+pub mod udpa {
+    /// `udpa.type`.
+    pub mod r#type {
+        package!(
+            /// `udpa.type.v1`: `TypedStruct`, the older name of
+            /// `xds.type.v3.TypedStruct`.
+            v1 = "../gen/udpa/r#type/v1/udpa.type.v1.rs"
+        );
     }
 }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Checks this project's xDS protos against the real ones, field by field.
 
-proto/envoy/, proto/google/rpc/ and proto/xds/type/ are our own text of a
-subset of Envoy's API (and googleapis', and the xDS project's): every
+proto/envoy/, proto/google/rpc/, proto/xds/type/ and proto/udpa/ are our own
+text of a subset of Envoy's API (and googleapis', and the xDS project's): every
 message, field, enum and value there must exist in the real API with the
 same number, type and cardinality. The real descriptors come from the PyPI
 package `xds-protos` (Envoy's generated Python modules), so this runs with a
@@ -27,7 +27,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 
 ROOT = Path(__file__).resolve().parents[1]
 # The packages of ours that stand for someone else's.
-FOREIGN = ("envoy.", "google.rpc", "xds.type.")
+FOREIGN = ("envoy.", "google.rpc", "xds.type.", "udpa.type.")
 LABELS = {1: "optional", 2: "required", 3: "repeated"}
 
 

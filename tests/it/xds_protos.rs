@@ -32,6 +32,8 @@ use search::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryRespo
 use search::pb::envoy::service::status::v3::{ClientStatusResponse, ConfigStatus};
 use search::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
 use search::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
+use search::pb::udpa::r#type::v1::TypedStruct as OlderTypedStruct;
+use search::pb::xds::r#type::v3::TypedStruct;
 
 /// The bytes of fixture `name` (`tests/fixtures/xds/NAME.hex`).
 fn fixture(name: &str) -> Vec<u8> {
@@ -213,11 +215,11 @@ fn a_cluster_decodes_with_its_breakers_outlier_detection_and_policies() {
     check_policies(&cluster.load_balancing_policy.unwrap());
 }
 
-/// The cluster fixture's policy list: ring hash, then WRR by locality over
-/// client-side WRR and round robin.
+/// The cluster fixture's policy list: ring hash, WRR by locality over
+/// client-side WRR and round robin, and two custom policies.
 fn check_policies(policy: &LoadBalancingPolicy) {
     let configs: Vec<_> = policy.policies.iter().map(|p| p.typed_extension_config.as_ref().unwrap()).collect();
-    let [ring, locality] = configs.as_slice() else { panic!("two policies") };
+    let [ring, locality, custom, older] = configs.as_slice() else { panic!("four policies") };
     assert_eq!((ring.name.as_str(), locality.name.as_str()), ("ring", "locality"));
     let ring: RingHash = unpack(ring.typed_config.as_ref());
     assert_eq!(ring.hash_function(), HashFunction::XxHash);
@@ -234,6 +236,17 @@ fn check_policies(policy: &LoadBalancingPolicy) {
     assert_eq!(wrr.error_utilization_penalty, Some(1.5));
     assert_eq!(wrr.metric_names_for_computing_utilization, ["named_metrics.gpu", "named_metrics.queue"]);
     let _: RoundRobin = unpack(inner[1].typed_extension_config.as_ref().unwrap().typed_config.as_ref());
+
+    // A custom policy, under the xDS project's name for TypedStruct and under
+    // its older one.
+    let custom: TypedStruct = unpack(custom.typed_config.as_ref());
+    let older: OlderTypedStruct = unpack(older.typed_config.as_ref());
+    assert_eq!(custom.type_url, "type.googleapis.com/test.ChoiceLb");
+    assert_eq!(older.type_url, "type.googleapis.com/test.OldChoiceLb");
+    for config in [custom.value, older.value] {
+        let choices = config.unwrap().fields.remove("choice_count").unwrap().kind;
+        assert_eq!(choices, Some(prost_types::value::Kind::NumberValue(3.0)));
+    }
 }
 
 #[test]
