@@ -28,3 +28,4 @@ mod tls;
 mod tokens;
 mod web;
 mod wrr;
+mod xds_protos;
