@@ -1,9 +1,12 @@
 //! The generated protobuf bindings: the only module that touches `gen/`.
 //!
 //! `buf generate` writes `gen/` (see `docs/protocols.md`, "Changing the contract"); nothing
-//! here is edited by hand. The messages carry pbjson serde impls for the proto3
-//! JSON mapping, and [`v1::FILE_DESCRIPTOR_SET`] is the encoded contract for
-//! reflection and for reading method options at run time.
+//! here is edited by hand. The contract's messages (and the interop contract's,
+//! and the ORCA report's) carry pbjson serde impls for the proto3 JSON mapping,
+//! and [`v1::FILE_DESCRIPTOR_SET`] is the encoded contract for reflection and
+//! for reading method options at run time. The xDS packages ([`envoy`],
+//! [`google`], [`udpa`], `xds::r#type`) are binary protobuf only, without descriptor
+//! sets (`docs/protocols.md`, "The xDS protos").
 
 /// One generated package as a module: its file from `gen/` included as
 /// written, neither formatted nor linted.
@@ -213,6 +216,18 @@ pub mod envoy {
                 v3 = "../gen/envoy/r#type/matcher/v3/envoy.type.matcher.v3.rs"
             );
         }
+    }
+}
+
+/// `udpa.*`: the xDS project's older package names.
+pub mod udpa {
+    /// `udpa.type`.
+    pub mod r#type {
+        package!(
+            /// `udpa.type.v1`: `TypedStruct`, the older name of
+            /// `xds.type.v3.TypedStruct`.
+            v1 = "../gen/udpa/r#type/v1/udpa.type.v1.rs"
+        );
     }
 }
 

@@ -29,3 +29,4 @@ mod tokens;
 mod web;
 mod wrr;
 mod xds;
+mod xds_protos;
