@@ -13,10 +13,11 @@ go one after another on one channel, each with its own deadline, at most
 
 The line on stdout:
 
-    {"target": "xds:///search", "calls": 3000, "codes": {"OK": 3000},
+    {"target": "xds:///search", "calls": 3000, "codes": {"OK": 3000}, "messages": {},
      "replicas": {"127.0.0.1:5001": 2391, ...}, "elapsed_s": 4.1}
 
-"replicas": the Search calls each --replica ADDRESS=METRICS started during
+"messages": the status message of the first call that ended with each code
+other than OK. "replicas": the Search calls each --replica ADDRESS=METRICS started during
 the run, from its /metrics before and after (so runs against the same
 replicas must not overlap). Every --progress calls, a line on stderr:
 {"progress": N, "codes": {...}}. SIGTERM ends the run after the call under
@@ -59,6 +60,7 @@ def run(channel, args, metadata, stop: threading.Event) -> dict:
                                  response_deserializer=SearchResponse.FromString)
     request = SearchRequest(query=args.query)
     codes: dict[str, int] = {}
+    messages: dict[str, str] = {}
     started = time.monotonic()
     for n in range(args.calls):
         now = time.monotonic()
@@ -72,10 +74,11 @@ def run(channel, args, metadata, stop: threading.Event) -> dict:
             code = "OK"
         except grpc.RpcError as e:
             code = e.code().name
+            messages.setdefault(code, e.details() or "")
         codes[code] = codes.get(code, 0) + 1
         if args.progress and (n + 1) % args.progress == 0:
             print(json.dumps({"progress": n + 1, "codes": codes}), file=sys.stderr, flush=True)
-    return {"calls": sum(codes.values()), "codes": codes, "elapsed_s": round(time.monotonic() - started, 3)}
+    return {"calls": sum(codes.values()), "codes": codes, "messages": messages, "elapsed_s": round(time.monotonic() - started, 3)}
 
 
 def replica(text: str) -> tuple[str, str]:

@@ -30,3 +30,4 @@ mod web;
 mod wrr;
 mod xds;
 mod xds_protos;
+mod xds_scenarios;

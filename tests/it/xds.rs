@@ -8,7 +8,7 @@
 //! The management server runs in its own venv: `bash peers/xds/venv.sh`
 //! makes it (target/xds-venv), or `XDS_PYTHON` names another's python.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -24,19 +24,6 @@ use tokio::process::{Child, Command};
 /// How long a test waits for the management server's answer before it
 /// fails rather than hangs.
 const PATIENCE: Duration = Duration::from_secs(20);
-
-fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("XDS_PYTHON") {
-        return PathBuf::from(python);
-    }
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/xds-venv/bin/python");
-    assert!(
-        python.exists(),
-        "no {}: run `bash peers/xds/venv.sh` first (the xDS tests' management server)",
-        python.display()
-    );
-    python
-}
 
 /// The management server, serving `scenario.json` of its folder.
 struct ControlPlane {
@@ -55,7 +42,7 @@ impl ControlPlane {
 
     async fn spawn(dir: &Path, port: u16) -> (Child, String) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/xds/control_plane.py");
-        let mut child = Command::new(python())
+        let mut child = Command::new(crate::common::xds_python())
             .arg(script)
             .arg("--scenario")
             .arg(dir.join("scenario.json"))
