@@ -29,4 +29,5 @@ mod tokens;
 mod web;
 mod wrr;
 mod xds;
+mod xds_channel;
 mod xds_protos;
