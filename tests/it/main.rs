@@ -29,5 +29,6 @@ mod tokens;
 mod web;
 mod wrr;
 mod xds;
+mod xds_channel;
 mod xds_protos;
 mod xds_scenarios;

@@ -26,14 +26,14 @@ use tokio::process::{Child, Command};
 const PATIENCE: Duration = Duration::from_secs(20);
 
 /// The management server, serving `scenario.json` of its folder.
-struct ControlPlane {
+pub(crate) struct ControlPlane {
     child: Child,
     addr: String,
     dir: tempfile::TempDir,
 }
 
 impl ControlPlane {
-    async fn start(scenario: &Value) -> Self {
+    pub(crate) async fn start(scenario: &Value) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         std::fs::write(dir.path().join("scenario.json"), scenario.to_string()).expect("write the scenario");
         let (child, addr) = Self::spawn(dir.path(), 0).await;
@@ -59,19 +59,19 @@ impl ControlPlane {
     }
 
     /// Kills it: no goodbye on the stream.
-    async fn kill(&mut self) {
+    pub(crate) async fn kill(&mut self) {
         self.child.kill().await.expect("kill the management server");
     }
 
     /// Starts it again on the same port with the same scenario and log.
-    async fn restart(&mut self) {
+    pub(crate) async fn restart(&mut self) {
         let port = self.addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("a port");
         let (child, addr) = Self::spawn(self.dir.path(), port).await;
         assert_eq!(addr, self.addr);
         self.child = child;
     }
 
-    fn rewrite(&self, scenario: &Value) {
+    pub(crate) fn rewrite(&self, scenario: &Value) {
         // Written aside and renamed, so that the server never reads half a file.
         let staged = self.dir.path().join("scenario.json.new");
         std::fs::write(&staged, scenario.to_string()).expect("write the scenario");
@@ -79,14 +79,15 @@ impl ControlPlane {
     }
 
     /// The log's events from our client's node.
-    fn events(&self) -> Vec<Value> {
+    pub(crate) fn events(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(self.dir.path().join("log.jsonl")).unwrap_or_default();
         let events = text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok());
         events.filter(|e| e["node"] == NODE).collect()
     }
 
-    fn client(&self, does_not_exist: Duration) -> XdsClient {
-        let bootstrap = Bootstrap::parse(
+    /// A bootstrap naming it.
+    pub(crate) fn bootstrap(&self) -> Bootstrap {
+        Bootstrap::parse(
             &json!({
                 "xds_servers": [{"server_uri": self.addr, "channel_creds": [{"type": "insecure"}],
                                  "server_features": ["xds_v3"]}],
@@ -94,7 +95,11 @@ impl ControlPlane {
             })
             .to_string(),
         )
-        .expect("a bootstrap");
+        .expect("a bootstrap")
+    }
+
+    pub(crate) fn client(&self, does_not_exist: Duration) -> XdsClient {
+        let bootstrap = self.bootstrap();
         let backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(200), 2.0).expect("a backoff");
         let settings = XdsSettings { does_not_exist_timeout: does_not_exist, backoff, ..XdsSettings::default() };
         XdsClient::start(bootstrap, &settings)

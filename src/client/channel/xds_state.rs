@@ -1,0 +1,118 @@
+//! What an `xds:///` channel holds besides its subchannels
+//! ([`XdsChannel`]: the bootstrap, the xDS client, the configuration now),
+//! and what one call carries for its pick ([`CallRoute`]). The picks
+//! themselves are `xds_channel.rs`.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+
+use http::HeaderMap;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use tokio::task::JoinHandle;
+use tonic::Status;
+
+use super::subchannel::Subchannel;
+use super::target::Target;
+use super::xds_routes::XdsView;
+use crate::client::Error;
+use crate::client::xds::{Bootstrap, XdsClient};
+
+/// What an `xds:///` channel holds besides the subchannels.
+pub(super) struct XdsChannel {
+    /// The target's name: the Listener's (through the bootstrap's
+    /// template) and the virtual host's.
+    pub(super) name: String,
+    pub(super) bootstrap: Bootstrap,
+    /// Started on the first call.
+    pub(super) client: OnceLock<XdsClient>,
+    /// The configuration now.
+    pub(super) view: RwLock<Arc<XdsView>>,
+    /// The task following the resources.
+    pub(super) task: Mutex<Option<JoinHandle<()>>>,
+    /// Round robin's position within localities.
+    pub(super) cursor: AtomicUsize,
+}
+
+impl Drop for XdsChannel {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            task.abort();
+        }
+    }
+}
+
+impl XdsChannel {
+    /// The xDS part of `target`'s channel; `None` for a target that is not
+    ///
+    /// `xds:///`; `bootstrap`, else the environment's.
+    ///
+    /// # Errors
+    /// [`Error::XdsBootstrap`] when there is no usable bootstrap.
+    pub(super) fn new(target: &Target, bootstrap: Option<Bootstrap>) -> Result<Option<Self>, Error> {
+        let Some(name) = target.xds_name() else { return Ok(None) };
+        let bootstrap = match bootstrap {
+            Some(bootstrap) => bootstrap,
+            None => Bootstrap::from_env()
+                .map_err(|err| Error::XdsBootstrap { target: target.to_string(), cause: err.to_string() })?,
+        };
+        Ok(Some(Self {
+            name: name.to_owned(),
+            bootstrap,
+            client: OnceLock::new(),
+            view: RwLock::default(),
+            task: Mutex::new(None),
+            cursor: AtomicUsize::new(0),
+        }))
+    }
+
+    /// The configuration now.
+    pub(super) fn view(&self) -> Arc<XdsView> {
+        Arc::clone(&self.view.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Where one call goes under xDS: its path and headers, and the cluster
+/// it was routed to (once, for all its attempts).
+#[derive(Debug)]
+pub(in crate::client) struct CallRoute {
+    /// The method's path; `None` for no call (making sure the channel
+    /// can reach a server): any READY subchannel does.
+    pub(super) path: Option<&'static str>,
+    pub(super) headers: HeaderMap,
+    pub(super) cluster: Option<String>,
+}
+
+impl CallRoute {
+    /// The route of a call to `path`, with the headers every call carries.
+    pub(in crate::client) fn call(path: &'static str) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        Self { path: Some(path), headers, cluster: None }
+    }
+
+    /// No call: any READY subchannel.
+    pub(in crate::client) fn any() -> Self {
+        Self { path: None, headers: HeaderMap::new(), cluster: None }
+    }
+}
+
+/// What an xDS pick found.
+pub(super) enum XdsPick {
+    /// This subchannel.
+    Ready(Arc<Subchannel>),
+    /// Wait for a change.
+    Wait,
+    /// Fail the call with this (unless it waits for ready).
+    Fail(Error),
+}
+
+/// An UNAVAILABLE failure saying why.
+pub(super) fn unavailable(why: String) -> Error {
+    Error::Rpc(Status::unavailable(why))
+}
+
+impl std::fmt::Debug for XdsChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdsChannel").field("name", &self.name).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,138 @@
+//! The client over an `xds:///` target, against the tests' management
+//! server (`peers/xds/control_plane.py`) and our own servers as replicas:
+//! calls routed by path to weighted clusters in their shares, the
+//! endpoints EDS gives followed as the scenario changes, a Listener gone
+//! failing calls UNAVAILABLE with its name, and the binary's usage errors.
+//! Where calls went is read from each replica's own `/metrics`.
+
+use search::client::xds::{ResourceType, Status};
+use search::client::{Client, ClientOptions, Error, Target};
+use search::pb::v1::SearchRequest;
+use search::server::ServerConfig;
+use serde_json::{Value, json};
+use tonic::Code;
+
+use crate::common::{self, TestServer};
+use crate::xds::ControlPlane;
+
+async fn replicas(n: usize) -> Vec<TestServer> {
+    let config = || ServerConfig { metrics_listen: Some("127.0.0.1:0".into()), ..ServerConfig::default() };
+    let mut servers = Vec::new();
+    for _ in 0..n {
+        servers.push(TestServer::start_with("127.0.0.1:0", config()).await);
+    }
+    servers
+}
+
+/// One locality holding `servers`.
+fn locality(servers: &[&TestServer]) -> Value {
+    let endpoints: Vec<Value> = servers.iter().map(|s| json!({"address": s.addr.to_string()})).collect();
+    json!([{"zone": "a", "endpoints": endpoints}])
+}
+
+/// Listener `search`, its routes by RDS: a route for another service
+/// first (to a cluster that does not exist), then `search.v1.` to `to`.
+fn scenario(to: &Value, main: &[&TestServer], canary: &[&TestServer]) -> Value {
+    let mut search = json!({"match": {"prefix": "/search.v1."}});
+    for (key, value) in to.as_object().expect("a route's target") {
+        search[key] = value.clone();
+    }
+    json!({
+        "listeners": [{"name": "search", "port": 1, "rds": "search-routes", "routes": [
+            {"match": {"prefix": "/elsewhere.v1."}, "cluster": "elsewhere"},
+            search
+        ]}],
+        "clusters": [
+            {"name": "main", "localities": locality(main)},
+            {"name": "canary", "localities": locality(canary)}
+        ]
+    })
+}
+
+fn client(plane: &ControlPlane) -> Client {
+    let target: Target = "xds:///search".parse().expect("an xds target");
+    // One attempt a call: a hedge would add calls out of the shares.
+    let options = ClientOptions { xds_bootstrap: Some(plane.bootstrap()), hedging: None, ..ClientOptions::default() };
+    Client::new(&target, options).expect("a client")
+}
+
+async fn searches(servers: &[TestServer]) -> Vec<u64> {
+    let mut counts = Vec::new();
+    for server in servers {
+        counts.push(server.searches().await);
+    }
+    counts
+}
+
+/// `calls` Search calls, each answered; the calls each replica took.
+async fn spread(client: &Client, servers: &[TestServer], calls: u64) -> Vec<u64> {
+    let before = searches(servers).await;
+    for _ in 0..calls {
+        let answer = client.search(SearchRequest { query: "Banana".into() }).await.expect("no call fails");
+        assert_eq!(answer.status, 1);
+    }
+    let after = searches(servers).await;
+    after.iter().zip(before).map(|(a, b)| a - b).collect()
+}
+
+#[tokio::test]
+async fn calls_take_the_weighted_clusters_shares_and_follow_eds() {
+    let servers = replicas(3).await;
+    let [a, b, c] = [&servers[0], &servers[1], &servers[2]];
+    let plane =
+        ControlPlane::start(&scenario(&json!({"weighted_clusters": {"main": 80, "canary": 20}}), &[a, b], &[c])).await;
+    let client = client(&plane);
+    const CALLS: u64 = 400;
+    let shares = spread(&client, &servers, CALLS).await;
+    println!(
+        "xds:///search, main 80 (a, b) / canary 20 (c), {CALLS} calls: a {} b {} c {}",
+        shares[0], shares[1], shares[2]
+    );
+    assert_eq!(shares.iter().sum::<u64>(), CALLS, "every call went to a replica once");
+    // 80 expected; its standard deviation is 8: this is 5 of them.
+    assert!((40..=120).contains(&shares[2]), "canary took {} of {CALLS}, not about 20%", shares[2]);
+    assert!(shares[0] > 100 && shares[1] > 100, "main's two endpoints share its calls: {shares:?}");
+
+    // main now only c, and the route to main alone: a and b get no call.
+    plane.rewrite(&scenario(&json!({"cluster": "main"}), &[c], &[a]));
+    let only_c = |client: &Client| {
+        let backends = client.backends();
+        backends.len() == 1 && backends[0].address == c.addr.to_string()
+    };
+    common::eventually("the channel holds c alone", || only_c(&client)).await;
+    let shares = spread(&client, &servers, 50).await;
+    println!("after the update, 50 calls: a {} b {} c {}", shares[0], shares[1], shares[2]);
+    assert_eq!(shares, [0, 0, 50], "calls go where EDS says after the update");
+}
+
+#[tokio::test]
+async fn a_listener_removed_fails_calls_unavailable_naming_it() {
+    let servers = replicas(1).await;
+    let plane = ControlPlane::start(&scenario(&json!({"cluster": "main"}), &[&servers[0]], &[&servers[0]])).await;
+    let client = client(&plane);
+    assert_eq!(spread(&client, &servers, 3).await, [3]);
+    plane.rewrite(&json!({"listeners": [], "clusters": []}));
+    let gone = |client: &Client| {
+        let dump = client.xds_dump().unwrap_or_default();
+        dump.iter().any(|e| e.kind == ResourceType::Listener && e.state.status == Status::DoesNotExist)
+    };
+    common::eventually("the Listener does not exist", || gone(&client)).await;
+    let err = client.search(SearchRequest { query: "Banana".into() }).await.expect_err("no Listener");
+    println!("a call without its Listener: {err}");
+    assert!(matches!(&err, Error::Rpc(status) if status.code() == Code::Unavailable), "{err:?}");
+    assert!(err.to_string().contains("Listener \"search\" does not exist"), "{err}");
+}
+
+#[tokio::test]
+async fn the_binary_refuses_an_authority_and_a_missing_bootstrap_as_usage_errors() {
+    let env = [("GRPC_XDS_BOOTSTRAP", ""), ("GRPC_XDS_BOOTSTRAP_CONFIG", "")];
+    let out = common::client_with_env(&["-t", "xds://td.example/search", "Banana"], &env).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("write xds:///NAME"), "{stderr}");
+    let out = common::client_with_env(&["-t", "xds:///search", "Banana"], &env).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("xds:///search needs grpc's xDS bootstrap"), "{stderr}");
+}
