@@ -20,7 +20,6 @@ stderr). Every run is bounded in calls and seconds.
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,8 @@ from conftest import ENVOY_NODE, Fleet, bootstrap
 HERE = Path(__file__).resolve().parent
 CLIENTS = ("ours", "grpcio", "Envoy")
 RATE = 400
+# Calls a run has room for, beyond what a phase counts, while its client takes an update.
+SLACK = 400
 
 
 class Run:
@@ -45,8 +46,11 @@ class Run:
         self.stderr = tempfile.TemporaryFile(mode="w+")
         if who == "ours":
             config = json.loads(bootstrap(fleet.workdir, fleet.control_plane, node).read_text())
-            command = [str(CLIENT), "-t", f"xds:///{target}", "--timeout", f"{deadline}s", "--json", "bench",
-                       "-n", str(calls), "-c", "1", "-z", "30s"]
+            # --wait-for-ready: bench connects before its clock starts, and without it
+            # fails at once when the channel has no address yet (no xDS answer yet).
+            ready = ["--wait-for-ready"] if target == "search" else []
+            command = [str(CLIENT), "-t", f"xds:///{target}", "--timeout", f"{deadline}s", *ready, "--json",
+                       "bench", "-n", str(calls), "-c", "1", "-z", "30s"]
             if rate:
                 command += ["--rate", str(rate)]
             env = {**os.environ, "GRPC_XDS_BOOTSTRAP_CONFIG": json.dumps(config)}
@@ -82,10 +86,6 @@ class Run:
                     "messages": messages, "elapsed_s": elapsed}
         return {"codes": line["codes"], "calls": line["calls"], "messages": line.get("messages", {}),
                 "elapsed_s": elapsed}
-
-    def stop(self) -> None:
-        if self.running():
-            self.process.send_signal(signal.SIGTERM)
 
 
 def node_of(who: str, scenario: str) -> str:
@@ -146,16 +146,18 @@ def localities(fleet: Fleet) -> dict:
     return spread(fleet, "localities", scenario, 2000)
 
 
-def phased(fleet: Fleet, name: str, first: dict, updates: list[dict], per_phase: int, node_types=None) -> dict:
+def phased(fleet: Fleet, name: str, first: dict, updates: list[dict], per_phase: int) -> dict:
     """Each client in turn: traffic at RATE under `first`, then each of `updates` served
     and answered by the client, `per_phase` calls counted after each answer. Per client:
-    codes, the client's answers to each update, the calls per replica in each phase."""
+    codes, the client's answers to each update, the calls per replica in each phase.
+    A run makes a fixed number of calls (room for SLACK more in each phase, while the
+    update is answered) and ends by itself: "running" says it outlasted the phases."""
     row = {}
     control = fleet.control_plane
     for who in CLIENTS:
         fleet.settle(first)
         node = node_of(who, name)
-        run = Run(fleet, who, node, calls=RATE * 20, rate=RATE)
+        run = Run(fleet, who, node, calls=100 + len(updates) * (per_phase + SLACK), rate=RATE)
         try:
             mark = total(fleet)
             calls_made(fleet, run, mark, 100)
@@ -168,10 +170,8 @@ def phased(fleet: Fleet, name: str, first: dict, updates: list[dict], per_phase:
                 phases.append(diff(calls_made(fleet, run, sum(at_answer), per_phase), at_answer))
             running = run.running()
         except (RuntimeError, AssertionError) as e:
-            run.stop()
             row[who] = {"error": str(e)[:300], **({} if "error" in (r := run.report()) else {"codes": r["codes"]})}
             continue
-        run.stop()
         row[who] = {**run.report(), "answers": answers, "phases": phases, "running": running}
     fleet.settle(fleet.base)
     return row
@@ -198,7 +198,7 @@ def nack(fleet: Fleet) -> dict:
     invalid = conftest.scenario(fleet.addresses, fleet.envoy_port, {"main": 80, "canary": 20},
                                 invalid="ring_hash_sizes")
     valid = conftest.scenario(fleet.addresses, fleet.envoy_port, {"main": 80, "canary": 20}, canary=2)
-    row = phased(fleet, "nack", fleet.base, [invalid, valid], 800)
+    row = phased(fleet, "nack", fleet.base, [invalid, valid], 600)
     errors = [r for r in fleet.control_plane.records() if r["event"] == "nack"]
     for who, result in row.items():
         node = node_of(who, "nack")
@@ -213,7 +213,7 @@ def restart(fleet: Fleet) -> dict:
     control = fleet.control_plane
     for who in CLIENTS:
         node = node_of(who, "restart")
-        run = Run(fleet, who, node, calls=RATE * 20, rate=RATE)
+        run = Run(fleet, who, node, calls=400 + 3 * SLACK, rate=RATE)
         try:
             calls_made(fleet, run, total(fleet), 100)
             control.kill()
@@ -226,12 +226,11 @@ def restart(fleet: Fleet) -> dict:
             calls_made(fleet, run, total(fleet), 200)
             running = run.running()
         except (RuntimeError, AssertionError) as e:
-            run.stop()
+            run.report()
             row[who] = {"error": str(e)[:300]}
             if control.process.poll() is not None:
                 control.start()
             continue
-        run.stop()
         row[who] = {**run.report(), "resubscribed_s": round(back[0]["time"] - control.records()[seen]["time"], 3),
                     "running": running}
     return row
@@ -241,13 +240,31 @@ def does_not_exist(fleet: Fleet) -> dict:
     """One call to xds:///nowhere, a listener the server never sends, with a 30 s
     deadline: its code, message and how long it took. Each client's does-not-exist
     timer is its default (grpcio's is 15 s, and grpcio takes no setting for it).
-    Envoy does not apply: it has no listener for a name it was never sent."""
-    row = {}
-    for who in ("ours", "grpcio"):
-        run = Run(fleet, who, node_of(who, "dne"), calls=1, target="nowhere", deadline=30,
-                  extra=["--ready-timeout=0"])
-        row[who] = run.report()
-    return row
+    Envoy does not apply: it has no listener for a name it was never sent. Ours
+    makes the call as `client` does with no subcommand."""
+    run = Run(fleet, "grpcio", node_of("grpcio", "dne"), calls=1, target="nowhere", deadline=30,
+              extra=["--ready-timeout=0"])
+    return {"ours": one_call(fleet, "nowhere"), "grpcio": run.report()}
+
+
+def one_call(fleet: Fleet, target: str) -> dict:
+    """Our client's one Search call to xds:///TARGET (`client -t xds:///TARGET QUERY`),
+    a 30 s deadline: its code and message from stderr, and how long it took."""
+    config = json.loads(bootstrap(fleet.workdir, fleet.control_plane, node_of("ours", "dne")).read_text())
+    started = time.monotonic()
+    done = subprocess.run([str(CLIENT), "-t", f"xds:///{target}", "--timeout", "30s", "banana"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "GRPC_XDS_BOOTSTRAP_CONFIG": json.dumps(config)})
+    elapsed = round(time.monotonic() - started, 3)
+    if done.returncode == 0:
+        return {"codes": {"OK": 1}, "calls": 1, "messages": {}, "elapsed_s": elapsed}
+    # "client: CODE: message" on stderr.
+    said = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+    code, _, message = said.removeprefix("client: ").partition(": ")
+    if not code.isupper():
+        return {"error": f"exit {done.returncode}: {said[:300]}"}
+    return {"codes": {code: 1}, "calls": 1, "messages": {code: message}, "elapsed_s": elapsed,
+            "exit": done.returncode}
 
 
 def retry(fleet: Fleet) -> dict:

@@ -77,7 +77,9 @@ impl Row {
             .iter()
             .map(|who| match self.clients.get(*who) {
                 None => "n/a".to_owned(),
-                Some(Column { error: Some(error), .. }) => format!("error: {error}"),
+                Some(Column { error: Some(error), .. }) => {
+                    format!("not run: {}", error.chars().take(90).collect::<String>())
+                }
                 Some(column) => describe(column),
             })
             .collect();
@@ -88,8 +90,13 @@ impl Row {
 /// Runs scenarios.py for `scenario`, one at a time (each runs three replicas,
 /// Envoy, the management server and the clients on a two-core machine).
 async fn row(scenario: &str) -> Row {
+    run(scenario, true).await
+}
+
+/// Runs scenarios.py for `scenario`; `alone`: not beside another that is.
+async fn run(scenario: &str, alone: bool) -> Row {
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _alone = ONE_AT_A_TIME.lock().await;
+    let _alone = if alone { Some(ONE_AT_A_TIME.lock().await) } else { None };
     let _load = crate::common::loads_the_machine().await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/xds/scenarios.py");
     let output = tokio::process::Command::new(crate::common::xds_python())
@@ -136,7 +143,6 @@ fn assert_shares(row: &Row, expected: &[f64]) {
 }
 
 #[tokio::test]
-#[ignore = "our client has no xds:/// targets yet (the channel's xDS wiring)"]
 async fn weighted_clusters_80_20() {
     let row = row("weighted").await;
     row.print("weighted clusters 80/20, 3,000 calls", |c| {
@@ -149,7 +155,6 @@ async fn weighted_clusters_80_20() {
 }
 
 #[tokio::test]
-#[ignore = "our client has no xds:/// targets yet (the channel's xDS wiring)"]
 async fn locality_weights_1_2_1() {
     let row = row("localities").await;
     row.print("locality weights 1:2:1, 2,000 calls", |c| format!("{}; {}", c.codes(), percent(&c.shares)));
@@ -166,7 +171,6 @@ fn assert_none_failed(row: &Row) {
 }
 
 #[tokio::test]
-#[ignore = "our client has no xds:/// targets yet (the channel's xDS wiring)"]
 async fn priority_failover_and_back() {
     let row = row("failover").await;
     row.print("priority 0 unhealthy, then healthy (calls per replica, p0 / p1 / other)", |c| {
@@ -185,7 +189,6 @@ async fn priority_failover_and_back() {
 }
 
 #[tokio::test]
-#[ignore = "our client has no xds:/// targets yet (the channel's xDS wiring)"]
 async fn an_endpoint_removed_by_eds_mid_traffic() {
     let row = row("removed").await;
     row.print("endpoint removed by EDS (calls per replica after the ACK)", |c| {
@@ -200,7 +203,6 @@ async fn an_endpoint_removed_by_eds_mid_traffic() {
 }
 
 #[tokio::test]
-#[ignore = "our client has no xds:/// targets yet (the channel's xDS wiring)"]
 async fn an_invalid_update_nacked_then_a_valid_one() {
     let row = row("nack").await;
     row.print("invalid cluster NACKed, then valid (calls per replica: main / old canary / new canary)", |c| {
@@ -230,7 +232,6 @@ async fn an_invalid_update_nacked_then_a_valid_one() {
 }
 
 #[tokio::test]
-#[ignore = "our client has no xds:/// targets yet (the channel's xDS wiring)"]
 async fn the_management_server_killed_and_restarted() {
     let row = row("restart").await;
     row.print("management server killed and restarted", |c| {
@@ -240,7 +241,7 @@ async fn the_management_server_killed_and_restarted() {
 }
 
 #[tokio::test]
-#[ignore = "our client has no xds:/// targets yet (the channel's xDS wiring)"]
+#[ignore = "ours makes one attempt a call: `client bench` sets max_attempts 1, and the xDS channel applies no route retry policy yet"]
 async fn a_route_retry_policy_on_unavailable() {
     let row = row("retry").await;
     row.print("retry on UNAVAILABLE (3 retries), replica refusing 2 of every 3 calls", |c| {
@@ -249,16 +250,23 @@ async fn a_route_retry_policy_on_unavailable() {
     for who in CLIENTS {
         let column = row.column(who);
         assert_eq!((column.calls, column.failed()), (100, 0), "{who}: {}", column.codes());
-        // Calls made one at a time: each is refused twice, then served.
-        assert_eq!(column.per_replica, [0, 0, 300], "{who}");
+        // Calls made one at a time: each is refused twice, then served (the
+        // first of a turn may come mid-cycle, after the client before it).
+        let attempts = column.per_replica[2];
+        assert!(
+            (298..=300).contains(&attempts) && column.per_replica[..2] == [0, 0],
+            "{who}: {:?}",
+            column.per_replica
+        );
     }
 }
 
 #[tokio::test]
-#[ignore = "our client has no xds:/// targets yet (the channel's xDS wiring)"]
 async fn a_listener_that_does_not_exist() {
-    let row = row("does_not_exist").await;
-    row.print("xds:///nowhere, never sent (each client's default does-not-exist timer)", |c| {
+    // Light (idle replicas, one call each), and mostly grpcio's 15 s timer:
+    // it runs beside the others.
+    let row = run("does_not_exist", false).await;
+    row.print("xds:///nowhere, a listener never sent: code, message, when", |c| {
         let (code, message) = c.messages.iter().next().map_or(("OK", ""), |(c, m)| (c.as_str(), m.as_str()));
         format!("{code} \"{message}\" after {:.2} s", c.elapsed_s)
     });
