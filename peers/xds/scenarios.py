@@ -143,7 +143,7 @@ def weighted(fleet: Fleet) -> dict:
 def localities(fleet: Fleet) -> dict:
     scenario = one_cluster(fleet, [{"zone": zone, "weight": weight, "endpoints": [{"address": address}]}
                                    for zone, weight, address in zip("abc", (1, 2, 1), fleet.addresses)])
-    return spread(fleet, "localities", scenario, 2000)
+    return spread(fleet, "localities", scenario, 4000)
 
 
 def phased(fleet: Fleet, name: str, first: dict, updates: list[dict], per_phase: int) -> dict:
