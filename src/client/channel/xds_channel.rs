@@ -71,9 +71,13 @@ impl Balancer {
             return match &*view {
                 XdsView::Waiting => XdsPick::Wait,
                 XdsView::Failed(why) => XdsPick::Fail(unavailable(why.clone())),
-                XdsView::Ready { .. } => {
+                XdsView::Ready { clusters, .. } => {
                     let pick = picker::pick(LoadBalancing::RoundRobin, &subchannels, &xds.cursor, tried);
-                    settle(pick, || picker::unreachable(&self.target, &subchannels))
+                    match pick {
+                        // Endpoints may yet come with a cluster awaited.
+                        Pick::Fail if clusters.values().any(|c| *c == ClusterView::Waiting) => XdsPick::Wait,
+                        pick => settle(pick, || picker::unreachable(&self.target, &subchannels)),
+                    }
                 }
             };
         };
