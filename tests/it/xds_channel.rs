@@ -15,6 +15,7 @@ use search::server::ServerConfig;
 use serde_json::{Value, json};
 use tonic::Code;
 
+use crate::common::scripted::ScriptedServer;
 use crate::common::{self, TestServer};
 use crate::xds::ControlPlane;
 
@@ -218,4 +219,28 @@ async fn localities_of_a_priority_take_calls_by_their_weights() {
     // c's 100 expected; standard deviation 8.7: this is about 4.5 of them.
     assert!((60..=140).contains(&shares[2]), "locality c took {} of {CALLS}, not about a quarter", shares[2]);
     assert!(shares[0] > 100 && shares[1] > 100, "round robin within locality a: {shares:?}");
+}
+
+#[tokio::test]
+async fn the_routes_max_stream_duration_caps_the_calls_deadline() {
+    let holding = ScriptedServer::start_holding().await;
+    let route = json!({"match": {"prefix": "/"}, "cluster": "main", "max_stream_duration": "0.3s"});
+    let plane = ControlPlane::start(&json!({
+        "listeners": [{"name": "search", "port": 1, "routes": [route]}],
+        "clusters": [{"name": "main", "localities": [{"zone": "a", "endpoints": [{"address": holding.addr.to_string()}]}]}]
+    }))
+    .await;
+    // The client's own timeout (20 s) is far longer than the route's cap.
+    let err = client(&plane).search(SearchRequest { query: "Banana".into() }).await.expect_err("never answered");
+    let sent = holding.timeouts("/search.v1.SearchService/Search");
+    println!("a call capped by its route: {err}; grpc-timeout sent: {sent:?}");
+    assert!(matches!(err, Error::DeadlineExceeded { .. }), "{err:?}");
+    let micros = |t: &str| match t.split_at(t.len() - 1) {
+        (n, "u") => n.parse::<u64>().ok(),
+        (n, "m") => n.parse::<u64>().ok().map(|n| n * 1000),
+        (n, "S") => n.parse::<u64>().ok().map(|n| n * 1_000_000),
+        _ => None,
+    };
+    let first = sent.first().cloned().flatten().and_then(|t| micros(&t)).expect("a grpc-timeout");
+    assert!(first <= 300_000, "the route's 0.3s caps the client's 20s: grpc-timeout {first}us");
 }

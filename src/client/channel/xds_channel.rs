@@ -85,7 +85,10 @@ impl Balancer {
             match view.route(path, &route.headers) {
                 Routed::Wait => return XdsPick::Wait,
                 Routed::Fail(why) => return XdsPick::Fail(unavailable(why)),
-                Routed::Cluster(name) => route.cluster = Some(name.to_owned()),
+                Routed::Cluster(name, cap) => {
+                    route.cluster = Some(name.to_owned());
+                    route.cap = cap;
+                }
             }
         }
         let name = route.cluster.as_deref().unwrap_or_default();

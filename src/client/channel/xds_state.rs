@@ -5,10 +5,12 @@
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::time::Duration;
 
 use http::HeaderMap;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tonic::Status;
 
 use super::subchannel::Subchannel;
@@ -80,6 +82,8 @@ pub(in crate::client) struct CallRoute {
     pub(super) path: Option<&'static str>,
     pub(super) headers: HeaderMap,
     pub(super) cluster: Option<String>,
+    /// The route's cap on the call's deadline (A31), until the call takes it.
+    pub(super) cap: Option<Duration>,
 }
 
 impl CallRoute {
@@ -87,12 +91,18 @@ impl CallRoute {
     pub(in crate::client) fn call(path: &'static str) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        Self { path: Some(path), headers, cluster: None }
+        Self { path: Some(path), headers, cluster: None, cap: None }
     }
 
     /// No call: any READY subchannel.
     pub(in crate::client) fn any() -> Self {
-        Self { path: None, headers: HeaderMap::new(), cluster: None }
+        Self { path: None, headers: HeaderMap::new(), cluster: None, cap: None }
+    }
+
+    /// The deadline of a call that `began` with `deadline`, capped by its
+    /// xDS route (gRFC A31).
+    pub(in crate::client) fn capped(&self, began: Instant, deadline: Instant) -> Instant {
+        self.cap.map_or(deadline, |cap| deadline.min(began + cap))
     }
 }
 

@@ -87,7 +87,7 @@ impl Walk {
                 }
             }
         }
-        XdsView::Ready { routes: host.routes.clone(), clusters }
+        XdsView::Ready { routes: host.routes.clone(), clusters, cap: found.max_stream_duration }
     }
 
     /// One cluster and its endpoints.
