@@ -244,3 +244,27 @@ async fn the_routes_max_stream_duration_caps_the_calls_deadline() {
     let first = sent.first().cloned().flatten().and_then(|t| micros(&t)).expect("a grpc-timeout");
     assert!(first <= 300_000, "the route's 0.3s caps the client's 20s: grpc-timeout {first}us");
 }
+
+#[tokio::test]
+async fn a_cluster_over_its_max_requests_fails_the_call_unavailable() {
+    let holding = ScriptedServer::start_holding().await;
+    let endpoints = json!([{"zone": "a", "endpoints": [{"address": holding.addr.to_string()}]}]);
+    let plane = ControlPlane::start(&json!({
+        "listeners": [{"name": "search", "port": 1, "routes": [{"match": {"prefix": "/"}, "cluster": "main"}]}],
+        "clusters": [{"name": "main", "max_requests": 1, "localities": endpoints}]
+    }))
+    .await;
+    let client = client(&plane);
+    let held = tokio::spawn({
+        let client = client.clone();
+        async move { client.search(SearchRequest { query: "Banana".into() }).await }
+    });
+    let one_under_way = || holding.calls() == 1;
+    common::eventually("the first call under way", one_under_way).await;
+    let err = client.search(SearchRequest { query: "Banana".into() }).await.expect_err("over max_requests");
+    println!("a second call with max_requests 1: {err}");
+    assert!(matches!(&err, Error::Rpc(status) if status.code() == Code::Unavailable), "{err:?}");
+    assert!(err.to_string().contains("max_requests (1)"), "{err}");
+    assert_eq!(holding.calls(), 1, "the second call never reached the server");
+    held.abort();
+}

@@ -91,14 +91,18 @@ impl Balancer {
                 }
             }
         }
-        let name = route.cluster.as_deref().unwrap_or_default();
-        match view.cluster(name) {
+        let name = route.cluster.clone().unwrap_or_default();
+        match view.cluster(&name) {
             None | Some(ClusterView::Waiting) => XdsPick::Wait,
             Some(ClusterView::Failed(why)) => XdsPick::Fail(unavailable(why.clone())),
-            Some(ClusterView::Ready(priorities)) => pick_by_priority(priorities, &subchannels, &xds.cursor, tried)
-                .unwrap_or_else(|| {
+            Some(ClusterView::Ready { priorities, max_requests }) => {
+                if let Err(err) = route.hold(xds, &name, *max_requests) {
+                    return XdsPick::Fail(err);
+                }
+                pick_by_priority(priorities, &subchannels, &xds.cursor, tried).unwrap_or_else(|| {
                     XdsPick::Fail(unavailable(format!("no endpoint of xDS cluster {name:?} can be reached")))
-                }),
+                })
+            }
         }
     }
 

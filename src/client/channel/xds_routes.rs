@@ -32,15 +32,16 @@ pub(super) enum ClusterView {
     /// Calls to it fail with this.
     Failed(String),
     /// Its usable endpoints (UNKNOWN or HEALTHY): by priority, the first
-    /// first; in each, the localities with their weights.
-    Ready(Vec<Vec<(u32, Vec<Address>)>>),
+    /// first; in each, the localities with their weights. And the most
+    /// calls it may have under way (A32's `max_requests`).
+    Ready { priorities: Vec<Vec<(u32, Vec<Address>)>>, max_requests: u32 },
 }
 
 impl ClusterView {
     /// Every address it has, in order.
     pub(super) fn addresses(&self) -> impl Iterator<Item = &Address> {
         let priorities: &[Vec<(u32, Vec<Address>)>] = match self {
-            Self::Ready(priorities) => priorities,
+            Self::Ready { priorities, .. } => priorities,
             _ => &[],
         };
         priorities.iter().flatten().flat_map(|(_, addresses)| addresses)

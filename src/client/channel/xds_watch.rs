@@ -104,7 +104,9 @@ impl Walk {
             Err(why) => ClusterView::Failed(why),
             Ok(None) => ClusterView::Waiting,
             Ok(Some(found)) => match &*found {
-                Resource::ClusterLoadAssignment(endpoints) => ClusterView::Ready(usable(endpoints)),
+                Resource::ClusterLoadAssignment(endpoints) => {
+                    ClusterView::Ready { priorities: usable(endpoints), max_requests: cluster.max_requests }
+                }
                 _ => ClusterView::Failed(format!("{service} is no ClusterLoadAssignment")),
             },
         }
