@@ -268,3 +268,23 @@ async fn a_cluster_over_its_max_requests_fails_the_call_unavailable() {
     assert_eq!(holding.calls(), 1, "the second call never reached the server");
     held.abort();
 }
+
+#[tokio::test]
+async fn xds_status_prints_every_resource_the_client_holds() {
+    let servers = replicas(1).await;
+    let plane = ControlPlane::start(&scenario(&json!({"cluster": "main"}), &[&servers[0]], &[&servers[0]])).await;
+    let env = [("GRPC_XDS_BOOTSTRAP", ""), ("GRPC_XDS_BOOTSTRAP_CONFIG", &plane.bootstrap_json() as &str)];
+    let out = common::client_with_env(&["-t", "xds:///search", "xds-status"], &env).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let dump: Vec<Value> = serde_json::from_str(&stdout).expect("a JSON list");
+    let held: Vec<String> =
+        dump.iter().map(|e| format!("{} {} {}", e["type"], e["name"], e["status"]).replace('"', "")).collect();
+    println!("client xds-status: {held:?}");
+    for expected in ["search ACKED", "search-routes ACKED", "main ACKED", "elsewhere DOES_NOT_EXIST"] {
+        assert!(held.iter().any(|h| h.ends_with(expected)), "{expected} in {held:?}");
+    }
+    assert_eq!(held.len(), 5, "LDS, RDS, two CDS and main's EDS: {held:?}");
+    let out = common::client_with_env(&["-t", "127.0.0.1:1", "xds-status"], &env).await;
+    assert_eq!(out.status.code(), Some(2), "an xds:/// target only");
+}

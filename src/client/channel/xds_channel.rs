@@ -55,9 +55,8 @@ impl Balancer {
                 }
             }
         }
-        if self.watched() {
-            tracing::debug!(target = %self.target, ?view, "xDS configuration");
-        }
+        // `client -v` shows each change.
+        tracing::debug!(target = %self.target, ?view, "xDS configuration");
         self.update(addresses);
         *xds.view.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(view);
         self.changes.send_modify(|n| *n += 1);
