@@ -85,17 +85,19 @@ impl ControlPlane {
         events.filter(|e| e["node"] == NODE).collect()
     }
 
+    /// A bootstrap's JSON naming it.
+    pub(crate) fn bootstrap_json(&self) -> String {
+        json!({
+            "xds_servers": [{"server_uri": self.addr, "channel_creds": [{"type": "insecure"}],
+                             "server_features": ["xds_v3"]}],
+            "node": {"id": NODE, "cluster": "tests", "locality": {"zone": "a"}}
+        })
+        .to_string()
+    }
+
     /// A bootstrap naming it.
     pub(crate) fn bootstrap(&self) -> Bootstrap {
-        Bootstrap::parse(
-            &json!({
-                "xds_servers": [{"server_uri": self.addr, "channel_creds": [{"type": "insecure"}],
-                                 "server_features": ["xds_v3"]}],
-                "node": {"id": NODE, "cluster": "tests", "locality": {"zone": "a"}}
-            })
-            .to_string(),
-        )
-        .expect("a bootstrap")
+        Bootstrap::parse(&self.bootstrap_json()).expect("a bootstrap")
     }
 
     pub(crate) fn client(&self, does_not_exist: Duration) -> XdsClient {

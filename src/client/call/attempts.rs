@@ -176,7 +176,8 @@ where
                 () = sleep_until(wake.unwrap_or(deadline)), if wake.is_some() => continue,
                 () = sleep_until(deadline) => {
                     self.abandon();
-                    return Err(self.caller.deadline_exceeded(self.counts.sent.max(1), self.last.take()));
+                    let timeout = self.deadline - self.began;
+                    return Err(self.caller.deadline_exceeded_within(timeout, self.counts.sent.max(1), self.last.take()));
                 }
             };
             if let Some(end) = self.ended(done, ended) {
@@ -188,6 +189,7 @@ where
     /// Sends the attempt or hedge due since `at`, if a subchannel can take it.
     async fn send(&mut self, at: Instant, next: Next) -> Result<(), Error> {
         let Some(sub) = self.pick(next).await? else { return Ok(()) };
+        self.deadline = self.route.capped(self.began, self.deadline);
         let message = match next {
             Next::Attempt => self.pending.take().or_else(|| (self.message)()),
             Next::Hedge => (self.message)(),
@@ -246,7 +248,8 @@ where
         match timeout_at(self.deadline, channel.pick_avoiding(&self.tried, wait_for_ready, &mut self.route)).await {
             Err(_) => {
                 let last = self.last.take().or_else(|| Some(channel.why_not_ready()));
-                Err(self.caller.deadline_exceeded(self.counts.sent.max(1), last))
+                let timeout = self.deadline - self.began;
+                Err(self.caller.deadline_exceeded_within(timeout, self.counts.sent.max(1), last))
             }
             Ok(Ok(sub)) => Ok(Some(sub)),
             // Attempts still running may yet answer.
@@ -325,11 +328,8 @@ where
             After::Retry => {
                 let error = self.caller.error(failure, status, self.counts.sent, self.last.take());
                 let (channel, backoff) = (&self.caller.channel, self.caller.settings().backoff);
-                let delay = self.rules.retry_delay(
-                    self.counts,
-                    || channel.has_ready(&self.tried, &self.route),
-                    |n| backoff.delay(n),
-                );
+                let has_ready = || channel.has_ready(&self.tried, &self.route);
+                let delay = self.rules.retry_delay(self.counts, has_ready, |n| backoff.delay(n));
                 if Instant::now() + delay >= self.deadline && self.running.is_empty() {
                     return Some(Err(self.caller.deadline_exceeded(self.counts.sent, Some(error.to_string()))));
                 }

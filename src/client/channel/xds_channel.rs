@@ -55,9 +55,8 @@ impl Balancer {
                 }
             }
         }
-        if self.watched() {
-            tracing::debug!(target = %self.target, ?view, "xDS configuration");
-        }
+        // `client -v` shows each change.
+        tracing::debug!(target = %self.target, ?view, "xDS configuration");
         self.update(addresses);
         *xds.view.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(view);
         self.changes.send_modify(|n| *n += 1);
@@ -71,9 +70,13 @@ impl Balancer {
             return match &*view {
                 XdsView::Waiting => XdsPick::Wait,
                 XdsView::Failed(why) => XdsPick::Fail(unavailable(why.clone())),
-                XdsView::Ready { .. } => {
+                XdsView::Ready { clusters, .. } => {
                     let pick = picker::pick(LoadBalancing::RoundRobin, &subchannels, &xds.cursor, tried);
-                    settle(pick, || picker::unreachable(&self.target, &subchannels))
+                    match pick {
+                        // Endpoints may yet come with a cluster awaited.
+                        Pick::Fail if clusters.values().any(|c| *c == ClusterView::Waiting) => XdsPick::Wait,
+                        pick => settle(pick, || picker::unreachable(&self.target, &subchannels)),
+                    }
                 }
             };
         };
@@ -81,17 +84,24 @@ impl Balancer {
             match view.route(path, &route.headers) {
                 Routed::Wait => return XdsPick::Wait,
                 Routed::Fail(why) => return XdsPick::Fail(unavailable(why)),
-                Routed::Cluster(name) => route.cluster = Some(name.to_owned()),
+                Routed::Cluster(name, cap) => {
+                    route.cluster = Some(name.to_owned());
+                    route.cap = cap;
+                }
             }
         }
-        let name = route.cluster.as_deref().unwrap_or_default();
-        match view.cluster(name) {
+        let name = route.cluster.clone().unwrap_or_default();
+        match view.cluster(&name) {
             None | Some(ClusterView::Waiting) => XdsPick::Wait,
             Some(ClusterView::Failed(why)) => XdsPick::Fail(unavailable(why.clone())),
-            Some(ClusterView::Ready(priorities)) => pick_by_priority(priorities, &subchannels, &xds.cursor, tried)
-                .unwrap_or_else(|| {
+            Some(ClusterView::Ready { priorities, max_requests }) => {
+                if let Err(err) = route.hold(xds, &name, *max_requests) {
+                    return XdsPick::Fail(err);
+                }
+                pick_by_priority(priorities, &subchannels, &xds.cursor, tried).unwrap_or_else(|| {
                     XdsPick::Fail(unavailable(format!("no endpoint of xDS cluster {name:?} can be reached")))
-                }),
+                })
+            }
         }
     }
 

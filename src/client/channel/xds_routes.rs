@@ -4,6 +4,7 @@
 //! one of the route's clusters, at random by weight.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use http::HeaderMap;
 
@@ -18,8 +19,9 @@ pub(super) enum XdsView {
     Waiting,
     /// Calls fail UNAVAILABLE with this (naming the resource).
     Failed(String),
-    /// The routes of the target's virtual host, and each cluster they name.
-    Ready { routes: Vec<Route>, clusters: BTreeMap<String, ClusterView> },
+    /// The routes of the target's virtual host, each cluster they name,
+    /// and the Listener's cap on a call's deadline.
+    Ready { routes: Vec<Route>, clusters: BTreeMap<String, ClusterView>, cap: Option<Duration> },
 }
 
 /// One cluster as the channel uses it.
@@ -30,15 +32,16 @@ pub(super) enum ClusterView {
     /// Calls to it fail with this.
     Failed(String),
     /// Its usable endpoints (UNKNOWN or HEALTHY): by priority, the first
-    /// first; in each, the localities with their weights.
-    Ready(Vec<Vec<(u32, Vec<Address>)>>),
+    /// first; in each, the localities with their weights. And the most
+    /// calls it may have under way (A32's `max_requests`).
+    Ready { priorities: Vec<Vec<(u32, Vec<Address>)>>, max_requests: u32 },
 }
 
 impl ClusterView {
     /// Every address it has, in order.
     pub(super) fn addresses(&self) -> impl Iterator<Item = &Address> {
         let priorities: &[Vec<(u32, Vec<Address>)>] = match self {
-            Self::Ready(priorities) => priorities,
+            Self::Ready { priorities, .. } => priorities,
             _ => &[],
         };
         priorities.iter().flatten().flat_map(|(_, addresses)| addresses)
@@ -52,24 +55,28 @@ pub(super) enum Routed<'a> {
     Wait,
     /// The call fails UNAVAILABLE with this.
     Fail(String),
-    /// This cluster.
-    Cluster(&'a str),
+    /// This cluster, the call's deadline capped to this (A31).
+    Cluster(&'a str, Option<Duration>),
 }
 
 impl XdsView {
     /// The cluster of a call to `path` with `headers`.
     pub(super) fn route(&self, path: &str, headers: &HeaderMap) -> Routed<'_> {
-        let routes = match self {
+        let (routes, cap) = match self {
             Self::Waiting => return Routed::Wait,
             Self::Failed(why) => return Routed::Fail(why.clone()),
-            Self::Ready { routes, .. } => routes,
+            Self::Ready { routes, cap, .. } => (routes, cap),
         };
         let Some(route) = routes.iter().find(|route| matches(&route.matcher, path, headers)) else {
             return Routed::Fail(format!("no xDS route matches {path}"));
         };
         match &route.action {
             RouteAction::Forward(forward) => match pick_weighted(&forward.clusters, fastrand::u64(..)) {
-                Some(cluster) => Routed::Cluster(cluster),
+                Some(cluster) => {
+                    // A31: the caller's cap takes over; zero is no cap.
+                    let route_cap = forward.grpc_timeout_header_max.or(forward.max_stream_duration);
+                    Routed::Cluster(cluster, route_cap.or(*cap).filter(|cap| !cap.is_zero()))
+                }
                 None => Routed::Fail(format!("the xDS route of {path} names no cluster")),
             },
             RouteAction::NonForwarding => Routed::Fail(format!("the xDS route of {path} does not forward calls")),

@@ -3,12 +3,15 @@
 //! and what one call carries for its pick ([`CallRoute`]). The picks
 //! themselves are `xds_channel.rs`.
 
-use std::sync::atomic::AtomicUsize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::time::Duration;
 
 use http::HeaderMap;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tonic::Status;
 
 use super::subchannel::Subchannel;
@@ -31,6 +34,8 @@ pub(super) struct XdsChannel {
     pub(super) task: Mutex<Option<JoinHandle<()>>>,
     /// Round robin's position within localities.
     pub(super) cursor: AtomicUsize,
+    /// The calls under way per cluster (A32).
+    in_flight: Mutex<HashMap<String, Arc<AtomicU32>>>,
 }
 
 impl Drop for XdsChannel {
@@ -62,6 +67,7 @@ impl XdsChannel {
             view: RwLock::default(),
             task: Mutex::new(None),
             cursor: AtomicUsize::new(0),
+            in_flight: Mutex::default(),
         }))
     }
 
@@ -80,6 +86,20 @@ pub(in crate::client) struct CallRoute {
     pub(super) path: Option<&'static str>,
     pub(super) headers: HeaderMap,
     pub(super) cluster: Option<String>,
+    /// The route's cap on the call's deadline (A31).
+    pub(super) cap: Option<Duration>,
+    /// The call counted under way in its cluster, until it ends.
+    held: Option<InFlight>,
+}
+
+/// One call counted under way in its cluster; uncounted when dropped.
+#[derive(Debug)]
+struct InFlight(Arc<AtomicU32>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl CallRoute {
@@ -87,12 +107,41 @@ impl CallRoute {
     pub(in crate::client) fn call(path: &'static str) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        Self { path: Some(path), headers, cluster: None }
+        Self { path: Some(path), headers, cluster: None, cap: None, held: None }
     }
 
     /// No call: any READY subchannel.
     pub(in crate::client) fn any() -> Self {
-        Self { path: None, headers: HeaderMap::new(), cluster: None }
+        Self { path: None, headers: HeaderMap::new(), cluster: None, cap: None, held: None }
+    }
+
+    /// Counts the call under way in `cluster`, once.
+    ///
+    /// # Errors
+    /// UNAVAILABLE when `max_requests` calls are under way there already
+    /// (gRFC A32's circuit breaking).
+    pub(super) fn hold(&mut self, xds: &XdsChannel, cluster: &str, max_requests: u32) -> Result<(), Error> {
+        if self.held.is_some() {
+            return Ok(());
+        }
+        let counter = {
+            let mut in_flight = xds.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(in_flight.entry(cluster.to_owned()).or_default())
+        };
+        if counter.fetch_add(1, Ordering::AcqRel) >= max_requests {
+            counter.fetch_sub(1, Ordering::AcqRel);
+            return Err(unavailable(format!(
+                "xDS cluster {cluster:?} has its max_requests ({max_requests}) calls under way"
+            )));
+        }
+        self.held = Some(InFlight(counter));
+        Ok(())
+    }
+
+    /// The deadline of a call that `began` with `deadline`, capped by its
+    /// xDS route (gRFC A31).
+    pub(in crate::client) fn capped(&self, began: Instant, deadline: Instant) -> Instant {
+        self.cap.map_or(deadline, |cap| deadline.min(began + cap))
     }
 }
 

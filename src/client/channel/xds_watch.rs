@@ -87,7 +87,7 @@ impl Walk {
                 }
             }
         }
-        XdsView::Ready { routes: host.routes.clone(), clusters }
+        XdsView::Ready { routes: host.routes.clone(), clusters, cap: found.max_stream_duration }
     }
 
     /// One cluster and its endpoints.
@@ -104,7 +104,9 @@ impl Walk {
             Err(why) => ClusterView::Failed(why),
             Ok(None) => ClusterView::Waiting,
             Ok(Some(found)) => match &*found {
-                Resource::ClusterLoadAssignment(endpoints) => ClusterView::Ready(usable(endpoints)),
+                Resource::ClusterLoadAssignment(endpoints) => {
+                    ClusterView::Ready { priorities: usable(endpoints), max_requests: cluster.max_requests }
+                }
                 _ => ClusterView::Failed(format!("{service} is no ClusterLoadAssignment")),
             },
         }
