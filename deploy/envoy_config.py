@@ -23,6 +23,13 @@ Search service's name) every second. The policy chooses how calls spread:
 --adaptive-concurrency adds Envoy's adaptive concurrency filter in front of
 the replicas (meant for one replica: the filter limits the listener's calls as
 a whole). The admin listener, on 127.0.0.1, serves /stats and /clusters.
+
+With --ads HOST:PORT, the configuration is another: nothing static but the
+management server, and every listener, route, cluster and endpoint comes
+from it over one ADS stream (xDS v3, state of the world), as the tests'
+peers/xds/control_plane.py serves them:
+
+    python3 deploy/envoy_config.py --ads 127.0.0.1:18000 --node-id envoy-1 > envoy.json
 """
 
 import argparse
@@ -141,6 +148,33 @@ def config(listen: str, admin: str, replicas: list[str], policy: str, blackout: 
     }
 
 
+def ads_config(admin: str, management_server: str, node_id: str, node_cluster: str = "tests") -> dict:
+    """A bootstrap whose resources all come over ADS from the management server,
+    reached over HTTP/2 (gRPC) as the static cluster `xds`."""
+    http2 = typed("envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                  explicit_http_config={"http2_protocol_options": {}})
+    ads = {"ads": {}, "resource_api_version": "V3"}
+    endpoint = {"endpoint": {"address": socket_address(management_server)}}
+    return {
+        "node": {"id": node_id, "cluster": node_cluster},
+        "admin": {"address": socket_address(admin)},
+        "dynamic_resources": {
+            "ads_config": {"api_type": "GRPC", "transport_api_version": "V3",
+                           "grpc_services": [{"envoy_grpc": {"cluster_name": "xds"}}],
+                           "set_node_on_first_message_only": True},
+            "lds_config": ads,
+            "cds_config": ads,
+        },
+        "static_resources": {"clusters": [{
+            "name": "xds",
+            "type": "STATIC",
+            "connect_timeout": "1s",
+            "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": http2},
+            "load_assignment": {"cluster_name": "xds", "endpoints": [{"lb_endpoints": [endpoint]}]},
+        }]},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--listen", default="127.0.0.1:8100", help="Envoy's listener, HOST:PORT")
@@ -156,7 +190,15 @@ def main() -> None:
     parser.add_argument("--adaptive-concurrency", action="store_true",
                         help="add the adaptive concurrency filter")
     parser.add_argument("--min-rtt", help="the filter's fixed minimum RTT (5ms, 0.005s) instead of sampling it")
+    parser.add_argument("--ads", metavar="HOST:PORT",
+                        help="instead: every resource over ADS from this management server (the other flags "
+                             "but --admin and --node-id are then unused)")
+    parser.add_argument("--node-id", default="envoy", help="with --ads: Envoy's node id")
     args = parser.parse_args()
+    if args.ads:
+        json.dump(ads_config(args.admin, args.ads, args.node_id), sys.stdout, indent=2)
+        print()
+        return
     replicas = args.replicas or [f"127.0.0.1:{port}" for port in (8101, 8102, 8103)]
     json.dump(config(args.listen, args.admin, replicas, args.policy, duration(args.blackout),
                      duration(args.oob) if args.oob else None, args.adaptive_concurrency, args.min_rtt),

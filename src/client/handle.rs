@@ -12,6 +12,7 @@ use super::call::Caller;
 use super::channel::{Backend, Balancer, Connectivity, ConnectivityState, SubchannelWatcher, Target};
 use super::options::ClientOptions;
 use super::stats::{CallStats, Stats};
+use super::xds::DumpEntry;
 
 /// A Search client: one method per RPC of `search.v1.SearchService`.
 ///
@@ -117,6 +118,13 @@ impl Client {
     #[must_use]
     pub fn backends(&self) -> Vec<Backend> {
         self.caller.channel.backends()
+    }
+
+    /// What the xDS client of an `xds:///` target holds, by type then name
+    /// (grpc's CSDS); `None` for another target, or before the first call.
+    #[must_use]
+    pub fn xds_dump(&self) -> Option<Vec<DumpEntry>> {
+        self.caller.channel.xds_dump()
     }
 
     /// Calls `watcher` with every event of the channel from now on, as it

@@ -15,6 +15,9 @@
 //!   (retries, hedges, sending again), failures, the retry buffer;
 //! - `channel/`: where calls go: the target, resolution, subchannels and
 //!   their connections, the balancing policy, health, outlier detection;
+//! - `xds/`: the xDS client (gRFC A27): the bootstrap, the ADS stream, the
+//!   resources it brings as plain types, their watchers; below the channel,
+//!   which will read it as it reads a resolver;
 //! - the base: `error.rs` ([`Error`], what a call ends with), `stats.rs`
 //!   (the client's counts), `backoff.rs` ([`Backoff`]), `token.rs`
 //!   ([`BearerToken`], the per-call credentials).
@@ -29,6 +32,7 @@ mod options;
 mod responses;
 mod stats;
 mod token;
+pub mod xds;
 
 pub use self::backoff::{Backoff, BackoffError};
 pub use self::call::{

@@ -8,6 +8,7 @@ use super::backoff::Backoff;
 use super::call::{CallSettings, Compression, Hedging, RetryBuffer, RetryThrottle, Throttling};
 use super::channel::{ChannelSettings, Keepalive, LoadBalancing, OutlierDetection, WeightSettings};
 use super::token::BearerToken;
+use super::xds::Bootstrap;
 use crate::tls::ClientTls;
 
 /// The deadline of a call unless told otherwise, as the Google API clients use.
@@ -65,6 +66,9 @@ pub struct ClientOptions {
     /// The token sent with every attempt and health watch
     /// (`authorization: Bearer`); `None`: none.
     pub token: Option<BearerToken>,
+    /// The xDS bootstrap of `xds:///` targets; `None`: the environment's
+    /// (`GRPC_XDS_BOOTSTRAP` or `GRPC_XDS_BOOTSTRAP_CONFIG`).
+    pub xds_bootstrap: Option<Bootstrap>,
 }
 
 impl Default for ClientOptions {
@@ -87,6 +91,7 @@ impl Default for ClientOptions {
             outlier_detection: Some(OutlierDetection::default()),
             hedging: Some(Hedging::default()),
             token: None,
+            xds_bootstrap: None,
         }
     }
 }
@@ -104,6 +109,7 @@ impl ClientOptions {
             outlier_detection: self.outlier_detection,
             weights: self.weights,
             token: self.token.clone(),
+            xds_bootstrap: self.xds_bootstrap.clone(),
         }
     }
 

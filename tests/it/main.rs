@@ -29,3 +29,7 @@ mod tls;
 mod tokens;
 mod web;
 mod wrr;
+mod xds;
+mod xds_channel;
+mod xds_protos;
+mod xds_scenarios;

@@ -56,6 +56,8 @@ pub enum Call {
     Bench(BenchArgs),
     /// A soak.
     Soak(SoakArgs),
+    /// The xDS client's resources.
+    XdsStatus,
 }
 
 /// The input of the unary call.
@@ -86,6 +88,9 @@ impl Args {
         if self.command.is_some() && self.query.is_some() {
             let message = "a QUERY goes after `search`, not before a command (`client search QUERY`)";
             return Err(usage(ErrorKind::ArgumentConflict, message));
+        }
+        if matches!(self.command, Some(Command::XdsStatus)) && self.target.xds_name().is_none() {
+            return Err(usage(ErrorKind::ValueValidation, "xds-status needs an xds:///NAME target"));
         }
         let data = self.data.as_deref().map(Data::from_arg);
         let call = call(self.command.take(), self.query.take(), data)?;
@@ -259,6 +264,8 @@ fn call(command: Option<Command>, text: Option<String>, data: Option<Data>) -> R
         Some(Command::Count { file }) => Call::Count(streaming(file)?),
         Some(Command::Scan { file }) => Call::Scan(streaming(file)?),
         Some(Command::Bench(_)) if data.is_some() => return Err(conflict("bench")),
+        Some(Command::XdsStatus) if data.is_some() => return Err(conflict("xds-status")),
+        Some(Command::XdsStatus) => Call::XdsStatus,
         Some(Command::Soak(_)) if data.is_some() => return Err(conflict("soak")),
         Some(Command::Bench(bench)) => Call::Bench(bench_checked(bench)?),
         Some(Command::Soak(soak)) => {

@@ -46,6 +46,10 @@ pub enum Command {
     /// a code its kind of traffic allows (else exit 1). With --server-pid,
     /// samples the server's memory and descriptors each second.
     Soak(SoakArgs),
+    /// Print what the xDS client of an xds:/// target holds, as JSON (each
+    /// resource's type, name, status, version, error and content: grpc's
+    /// CSDS), once the channel has reached a server or given up.
+    XdsStatus,
 }
 
 /// `client soak`: how long, how many workers, how big the bursts.

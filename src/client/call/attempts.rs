@@ -21,7 +21,7 @@ use super::failure::Failure;
 use super::rules::{After, Counts, Failed, Kind, Rules};
 use super::running::{Answer, Attempt, first};
 use crate::client::Error;
-use crate::client::channel::{ConnectivityState, Event, Subchannel};
+use crate::client::channel::{CallRoute, ConnectivityState, Event, Subchannel};
 use crate::traces::{AttemptSpan, CallSpan, StreamSpans};
 
 /// The attempt that answered a call.
@@ -103,6 +103,8 @@ struct Call<'a, R, M, A, Fut> {
     running: Vec<(Attempt, Pin<Box<Fut>>)>,
     /// The subchannels the call went to: later attempts go elsewhere.
     tried: Vec<Arc<Subchannel>>,
+    /// Where the call goes under xDS (its cluster, chosen once).
+    route: CallRoute,
     next: Option<(Instant, Next)>,
     /// The message of the next attempt, taken when it was decided on.
     pending: Option<R>,
@@ -145,6 +147,7 @@ where
             deadline: began + settings.timeout,
             running: Vec::new(),
             tried: Vec::new(),
+            route: CallRoute::call(path),
             next: Some((began, Next::Attempt)),
             pending: None,
             resending: false,
@@ -174,7 +177,8 @@ where
                 () = sleep_until(deadline) => {
                     self.caller.throttle_ended(false, self.running.len());
                     self.abandon();
-                    return Err(self.caller.deadline_exceeded(self.counts.sent.max(1), self.last.take()));
+                    let timeout = self.deadline - self.began;
+                    return Err(self.caller.deadline_exceeded_within(timeout, self.counts.sent.max(1), self.last.take()));
                 }
             };
             if let Some(end) = self.ended(done, ended) {
@@ -186,6 +190,7 @@ where
     /// Sends the attempt or hedge due since `at`, if a subchannel can take it.
     async fn send(&mut self, at: Instant, next: Next) -> Result<(), Error> {
         let Some(sub) = self.pick(next).await? else { return Ok(()) };
+        self.deadline = self.route.capped(self.began, self.deadline);
         if !self.caller.throttle_admits(!self.running.is_empty())? {
             return Ok(());
         }
@@ -237,17 +242,18 @@ where
             if !self.rules.may_hedge(self.counts, || self.caller.budget.allows()) {
                 return Ok(None);
             }
-            let sub = channel.pick_hedge(&self.tried);
+            let sub = channel.pick_hedge(&self.tried, &self.route);
             if sub.is_none() {
                 self.next = Some((Instant::now() + self.caller.hedge_delay.get(), Next::Hedge));
             }
             return Ok(sub);
         }
         let wait_for_ready = self.caller.settings().wait_for_ready;
-        match timeout_at(self.deadline, channel.pick_avoiding(&self.tried, wait_for_ready)).await {
+        match timeout_at(self.deadline, channel.pick_avoiding(&self.tried, wait_for_ready, &mut self.route)).await {
             Err(_) => {
                 let last = self.last.take().or_else(|| Some(channel.why_not_ready()));
-                Err(self.caller.deadline_exceeded(self.counts.sent.max(1), last))
+                let timeout = self.deadline - self.began;
+                Err(self.caller.deadline_exceeded_within(timeout, self.counts.sent.max(1), last))
             }
             Ok(Ok(sub)) => Ok(Some(sub)),
             // Attempts still running may yet answer.
@@ -328,8 +334,8 @@ where
             After::Retry => {
                 let error = self.caller.error(failure, status, self.counts.sent, self.last.take());
                 let (channel, backoff) = (&self.caller.channel, self.caller.settings().backoff);
-                let delay =
-                    self.rules.retry_delay(self.counts, || channel.has_ready(&self.tried), |n| backoff.delay(n));
+                let has_ready = || channel.has_ready(&self.tried, &self.route);
+                let delay = self.rules.retry_delay(self.counts, has_ready, |n| backoff.delay(n));
                 if Instant::now() + delay >= self.deadline && self.running.is_empty() {
                     return Some(Err(self.caller.deadline_exceeded(self.counts.sent, Some(error.to_string()))));
                 }

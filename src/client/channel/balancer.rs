@@ -42,10 +42,12 @@ use super::secure::{self, SecureConnector};
 use super::subchannel::{Backend, Subchannel};
 use super::target::Target;
 use super::weights::WeightSettings;
+use super::xds_state::{CallRoute, XdsChannel, XdsPick};
 use crate::client::Error;
 use crate::client::backoff::Backoff;
 use crate::client::stats::Stats;
 use crate::client::token::BearerToken;
+use crate::client::xds::Bootstrap;
 use crate::tls::ClientTls;
 
 /// What the channel takes of the client's options.
@@ -69,6 +71,8 @@ pub(in crate::client) struct ChannelSettings {
     pub(in crate::client) weights: WeightSettings,
     /// The token health watches carry; `None`: none.
     pub(in crate::client) token: Option<BearerToken>,
+    /// The xDS bootstrap; `None`: the environment's.
+    pub(in crate::client) xds_bootstrap: Option<Bootstrap>,
 }
 
 /// The channel: see the module documentation.
@@ -107,6 +111,8 @@ pub(in crate::client) struct Balancer {
     pub(super) stats: Arc<Stats>,
     /// Weighted round robin's scheduler, when it has one.
     pub(super) schedule: Schedule,
+    /// An `xds:///` target's routes and clusters (`xds_channel.rs`).
+    pub(super) xds: Option<XdsChannel>,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -123,13 +129,15 @@ impl Balancer {
     /// and counts into `stats`.
     ///
     /// # Errors
-    /// [`Error::Connect`] when the TLS settings are refused.
+    /// [`Error::Connect`] when the TLS settings are refused;
+    /// [`Error::XdsBootstrap`] for an `xds:///` target without a bootstrap.
     pub(in crate::client) fn new(
         target: &Target,
         settings: ChannelSettings,
         channel: Connectivity,
         stats: Arc<Stats>,
     ) -> Result<Arc<Self>, Error> {
+        let xds = XdsChannel::new(target, settings.xds_bootstrap.clone())?;
         let balancer = Arc::new(Self {
             target: target.clone(),
             endpoint: dial::endpoint(target, settings.keepalive),
@@ -148,6 +156,7 @@ impl Balancer {
             started: AtomicBool::new(false),
             stats,
             schedule: Schedule::default(),
+            xds,
         });
         if let Some(addresses) = resolver::fixed(target) {
             balancer.update(addresses);
@@ -184,12 +193,13 @@ impl Balancer {
     /// [`Error::Connect`] when the name does not resolve, or every
     /// subchannel has failed (naming why).
     pub(in crate::client) async fn ready(self: &Arc<Self>, wait_for_ready: bool) -> Result<Arc<Subchannel>, Error> {
-        self.wait_for_pick(&[], wait_for_ready).await
+        self.wait_for_pick(&[], wait_for_ready, &mut CallRoute::any()).await
     }
 
     /// The subchannel for the next attempt of a call that already went to
     /// `tried`: one of the others if any is READY, else as
-    /// [`Balancer::ready`]; counted as a call of that subchannel's.
+    /// [`Balancer::ready`]; counted as a call of that subchannel's. Under
+    /// xDS, `route` says where the call goes (its cluster, once chosen).
     ///
     /// # Errors
     /// As [`Balancer::ready`].
@@ -197,8 +207,9 @@ impl Balancer {
         self: &Arc<Self>,
         tried: &[Arc<Subchannel>],
         wait_for_ready: bool,
+        route: &mut CallRoute,
     ) -> Result<Arc<Subchannel>, Error> {
-        let chosen = self.wait_for_pick(tried, wait_for_ready).await?;
+        let chosen = self.wait_for_pick(tried, wait_for_ready, route).await?;
         chosen.count_call();
         Ok(chosen)
     }
@@ -208,10 +219,22 @@ impl Balancer {
         self: &Arc<Self>,
         tried: &[Arc<Subchannel>],
         wait_for_ready: bool,
+        route: &mut CallRoute,
     ) -> Result<Arc<Subchannel>, Error> {
         let mut changes = self.changes.subscribe();
         loop {
             let subchannels = self.subchannels().await?;
+            if let Some(xds) = &self.xds {
+                match self.pick_xds(xds, route, tried) {
+                    XdsPick::Ready(chosen) => return Ok(chosen),
+                    XdsPick::Fail(err) if !wait_for_ready => return Err(err),
+                    XdsPick::Wait | XdsPick::Fail(_) => self.connect_for_picks(tried),
+                }
+                if changes.changed().await.is_err() {
+                    return Err(picker::unreachable(&self.target, &subchannels));
+                }
+                continue;
+            }
             if let Some(chosen) = self.pick_weighted(tried) {
                 return Ok(chosen);
             }
@@ -244,8 +267,12 @@ impl Balancer {
     /// Under pick_first, which keeps one connection, none may be READY: the
     /// next address is dialed for the hedge to follow, so that a call stuck
     /// on a server that stopped answering fails over within its deadline.
-    pub(in crate::client) fn pick_hedge(self: &Arc<Self>, tried: &[Arc<Subchannel>]) -> Option<Arc<Subchannel>> {
-        let subchannels = self.current();
+    pub(in crate::client) fn pick_hedge(
+        self: &Arc<Self>,
+        tried: &[Arc<Subchannel>],
+        route: &CallRoute,
+    ) -> Option<Arc<Subchannel>> {
+        let subchannels = self.candidates(route);
         let Some(chosen) = picker::choose_ready(&subchannels, &self.hedge_cursor, tried) else {
             if self.policy() == LoadBalancing::PickFirst {
                 self.connect_for_picks(tried);
@@ -257,8 +284,8 @@ impl Balancer {
     }
 
     /// Whether a READY subchannel the call has not been to is there.
-    pub(in crate::client) fn has_ready(&self, tried: &[Arc<Subchannel>]) -> bool {
-        self.current().iter().any(|sub| picker::ready_elsewhere(sub, tried))
+    pub(in crate::client) fn has_ready(&self, tried: &[Arc<Subchannel>], route: &CallRoute) -> bool {
+        self.candidates(route).iter().any(|sub| picker::ready_elsewhere(sub, tried))
     }
 
     /// How many subchannels there are.
@@ -289,7 +316,9 @@ impl Balancer {
     /// The subchannels, resolved and started on the first call.
     async fn subchannels(self: &Arc<Self>) -> Result<Arc<[Arc<Subchannel>]>, Error> {
         let mut subchannels = self.current();
-        if subchannels.is_empty() {
+        if let Some(xds) = &self.xds {
+            self.start_xds(xds);
+        } else if subchannels.is_empty() {
             let addresses = self.resolve().await?;
             self.update(addresses);
             self.start_resolving();

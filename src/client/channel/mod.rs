@@ -31,6 +31,11 @@
 //! - `balancer.rs`: the channel itself (`Balancer`): its subchannels,
 //!   picking, starting them; `upkeep.rs`: keeping their states, dialing
 //!   in the background, re-resolving, sweeping.
+//! - `xds_channel.rs`: an `xds:///` target's channel (gRFC A27): the xDS
+//!   client started, each call's cluster, priority and locality;
+//!   `xds_state.rs` what it holds and what a call carries for its pick;
+//!   `xds_watch.rs` the task following the Listener down to the endpoints;
+//!   `xds_routes.rs` the configuration it holds and the route matching.
 
 mod balancer;
 mod connectivity;
@@ -49,6 +54,10 @@ mod target;
 mod upkeep;
 mod weighted;
 mod weights;
+mod xds_channel;
+mod xds_routes;
+mod xds_state;
+mod xds_watch;
 
 pub(in crate::client) use self::balancer::{Balancer, ChannelSettings};
 pub use self::connectivity::{Connectivity, ConnectivityState, Transition};
@@ -62,3 +71,4 @@ pub use self::subchannel::Backend;
 pub(in crate::client) use self::subchannel::Subchannel;
 pub use self::target::{InvalidTarget, Target};
 pub use self::weights::WeightSettings;
+pub(in crate::client) use self::xds_state::CallRoute;

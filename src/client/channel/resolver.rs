@@ -16,7 +16,7 @@ pub(super) const MIN_RERESOLVE: Duration = Duration::from_secs(1);
 /// The addresses `target` gives as they are; `None` for a name to resolve.
 pub(super) fn fixed(target: &Target) -> Option<Vec<Address>> {
     match target.kind() {
-        Kind::Dns { .. } => None,
+        Kind::Dns { .. } | Kind::Xds(_) => None,
         Kind::Addresses(addresses) => Some(addresses.iter().copied().map(Address::Tcp).collect()),
         Kind::Unix(path) => Some(vec![Address::Unix(path.clone())]),
     }

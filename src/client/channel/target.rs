@@ -11,7 +11,8 @@ use http::uri::Authority;
 
 /// A server, or several: `HOST:PORT`, `[IPv6]:PORT`, `http://HOST:PORT`,
 /// `https://HOST:PORT` for TLS, `dns:///HOST:PORT`, `ipv4:ADDR:PORT,...`,
-/// `ipv6:[ADDR]:PORT,...`, or `unix:/PATH`.
+/// `ipv6:[ADDR]:PORT,...`, `unix:/PATH`, or `xds:///NAME` (the addresses
+/// and routes from an xDS management server: `channel/xds_channel.rs`).
 ///
 /// A name is resolved to every address it has, each a subchannel of its own
 /// (see `channel/balancer.rs`). The article's Python client rejects a scheme (grpc
@@ -38,13 +39,16 @@ pub(super) enum Kind {
     Addresses(Vec<SocketAddr>),
     /// A Unix domain socket.
     Unix(PathBuf),
+    /// `xds:///NAME`: the Listener NAME and what it leads to, from the
+    /// management server of grpc's bootstrap.
+    Xds(String),
 }
 
 /// Why a target string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "invalid target {target:?}: {reason} (expected HOST:PORT, [IPv6]:PORT, http://HOST:PORT, https://HOST:PORT, \
-     dns:///HOST:PORT, ipv4:ADDR:PORT[,...], ipv6:[ADDR]:PORT[,...] or unix:/PATH)"
+     dns:///HOST:PORT, ipv4:ADDR:PORT[,...], ipv6:[ADDR]:PORT[,...], unix:/PATH or xds:///NAME)"
 )]
 pub struct InvalidTarget {
     target: String,
@@ -63,6 +67,9 @@ impl FromStr for Target {
             }
             let kind = Kind::Unix(PathBuf::from(path));
             return Ok(Self { original: target.to_owned(), kind, tls: false, authority: local() });
+        }
+        if let Some(rest) = target.strip_prefix("xds:") {
+            return xds(target, rest).map_err(invalid);
         }
         for (scheme, v6) in [("ipv4:", false), ("ipv6:", true)] {
             if let Some(list) = target.strip_prefix(scheme) {
@@ -99,7 +106,9 @@ impl FromStr for Target {
                 None => (false, target),
                 Some(("http", rest)) => (false, rest),
                 Some(("https", rest)) => (true, rest),
-                Some(_) => return Err(invalid("the schemes are http://, https://, dns:, ipv4:, ipv6: and unix:")),
+                Some(_) => {
+                    return Err(invalid("the schemes are http://, https://, dns:, ipv4:, ipv6:, unix: and xds:"));
+                }
             }
         };
         // `http://host:port/` is still an address; anything longer is a path.
@@ -164,6 +173,7 @@ impl Target {
     pub fn is_loopback(&self) -> bool {
         match &self.kind {
             Kind::Unix(_) => true,
+            Kind::Xds(_) => false,
             Kind::Addresses(addresses) => addresses.iter().all(|address| is_loopback(address.ip())),
             Kind::Dns { host, .. } => {
                 host.parse().is_ok_and(is_loopback)
@@ -182,6 +192,28 @@ impl Target {
     pub(super) fn kind(&self) -> &Kind {
         &self.kind
     }
+
+    /// `xds:///NAME`'s NAME; `None` for any other target.
+    #[must_use]
+    pub fn xds_name(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Xds(name) => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// `xds:///NAME` (`rest` follows `xds:`): NAME is the calls' authority too.
+fn xds(target: &str, rest: &str) -> Result<Target, &'static str> {
+    let Some(rest) = rest.strip_prefix("//") else { return Err("write xds:///NAME") };
+    let Some(name) = rest.strip_prefix('/') else {
+        return Err("an xDS authority (xds://AUTHORITY/NAME) is not supported; write xds:///NAME");
+    };
+    if name.is_empty() {
+        return Err("the name is missing (xds:///NAME)");
+    }
+    let authority: Authority = name.parse().map_err(|_| "the name is not a valid authority")?;
+    Ok(Target { original: target.to_owned(), kind: Kind::Xds(name.to_owned()), tls: false, authority })
 }
 
 /// Whether `ip` is a loopback address, an IPv4 one mapped into IPv6 too.
@@ -261,9 +293,20 @@ mod tests {
         assert_eq!(reason("local host:8100"), "not a host and port");
         assert_eq!(reason(":8100"), "the host is missing");
         assert_eq!(reason("http://localhost:8100/search"), "a target has no path");
-        assert_eq!(reason("ftp://localhost:8100"), "the schemes are http://, https://, dns:, ipv4:, ipv6: and unix:");
+        assert_eq!(
+            reason("ftp://localhost:8100"),
+            "the schemes are http://, https://, dns:, ipv4:, ipv6:, unix: and xds:"
+        );
         assert_eq!(reason("user@localhost:8100"), "a target has no user name");
         assert_eq!(reason(""), "the port is missing");
+        assert_eq!(reason("xds:///"), "the name is missing (xds:///NAME)");
+        assert_eq!(
+            reason("xds://td.example/search"),
+            "an xDS authority (xds://AUTHORITY/NAME) is not supported; write xds:///NAME"
+        );
+        assert_eq!(reason("xds:search"), "write xds:///NAME");
+        assert_eq!(kind_of("xds:///search"), Kind::Xds("search".into()));
+        assert_eq!(uri_of("xds:///search").as_deref(), Ok("http://search/"));
     }
 
     #[test]
@@ -304,7 +347,7 @@ mod tests {
             err.to_string(),
             "invalid target \"localhost\": the port is missing \
              (expected HOST:PORT, [IPv6]:PORT, http://HOST:PORT, https://HOST:PORT, \
-             dns:///HOST:PORT, ipv4:ADDR:PORT[,...], ipv6:[ADDR]:PORT[,...] or unix:/PATH)"
+             dns:///HOST:PORT, ipv4:ADDR:PORT[,...], ipv6:[ADDR]:PORT[,...], unix:/PATH or xds:///NAME)"
         );
     }
 }

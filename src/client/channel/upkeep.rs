@@ -210,7 +210,9 @@ impl Balancer {
     /// Makes the subchannels those of `addresses`, in their order, keeping
     /// the ones whose address stays.
     pub(super) fn update(self: &Arc<Self>, addresses: Vec<Address>) {
-        let _ = self.policy.set(self.settings.lb.for_addresses(addresses.len()));
+        // Under xDS the cluster's policy spreads calls (round robin).
+        let spread = if self.xds.is_some() { usize::MAX } else { addresses.len() };
+        let _ = self.policy.set(self.settings.lb.for_addresses(spread));
         let old = self.current();
         let mut added = Vec::new();
         let subchannels: Vec<Arc<Subchannel>> = addresses
@@ -352,6 +354,7 @@ mod tests {
             outlier_detection: None,
             weights: WeightSettings::default(),
             token: None,
+            xds_bootstrap: None,
         };
         let balancer = Balancer::new(&target, settings, Connectivity::default(), Arc::default()).expect("a channel");
         let before = balancer.current();

@@ -34,6 +34,10 @@ pub struct CallPolicy {
     shed: AtomicU64,
     /// The adaptive limit, when on.
     adaptive: Option<Adaptive>,
+    /// `--fail-calls`: of every `fail_calls + 1` calls, the first refused.
+    fail_calls: u64,
+    /// Calls seen, for `fail_calls`.
+    calls: AtomicU64,
     /// Cancelled when a drain's grace is over: every call still running ends.
     pub(super) cut: CancellationToken,
 }
@@ -50,6 +54,8 @@ impl CallPolicy {
             in_flight: AtomicUsize::new(0),
             shed: AtomicU64::new(0),
             adaptive: config.admission.map(Adaptive::new),
+            fail_calls: u64::from(config.fail_calls),
+            calls: AtomicU64::new(0),
             cut,
         }
     }
@@ -96,6 +102,17 @@ impl CallPolicy {
             return Err(Status::deadline_exceeded("the call's deadline (grpc-timeout 0) had passed when it arrived"));
         }
         Ok(asked.min(self.max_timeout))
+    }
+
+    /// The refusal `--fail-calls` asks of this call, if any: the first
+    /// `fail_calls` of every `fail_calls + 1`.
+    pub(super) fn fault(&self) -> Option<Status> {
+        if self.fail_calls == 0 {
+            return None;
+        }
+        let seen = self.calls.fetch_add(1, Ordering::Relaxed);
+        (seen % (self.fail_calls + 1) < self.fail_calls)
+            .then(|| Status::unavailable("refused by --fail-calls, a fault for testing clients' retries"))
     }
 
     /// Takes a place among the calls in flight, or refuses at once when all
@@ -193,6 +210,17 @@ mod tests {
         assert_eq!(timeout(Some("5M")).ok(), Some(Duration::from_secs(60)), "capped");
         assert_eq!(timeout(Some("0n")).map_err(|s| s.code()), Err(Code::DeadlineExceeded));
         assert_eq!(timeout(Some("soon")).map_err(|s| s.code()), Err(Code::InvalidArgument));
+    }
+
+    #[test]
+    fn fail_calls_refuses_the_first_n_of_every_n_plus_one() {
+        let config = ServerConfig { fail_calls: 2, ..ServerConfig::default() };
+        let policy = CallPolicy::new(&config, CancellationToken::new());
+        let refused: Vec<bool> = (0..6).map(|_| policy.fault().is_some()).collect();
+        assert_eq!(refused, [true, true, false, true, true, false]);
+        assert_eq!(policy.fault().map(|s| s.code()), Some(Code::Unavailable));
+        let off = CallPolicy::new(&ServerConfig::default(), CancellationToken::new());
+        assert!((0..3).all(|_| off.fault().is_none()));
     }
 
     #[test]

@@ -52,6 +52,11 @@ pub struct ServerArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_calls: u32,
 
+    /// A fault for testing clients' retries: of every N+1 calls, the first N
+    /// are refused with UNAVAILABLE before they start (0: off).
+    #[arg(long, env = "SEARCH_FAIL_CALLS", value_name = "N", default_value_t = 0)]
+    pub fail_calls: u32,
+
     /// HTTP/2 streams (calls) open at once on one connection.
     #[arg(long, env = "SEARCH_MAX_CONCURRENT_STREAMS", value_name = "N", default_value_t = MAX_CONCURRENT_STREAMS,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -201,6 +206,7 @@ impl ServerArgs {
             max_recv_bytes: self.max_recv_bytes.0,
             max_concurrent_calls: self.max_concurrent_calls as usize,
             admission: self.admission.settings()?,
+            fail_calls: self.fail_calls,
             max_concurrent_streams: self.max_concurrent_streams,
             keepalive_interval: self.keepalive_interval.into(),
             keepalive_timeout: self.keepalive_timeout.into(),

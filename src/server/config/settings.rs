@@ -25,6 +25,9 @@ pub struct ServerConfig {
     pub max_concurrent_calls: usize,
     /// The adaptive limit of calls in flight, when on.
     pub admission: Option<AdmissionSettings>,
+    /// A fault for tests of clients' retries: of every `fail_calls + 1`
+    /// calls, the first `fail_calls` are refused with UNAVAILABLE (0: off).
+    pub fail_calls: u32,
     /// Streams at once per connection.
     pub max_concurrent_streams: u32,
     /// HTTP/2 keepalive ping interval.
@@ -78,6 +81,7 @@ impl Default for ServerConfig {
             max_recv_bytes: MAX_RECV_BYTES.0,
             max_concurrent_calls: MAX_CONCURRENT_CALLS as usize,
             admission: None,
+            fail_calls: 0,
             max_concurrent_streams: MAX_CONCURRENT_STREAMS,
             keepalive_interval: KEEPALIVE_INTERVAL,
             keepalive_timeout: KEEPALIVE_TIMEOUT,

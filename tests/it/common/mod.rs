@@ -183,3 +183,19 @@ pub async fn client_with_env(args: &[&str], env: &[(&str, &str)]) -> std::proces
         .await
         .expect("client output")
 }
+
+/// The python of the xDS tests' venv (its management server, grpcio and the
+/// scenario runner): `XDS_PYTHON`, else target/xds-venv's, which
+/// `bash peers/xds/venv.sh` makes; a clear panic when there is none.
+pub fn xds_python() -> std::path::PathBuf {
+    if let Some(python) = std::env::var_os("XDS_PYTHON") {
+        return std::path::PathBuf::from(python);
+    }
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/xds-venv/bin/python");
+    assert!(
+        python.exists(),
+        "no {}: run `bash peers/xds/venv.sh` first (the xDS tests' management server)",
+        python.display()
+    );
+    python
+}

@@ -47,11 +47,13 @@ pub fn always_permission_denied(_: u64) -> Result<SearchResponse, Status> {
     Err(Status::permission_denied("no rule allows this caller"))
 }
 
-/// What a request carried: its path and its `authorization` header.
+/// What a request carried: its path, its `authorization` and its
+/// `grpc-timeout` headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
     pub path: String,
     pub authorization: Option<String>,
+    pub timeout: Option<String>,
 }
 
 /// The Search service answering as its script says (or never, when it
@@ -123,10 +125,10 @@ impl ScriptedServer {
         let seen = Arc::<Mutex<Vec<Seen>>>::default();
         let record = Arc::clone(&seen);
         let layer = MapRequestLayer::new(move |request: http::Request<tonic::body::Body>| {
-            let authorization =
-                request.headers().get("authorization").map(|value| String::from_utf8_lossy(value.as_bytes()).into());
+            let header = |name: &str| request.headers().get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into());
+            let (authorization, timeout) = (header("authorization"), header("grpc-timeout"));
             let path = request.uri().path().to_owned();
-            record.lock().expect("seen").push(Seen { path, authorization });
+            record.lock().expect("seen").push(Seen { path, authorization, timeout });
             request
         });
         let mut builder = tonic::transport::Server::builder().layer(layer);
@@ -146,6 +148,12 @@ impl ScriptedServer {
     pub fn authorizations(&self, path: &str) -> Vec<Option<String>> {
         let seen = self.seen.lock().expect("seen");
         seen.iter().filter(|seen| seen.path == path).map(|seen| seen.authorization.clone()).collect()
+    }
+
+    /// The `grpc-timeout` header of every request it got for `path`.
+    pub fn timeouts(&self, path: &str) -> Vec<Option<String>> {
+        let seen = self.seen.lock().expect("seen");
+        seen.iter().filter(|seen| seen.path == path).map(|seen| seen.timeout.clone()).collect()
     }
 
     /// Calls it has answered.

@@ -1,0 +1,176 @@
+//! The channel of an `xds:///NAME` target (gRFC A27): the xDS client is
+//! started on the first call, `xds_watch.rs` follows NAME's resources, and
+//! every endpoint of every cluster the routes name is a subchannel of the
+//! channel, of the same kind as any other target's (keepalive, health
+//! checking, outlier detection, tokens). Each call is routed by its path
+//! and headers to a cluster (`xds_routes.rs`), and within the cluster goes
+//! to the first priority that has an endpoint READY or still connecting,
+//! a locality picked by weight among those with a READY endpoint, round
+//! robin within it. While the resources are awaited calls wait, as they
+//! wait for a READY subchannel; a resource that does not exist fails them
+//! UNAVAILABLE, naming it.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, PoisonError};
+
+use super::balancer::Balancer;
+use super::dial::Address;
+use super::picker::{self, LoadBalancing, Pick};
+use super::subchannel::Subchannel;
+use super::xds_routes::{ClusterView, Routed, XdsView};
+use super::xds_state::{CallRoute, XdsChannel, XdsPick, unavailable};
+use super::xds_watch;
+use crate::client::Error;
+use crate::client::xds::{DumpEntry, XdsClient, XdsSettings};
+
+impl Balancer {
+    /// Starts the xDS client and the task following the target's
+    /// resources, once.
+    pub(super) fn start_xds(self: &Arc<Self>, xds: &XdsChannel) {
+        if xds.client.get().is_some() {
+            return;
+        }
+        let settings = XdsSettings { connect_timeout: self.settings.connect_timeout, ..XdsSettings::default() };
+        let client = xds.client.get_or_init(|| XdsClient::start(xds.bootstrap.clone(), &settings)).clone();
+        let listener = xds.bootstrap.listener_name(&xds.name);
+        let me = Arc::downgrade(self);
+        let follow = xds_watch::follow(client, listener, xds.name.clone(), move |view| {
+            me.upgrade().is_some_and(|balancer| {
+                balancer.publish(view);
+                true
+            })
+        });
+        *xds.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(tokio::spawn(follow));
+    }
+
+    /// Takes a new configuration: every cluster's endpoints become the
+    /// subchannels (kept ones keep theirs), then the calls see it.
+    fn publish(self: &Arc<Self>, view: XdsView) {
+        let Some(xds) = &self.xds else { return };
+        let mut addresses: Vec<Address> = Vec::new();
+        if let XdsView::Ready { clusters, .. } = &view {
+            for address in clusters.values().flat_map(ClusterView::addresses) {
+                if !addresses.contains(address) {
+                    addresses.push(address.clone());
+                }
+            }
+        }
+        // `client -v` shows each change.
+        tracing::debug!(target = %self.target, ?view, "xDS configuration");
+        self.update(addresses);
+        *xds.view.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(view);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// The pick of a call routed by xDS (see the module documentation).
+    pub(super) fn pick_xds(&self, xds: &XdsChannel, route: &mut CallRoute, tried: &[Arc<Subchannel>]) -> XdsPick {
+        let view = xds.view();
+        let subchannels = self.current();
+        let Some(path) = route.path else {
+            return match &*view {
+                XdsView::Waiting => XdsPick::Wait,
+                XdsView::Failed(why) => XdsPick::Fail(unavailable(why.clone())),
+                XdsView::Ready { clusters, .. } => {
+                    let pick = picker::pick(LoadBalancing::RoundRobin, &subchannels, &xds.cursor, tried);
+                    match pick {
+                        // Endpoints may yet come with a cluster awaited.
+                        Pick::Fail if clusters.values().any(|c| *c == ClusterView::Waiting) => XdsPick::Wait,
+                        pick => settle(pick, || picker::unreachable(&self.target, &subchannels)),
+                    }
+                }
+            };
+        };
+        if route.cluster.is_none() {
+            match view.route(path, &route.headers) {
+                Routed::Wait => return XdsPick::Wait,
+                Routed::Fail(why) => return XdsPick::Fail(unavailable(why)),
+                Routed::Cluster(name, cap) => {
+                    route.cluster = Some(name.to_owned());
+                    route.cap = cap;
+                }
+            }
+        }
+        let name = route.cluster.clone().unwrap_or_default();
+        match view.cluster(&name) {
+            None | Some(ClusterView::Waiting) => XdsPick::Wait,
+            Some(ClusterView::Failed(why)) => XdsPick::Fail(unavailable(why.clone())),
+            Some(ClusterView::Ready { priorities, max_requests }) => {
+                if let Err(err) = route.hold(xds, &name, *max_requests) {
+                    return XdsPick::Fail(err);
+                }
+                pick_by_priority(priorities, &subchannels, &xds.cursor, tried).unwrap_or_else(|| {
+                    XdsPick::Fail(unavailable(format!("no endpoint of xDS cluster {name:?} can be reached")))
+                })
+            }
+        }
+    }
+
+    /// The subchannels a call may go to: under xDS, those of its cluster.
+    pub(super) fn candidates(&self, route: &CallRoute) -> Arc<[Arc<Subchannel>]> {
+        let all = self.current();
+        let (Some(xds), Some(name)) = (&self.xds, route.cluster.as_deref()) else { return all };
+        let view = xds.view();
+        let Some(cluster) = view.cluster(name) else { return Arc::from(Vec::new()) };
+        let mine: Vec<Arc<Subchannel>> = cluster.addresses().filter_map(|a| find(&all, a)).collect();
+        Arc::from(mine)
+    }
+
+    /// What the xDS client holds (grpc's CSDS); `None` for a target that
+    /// is not `xds:///`, or before its first call.
+    pub(in crate::client) fn xds_dump(&self) -> Option<Vec<DumpEntry>> {
+        self.xds.as_ref().and_then(|xds| xds.client.get()).map(XdsClient::dump)
+    }
+}
+
+/// A pick made into an [`XdsPick`].
+fn settle(pick: Pick<'_>, failed: impl FnOnce() -> Error) -> XdsPick {
+    match pick {
+        Pick::Ready(sub) => XdsPick::Ready(Arc::clone(sub)),
+        Pick::Wait => XdsPick::Wait,
+        Pick::Fail => XdsPick::Fail(failed()),
+    }
+}
+
+fn find(subchannels: &[Arc<Subchannel>], address: &Address) -> Option<Arc<Subchannel>> {
+    subchannels.iter().find(|sub| &sub.address == address).cloned()
+}
+
+/// The first priority with an endpoint READY or still connecting takes
+/// the call: a locality by weight among those with a READY endpoint not
+/// tried, round robin within it. `None`: every priority has failed.
+fn pick_by_priority(
+    priorities: &[Vec<(u32, Vec<Address>)>],
+    subchannels: &[Arc<Subchannel>],
+    cursor: &AtomicUsize,
+    tried: &[Arc<Subchannel>],
+) -> Option<XdsPick> {
+    for localities in priorities {
+        let localities: Vec<(u32, Vec<Arc<Subchannel>>)> = localities
+            .iter()
+            .map(|(weight, addresses)| (*weight, addresses.iter().filter_map(|a| find(subchannels, a)).collect()))
+            .collect();
+        let ready: Vec<&(u32, Vec<Arc<Subchannel>>)> = localities
+            .iter()
+            .filter(|(weight, subs)| *weight > 0 && subs.iter().any(|sub| picker::ready_elsewhere(sub, tried)))
+            .collect();
+        let total: u64 = ready.iter().map(|(weight, _)| u64::from(*weight)).sum();
+        if total > 0 {
+            let mut point = fastrand::u64(..total);
+            for (weight, subs) in &ready {
+                if point < u64::from(*weight)
+                    && let Some(sub) = picker::choose_ready(subs, cursor, tried)
+                {
+                    return Some(XdsPick::Ready(Arc::clone(sub)));
+                }
+                point = point.saturating_sub(u64::from(*weight));
+            }
+        }
+        let all: Vec<Arc<Subchannel>> = localities.into_iter().flat_map(|(_, subs)| subs).collect();
+        match picker::pick(LoadBalancing::RoundRobin, &all, cursor, tried) {
+            Pick::Ready(sub) => return Some(XdsPick::Ready(Arc::clone(sub))),
+            Pick::Wait => return Some(XdsPick::Wait),
+            Pick::Fail => {}
+        }
+    }
+    None
+}
