@@ -36,47 +36,7 @@ pub(in crate::client) struct Answered<T> {
     /// ended with it).
     pub(in crate::client) spans: Option<StreamSpans>,
     /// A streaming call's answered attempt's span, until it joins `spans`.
-    attempt: Option<AttemptSpan>,
-}
-
-impl Caller {
-    /// Runs a call of `kind` to the method at `path`: each attempt sends a
-    /// message from `message` (`None`: there is none left to send again)
-    /// with `attempt`, on the transport of the subchannel picked for it.
-    /// Traced when tracing is on: a span for the call, one per attempt.
-    ///
-    /// # Errors
-    /// What the call ended with: see [`Error`].
-    pub(in crate::client) async fn call<R, T, Fut>(
-        &self,
-        path: &'static str,
-        kind: Kind,
-        message: impl FnMut() -> Option<R>,
-        attempt: impl FnMut(Channel, Request<R>) -> Fut,
-    ) -> Result<Answered<T>, Error>
-    where
-        T: Answer,
-        Fut: Future<Output = Result<T, Status>>,
-    {
-        let Some(span) = CallSpan::start(path) else {
-            return Call::new(self, path, kind, message, attempt, None).run().await;
-        };
-        let result = Call::new(self, path, kind, message, attempt, Some(&span)).run().await;
-        match result {
-            Ok(mut answered) if kind == Kind::Streaming => {
-                answered.spans = answered.attempt.take().map(|attempt| StreamSpans { call: span, attempt });
-                Ok(answered)
-            }
-            Ok(answered) => {
-                span.end(Some(Code::Ok));
-                Ok(answered)
-            }
-            Err(err) => {
-                span.end(err.code());
-                Err(err)
-            }
-        }
-    }
+    pub(super) attempt: Option<AttemptSpan>,
 }
 
 /// What goes out next.
@@ -89,7 +49,7 @@ enum Next {
 }
 
 /// One call under way: its rules, what it did so far, its attempts.
-struct Call<'a, R, M, A, Fut> {
+pub(super) struct Call<'a, R, M, A, Fut> {
     caller: &'a Caller,
     path: &'static str,
     kind: Kind,
@@ -124,7 +84,7 @@ where
     T: Answer,
     Fut: Future<Output = Result<T, Status>>,
 {
-    fn new(
+    pub(super) fn new(
         caller: &'a Caller,
         path: &'static str,
         kind: Kind,
@@ -159,7 +119,7 @@ where
     }
 
     /// The loop: send what is due, wait for what comes first, follow it.
-    async fn run(mut self) -> Result<Answered<T>, Error> {
+    pub(super) async fn run(mut self) -> Result<Answered<T>, Error> {
         self.caller.stats.call();
         loop {
             if self.caller.channel.state() == ConnectivityState::Shutdown {
@@ -191,6 +151,7 @@ where
     async fn send(&mut self, at: Instant, next: Next) -> Result<(), Error> {
         let Some(sub) = self.pick(next).await? else { return Ok(()) };
         self.deadline = self.route.capped(self.began, self.deadline);
+        self.rules.follow(self.route.retry_policy());
         if !self.caller.throttle_admits(!self.running.is_empty())? {
             return Ok(());
         }
@@ -274,7 +235,7 @@ where
         if self.rules.after(&mut self.counts, failed, 0, in_time, false, || budget.failed()) != After::Retry {
             return Err(err);
         }
-        let delay = self.caller.settings().backoff.delay(self.counts.retried + 1);
+        let delay = self.rules.backoff(self.caller.settings().backoff).delay(self.counts.retried + 1);
         let error = err.to_string();
         if Instant::now() + delay >= self.deadline {
             return Err(self.caller.deadline_exceeded(self.counts.sent, Some(error)));
@@ -333,7 +294,7 @@ where
             }
             After::Retry => {
                 let error = self.caller.error(failure, status, self.counts.sent, self.last.take());
-                let (channel, backoff) = (&self.caller.channel, self.caller.settings().backoff);
+                let (channel, backoff) = (&self.caller.channel, self.rules.backoff(self.caller.settings().backoff));
                 let has_ready = || channel.has_ready(&self.tried, &self.route);
                 let delay = self.rules.retry_delay(self.counts, has_ready, |n| backoff.delay(n));
                 if Instant::now() + delay >= self.deadline && self.running.is_empty() {

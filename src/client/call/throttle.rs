@@ -26,9 +26,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::caller::Caller;
-use crate::client::Error;
-
 /// The throttle's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Throttling {
@@ -125,32 +122,6 @@ impl Throttle {
     /// The settings it throttles by.
     pub(super) fn settings(&self) -> Throttling {
         self.settings
-    }
-}
-
-impl Caller {
-    /// Whether the client's throttle lets an attempt out now (always, when
-    /// throttling is off). One it refuses is not sent: the call fails with
-    /// [`Error::Throttled`] unless `others_running`, attempts of the call
-    /// still running that may yet answer.
-    pub(super) fn throttle_admits(&self, others_running: bool) -> Result<bool, Error> {
-        let Some(throttle) = &self.throttle else { return Ok(true) };
-        match throttle.admit(Instant::now(), fastrand::f64()) {
-            Ok(()) => Ok(true),
-            Err(_) if others_running => Ok(false),
-            Err(refusing) => Err(Error::Throttled { refusing, ratio: throttle.settings().ratio }),
-        }
-    }
-
-    /// Records, for the client's throttle, that `attempts` attempts ended,
-    /// `taken` by a server or not.
-    pub(super) fn throttle_ended(&self, taken: bool, attempts: usize) {
-        if let Some(throttle) = &self.throttle {
-            let now = Instant::now();
-            for _ in 0..attempts {
-                throttle.ended(now, taken);
-            }
-        }
     }
 }
 
