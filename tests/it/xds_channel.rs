@@ -261,8 +261,11 @@ async fn a_cluster_over_its_max_requests_fails_the_call_unavailable() {
     });
     let one_under_way = || holding.calls() == 1;
     common::eventually("the first call under way", one_under_way).await;
+    let before = client.stats();
     let err = client.search(SearchRequest { query: "Banana".into() }).await.expect_err("over max_requests");
-    println!("a second call with max_requests 1: {err}");
+    let attempts = client.stats().since(&before).attempts;
+    println!("a second call with max_requests 1: {err}; {attempts} attempts");
+    assert_eq!(attempts, 0, "a drop fails at once, never sent again after a backoff");
     assert!(matches!(&err, Error::Rpc(status) if status.code() == Code::Unavailable), "{err:?}");
     assert!(err.to_string().contains("max_requests (1)"), "{err}");
     assert_eq!(holding.calls(), 1, "the second call never reached the server");

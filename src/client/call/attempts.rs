@@ -219,6 +219,10 @@ where
             Ok(Ok(sub)) => Ok(Some(sub)),
             // Attempts still running may yet answer.
             Ok(Err(_)) if !self.running.is_empty() => Ok(None),
+            // The channel's verdict on the call itself (no such xDS
+            // resource, no route, a circuit breaker), which no later
+            // attempt would change, unlike a server that could not be reached.
+            Ok(Err(err @ Error::Rpc(_))) => Err(err),
             Ok(Err(err)) => self.unsent(err).map(|()| None),
         }
     }

@@ -227,6 +227,7 @@ impl Balancer {
             if let Some(xds) = &self.xds {
                 match self.pick_xds(xds, route, tried) {
                     XdsPick::Ready(chosen) => return Ok(chosen),
+                    XdsPick::Drop(err) => return Err(err),
                     XdsPick::Fail(err) if !wait_for_ready => return Err(err),
                     XdsPick::Wait | XdsPick::Fail(_) => self.connect_for_picks(tried),
                 }

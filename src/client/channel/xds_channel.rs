@@ -97,10 +97,11 @@ impl Balancer {
             Some(ClusterView::Failed(why)) => XdsPick::Fail(unavailable(why.clone())),
             Some(ClusterView::Ready { priorities, max_requests }) => {
                 if let Err(err) = route.hold(xds, &name, *max_requests) {
-                    return XdsPick::Fail(err);
+                    return XdsPick::Drop(err);
                 }
                 pick_by_priority(priorities, &subchannels, &xds.cursor, tried).unwrap_or_else(|| {
-                    XdsPick::Fail(unavailable(format!("no endpoint of xDS cluster {name:?} can be reached")))
+                    let cause = format!("no endpoint of xDS cluster {name:?} can be reached");
+                    XdsPick::Fail(Error::Connect { target: self.target.to_string(), cause })
                 })
             }
         }

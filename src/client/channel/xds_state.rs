@@ -161,6 +161,9 @@ pub(super) enum XdsPick {
     Wait,
     /// Fail the call with this (unless it waits for ready).
     Fail(Error),
+    /// Fail the call with this at once, even one that waits for ready, and
+    /// never retry it: a drop (gRFC A32's circuit breaking).
+    Drop(Error),
 }
 
 /// An UNAVAILABLE failure saying why.
