@@ -46,6 +46,9 @@ pub(super) struct Rules {
     retry_on: Option<u32>,
     /// The route's backoff; `None`: the client's.
     backoff: Option<Backoff>,
+    /// Whether an xDS route's retry policy rules the call's retries, the
+    /// retry budget left out.
+    routed: bool,
 }
 
 /// What a call did so far.
@@ -110,12 +113,15 @@ impl Rules {
         let hedging = hedging.filter(|_| unary && retry::is_side_effect_free(path));
         let retriable = unary && retry::is_safe(path);
         let retry_limit = if retriable { max_attempts } else { 1 };
-        Self { hedging, retry_limit, wait_for_ready, retriable, retry_on: None, backoff: None }
+        Self { hedging, retry_limit, wait_for_ready, retriable, retry_on: None, backoff: None, routed: false }
     }
 
     /// Follows an xDS route's retry policy (gRFC A44) instead of the
     /// client's: its codes, its attempts (at most 5, as grpc caps them),
-    /// its backoff. A method that is not retried stays so.
+    /// its backoff, and no retry budget: the control plane's policy is
+    /// followed as grpc follows it, which takes retry throttling from a
+    /// service config only, and xDS sends none. A method that is not
+    /// retried stays so.
     pub(super) fn follow(&mut self, policy: Option<&RetryPolicy>) {
         let Some(policy) = policy else { return };
         if self.retriable {
@@ -123,6 +129,7 @@ impl Rules {
         }
         self.retry_on = Some(policy.retry_on.iter().fold(0, |bits, code| bits | 1 << (*code as u32)));
         self.backoff = Backoff::new(policy.base_interval, policy.max_interval, 2.0).ok();
+        self.routed = true;
     }
 
     /// The backoff between retries: the route's, else `client`'s.
@@ -184,7 +191,7 @@ impl Rules {
         let again = if failed.not_sent && self.wait_for_ready {
             true
         } else {
-            self.transient(failed) && counts.retried + 1 < self.retry_limit && budget_failed()
+            self.transient(failed) && counts.retried + 1 < self.retry_limit && (self.routed || budget_failed())
         };
         if again {
             return After::Retry;
@@ -350,6 +357,8 @@ mod tests {
             |rules: &Rules, code, retried| rules.after(&mut counts(retried), failed(code), 3, true, false, || true);
         assert_eq!(after(&rules, Code::Unavailable, 0), After::Fail, "UNAVAILABLE is not in retry_on");
         assert_eq!(after(&rules, Code::Cancelled, 3), After::Retry);
+        let spent = rules.after(&mut counts(1), failed(Code::Cancelled), 3, true, false, || false);
+        assert_eq!(spent, After::Retry, "the route's policy, not the client's retry budget");
         assert_eq!(after(&rules, Code::Cancelled, 4), After::Fail, "at most 5 attempts, as grpc caps them");
         assert_eq!(rules.backoff(Backoff::DEFAULT).ceiling(1), Duration::from_millis(10));
         let mut streaming = Rules::new(CLASSIFY_PATH, Kind::Streaming, None, 5, false);
