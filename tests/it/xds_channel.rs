@@ -15,7 +15,7 @@ use search::server::ServerConfig;
 use serde_json::{Value, json};
 use tonic::Code;
 
-use crate::common::scripted::ScriptedServer;
+use crate::common::scripted::{self, ScriptedServer};
 use crate::common::{self, TestServer};
 use crate::xds::ControlPlane;
 
@@ -287,4 +287,21 @@ async fn xds_status_prints_every_resource_the_client_holds() {
     assert_eq!(held.len(), 5, "LDS, RDS, two CDS and main's EDS: {held:?}");
     let out = common::client_with_env(&["-t", "127.0.0.1:1", "xds-status"], &env).await;
     assert_eq!(out.status.code(), Some(2), "an xds:/// target only");
+}
+
+#[tokio::test]
+async fn the_routes_retry_policy_replaces_the_clients() {
+    let failing = ScriptedServer::start(scripted::always_unavailable, false).await;
+    let retry = json!({"retry_on": "unavailable", "num_retries": 1, "retry_back_off": {"base_interval": "0.01s"}});
+    let plane = ControlPlane::start(&json!({
+        "listeners": [{"name": "search", "port": 1,
+                       "routes": [{"match": {"prefix": "/"}, "cluster": "main", "retry_policy": retry}]}],
+        "clusters": [{"name": "main", "localities": [{"zone": "a", "endpoints": [{"address": failing.addr.to_string()}]}]}]
+    }))
+    .await;
+    // The client's own --max-attempts is 5; the route's num_retries 1 makes it 2.
+    let err = client(&plane).search(SearchRequest { query: "Banana".into() }).await.expect_err("always UNAVAILABLE");
+    println!("a call under a route's retry policy of 1 retry: {err}; the server saw {} attempts", failing.calls());
+    assert!(matches!(&err, Error::Rpc(status) if status.code() == Code::Unavailable), "{err:?}");
+    assert_eq!(failing.calls(), 2, "the route's num_retries 1: two attempts, not the client's five");
 }

@@ -190,6 +190,7 @@ where
     async fn send(&mut self, at: Instant, next: Next) -> Result<(), Error> {
         let Some(sub) = self.pick(next).await? else { return Ok(()) };
         self.deadline = self.route.capped(self.began, self.deadline);
+        self.rules.follow(self.route.retry_policy());
         let message = match next {
             Next::Attempt => self.pending.take().or_else(|| (self.message)()),
             Next::Hedge => (self.message)(),
@@ -270,7 +271,7 @@ where
         if self.rules.after(&mut self.counts, failed, 0, in_time, false, || budget.failed()) != After::Retry {
             return Err(err);
         }
-        let delay = self.caller.settings().backoff.delay(self.counts.retried + 1);
+        let delay = self.rules.backoff(self.caller.settings().backoff).delay(self.counts.retried + 1);
         let error = err.to_string();
         if Instant::now() + delay >= self.deadline {
             return Err(self.caller.deadline_exceeded(self.counts.sent, Some(error)));
@@ -327,7 +328,7 @@ where
             }
             After::Retry => {
                 let error = self.caller.error(failure, status, self.counts.sent, self.last.take());
-                let (channel, backoff) = (&self.caller.channel, self.caller.settings().backoff);
+                let (channel, backoff) = (&self.caller.channel, self.rules.backoff(self.caller.settings().backoff));
                 let has_ready = || channel.has_ready(&self.tried, &self.route);
                 let delay = self.rules.retry_delay(self.counts, has_ready, |n| backoff.delay(n));
                 if Instant::now() + delay >= self.deadline && self.running.is_empty() {

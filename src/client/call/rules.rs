@@ -10,6 +10,8 @@ use tonic::Code;
 
 use super::hedging::Hedging;
 use super::retry;
+use crate::client::backoff::Backoff;
+use crate::client::xds::RetryPolicy;
 
 /// Which kind of call: a unary attempt's end is the call's answer; a
 /// streaming attempt is answered when the server accepts the call, and the
@@ -37,6 +39,13 @@ pub(super) struct Rules {
     /// after a backoff) for the server, whatever the method, until its
     /// deadline.
     wait_for_ready: bool,
+    /// Whether the method may be retried at all (unary, and safe).
+    retriable: bool,
+    /// The codes retried, from an xDS route's retry policy (gRFC A44), a
+    /// bit per code; `None`: UNAVAILABLE, grpc's default.
+    retry_on: Option<u32>,
+    /// The route's backoff; `None`: the client's.
+    backoff: Option<Backoff>,
 }
 
 /// What a call did so far.
@@ -60,16 +69,6 @@ pub(super) struct Failed {
     pub(super) deadline: bool,
     /// Its status code.
     pub(super) code: Code,
-}
-
-impl Failed {
-    /// Whether another attempt may succeed where this one failed: a call
-    /// the server never had, or one that ended UNAVAILABLE (from the server,
-    /// or a connection that broke under it: grpc's default
-    /// `retryableStatusCodes`).
-    fn transient(self) -> bool {
-        self.not_sent || self.code == Code::Unavailable
-    }
 }
 
 /// What a call does after a failed attempt.
@@ -100,8 +99,35 @@ impl Rules {
     ) -> Self {
         let unary = kind == Kind::Unary;
         let hedging = hedging.filter(|_| unary && retry::is_side_effect_free(path));
-        let retry_limit = if unary && retry::is_safe(path) { max_attempts } else { 1 };
-        Self { hedging, retry_limit, wait_for_ready }
+        let retriable = unary && retry::is_safe(path);
+        let retry_limit = if retriable { max_attempts } else { 1 };
+        Self { hedging, retry_limit, wait_for_ready, retriable, retry_on: None, backoff: None }
+    }
+
+    /// Follows an xDS route's retry policy (gRFC A44) instead of the
+    /// client's: its codes, its attempts (at most 5, as grpc caps them),
+    /// its backoff. A method that is not retried stays so.
+    pub(super) fn follow(&mut self, policy: Option<&RetryPolicy>) {
+        let Some(policy) = policy else { return };
+        if self.retriable {
+            self.retry_limit = policy.max_attempts.clamp(1, 5);
+        }
+        self.retry_on = Some(policy.retry_on.iter().fold(0, |bits, code| bits | 1 << (*code as u32)));
+        self.backoff = Backoff::new(policy.base_interval, policy.max_interval, 2.0).ok();
+    }
+
+    /// The backoff between retries: the route's, else `client`'s.
+    pub(super) fn backoff(&self, client: Backoff) -> Backoff {
+        self.backoff.unwrap_or(client)
+    }
+
+    /// Whether another attempt may succeed where this one failed: a call
+    /// the server never had, or one that ended with a code retried (from
+    /// the server, or a connection that broke under it): UNAVAILABLE, as
+    /// grpc's default `retryableStatusCodes`, or the route's `retry_on`.
+    fn transient(&self, failed: Failed) -> bool {
+        let on = self.retry_on.unwrap_or(1 << (Code::Unavailable as u32));
+        failed.not_sent || on & (1 << (failed.code as u32)) != 0
     }
 
     /// Whether the call is hedged.
@@ -149,12 +175,12 @@ impl Rules {
         let again = if failed.not_sent && self.wait_for_ready {
             true
         } else {
-            failed.transient() && counts.retried + 1 < self.retry_limit && budget_failed()
+            self.transient(failed) && counts.retried + 1 < self.retry_limit && budget_failed()
         };
         if again {
             return After::Retry;
         }
-        if failed.transient() && running { After::Wait } else { After::Fail }
+        if self.transient(failed) && running { After::Wait } else { After::Fail }
     }
 
     /// The wait before retry number `counts.retried + 1`: none when the
@@ -298,5 +324,27 @@ mod tests {
         assert_eq!(internal, After::Fail, "not retryable: fails even with hedges running");
         let unavailable = rules.after(&mut counts, failed(Code::Unavailable), 3, true, true, || true);
         assert_eq!(unavailable, After::Wait, "retries spent: the hedges still running may answer");
+    }
+
+    #[test]
+    fn an_xds_retry_policy_sets_the_codes_the_attempts_and_the_backoff() {
+        let mut rules = Rules::new(SEARCH_PATH, Kind::Unary, None, 5, false);
+        let policy = RetryPolicy {
+            retry_on: vec![Code::Cancelled],
+            max_attempts: 9,
+            base_interval: Duration::from_millis(10),
+            max_interval: Duration::from_millis(100),
+        };
+        rules.follow(Some(&policy));
+        let counts = |retried| Counts { sent: retried + 1, retried, sent_again: 0 };
+        let after =
+            |rules: &Rules, code, retried| rules.after(&mut counts(retried), failed(code), 3, true, false, || true);
+        assert_eq!(after(&rules, Code::Unavailable, 0), After::Fail, "UNAVAILABLE is not in retry_on");
+        assert_eq!(after(&rules, Code::Cancelled, 3), After::Retry);
+        assert_eq!(after(&rules, Code::Cancelled, 4), After::Fail, "at most 5 attempts, as grpc caps them");
+        assert_eq!(rules.backoff(Backoff::DEFAULT).ceiling(1), Duration::from_millis(10));
+        let mut streaming = Rules::new(CLASSIFY_PATH, Kind::Streaming, None, 5, false);
+        streaming.follow(Some(&policy));
+        assert_eq!(after(&streaming, Code::Cancelled, 0), After::Fail, "a stream is still never retried");
     }
 }

@@ -84,9 +84,10 @@ impl Balancer {
             match view.route(path, &route.headers) {
                 Routed::Wait => return XdsPick::Wait,
                 Routed::Fail(why) => return XdsPick::Fail(unavailable(why)),
-                Routed::Cluster(name, cap) => {
+                Routed::Cluster(name, cap, retry) => {
                     route.cluster = Some(name.to_owned());
                     route.cap = cap;
+                    route.retry = retry.cloned();
                 }
             }
         }

@@ -9,7 +9,9 @@ use std::time::Duration;
 use http::HeaderMap;
 
 use super::dial::Address;
-use crate::client::xds::{HeaderMatch, HeaderRule, PathMatch, Route, RouteAction, RouteMatch, WeightedCluster};
+use crate::client::xds::{
+    HeaderMatch, HeaderRule, PathMatch, RetryPolicy, Route, RouteAction, RouteMatch, WeightedCluster,
+};
 
 /// The xDS configuration as the channel uses it.
 #[derive(Debug, Clone, Default)]
@@ -55,8 +57,9 @@ pub(super) enum Routed<'a> {
     Wait,
     /// The call fails UNAVAILABLE with this.
     Fail(String),
-    /// This cluster, the call's deadline capped to this (A31).
-    Cluster(&'a str, Option<Duration>),
+    /// This cluster, the call's deadline capped to this (A31), and the
+    /// route's retry policy (A44).
+    Cluster(&'a str, Option<Duration>, Option<&'a RetryPolicy>),
 }
 
 impl XdsView {
@@ -75,7 +78,8 @@ impl XdsView {
                 Some(cluster) => {
                     // A31: the caller's cap takes over; zero is no cap.
                     let route_cap = forward.grpc_timeout_header_max.or(forward.max_stream_duration);
-                    Routed::Cluster(cluster, route_cap.or(*cap).filter(|cap| !cap.is_zero()))
+                    let cap = route_cap.or(*cap).filter(|cap| !cap.is_zero());
+                    Routed::Cluster(cluster, cap, forward.retry_policy.as_ref())
                 }
                 None => Routed::Fail(format!("the xDS route of {path} names no cluster")),
             },

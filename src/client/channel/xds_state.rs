@@ -18,7 +18,7 @@ use super::subchannel::Subchannel;
 use super::target::Target;
 use super::xds_routes::XdsView;
 use crate::client::Error;
-use crate::client::xds::{Bootstrap, XdsClient};
+use crate::client::xds::{Bootstrap, RetryPolicy, XdsClient};
 
 /// What an `xds:///` channel holds besides the subchannels.
 pub(super) struct XdsChannel {
@@ -88,6 +88,8 @@ pub(in crate::client) struct CallRoute {
     pub(super) cluster: Option<String>,
     /// The route's cap on the call's deadline (A31).
     pub(super) cap: Option<Duration>,
+    /// The route's retry policy (A44).
+    pub(super) retry: Option<RetryPolicy>,
     /// The call counted under way in its cluster, until it ends.
     held: Option<InFlight>,
 }
@@ -107,12 +109,18 @@ impl CallRoute {
     pub(in crate::client) fn call(path: &'static str) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        Self { path: Some(path), headers, cluster: None, cap: None, held: None }
+        Self { path: Some(path), headers, cluster: None, cap: None, retry: None, held: None }
     }
 
     /// No call: any READY subchannel.
     pub(in crate::client) fn any() -> Self {
-        Self { path: None, headers: HeaderMap::new(), cluster: None, cap: None, held: None }
+        Self { path: None, headers: HeaderMap::new(), cluster: None, cap: None, retry: None, held: None }
+    }
+
+    /// The route's retry policy, which the call follows instead of the
+    /// client's (gRFC A44).
+    pub(in crate::client) fn retry_policy(&self) -> Option<&RetryPolicy> {
+        self.retry.as_ref()
     }
 
     /// Counts the call under way in `cluster`, once.
