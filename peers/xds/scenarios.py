@@ -46,10 +46,7 @@ class Run:
         self.stderr = tempfile.TemporaryFile(mode="w+")
         if who == "ours":
             config = json.loads(bootstrap(fleet.workdir, fleet.control_plane, node).read_text())
-            # --wait-for-ready: bench connects before its clock starts, and without it
-            # fails at once when the channel has no address yet (no xDS answer yet).
-            ready = ["--wait-for-ready"] if target == "search" else []
-            command = [str(CLIENT), "-t", f"xds:///{target}", "--timeout", f"{deadline}s", *ready, "--json",
+            command = [str(CLIENT), "-t", f"xds:///{target}", "--timeout", f"{deadline}s", "--json",
                        "bench", "-n", str(calls), "-c", "1", "-z", "30s"]
             if rate:
                 command += ["--rate", str(rate)]
