@@ -127,7 +127,9 @@ impl Service<Request<Body>> for Calls {
         // A call the protocol layer already refused (a bad header), or
         // that `--fail-calls` refuses, is answered here, so that it is
         // logged like any other.
-        if let Some(status) = mark.and_then(|mark| mark.refused.clone()).or_else(|| self.policy.fault()) {
+        if let Some(status) =
+            mark.and_then(|mark| mark.refused.clone()).or_else(|| self.policy.fault(request.uri().path()))
+        {
             end.code = Some(status.code());
             return answered(status.into_http());
         }

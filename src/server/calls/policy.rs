@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use super::adaptive::Adaptive;
+use crate::pb::v1::search_service_server::SERVICE_NAME;
 use crate::rpc::header::GRPC_TIMEOUT;
 use crate::server::config::ServerConfig;
 
@@ -104,10 +105,14 @@ impl CallPolicy {
         Ok(asked.min(self.max_timeout))
     }
 
-    /// The refusal `--fail-calls` asks of this call, if any: the first
-    /// `fail_calls` of every `fail_calls + 1`.
-    pub(super) fn fault(&self) -> Option<Status> {
-        if self.fail_calls == 0 {
+    /// The refusal `--fail-calls` asks of the call to `path`, if any: the
+    /// first `fail_calls` of every `fail_calls + 1` calls of the Search
+    /// service (never a health watch, nor a load report's stream: the fault
+    /// is in the service, not in the server's reachability).
+    pub(super) fn fault(&self, path: &str) -> Option<Status> {
+        let searched =
+            path.strip_prefix('/').and_then(|p| p.strip_prefix(SERVICE_NAME)).is_some_and(|p| p.starts_with('/'));
+        if self.fail_calls == 0 || !searched {
             return None;
         }
         let seen = self.calls.fetch_add(1, Ordering::Relaxed);
@@ -216,11 +221,13 @@ mod tests {
     fn fail_calls_refuses_the_first_n_of_every_n_plus_one() {
         let config = ServerConfig { fail_calls: 2, ..ServerConfig::default() };
         let policy = CallPolicy::new(&config, CancellationToken::new());
-        let refused: Vec<bool> = (0..6).map(|_| policy.fault().is_some()).collect();
+        let search = "/search.v1.SearchService/Search";
+        let refused: Vec<bool> = (0..6).map(|_| policy.fault(search).is_some()).collect();
         assert_eq!(refused, [true, true, false, true, true, false]);
-        assert_eq!(policy.fault().map(|s| s.code()), Some(Code::Unavailable));
+        assert_eq!(policy.fault(search).map(|s| s.code()), Some(Code::Unavailable));
+        assert!((0..3).all(|_| policy.fault("/grpc.health.v1.Health/Watch").is_none()), "health is not the fault's");
         let off = CallPolicy::new(&ServerConfig::default(), CancellationToken::new());
-        assert!((0..3).all(|_| off.fault().is_none()));
+        assert!((0..3).all(|_| off.fault(search).is_none()));
     }
 
     #[test]

@@ -52,8 +52,9 @@ pub struct ServerArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_calls: u32,
 
-    /// A fault for testing clients' retries: of every N+1 calls, the first N
-    /// are refused with UNAVAILABLE before they start (0: off).
+    /// A fault for testing clients' retries: of every N+1 calls of the Search
+    /// service, the first N are refused with UNAVAILABLE before they start
+    /// (0: off).
     #[arg(long, env = "SEARCH_FAIL_CALLS", value_name = "N", default_value_t = 0)]
     pub fail_calls: u32,
 
