@@ -124,12 +124,10 @@ impl Service<Request<Body>> for Calls {
         let mut end = CallEnd::new(&request, protocol, limit, self.connection.busy(), self.metrics.clone());
         // Every call is counted in the load report's rates.
         end.load = self.orca.as_ref().map(|orca| (orca.clone(), orca.call_started()));
-        // A call the protocol layer already refused (a bad header), or
-        // that `--fail-calls` refuses, is answered here, so that it is
-        // logged like any other.
-        if let Some(status) =
-            mark.and_then(|mark| mark.refused.clone()).or_else(|| self.policy.fault(request.uri().path()))
-        {
+        // A call the protocol layer already refused (a bad header), or that
+        // `--fail-calls` refuses, is answered here, logged like any other.
+        let fault = || self.policy.fault(request.uri().path());
+        if let Some(status) = mark.and_then(|mark| mark.refused.clone()).or_else(fault) {
             end.code = Some(status.code());
             return answered(status.into_http());
         }
