@@ -37,6 +37,7 @@ The schema (every key but the names optional):
       "clusters": [{
         "name": "main",
         "lb_policy": "round_robin",       # or weighted_round_robin, ring_hash
+        "weighted_round_robin": {"blackout_period": "0s"},   # ClientSideWeightedRoundRobin JSON
         "ring_hash": {"minimum_ring_size": 1024, "maximum_ring_size": 8192},
         "outlier_detection": {"consecutive_5xx": 5, "interval": "1s"},    # OutlierDetection JSON
         "max_requests": 100,              # circuit breaking: the DEFAULT priority's threshold
@@ -179,8 +180,9 @@ def listener(spec: dict, kind: str, where: str) -> listener_pb2.Listener:
     return built
 
 
-def weighted_round_robin(kind: str) -> any_pb2.Any:
+def weighted_round_robin(spec: dict, kind: str, where: str) -> any_pb2.Any:
     picker = wrr_pb2.ClientSideWeightedRoundRobin()
+    parse(spec, picker, where)
     if kind == "envoy":
         return packed(picker)
     # gRPC weighs localities itself only under wrr_locality (gRFC A52), as
@@ -206,7 +208,8 @@ def cluster(spec: dict, kind: str, where: str) -> cluster_pb2.Cluster:
         name = "envoy.load_balancing_policies." + ("client_side_weighted_round_robin" if kind == "envoy"
                                                    else "wrr_locality")
         built.load_balancing_policy.policies.add().typed_extension_config.CopyFrom(
-            extension_pb2.TypedExtensionConfig(name=name, typed_config=weighted_round_robin(kind)))
+            extension_pb2.TypedExtensionConfig(name=name, typed_config=weighted_round_robin(
+                spec.get("weighted_round_robin", {}), kind, f"{where}.weighted_round_robin")))
     elif kind == "envoy":
         built.common_lb_config.locality_weighted_lb_config.SetInParent()
     if "outlier_detection" in spec:

@@ -31,5 +31,6 @@ mod web;
 mod wrr;
 mod xds;
 mod xds_channel;
+mod xds_policies;
 mod xds_protos;
 mod xds_scenarios;

@@ -35,7 +35,8 @@
 //!   client started, each call's cluster, priority and locality;
 //!   `xds_state.rs` what it holds and what a call carries for its pick;
 //!   `xds_watch.rs` the task following the Listener down to the endpoints;
-//!   `xds_routes.rs` the configuration it holds and the route matching.
+//!   `xds_routes.rs` the configuration it holds and the route matching;
+//!   `xds_policy.rs` each cluster's own policy and outlier detection.
 
 mod balancer;
 mod connectivity;
@@ -55,6 +56,7 @@ mod upkeep;
 mod weighted;
 mod weights;
 mod xds_channel;
+mod xds_policy;
 mod xds_routes;
 mod xds_state;
 mod xds_watch;

@@ -8,6 +8,7 @@ use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -22,7 +23,6 @@ use super::outlier::OutlierDetection;
 use super::picker::LoadBalancing;
 use super::resolver::{self, MIN_RERESOLVE, RERESOLVE_EVERY};
 use super::subchannel::Subchannel;
-use super::weighted;
 use crate::client::Error;
 
 /// How long pick_first waits for an address to be READY before it dials
@@ -40,14 +40,7 @@ impl Balancer {
             runtime.spawn(health::watch(watched, service.to_owned(), token, backoff, stop.clone()));
             *sub.watching.lock().unwrap_or_else(PoisonError::into_inner) = Some(stop.drop_guard());
         }
-        if self.reports_out_of_band()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let stop = CancellationToken::new();
-            let (settings, backoff) = (self.settings.weights, self.settings.backoff);
-            runtime.spawn(weighted::follow_reports(Arc::downgrade(sub), settings, backoff, stop.clone()));
-            *sub.load_reports.lock().unwrap_or_else(PoisonError::into_inner) = Some(stop.drop_guard());
-        }
+        self.follow_load_reports(sub);
         if self.policy().spreads() {
             self.connect_in_background(Arc::clone(sub), false);
         }
@@ -266,12 +259,23 @@ impl Balancer {
     }
 
     /// Starts outlier detection's sweep, every interval, while the channel
-    /// lives (once; only when it is on).
+    /// lives (once; only when it is on). Under xDS each cluster has its own
+    /// (`xds_policy.rs`).
     pub(super) fn start_sweeping(self: &Arc<Self>) {
-        let Some(config) = self.settings.outlier_detection else { return };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let Some(config) = self.settings.outlier_detection.filter(|_| self.xds.is_none()) else { return };
+        let _ = self.sweeping(config, None);
+    }
+
+    /// A sweep every interval while the channel lives, over the endpoints
+    /// of xDS cluster `cluster`, else over every subchannel.
+    pub(super) fn sweeping(
+        self: &Arc<Self>,
+        config: OutlierDetection,
+        cluster: Option<String>,
+    ) -> Option<JoinHandle<()>> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
         let balancer = Arc::downgrade(self);
-        runtime.spawn(async move {
+        Some(runtime.spawn(async move {
             let mut ticks = tokio::time::interval_at(Instant::now() + config.interval, config.interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -280,14 +284,17 @@ impl Balancer {
                 if balancer.channel.state() == ConnectivityState::Shutdown {
                     return;
                 }
-                balancer.sweep(&config, now);
+                let subchannels = match &cluster {
+                    Some(name) => balancer.in_cluster(name),
+                    None => balancer.current(),
+                };
+                balancer.sweep(&config, now, &subchannels);
             }
-        });
+        }))
     }
 
-    /// One sweep of outlier detection over the subchannels now.
-    fn sweep(&self, config: &OutlierDetection, now: Instant) {
-        let subchannels = self.current();
+    /// One sweep of outlier detection over `subchannels`.
+    fn sweep(&self, config: &OutlierDetection, now: Instant, subchannels: &[Arc<Subchannel>]) {
         let mut counted: Vec<Counted> = subchannels
             .iter()
             .map(|sub| {

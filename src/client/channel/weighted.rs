@@ -13,9 +13,12 @@
 //! weights are known). Health checking, outlier detection and hedging act
 //! on the subchannels' states as under round robin: an unhealthy or
 //! ejected subchannel is not READY, so it is skipped, and a hedge takes the
-//! next READY subchannel the call has not been to.
+//! next READY subchannel the call has not been to. Under xDS the cluster's
+//! policy decides instead of the client's (`xds_policy.rs`): the same
+//! weights and reports, a scheduler per locality.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, PoisonError, Weak};
+use std::time::Duration;
 
 use prost::Message;
 use tokio::time::Instant;
@@ -24,10 +27,12 @@ use tonic::metadata::MetadataMap;
 
 use super::balancer::Balancer;
 use super::connectivity::ConnectivityState;
+use super::edf::Schedule;
 use super::events::Event;
 use super::picker::LoadBalancing;
 use super::subchannel::Subchannel;
 use super::weights::WeightSettings;
+use super::xds_state::ClusterPolicies;
 use crate::client::backoff::Backoff;
 use crate::pb::xds::data::orca::v3::OrcaLoadReport;
 use crate::pb::xds::service::orca::v3::OrcaLoadReportRequest;
@@ -50,26 +55,47 @@ impl Balancer {
     /// trailers, or a status's): its load report, under weighted round robin
     /// without the out-of-band stream.
     pub(in crate::client) fn load_reported(&self, sub: &Subchannel, metadata: &MetadataMap) {
-        let weights = &self.settings.weights;
-        if self.policy() != LoadBalancing::WeightedRoundRobin || weights.enable_oob_load_report {
+        if self.xds.is_none() && self.policy() != LoadBalancing::WeightedRoundRobin {
             return;
         }
         let Some(bytes) = metadata.get_bin(LOAD_REPORT).and_then(|value| value.to_bytes().ok()) else { return };
+        let Some(weights) = self.weighing(sub).filter(|weights| !weights.enable_oob_load_report) else { return };
         if let Ok(report) = OrcaLoadReport::decode(bytes) {
             sub.weight.report(&report, weights.error_utilization_penalty, Instant::now());
         }
     }
 
-    /// Reads the READY subchannels' weights into a new scheduler, and tells
-    /// `-v` of the weights that changed.
-    pub(super) fn reweigh(&self) {
-        if self.policy() != LoadBalancing::WeightedRoundRobin {
-            return;
+    /// The settings `sub` is weighed by, when its policy weighs it: the
+    /// client's under weighted round robin, its cluster's under xDS.
+    fn weighing(&self, sub: &Subchannel) -> Option<WeightSettings> {
+        match &self.xds {
+            Some(xds) => xds.policies.weighing(&sub.address),
+            None => (self.policy() == LoadBalancing::WeightedRoundRobin).then_some(self.settings.weights),
         }
-        let now = Instant::now();
-        let ready: Vec<Arc<Subchannel>> =
-            self.current().iter().filter(|sub| sub.state() == ConnectivityState::Ready).cloned().collect();
-        let weights: Vec<f64> = ready.iter().map(|sub| sub.weight.get(&self.settings.weights, now)).collect();
+    }
+
+    /// Reads the READY subchannels' weights into a new scheduler (under
+    /// xDS, one per locality of each weighted cluster).
+    pub(super) fn reweigh(&self) {
+        if let Some(xds) = &self.xds {
+            self.reweigh_xds(xds);
+        } else if self.policy() == LoadBalancing::WeightedRoundRobin {
+            let ready: Vec<Arc<Subchannel>> =
+                self.current().iter().filter(|sub| sub.state() == ConnectivityState::Ready).cloned().collect();
+            self.weigh(ready, &self.settings.weights, Instant::now(), &self.schedule);
+        }
+    }
+
+    /// Makes `schedule` over `ready` with their weights under `settings`,
+    /// and tells `-v` of the weights that changed.
+    pub(super) fn weigh(
+        &self,
+        ready: Vec<Arc<Subchannel>>,
+        settings: &WeightSettings,
+        now: Instant,
+        schedule: &Schedule,
+    ) {
+        let weights: Vec<f64> = ready.iter().map(|sub| sub.weight.get(settings, now)).collect();
         if self.watched() {
             for (sub, &weight) in ready.iter().zip(&weights) {
                 if let Some(weight) = sub.weight.to_show(weight) {
@@ -77,23 +103,21 @@ impl Balancer {
                 }
             }
         }
-        self.schedule.set(ready, &weights);
+        schedule.set(ready, &weights);
     }
 
     /// Starts reading the weights every update period while the channel
-    /// lives (once; only under weighted round robin).
+    /// lives (once; under weighted round robin or xDS).
     pub(super) fn start_weighing(self: &Arc<Self>) {
-        if self.policy() != LoadBalancing::WeightedRoundRobin {
+        if self.xds.is_none() && self.policy() != LoadBalancing::WeightedRoundRobin {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         let balancer = Arc::downgrade(self);
-        let period = self.settings.weights.update_period();
         runtime.spawn(async move {
-            let mut ticks = tokio::time::interval(period);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                ticks.tick().await;
+                let Some(period) = balancer.upgrade().map(|balancer| balancer.update_period()) else { return };
+                tokio::time::sleep(period).await;
                 let Some(balancer) = balancer.upgrade() else { return };
                 if balancer.channel.state() == ConnectivityState::Shutdown {
                     return;
@@ -103,9 +127,31 @@ impl Balancer {
         });
     }
 
-    /// Whether `sub`'s load reports come on an out-of-band stream.
-    pub(super) fn reports_out_of_band(&self) -> bool {
-        self.policy() == LoadBalancing::WeightedRoundRobin && self.settings.weights.enable_oob_load_report
+    /// How often the weights are read again.
+    fn update_period(&self) -> Duration {
+        match &self.xds {
+            Some(xds) => ClusterPolicies::update_period(&xds.view()),
+            None => self.settings.weights.update_period(),
+        }
+    }
+
+    /// Starts or stops following `sub`'s out-of-band load reports, as its
+    /// policy asks.
+    pub(super) fn follow_load_reports(&self, sub: &Arc<Subchannel>) {
+        let wanted = self.weighing(sub).filter(|weights| weights.enable_oob_load_report);
+        let mut following = sub.load_reports.lock().unwrap_or_else(PoisonError::into_inner);
+        match wanted {
+            // Dropping the guard ends the stream.
+            None => *following = None,
+            Some(_) if following.is_some() => {}
+            Some(settings) => {
+                let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+                let stop = CancellationToken::new();
+                let backoff = self.settings.backoff;
+                runtime.spawn(follow_reports(Arc::downgrade(sub), settings, backoff, stop.clone()));
+                *following = Some(stop.drop_guard());
+            }
+        }
     }
 }
 

@@ -5,8 +5,9 @@
 //! checking, outlier detection, tokens). Each call is routed by its path
 //! and headers to a cluster (`xds_routes.rs`), and within the cluster goes
 //! to the first priority that has an endpoint READY or still connecting,
-//! a locality picked by weight among those with a READY endpoint, round
-//! robin within it. While the resources are awaited calls wait, as they
+//! a locality picked by weight among those with a READY endpoint, and
+//! within it the endpoint the cluster's policy picks (`xds_policy.rs`:
+//! round robin, or weighted round robin by load reports). While the resources are awaited calls wait, as they
 //! wait for a READY subchannel; a resource that does not exist fails them
 //! UNAVAILABLE, naming it.
 
@@ -17,7 +18,7 @@ use super::balancer::Balancer;
 use super::dial::Address;
 use super::picker::{self, LoadBalancing, Pick};
 use super::subchannel::Subchannel;
-use super::xds_routes::{ClusterView, Routed, XdsView};
+use super::xds_routes::{ClusterPolicy, ClusterView, Routed, XdsView};
 use super::xds_state::{CallRoute, XdsChannel, XdsPick, unavailable};
 use super::xds_watch;
 use crate::client::Error;
@@ -57,8 +58,14 @@ impl Balancer {
         }
         // `client -v` shows each change.
         tracing::debug!(target = %self.target, ?view, "xDS configuration");
+        self.weigh_by(xds, &view);
         self.update(addresses);
+        for sub in self.current().iter() {
+            self.follow_load_reports(sub);
+        }
+        self.follow_outliers(xds, &view);
         *xds.view.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(view);
+        self.reweigh_xds(xds);
         self.changes.send_modify(|n| *n += 1);
     }
 
@@ -95,11 +102,23 @@ impl Balancer {
         match view.cluster(&name) {
             None | Some(ClusterView::Waiting) => XdsPick::Wait,
             Some(ClusterView::Failed(why)) => XdsPick::Fail(unavailable(why.clone())),
-            Some(ClusterView::Ready { priorities, max_requests }) => {
+            Some(ClusterView::Ready { priorities, max_requests, policy, .. }) => {
                 if let Err(err) = route.hold(xds, &name, *max_requests) {
                     return XdsPick::Drop(err);
                 }
-                pick_by_priority(priorities, &subchannels, &xds.cursor, tried).unwrap_or_else(|| {
+                // Within a locality: its scheduler's pick under weighted
+                // round robin, round robin otherwise or while it has none.
+                let within = |at: (usize, usize), subs: &[Arc<Subchannel>]| {
+                    let fresh = |sub: &Arc<Subchannel>| {
+                        picker::ready_elsewhere(sub, tried) && subs.iter().any(|s| Arc::ptr_eq(s, sub))
+                    };
+                    let scheduled = match policy {
+                        ClusterPolicy::Weighted(_) => xds.policies.pick(&name, at, fresh),
+                        ClusterPolicy::RoundRobin => None,
+                    };
+                    scheduled.or_else(|| picker::choose_ready(subs, &xds.cursor, tried).cloned())
+                };
+                pick_by_priority(priorities, &subchannels, &xds.cursor, tried, within).unwrap_or_else(|| {
                     let cause = format!("no endpoint of xDS cluster {name:?} can be reached");
                     XdsPick::Fail(Error::Connect { target: self.target.to_string(), cause })
                 })
@@ -109,8 +128,16 @@ impl Balancer {
 
     /// The subchannels a call may go to: under xDS, those of its cluster.
     pub(super) fn candidates(&self, route: &CallRoute) -> Arc<[Arc<Subchannel>]> {
+        match route.cluster.as_deref() {
+            Some(name) if self.xds.is_some() => self.in_cluster(name),
+            _ => self.current(),
+        }
+    }
+
+    /// The subchannels of xDS cluster `name`'s endpoints.
+    pub(super) fn in_cluster(&self, name: &str) -> Arc<[Arc<Subchannel>]> {
         let all = self.current();
-        let (Some(xds), Some(name)) = (&self.xds, route.cluster.as_deref()) else { return all };
+        let Some(xds) = &self.xds else { return all };
         let view = xds.view();
         let Some(cluster) = view.cluster(name) else { return Arc::from(Vec::new()) };
         let mine: Vec<Arc<Subchannel>> = cluster.addresses().filter_map(|a| find(&all, a)).collect();
@@ -139,30 +166,34 @@ fn find(subchannels: &[Arc<Subchannel>], address: &Address) -> Option<Arc<Subcha
 
 /// The first priority with an endpoint READY or still connecting takes
 /// the call: a locality by weight among those with a READY endpoint not
-/// tried, round robin within it. `None`: every priority has failed.
+/// tried, and within it the endpoint `within` picks (given the priority's
+/// and the locality's index). `None`: every priority has failed.
 fn pick_by_priority(
     priorities: &[Vec<(u32, Vec<Address>)>],
     subchannels: &[Arc<Subchannel>],
     cursor: &AtomicUsize,
     tried: &[Arc<Subchannel>],
+    within: impl Fn((usize, usize), &[Arc<Subchannel>]) -> Option<Arc<Subchannel>>,
 ) -> Option<XdsPick> {
-    for localities in priorities {
+    for (priority, localities) in priorities.iter().enumerate() {
         let localities: Vec<(u32, Vec<Arc<Subchannel>>)> = localities
             .iter()
             .map(|(weight, addresses)| (*weight, addresses.iter().filter_map(|a| find(subchannels, a)).collect()))
             .collect();
-        let ready: Vec<&(u32, Vec<Arc<Subchannel>>)> = localities
+        let ready: Vec<(usize, u32, &[Arc<Subchannel>])> = localities
             .iter()
-            .filter(|(weight, subs)| *weight > 0 && subs.iter().any(|sub| picker::ready_elsewhere(sub, tried)))
+            .enumerate()
+            .filter(|(_, (weight, subs))| *weight > 0 && subs.iter().any(|sub| picker::ready_elsewhere(sub, tried)))
+            .map(|(locality, (weight, subs))| (locality, *weight, subs.as_slice()))
             .collect();
-        let total: u64 = ready.iter().map(|(weight, _)| u64::from(*weight)).sum();
+        let total: u64 = ready.iter().map(|(_, weight, _)| u64::from(*weight)).sum();
         if total > 0 {
             let mut point = fastrand::u64(..total);
-            for (weight, subs) in &ready {
+            for (locality, weight, subs) in &ready {
                 if point < u64::from(*weight)
-                    && let Some(sub) = picker::choose_ready(subs, cursor, tried)
+                    && let Some(sub) = within((priority, *locality), subs)
                 {
-                    return Some(XdsPick::Ready(Arc::clone(sub)));
+                    return Some(XdsPick::Ready(sub));
                 }
                 point = point.saturating_sub(u64::from(*weight));
             }

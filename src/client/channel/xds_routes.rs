@@ -9,9 +9,15 @@ use std::time::Duration;
 use http::HeaderMap;
 
 use super::dial::Address;
+use super::outlier::OutlierDetection;
+use super::weights::WeightSettings;
 use crate::client::xds::{
     HeaderMatch, HeaderRule, PathMatch, RetryPolicy, Route, RouteAction, RouteMatch, WeightedCluster,
 };
+
+/// A cluster's usable endpoints: by priority, the first first; in each,
+/// the localities with their weights.
+pub(super) type Priorities = Vec<Vec<(u32, Vec<Address>)>>;
 
 /// The xDS configuration as the channel uses it.
 #[derive(Debug, Clone, Default)]
@@ -34,9 +40,19 @@ pub(super) enum ClusterView {
     /// Calls to it fail with this.
     Failed(String),
     /// Its usable endpoints (UNKNOWN or HEALTHY): by priority, the first
-    /// first; in each, the localities with their weights. And the most
-    /// calls it may have under way (A32's `max_requests`).
-    Ready { priorities: Vec<Vec<(u32, Vec<Address>)>>, max_requests: u32 },
+    /// first; in each, the localities with their weights. The most calls
+    /// it may have under way (A32's `max_requests`), how a locality
+    /// spreads its calls, and its outlier detection (A50; `None`: off).
+    Ready { priorities: Priorities, max_requests: u32, policy: ClusterPolicy, outlier: Option<OutlierDetection> },
+}
+
+/// How a cluster spreads the calls of a locality over its endpoints.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum ClusterPolicy {
+    /// Round robin (also what a ring hash cluster gets: see docs/xds.md).
+    RoundRobin,
+    /// Weighted round robin by the endpoints' load reports (A58).
+    Weighted(WeightSettings),
 }
 
 impl ClusterView {
@@ -85,6 +101,20 @@ impl XdsView {
             },
             RouteAction::NonForwarding => Routed::Fail(format!("the xDS route of {path} does not forward calls")),
         }
+    }
+
+    /// The weighted round robin clusters: name, endpoints and settings.
+    pub(super) fn weighted(&self) -> impl Iterator<Item = (&String, &Priorities, WeightSettings)> {
+        let clusters = match self {
+            Self::Ready { clusters, .. } => Some(clusters),
+            _ => None,
+        };
+        clusters.into_iter().flatten().filter_map(|(name, cluster)| match cluster {
+            ClusterView::Ready { priorities, policy: ClusterPolicy::Weighted(settings), .. } => {
+                Some((name, priorities, *settings))
+            }
+            _ => None,
+        })
     }
 
     /// The cluster named `name`, when the routes name it.

@@ -1,7 +1,8 @@
 //! What an `xds:///` channel holds besides its subchannels
-//! ([`XdsChannel`]: the bootstrap, the xDS client, the configuration now),
-//! and what one call carries for its pick ([`CallRoute`]). The picks
-//! themselves are `xds_channel.rs`.
+//! ([`XdsChannel`]: the bootstrap, the xDS client, the configuration now,
+//! each cluster's schedulers and sweeps in [`ClusterPolicies`]), and what
+//! one call carries for its pick ([`CallRoute`]). The picks themselves are
+//! `xds_channel.rs`, the clusters' policies `xds_policy.rs`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -14,8 +15,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tonic::Status;
 
+use super::dial::Address;
+use super::edf::Schedule;
+use super::outlier::OutlierDetection;
 use super::subchannel::Subchannel;
 use super::target::Target;
+use super::weights::WeightSettings;
 use super::xds_routes::XdsView;
 use crate::client::Error;
 use crate::client::xds::{Bootstrap, RetryPolicy, XdsClient};
@@ -36,6 +41,8 @@ pub(super) struct XdsChannel {
     pub(super) cursor: AtomicUsize,
     /// The calls under way per cluster (A32).
     in_flight: Mutex<HashMap<String, Arc<AtomicU32>>>,
+    /// Each cluster's weights and outlier detection.
+    pub(super) policies: ClusterPolicies,
 }
 
 impl Drop for XdsChannel {
@@ -68,12 +75,59 @@ impl XdsChannel {
             task: Mutex::new(None),
             cursor: AtomicUsize::new(0),
             in_flight: Mutex::default(),
+            policies: ClusterPolicies::default(),
         }))
     }
 
     /// The configuration now.
     pub(super) fn view(&self) -> Arc<XdsView> {
         Arc::clone(&self.view.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// The per-cluster state an `xds:///` channel keeps for its policies.
+#[derive(Debug, Default)]
+pub(super) struct ClusterPolicies {
+    /// Per weighted cluster, per priority, per locality: its scheduler.
+    pub(super) schedules: RwLock<HashMap<String, Vec<Vec<Schedule>>>>,
+    /// The settings each weighed endpoint's reports are read with.
+    pub(super) weighing: RwLock<HashMap<Address, WeightSettings>>,
+    /// Per cluster with outlier detection: its settings and its sweep.
+    pub(super) sweeps: Mutex<HashMap<String, (OutlierDetection, JoinHandle<()>)>>,
+}
+
+impl Drop for ClusterPolicies {
+    fn drop(&mut self) {
+        for (_, task) in self.sweeps.get_mut().unwrap_or_else(PoisonError::into_inner).values() {
+            task.abort();
+        }
+    }
+}
+
+impl ClusterPolicies {
+    /// The weighted round robin settings of `address`'s cluster, if it is
+    /// weighed.
+    pub(super) fn weighing(&self, address: &Address) -> Option<WeightSettings> {
+        self.weighing.read().unwrap_or_else(PoisonError::into_inner).get(address).copied()
+    }
+
+    /// The scheduler's next subchannel of locality `locality` of priority
+    /// `priority` of `cluster` that `fresh` keeps; `None`: round robin
+    /// decides (no weights known yet, or none kept).
+    pub(super) fn pick(
+        &self,
+        cluster: &str,
+        (priority, locality): (usize, usize),
+        fresh: impl Fn(&Arc<Subchannel>) -> bool,
+    ) -> Option<Arc<Subchannel>> {
+        let schedules = self.schedules.read().unwrap_or_else(PoisonError::into_inner);
+        schedules.get(cluster)?.get(priority)?.get(locality)?.pick(fresh)
+    }
+
+    /// The shortest update period of the weighted clusters of `view`; 1 s
+    /// when none is weighted.
+    pub(super) fn update_period(view: &XdsView) -> Duration {
+        view.weighted().map(|(_, _, settings)| settings.update_period()).min().unwrap_or(Duration::from_secs(1))
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use futures_util::future::select_all;
 
 use super::dial::Address;
+use super::xds_policy::{outlier_of, policy_of};
 use super::xds_routes::{ClusterView, XdsView};
 use crate::client::xds::{
     Endpoints, Resource, ResourceType, ResourceWatch, RouteAction, RouteSource, Status, Watched, XdsClient,
@@ -104,9 +105,12 @@ impl Walk {
             Err(why) => ClusterView::Failed(why),
             Ok(None) => ClusterView::Waiting,
             Ok(Some(found)) => match &*found {
-                Resource::ClusterLoadAssignment(endpoints) => {
-                    ClusterView::Ready { priorities: usable(endpoints), max_requests: cluster.max_requests }
-                }
+                Resource::ClusterLoadAssignment(endpoints) => ClusterView::Ready {
+                    priorities: usable(endpoints),
+                    max_requests: cluster.max_requests,
+                    policy: policy_of(&cluster.lb_policy),
+                    outlier: cluster.outlier_detection.as_ref().map(outlier_of),
+                },
                 _ => ClusterView::Failed(format!("{service} is no ClusterLoadAssignment")),
             },
         }

@@ -1,0 +1,169 @@
+//! What a Cluster resource says of its endpoints, applied by our client
+//! over `xds:///` rather than its own flags: the cluster's weighted round
+//! robin (gRFC A58 under A52's `wrr_locality`) following the replicas'
+//! load reports, and its outlier detection (A50) ejecting a replica that
+//! fails its calls, and giving it back when the cluster drops the setting.
+//! The management server changes the cluster while the client runs; where
+//! calls went is the client's count of attempts per subchannel.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use search::client::{Backoff, Client, ClientOptions, ConnectivityState, Target};
+use search::pb::v1::SearchRequest;
+use search::server::{Figures, Orca, OrcaSettings, ServerConfig};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::common::{self, TestServer};
+use crate::xds::ControlPlane;
+
+/// Listener `search` routing every call to cluster `main` over `servers`,
+/// in one locality; `policy` merged into the cluster.
+fn cluster(servers: &[TestServer], policy: &Value) -> Value {
+    let endpoints: Vec<Value> = servers.iter().map(|s| json!({"address": s.addr.to_string()})).collect();
+    let mut main = json!({"name": "main", "localities": [{"zone": "a", "endpoints": endpoints}]});
+    for (key, value) in policy.as_object().expect("a cluster's fields") {
+        main[key] = value.clone();
+    }
+    json!({
+        "listeners": [{"name": "search", "port": 1, "routes": [{"match": {"prefix": "/"}, "cluster": "main"}]}],
+        "clusters": [main]
+    })
+}
+
+/// A client of `xds:///search`: one attempt a call, no hedge, a failed
+/// endpoint dialed again within a fraction of a second. Its own outlier
+/// detection is on (the default): under xDS the cluster's decides.
+fn client(plane: &ControlPlane) -> Client {
+    let target: Target = "xds:///search".parse().expect("an xds target");
+    let backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(100), 2.0).expect("a backoff");
+    let options = ClientOptions {
+        xds_bootstrap: Some(plane.bootstrap()),
+        hedging: None,
+        max_attempts: 1,
+        backoff,
+        ..ClientOptions::default()
+    };
+    Client::new(&target, options).expect("a client")
+}
+
+/// The attempts the client sent to each of `addrs`.
+fn attempts(client: &Client, addrs: &[SocketAddr]) -> Vec<u64> {
+    let backends = client.backends();
+    addrs.iter().map(|addr| backends.iter().find(|b| b.address == addr.to_string()).map_or(0, |b| b.calls)).collect()
+}
+
+/// `calls` Search calls: the attempts each of `addrs` took, and how many
+/// calls failed.
+async fn spread(client: &Client, addrs: &[SocketAddr], calls: u64) -> (Vec<u64>, u64) {
+    let before = attempts(client, addrs);
+    let mut failed = 0;
+    for _ in 0..calls {
+        if client.search(SearchRequest { query: "Banana".into() }).await.is_err() {
+            failed += 1;
+        }
+    }
+    let after = attempts(client, addrs);
+    (after.iter().zip(&before).map(|(a, b)| a - b).collect(), failed)
+}
+
+/// A replica reporting 100 queries a second at `utilization` in each
+/// call's trailer: weight `100 / utilization`.
+async fn reporting(utilization: f64) -> TestServer {
+    let orca = Orca::new(OrcaSettings { figures: Figures::Given, min_interval: Duration::from_millis(50) });
+    orca.update(|report| {
+        report.rps_fractional = 100.0;
+        report.application_utilization = utilization;
+    });
+    TestServer::start_with("127.0.0.1:0", ServerConfig { orca: Some(orca), ..ServerConfig::default() }).await
+}
+
+#[tokio::test]
+async fn a_weighted_round_robin_cluster_follows_the_load_reports() {
+    // Two busy replicas (weight 111) and an idle one (weight 1000).
+    let servers = vec![reporting(0.9).await, reporting(0.9).await, reporting(0.1).await];
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+    let Some(plane) = ControlPlane::start(&cluster(&servers, &json!({}))).await else { return };
+    let client = client(&plane);
+    let (round_robin, failed) = spread(&client, &addrs, 300).await;
+    println!("cluster main, round robin, 300 calls (busy, busy, idle): {round_robin:?}");
+    assert_eq!(failed, 0);
+    assert!(round_robin.iter().all(|n| (70..=130).contains(n)), "a turn each, reports or not: {round_robin:?}");
+
+    let weighted = json!({
+        "lb_policy": "weighted_round_robin",
+        "weighted_round_robin": {"blackout_period": "0.1s", "weight_update_period": "0.1s"}
+    });
+    plane.rewrite(&cluster(&servers, &weighted));
+    // Calls until the weights are in use (bounded: 3,000 calls or 10 s).
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut warm = (vec![0; 3], 0);
+    for _ in 0..30 {
+        warm = spread(&client, &addrs, 100).await;
+        if warm.0[2] > 70 || Instant::now() > until {
+            break;
+        }
+    }
+    println!("the last 100 calls before the weights count: {:?}", warm.0);
+    const CALLS: u64 = 600;
+    let (shares, failed) = spread(&client, &addrs, CALLS).await;
+    println!("cluster main, weighted round robin, {CALLS} calls (busy, busy, idle): {shares:?}");
+    assert_eq!(failed, 0);
+    // 1000 / 1222 of the calls, about 82%, to the idle replica.
+    assert!(shares[2] * 100 > CALLS * 65, "the idle replica takes most calls: {shares:?}");
+    assert!(shares[2] > 3 * shares[0].max(shares[1]), "far more than a busy one: {shares:?}");
+    assert!(shares[0] > 0 && shares[1] > 0, "the busy ones still take some: {shares:?}");
+}
+
+/// The subchannel of `addr`'s state.
+fn state_of(client: &Client, addr: SocketAddr) -> Option<ConnectivityState> {
+    client.backends().into_iter().find(|b| b.address == addr.to_string()).map(|b| b.state)
+}
+
+#[tokio::test]
+async fn a_clusters_outlier_detection_ejects_a_failing_replica_and_only_while_it_has_it() {
+    let good = TestServer::start().await;
+    // Refuses every Search call it gets.
+    let bad =
+        TestServer::start_with("127.0.0.1:0", ServerConfig { fail_calls: u32::MAX, ..ServerConfig::default() }).await;
+    let addrs = [good.addr, bad.addr];
+    let servers = [good, bad];
+    let Some(plane) = ControlPlane::start(&cluster(&servers, &json!({}))).await else { return };
+    let client = client(&plane);
+
+    // No outlier detection in the cluster: the client's own (a sweep a
+    // second) is not used, so after 2.5 s the bad replica still fails
+    // half the calls.
+    let until = Instant::now() + Duration::from_millis(2500);
+    let mut last = (vec![0; 2], 0);
+    for _ in 0..100 {
+        last = spread(&client, &addrs, 50).await;
+        if Instant::now() > until {
+            break;
+        }
+    }
+    println!("no outlier detection in the cluster, the last 50 calls after 2.5 s: {:?}, {} failed", last.0, last.1);
+    assert!(last.1 >= 10, "the bad replica keeps its share: {last:?}");
+
+    let ejecting = json!({"outlier_detection": {
+        "interval": "0.2s", "base_ejection_time": "30s", "max_ejection_percent": 50,
+        "enforcing_success_rate": 0, "enforcing_failure_percentage": 100, "failure_percentage_threshold": 50,
+        "failure_percentage_minimum_hosts": 2, "failure_percentage_request_volume": 10
+    }});
+    plane.rewrite(&cluster(&servers, &ejecting));
+    let until = Instant::now() + Duration::from_secs(10);
+    while state_of(&client, addrs[1]) != Some(ConnectivityState::TransientFailure) && Instant::now() < until {
+        spread(&client, &addrs, 10).await;
+    }
+    let (shares, failed) = spread(&client, &addrs, 200).await;
+    println!("the cluster's outlier detection on, 200 calls: {shares:?}, {failed} failed");
+    assert_eq!((shares, failed), (vec![200, 0], 0), "the bad replica is ejected");
+
+    // The cluster drops outlier detection: the ejection ends with it.
+    plane.rewrite(&cluster(&servers, &json!({})));
+    common::eventually("the bad replica back", || state_of(&client, addrs[1]) == Some(ConnectivityState::Ready)).await;
+    let (shares, failed) = spread(&client, &addrs, 100).await;
+    println!("outlier detection dropped, 100 calls: {shares:?}, {failed} failed");
+    assert!(failed >= 25 && shares[1] == failed, "the bad replica takes calls again: {shares:?}, {failed}");
+}
