@@ -2,7 +2,8 @@
 //! over `xds:///` rather than its own flags: the cluster's weighted round
 //! robin (gRFC A58 under A52's `wrr_locality`) following the replicas'
 //! load reports, and its outlier detection (A50) ejecting a replica that
-//! fails its calls, and giving it back when the cluster drops the setting.
+//! fails its calls, and giving it back when the cluster drops the setting;
+//! and the client's own health checking and hedging at work under it.
 //! The management server changes the cluster while the client runs; where
 //! calls went is the client's count of attempts per subchannel.
 
@@ -15,6 +16,7 @@ use search::server::{Figures, Orca, OrcaSettings, ServerConfig};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::common::scripted::{ScriptedServer, always_ok};
 use crate::common::{self, TestServer};
 use crate::xds::ControlPlane;
 
@@ -166,4 +168,56 @@ async fn a_clusters_outlier_detection_ejects_a_failing_replica_and_only_while_it
     let (shares, failed) = spread(&client, &addrs, 100).await;
     println!("outlier detection dropped, 100 calls: {shares:?}, {failed} failed");
     assert!(failed >= 25 && shares[1] == failed, "the bad replica takes calls again: {shares:?}, {failed}");
+}
+
+#[tokio::test]
+async fn the_clients_health_checking_and_hedging_keep_working_under_xds() {
+    let well = ScriptedServer::start(always_ok, true).await;
+    let sick = ScriptedServer::start(always_ok, true).await;
+    let hung = ScriptedServer::start_holding().await;
+    let endpoints = |servers: &[&ScriptedServer]| -> Value {
+        let endpoints: Vec<Value> = servers.iter().map(|s| json!({"address": s.addr.to_string()})).collect();
+        json!({
+            "listeners": [{"name": "search", "port": 1, "routes": [{"match": {"prefix": "/"}, "cluster": "main"}]}],
+            "clusters": [{"name": "main", "localities": [{"zone": "a", "endpoints": endpoints}]}]
+        })
+    };
+    let Some(plane) = ControlPlane::start(&endpoints(&[&well, &sick])).await else { return };
+    let target: Target = "xds:///search".parse().expect("an xds target");
+    // The defaults: health checking and hedging on.
+    let options = ClientOptions {
+        xds_bootstrap: Some(plane.bootstrap()),
+        timeout: Duration::from_secs(5),
+        ..ClientOptions::default()
+    };
+    let client = Client::new(&target, options).expect("a client");
+    let search = || client.search(SearchRequest { query: "Banana".into() });
+    search().await.expect("a first call");
+
+    // Health checking (A17): a replica NOT_SERVING gets no call.
+    sick.set_serving(false).await;
+    common::eventually("the sick replica out", || {
+        state_of(&client, sick.addr) == Some(ConnectivityState::TransientFailure)
+    })
+    .await;
+    let (well_before, sick_before) = (well.calls(), sick.calls());
+    for _ in 0..40 {
+        search().await.expect("every call answered by the well replica");
+    }
+    println!("health checking under xds: well {} sick {}", well.calls() - well_before, sick.calls() - sick_before);
+    assert_eq!((well.calls() - well_before, sick.calls() - sick_before), (40, 0));
+
+    // Hedging: a replica that never answers costs a call its hedging delay,
+    // not its deadline.
+    plane.rewrite(&endpoints(&[&well, &hung]));
+    common::eventually("the hung replica READY", || state_of(&client, hung.addr) == Some(ConnectivityState::Ready))
+        .await;
+    let well_before = well.calls();
+    for _ in 0..40 {
+        search().await.expect("every call answered, by a hedge when the first attempt hangs");
+    }
+    let held = hung.timeouts("/search.v1.SearchService/Search").len();
+    println!("hedging under xds: 40 calls answered, {held} first attempts held by the hung replica");
+    assert_eq!(well.calls() - well_before, 40);
+    assert!(held > 0, "round robin gave the hung replica some first attempts");
 }
