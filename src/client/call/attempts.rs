@@ -137,8 +137,8 @@ where
                 () = sleep_until(deadline) => {
                     self.caller.throttle_ended(false, self.running.len());
                     self.abandon();
-                    let timeout = self.deadline - self.began;
-                    return Err(self.caller.deadline_exceeded_within(timeout, self.counts.sent.max(1), self.last.take()));
+                    let last = self.last.take();
+                    return Err(self.out_of_time(self.counts.sent.max(1), last));
                 }
             };
             if let Some(end) = self.ended(done, ended) {
@@ -213,8 +213,7 @@ where
         match timeout_at(self.deadline, channel.pick_avoiding(&self.tried, wait_for_ready, &mut self.route)).await {
             Err(_) => {
                 let last = self.last.take().or_else(|| Some(channel.why_not_ready()));
-                let timeout = self.deadline - self.began;
-                Err(self.caller.deadline_exceeded_within(timeout, self.counts.sent.max(1), last))
+                Err(self.out_of_time(self.counts.sent.max(1), last))
             }
             Ok(Ok(sub)) => Ok(Some(sub)),
             // Attempts still running may yet answer.
@@ -242,7 +241,7 @@ where
         let delay = self.rules.backoff(self.caller.settings().backoff).delay(self.counts.retried + 1);
         let error = err.to_string();
         if Instant::now() + delay >= self.deadline {
-            return Err(self.caller.deadline_exceeded(self.counts.sent, Some(error)));
+            return Err(self.out_of_time(self.counts.sent, Some(error)));
         }
         tracing::debug!(method = self.path, attempts = self.counts.sent, ?delay, %error, "retrying");
         self.counts.retried += 1;
@@ -286,23 +285,25 @@ where
         let budget = &self.caller.budget;
         match self.rules.after(&mut self.counts, failed, subchannels, in_time, running, || budget.failed()) {
             After::Deadline => {
-                let error = self.caller.deadline_exceeded(self.counts.sent, self.last.take());
+                let last = self.last.take();
+                let error = self.out_of_time(self.counts.sent, last);
                 self.end(Err(error))
             }
             After::SendAgain => {
-                let error = self.caller.error(failure, status, self.counts.sent + 1, None);
+                let error = self.error(failure, status, self.counts.sent + 1, None);
                 let Some(message) = (self.message)() else { return self.end(Err(error)) };
                 self.caller.resent(self.path, &done.sub, &error);
                 self.again(Instant::now(), message, &error, true);
                 None
             }
             After::Retry => {
-                let error = self.caller.error(failure, status, self.counts.sent, self.last.take());
+                let last = self.last.take();
+                let error = self.error(failure, status, self.counts.sent, last);
                 let (channel, backoff) = (&self.caller.channel, self.rules.backoff(self.caller.settings().backoff));
                 let has_ready = || channel.has_ready(&self.tried, &self.route);
                 let delay = self.rules.retry_delay(self.counts, has_ready, |n| backoff.delay(n));
                 if Instant::now() + delay >= self.deadline && self.running.is_empty() {
-                    return Some(Err(self.caller.deadline_exceeded(self.counts.sent, Some(error.to_string()))));
+                    return Some(Err(self.out_of_time(self.counts.sent, Some(error.to_string()))));
                 }
                 let Some(message) = (self.message)() else { return self.end(Err(error)) };
                 tracing::debug!(method = self.path, attempts = self.counts.sent, ?delay, %error, "retrying");
@@ -311,14 +312,30 @@ where
                 None
             }
             After::Wait => {
-                let error = self.caller.error(failure, status, self.counts.sent, self.last.take());
+                let last = self.last.take();
+                let error = self.error(failure, status, self.counts.sent, last);
                 self.last = Some(error.to_string());
                 None
             }
             After::Fail => {
-                let error = self.caller.error(failure, status, self.counts.sent, self.last.take());
+                let last = self.last.take();
+                let error = self.error(failure, status, self.counts.sent, last);
                 self.end(Err(error))
             }
+        }
+    }
+
+    /// The call ran out of time after `attempts` attempts: the error names
+    /// its timeout (its xDS route's cap, when that was shorter).
+    fn out_of_time(&self, attempts: u32, last: Option<String>) -> Error {
+        Error::DeadlineExceeded { timeout: self.deadline - self.began, attempts, last }
+    }
+
+    /// The error the call ends with when an attempt failed as `failure`.
+    fn error(&self, failure: Failure, status: Status, attempts: u32, last: Option<String>) -> Error {
+        match failure {
+            Failure::Deadline => self.out_of_time(attempts, last),
+            failure => self.caller.error(failure, status, attempts, last),
         }
     }
 
