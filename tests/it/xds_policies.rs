@@ -221,3 +221,38 @@ async fn the_clients_health_checking_and_hedging_keep_working_under_xds() {
     assert_eq!(well.calls() - well_before, 40);
     assert!(held > 0, "round robin gave the hung replica some first attempts");
 }
+
+/// Cluster `main` over `servers` by ring hash, its route hashing `hashing`.
+fn ring(servers: &[TestServer], hashing: &Value) -> Value {
+    let mut scenario = cluster(servers, &json!({"lb_policy": "ring_hash"}));
+    scenario["listeners"][0]["routes"][0]["hash_policy"] = hashing.clone();
+    scenario
+}
+
+#[tokio::test]
+async fn a_ring_hash_cluster_keeps_each_channels_calls_on_one_endpoint() {
+    let mut servers = Vec::new();
+    for _ in 0..4 {
+        servers.push(TestServer::start().await);
+    }
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+    let by_channel = json!([{"filter_state": {"key": "io.grpc.channel_id"}}]);
+    let Some(plane) = ControlPlane::start(&ring(&servers, &by_channel)).await else { return };
+    let mut chosen = Vec::new();
+    for n in 0..4 {
+        let (shares, failed) = spread(&client(&plane), &addrs, 30).await;
+        println!("ring hash by channel, client {n}, 30 calls: {shares:?}");
+        assert_eq!(failed, 0);
+        assert!(shares.contains(&30), "every call of one channel to one endpoint: {shares:?}");
+        chosen.push(shares.iter().position(|n| *n == 30));
+    }
+    println!("the endpoints the four channels hashed to: {chosen:?}");
+
+    // No hash policy: a random hash per call, spread over the ring.
+    plane.rewrite(&ring(&servers, &json!([])));
+    let client = client(&plane);
+    let (shares, failed) = spread(&client, &addrs, 400).await;
+    println!("ring hash without a hash policy, 400 calls: {shares:?}");
+    assert_eq!(failed, 0);
+    assert!(shares.iter().all(|n| *n >= 40), "each endpoint takes a share: {shares:?}");
+}

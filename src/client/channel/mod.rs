@@ -36,7 +36,8 @@
 //!   `xds_state.rs` what it holds and what a call carries for its pick;
 //!   `xds_watch.rs` the task following the Listener down to the endpoints;
 //!   `xds_routes.rs` the configuration it holds and the route matching;
-//!   `xds_policy.rs` each cluster's own policy and outlier detection.
+//!   `xds_policy.rs` each cluster's own policy and outlier detection;
+//!   `ring_hash.rs` ring hash's rings and call hashes (gRFC A42).
 
 mod balancer;
 mod connectivity;
@@ -49,6 +50,7 @@ mod outlier;
 mod picker;
 mod preface;
 mod resolver;
+mod ring_hash;
 mod secure;
 mod subchannel;
 mod target;

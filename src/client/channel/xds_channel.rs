@@ -7,7 +7,9 @@
 //! to the first priority that has an endpoint READY or still connecting,
 //! a locality picked by weight among those with a READY endpoint, and
 //! within it the endpoint the cluster's policy picks (`xds_policy.rs`:
-//! round robin, or weighted round robin by load reports). While the resources are awaited calls wait, as they
+//! round robin, or weighted round robin by load reports), or under ring
+//! hash the first READY endpoint from the call's hash on the priority's
+//! ring, whatever its locality (`ring_hash.rs`). While the resources are awaited calls wait, as they
 //! wait for a READY subchannel; a resource that does not exist fails them
 //! UNAVAILABLE, naming it.
 
@@ -17,8 +19,9 @@ use std::sync::{Arc, PoisonError};
 use super::balancer::Balancer;
 use super::dial::Address;
 use super::picker::{self, LoadBalancing, Pick};
+use super::ring_hash;
 use super::subchannel::Subchannel;
-use super::xds_routes::{ClusterPolicy, ClusterView, Routed, XdsView};
+use super::xds_routes::{ClusterPolicy, ClusterView, Priorities, Routed, XdsView};
 use super::xds_state::{CallRoute, XdsChannel, XdsPick, unavailable};
 use super::xds_watch;
 use crate::client::Error;
@@ -91,10 +94,11 @@ impl Balancer {
             match view.route(path, &route.headers) {
                 Routed::Wait => return XdsPick::Wait,
                 Routed::Fail(why) => return XdsPick::Fail(unavailable(why)),
-                Routed::Cluster(name, cap, retry) => {
+                Routed::Cluster(name, cap, retry, hashing) => {
                     route.cluster = Some(name.to_owned());
                     route.cap = cap;
                     route.retry = retry.cloned();
+                    route.hash = ring_hash::request_hash(hashing, &route.headers, xds.channel_id);
                 }
             }
         }
@@ -106,19 +110,10 @@ impl Balancer {
                 if let Err(err) = route.hold(xds, &name, *max_requests) {
                     return XdsPick::Drop(err);
                 }
-                // Within a locality: its scheduler's pick under weighted
-                // round robin, round robin otherwise or while it has none.
-                let within = |at: (usize, usize), subs: &[Arc<Subchannel>]| {
-                    let fresh = |sub: &Arc<Subchannel>| {
-                        picker::ready_elsewhere(sub, tried) && subs.iter().any(|s| Arc::ptr_eq(s, sub))
-                    };
-                    let scheduled = match policy {
-                        ClusterPolicy::Weighted(_) => xds.policies.pick(&name, at, fresh),
-                        ClusterPolicy::RoundRobin => None,
-                    };
-                    scheduled.or_else(|| picker::choose_ready(subs, &xds.cursor, tried).cloned())
+                let choose = |priority, localities: &[Locality]| {
+                    choose(xds, (&name, policy), route.hash, tried, priority, localities)
                 };
-                pick_by_priority(priorities, &subchannels, &xds.cursor, tried, within).unwrap_or_else(|| {
+                pick_by_priority(priorities, &subchannels, &xds.cursor, tried, choose).unwrap_or_else(|| {
                     let cause = format!("no endpoint of xDS cluster {name:?} can be reached");
                     XdsPick::Fail(Error::Connect { target: self.target.to_string(), cause })
                 })
@@ -164,39 +159,27 @@ fn find(subchannels: &[Arc<Subchannel>], address: &Address) -> Option<Arc<Subcha
     subchannels.iter().find(|sub| &sub.address == address).cloned()
 }
 
+/// A locality's weight and its endpoints' subchannels.
+type Locality = (u32, Vec<Arc<Subchannel>>);
+
 /// The first priority with an endpoint READY or still connecting takes
-/// the call: a locality by weight among those with a READY endpoint not
-/// tried, and within it the endpoint `within` picks (given the priority's
-/// and the locality's index). `None`: every priority has failed.
+/// the call: the endpoint `choose` picks of it (given the priority's index
+/// and its localities), else the first READY one. `None`: every priority
+/// has failed.
 fn pick_by_priority(
-    priorities: &[Vec<(u32, Vec<Address>)>],
+    priorities: &Priorities,
     subchannels: &[Arc<Subchannel>],
     cursor: &AtomicUsize,
     tried: &[Arc<Subchannel>],
-    within: impl Fn((usize, usize), &[Arc<Subchannel>]) -> Option<Arc<Subchannel>>,
+    choose: impl Fn(usize, &[Locality]) -> Option<Arc<Subchannel>>,
 ) -> Option<XdsPick> {
     for (priority, localities) in priorities.iter().enumerate() {
-        let localities: Vec<(u32, Vec<Arc<Subchannel>>)> = localities
+        let localities: Vec<Locality> = localities
             .iter()
             .map(|(weight, addresses)| (*weight, addresses.iter().filter_map(|a| find(subchannels, a)).collect()))
             .collect();
-        let ready: Vec<(usize, u32, &[Arc<Subchannel>])> = localities
-            .iter()
-            .enumerate()
-            .filter(|(_, (weight, subs))| *weight > 0 && subs.iter().any(|sub| picker::ready_elsewhere(sub, tried)))
-            .map(|(locality, (weight, subs))| (locality, *weight, subs.as_slice()))
-            .collect();
-        let total: u64 = ready.iter().map(|(_, weight, _)| u64::from(*weight)).sum();
-        if total > 0 {
-            let mut point = fastrand::u64(..total);
-            for (locality, weight, subs) in &ready {
-                if point < u64::from(*weight)
-                    && let Some(sub) = within((priority, *locality), subs)
-                {
-                    return Some(XdsPick::Ready(sub));
-                }
-                point = point.saturating_sub(u64::from(*weight));
-            }
+        if let Some(sub) = choose(priority, &localities) {
+            return Some(XdsPick::Ready(sub));
         }
         let all: Vec<Arc<Subchannel>> = localities.into_iter().flat_map(|(_, subs)| subs).collect();
         match picker::pick(LoadBalancing::RoundRobin, &all, cursor, tried) {
@@ -204,6 +187,52 @@ fn pick_by_priority(
             Pick::Wait => return Some(XdsPick::Wait),
             Pick::Fail => {}
         }
+    }
+    None
+}
+
+/// The endpoint of priority `priority` that `cluster`'s policy picks for a
+/// call with `hash` that went to `tried` already, if one is READY: on the
+/// ring, the first READY one from the call's hash; otherwise a locality by
+/// weight among those with a READY endpoint, and within it the scheduler's
+/// pick under weighted round robin, round robin otherwise or while it has
+/// none.
+fn choose(
+    xds: &XdsChannel,
+    (cluster, policy): (&str, &ClusterPolicy),
+    hash: u64,
+    tried: &[Arc<Subchannel>],
+    priority: usize,
+    localities: &[Locality],
+) -> Option<Arc<Subchannel>> {
+    if let ClusterPolicy::RingHash(rings) = policy {
+        let subs: Vec<&Arc<Subchannel>> = localities.iter().flat_map(|(_, subs)| subs).collect();
+        let ready =
+            |address: &Address| subs.iter().find(|s| &s.address == address && picker::ready_elsewhere(s, tried));
+        return rings.get(priority)?.from(hash).find_map(ready).map(|sub| Arc::clone(sub));
+    }
+    let ready: Vec<(usize, u32, &[Arc<Subchannel>])> = localities
+        .iter()
+        .enumerate()
+        .filter(|(_, (weight, subs))| *weight > 0 && subs.iter().any(|sub| picker::ready_elsewhere(sub, tried)))
+        .map(|(locality, (weight, subs))| (locality, *weight, subs.as_slice()))
+        .collect();
+    let total: u64 = ready.iter().map(|(_, weight, _)| u64::from(*weight)).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut point = fastrand::u64(..total);
+    for (locality, weight, subs) in ready {
+        if point < u64::from(weight) {
+            let fresh =
+                |sub: &Arc<Subchannel>| picker::ready_elsewhere(sub, tried) && subs.iter().any(|s| Arc::ptr_eq(s, sub));
+            let scheduled = match policy {
+                ClusterPolicy::Weighted(_) => xds.policies.pick(cluster, (priority, locality), fresh),
+                _ => None,
+            };
+            return scheduled.or_else(|| picker::choose_ready(subs, &xds.cursor, tried).cloned());
+        }
+        point -= u64::from(weight);
     }
     None
 }

@@ -5,8 +5,9 @@
 //!   (`weights.rs`) into a scheduler per locality (`edf.rs`), rebuilt every
 //!   update period and whenever an endpoint changes state; reports come in
 //!   each call's trailer or, when the cluster asks, out of band
-//!   (`weighted.rs`). A round robin cluster (and a ring hash one: there is
-//!   no ring yet) takes its localities' endpoints in turn.
+//!   (`weighted.rs`). A round robin cluster takes its localities'
+//!   endpoints in turn; a ring hash one has a ring per priority
+//!   (`ring_hash.rs`), built here when its endpoints change.
 //! - a cluster with outlier detection has a sweep of its own over its
 //!   endpoints, with its settings; a cluster without has none, and what a
 //!   sweep had ejected returns to service when the cluster loses it.
@@ -22,8 +23,9 @@ use super::dial::Address;
 use super::edf::Schedule;
 use super::ejection::Ejection;
 use super::outlier::{FailurePercentageEjection, OutlierDetection, SuccessRateEjection};
+use super::ring_hash::Ring;
 use super::weights::WeightSettings;
-use super::xds_routes::{ClusterPolicy, ClusterView, XdsView};
+use super::xds_routes::{ClusterPolicy, ClusterView, Priorities, XdsView};
 use super::xds_state::XdsChannel;
 use crate::client::xds::{LbPolicy, OutlierSettings};
 
@@ -112,10 +114,26 @@ impl Balancer {
     }
 }
 
-/// A Cluster's policy as the channel applies it.
-pub(super) fn policy_of(policy: &LbPolicy) -> ClusterPolicy {
+/// A Cluster's policy as the channel applies it to `priorities`, its
+/// endpoints; `weight` an endpoint's weight within its locality.
+pub(super) fn policy_of(policy: &LbPolicy, priorities: &Priorities, weight: impl Fn(&Address) -> u32) -> ClusterPolicy {
     match policy {
-        LbPolicy::RoundRobin | LbPolicy::RingHash { .. } => ClusterPolicy::RoundRobin,
+        LbPolicy::RoundRobin => ClusterPolicy::RoundRobin,
+        // A42: an endpoint weighs its locality's weight times its own.
+        LbPolicy::RingHash { minimum_ring_size, maximum_ring_size } => ClusterPolicy::RingHash(
+            priorities
+                .iter()
+                .map(|localities| {
+                    let endpoints: Vec<(Address, u64)> = localities
+                        .iter()
+                        .flat_map(|(locality, addresses)| {
+                            addresses.iter().map(|a| (a.clone(), u64::from(*locality) * u64::from(weight(a))))
+                        })
+                        .collect();
+                    Ring::new(&endpoints, *minimum_ring_size, *maximum_ring_size)
+                })
+                .collect(),
+        ),
         LbPolicy::WeightedRoundRobin(config) => ClusterPolicy::Weighted(WeightSettings {
             blackout_period: config.blackout_period,
             weight_expiration_period: config.weight_expiration_period,
@@ -158,9 +176,18 @@ mod tests {
 
     #[test]
     fn a_clusters_policy_becomes_the_channels() {
-        assert_eq!(policy_of(&LbPolicy::RoundRobin), ClusterPolicy::RoundRobin);
-        let ring = LbPolicy::RingHash { minimum_ring_size: 1024, maximum_ring_size: 4096 };
-        assert_eq!(policy_of(&ring), ClusterPolicy::RoundRobin, "no ring yet: round robin");
+        let address = |port| Address::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+        let priorities = vec![vec![(1, vec![address(1)]), (3, vec![address(2)])], vec![(1, vec![address(3)])]];
+        let policy = |lb: &LbPolicy| policy_of(lb, &priorities, |a| if *a == address(2) { 2 } else { 1 });
+        assert_eq!(policy(&LbPolicy::RoundRobin), ClusterPolicy::RoundRobin);
+        let ring = LbPolicy::RingHash { minimum_ring_size: 7, maximum_ring_size: 4096 };
+        let ClusterPolicy::RingHash(rings) = policy(&ring) else { panic!("ring hash") };
+        let first = Ring::new(&[(address(1), 1), (address(2), 6)], 7, 4096);
+        assert_eq!(
+            &rings[..],
+            [first, Ring::new(&[(address(3), 1)], 7, 4096)],
+            "a ring per priority, weights multiplied"
+        );
         let config = WrrConfig {
             enable_oob_load_report: true,
             oob_reporting_period: Duration::from_secs(2),
@@ -169,7 +196,7 @@ mod tests {
             weight_update_period: Duration::from_millis(500),
             error_utilization_penalty: 0.5,
         };
-        let ClusterPolicy::Weighted(settings) = policy_of(&LbPolicy::WeightedRoundRobin(config)) else {
+        let ClusterPolicy::Weighted(settings) = policy(&LbPolicy::WeightedRoundRobin(config)) else {
             panic!("weighted round robin")
         };
         assert!(settings.enable_oob_load_report);

@@ -4,15 +4,17 @@
 //! one of the route's clusters, at random by weight.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
 
 use super::dial::Address;
 use super::outlier::OutlierDetection;
+use super::ring_hash::Ring;
 use super::weights::WeightSettings;
 use crate::client::xds::{
-    HeaderMatch, HeaderRule, PathMatch, RetryPolicy, Route, RouteAction, RouteMatch, WeightedCluster,
+    HashPolicy, HeaderMatch, HeaderRule, PathMatch, RetryPolicy, Route, RouteAction, RouteMatch, WeightedCluster,
 };
 
 /// A cluster's usable endpoints: by priority, the first first; in each,
@@ -46,13 +48,16 @@ pub(super) enum ClusterView {
     Ready { priorities: Priorities, max_requests: u32, policy: ClusterPolicy, outlier: Option<OutlierDetection> },
 }
 
-/// How a cluster spreads the calls of a locality over its endpoints.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// How a cluster spreads the calls of a priority over its endpoints.
+#[derive(Debug, Clone, PartialEq)]
 pub(super) enum ClusterPolicy {
-    /// Round robin (also what a ring hash cluster gets: see docs/xds.md).
+    /// A locality by weight, round robin within it.
     RoundRobin,
-    /// Weighted round robin by the endpoints' load reports (A58).
+    /// A locality by weight, weighted round robin by the endpoints' load
+    /// reports within it (A58).
     Weighted(WeightSettings),
+    /// By the call's hash on each priority's ring (A42).
+    RingHash(Arc<[Ring]>),
 }
 
 impl ClusterView {
@@ -73,9 +78,9 @@ pub(super) enum Routed<'a> {
     Wait,
     /// The call fails UNAVAILABLE with this.
     Fail(String),
-    /// This cluster, the call's deadline capped to this (A31), and the
-    /// route's retry policy (A44).
-    Cluster(&'a str, Option<Duration>, Option<&'a RetryPolicy>),
+    /// This cluster, the call's deadline capped to this (A31), the
+    /// route's retry policy (A44) and its hash policies (A42).
+    Cluster(&'a str, Option<Duration>, Option<&'a RetryPolicy>, &'a [HashPolicy]),
 }
 
 impl XdsView {
@@ -95,7 +100,7 @@ impl XdsView {
                     // A31: the caller's cap takes over; zero is no cap.
                     let route_cap = forward.grpc_timeout_header_max.or(forward.max_stream_duration);
                     let cap = route_cap.or(*cap).filter(|cap| !cap.is_zero());
-                    Routed::Cluster(cluster, cap, forward.retry_policy.as_ref())
+                    Routed::Cluster(cluster, cap, forward.retry_policy.as_ref(), &forward.hash_policies)
                 }
                 None => Routed::Fail(format!("the xDS route of {path} names no cluster")),
             },

@@ -39,6 +39,8 @@ pub(super) struct XdsChannel {
     pub(super) task: Mutex<Option<JoinHandle<()>>>,
     /// Round robin's position within localities.
     pub(super) cursor: AtomicUsize,
+    /// The channel's identity, which a ring hash route may hash (A42).
+    pub(super) channel_id: u64,
     /// The calls under way per cluster (A32).
     in_flight: Mutex<HashMap<String, Arc<AtomicU32>>>,
     /// Each cluster's weights and outlier detection.
@@ -74,6 +76,7 @@ impl XdsChannel {
             view: RwLock::default(),
             task: Mutex::new(None),
             cursor: AtomicUsize::new(0),
+            channel_id: fastrand::u64(..),
             in_flight: Mutex::default(),
             policies: ClusterPolicies::default(),
         }))
@@ -144,6 +147,8 @@ pub(in crate::client) struct CallRoute {
     pub(super) cap: Option<Duration>,
     /// The route's retry policy (A44).
     pub(super) retry: Option<RetryPolicy>,
+    /// The call's hash, for a ring hash cluster (A42).
+    pub(super) hash: u64,
     /// The call counted under way in its cluster, until it ends.
     held: Option<InFlight>,
 }
@@ -163,12 +168,12 @@ impl CallRoute {
     pub(in crate::client) fn call(path: &'static str) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        Self { path: Some(path), headers, cluster: None, cap: None, retry: None, held: None }
+        Self { path: Some(path), headers, cluster: None, cap: None, retry: None, hash: 0, held: None }
     }
 
     /// No call: any READY subchannel.
     pub(in crate::client) fn any() -> Self {
-        Self { path: None, headers: HeaderMap::new(), cluster: None, cap: None, retry: None, held: None }
+        Self { path: None, headers: HeaderMap::new(), cluster: None, cap: None, retry: None, hash: 0, held: None }
     }
 
     /// The route's retry policy, which the call follows instead of the

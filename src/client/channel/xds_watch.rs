@@ -5,7 +5,7 @@
 //! dropped when it no longer is. After every change it hands the channel
 //! a new [`XdsView`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use futures_util::future::select_all;
@@ -105,12 +105,23 @@ impl Walk {
             Err(why) => ClusterView::Failed(why),
             Ok(None) => ClusterView::Waiting,
             Ok(Some(found)) => match &*found {
-                Resource::ClusterLoadAssignment(endpoints) => ClusterView::Ready {
-                    priorities: usable(endpoints),
-                    max_requests: cluster.max_requests,
-                    policy: policy_of(&cluster.lb_policy),
-                    outlier: cluster.outlier_detection.as_ref().map(outlier_of),
-                },
+                Resource::ClusterLoadAssignment(endpoints) => {
+                    let priorities = usable(endpoints);
+                    let weights: HashMap<Address, u32> = endpoints
+                        .priorities
+                        .iter()
+                        .flatten()
+                        .flat_map(|locality| &locality.endpoints)
+                        .map(|e| (Address::Tcp(e.address), e.weight))
+                        .collect();
+                    let weight = |address: &Address| weights.get(address).copied().unwrap_or(1);
+                    ClusterView::Ready {
+                        policy: policy_of(&cluster.lb_policy, &priorities, weight),
+                        priorities,
+                        max_requests: cluster.max_requests,
+                        outlier: cluster.outlier_detection.as_ref().map(outlier_of),
+                    }
+                }
                 _ => ClusterView::Failed(format!("{service} is no ClusterLoadAssignment")),
             },
         }

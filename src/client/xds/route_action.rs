@@ -207,7 +207,7 @@ fn hash_policy(h: &rds::route_action::HashPolicy) -> Result<Option<HashPolicy>, 
             let rewrite = match &header.regex_rewrite {
                 Some(r) => {
                     let pattern = r.pattern.as_ref().map(|p| p.regex.as_str()).unwrap_or_default();
-                    let pattern = Pattern::new(pattern).map_err(|e| format!("hash_policy: {e}"))?;
+                    let pattern = Pattern::unanchored(pattern).map_err(|e| format!("hash_policy: {e}"))?;
                     Some((pattern, r.substitution.clone()))
                 }
                 None => None,

@@ -23,6 +23,16 @@ impl Pattern {
             .map_err(|err| format!("invalid regex {pattern:?}: {}", err.to_string().replace('\n', " ")))
     }
 
+    /// `pattern` as it is, to find within a text (a rewrite's).
+    ///
+    /// # Errors
+    /// Not a valid regular expression.
+    pub fn unanchored(pattern: &str) -> Result<Self, String> {
+        regex::Regex::new(pattern)
+            .map(Self)
+            .map_err(|err| format!("invalid regex {pattern:?}: {}", err.to_string().replace('\n', " ")))
+    }
+
     /// Whether the whole of `text` matches.
     #[must_use]
     pub fn matches(&self, text: &str) -> bool {
