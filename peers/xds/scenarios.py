@@ -9,7 +9,7 @@ tests/it/xds_scenarios.rs runs it for each scenario and asserts on the row.
         --server target/debug/server --client target/debug/client
 
 Scenarios: weighted, localities, failover, removed, nack, restart, retry,
-does_not_exist. The clients take their turns one after another, so that the
+ring_hash, does_not_exist. The clients take their turns one after another, so that the
 replicas' /metrics count each client's calls alone; the management server,
 the replicas and Envoy stay up across the turns. A client's row is
 {"codes": {...}, "calls": N, ...} with what the scenario measured; a client
@@ -41,20 +41,22 @@ class Run:
     """One client's bounded run of Search calls, its report when it ends."""
 
     def __init__(self, fleet: Fleet, who: str, node: str, calls: int, rate: float = 0, target: str = "search",
-                 deadline: float = 5, extra: list[str] | None = None):
+                 deadline: float = 5, extra: list[str] | None = None, headers: dict[str, str] | None = None):
+        headers = headers or {}
         self.who, self.started = who, time.monotonic()
         self.stderr = tempfile.TemporaryFile(mode="w+")
         if who == "ours":
             config = json.loads(bootstrap(fleet.workdir, fleet.control_plane, node).read_text())
             command = [str(CLIENT), "-t", f"xds:///{target}", "--timeout", f"{deadline}s", "--json",
-                       "bench", "-n", str(calls), "-c", "1", "-z", "30s"]
+                       *[f"--header={name}: {value}" for name, value in headers.items()], "bench", "-n", str(calls), "-c", "1", "-z", "30s"]
             if rate:
                 command += ["--rate", str(rate)]
             env = {**os.environ, "GRPC_XDS_BOOTSTRAP_CONFIG": json.dumps(config)}
         else:
             address = f"xds:///{target}" if who == "grpcio" else f"127.0.0.1:{fleet.envoy_port}"
             command = [sys.executable, str(HERE / "grpcio_client.py"), "--target", address, f"--calls={calls}",
-                       f"--rate={rate}", "--seconds=30", f"--deadline={deadline}", *(extra or [])]
+                       f"--rate={rate}", "--seconds=30", f"--deadline={deadline}", *(extra or []),
+                       *[f"--metadata={name}={value}" for name, value in headers.items()]]
             if who == "grpcio":
                 command += ["--bootstrap", str(bootstrap(fleet.workdir, fleet.control_plane, node))]
             env = dict(os.environ)
@@ -277,8 +279,40 @@ def retry(fleet: Fleet) -> dict:
     return spread(fleet, "retry", scenario, 100)
 
 
+def ring_hash(fleet: Fleet) -> dict:
+    """A ring hash cluster over the three replicas, its route hashing header x-user:
+    each client in turn makes 5 calls for each of 8 keys, one key at a time. Per
+    client, where each key's calls went: the replica's index when all 5 went to one,
+    else -1. Ring hash keeps a key on one endpoint; clients that build the ring
+    alike send each key to the same one."""
+    route = {"cluster": "main", "hash_policy": [{"header": {"header_name": "x-user"}}]}
+    endpoints = [{"address": address} for address in fleet.addresses]
+    scenario = {"listeners": [{"name": "search", "port": fleet.envoy_port, "routes": [route]}],
+                "clusters": [{"name": "main", "lb_policy": "ring_hash",
+                              "localities": [{"zone": "a", "endpoints": endpoints}]}]}
+    fleet.settle(scenario)
+    row = {}
+    for who in CLIENTS:
+        column = {"codes": {}, "calls": 0, "messages": {}, "keys": []}
+        for key in range(8):
+            before = fleet.counts()
+            result = Run(fleet, who, node_of(who, "ring_hash"), 5, headers={"x-user": f"user-{key}"}).report()
+            if "error" in result:
+                column = result
+                break
+            delta = diff(fleet.counts(), before)
+            column["keys"].append(delta.index(5) if 5 in delta else -1)
+            column["calls"] += result["calls"]
+            column["messages"].update(result["messages"])
+            for code, n in result["codes"].items():
+                column["codes"][code] = column["codes"].get(code, 0) + n
+        row[who] = column
+    return row
+
+
 SCENARIOS = {"weighted": weighted, "localities": localities, "failover": failover, "removed": removed,
-             "nack": nack, "restart": restart, "retry": retry, "does_not_exist": does_not_exist}
+             "nack": nack, "restart": restart, "retry": retry, "ring_hash": ring_hash,
+             "does_not_exist": does_not_exist}
 
 
 def main() -> int:

@@ -38,6 +38,7 @@ struct Column {
     nack_errors: Vec<String>,
     running: bool,
     resubscribed_s: f64,
+    keys: Vec<i64>,
 }
 
 impl Column {
@@ -268,6 +269,22 @@ async fn a_route_retry_policy_on_unavailable() {
             column.per_replica
         );
     }
+}
+
+#[tokio::test]
+async fn ring_hash_by_header() {
+    let Some(row) = row("ring_hash").await else { return };
+    row.print("ring hash on header x-user, 8 keys × 5 calls: the replica each key went to", |c| {
+        format!("{}; {:?}", c.codes(), c.keys)
+    });
+    let ours = &row.column("ours").keys;
+    for who in CLIENTS {
+        let column = row.column(who);
+        assert_eq!((column.calls, column.failed()), (40, 0), "{who}: {}", column.codes());
+        assert!(column.keys.iter().all(|replica| *replica >= 0), "{who}: a key's calls went to one replica: {column:?}");
+        assert_eq!(&column.keys, ours, "{who} sends each key where ours does: the same ring");
+    }
+    assert!(ours.iter().any(|r| *r != ours[0]), "the keys spread over the replicas: {ours:?}");
 }
 
 #[tokio::test]
