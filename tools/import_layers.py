@@ -57,7 +57,7 @@ LAYERS = {
         ["drain.rs", "fuzzing/"],
     ],
     "client": [
-        ["error.rs", "stats.rs", "backoff.rs", "token.rs"],
+        ["error.rs", "stats.rs", "backoff.rs", "token.rs", "metadata.rs"],
         # The xDS client: a source of configuration the channel will read
         # (as it reads a resolver's addresses), below it; it dials its
         # management server with tonic, not through the channel.

@@ -61,8 +61,9 @@ pub enum Error {
     /// Tracing was asked for and could not start.
     #[error(transparent)]
     Traces(#[from] crate::traces::InstallError),
-    /// The server refused the caller (UNAUTHENTICATED or PERMISSION_DENIED):
-    /// its status on one line, then what to do.
+    /// The server refused the caller (UNAUTHENTICATED or PERMISSION_DENIED)
+    /// or the request's headers (HTTP 431, UNKNOWN): its status on one
+    /// line, then what to do.
     #[error("{status} ({advice})")]
     Refused {
         /// The status as the server gave it, on one line.
@@ -82,7 +83,9 @@ impl Error {
             Self::Client(err) | Self::Load(bench::Error::Client(err)) | Self::Soak(soak::Error::Client(err)) => {
                 match err {
                     client::Error::Connect { .. } => UNREACHABLE,
-                    client::Error::TokenOverPlaintext { .. } | client::Error::XdsBootstrap { .. } => USAGE,
+                    client::Error::TokenOverPlaintext { .. }
+                    | client::Error::AuthorizationTwice
+                    | client::Error::XdsBootstrap { .. } => USAGE,
                     err => err.code().map_or(FAILURE, |code| STATUS_BASE + code as u8),
                 }
             }
@@ -97,8 +100,9 @@ impl Error {
     }
 
     /// A call the server refused the caller, UNAUTHENTICATED or
-    /// PERMISSION_DENIED, as [`Error::Refused`] says it (`token`: whether
-    /// the call carried one); any other error as it is.
+    /// PERMISSION_DENIED, or its headers as too large (HTTP 431, which
+    /// gRPC reads as UNKNOWN), as [`Error::Refused`] says it (`token`:
+    /// whether the call carried one); any other error as it is.
     #[must_use]
     pub fn advised(self, token: bool) -> Self {
         let Self::Client(err) = &self else { return self };
@@ -117,6 +121,10 @@ impl Error {
                 "the server's policy does not let a caller without a token make this call: give one with \
                  --token-file or SEARCH_TOKEN"
             }
+            (Some(Code::Unknown), _) if headers_too_large(err) => {
+                "the server refused the request's headers as too large: send fewer or smaller -H headers, or raise \
+                 the server's --max-header-bytes"
+            }
             _ => return self,
         };
         // A peer's message on one line: what it cannot break is the line.
@@ -130,6 +138,12 @@ impl Error {
     pub fn is_broken_pipe(&self) -> bool {
         matches!(self, Self::Output(err) if err.kind() == io::ErrorKind::BrokenPipe)
     }
+}
+
+/// Whether the server answered HTTP 431 (Request Header Fields Too
+/// Large), as tonic reports an answer without a gRPC status.
+fn headers_too_large(err: &client::Error) -> bool {
+    matches!(err, client::Error::Rpc(status) if status.message().ends_with("HTTP status code 431"))
 }
 
 #[cfg(test)]
@@ -165,6 +179,16 @@ mod tests {
     fn other_errors_are_left_as_they_are() {
         let (line, code) = refused(Status::unavailable("down"), true);
         assert_eq!((line.as_str(), code), ("UNAVAILABLE: down", 78));
+        let (line, code) =
+            refused(Status::unknown("grpc-status header missing, mapped from HTTP status code 400"), true);
+        assert_eq!(
+            (line.as_str(), code),
+            ("UNKNOWN: grpc-status header missing, mapped from HTTP status code 400", 66)
+        );
+        let (line, code) =
+            refused(Status::unknown("grpc-status header missing, mapped from HTTP status code 431"), false);
+        assert!(line.ends_with("431 (the server refused the request's headers as too large: send fewer or smaller -H headers, or raise the server's --max-header-bytes)"), "{line}");
+        assert_eq!(code, 66, "UNKNOWN's code still");
         let plaintext = Error::Client(client::Error::TokenOverPlaintext { target: "example.com:80".into() });
         assert_eq!(plaintext.advised(true).exit_code(), USAGE);
     }

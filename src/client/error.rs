@@ -64,6 +64,10 @@ pub enum Error {
         /// The target as the user wrote it.
         target: String,
     },
+    /// A bearer token and an `authorization` header in the metadata: one
+    /// would hide the other, so nothing was sent.
+    #[error("a token and an authorization header cannot both be sent: give the credentials one way")]
+    AuthorizationTwice,
     /// An `xds:///` target without a usable bootstrap
     /// (`GRPC_XDS_BOOTSTRAP` or `GRPC_XDS_BOOTSTRAP_CONFIG`): nothing was sent.
     #[error("{target} needs grpc's xDS bootstrap: {cause}")]
@@ -106,6 +110,7 @@ impl Error {
             | Self::Protocol(_)
             | Self::Shutdown
             | Self::TokenOverPlaintext { .. }
+            | Self::AuthorizationTwice
             | Self::XdsBootstrap { .. } => None,
         }
     }

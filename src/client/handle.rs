@@ -37,11 +37,15 @@ impl Client {
     /// client certificate); [`Error::TokenOverPlaintext`] when a token
     /// would go over plaintext to a target that is not loopback (see
     /// [`Target::is_loopback`]) and does not allow it, as grpc refuses call
-    /// credentials on an insecure channel.
+    /// credentials on an insecure channel; [`Error::AuthorizationTwice`]
+    /// for a token and an `authorization` header in the metadata.
     pub fn new(target: &Target, options: ClientOptions) -> Result<Self, Error> {
         let plaintext = !target.is_tls() && !target.is_loopback();
         if options.token.as_ref().is_some_and(|token| plaintext && !token.plaintext_allowed()) {
             return Err(Error::TokenOverPlaintext { target: target.to_string() });
+        }
+        if options.token.is_some() && options.metadata.contains("authorization") {
+            return Err(Error::AuthorizationTwice);
         }
         let connectivity = Connectivity::default();
         let stats = Arc::<Stats>::default();

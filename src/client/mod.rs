@@ -20,13 +20,15 @@
 //!   which will read it as it reads a resolver;
 //! - the base: `error.rs` ([`Error`], what a call ends with), `stats.rs`
 //!   (the client's counts), `backoff.rs` ([`Backoff`]), `token.rs`
-//!   ([`BearerToken`], the per-call credentials).
+//!   ([`BearerToken`], the per-call credentials), `metadata.rs`
+//!   ([`Metadata`], the caller's own headers on every call).
 
 mod backoff;
 mod call;
 mod channel;
 mod error;
 mod handle;
+mod metadata;
 mod methods;
 mod options;
 mod responses;
@@ -45,6 +47,7 @@ pub use self::channel::{
 };
 pub use self::error::{Error, describe_status};
 pub use self::handle::Client;
+pub use self::metadata::{Metadata, MetadataError};
 pub use self::options::{
     ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, HEALTH_SERVICE,
 };

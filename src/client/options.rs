@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::backoff::Backoff;
 use super::call::{CallSettings, Compression, Hedging, RetryBuffer, RetryThrottle, Throttling};
 use super::channel::{ChannelSettings, Keepalive, LoadBalancing, OutlierDetection, WeightSettings};
+use super::metadata::Metadata;
 use super::token::BearerToken;
 use super::xds::Bootstrap;
 use crate::tls::ClientTls;
@@ -66,6 +67,10 @@ pub struct ClientOptions {
     /// The token sent with every attempt and health watch
     /// (`authorization: Bearer`); `None`: none.
     pub token: Option<BearerToken>,
+    /// Headers sent with every attempt of every call (not health watches),
+    /// and seen by xDS route matching; none by default. An
+    /// `authorization` header here and a `token` are refused together.
+    pub metadata: Metadata,
     /// The xDS bootstrap of `xds:///` targets; `None`: the environment's
     /// (`GRPC_XDS_BOOTSTRAP` or `GRPC_XDS_BOOTSTRAP_CONFIG`).
     pub xds_bootstrap: Option<Bootstrap>,
@@ -91,6 +96,7 @@ impl Default for ClientOptions {
             outlier_detection: Some(OutlierDetection::default()),
             hedging: Some(Hedging::default()),
             token: None,
+            metadata: Metadata::new(),
             xds_bootstrap: None,
         }
     }
@@ -126,6 +132,7 @@ impl ClientOptions {
             compression: self.compression,
             hedging: self.hedging,
             token: self.token.clone(),
+            metadata: self.metadata.clone(),
         }
     }
 }

@@ -18,6 +18,7 @@ mod gray;
 mod interop;
 mod limits;
 mod load;
+mod metadata;
 mod metrics;
 mod orca;
 mod rotation;

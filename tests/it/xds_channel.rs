@@ -9,7 +9,7 @@ use search::client::xds::{ResourceType, Status};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use search::client::{Backoff, Client, ClientOptions, ConnectivityState, Error, Target};
+use search::client::{Backoff, Client, ClientOptions, ConnectivityState, Error, Metadata, Target};
 use search::pb::v1::SearchRequest;
 use search::server::ServerConfig;
 use serde_json::{Value, json};
@@ -323,4 +323,45 @@ async fn the_routes_retry_policy_replaces_the_clients() {
     println!("a call under a route's retry policy of 1 retry: {err}; the server saw {} attempts", failing.calls());
     assert!(matches!(&err, Error::Rpc(status) if status.code() == Code::Unavailable), "{err:?}");
     assert_eq!(failing.calls(), 2, "the route's num_retries 1: two attempts, not the client's five");
+}
+
+#[tokio::test]
+async fn a_route_matching_a_header_takes_the_calls_that_carry_it() {
+    let servers = replicas(2).await;
+    let [main, canary] = [&servers[0], &servers[1]];
+    let blue = json!({"prefix": "/", "headers": [{"name": "x-shard", "string_match": {"exact": "blue"}}]});
+    let Some(plane) = ControlPlane::start(&json!({
+        "listeners": [{"name": "search", "port": 1, "routes": [
+            {"match": blue, "cluster": "canary"},
+            {"match": {"prefix": "/"}, "cluster": "main"}
+        ]}],
+        "clusters": [
+            {"name": "main", "localities": locality(&[main])},
+            {"name": "canary", "localities": locality(&[canary])}
+        ]
+    }))
+    .await
+    else {
+        return;
+    };
+    let with = |header: &[&str]| {
+        let target: Target = "xds:///search".parse().expect("an xds target");
+        let metadata = Metadata::parse(header.iter().copied()).expect("valid headers");
+        let options = ClientOptions {
+            xds_bootstrap: Some(plane.bootstrap()),
+            hedging: None,
+            metadata,
+            ..ClientOptions::default()
+        };
+        Client::new(&target, options).expect("a client")
+    };
+    const CALLS: u64 = 20;
+    let shares = spread(&with(&["x-shard: blue"]), &servers, CALLS).await;
+    println!("x-shard: blue, {CALLS} calls: main {} canary {}", shares[0], shares[1]);
+    assert_eq!(shares, [0, CALLS], "the header's route takes every call that carries it");
+    let shares = spread(&with(&[]), &servers, CALLS).await;
+    println!("no header, {CALLS} calls: main {} canary {}", shares[0], shares[1]);
+    assert_eq!(shares, [CALLS, 0], "a call without it falls through to main");
+    let shares = spread(&with(&["x-shard: green", "x-other: blue"]), &servers, CALLS).await;
+    assert_eq!(shares, [CALLS, 0], "another value, or the value under another name, does not match");
 }

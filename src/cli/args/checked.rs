@@ -14,8 +14,8 @@ use crate::cli::bench::LoadCall;
 use crate::cli::input::{Data, Source};
 use crate::cli::output::Format;
 use crate::client::{
-    self, Backoff, BearerToken, ClientOptions, Hedging, HedgingDelay, Keepalive, OutlierDetection, Target, Throttling,
-    WeightSettings,
+    self, Backoff, BearerToken, ClientOptions, Hedging, HedgingDelay, Keepalive, Metadata, OutlierDetection, Target,
+    Throttling, WeightSettings,
 };
 use crate::tls::ClientTls;
 use crate::traces::TraceConfig;
@@ -97,6 +97,7 @@ impl Args {
         let format = if self.json { Format::Json } else { Format::Text };
         let mut options = self.options()?;
         options.token = self.token(std::env::var_os(TOKEN_VARIABLE))?;
+        options.metadata = self.metadata(options.token.is_some())?;
         let traces =
             self.traces.check("search-client").map_err(|err| usage(ErrorKind::ValueValidation, err.to_string()))?;
         Ok(Invocation { target: self.target, options, verbose: self.verbose, format, call, traces })
@@ -161,6 +162,21 @@ impl Args {
             return Err(usage(ErrorKind::ArgumentConflict, message));
         }
         Ok(Some(token.allowing_plaintext(self.allow_token_over_plaintext)))
+    }
+
+    /// `-H`, checked; an `authorization` header only without a token.
+    fn metadata(&self, token: bool) -> Result<Metadata, clap::Error> {
+        let headers = self.headers.iter().map(String::as_str).filter(|header| !header.trim().is_empty());
+        let metadata =
+            Metadata::parse(headers).map_err(|err| usage(ErrorKind::ValueValidation, format!("-H: {err}")))?;
+        if token && metadata.contains("authorization") {
+            let message = format!(
+                "-H authorization and a token (--token-file or {TOKEN_VARIABLE}) cannot be used together: give the \
+                 credentials one way"
+            );
+            return Err(usage(ErrorKind::ArgumentConflict, message));
+        }
+        Ok(metadata)
     }
 
     /// `--keepalive-*`: `None` for `--keepalive-time off`.

@@ -102,6 +102,20 @@ pub struct Args {
     #[arg(long, env = "SEARCH_TOKEN_FILE", value_name = "FILE", global = true)]
     pub token_file: Option<PathBuf>,
 
+    /// A header sent with every call, `name: value` (repeatable): a `-bin`
+    /// name takes its value in base64. Not grpc-*, content-type, te,
+    /// user-agent, host nor a pseudo-header; authorization only without a
+    /// token. In SEARCH_HEADER, one header a line.
+    #[arg(
+        long = "header",
+        short = 'H',
+        env = "SEARCH_HEADER",
+        value_name = "NAME: VALUE",
+        global = true,
+        value_delimiter = '\n'
+    )]
+    pub headers: Vec<String>,
+
     /// Send the token over plaintext to a target that is not loopback (an
     /// http:// target on another machine): only where the whole network
     /// path is trusted, such as a sidecar's or a private link's.

@@ -107,7 +107,7 @@ where
             deadline: began + settings.timeout,
             running: Vec::new(),
             tried: Vec::new(),
-            route: CallRoute::call(path),
+            route: CallRoute::call(path, &settings.metadata.headers()),
             next: Some((began, Next::Attempt)),
             pending: None,
             resending: false,
@@ -176,6 +176,7 @@ where
         if let Some(token) = &self.caller.settings().token {
             token.authorize(&mut request);
         }
+        self.caller.settings().metadata.apply(&mut request);
         let span = self.span.map(|span| {
             let previous = self.tried.len() as u32;
             let attempt = span.attempt(previous, &sub.address.to_string(), self.resending, next == Next::Hedge);

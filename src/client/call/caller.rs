@@ -19,6 +19,7 @@ use super::throttle::{Throttle, Throttling};
 use crate::client::backoff::Backoff;
 use crate::client::channel::{Balancer, Event, Subchannel};
 use crate::client::error::Error;
+use crate::client::metadata::Metadata;
 use crate::client::stats::Stats;
 use crate::client::token::BearerToken;
 use crate::pb::v1::search_service_client::SearchServiceClient;
@@ -47,6 +48,8 @@ pub(in crate::client) struct CallSettings {
     pub(in crate::client) hedging: Option<Hedging>,
     /// The token every attempt carries; `None`: none.
     pub(in crate::client) token: Option<BearerToken>,
+    /// The caller's headers every attempt carries.
+    pub(in crate::client) metadata: Metadata,
 }
 
 /// How the client compresses what it sends.

@@ -164,9 +164,10 @@ impl Drop for InFlight {
 }
 
 impl CallRoute {
-    /// The route of a call to `path`, with the headers every call carries.
-    pub(in crate::client) fn call(path: &'static str) -> Self {
-        let mut headers = HeaderMap::new();
+    /// The route of a call to `path` with the caller's `headers` and those
+    /// every call carries.
+    pub(in crate::client) fn call(path: &'static str, headers: &HeaderMap) -> Self {
+        let mut headers = headers.clone();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         Self { path: Some(path), headers, cluster: None, cap: None, retry: None, hash: 0, held: None }
     }

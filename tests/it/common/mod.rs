@@ -218,3 +218,33 @@ fn skip<T>(why: &str) -> Option<T> {
     let _ = writeln!(std::io::stderr(), "{test}: SKIPPED: {why}");
     None
 }
+
+/// Serves `service` (a SearchService of a test's own, say, behind an
+/// interceptor) on a free port of 127.0.0.1 with tonic's server until the
+/// returned sender is dropped.
+pub async fn serve_grpc<S, B>(service: S) -> (SocketAddr, oneshot::Sender<()>)
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: tower::Service<
+            ::http::Request<tonic::body::Body>,
+            Response = ::http::Response<B>,
+            Error = std::convert::Infallible,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
+        tonic::transport::server::TcpIncoming::from(listener),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    (addr, stop)
+}
