@@ -296,7 +296,9 @@ def ring_hash(fleet: Fleet) -> dict:
         column = {"codes": {}, "calls": 0, "messages": {}, "keys": []}
         for key in range(8):
             before = fleet.counts()
-            result = Run(fleet, who, node_of(who, "ring_hash"), 5, headers={"x-user": f"user-{key}"}).report()
+            # A ring hash channel stays IDLE until its first call (A42): no wait for READY.
+            result = Run(fleet, who, node_of(who, "ring_hash"), 5, headers={"x-user": f"user-{key}"},
+                         extra=["--ready-timeout=0"]).report()
             if "error" in result:
                 column = result
                 break
