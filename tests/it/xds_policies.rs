@@ -1,11 +1,12 @@
 //! What a Cluster resource says of its endpoints, applied by our client
 //! over `xds:///` rather than its own flags: the cluster's weighted round
 //! robin (gRFC A58 under A52's `wrr_locality`) following the replicas'
-//! load reports, and its outlier detection (A50) ejecting a replica that
-//! fails its calls, and giving it back when the cluster drops the setting;
-//! and the client's own health checking and hedging at work under it.
-//! The management server changes the cluster while the client runs; where
-//! calls went is the client's count of attempts per subchannel.
+//! load reports; its outlier detection (A50) ejecting a replica that fails
+//! its calls, and giving it back when the cluster drops the setting; ring
+//! hash (A42) keeping each channel's calls on one endpoint. And the
+//! client's own health checking, hedging and transparent retries at work
+//! under xDS. The management server changes the cluster while the client
+//! runs; where calls went is the client's count of attempts per subchannel.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -255,4 +256,49 @@ async fn a_ring_hash_cluster_keeps_each_channels_calls_on_one_endpoint() {
     println!("ring hash without a hash policy, 400 calls: {shares:?}");
     assert_eq!(failed, 0);
     assert!(shares.iter().all(|n| *n >= 40), "each endpoint takes a share: {shares:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_turned_away_by_a_rotating_replica_go_out_again_transparently_under_xds() {
+    let _machine = common::loads_the_machine().await;
+    // Replicas that age each connection out after 300 ms (a GOAWAY, the
+    // close 10 s later): a call racing the GOAWAY is turned away unsent.
+    let config = ServerConfig {
+        max_connection_age: Duration::from_millis(300),
+        max_connection_age_grace: Duration::from_secs(10),
+        ..ServerConfig::default()
+    };
+    let servers = vec![
+        TestServer::start_with("127.0.0.1:0", config.clone()).await,
+        TestServer::start_with("127.0.0.1:0", config).await,
+    ];
+    let Some(plane) = ControlPlane::start(&cluster(&servers, &json!({}))).await else { return };
+    // One attempt a call: only a transparent retry may save one.
+    let client = client(&plane);
+    let end = Instant::now() + Duration::from_secs(3);
+    let mut workers = Vec::new();
+    for _ in 0..6 {
+        let client = client.clone();
+        workers.push(tokio::spawn(async move {
+            let (mut calls, mut failed) = (0u64, Vec::new());
+            while Instant::now() < end {
+                if let Err(err) = client.search(SearchRequest { query: "Banana".into() }).await {
+                    failed.push(err.to_string());
+                }
+                calls += 1;
+            }
+            (calls, failed)
+        }));
+    }
+    let (mut calls, mut failed) = (0, Vec::new());
+    for worker in workers {
+        let (n, f) = worker.await.expect("a worker never panics");
+        calls += n;
+        failed.extend(f);
+    }
+    let resent = client.stats().resent;
+    println!("rotating replicas under xds: {calls} calls, {} failed, {resent} sent again", failed.len());
+    assert!(calls > 200, "{calls} calls");
+    assert!(failed.is_empty(), "{} of {calls} failed: {:?}", failed.len(), &failed[..failed.len().min(3)]);
+    assert!(resent > 0, "the rotations turned calls away, which went out again: {:?}", client.stats());
 }

@@ -281,7 +281,10 @@ async fn ring_hash_by_header() {
     for who in CLIENTS {
         let column = row.column(who);
         assert_eq!((column.calls, column.failed()), (40, 0), "{who}: {}", column.codes());
-        assert!(column.keys.iter().all(|replica| *replica >= 0), "{who}: a key's calls went to one replica: {column:?}");
+        assert!(
+            column.keys.iter().all(|replica| *replica >= 0),
+            "{who}: a key's calls went to one replica: {column:?}"
+        );
         assert_eq!(&column.keys, ours, "{who} sends each key where ours does: the same ring");
     }
     assert!(ours.iter().any(|r| *r != ours[0]), "the keys spread over the replicas: {ours:?}");
