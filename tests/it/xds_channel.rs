@@ -364,4 +364,15 @@ async fn a_route_matching_a_header_takes_the_calls_that_carry_it() {
     assert_eq!(shares, [CALLS, 0], "a call without it falls through to main");
     let shares = spread(&with(&["x-shard: green", "x-other: blue"]), &servers, CALLS).await;
     assert_eq!(shares, [CALLS, 0], "another value, or the value under another name, does not match");
+
+    // The binary's -H, the same way.
+    let bootstrap = plane.bootstrap_json();
+    let env = [("GRPC_XDS_BOOTSTRAP_CONFIG", bootstrap.as_str())];
+    let before = searches(&servers).await;
+    for header in ["x-shard: blue", "x-shard: green"] {
+        let out = common::client_with_env(&["-t", "xds:///search", "-H", header, "Banana"], &env).await;
+        assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"status=1\n"[..]), "{out:?}");
+    }
+    let after = searches(&servers).await;
+    assert_eq!([after[0] - before[0], after[1] - before[1]], [1, 1], "blue to canary, green to main");
 }
