@@ -41,6 +41,8 @@ The schema (every key but the names optional):
         "ring_hash": {"minimum_ring_size": 1024, "maximum_ring_size": 8192},
         "outlier_detection": {"consecutive_5xx": 5, "interval": "1s"},    # OutlierDetection JSON
         "max_requests": 100,              # circuit breaking: the DEFAULT priority's threshold
+        "drop_overloads": [{"category": "throttle",                       # the assignment's DropOverload JSON
+                            "drop_percentage": {"numerator": 25, "denominator": "HUNDRED"}}],
         "localities": [{
           "zone": "a", "region": "", "sub_zone": "",
           "weight": 1,                    # the locality's load_balancing_weight (default 1)
@@ -259,6 +261,8 @@ def load_assignment(spec: dict, where: str) -> endpoint_pb2.ClusterLoadAssignmen
             entry.endpoint.address.socket_address.port_value = int(port)
             if "weight" in endpoint:
                 entry.load_balancing_weight.value = endpoint["weight"]
+    for i, drop in enumerate(spec.get("drop_overloads", [])):
+        parse(drop, assignment.policy.drop_overloads.add(), f"{where}.drop_overloads[{i}]")
     return assignment
 
 

@@ -3,19 +3,24 @@
 //! robin (gRFC A58 under A52's `wrr_locality`) following the replicas'
 //! load reports; its outlier detection (A50) ejecting a replica that fails
 //! its calls, and giving it back when the cluster drops the setting; ring
-//! hash (A42) keeping each channel's calls on one endpoint. And the
+//! hash (A42) keeping each channel's calls on one endpoint; an
+//! assignment's drop_overloads (A27) dropping their share unsent. And the
 //! client's own health checking, hedging and transparent retries at work
 //! under xDS. The management server changes the cluster while the client
 //! runs; where calls went is the client's count of attempts per subchannel.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use search::client::{Backoff, Client, ClientOptions, ConnectivityState, Target};
+use search::client::xds::ResourceType;
+use search::client::{Backoff, Client, ClientOptions, ConnectivityState, Error, Target};
 use search::pb::v1::SearchRequest;
 use search::server::{Figures, Orca, OrcaSettings, ServerConfig};
 use serde_json::{Value, json};
 use tokio::time::Instant;
+use tonic::Code;
 
 use crate::common::scripted::{ScriptedServer, always_ok};
 use crate::common::{self, TestServer};
@@ -301,4 +306,48 @@ async fn calls_turned_away_by_a_rotating_replica_go_out_again_transparently_unde
     assert!(calls > 200, "{calls} calls");
     assert!(failed.is_empty(), "{} of {calls} failed: {:?}", failed.len(), &failed[..failed.len().min(3)]);
     assert!(resent > 0, "the rotations turned calls away, which went out again: {:?}", client.stats());
+}
+
+#[tokio::test]
+async fn an_assignments_drop_overloads_drop_their_share_of_calls_unsent() {
+    let servers = vec![TestServer::start().await];
+    let addrs = [servers[0].addr];
+    let drops = |percent: u32| {
+        let mut scenario = cluster(&servers, &json!({}));
+        scenario["clusters"][0]["drop_overloads"] =
+            json!([{"category": "throttle", "drop_percentage": {"numerator": percent, "denominator": "HUNDRED"}}]);
+        scenario
+    };
+    let Some(plane) = ControlPlane::start(&drops(100)).await else { return };
+    let client = client(&plane);
+    let err = client.search(SearchRequest { query: "Banana".into() }).await.expect_err("every call dropped");
+    println!("a call dropped: {err}");
+    assert!(matches!(&err, Error::Rpc(status) if status.code() == Code::Unavailable), "{err:?}");
+    assert!(err.to_string().contains("drop_overloads (category \"throttle\": 100% of calls)"), "{err}");
+    assert_eq!(attempts(&client, &addrs), [0], "a dropped call is never sent");
+    // A loop of calls that fail without waiting still lets the runtime's
+    // other tasks run (this test's runtime has one thread).
+    let other = Arc::new(AtomicBool::new(false));
+    let ran = Arc::clone(&other);
+    tokio::spawn(async move { ran.store(true, Ordering::SeqCst) });
+    let mut calls = 0;
+    while !other.load(Ordering::SeqCst) && calls < 10_000 {
+        let _ = client.search(SearchRequest { query: "Banana".into() }).await;
+        calls += 1;
+    }
+    println!("another task ran after {calls} dropped calls in a loop");
+    assert!(other.load(Ordering::SeqCst), "10,000 dropped calls in a loop never let another task run");
+
+    plane.rewrite(&drops(25));
+    let updated = |client: &Client| {
+        let dump = client.xds_dump().unwrap_or_default();
+        dump.iter().any(|e| e.kind == ResourceType::ClusterLoadAssignment && e.state.version != "1")
+    };
+    common::eventually("the new assignment", || updated(&client)).await;
+    const CALLS: u64 = 400;
+    let (sent, failed) = spread(&client, &addrs, CALLS).await;
+    println!("25% dropped, {CALLS} calls: {failed} failed, {} sent", sent[0]);
+    // 100 expected; its standard deviation is 8.7.
+    assert!((60..=140).contains(&failed), "about a quarter dropped: {failed}");
+    assert_eq!(sent[0] + failed, CALLS, "a dropped call is never sent, every other is");
 }

@@ -120,6 +120,10 @@ where
 
     /// The loop: send what is due, wait for what comes first, follow it.
     pub(super) async fn run(mut self) -> Result<Answered<T>, Error> {
+        // A call may end without waiting on anything (dropped by xDS, the
+        // throttle): a loop of such calls still gives the runtime's other
+        // tasks their turn (tokio's cooperative budget).
+        tokio::task::coop::consume_budget().await;
         self.caller.stats.call();
         loop {
             if self.caller.channel.state() == ConnectivityState::Shutdown {

@@ -25,7 +25,7 @@ use super::xds_routes::{ClusterPolicy, ClusterView, Priorities, Routed, XdsView}
 use super::xds_state::{CallRoute, XdsChannel, XdsPick, unavailable};
 use super::xds_watch;
 use crate::client::Error;
-use crate::client::xds::{DumpEntry, XdsClient, XdsSettings};
+use crate::client::xds::{DropOverload, DumpEntry, XdsClient, XdsSettings};
 
 impl Balancer {
     /// Starts the xDS client and the task following the target's
@@ -106,7 +106,10 @@ impl Balancer {
         match view.cluster(&name) {
             None | Some(ClusterView::Waiting) => XdsPick::Wait,
             Some(ClusterView::Failed(why)) => XdsPick::Fail(unavailable(why.clone())),
-            Some(ClusterView::Ready { priorities, max_requests, policy, .. }) => {
+            Some(ClusterView::Ready { priorities, max_requests, policy, drops, .. }) => {
+                if let Some(err) = dropped(&name, drops) {
+                    return XdsPick::Drop(err);
+                }
                 if let Err(err) = route.hold(xds, &name, *max_requests) {
                     return XdsPick::Drop(err);
                 }
@@ -144,6 +147,17 @@ impl Balancer {
     pub(in crate::client) fn xds_dump(&self) -> Option<Vec<DumpEntry>> {
         self.xds.as_ref().and_then(|xds| xds.client.get()).map(XdsClient::dump)
     }
+}
+
+/// A27's drops: each category in turn drops its share of the calls, which
+/// fail UNAVAILABLE naming it (as a circuit breaker's, never retried).
+fn dropped(cluster: &str, drops: &[DropOverload]) -> Option<Error> {
+    let drop = drops.iter().find(|drop| fastrand::u32(..1_000_000) < drop.per_million)?;
+    let percent = f64::from(drop.per_million) / 10_000.0;
+    Some(unavailable(format!(
+        "dropped by xDS cluster {cluster:?}'s drop_overloads (category {:?}: {percent}% of calls)",
+        drop.category
+    )))
 }
 
 /// A pick made into an [`XdsPick`].

@@ -14,7 +14,8 @@ use super::outlier::OutlierDetection;
 use super::ring_hash::Ring;
 use super::weights::WeightSettings;
 use crate::client::xds::{
-    HashPolicy, HeaderMatch, HeaderRule, PathMatch, RetryPolicy, Route, RouteAction, RouteMatch, WeightedCluster,
+    DropOverload, HashPolicy, HeaderMatch, HeaderRule, PathMatch, RetryPolicy, Route, RouteAction, RouteMatch,
+    WeightedCluster,
 };
 
 /// A cluster's usable endpoints: by priority, the first first; in each,
@@ -44,8 +45,15 @@ pub(super) enum ClusterView {
     /// Its usable endpoints (UNKNOWN or HEALTHY): by priority, the first
     /// first; in each, the localities with their weights. The most calls
     /// it may have under way (A32's `max_requests`), how a locality
-    /// spreads its calls, and its outlier detection (A50; `None`: off).
-    Ready { priorities: Priorities, max_requests: u32, policy: ClusterPolicy, outlier: Option<OutlierDetection> },
+    /// spreads its calls, its outlier detection (A50; `None`: off) and the
+    /// shares of calls its endpoints' assignment drops (A27).
+    Ready {
+        priorities: Priorities,
+        max_requests: u32,
+        policy: ClusterPolicy,
+        outlier: Option<OutlierDetection>,
+        drops: Vec<DropOverload>,
+    },
 }
 
 /// How a cluster spreads the calls of a priority over its endpoints.

@@ -120,6 +120,7 @@ impl Walk {
                         priorities,
                         max_requests: cluster.max_requests,
                         outlier: cluster.outlier_detection.as_ref().map(outlier_of),
+                        drops: endpoints.drop_overloads.clone(),
                     }
                 }
                 _ => ClusterView::Failed(format!("{service} is no ClusterLoadAssignment")),
