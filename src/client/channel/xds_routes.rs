@@ -37,6 +37,7 @@ pub(super) enum XdsView {
 
 /// One cluster as the channel uses it.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per cluster, made once per update
 pub(super) enum ClusterView {
     /// Its Cluster or its endpoints are still awaited.
     Waiting,
