@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::common::frames::{GOAWAY, frame};
 use crate::common::{self, TestServer};
-use search::client::{Client, ClientOptions, ConnectivityState, Error, Event};
+use search::client::{Client, ClientOptions, ConnectivityState, Error, Event, LoadBalancing, Target};
 use search::pb::v1::{ClassifyRequest, CountRequest, ScanRequest, SearchRequest};
 use search::server::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -106,6 +106,56 @@ async fn calls_of_every_kind_survive_connections_aged_out_under_them() {
     assert!(failed.is_empty(), "{} of {calls} calls failed: {failed:#?}", failed.values().sum::<u64>());
     assert!(client.stats().resent > 0, "the rotations turned calls away, which went out again: {:?}", client.stats());
     server.stop().await;
+}
+
+/// Two servers aging their connections out every 50 ms, and calls over
+/// them. A call or a health watch that began a subchannel's new connection
+/// (on the transport made after a GOAWAY) and went away before the dial was
+/// done (its hedge answered elsewhere; the watch stopped at the change to
+/// CONNECTING) must not leave that subchannel CONNECTING for good: a later
+/// call turned away by the other server's GOAWAY is sent again to it, and
+/// would wait there for its whole deadline. Every call ends within its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_call_waits_out_its_deadline_for_a_subchannel_whose_dial_was_left_behind() {
+    let _machine = common::loads_the_machine().await;
+    let config = ServerConfig {
+        max_connection_age: Duration::from_millis(50),
+        max_connection_age_grace: Duration::from_secs(10),
+        ..ServerConfig::default()
+    };
+    let a = TestServer::start_with("127.0.0.1:0", config.clone()).await;
+    let b = TestServer::start_with("127.0.0.1:0", config).await;
+    let target: Target = format!("ipv4:{},{}", a.addr, b.addr).parse().expect("a target");
+    let options =
+        ClientOptions { lb: LoadBalancing::RoundRobin, timeout: Duration::from_secs(5), ..ClientOptions::default() };
+    let client = Client::connect_with(&target, options).await.expect("connects");
+    let end = Instant::now() + Duration::from_secs(4);
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let client = client.clone();
+        workers.push(tokio::spawn(async move {
+            let (mut calls, mut failed) = (0u32, Vec::new());
+            while Instant::now() < end && calls < 20_000 {
+                if let Err(err) = client.search(SearchRequest { query: "Banana".into() }).await {
+                    failed.push(format!("{err} (subchannels: {:?})", client.backends()));
+                }
+                calls += 1;
+            }
+            (calls, failed)
+        }));
+    }
+    let (mut calls, mut failed) = (0, Vec::new());
+    for worker in workers {
+        let (n, f) = worker.await.expect("a worker never panics");
+        calls += n;
+        failed.extend(f);
+    }
+    println!("{calls} calls, {:?}", client.stats());
+    assert!(failed.is_empty(), "{} of {calls} calls failed: {failed:#?}", failed.len());
+    assert!(client.stats().resent > 0, "the rotations turned calls away, which went out again");
+    drop(client);
+    a.stop().await;
+    b.stop().await;
 }
 
 /// A proxy in front of a server that sends a graceful GOAWAY (NO_ERROR)

@@ -146,6 +146,26 @@ impl tower::Service<Uri> for TrackingConnector {
     }
 }
 
+/// A dial under way, as a connector returns it.
+pub(super) type Finishing<T> =
+    Pin<Box<dyn Future<Output = Result<T, Box<dyn std::error::Error + Send + Sync>>> + Send>>;
+
+/// Runs `dial` as a task of its own, so that it ends, and says so, whoever
+/// waits for it. tonic's transport dials inside the call that finds it
+/// unconnected, and drives the dial only while a call waits: a call that
+/// ends first (a hedge answered it, or a health watch stopped at the very
+/// change to CONNECTING the dial made) leaves it where it was, the
+/// subchannel CONNECTING with nothing dialing, which no pick then takes and
+/// no later event moves. Finished alone, the dial makes the subchannel READY
+/// (its connection waiting in the transport for the next call) or
+/// TRANSIENT_FAILURE; a connection that nobody took closes, and the
+/// subchannel is IDLE and dialed again.
+pub(super) fn finished_alone<T: Send + 'static>(dial: Finishing<T>) -> Finishing<T> {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return dial };
+    let task = runtime.spawn(dial);
+    Box::pin(async move { task.await.unwrap_or_else(|err| Err(Box::new(err))) })
+}
+
 /// Connects to `address`.
 async fn dial(address: &Address) -> io::Result<Stream> {
     match address {
@@ -312,5 +332,40 @@ mod tests {
         let err = connector.oneshot(uri).await.expect_err("nothing listens");
         assert_eq!(connectivity.state(), ConnectivityState::TransientFailure);
         assert!(err.to_string().contains("refused"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_dial_goes_on_to_ready_after_the_call_that_began_it_went_away() {
+        use tokio::io::AsyncWriteExt;
+        use tower::{Service, ServiceExt};
+
+        use crate::client::channel::preface::PrefaceConnector;
+        use crate::client::channel::secure::SecureConnector;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let connectivity = Connectivity::default();
+        let timeout = Duration::from_secs(5);
+        let tcp = TrackingConnector::new(Address::Tcp(addr), connectivity.clone(), timeout);
+        let secure = SecureConnector::new(tcp, None, connectivity.clone());
+        let connector = PrefaceConnector::new(secure, connectivity.clone(), timeout, true);
+        // A subchannel's transport, which its first call dials; held, as
+        // the subchannel holds it.
+        let transport =
+            Endpoint::from_shared(format!("http://{addr}")).expect("uri").connect_with_connector_lazy(connector);
+        let mut calling = transport.clone();
+        let call = tokio::spawn(async move {
+            calling.ready().await?;
+            calling.call(http::Request::new(tonic::body::Body::empty())).await
+        });
+        let (mut server, _) = listener.accept().await.expect("the call dials");
+        // The call goes (a hedge answered it elsewhere) before the server spoke.
+        call.abort();
+        let _ = call.await;
+        assert_eq!(connectivity.state(), ConnectivityState::Connecting);
+        server.write_all(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]).await.expect("the server's SETTINGS");
+        // Bounded only so that a dial left behind fails the test, not hangs it.
+        let after = tokio::time::timeout(timeout, connectivity.wait_for_state_change(ConnectivityState::Connecting));
+        assert_eq!(after.await.ok(), Some(ConnectivityState::Ready), "no call waits, and the dial ends all the same");
+        drop(transport);
     }
 }

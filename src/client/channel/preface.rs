@@ -13,7 +13,6 @@
 //! connection its calls as soon as the socket is up: no setting waits for
 //! the server's preface.
 
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, timeout_at};
 
 use super::connectivity::{Connectivity, ConnectivityState};
-use super::dial::ConnectFailed;
+use super::dial::{self, ConnectFailed};
 use super::secure::{Secured, refusal};
 
 /// The client connection preface's fixed part (RFC 9113, 3.4).
@@ -76,7 +75,7 @@ impl<C> PrefaceConnector<C> {
     }
 }
 
-type Connecting = Pin<Box<dyn Future<Output = Result<TokioIo<Prefaced>, BoxError>> + Send>>;
+type Connecting = dial::Finishing<TokioIo<Prefaced>>;
 
 impl<C> tower::Service<Uri> for PrefaceConnector<C>
 where
@@ -95,7 +94,7 @@ where
         let deadline = Instant::now() + self.connect_timeout;
         let (dialing, connectivity, timeout) = (self.inner.call(uri), self.connectivity.clone(), self.connect_timeout);
         let (defer_ready, plaintext) = (Arc::clone(&self.defer_ready), self.plaintext);
-        Box::pin(async move {
+        let dial: Connecting = Box::pin(async move {
             let failed = |cause: String| -> BoxError {
                 connectivity.set_because(ConnectivityState::TransientFailure, Some(&cause));
                 Box::new(ConnectFailed::new(cause))
@@ -130,7 +129,8 @@ where
                 connectivity.set(ConnectivityState::Ready);
             }
             Ok(TokioIo::new(Prefaced { socket, replay: first, replayed: 0, unsent: MAGIC.len() }))
-        })
+        });
+        dial::finished_alone(dial)
     }
 }
 
