@@ -129,27 +129,7 @@ async fn no_call_waits_out_its_deadline_for_a_subchannel_whose_dial_was_left_beh
     let options =
         ClientOptions { lb: LoadBalancing::RoundRobin, timeout: Duration::from_secs(5), ..ClientOptions::default() };
     let client = Client::connect_with(&target, options).await.expect("connects");
-    let end = Instant::now() + Duration::from_secs(4);
-    let mut workers = Vec::new();
-    for _ in 0..8 {
-        let client = client.clone();
-        workers.push(tokio::spawn(async move {
-            let (mut calls, mut failed) = (0u32, Vec::new());
-            while Instant::now() < end && calls < 20_000 {
-                if let Err(err) = client.search(SearchRequest { query: "Banana".into() }).await {
-                    failed.push(format!("{err} (subchannels: {:?})", client.backends()));
-                }
-                calls += 1;
-            }
-            (calls, failed)
-        }));
-    }
-    let (mut calls, mut failed) = (0, Vec::new());
-    for worker in workers {
-        let (n, f) = worker.await.expect("a worker never panics");
-        calls += n;
-        failed.extend(f);
-    }
+    let (calls, failed) = common::searches_until(&client, 8, Instant::now() + Duration::from_secs(4), 20_000).await;
     println!("{calls} calls, {:?}", client.stats());
     assert!(failed.is_empty(), "{} of {calls} calls failed: {failed:#?}", failed.len());
     assert!(client.stats().resent > 0, "the rotations turned calls away, which went out again");

@@ -280,27 +280,7 @@ async fn calls_turned_away_by_a_rotating_replica_go_out_again_transparently_unde
     let Some(plane) = ControlPlane::start(&cluster(&servers, &json!({}))).await else { return };
     // One attempt a call: only a transparent retry may save one.
     let client = client(&plane);
-    let end = Instant::now() + Duration::from_secs(3);
-    let mut workers = Vec::new();
-    for _ in 0..6 {
-        let client = client.clone();
-        workers.push(tokio::spawn(async move {
-            let (mut calls, mut failed) = (0u64, Vec::new());
-            while Instant::now() < end {
-                if let Err(err) = client.search(SearchRequest { query: "Banana".into() }).await {
-                    failed.push(err.to_string());
-                }
-                calls += 1;
-            }
-            (calls, failed)
-        }));
-    }
-    let (mut calls, mut failed) = (0, Vec::new());
-    for worker in workers {
-        let (n, f) = worker.await.expect("a worker never panics");
-        calls += n;
-        failed.extend(f);
-    }
+    let (calls, failed) = common::searches_until(&client, 6, Instant::now() + Duration::from_secs(3), 20_000).await;
     let resent = client.stats().resent;
     println!("rotating replicas under xds: {calls} calls, {} failed, {resent} sent again", failed.len());
     assert!(calls > 200, "{calls} calls");

@@ -110,6 +110,38 @@ pub fn ipv4(addrs: impl IntoIterator<Item = SocketAddr>) -> Target {
     format!("ipv4:{}", list.join(",")).parse().expect("an ipv4: target")
 }
 
+/// `workers` loops of Search calls on `client` until `end` (each at most
+/// `most` calls): the calls made, and each failure with the subchannels as
+/// they were then.
+pub async fn searches_until(
+    client: &Client,
+    workers: usize,
+    end: tokio::time::Instant,
+    most: u32,
+) -> (u32, Vec<String>) {
+    let mut running = Vec::new();
+    for _ in 0..workers {
+        let client = client.clone();
+        running.push(tokio::spawn(async move {
+            let (mut calls, mut failed) = (0u32, Vec::new());
+            while tokio::time::Instant::now() < end && calls < most {
+                if let Err(err) = client.search(SearchRequest { query: "Banana".into() }).await {
+                    failed.push(format!("{err} (subchannels: {:?})", client.backends()));
+                }
+                calls += 1;
+            }
+            (calls, failed)
+        }));
+    }
+    let (mut calls, mut failed) = (0, Vec::new());
+    for worker in running {
+        let (n, f) = worker.await.expect("a worker never panics");
+        calls += n;
+        failed.extend(f);
+    }
+    (calls, failed)
+}
+
 /// Waits (bounded: 5 s) until `check` holds; the tests' one polling loop.
 pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     for _ in 0..500 {
