@@ -198,6 +198,29 @@ fn weighted_clusters(weighted: &rds::WeightedCluster) -> Result<Vec<WeightedClus
     Ok(clusters)
 }
 
+/// A rewrite's substitution, written for RE2 as Envoy and grpc read it
+/// (`\1` a group, `\\` a backslash), as Rust's regex takes one (`${1}`,
+/// `$$` a dollar sign).
+fn substitution(re2: &str) -> String {
+    let mut rust = String::with_capacity(re2.len());
+    let mut chars = re2.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek().copied()) {
+            ('\\', Some(d)) if d.is_ascii_digit() => {
+                chars.next();
+                rust.push_str(&format!("${{{d}}}"));
+            }
+            ('\\', Some('\\')) => {
+                chars.next();
+                rust.push('\\');
+            }
+            ('$', _) => rust.push_str("$$"),
+            (c, _) => rust.push(c),
+        }
+    }
+    rust
+}
+
 /// A hash policy; `None` for one this client ignores (a cookie, a query
 /// parameter, another filter state key), as A42 says.
 fn hash_policy(h: &rds::route_action::HashPolicy) -> Result<Option<HashPolicy>, String> {
@@ -208,7 +231,7 @@ fn hash_policy(h: &rds::route_action::HashPolicy) -> Result<Option<HashPolicy>, 
                 Some(r) => {
                     let pattern = r.pattern.as_ref().map(|p| p.regex.as_str()).unwrap_or_default();
                     let pattern = Pattern::unanchored(pattern).map_err(|e| format!("hash_policy: {e}"))?;
-                    Some((pattern, r.substitution.clone()))
+                    Some((pattern, substitution(&r.substitution)))
                 }
                 None => None,
             };
@@ -294,5 +317,13 @@ mod tests {
         );
         let other = FilterState { key: "other".to_owned() };
         assert_eq!(hash_policy(&policy(P::FilterState(other))), Ok(None));
+    }
+
+    #[test]
+    fn a_rewrites_re2_groups_become_rusts() {
+        assert_eq!(substitution(r"\2-\1 \\ $5"), "${2}-${1} \\ $$5");
+        let pattern = Pattern::unanchored("(a+)(b)").expect("a regex");
+        let rewritten = pattern.regex().replace_all("aab ab", substitution(r"\2\1").as_str());
+        assert_eq!(rewritten, "baa ba", "every match, its groups swapped");
     }
 }
