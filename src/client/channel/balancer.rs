@@ -75,6 +75,20 @@ pub(in crate::client) struct ChannelSettings {
     pub(in crate::client) xds_bootstrap: Option<Bootstrap>,
 }
 
+/// How long a pick waits for a change before it looks again (and makes
+/// sure again that a subchannel is being dialed): a change missed between
+/// two looks costs a call this, never its deadline.
+const LOOK_AGAIN: Duration = Duration::from_secs(1);
+
+/// Waits for a change of the channel's subchannels, or [`LOOK_AGAIN`];
+/// `false` when the channel is gone.
+async fn changed(changes: &mut watch::Receiver<u64>) -> bool {
+    match tokio::time::timeout(LOOK_AGAIN, changes.changed()).await {
+        Ok(changed) => changed.is_ok(),
+        Err(_) => true,
+    }
+}
+
 /// The channel: see the module documentation.
 pub(in crate::client) struct Balancer {
     pub(super) target: Target,
@@ -231,7 +245,7 @@ impl Balancer {
                     XdsPick::Fail(err) if !wait_for_ready => return Err(err),
                     XdsPick::Wait | XdsPick::Fail(_) => self.connect_for_picks(tried),
                 }
-                if changes.changed().await.is_err() {
+                if !changed(&mut changes).await {
                     return Err(picker::unreachable(&self.target, &subchannels));
                 }
                 continue;
@@ -245,7 +259,7 @@ impl Balancer {
                 Pick::Wait | Pick::Fail => self.connect_for_picks(tried),
             }
             // A subchannel changed state, or the addresses changed.
-            if changes.changed().await.is_err() {
+            if !changed(&mut changes).await {
                 return Err(picker::unreachable(&self.target, &subchannels));
             }
         }

@@ -156,7 +156,15 @@ impl Balancer {
     /// one before failed, or after 250 ms without being READY, the first
     /// READY taking the calls.
     pub(super) fn connect_for_picks(self: &Arc<Self>, tried: &[Arc<Subchannel>]) {
-        if self.policy().spreads() || self.connecting_first.swap(true, Ordering::AcqRel) {
+        if self.policy().spreads() {
+            // Round robin dials a lost connection again at once; one left
+            // IDLE (its dial ended as the connection went) is dialed here.
+            for sub in self.current().iter().filter(|sub| sub.connectivity.state() == ConnectivityState::Idle) {
+                self.connect_in_background(Arc::clone(sub), false);
+            }
+            return;
+        }
+        if self.connecting_first.swap(true, Ordering::AcqRel) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
