@@ -2,7 +2,7 @@
 """Benchmarks the Search server against its peers in one run and prints the tables.
 
     python3 bench/compare.py            # 10-15 minutes, the release build done
-    python3 bench/compare.py --quick    # 2 s points, one round: a smoke run
+    python3 bench/compare.py --quick    # 1 s points, one round: a smoke run
     python3 bench/compare.py --plot docs/img     # the pictures where the docs show them
     python3 bench/compare.py --redraw --plot DIR # redraw from target/bench/results.json
 
@@ -631,7 +631,7 @@ def draw(results, directory):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2-second points instead of 5, one round instead of 2")
+    parser.add_argument("--quick", action="store_true", help="1-second points instead of 5, one round instead of 2")
     parser.add_argument("--plot", metavar="DIR", type=Path, default=WORK,
                         help="where the latency pictures go (default: target/bench)")
     parser.add_argument("--redraw", action="store_true",
@@ -642,7 +642,7 @@ def main():
         redraw(args.plot)
         return
     python, stubs = setup()
-    seconds = 2 if args.quick else 5
+    seconds = 1 if args.quick else 5
     rows = throughput(python, stubs, seconds, 1 if args.quick else 2)
     latency_rows = latency(python, stubs, seconds)
     load = os.getloadavg()[0]  # the last minute's, the server and the load generator included

@@ -1,8 +1,8 @@
 //! Serving until the shutdown future resolves, then the drain: health turns
-//! NOT_SERVING for every service, the listening sockets close, every
-//! connection gets its GOAWAY, and calls still running after the grace
-//! (`--grace`) are cut with UNAVAILABLE; connections still open a moment
-//! later are abandoned.
+//! NOT_SERVING for every service, the listening sockets close (the
+//! connections already queued on them are served), every connection gets
+//! its GOAWAY, and calls still running after the grace (`--grace`) are cut
+//! with UNAVAILABLE; connections still open a moment later are abandoned.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -53,8 +53,9 @@ pub(super) async fn announce(
 }
 
 /// Serves each connection of `incoming` on `connections` until `drain`
-/// resolves (or the listeners end); then the listening sockets close, every
-/// connection gets its GOAWAY (`draining`), and this waits for them all.
+/// resolves (or the listeners end); then `draining`: the listening sockets
+/// close, once the connections queued on them are taken (served like any
+/// other), every connection gets its GOAWAY, and this waits for them all.
 pub(super) async fn serve_until<M, S>(
     mut incoming: mpsc::Receiver<Connection>,
     connections: Arc<ConnectionServer<M>>,
@@ -75,10 +76,12 @@ pub(super) async fn serve_until<M, S>(
             },
         }
     }
-    // No more connections: the listening sockets close, and every
-    // connection gets its GOAWAY.
-    drop(incoming);
     draining.cancel();
+    // What the listening sockets still had queued, and the TLS handshakes
+    // under way: until the last accepting task ends.
+    while let Some(connection) = incoming.recv().await {
+        connections.spawn(connection);
+    }
     connections.closed().await;
 }
 

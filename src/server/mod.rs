@@ -227,7 +227,8 @@ pub async fn start(
     let (drain_started, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let drain = drain::announce(shutdown, health, added, config.grace, drain_started);
     let serving = async move {
-        let incoming = transport::incoming(listeners, tls, config.handshake_timeout, config.min_ping_interval, &limits);
+        let incoming =
+            transport::incoming(listeners, tls, config.handshake_timeout, config.min_ping_interval, &limits, &draining);
         tokio::select! {
             () = drain::serve_until(incoming, connections, drain, draining) => {}
             () = drain::cut_after_grace(drain_rx, config.grace, policy, cut) => {

@@ -14,6 +14,7 @@ mod client;
 mod client_env;
 mod compression;
 mod connect;
+mod drain;
 mod gray;
 mod interop;
 mod limits;

@@ -1,6 +1,6 @@
 //! The server's production behaviour: deadlines (default, cap, zero, work
 //! stopping), bad input and its status codes, load shedding, health,
-//! reflection, HTTP/2 settings, connection age and the drain.
+//! reflection, HTTP/2 settings and connection age (the drain: drain.rs).
 
 use std::time::Duration;
 
@@ -354,46 +354,4 @@ async fn an_aged_connection_is_closed_and_the_client_reconnects() {
     drop(tx);
     assert_eq!(client.search(SearchRequest { query: "banana".into() }).await.expect("reconnected").status, 1);
     server.stop().await;
-}
-
-#[tokio::test]
-async fn the_drain_lets_calls_finish_and_cuts_what_outlives_the_grace() {
-    let config = ServerConfig { grace: Duration::from_millis(500), ..ServerConfig::default() };
-    let server = TestServer::start_with("127.0.0.1:0", config).await;
-    let client = server.client().await;
-
-    // A Count in flight when the signal arrives, finished afterwards.
-    let (count_tx, count_rx) = tokio::sync::mpsc::channel(4);
-    let counting = client.clone();
-    let count =
-        tokio::spawn(async move { counting.count(tokio_stream::wrappers::ReceiverStream::new(count_rx)).await });
-    count_tx.send(CountRequest { queries: vec!["banana".into()] }).await.expect("send");
-    // A Classify that would run forever.
-    let (forever_tx, forever_rx) = tokio::sync::mpsc::channel::<ClassifyRequest>(1);
-    let mut forever = client.classify(tokio_stream::wrappers::ReceiverStream::new(forever_rx)).await.expect("starts");
-    eventually("both calls are in flight", || server.handle.in_flight() == 2).await;
-
-    let handle = server.handle.clone();
-    let addr = server.addr;
-    let stopping = server.begin_stop();
-    // No new connections once the drain starts.
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(addr).await.is_err() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed during the drain");
-    count_tx.send(CountRequest { queries: vec!["Banana".into(), "kiwi".into()] }).await.expect("send after the signal");
-    drop(count_tx);
-    let counted = count.await.expect("join").expect("the call in flight completes");
-    assert_eq!((counted.queries, counted.matches), (3, 2));
-
-    let cut = forever.message().await.expect_err("cut after the grace");
-    let search::client::Error::Rpc(cut) = cut else { panic!("{cut:?}") };
-    assert_eq!(cut.code(), Code::Unavailable);
-    assert!(cut.message().contains("drain's grace period"), "{cut:?}");
-    stopping.await.expect("join").expect("the server returns cleanly");
-    assert_eq!(handle.in_flight(), 0);
-    drop(forever_tx);
 }

@@ -5,8 +5,11 @@
 //! client never holds up the next accept. Within the handshake timeout a
 //! connection must also say its first word: the HTTP/2 preface and SETTINGS,
 //! or an HTTP/1.1 request head; else it is closed. Connections ready to serve
-//! come out of one stream; when the server stops taking that stream (a
-//! drain), the tasks end and the listening sockets close.
+//! come out of one stream. On a drain (`stop`), each task takes what the
+//! kernel has already accepted, the connections queued on its socket, and
+//! then closes the socket: closing it with connections queued would reset
+//! them, and with them calls their clients had already sent, which a proxy
+//! such as nginx does not retry. The stream ends when every task has.
 //!
 //! Crates checked: `tls-listener` runs handshakes concurrently under a
 //! timeout, but has no limit of connections held until they close and no
@@ -19,11 +22,13 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use socket2::SockRef;
+use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::either::Either;
+use tokio_util::sync::CancellationToken;
 
 use super::connection::{Connection, Io, linger};
 use super::limits::Limits;
@@ -37,14 +42,21 @@ const QUEUE: usize = 64;
 /// before accepting again, rather than spinning on the error.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// The most connections taken from a socket's queue when it closes: Linux's
+/// largest listen queue by default (`net.core.somaxconn`), so that clients
+/// still connecting cannot hold the drain in the sweep.
+const QUEUED_MAX: usize = 4096;
+
 /// The connections of `listeners` (TLS with `tls` when given, each
-/// handshake bounded by `handshake_timeout`; a Unix socket's plaintext).
+/// handshake bounded by `handshake_timeout`; a Unix socket's plaintext),
+/// until `stop` and the connections queued then.
 pub(in crate::server) fn incoming(
     listeners: Listeners,
     tls: Option<TlsAcceptor>,
     handshake_timeout: Duration,
     min_ping_interval: Duration,
     limits: &Arc<Limits>,
+    stop: &CancellationToken,
 ) -> mpsc::Receiver<Connection> {
     let (ready, incoming) = mpsc::channel(QUEUE);
     let accepting = |tls: Option<TlsAcceptor>| Accepting {
@@ -53,6 +65,7 @@ pub(in crate::server) fn incoming(
         min_ping_interval,
         limits: Arc::clone(limits),
         ready: ready.clone(),
+        stop: stop.clone(),
     };
     for listener in listeners.listeners {
         tokio::spawn(accepting(tls.clone()).run(Listener::Tcp(listener)));
@@ -70,6 +83,7 @@ struct Accepting {
     min_ping_interval: Duration,
     limits: Arc<Limits>,
     ready: mpsc::Sender<Connection>,
+    stop: CancellationToken,
 }
 
 /// A listening socket.
@@ -90,62 +104,114 @@ impl Listener {
             Self::Unix(unix) => Ok(Either::Right(Either::Right(unix.listener.accept().await?.0))),
         }
     }
+
+    /// A connection the kernel has accepted and nobody has taken yet, taken
+    /// without waiting (a plain `accept` on the non-blocking socket: tokio's
+    /// would wait for the reactor to report the socket readable); none once
+    /// the queue is empty, or on an error.
+    fn queued(&self) -> Option<Io> {
+        let socket = match self {
+            Self::Tcp(listener) => SockRef::from(listener),
+            Self::Unix(unix) => SockRef::from(&unix.listener),
+        };
+        let accepted = loop {
+            match socket.accept() {
+                // A client gone before it was taken: the next one.
+                Err(err) if err.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot take a queued connection");
+                    return None;
+                }
+                Ok((accepted, _)) => break accepted,
+            }
+        };
+        accepted.set_nonblocking(true).ok()?;
+        Some(match self {
+            Self::Tcp(_) => {
+                let tcp = TcpStream::from_std(accepted.into()).ok()?;
+                let _ = tcp.set_nodelay(true);
+                Either::Left(tcp)
+            }
+            Self::Unix(_) => Either::Right(Either::Right(UnixStream::from_std(accepted.into()).ok()?)),
+        })
+    }
 }
 
 impl Accepting {
-    /// Accepts on `listener` until the server stops taking connections.
+    /// Accepts on `listener` until `stop`; then takes the connections queued
+    /// on it, and the socket closes.
     async fn run(self, listener: Listener) {
-        let Self { tls, handshake_timeout, min_ping_interval, limits, ready } = self;
         loop {
             let accepted = tokio::select! {
-                // The server took its last connection: close the socket.
-                () = ready.closed() => return,
+                () = self.stop.cancelled() => break,
+                // The server is gone (its future dropped): close the socket.
+                () = self.ready.closed() => return,
                 accepted = listener.accept() => accepted,
             };
-            let io = match accepted {
-                Ok(io) => io,
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot accept a connection");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            };
-            // Over the limit: closed at once (dropped), counted.
-            let Some(slot) = limits.admit() else { continue };
-            let deadline = Instant::now() + handshake_timeout;
-            let connection = move |io, slot| Connection::new(io, deadline, min_ping_interval, slot);
-            match (&tls, io) {
-                (Some(acceptor), Either::Left(tcp)) => {
-                    let (acceptor, ready) = (acceptor.clone(), ready.clone());
-                    tokio::spawn(async move {
-                        let peer = tcp.peer_addr().ok();
-                        let handshake = acceptor.accept(tcp).into_fallible();
-                        match tokio::time::timeout_at(deadline, handshake).await {
-                            Ok(Ok(stream)) => {
-                                let stream = Either::Right(Either::Left(Box::new(stream)));
-                                let _ = ready.send(connection(stream, slot)).await;
-                            }
-                            Ok(Err((err, tcp))) => {
-                                tracing::debug!(?peer, error = %err, "TLS handshake failed");
-                                // The alert saying why (a client without the
-                                // certificate mutual TLS asks for) is written;
-                                // a close now, with the client's first request
-                                // unread, would reset the connection, and the
-                                // reset often reaches the client before it has
-                                // read the alert (TLS 1.3: its handshake is
-                                // over and it writes at once). Closed gently.
-                                linger(tcp, Some(slot)).await;
-                            }
-                            Err(_) => tracing::debug!(?peer, timeout = ?handshake_timeout, "TLS handshake timed out"),
-                        }
-                    });
-                }
-                (_, io) => {
-                    if ready.send(connection(io, slot)).await.is_err() {
+            match accepted {
+                Ok(io) => {
+                    if !self.take(io).await {
                         return;
                     }
                 }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot accept a connection");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
             }
+        }
+        let mut queued = 0;
+        while queued < QUEUED_MAX
+            && let Some(io) = listener.queued()
+        {
+            queued += 1;
+            if !self.take(io).await {
+                return;
+            }
+        }
+        if queued > 0 {
+            tracing::debug!(queued, "took the connections queued on a closing socket");
+        }
+    }
+
+    /// Hands `io` on to be served (after its TLS handshake, in a task of its
+    /// own), or closes it at once past `--max-connections` (counted). False
+    /// once the server takes no more connections.
+    async fn take(&self, io: Io) -> bool {
+        let Some(slot) = self.limits.admit() else { return true };
+        let deadline = Instant::now() + self.handshake_timeout;
+        let min_ping_interval = self.min_ping_interval;
+        let connection = move |io, slot| Connection::new(io, deadline, min_ping_interval, slot);
+        match (&self.tls, io) {
+            (Some(acceptor), Either::Left(tcp)) => {
+                let (acceptor, ready, handshake_timeout) =
+                    (acceptor.clone(), self.ready.clone(), self.handshake_timeout);
+                tokio::spawn(async move {
+                    let peer = tcp.peer_addr().ok();
+                    let handshake = acceptor.accept(tcp).into_fallible();
+                    match tokio::time::timeout_at(deadline, handshake).await {
+                        Ok(Ok(stream)) => {
+                            let stream = Either::Right(Either::Left(Box::new(stream)));
+                            let _ = ready.send(connection(stream, slot)).await;
+                        }
+                        Ok(Err((err, tcp))) => {
+                            tracing::debug!(?peer, error = %err, "TLS handshake failed");
+                            // The alert saying why (a client without the
+                            // certificate mutual TLS asks for) is written;
+                            // a close now, with the client's first request
+                            // unread, would reset the connection, and the
+                            // reset often reaches the client before it has
+                            // read the alert (TLS 1.3: its handshake is
+                            // over and it writes at once). Closed gently.
+                            linger(tcp, Some(slot)).await;
+                        }
+                        Err(_) => tracing::debug!(?peer, timeout = ?handshake_timeout, "TLS handshake timed out"),
+                    }
+                });
+                true
+            }
+            (_, io) => self.ready.send(connection(io, slot)).await.is_ok(),
         }
     }
 }

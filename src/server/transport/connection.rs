@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 
@@ -29,6 +30,9 @@ pub(in crate::server) struct Connection {
     io: Option<Io>,
     /// Until the first word has arrived: its deadline, and what came so far.
     first_word: Option<FirstWord>,
+    /// Ends when the first word has arrived (or the connection has gone),
+    /// until taken by [`Connection::first_word_said`].
+    said: Option<oneshot::Receiver<()>>,
     /// The HTTP/2 frames both ways, for the abuse hyper does not bound.
     watch: Watch,
     /// Closing for abuse: the GOAWAY, and how much of it is written.
@@ -69,12 +73,15 @@ impl Connection {
     /// first word due by `deadline`, its PINGs and SETTINGS no closer than
     /// `min_ping_interval`.
     pub(super) fn new(io: Io, deadline: Instant, min_ping_interval: Duration, slot: Slot) -> Self {
+        let (waiting, said) = oneshot::channel();
         Self {
             io: Some(io),
             first_word: Some(FirstWord {
                 deadline: Box::pin(tokio::time::sleep_until(deadline)),
                 parser: FirstWordParser::default(),
+                _waiting: waiting,
             }),
+            said: Some(said),
             watch: Watch::new(min_ping_interval),
             closing: None,
             slot: Some(slot),
@@ -91,6 +98,21 @@ impl Connection {
                 None => Peer::Anonymous,
             },
             _ => Peer::Plaintext,
+        }
+    }
+
+    /// Resolves once the first word has arrived (or the connection is
+    /// gone). From then on hyper knows the connection's HTTP version, and a
+    /// GOAWAY (its `graceful_shutdown`) lets the calls already sent finish;
+    /// before, it closes the connection unread. Once per connection: later
+    /// calls resolve at once.
+    pub(super) fn first_word_said(&mut self) -> impl Future<Output = ()> + Send + 'static {
+        let said = self.said.take();
+        async move {
+            if let Some(said) = said {
+                // Never sent: the sender's drop is the news.
+                let _ = said.await;
+            }
         }
     }
 

@@ -122,10 +122,20 @@ where
         self.tasks.wait().await;
     }
 
-    async fn serve_connection(&self, connection: Connection) {
+    async fn serve_connection(&self, mut connection: Connection) {
         // Formatted once here, not in every call's log line.
         let activity = Arc::new(Activity::new(connection.peer_addr().map(|addr| addr.to_string()), connection.peer()));
         let service = PerConnection { inner: Mutex::new((self.make)(ConnectionActivity::new(Arc::clone(&activity)))) };
+        // A drain's GOAWAY waits for the connection's first word: before it,
+        // hyper would close the connection unread, losing a call its client
+        // has already sent (as on a connection taken from the listen queue
+        // as the drain began).
+        let said = connection.first_word_said();
+        let drained = async {
+            self.drain.cancelled().await;
+            said.await;
+        };
+        tokio::pin!(drained);
         let served = self.http.serve_connection(TokioIo::new(connection), service);
         tokio::pin!(served);
         let jitter = 1.0 - AGE_JITTER * fastrand::f64();
@@ -154,7 +164,7 @@ where
                 }
                 () = &mut aged, if !going_away => ("max-connection-age", true),
                 () = &mut idle, if !going_away => ("max-connection-idle", true),
-                () = self.drain.cancelled(), if !going_away => ("drain", false),
+                () = &mut drained, if !going_away => ("drain", false),
             };
             tracing::debug!(why, "GOAWAY");
             going_away = true;

@@ -6,6 +6,7 @@
 
 use std::pin::Pin;
 
+use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
 /// The first bytes of an HTTP/2 connection (RFC 9113, section 3.4).
@@ -24,6 +25,10 @@ const FIRST_WORD_MAX: usize = 64 << 10;
 pub(super) struct FirstWord {
     pub(super) deadline: Pin<Box<Sleep>>,
     pub(super) parser: FirstWordParser,
+    /// Dropped with the wait: tells [`Connection::first_word_said`]'s future.
+    ///
+    /// [`Connection::first_word_said`]: super::Connection::first_word_said
+    pub(super) _waiting: oneshot::Sender<()>,
 }
 
 /// Follows a connection's first bytes until its first word is complete.
