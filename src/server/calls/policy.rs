@@ -39,6 +39,8 @@ pub struct CallPolicy {
     fail_calls: u64,
     /// Calls seen, for `fail_calls`.
     calls: AtomicU64,
+    /// `--work-per-call`: the CPU time each Search call burns.
+    work_per_call: Duration,
     /// Cancelled when a drain's grace is over: every call still running ends.
     pub(super) cut: CancellationToken,
 }
@@ -57,6 +59,7 @@ impl CallPolicy {
             adaptive: config.admission.map(Adaptive::new),
             fail_calls: u64::from(config.fail_calls),
             calls: AtomicU64::new(0),
+            work_per_call: config.work_per_call,
             cut,
         }
     }
@@ -110,14 +113,18 @@ impl CallPolicy {
     /// service (never a health watch, nor a load report's stream: the fault
     /// is in the service, not in the server's reachability).
     pub(super) fn fault(&self, path: &str) -> Option<Status> {
-        let searched =
-            path.strip_prefix('/').and_then(|p| p.strip_prefix(SERVICE_NAME)).is_some_and(|p| p.starts_with('/'));
-        if self.fail_calls == 0 || !searched {
+        if self.fail_calls == 0 || !searched(path) {
             return None;
         }
         let seen = self.calls.fetch_add(1, Ordering::Relaxed);
         (seen % (self.fail_calls + 1) < self.fail_calls)
             .then(|| Status::unavailable("refused by --fail-calls, a fault for testing clients' retries"))
+    }
+
+    /// The CPU time `--work-per-call` has the call to `path` burn: zero
+    /// but for calls of the Search service (as for `--fail-calls`).
+    pub(super) fn work(&self, path: &str) -> Duration {
+        if self.work_per_call.is_zero() || !searched(path) { Duration::ZERO } else { self.work_per_call }
     }
 
     /// Takes a place among the calls in flight, or refuses at once when all
@@ -177,6 +184,32 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
+/// Whether `path` is a method of the Search service.
+fn searched(path: &str) -> bool {
+    path.strip_prefix('/').and_then(|p| p.strip_prefix(SERVICE_NAME)).is_some_and(|p| p.starts_with('/'))
+}
+
+/// Spins until this thread has run for `cpu` more (its CPU clock, so time
+/// it spends descheduled or throttled by a quota does not count).
+/// Zero costs nothing (the clock is not read).
+pub(super) fn burn(cpu: Duration) {
+    if cpu.is_zero() {
+        return;
+    }
+    let Some(start) = thread_cpu_time() else { return };
+    while thread_cpu_time().is_some_and(|now| now.saturating_sub(start) < cpu) {
+        std::hint::spin_loop();
+    }
+}
+
+/// This thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), if the clock reads.
+fn thread_cpu_time() -> Option<Duration> {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid timespec for the call to fill.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut now) };
+    (read == 0).then(|| Duration::new(u64::try_from(now.tv_sec).unwrap_or(0), u32::try_from(now.tv_nsec).unwrap_or(0)))
+}
+
 #[cfg(test)]
 mod tests {
     use tonic::Code;
@@ -228,6 +261,22 @@ mod tests {
         assert!((0..3).all(|_| policy.fault("/grpc.health.v1.Health/Watch").is_none()), "health is not the fault's");
         let off = CallPolicy::new(&ServerConfig::default(), CancellationToken::new());
         assert!((0..3).all(|_| off.fault(search).is_none()));
+    }
+
+    #[test]
+    fn work_per_call_burns_its_cpu_time_in_search_calls_only() {
+        let work = Duration::from_millis(20);
+        let config = ServerConfig { work_per_call: work, ..ServerConfig::default() };
+        let policy = CallPolicy::new(&config, CancellationToken::new());
+        assert_eq!(policy.work("/search.v1.SearchService/Classify"), work);
+        assert_eq!(policy.work("/grpc.health.v1.Health/Check"), Duration::ZERO, "health is not the load's");
+        let off = CallPolicy::new(&ServerConfig::default(), CancellationToken::new());
+        assert_eq!(off.work("/search.v1.SearchService/Search"), Duration::ZERO);
+        let (cpu, wall) = (thread_cpu_time().expect("the clock"), std::time::Instant::now());
+        burn(work);
+        let burnt = thread_cpu_time().expect("the clock") - cpu;
+        assert!(burnt >= work, "burnt {burnt:?} of CPU, asked {work:?}");
+        assert!(wall.elapsed() >= work);
     }
 
     #[test]

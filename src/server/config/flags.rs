@@ -58,6 +58,12 @@ pub struct ServerArgs {
     #[arg(long, env = "SEARCH_FAIL_CALLS", value_name = "N", default_value_t = 0)]
     pub fail_calls: u32,
 
+    /// A load for benchmarks of balancing: every call of the Search service
+    /// burns this much CPU time (of the thread serving it) before its
+    /// answer, as a heavier handler would (0s: off).
+    #[arg(long, env = "SEARCH_WORK_PER_CALL", value_name = "DURATION", default_value = "0s")]
+    pub work_per_call: humantime::Duration,
+
     /// HTTP/2 streams (calls) open at once on one connection.
     #[arg(long, env = "SEARCH_MAX_CONCURRENT_STREAMS", value_name = "N", default_value_t = MAX_CONCURRENT_STREAMS,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -208,6 +214,7 @@ impl ServerArgs {
             max_concurrent_calls: self.max_concurrent_calls as usize,
             admission: self.admission.settings()?,
             fail_calls: self.fail_calls,
+            work_per_call: self.work_per_call.into(),
             max_concurrent_streams: self.max_concurrent_streams,
             keepalive_interval: self.keepalive_interval.into(),
             keepalive_timeout: self.keepalive_timeout.into(),

@@ -28,6 +28,9 @@ pub struct ServerConfig {
     /// A fault for tests of clients' retries: of every `fail_calls + 1`
     /// calls, the first `fail_calls` are refused with UNAVAILABLE (0: off).
     pub fail_calls: u32,
+    /// A load for benchmarks of balancing: the CPU time every Search call
+    /// burns before its answer (zero: off).
+    pub work_per_call: Duration,
     /// Streams at once per connection.
     pub max_concurrent_streams: u32,
     /// HTTP/2 keepalive ping interval.
@@ -82,6 +85,7 @@ impl Default for ServerConfig {
             max_concurrent_calls: MAX_CONCURRENT_CALLS as usize,
             admission: None,
             fail_calls: 0,
+            work_per_call: Duration::ZERO,
             max_concurrent_streams: MAX_CONCURRENT_STREAMS,
             keepalive_interval: KEEPALIVE_INTERVAL,
             keepalive_timeout: KEEPALIVE_TIMEOUT,

@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use crate::pb::xds::data::orca::v3::OrcaLoadReport;
 
 /// How often the figures are measured.
-pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 
 /// How far back the reported rates and utilizations look.
 pub const WINDOW: Duration = Duration::from_secs(5);
@@ -67,7 +67,7 @@ pub(super) struct Sampler {
 
 impl Sampler {
     pub(super) fn new() -> Self {
-        let kept = usize::try_from(WINDOW.as_secs() / SAMPLE_EVERY.as_secs()).unwrap_or(1) + 1;
+        let kept = usize::try_from(WINDOW.as_millis() / SAMPLE_EVERY.as_millis()).unwrap_or(1) + 1;
         Self { samples: VecDeque::with_capacity(kept), kept }
     }
 
