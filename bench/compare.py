@@ -71,9 +71,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-from cargo_target import built  # noqa: E402
+from cargo_target import DEBUG_BUILD, RELEASE_BUILD, built  # noqa: E402
 
 RELEASE = built("release")
+DEBUG = built("debug")
 WORK = ROOT / "target" / "bench"
 ADDRESS = "127.0.0.1:8100"
 PATH = "/Search/search"
@@ -88,8 +89,9 @@ def run(command, **kwargs):
 
 
 def setup():
-    print("building the release binaries and examples...", file=sys.stderr)
-    run(["cargo", "build", "--release", "--quiet", "--bins", "--examples"], cwd=ROOT)
+    print("building the release binaries and the floor, and the debug examples...", file=sys.stderr)
+    run(RELEASE_BUILD, cwd=ROOT)
+    run(DEBUG_BUILD, cwd=ROOT)
     # h2load, valgrind (callgrind), and grpc C++ with its code generator.
     needed = {"h2load": "nghttp2-client", "valgrind": "valgrind", "grpc_cpp_plugin": "protobuf-compiler-grpc",
               "protoc": "protobuf-compiler", "pkg-config": "pkg-config"}
@@ -373,7 +375,7 @@ def security_files():
     """A signing key and its JWKS (examples/jwt.rs), and two policies: one
     that lets anyone search, one that lets the issuer's callers."""
     directory = WORK / "security"
-    run([str(RELEASE / "examples" / "jwt"), "keys", str(directory)])
+    run([str(DEBUG / "examples" / "jwt"), "keys", str(directory)])
     path = "/search.v1.SearchService/Search"
     (directory / "open.json").write_text(json.dumps(
         {"name": "bench", "allow_rules": [{"name": "search", "request": {"paths": [path]}}]}))
@@ -389,7 +391,7 @@ def jwt_flags(directory):
 
 
 def token(directory, subject):
-    return run([str(RELEASE / "examples" / "jwt"), "token", str(directory), subject],
+    return run([str(DEBUG / "examples" / "jwt"), "token", str(directory), subject],
                capture_output=True).stdout.strip()
 
 
@@ -467,7 +469,7 @@ def memory(connections=1000):
         with Server("rust", [str(RELEASE / "server"), "--listen", ADDRESS]) as server:
             time.sleep(1)
             at_rest = server.rss_kib()
-            holder = subprocess.Popen(["taskset", "-c", "1", str(RELEASE / "examples" / "hold_calls"), ADDRESS,
+            holder = subprocess.Popen(["taskset", "-c", "1", str(DEBUG / "examples" / "hold_calls"), ADDRESS,
                                        str(connections)] + extra, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       text=True)
             assert holder.stdout.readline().startswith("holding"), "the connections are held"

@@ -47,9 +47,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-from cargo_target import built  # noqa: E402
+from cargo_target import DEBUG_BUILD, RELEASE_BUILD, built  # noqa: E402
 
 RELEASE = built("release")
+DEBUG = built("debug")
 RATE = 500
 IN_FLIGHT = 400
 DEADLINE = "1s"
@@ -64,9 +65,9 @@ ROWS = {
 
 
 def build():
-    print("building the release binaries and examples...", file=sys.stderr)
-    # The same command as bench/compare.py's, so that CI links them once.
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bins", "--examples"], cwd=ROOT, check=True)
+    print("building the release binaries, and the debug examples...", file=sys.stderr)
+    subprocess.run(RELEASE_BUILD, cwd=ROOT, check=True)
+    subprocess.run(DEBUG_BUILD, cwd=ROOT, check=True)
 
 
 class Process:
@@ -155,7 +156,7 @@ def fault_run(fault, row, length, start, end, lb=None):
     try:
         addresses = [r.address for r in fleet]
         if fault == "slow":
-            proxy = Process([RELEASE / "examples" / "slow_proxy", "127.0.0.1:0", addresses[0], SLOW])
+            proxy = Process([DEBUG / "examples" / "slow_proxy", "127.0.0.1:0", addresses[0], SLOW])
             addresses[0] = proxy.address
         port = int(fleet[0].address.rsplit(":", 1)[1])
         target = "ipv4:" + ",".join(addresses)

@@ -62,7 +62,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "deploy"))
-from cargo_target import built  # noqa: E402
+from cargo_target import RELEASE_BUILD, built  # noqa: E402
 from replicas import envoy_path, start_envoy  # noqa: E402
 
 RELEASE = built("release")
@@ -87,7 +87,7 @@ def throttle(ratio):
 
 def build():
     print("building the release binaries...", file=sys.stderr)
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bins"], cwd=ROOT, check=True)
+    subprocess.run(RELEASE_BUILD, cwd=ROOT, check=True)
 
 
 class Server:

@@ -25,7 +25,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-from cargo_target import built  # noqa: E402
+from cargo_target import RELEASE_BUILD, built  # noqa: E402
 
 RELEASE = built("release")
 MAX_CONCURRENT_CALLS = "64"
@@ -47,9 +47,7 @@ def main() -> int:
             rotation += ["--" + flag.replace("_", "-"), getattr(args, flag)]
 
     print("building the release binaries...", file=sys.stderr)
-    # compare.py's build word for word: with --examples the dev-dependencies'
-    # features join in, so any other command would link the binaries again.
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bins", "--examples"], cwd=ROOT, check=True)
+    subprocess.run(RELEASE_BUILD, cwd=ROOT, check=True)
     server = subprocess.Popen(
         [RELEASE / "server", "--listen", "127.0.0.1:0", "--max-concurrent-calls", MAX_CONCURRENT_CALLS, *rotation],
         stdout=subprocess.PIPE,

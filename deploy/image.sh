@@ -4,7 +4,7 @@
 # release build, stripped. Needs root and Debian's buildah (vfs storage,
 # chroot isolation: no daemon, no OCI runtime).
 #
-#   cargo build --release --quiet --bins --examples
+#   cargo build --release --quiet --bins --example h2_floor
 #   bash deploy/image.sh [NAME]    # NAME: search:ci by default, as localhost/NAME
 #
 # The base stands in for distroless's cc image: an empty image with the

@@ -31,6 +31,18 @@ def target_dir() -> Path:
     return Path(json.loads(done.stdout)["target_directory"])
 
 
+# The release build every benchmark script and CI step shares, word for
+# word: the binaries and the one example measured beside them (h2_floor, the
+# floor). Each of them is a fat LTO link of minutes, so nothing else is built
+# in release, and any other command would link them again (an example brings
+# the dev-dependencies' features in, which changes the binaries).
+RELEASE_BUILD = ["cargo", "build", "--release", "--quiet", "--bins", "--example", "h2_floor"]
+
+# The debug build of `cargo test` and the test peers, for the tools the
+# benchmarks run whose speed is not measured (jwt, hold_calls, slow_proxy).
+DEBUG_BUILD = ["cargo", "build", "--quiet", "--bins", "--examples"]
+
+
 def built(relative: str, variable: str | None = None) -> Path:
     """A build product: the path in `variable` when that is set, else
     `relative` (`debug/server`, `release/examples`) in cargo's target
