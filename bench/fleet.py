@@ -31,13 +31,13 @@ Then each row, on new replicas (and a new Envoy), offers 80% of the sum of
 those capacities (`client bench --rate R -n N -z Ts`: open model, 1 s
 deadline, retries and hedging off) from the second CPU:
   round_robin, weighted_round_robin: our client straight to the three
-    (an ipv4: target); its weighted round robin with a 1 s blackout and a
-    0.5 s weight update period instead of gRFC A58's 10 s and 1 s, which
-    would leave a short run mostly to round robin;
+    (an ipv4: target); its weighted round robin with no blackout and a
+    0.1 s weight update period instead of gRFC A58's 10 s and 1 s, which
+    would leave the start of a row to round robin;
   envoy ...: our client (pick_first) through Envoy, one worker on the
     client's CPU, with each of its policies; client_side_weighted_round_robin
-    reads the per-call trailer, with a 1 s blackout, and with --oob also the
-    out-of-band stream, a report a second.
+    reads the per-call trailer, with the same blackout and update period as
+    ours, and with --oob also the out-of-band stream, a report a second.
 Columns: the calls, p50 and p99 in ms of every call (a failed one counts at
 its end) from when it was due, the calls that failed by code, and each
 replica's share of the calls, the weak one last (the calls each started, from
@@ -67,15 +67,19 @@ LOAD = 0.8
 WORKERS = 200
 PERIOD_US = 10_000  # the shortest period, when the quotas allow it
 SEARCH = "search.v1.SearchService/Search"
-WRR = ["--wrr-blackout-period", "1s", "--wrr-weight-update-period", "500ms"]
+# No blackout, and A58's shortest weight update period, in both clients: a row
+# starts at full rate, and each moment of round robin before the weights
+# leaves the weak replica a backlog it drains only at the rate its share
+# leaves spare.
+WRR = ["--wrr-blackout-period", "0s", "--wrr-weight-update-period", "100ms"]
+ENVOY_WRR = {"policy": "client_side_weighted_round_robin", "blackout": "0s", "update": "0.1s"}
 ROWS = [
     ("round_robin", ["--lb", "round_robin"], None),
     ("weighted_round_robin", ["--lb", "weighted_round_robin", "-v", *WRR], None),
     ("envoy round_robin", [], {"policy": "round_robin"}),
     ("envoy least_request", [], {"policy": "least_request"}),
-    ("envoy client_side_weighted_round_robin", [], {"policy": "client_side_weighted_round_robin"}),
-    ("envoy client_side_weighted_round_robin --oob", [],
-     {"policy": "client_side_weighted_round_robin", "oob": "1s"}),
+    ("envoy client_side_weighted_round_robin", [], ENVOY_WRR),
+    ("envoy client_side_weighted_round_robin --oob", [], {**ENVOY_WRR, "oob": "1s"}),
 ]
 
 

@@ -60,12 +60,13 @@ def socket_address(host_port: str) -> dict:
     return {"socket_address": {"address": host, "port_value": int(port)}}
 
 
-def load_balancing_policy(policy: str, blackout: str, oob: str | None) -> dict:
+def load_balancing_policy(policy: str, blackout: str, oob: str | None, update: str = "1s") -> dict:
     settings = {}
     if policy == "client_side_weighted_round_robin":
         # gRFC A58's defaults, but for the blackout period (10 s there): how long a
-        # replica's reports are ignored after its first one.
-        settings = {"blackout_period": blackout, "weight_update_period": "1s",
+        # replica's reports are ignored after its first one; and the weight update
+        # period when asked (1 s there, 100 ms at the least).
+        settings = {"blackout_period": blackout, "weight_update_period": update,
                     "weight_expiration_period": "180s", "error_utilization_penalty": 1.0}
         if oob:
             # Also a StreamCoreMetrics stream to each replica, asking for a report every `oob`.
@@ -92,7 +93,7 @@ def adaptive_concurrency(min_rtt: str | None) -> dict:
         gradient_controller_config=controller)}
 
 
-def cluster(replicas: list[str], policy: str, blackout: str, oob: str | None) -> dict:
+def cluster(replicas: list[str], policy: str, blackout: str, oob: str | None, update: str = "1s") -> dict:
     http2 = typed("envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
                   explicit_http_config={"http2_protocol_options": {}})
     endpoints = [{"endpoint": {"address": socket_address(r)}} for r in replicas]
@@ -108,7 +109,7 @@ def cluster(replicas: list[str], policy: str, blackout: str, oob: str | None) ->
             "unhealthy_threshold": 1, "healthy_threshold": 1,
             "grpc_health_check": {"service_name": SERVICE},
         }],
-        "load_balancing_policy": load_balancing_policy(policy, blackout, oob),
+        "load_balancing_policy": load_balancing_policy(policy, blackout, oob, update),
     }
 
 
@@ -137,13 +138,13 @@ def listener(listen: str, adaptive: bool, min_rtt: str | None) -> dict:
 
 
 def config(listen: str, admin: str, replicas: list[str], policy: str, blackout: str = "1s",
-           oob: str | None = None, adaptive: bool = False, min_rtt: str | None = None) -> dict:
+           oob: str | None = None, adaptive: bool = False, min_rtt: str | None = None, update: str = "1s") -> dict:
     """The whole bootstrap configuration, as a dict (Envoy reads it as JSON)."""
     return {
         "admin": {"address": socket_address(admin)},
         "static_resources": {
             "listeners": [listener(listen, adaptive, min_rtt)],
-            "clusters": [cluster(replicas, policy, blackout, oob)],
+            "clusters": [cluster(replicas, policy, blackout, oob, update)],
         },
     }
 
