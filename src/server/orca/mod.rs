@@ -29,6 +29,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use prost::Message;
+use tokio::sync::Notify;
 use tokio::time::MissedTickBehavior;
 use tonic::Code;
 
@@ -40,6 +41,12 @@ pub use self::call_load::CallLoad;
 use self::sampler::Sampler;
 pub(in crate::server) use self::service::service;
 use crate::pb::xds::data::orca::v3::OrcaLoadReport;
+
+/// How long after the first call to end in a quiet window the figures are
+/// measured: long enough for the calls arriving with it to be counted, short
+/// enough that a client weighing a replica that was idle has figures within
+/// its first calls rather than the next sample.
+const EARLY: Duration = Duration::from_millis(20);
 
 /// The trailer that carries a call's load report (gRFC A51): the encoded
 /// `OrcaLoadReport`, in base64 as every `-bin` metadata value.
@@ -88,6 +95,13 @@ struct Shared {
     current: RwLock<Current>,
     /// Whether the sampler was started.
     sampling: AtomicBool,
+    /// Whether the figures show no calls per second (none in the window):
+    /// a client's weighted round robin ignores such a report, so the first
+    /// call to end then asks the sampler for figures at once (`early`).
+    quiet: AtomicBool,
+    /// Shared with the sampler's task, which holds no strong reference to
+    /// the rest (it ends when the reporter is dropped).
+    early: Arc<Notify>,
 }
 
 /// Calls counted as they end: two relaxed atomic additions per call.
@@ -128,6 +142,8 @@ impl Orca {
             counts: Counts::default(),
             current: RwLock::default(),
             sampling: AtomicBool::new(false),
+            quiet: AtomicBool::new(true),
+            early: Arc::new(Notify::new()),
         });
         Self { shared }
     }
@@ -141,7 +157,7 @@ impl Orca {
             // The first calls have the memory figure; the rates need a
             // second sample.
             self.shared.update(|report| report.mem_utilization = sampler::memory_utilization());
-            tokio::spawn(measure(Arc::downgrade(&self.shared)));
+            tokio::spawn(measure(Arc::downgrade(&self.shared), Arc::clone(&self.shared.early)));
         }
     }
 
@@ -194,6 +210,9 @@ impl Orca {
     pub(in crate::server) fn count(&self, code: Code) {
         let counts = &self.shared.counts;
         counts.calls.fetch_add(1, Ordering::Relaxed);
+        if self.shared.quiet.load(Ordering::Relaxed) {
+            self.shared.early.notify_one();
+        }
         if is_error(code) {
             counts.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -215,16 +234,22 @@ impl Shared {
 }
 
 /// Measures the server's figures every [`sampler::SAMPLE_EVERY`] until the
-/// reporter is dropped.
-async fn measure(shared: Weak<Shared>) {
+/// reporter is dropped, and [`EARLY`] after a call ends while they show no
+/// calls per second.
+async fn measure(shared: Weak<Shared>, early: Arc<Notify>) {
     let mut ticks = tokio::time::interval(sampler::SAMPLE_EVERY);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut sampler = Sampler::new();
     loop {
-        ticks.tick().await;
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = early.notified() => tokio::time::sleep(EARLY).await,
+        }
         let Some(shared) = shared.upgrade() else { return };
         let (calls, errors) = shared.counts.read();
         shared.update(sampler.sample(calls, errors));
+        let quiet = shared.read().report.rps_fractional <= 0.0;
+        shared.quiet.store(quiet, Ordering::Relaxed);
     }
 }
 
@@ -256,6 +281,20 @@ mod tests {
 
     fn set() -> Orca {
         Orca::new(OrcaSettings { figures: Figures::Set, min_interval: Duration::from_secs(1) })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_call_after_a_quiet_window_brings_figures_early() {
+        let orca = Orca::new(OrcaSettings { figures: Figures::Measured, min_interval: Duration::from_secs(1) });
+        orca.start_sampling();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let rps = || orca.shared.read().report.rps_fractional;
+        assert!(rps() <= 0.0, "no call yet: {}", rps());
+        orca.count(Code::Ok);
+        // Well before the next sample (250 ms from the start).
+        tokio::time::sleep(EARLY + Duration::from_millis(10)).await;
+        assert!(rps() > 0.0, "figures {EARLY:?} after the first call, not at the next sample");
+        assert!(!orca.shared.quiet.load(Ordering::Relaxed));
     }
 
     #[test]
