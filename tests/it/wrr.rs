@@ -2,7 +2,8 @@
 //! three replicas reporting given figures, two of them busy; once the
 //! weights are known (short blackout and update periods), the calls follow
 //! them, whether the reports come in each call's trailer or on the
-//! out-of-band stream; servers without reports keep round robin. Where
+//! out-of-band stream, and from the end of the blackout, not the next
+//! update period; servers without reports keep round robin. Where
 //! calls went is the client's count of attempts per subchannel; the
 //! weights known is `-v`'s weight events.
 
@@ -60,6 +61,11 @@ async fn client(addrs: &[SocketAddr], oob: bool) -> (Client, Arc<Mutex<HashMap<S
         oob_reporting_period: Duration::from_millis(50),
         ..WeightSettings::default()
     };
+    client_with(addrs, weights).await
+}
+
+/// A weighted round robin client over `addrs` with `weights`, as [`client`].
+async fn client_with(addrs: &[SocketAddr], weights: WeightSettings) -> (Client, Arc<Mutex<HashMap<String, f64>>>) {
     let options =
         ClientOptions { lb: LoadBalancing::WeightedRoundRobin, weights, hedging: None, ..ClientOptions::default() };
     let target = common::ipv4(addrs.iter().copied());
@@ -138,6 +144,24 @@ async fn calls_follow_the_weights_from_each_call_s_report() {
     let weights = shown.lock().expect("not poisoned").clone();
     let idle = weights[&servers[2].addr.to_string()];
     assert!((idle - 1000.0).abs() < 1.0, "qps / utilization: {weights:?}");
+    stop(client, servers).await;
+}
+
+#[tokio::test]
+async fn a_weight_counts_once_its_blackout_ends_not_at_the_next_update() {
+    // The weights are read every minute, and the blackout is 100 ms: the
+    // calls follow the weights within the test's 10 s all the same.
+    let servers = one_idle_of_three(Figures::Given).await;
+    let weights = WeightSettings {
+        blackout_period: Duration::from_millis(100),
+        weight_update_period: Duration::from_secs(60),
+        ..WeightSettings::default()
+    };
+    let began = Instant::now();
+    let (client, shown) = client_with(&addrs(&servers), weights).await;
+    let shares = shares(&client, &shown, 3, &addrs(&servers)).await;
+    assert_follows_the_weights(&shares);
+    assert!(began.elapsed() < Duration::from_secs(60), "before the first update: {:?}", began.elapsed());
     stop(client, servers).await;
 }
 

@@ -41,7 +41,7 @@ use super::resolver;
 use super::secure::{self, SecureConnector};
 use super::subchannel::{Backend, Subchannel};
 use super::target::Target;
-use super::weights::WeightSettings;
+use super::weights::{WeightSettings, WeightsDue};
 use super::xds_state::{CallRoute, XdsChannel, XdsPick};
 use crate::client::Error;
 use crate::client::backoff::Backoff;
@@ -125,6 +125,8 @@ pub(in crate::client) struct Balancer {
     pub(super) stats: Arc<Stats>,
     /// Weighted round robin's scheduler, when it has one.
     pub(super) schedule: Schedule,
+    /// When a new weight begins to count: the scheduler is made again then.
+    pub(super) weights_due: Arc<WeightsDue>,
     /// An `xds:///` target's routes and clusters (`xds_channel.rs`).
     pub(super) xds: Option<XdsChannel>,
 }
@@ -170,6 +172,7 @@ impl Balancer {
             started: AtomicBool::new(false),
             stats,
             schedule: Schedule::default(),
+            weights_due: Arc::default(),
             xds,
         });
         if let Some(addresses) = resolver::fixed(target) {

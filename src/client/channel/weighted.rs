@@ -4,7 +4,8 @@
 //! a stream read to its end, `responses.rs`) or, when asked, from each server's
 //! out-of-band stream (`OpenRcaService/StreamCoreMetrics`); the READY
 //! subchannels' weights read into an earliest-deadline-first scheduler
-//! (`edf.rs`) every update period and whenever a subchannel comes or goes;
+//! (`edf.rs`) every update period, whenever a subchannel comes or goes and
+//! as soon as a new weight counts;
 //! picks from it; `-v`'s weight events.
 //!
 //! The scheduler holds the subchannels READY when it was made; a pick
@@ -31,7 +32,7 @@ use super::edf::Schedule;
 use super::events::Event;
 use super::picker::LoadBalancing;
 use super::subchannel::Subchannel;
-use super::weights::WeightSettings;
+use super::weights::{WeightSettings, WeightsDue};
 use super::xds_state::ClusterPolicies;
 use crate::client::backoff::Backoff;
 use crate::pb::xds::data::orca::v3::OrcaLoadReport;
@@ -61,7 +62,7 @@ impl Balancer {
         let Some(bytes) = metadata.get_bin(LOAD_REPORT).and_then(|value| value.to_bytes().ok()) else { return };
         let Some(weights) = self.weighing(sub).filter(|weights| !weights.enable_oob_load_report) else { return };
         if let Ok(report) = OrcaLoadReport::decode(bytes) {
-            sub.weight.report(&report, weights.error_utilization_penalty, Instant::now());
+            self.weights_due.count_from(sub.weight.report(&report, &weights, Instant::now()));
         }
     }
 
@@ -106,18 +107,24 @@ impl Balancer {
         schedule.set(ready, &weights);
     }
 
-    /// Starts reading the weights every update period while the channel
-    /// lives (once; under weighted round robin or xDS).
+    /// Starts reading the weights every update period, and whenever a
+    /// weight begins to count, while the channel lives (once; under
+    /// weighted round robin or xDS).
     pub(super) fn start_weighing(self: &Arc<Self>) {
         if self.xds.is_none() && self.policy() != LoadBalancing::WeightedRoundRobin {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         let balancer = Arc::downgrade(self);
+        let due = Arc::clone(&self.weights_due);
         runtime.spawn(async move {
+            let mut next = Instant::now();
             loop {
-                let Some(period) = balancer.upgrade().map(|balancer| balancer.update_period()) else { return };
-                tokio::time::sleep(period).await;
+                if Instant::now() >= next {
+                    let Some(period) = balancer.upgrade().map(|balancer| balancer.update_period()) else { return };
+                    next = Instant::now() + period;
+                }
+                due.wait(next).await;
                 let Some(balancer) = balancer.upgrade() else { return };
                 if balancer.channel.state() == ConnectivityState::Shutdown {
                     return;
@@ -148,7 +155,8 @@ impl Balancer {
                 let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
                 let stop = CancellationToken::new();
                 let backoff = self.settings.backoff;
-                runtime.spawn(follow_reports(Arc::downgrade(sub), settings, backoff, stop.clone()));
+                let due = Arc::clone(&self.weights_due);
+                runtime.spawn(follow_reports(Arc::downgrade(sub), settings, backoff, due, stop.clone()));
                 *following = Some(stop.drop_guard());
             }
         }
@@ -159,11 +167,12 @@ impl Balancer {
 /// not cancelled: a stream on each connection once it is READY, asking for
 /// reports every `oob_reporting_period`; a stream that fails is opened
 /// again after a backoff (a server without the service is asked again at
-/// most every backoff's longest wait).
+/// most every backoff's longest wait). A first weight is told to `due`.
 pub(super) async fn follow_reports(
     sub: Weak<Subchannel>,
     settings: WeightSettings,
     backoff: Backoff,
+    due: Arc<WeightsDue>,
     stop: CancellationToken,
 ) {
     let interval = prost_types::Duration::try_from(settings.oob_reporting_period).unwrap_or_default();
@@ -190,7 +199,7 @@ pub(super) async fn follow_reports(
                 };
                 let (Ok(Some(report)), Some(sub)) = (next, sub.upgrade()) else { break };
                 failures = 0;
-                sub.weight.report(&report, settings.error_utilization_penalty, Instant::now());
+                due.count_from(sub.weight.report(&report, &settings, Instant::now()));
             }
         }
         failures += 1;

@@ -5,11 +5,14 @@
 //! only once its subchannel has reported for a blackout period without a
 //! break (a fresh server's first figures are noise), and is dropped when no
 //! report came for the expiration period (a server that stopped reporting
-//! is treated as unknown, not as what it last said).
+//! is treated as unknown, not as what it last said). A weight is read
+//! into the scheduler every update period, and also at once when one
+//! begins to count ([`WeightsDue`]).
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::pb::xds::data::orca::v3::OrcaLoadReport;
@@ -94,13 +97,17 @@ impl Weight {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes `report`, received at `now`, if it gives a weight.
-    pub(super) fn report(&self, report: &OrcaLoadReport, penalty: f64, now: Instant) {
-        let Some(weight) = weight_of(report, penalty) else { return };
+    /// Takes `report`, received at `now`, if it gives a weight; when it
+    /// is the first since a break, the moment the weight begins to count
+    /// (after the blackout).
+    pub(super) fn report(&self, report: &OrcaLoadReport, settings: &WeightSettings, now: Instant) -> Option<Instant> {
+        let weight = weight_of(report, settings.error_utilization_penalty)?;
         let mut reported = self.lock();
+        let first = reported.since.is_none();
         reported.since.get_or_insert(now);
         reported.last = Some(now);
         reported.weight = weight;
+        first.then(|| now + settings.blackout_period)
     }
 
     /// The subchannel became READY: its blackout begins again.
@@ -133,6 +140,40 @@ impl Weight {
             reported.shown = weight;
             weight
         })
+    }
+}
+
+/// The moments weights not yet in the scheduler begin to count (one per
+/// subchannel's first report since a break): the weighing loop reads the
+/// weights again at each, rather than at the next update period, so that a
+/// fleet leaves round robin as soon as it can.
+#[derive(Debug, Default)]
+pub(super) struct WeightsDue {
+    at: Mutex<Vec<Instant>>,
+    changed: Notify,
+}
+
+impl WeightsDue {
+    /// A weight begins to count at `at` (`None`: no new weight).
+    pub(super) fn count_from(&self, at: Option<Instant>) {
+        let Some(at) = at else { return };
+        self.at.lock().unwrap_or_else(PoisonError::into_inner).push(at);
+        self.changed.notify_one();
+    }
+
+    /// Waits until `next` or the earliest due moment, whichever comes
+    /// first, and forgets the due moments passed by then.
+    pub(super) async fn wait(&self, next: Instant) {
+        loop {
+            let due = self.at.lock().unwrap_or_else(PoisonError::into_inner).iter().min().copied();
+            let wake = due.map_or(next, |due| due.min(next));
+            tokio::select! {
+                () = tokio::time::sleep_until(wake) => break,
+                () = self.changed.notified() => {}
+            }
+        }
+        let now = Instant::now();
+        self.at.lock().unwrap_or_else(PoisonError::into_inner).retain(|due| *due > now);
     }
 }
 
@@ -174,16 +215,16 @@ mod tests {
         let start = Instant::now();
         let at = |secs| start + Duration::from_secs(secs);
         assert!(weight.get(&settings, start) == 0.0, "no report: unknown");
-        weight.report(&report(100.0, 0.5, 0.0, 0.0), 1.0, start);
+        weight.report(&report(100.0, 0.5, 0.0, 0.0), &settings, start);
         assert!(weight.get(&settings, at(5)) == 0.0, "in the blackout");
-        weight.report(&report(100.0, 0.25, 0.0, 0.0), 1.0, at(9));
+        weight.report(&report(100.0, 0.25, 0.0, 0.0), &settings, at(9));
         assert!((weight.get(&settings, at(10)) - 400.0).abs() < 1e-9, "after it: the last report's");
         assert!(weight.get(&settings, at(69)) == 0.0, "expired 60 s after the last report");
-        weight.report(&report(100.0, 0.25, 0.0, 0.0), 1.0, at(70));
+        weight.report(&report(100.0, 0.25, 0.0, 0.0), &settings, at(70));
         assert!(weight.get(&settings, at(75)) == 0.0, "an expired weight starts a new blackout");
         assert!(weight.get(&settings, at(80)) > 0.0);
         weight.restart();
-        weight.report(&report(100.0, 0.25, 0.0, 0.0), 1.0, at(81));
+        weight.report(&report(100.0, 0.25, 0.0, 0.0), &settings, at(81));
         assert!(weight.get(&settings, at(85)) == 0.0, "READY again: a new blackout");
     }
 
