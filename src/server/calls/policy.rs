@@ -189,10 +189,20 @@ fn searched(path: &str) -> bool {
     path.strip_prefix('/').and_then(|p| p.strip_prefix(SERVICE_NAME)).is_some_and(|p| p.starts_with('/'))
 }
 
+/// Burns `cpu` on the runtime's blocking pool, as a handler's heavy work
+/// belongs: the runtime's workers go on reading and admitting calls. Zero
+/// costs nothing.
+pub(super) async fn burn_on_the_blocking_pool(cpu: Duration) {
+    if !cpu.is_zero() {
+        // `burn` does not panic; an error is the runtime shutting down.
+        let _ = tokio::task::spawn_blocking(move || burn(cpu)).await;
+    }
+}
+
 /// Spins until this thread has run for `cpu` more (its CPU clock, so time
 /// it spends descheduled or throttled by a quota does not count).
 /// Zero costs nothing (the clock is not read).
-pub(super) fn burn(cpu: Duration) {
+fn burn(cpu: Duration) {
     if cpu.is_zero() {
         return;
     }

@@ -29,7 +29,8 @@ pub struct AdmissionArgs {
     #[arg(long, env = "SEARCH_ADAPTIVE_CONCURRENCY", value_parser = BoolishValueParser::new())]
     pub adaptive_concurrency: bool,
 
-    /// The least the adaptive limit comes down to.
+    /// The least the adaptive limit comes down to, and the calls in flight
+    /// at which it measures its baseline latency under a lasting overload.
     #[arg(long, env = "SEARCH_ADAPTIVE_MIN_CALLS", value_name = "N", default_value_t = ADAPTIVE_MIN_CALLS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub adaptive_min_calls: u32,
@@ -40,9 +41,8 @@ pub struct AdmissionArgs {
     pub adaptive_max_calls: u32,
 
     /// Where the adaptive limit starts, before it has measured any latency
-    /// (held between --adaptive-min-calls and --adaptive-max-calls); as many
-    /// as one connection may open at once by default, so that a load within
-    /// capacity is not shed while the limit learns it.
+    /// (held between --adaptive-min-calls and --adaptive-max-calls); it
+    /// doubles each window in which it shed calls at good latency.
     #[arg(long, env = "SEARCH_ADAPTIVE_INITIAL_CALLS", value_name = "N", default_value_t = ADAPTIVE_INITIAL_CALLS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub adaptive_initial_calls: u32,
@@ -87,8 +87,8 @@ mod tests {
         };
         assert_eq!(on, Some(defaults));
         // The start is held between the bounds.
-        let bounds = settings(&["--adaptive-concurrency", "--adaptive-min-calls", "4", "--adaptive-max-calls", "64"]);
-        assert_eq!(bounds.ok(), Some(Some(AdmissionSettings { floor: 4, ceiling: 64, initial: 64 })));
+        let bounds = settings(&["--adaptive-concurrency", "--adaptive-min-calls", "4", "--adaptive-max-calls", "8"]);
+        assert_eq!(bounds.ok(), Some(Some(AdmissionSettings { floor: 4, ceiling: 8, initial: 8 })));
         let start = settings(&["--adaptive-concurrency", "--adaptive-initial-calls", "2", "--adaptive-min-calls", "4"]);
         assert_eq!(start.ok().flatten().map(|s| s.initial), Some(4));
         let crossed = settings(&["--adaptive-min-calls", "65", "--adaptive-max-calls", "64"]).expect_err("crossed");

@@ -15,11 +15,13 @@ pub const MAX_RECV_BYTES: ByteSize = ByteSize(4 << 20);
 /// Calls served at once, over all connections; more are refused at once.
 pub const MAX_CONCURRENT_CALLS: u32 = 10_000;
 /// The least the adaptive limit of calls in flight comes down to
-/// (`--adaptive-concurrency`).
-pub const ADAPTIVE_MIN_CALLS: u32 = 16;
-/// Where the adaptive limit starts: one connection's streams at once
-/// (`MAX_CONCURRENT_STREAMS`).
-pub const ADAPTIVE_INITIAL_CALLS: u32 = MAX_CONCURRENT_STREAMS;
+/// (`--adaptive-concurrency`), and where it measures the latency of a call
+/// that waits for no other: two calls.
+pub const ADAPTIVE_MIN_CALLS: u32 = 2;
+/// Where the adaptive limit starts: low, as Netflix's limiters start (it
+/// doubles each window while calls are shed at good latency), so that a
+/// server that starts under overload does not first admit a queue.
+pub const ADAPTIVE_INITIAL_CALLS: u32 = 16;
 /// The most the adaptive limit grows to.
 pub const ADAPTIVE_MAX_CALLS: u32 = 1000;
 /// HTTP/2 streams (calls) open at once on one connection.

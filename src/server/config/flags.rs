@@ -58,9 +58,9 @@ pub struct ServerArgs {
     #[arg(long, env = "SEARCH_FAIL_CALLS", value_name = "N", default_value_t = 0)]
     pub fail_calls: u32,
 
-    /// A load for benchmarks of balancing: every call of the Search service
-    /// burns this much CPU time (of the thread serving it) before its
-    /// answer, as a heavier handler would (0s: off).
+    /// A load for benchmarks of balancing and overload: every call of the
+    /// Search service burns this much CPU time on the runtime's blocking
+    /// pool before its answer, as a heavier handler would (0s: off).
     #[arg(long, env = "SEARCH_WORK_PER_CALL", value_name = "DURATION", default_value = "0s")]
     pub work_per_call: humantime::Duration,
 
