@@ -5,9 +5,10 @@
 //!
 //! The limit starts at `--adaptive-initial-calls` (16), above its floor
 //! and far below its ceiling, as Netflix's limiters start at their initial
-//! limit: a load within capacity that needs more calls in flight loses a
-//! few calls while the limit doubles its way up (below), and a server that
-//! starts under overload admits no more of a queue than that.
+//! limit: a server that starts under overload admits no more of a queue
+//! than that, and a load within capacity that needs more calls in flight
+//! loses calls at the start, while the limit probes at the floor and then
+//! doubles its way up (below).
 //!
 //! Every admitted call gives one sample: the time from its admission to
 //! its answer's head. Samples are summed in a window of at least
