@@ -14,7 +14,14 @@
 //! connection: a few thousand a second, each of which held its place a
 //! hundred times longer than a Search takes. The server's own resets count
 //! whatever the stream's age, unless they blame the server (NO_ERROR after
-//! a complete answer, CANCEL, INTERNAL_ERROR).
+//! a complete answer, CANCEL, INTERNAL_ERROR). A young stream the server
+//! has answered whole may be reset freely, either way: an overloaded server
+//! refuses calls at once, often before their clients have sent their
+//! messages; those clients then cancel streams they no longer need, and
+//! h2 answers the messages that arrive after it forgot the stream with
+//! STREAM_CLOSED. A flood's streams are reset before their answers, and
+//! so are the streams MadeYouReset has the server reset while it serves
+//! them.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -36,12 +43,22 @@ const NO_ERROR: u32 = 0x0;
 const INTERNAL_ERROR: u32 = 0x2;
 const CANCEL: u32 = 0x8;
 
+/// A stream opened within the last [`PREMATURE`].
+#[derive(Debug)]
+struct Young {
+    stream: u32,
+    opened: Instant,
+    /// The server has ended its answer on it.
+    answered: bool,
+}
+
 /// The reset budget of one connection (see the module documentation).
 #[derive(Debug, Default)]
 pub(super) struct Resets {
     /// The streams opened within the last [`PREMATURE`] and not yet reset,
-    /// oldest (lowest) first.
-    young: VecDeque<(u32, Instant)>,
+    /// oldest (lowest) first, and whether the server has answered each
+    /// whole.
+    young: VecDeque<Young>,
     /// Streams the client opened.
     opened: u64,
     /// Premature client resets and server resets the client caused.
@@ -56,19 +73,21 @@ impl Resets {
         if self.young.len() == YOUNG_MAX {
             self.young.pop_front();
         }
-        self.young.push_back((stream, now));
+        self.young.push_back(Young { stream, opened: now, answered: false });
     }
 
     /// The client reset `stream` at `now`; true when that is one too many.
     pub(super) fn client_reset(&mut self, stream: u32, now: Instant) -> bool {
         self.forget_older(now);
-        match self.young.binary_search_by_key(&stream, |&(id, _)| id) {
-            Ok(at) => {
-                // Counted once, however many resets the stream gets.
-                self.young.remove(at);
-                self.count()
-            }
-            Err(_) => false,
+        // Counted once, however many resets the stream gets.
+        self.forget(stream).is_some_and(|answered| !answered) && self.count()
+    }
+
+    /// The server ended its answer on `stream`: a reset of it from now on
+    /// costs the server nothing, so it does not count.
+    pub(super) fn answered(&mut self, stream: u32) {
+        if let Ok(at) = self.young.binary_search_by_key(&stream, |young| young.stream) {
+            self.young[at].answered = true;
         }
     }
 
@@ -78,10 +97,19 @@ impl Resets {
         if !client_stream || matches!(code, NO_ERROR | INTERNAL_ERROR | CANCEL) {
             return false;
         }
-        if let Ok(at) = self.young.binary_search_by_key(&stream, |&(id, _)| id) {
-            self.young.remove(at);
+        // An old stream counts: the server's resets count whatever the age.
+        self.forget(stream) != Some(true) && self.count()
+    }
+
+    /// A reset of young `stream`: whether the server had answered it whole
+    /// (kept then, so that none of its resets counts; else forgotten, so
+    /// that it counts once), `None` when it is not young (or reset already).
+    fn forget(&mut self, stream: u32) -> Option<bool> {
+        let at = self.young.binary_search_by_key(&stream, |young| young.stream).ok()?;
+        if self.young[at].answered {
+            return Some(true);
         }
-        self.count()
+        self.young.remove(at).map(|young| young.answered)
     }
 
     fn count(&mut self) -> bool {
@@ -90,7 +118,7 @@ impl Resets {
     }
 
     fn forget_older(&mut self, now: Instant) {
-        while self.young.front().is_some_and(|&(_, at)| now.duration_since(at) >= PREMATURE) {
+        while self.young.front().is_some_and(|young| now.duration_since(young.opened) >= PREMATURE) {
             self.young.pop_front();
         }
     }
@@ -168,6 +196,25 @@ mod tests {
             resets.server_reset(stream, PROTOCOL_ERROR)
         });
         assert!(flood.is_some(), "a flood of forced resets is closed");
+    }
+
+    #[test]
+    fn resets_either_way_of_a_stream_answered_whole_do_not_count() {
+        let (mut resets, now) = (Resets::default(), Instant::now());
+        const STREAM_CLOSED: u32 = 0x5;
+        for stream in (1..4000).step_by(2) {
+            resets.opened(stream, now);
+            resets.answered(stream);
+            // The client's cancel, and h2's answer to a message that came
+            // after the stream was gone, in either order, any number.
+            assert!(!resets.client_reset(stream, now) && !resets.server_reset(stream, STREAM_CLOSED));
+            assert!(!resets.server_reset(stream, STREAM_CLOSED) && !resets.client_reset(stream, now));
+        }
+        assert_eq!(resets.counted, 0);
+        // Reset while the server still serves it: counted, once.
+        resets.opened(4001, now);
+        assert!(!resets.server_reset(4001, STREAM_CLOSED) && !resets.client_reset(4001, now));
+        assert_eq!(resets.counted, 1);
     }
 
     #[test]

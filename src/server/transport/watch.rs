@@ -42,6 +42,8 @@ const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
 /// The ACK flag of SETTINGS and PING.
 const ACK: u8 = 0x1;
+/// The flag of a HEADERS or DATA frame that ends its side of the stream.
+const END_STREAM: u8 = 0x1;
 /// The ENHANCE_YOUR_CALM error code.
 const ENHANCE_YOUR_CALM: u32 = 0xb;
 
@@ -183,7 +185,12 @@ impl Watch {
         self.preface?;
         let (answered, resets, mut found) = (&mut self.answered, &mut self.resets, None);
         self.written.feed(data, |seen| match seen {
-            Seen::Frame(head) if matches!(head.kind, HEADERS | DATA) => *answered += 1,
+            Seen::Frame(head) if matches!(head.kind, HEADERS | DATA) => {
+                *answered += 1;
+                if head.flags & END_STREAM != 0 {
+                    resets.answered(head.stream);
+                }
+            }
             Seen::Reset { stream, code } if resets.server_reset(stream, code) => found = Some(Abuse::Resets),
             _ => {}
         });
@@ -294,6 +301,28 @@ mod tests {
         assert_eq!(watch.goaway(Abuse::Resets)[9..13], 999u32.to_be_bytes(), "the 500th stream");
         // The verdict is given once.
         assert_eq!(watch.read(&frame(RST_STREAM, 0, 1001, &[0, 0, 0, 8])), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reset_after_the_whole_answer_does_not_count() {
+        let mut watch = Watch::new(Duration::from_secs(300));
+        watch.read(PREFACE);
+        // Each call refused at once (a shed call's trailers-only answer)
+        // before its client had sent its message, which its client then
+        // cancels: an overloaded server's refusals, not a flood.
+        for stream in (1..20_000).step_by(2) {
+            assert_eq!(watch.read(&frame(HEADERS, 4, stream, &[0x83])), None);
+            assert_eq!(watch.written(&frame(HEADERS, 4 | END_STREAM, stream, &[0x88])), None);
+            assert_eq!(watch.read(&frame(RST_STREAM, 0, stream, &[0, 0, 0, 8])), None, "stream {stream}");
+        }
+        // The same resets after the answer's head but before its end are a
+        // flood, once they are more than half of all the streams.
+        let flood = (20_001..80_000).step_by(2).find_map(|stream| {
+            assert_eq!(watch.read(&frame(HEADERS, 4, stream, &[0x83])), None);
+            assert_eq!(watch.written(&frame(HEADERS, 4, stream, &[0x88])), None);
+            watch.read(&frame(RST_STREAM, 0, stream, &[0, 0, 0, 8]))
+        });
+        assert_eq!(flood, Some(Abuse::Resets));
     }
 
     #[test]
