@@ -132,7 +132,11 @@ def row(cpus, groups, work, rate, seconds, flags, envoy):
     try:
         target = "ipv4:" + ",".join(r.address for r in fleet)
         if envoy:
-            front = start_envoy(envoy_path(), None, [r.address for r in fleet], cpus={cpus[1]}, **envoy)
+            try:
+                front = start_envoy(envoy_path(), None, [r.address for r in fleet], cpus={cpus[1]}, **envoy)
+            except AssertionError as e:
+                # Each replica's side of it: alive, healthy to our own client, what it logged.
+                raise AssertionError("\n".join([str(e), "the replicas:", *(r.state() for r in fleet)])) from None
             target = f"127.0.0.1:{front.front}"
         report = offered(cpus[1], target, rate, seconds, flags)
         calls = [r.scrape("grpc_server_call_started_total", grpc_method=SEARCH) for r in fleet]

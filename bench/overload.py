@@ -2,11 +2,12 @@
 """One server offered more than it can serve: admission control off and on.
 
     python3 bench/overload.py              # 4 s per point, 35 runs: about three minutes
+    python3 bench/overload.py --seconds 12 # the steady state (docs/server.md): about eight minutes
     python3 bench/overload.py --seconds 2  # a smoke run
 
 The server (release build) has the first CPU to itself (taskset) and a
 known capacity: each Search call burns --work of CPU (the server's
---work-per-call, 1 ms by default) on the runtime's blocking pool, as a
+--work-per-call, 1 ms by default) on its CPU pool (a thread per CPU), as a
 handler with real work does, so that it costs the server far more than the
 HTTP/2 and gRPC around it, and a refusal far less than an answer. The
 client runs pinned to the second CPU. The capacity is measured first: a
@@ -119,12 +120,28 @@ class Server:
                     total += float(value)
             return total
 
+    def said(self):
+        """What the server has logged so far."""
+        self.log.seek(0)
+        return self.log.read()
+
+    def state(self):
+        """One line on how the server is: running and answering a Search called
+        straight at it (health watch on), or its exit code; then what it logged."""
+        if self.proc.poll() is not None:
+            return f"{self.address}: exited with {self.proc.returncode}; it said: {self.said()[-1000:]!r}"
+        done = subprocess.run([RELEASE / "client", "-t", self.address, "--timeout", "2s", "search", "banana"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+        names = ("connections", "connections_refused_total")
+        connections = {name: self.scrape(f"search_server_{name}") for name in names}
+        return (f"{self.address}: running, {connections}; a Search straight at it exited {done.returncode}: "
+                f"{done.stdout.strip()[-300:]!r}; it said: {self.said()[-1000:]!r}")
+
     def stop(self):
         """Stops the server; its warnings: (h2's reset guard, the server's own GOAWAYs)."""
         self.proc.kill()
         self.proc.wait()
-        self.log.seek(0)
-        text = self.log.read()
+        text = self.said()
         return text.count("pending-accept streams reached limit"), text.count("closing an abusive HTTP/2 connection")
 
 

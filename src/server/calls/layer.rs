@@ -22,7 +22,7 @@ use tower::{Layer, Service};
 use super::call_body::{Expiry, cut_status, deadline_status, finish};
 use super::call_end::CallEnd;
 use super::metrics::Metrics;
-use super::policy::{CallPolicy, burn_on_the_blocking_pool};
+use super::policy::{CallPolicy, burn_on_the_cpu_pool};
 use super::routes::Routes;
 use crate::rpc::header::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING};
 use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
@@ -182,12 +182,12 @@ impl Service<Request<Body>> for Calls {
         let call = self.inner.call(request);
         let policy = Arc::clone(&self.policy);
         Box::pin(async move {
-            burn_on_the_blocking_pool(work).await;
             // Biased, handler first: an answer ready at once (most unary
-            // calls) never arms the timer or registers with the cut.
+            // calls) never arms the timer or registers with the cut. The
+            // work, when asked, comes first, within the deadline.
             let response = tokio::select! {
                 biased;
-                response = call => response?,
+                response = async { burn_on_the_cpu_pool(work).await; call.await } => response?,
                 () = sleep_until(deadline) => deadline_status(timeout).into_http(),
                 () = policy.cut.cancelled() => cut_status().into_http(),
             };

@@ -189,14 +189,32 @@ fn searched(path: &str) -> bool {
     path.strip_prefix('/').and_then(|p| p.strip_prefix(SERVICE_NAME)).is_some_and(|p| p.starts_with('/'))
 }
 
-/// Burns `cpu` on the runtime's blocking pool, as a handler's heavy work
-/// belongs: the runtime's workers go on reading and admitting calls. Zero
-/// costs nothing.
-pub(super) async fn burn_on_the_blocking_pool(cpu: Duration) {
+/// Burns `cpu` on rayon's pool, one thread per CPU the process may use,
+/// as a handler's heavy CPU work belongs: the runtime's workers go on
+/// reading, admitting and refusing calls, and the calls past the CPUs wait
+/// their turn in the pool's queue instead of slicing the CPUs between them
+/// (tokio's blocking pool would give each its own thread, hundreds at
+/// once, so every call would take as long as all of them). A call dropped
+/// before its turn (its deadline passed, its client gave up) burns
+/// nothing. Zero costs nothing.
+pub(super) async fn burn_on_the_cpu_pool(cpu: Duration) {
     if !cpu.is_zero() {
-        // `burn` does not panic; an error is the runtime shutting down.
-        let _ = tokio::task::spawn_blocking(move || burn(cpu)).await;
+        on_the_cpu_pool(move || burn(cpu)).await;
     }
+}
+
+/// Runs `work` on rayon's pool in its turn, unless this future was dropped
+/// before then.
+async fn on_the_cpu_pool(work: impl FnOnce() + Send + 'static) {
+    let (ran, done) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        if !ran.is_closed() {
+            work();
+            let _ = ran.send(());
+        }
+    });
+    // `work` does not panic (`burn` does not), so the pool always answers.
+    let _ = done.await;
 }
 
 /// Spins until this thread has run for `cpu` more (its CPU clock, so time
@@ -222,9 +240,40 @@ fn thread_cpu_time() -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Barrier};
+
     use tonic::Code;
 
     use super::*;
+
+    #[tokio::test]
+    async fn work_on_the_cpu_pool_runs_in_its_turn_unless_its_call_is_gone() {
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        on_the_cpu_pool(move || flag.store(true, Ordering::SeqCst)).await;
+        assert!(ran.swap(false, Ordering::SeqCst), "the work ran before the call went on");
+        // Every thread of the pool busy until the barrier: the next work
+        // waits its turn, and its call is dropped meanwhile.
+        let threads = rayon::current_num_threads();
+        let barrier = Arc::new(Barrier::new(threads + 1));
+        for _ in 0..threads {
+            let barrier = Arc::clone(&barrier);
+            rayon::spawn(move || {
+                barrier.wait();
+            });
+        }
+        let flag = Arc::clone(&ran);
+        let gone = tokio::time::timeout(
+            Duration::from_millis(50),
+            on_the_cpu_pool(move || flag.store(true, Ordering::SeqCst)),
+        );
+        assert!(gone.await.is_err(), "the pool was busy");
+        barrier.wait();
+        // Work queued after it runs once the pool has passed it.
+        on_the_cpu_pool(|| {}).await;
+        assert!(!ran.load(Ordering::SeqCst), "a call dropped before its turn runs nothing");
+    }
 
     #[test]
     fn grpc_timeouts_parse_per_the_spec() {
