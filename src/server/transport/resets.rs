@@ -55,9 +55,9 @@ struct Young {
 /// The reset budget of one connection (see the module documentation).
 #[derive(Debug, Default)]
 pub(super) struct Resets {
-    /// The streams opened within the last [`PREMATURE`] and not yet reset,
-    /// oldest (lowest) first, and whether the server has answered each
-    /// whole.
+    /// The streams opened within the last [`PREMATURE`] whose resets have
+    /// not been counted, oldest (lowest) first, and whether the server has
+    /// answered each whole.
     young: VecDeque<Young>,
     /// Streams the client opened.
     opened: u64,
@@ -80,7 +80,7 @@ impl Resets {
     pub(super) fn client_reset(&mut self, stream: u32, now: Instant) -> bool {
         self.forget_older(now);
         // Counted once, however many resets the stream gets.
-        self.forget(stream).is_some_and(|answered| !answered) && self.count()
+        self.reset_young(stream) == Some(false) && self.count()
     }
 
     /// The server ended its answer on `stream`: a reset of it from now on
@@ -98,18 +98,19 @@ impl Resets {
             return false;
         }
         // An old stream counts: the server's resets count whatever the age.
-        self.forget(stream) != Some(true) && self.count()
+        self.reset_young(stream) != Some(true) && self.count()
     }
 
     /// A reset of young `stream`: whether the server had answered it whole
     /// (kept then, so that none of its resets counts; else forgotten, so
-    /// that it counts once), `None` when it is not young (or reset already).
-    fn forget(&mut self, stream: u32) -> Option<bool> {
+    /// that it counts once), `None` when it is not young (or counted already).
+    fn reset_young(&mut self, stream: u32) -> Option<bool> {
         let at = self.young.binary_search_by_key(&stream, |young| young.stream).ok()?;
-        if self.young[at].answered {
-            return Some(true);
+        let answered = self.young[at].answered;
+        if !answered {
+            self.young.remove(at);
         }
-        self.young.remove(at).map(|young| young.answered)
+        Some(answered)
     }
 
     fn count(&mut self) -> bool {
