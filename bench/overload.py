@@ -26,8 +26,9 @@ p99 of the calls that ended OK (from when each was due), the calls shed by
 the adaptive limit (the server's search_server_adaptive_shed_total; the
 client saw them as UNAVAILABLE), every other failure by code,
 and the connections the server closed as abusive (its warnings: h2's
-"remotely-reset pending-accept streams" guard and the server's own reset
-budget), read from its log at warn level.
+guards, "remotely-reset pending-accept streams" and "locally-reset
+streams", and the server's own reset budget), read from its log at warn
+level.
 
 Then the same points with Envoy in front of a server with admission off:
 its adaptive concurrency filter (deploy/envoy_config.py --adaptive-concurrency),
@@ -138,11 +139,12 @@ class Server:
                 f"{done.stdout.strip()[-300:]!r}; it said: {self.said()[-1000:]!r}")
 
     def stop(self):
-        """Stops the server; its warnings: (h2's reset guard, the server's own GOAWAYs)."""
+        """Stops the server; its warnings: (h2's reset guards, the server's own GOAWAYs)."""
         self.proc.kill()
         self.proc.wait()
         text = self.said()
-        return text.count("pending-accept streams reached limit"), text.count("closing an abusive HTTP/2 connection")
+        guards = text.count("pending-accept streams reached limit") + text.count("locally-reset streams reached limit")
+        return guards, text.count("closing an abusive HTTP/2 connection")
 
 
 def free_port():
@@ -252,8 +254,8 @@ def main():
           f"{ms(unloaded['p99'])} ms), the server on CPU {cpus[0]}, each call burning {args.work} of CPU, the "
           f"client (and Envoy, in its rows) on CPU {cpus[1]}. Open model, {DEADLINE} deadline, retries and "
           f"hedging off, {args.seconds} s per point, a new server each. Latency in ms, of the calls that ended "
-          f"OK, from when each was due; closed as abusive: h2's pending-accept reset guard / the server's own "
-          f"reset budget.\n")
+          f"OK, from when each was due; closed as abusive: h2's reset guards (pending-accept, locally-reset) / "
+          f"the server's own reset budget.\n")
     print("| admission | load | offered/s | goodput/s | goodput / capacity | p50 | p99 | shed | other failures "
           "| closed as abusive |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")

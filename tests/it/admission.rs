@@ -108,9 +108,58 @@ async fn calls_cancelled_at_their_deadline_before_the_server_took_them_do_not_cl
     server.stop().await;
 }
 
+#[tokio::test]
+async fn calls_shed_before_their_message_arrived_close_cleanly_and_keep_the_connection() {
+    // Limit 1, taken by a Classify the handler holds open: every Search is
+    // shed, answered as soon as its headers are read.
+    let admission = Some(AdmissionSettings { floor: 1, ceiling: 1, initial: 1 });
+    let server = TestServer::start_with("127.0.0.1:0", ServerConfig { admission, ..ServerConfig::default() }).await;
+    let mut raw = Raw::connect(server.addr).await;
+    raw.send(&frame(HEADERS, END_HEADERS, 1, &grpc_headers(CLASSIFY))).await.expect("the held call");
+    loop {
+        let f = raw.next(Duration::from_secs(10)).await.expect("the held call's headers");
+        assert!(f.kind != RST_STREAM && f.kind != GOAWAY, "the held call: {f:?}");
+        if (f.kind, f.stream) == (HEADERS, 1) {
+            break;
+        }
+    }
+    // What a client's message meets when the server answers first: it is
+    // on its way. Rounds of 50 calls, each message sent once its call was
+    // shed, 1,200 in all: h2 would reset each stream as answered, then
+    // reset it again for its message once forgotten, and close the
+    // connection at the 1,024th of those.
+    const ROUND: usize = 50;
+    let mut next = 3u32;
+    for round in 0..24 {
+        let streams: Vec<u32> = (next..).step_by(2).take(ROUND).collect();
+        next += 2 * ROUND as u32;
+        let opened: Vec<u8> =
+            streams.iter().flat_map(|&stream| frame(HEADERS, END_HEADERS, stream, &grpc_headers(SEARCH))).collect();
+        raw.send(&opened).await.expect("the round's calls");
+        let mut shed = 0;
+        while shed < ROUND {
+            let f = raw.next(Duration::from_secs(10)).await.unwrap_or_else(|| panic!("round {round}: the answers"));
+            assert!(f.kind != RST_STREAM && f.kind != GOAWAY, "round {round}, after {shed} answers: {f:?}");
+            if f.kind == HEADERS && f.flags & END_STREAM != 0 && streams.contains(&f.stream) {
+                shed += 1;
+            }
+        }
+        let messages: Vec<u8> =
+            streams.iter().flat_map(|&stream| frame(DATA, END_STREAM, stream, &envelope(BANANA))).collect();
+        raw.send(&messages).await.expect("the round's messages");
+    }
+    let (end, after) = raw.end(Duration::from_millis(300)).await;
+    assert_eq!(end, End::Open, "the connection serves on");
+    assert!(after.iter().all(|f| f.kind != RST_STREAM), "{after:?}");
+    // Closed, so that the held call does not hold the drain to its grace.
+    drop(raw);
+    server.stop().await;
+}
+
 /// A Search for "banana", as a gRPC message.
 const BANANA: &[u8] = &[0x0a, 0x06, b'b', b'a', b'n', b'a', b'n', b'a'];
 const SEARCH: &str = "/search.v1.SearchService/Search";
+const CLASSIFY: &str = "/search.v1.SearchService/Classify";
 const CANCEL: u32 = 0x8;
 
 /// `message` in its 5-byte gRPC envelope.

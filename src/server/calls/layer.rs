@@ -1,6 +1,8 @@
 //! What the server does around every call, whatever the method: it admits
 //! the call and sets its deadline ([`CallPolicy`]), refuses what the
-//! protocol layer marked and an encoding the server lacks, checks the
+//! protocol layer marked, a method the server does not serve and an
+//! encoding it lacks (the rest of a refused request read out unread, so
+//! that its stream closes cleanly: `refused`), checks the
 //! request's gRPC framing (size limit, truncation) as it arrives, and races
 //! the handler against the deadline and the drain's cut; then the answer
 //! goes out through `call_body.rs` and the call ends in `call_end.rs`.
@@ -23,12 +25,12 @@ use super::call_body::{Expiry, cut_status, deadline_status, finish};
 use super::call_end::CallEnd;
 use super::metrics::Metrics;
 use super::policy::{CallPolicy, burn_on_the_cpu_pool};
-use super::routes::Routes;
+use super::routes::{Routes, unimplemented};
 use crate::rpc::header::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING};
 use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
 use crate::server::orca::Orca;
 use crate::server::protocols::compression::{self, Encoding};
-use crate::server::protocols::{CallFuture, CallMark, Protocol, ReceivedCompression, RequestFrames, answered};
+use crate::server::protocols::{CallFuture, CallMark, Protocol, ReceivedCompression, RequestFrames, refused};
 use crate::server::security::Security;
 use crate::server::transport::ConnectionActivity;
 
@@ -129,12 +131,18 @@ impl Service<Request<Body>> for Calls {
         let fault = || self.policy.fault(request.uri().path());
         if let Some(status) = mark.and_then(|mark| mark.refused.clone()).or_else(fault) {
             end.code = Some(status.code());
-            return answered(status.into_http());
+            return refused(request.into_body(), status.into_http());
         }
         // Who calls, and whether they may, before the call takes a slot.
         if let Err(status) = self.authorize(&mut request) {
             end.code = Some(status.code());
-            return answered(status.into_http());
+            return refused(request.into_body(), status.into_http());
+        }
+        // A method the server does not serve takes no slot.
+        if self.inner.table().path(request.uri().path()).is_none() {
+            let status = unimplemented(request.uri().path());
+            end.code = Some(status.code());
+            return refused(request.into_body(), status.into_http());
         }
         // The handler may add to the call's own figures.
         if let Some((_, load)) = &end.load {
@@ -146,7 +154,7 @@ impl Service<Request<Body>> for Calls {
             (Ok(admitted), Ok(timeout)) => (admitted, timeout),
             (Err(status), _) | (_, Err(status)) => {
                 end.code = Some(status.code());
-                return answered(status.into_http());
+                return refused(request.into_body(), status.into_http());
             }
         };
         end.admitted = Some(admitted);
@@ -160,7 +168,7 @@ impl Service<Request<Body>> for Calls {
             end.code = Some(status.code());
             let mut response = status.into_http();
             response.headers_mut().insert(GRPC_ACCEPT_ENCODING, HeaderValue::from_static(compression::ACCEPTED));
-            return answered(response);
+            return refused(request.into_body(), response);
         }
         let compressed_ok = encoding.is_some();
         // The answer's compression, when the client takes one the server has.

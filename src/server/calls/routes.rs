@@ -96,6 +96,12 @@ impl Routes {
     }
 }
 
+/// The answer to a call of `path`, which the server does not serve (the
+/// call layer refuses it before the routes: `layer.rs`).
+pub(in crate::server) fn unimplemented(path: &str) -> Status {
+    Status::unimplemented(format!("no method {path} on this server"))
+}
+
 impl Service<Request<Body>> for Routes {
     type Response = Response<Body>;
     type Error = Infallible;
@@ -109,7 +115,7 @@ impl Service<Request<Body>> for Routes {
     fn call(&mut self, request: Request<Body>) -> CallFuture {
         let path = request.uri().path();
         let Some(path) = self.table.path(path) else {
-            return answered(Status::unimplemented(format!("no method {path} on this server")).into_http());
+            return answered(unimplemented(path).into_http());
         };
         // The article's path has the same messages on the wire.
         if path == SEARCH_PATH || path == LEGACY_SEARCH_PATH {

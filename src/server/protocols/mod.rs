@@ -37,7 +37,7 @@ mod frames;
 mod mark;
 mod per_message;
 
-pub(in crate::server) use self::call_future::{CallFuture, answered};
+pub(in crate::server) use self::call_future::{CallFuture, answered, refused};
 /// For the fuzz targets (`server/fuzzing/`).
 #[cfg(any(fuzzing, test))]
 pub(in crate::server) use self::connect::{NON_FINITE, connect_timeout, json as connect_json};

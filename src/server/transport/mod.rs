@@ -3,7 +3,7 @@
 //! loop, the connection limit, a first word within the handshake timeout),
 //! serves each connection on hyper with its age and idle time bounded by
 //! GOAWAYs, watches the HTTP/2 frames for the floods h2 does not bound, and
-//! lets an HTTP/1.1 body the server stopped reading finish arriving.
+//! lets a request body the server stopped reading finish arriving.
 //!
 //! It knows nothing of gRPC: a connection is served with whatever service
 //! stack `server/mod.rs` builds for it, and imports only the server's settings
@@ -26,7 +26,8 @@
 //! - `watch.rs`: the HTTP/2 frames both ways, for the floods h2 does not
 //!   bound (PING, SETTINGS, streams reset one by one); `cursor.rs` follows
 //!   the frames of one direction, `resets.rs` is the reset budget.
-//! - `linger.rs`: reading the rest of an HTTP/1.1 body the server refused.
+//! - `linger.rs`: reading the rest of a body the server refused
+//!   ([`read_out`]).
 //! - `peer.rs`: what the TLS session says of the peer ([`Peer`]): its
 //!   client certificate's names, for the authorization policy.
 
@@ -48,5 +49,6 @@ pub(in crate::server) use self::activity::{Busy, ConnectionActivity};
 pub(in crate::server) use self::connection::Connection;
 pub(in crate::server) use self::connection_server::ConnectionServer;
 pub(in crate::server) use self::limits::Limits;
+pub(in crate::server) use self::linger::read_out;
 pub use self::listen::Listeners;
 pub use self::peer::{Peer, PeerNames};
