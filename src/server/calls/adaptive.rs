@@ -36,10 +36,11 @@
 //! But a baseline learned under overload (the first windows of a server
 //! that starts at full load, at its initial limit) is that overload's
 //! latency, and the limit would hold it. So after [`PROBE_AFTER`] windows
-//! in a row that shed, and at most once per baseline's span, one window
-//! runs at the floor (only while calls are being shed anyway): its mean
-//! becomes the baseline, and the limit grows again from the floor, doubling
-//! while the latency stays within the tolerance.
+//! in a row that shed (the first one, while the baseline is younger than
+//! that), and at most once per baseline's span, one window runs at the
+//! floor (only while calls are being shed anyway): its mean becomes the
+//! baseline, and the limit grows again from the floor, doubling while the
+//! latency stays within the tolerance.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -144,9 +145,13 @@ impl Gradient {
         }
         let (floor, ceiling) = (self.settings.floor as f64, self.settings.ceiling as f64);
         self.shedding = if window.shed > 0 { self.shedding + 1 } else { 0 };
-        // The first shedding window probes at once: until then the
-        // baseline is whatever load the server started under.
-        let after = if self.probed { PROBE_AFTER } else { 1 };
+        // While the baseline is a few windows old, the first shedding
+        // window probes at once: the baseline is whatever load the server
+        // started under. Once it was measured over a spell that shed
+        // nothing, a window that sheds is a burst, as a stall of the
+        // machine makes at a load the server carries; only a lasting
+        // overload measures it again.
+        let after = if self.probed || self.quiet.len() >= PROBE_AFTER { PROBE_AFTER } else { 1 };
         if self.shedding >= after && self.since_probe >= BASELINE_WINDOWS {
             self.probed = true;
             (self.probing, self.shedding, self.since_probe) = (true, 0, 0);

@@ -40,11 +40,12 @@ fn the_limit_comes_down_when_latency_rises_and_back_up_when_it_falls() {
     let mut gradient = Gradient::new(SETTINGS);
     run(&mut gradient, 100, 1000, false);
     let high = gradient.limit();
-    // An overload: the first window that sheds measures the baseline
-    // at the floor (100 us a call there), and the limit settles where
-    // the latency is within twice that.
+    // An overload: after PROBE_AFTER windows that shed, one measures the
+    // baseline at the floor (100 us a call there), and the limit settles
+    // where the latency is within twice that.
     let limits = overload(&mut gradient, 40, 100);
-    assert_eq!(limits[0], SETTINGS.floor, "the probe at the floor: {limits:?}");
+    assert!(limits[..PROBE_AFTER - 1].iter().all(|&limit| limit > SETTINGS.floor), "{limits:?}");
+    assert_eq!(limits[PROBE_AFTER - 1], SETTINGS.floor, "the probe at the floor: {limits:?}");
     assert_eq!(gradient.baseline(), Some(Duration::from_micros(1000)), "ten calls at 100 us");
     let low = gradient.limit();
     assert!(low < high / 4 && low <= 3 * SETTINGS.floor, "{high} -> {low}: {limits:?}");
@@ -88,8 +89,9 @@ fn gradient_probed(limits: &[usize], i: usize) -> bool {
 #[test]
 fn shedding_at_good_latency_doubles_the_limit() {
     let mut gradient = Gradient::new(SETTINGS);
-    run(&mut gradient, 5, 1000, false);
-    // The first window that sheds probes: the limit at the floor.
+    run(&mut gradient, 2, 1000, false);
+    // Two windows into the server's life, the first window that sheds
+    // probes: the limit at the floor.
     assert_eq!(gradient.update(window(1500, gradient.limit(), 7)), SETTINGS.floor);
     // The probe measured 1 ms: calls shed at up to twice that double it.
     let before = gradient.update(window(1000, SETTINGS.floor, 7));
@@ -98,6 +100,28 @@ fn shedding_at_good_latency_doubles_the_limit() {
     assert_eq!(doubled, 2 * before);
     // Shedding at high latency is the server's limit: no doubling.
     assert!(gradient.update(window(9000, doubled, 7)) < doubled);
+}
+
+#[test]
+fn a_burst_after_a_calm_spell_sheds_without_measuring_the_baseline_again() {
+    let settings = AdmissionSettings { floor: 2, ceiling: 1000, initial: 16 };
+    let mut gradient = Gradient::new(settings);
+    // A load the server carries: 3 calls in flight at most, 1 ms each.
+    for _ in 0..50 {
+        gradient.update(window(1000, 3, 0));
+    }
+    assert_eq!(gradient.limit(), 16);
+    // The machine stalls: calls pile up past the limit, slow, and a few
+    // are shed. The limit comes down some, not to the floor.
+    let burst = gradient.update(window(5000, 16, 5));
+    assert!((settings.floor + 1..16).contains(&burst), "{burst}");
+    for _ in 0..3 {
+        assert!(gradient.update(window(1000, 3, 0)) >= burst);
+    }
+    // A lasting overload does measure it again, after PROBE_AFTER windows.
+    let limits: Vec<usize> = (0..PROBE_AFTER).map(|_| gradient.update(window(5000, burst, 5))).collect();
+    assert!(limits[..PROBE_AFTER - 1].iter().all(|&limit| limit > settings.floor), "{limits:?}");
+    assert_eq!(limits[PROBE_AFTER - 1], settings.floor, "{limits:?}");
 }
 
 #[test]
@@ -122,9 +146,10 @@ fn the_baseline_is_the_quietest_recent_window_not_an_idle_one() {
     // Forgotten after BASELINE_WINDOWS more.
     run(&mut gradient, BASELINE_WINDOWS, 2000, false);
     assert_eq!(gradient.baseline(), Some(Duration::from_micros(2000)));
-    // A window that sheds probes at the floor, and its mean is the
-    // baseline; the windows that shed after it do not move it.
-    gradient.update(window(9000, 10, 1));
+    // PROBE_AFTER windows that shed: the next one probes at the floor,
+    // and its mean is the baseline; the windows that shed after it do not
+    // move it.
+    run(&mut gradient, PROBE_AFTER, 9000, true);
     gradient.update(window(2500, 10, 1));
     assert_eq!(gradient.baseline(), Some(Duration::from_micros(2500)));
     run(&mut gradient, BASELINE_WINDOWS - 2, 9000, true);
