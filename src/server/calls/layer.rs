@@ -106,6 +106,20 @@ impl Calls {
         request.extensions_mut().insert(caller);
         Ok(())
     }
+
+    /// The refusals made before a call takes a slot, logged like any other
+    /// call: the protocol layer's (`marked`: a bad header) or
+    /// `--fail-calls`', who calls, and a method the server does not serve.
+    fn before_a_slot(&self, request: &mut Request<Body>, marked: Option<tonic::Status>) -> Result<(), tonic::Status> {
+        if let Some(status) = marked.or_else(|| self.policy.fault(request.uri().path())) {
+            return Err(status);
+        }
+        self.authorize(request)?;
+        match self.inner.table().path(request.uri().path()) {
+            Some(_) => Ok(()),
+            None => Err(unimplemented(request.uri().path())),
+        }
+    }
 }
 
 impl Service<Request<Body>> for Calls {
@@ -126,21 +140,8 @@ impl Service<Request<Body>> for Calls {
         let mut end = CallEnd::new(&request, protocol, limit, self.connection.busy(), self.metrics.clone());
         // Every call is counted in the load report's rates.
         end.load = self.orca.as_ref().map(|orca| (orca.clone(), orca.call_started()));
-        // A call the protocol layer already refused (a bad header), or that
-        // `--fail-calls` refuses, is answered here, logged like any other.
-        let fault = || self.policy.fault(request.uri().path());
-        if let Some(status) = mark.and_then(|mark| mark.refused.clone()).or_else(fault) {
-            end.code = Some(status.code());
-            return refused(request.into_body(), status.into_http());
-        }
-        // Who calls, and whether they may, before the call takes a slot.
-        if let Err(status) = self.authorize(&mut request) {
-            end.code = Some(status.code());
-            return refused(request.into_body(), status.into_http());
-        }
-        // A method the server does not serve takes no slot.
-        if self.inner.table().path(request.uri().path()).is_none() {
-            let status = unimplemented(request.uri().path());
+        let marked = mark.and_then(|mark| mark.refused.clone());
+        if let Err(status) = self.before_a_slot(&mut request, marked) {
             end.code = Some(status.code());
             return refused(request.into_body(), status.into_http());
         }
