@@ -25,7 +25,7 @@ use super::call_body::{Expiry, cut_status, deadline_status, finish};
 use super::call_end::CallEnd;
 use super::metrics::Metrics;
 use super::policy::{CallPolicy, burn_on_the_cpu_pool};
-use super::routes::{Routes, unimplemented};
+use super::routes::Routes;
 use crate::rpc::header::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING};
 use crate::rpc::{LEGACY_SEARCH_PATH, SEARCH_PATH};
 use crate::server::orca::Orca;
@@ -78,7 +78,7 @@ impl Layer<Routes> for CallLayer {
 /// The per-call service: see the module documentation.
 #[derive(Debug, Clone)]
 pub struct Calls {
-    /// Always ready, so each call is made on it directly (no clone-swap).
+    /// Where each call goes, once admitted.
     inner: Routes,
     policy: Arc<CallPolicy>,
     metrics: Option<Arc<Metrics>>,
@@ -92,15 +92,14 @@ pub struct Calls {
 
 impl Calls {
     /// Who makes `request`, and whether they may, on the method's canonical
-    /// name (the one the routes serve; the article's path is the method it
-    /// serves); the caller goes with the request, for the handler.
-    fn authorize(&self, request: &mut Request<Body>) -> Result<(), tonic::Status> {
+    /// name (`served`, the path the routes serve; the article's path is the
+    /// method it serves); the caller goes with the request, for the handler.
+    fn authorize(&self, request: &mut Request<Body>, served: Option<&'static str>) -> Result<(), tonic::Status> {
         let Some(security) = &self.security else { return Ok(()) };
-        let path = request.uri().path();
-        let method = match self.inner.table().path(path) {
+        let method = match served {
             Some(LEGACY_SEARCH_PATH) => SEARCH_PATH,
             Some(served) => served,
-            None => path,
+            None => request.uri().path(),
         };
         let caller = security.check(self.connection.peer(), method, request.headers())?;
         request.extensions_mut().insert(caller);
@@ -109,16 +108,19 @@ impl Calls {
 
     /// The refusals made before a call takes a slot, logged like any other
     /// call: the protocol layer's (`marked`: a bad header) or
-    /// `--fail-calls`', who calls, and a method the server does not serve.
-    fn before_a_slot(&self, request: &mut Request<Body>, marked: Option<tonic::Status>) -> Result<(), tonic::Status> {
+    /// `--fail-calls`', who calls, and a method the server does not serve;
+    /// else the path the routes serve.
+    fn before_a_slot(
+        &self,
+        request: &mut Request<Body>,
+        marked: Option<tonic::Status>,
+    ) -> Result<&'static str, tonic::Status> {
         if let Some(status) = marked.or_else(|| self.policy.fault(request.uri().path())) {
             return Err(status);
         }
-        self.authorize(request)?;
-        match self.inner.table().path(request.uri().path()) {
-            Some(_) => Ok(()),
-            None => Err(unimplemented(request.uri().path())),
-        }
+        let served = self.inner.table().path(request.uri().path());
+        self.authorize(request, served)?;
+        served.ok_or_else(|| tonic::Status::unimplemented(format!("no method {} on this server", request.uri().path())))
     }
 }
 
@@ -127,8 +129,9 @@ impl Service<Request<Body>> for Calls {
     type Error = Infallible;
     type Future = CallFuture;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The routes call generated services, which are always ready.
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
@@ -141,10 +144,13 @@ impl Service<Request<Body>> for Calls {
         // Every call is counted in the load report's rates.
         end.load = self.orca.as_ref().map(|orca| (orca.clone(), orca.call_started()));
         let marked = mark.and_then(|mark| mark.refused.clone());
-        if let Err(status) = self.before_a_slot(&mut request, marked) {
-            end.code = Some(status.code());
-            return refused(request.into_body(), status.into_http());
-        }
+        let served = match self.before_a_slot(&mut request, marked) {
+            Ok(served) => served,
+            Err(status) => {
+                end.code = Some(status.code());
+                return refused(request.into_body(), status.into_http());
+            }
+        };
         // The handler may add to the call's own figures.
         if let Some((_, load)) = &end.load {
             request.extensions_mut().insert(load.clone());
@@ -188,7 +194,7 @@ impl Service<Request<Body>> for Calls {
             Body::new(RequestFrames::new(body, limit, compressed_ok, flows).recording(received).traced(traced))
         });
         let work = self.policy.work(request.uri().path());
-        let call = self.inner.call(request);
+        let call = self.inner.route(request, served);
         let policy = Arc::clone(&self.policy);
         Box::pin(async move {
             // Biased, handler first: an answer ready at once (most unary

@@ -8,8 +8,8 @@
 //! method is written in `handlers.rs` (which does not compile until it is),
 //! never answered UNIMPLEMENTED; `docs/adding-an-rpc.md` is the recipe.
 //! Every served method is known from the descriptor sets (`method_table.rs`),
-//! so a path that names none is answered UNIMPLEMENTED with what was asked
-//! for.
+//! so a path that names none is refused by the per-call layer (`layer.rs`),
+//! UNIMPLEMENTED with what was asked for, before it gets here.
 //!
 //! tonic's own router (`tonic::service::Routes`, its `router` feature,
 //! checked) dispatches the same paths through axum: a route match and a
@@ -19,7 +19,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tonic::Status;
@@ -94,29 +93,10 @@ impl Routes {
         self.others = others.into();
         self
     }
-}
 
-/// The answer to a call of `path`, which the server does not serve (the
-/// call layer refuses it before the routes: `layer.rs`).
-pub(in crate::server) fn unimplemented(path: &str) -> Status {
-    Status::unimplemented(format!("no method {path} on this server"))
-}
-
-impl Service<Request<Body>> for Routes {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = CallFuture;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // Generated services, and the boxes around them, are always ready.
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Body>) -> CallFuture {
-        let path = request.uri().path();
-        let Some(path) = self.table.path(path) else {
-            return answered(unimplemented(path).into_http());
-        };
+    /// The call of `path`, a path the table serves (as [`MethodTable::path`]
+    /// gives it; the call layer refuses the others before it takes a slot).
+    pub(in crate::server) fn route(&self, request: Request<Body>, path: &'static str) -> CallFuture {
         // The article's path has the same messages on the wire.
         if path == SEARCH_PATH || path == LEGACY_SEARCH_PATH {
             return Box::pin(unary::search(request, self.limit));
